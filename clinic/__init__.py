@@ -1,0 +1,72 @@
+"""Wiring: the app factory that attaches settings, extensions, doors and commands."""
+
+import logging
+import os
+
+from flask import Flask
+
+from clinic.settings import derived_settings, load_settings, validate_settings
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def create_app(config=None):
+    """Create the clinic application; `config` overrides settings read from the environment."""
+    app = Flask(
+        __name__,
+        instance_path=os.path.join(ROOT, "instance"),
+        template_folder=os.path.join(ROOT, "templates"),
+        static_folder=os.path.join(ROOT, "static"),
+    )
+    settings = load_settings()
+    settings.update(config or {})
+    validate_settings(settings)
+    app.config.update(settings)
+    app.config.update(derived_settings(app.config))
+    app.config.update({k: v for k, v in (config or {}).items() if k.isupper()})
+    if not app.debug:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from clinic.extensions import csrf, jwt, login_manager, mongo, redis_store, stripe_client
+
+    mongo.init_app(app)
+    redis_store.init_app(app)
+    stripe_client.init_app(app)
+    jwt.init_app(app)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+
+    from clinic.errors import register_error_handlers
+
+    register_error_handlers(app)
+
+    from clinic import health, security
+    from portal import api, pages
+    from webhooks import stripe_webhook
+
+    security.init_app(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(stripe_webhook.bp)
+    # The JSON API and webhooks authenticate by JWT double-submit or signature, not form CSRF.
+    csrf.exempt(api.bp)
+    csrf.exempt(stripe_webhook.bp)
+    csrf.exempt(health.bp)
+
+    from admin import init_admin
+
+    init_admin(app)
+
+    from clinic.cli import register_commands
+
+    register_commands(app)
+
+    @app.get("/")
+    def index():
+        """Send visitors to the patient portal."""
+        from flask import redirect
+
+        return redirect("/portal/")
+
+    return app

@@ -1,0 +1,51 @@
+"""The `flask --app wsgi …` commands from CONTRACT.md."""
+
+import getpass
+import os
+
+import click
+
+from models.errors import DomainError
+
+
+def register_commands(app):
+    """Attach the CLI commands to the app."""
+
+    @app.cli.command("seed-demo")
+    def seed_demo_command():
+        """Create the demo clinic, providers, services, schedules and users (idempotent)."""
+        from models.seed import DEMO_PASSWORD, seed_demo
+
+        password = os.environ.get("DEMO_PASSWORD") or DEMO_PASSWORD
+        clinic, logins = seed_demo(password)
+        click.echo(f"Demo data ready for {clinic.name} ({clinic.timezone}).")
+        for who, email in logins:
+            click.echo(f"  {who:<20} {email}  password: {password}")
+
+    @app.cli.command("create-staff")
+    @click.option("--email", required=True, help="The staff member's email (their login).")
+    @click.option("--role", required=True, type=click.Choice(["admin", "reception", "provider"]))
+    @click.option("--name", default="", help="Display name.")
+    def create_staff_command(email, role, name):
+        """Create a staff user; the password comes from STAFF_PASSWORD or a prompt."""
+        from models.accounts import create_staff
+
+        password = os.environ.get("STAFF_PASSWORD")
+        if not password:
+            password = getpass.getpass("Password: ")
+            if getpass.getpass("Repeat password: ") != password:
+                raise click.ClickException("the passwords do not match")
+        try:
+            staff = create_staff(email, role, password, name)
+        except DomainError as exc:
+            raise click.ClickException(exc.message) from None
+        click.echo(f"Staff user {staff.email} ({staff.role}) is ready.")
+
+    @app.cli.command("sweep")
+    def sweep_command():
+        """One pass of expiring holds and reconciling payments with Stripe."""
+        from models.sweep import sweep
+
+        report = sweep()
+        for line in report.lines():
+            click.echo(line)

@@ -1,0 +1,100 @@
+"""Every failure answers in the contract's shape: JSON `{"error": {code, message}}` or an HTML page."""
+
+import logging
+
+import mongoengine.errors
+import pymongo.errors
+import redis
+from flask import jsonify, make_response, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from models.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+# Slugs for the statuses the contract names.
+CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "unavailable",
+}
+HTML_PREFIXES = ("/portal", "/admin")
+
+
+def wants_html():
+    """Pages get HTML errors; the API, webhooks and anything else get JSON."""
+    if not request.path.startswith(HTML_PREFIXES):
+        return False
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best != "application/json"
+
+
+def error_response(status, message, code=None, fields=None, headers=None):
+    """Build the error answer for the current request."""
+    code = code or CODES.get(status, "error")
+    if wants_html():
+        resp = make_response(
+            render_template("errors/error.html", status=status, code=code, message=message))
+    else:
+        payload = {"error": {"code": code, "message": message}}
+        if fields:
+            payload["error"]["fields"] = fields
+        resp = jsonify(payload)
+    resp.status_code = status
+    for key, value in (headers or {}).items():
+        resp.headers[key] = value
+    return resp
+
+
+def register_error_handlers(app):
+    """Attach the handlers that turn exceptions into contract-shaped answers."""
+
+    @app.errorhandler(DomainError)
+    def handle_domain_error(exc):
+        return error_response(exc.status, exc.message, exc.code, exc.fields)
+
+    @app.errorhandler(HTTPException)
+    def handle_http_error(exc):
+        headers = {}
+        if exc.code == 405 and exc.valid_methods:
+            headers["Allow"] = ", ".join(exc.valid_methods)
+        retry_after = getattr(exc, "retry_after", None) or (
+            exc.response.headers.get("Retry-After") if getattr(exc, "response", None) else None)
+        if retry_after:
+            headers["Retry-After"] = str(retry_after)
+        message = exc.description or exc.name
+        return error_response(exc.code or 500, message, headers=headers)
+
+    @app.errorhandler(redis.RedisError)
+    def handle_redis_down(exc):
+        log.warning("Redis unavailable: %s", exc)
+        return error_response(503, "A service the clinic depends on is not answering; "
+                                   "please try again in a moment.", headers={"Retry-After": "5"})
+
+    @app.errorhandler(pymongo.errors.ConnectionFailure)
+    @app.errorhandler(pymongo.errors.ServerSelectionTimeoutError)
+    @app.errorhandler(pymongo.errors.NetworkTimeout)
+    def handle_mongo_down(exc):
+        log.warning("MongoDB unavailable: %s", exc)
+        return error_response(503, "The clinic's database is not answering; please try again "
+                                   "in a moment.", headers={"Retry-After": "5"})
+
+    @app.errorhandler(mongoengine.errors.ValidationError)
+    def handle_model_validation(exc):
+        fields = {k: str(v) for k, v in (exc.to_dict() or {}).items()} if exc.errors else None
+        return error_response(422, exc.message or "Invalid data.", fields=fields)
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(exc):
+        log.exception("Unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "Something went wrong on our side; nothing was changed. "
+                                   "Please try again.")

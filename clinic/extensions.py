@@ -1,0 +1,123 @@
+"""Extension objects, created unbound and attached to the app with `init_app`."""
+
+import mongoengine
+import pymongo.errors
+import redis
+import stripe
+from flask import current_app
+from flask_jwt_extended import JWTManager
+from flask_login import LoginManager
+from flask_wtf import CSRFProtect
+
+from clinic.settings import ConfigError
+
+jwt = JWTManager()
+login_manager = LoginManager()
+csrf = CSRFProtect()
+
+
+class Mongo:
+    """The MongoEngine connection for the app; indexes are built at start, not lazily."""
+
+    alias = "default"
+
+    def init_app(self, app):
+        """Connect MongoEngine to `MONGODB_URI` and create every model's indexes."""
+        uri = app.config["MONGODB_URI"]
+        # A second app in the same process (tests) replaces the first connection.
+        mongoengine.disconnect(alias=self.alias)
+        kwargs = {"host": uri, "alias": self.alias, "serverSelectionTimeoutMS": 3000,
+                  "connectTimeoutMS": 3000, "uuidRepresentation": "standard", "tz_aware": True}
+        if app.config.get("MONGODB_DB"):
+            kwargs["db"] = app.config["MONGODB_DB"]
+        try:
+            mongoengine.connect(**kwargs)
+            self.client().admin.command("ping")
+        except pymongo.errors.ConfigurationError as exc:
+            raise ConfigError(f"MONGODB_URI is malformed or incomplete: {exc}") from None
+        except pymongo.errors.InvalidURI as exc:
+            raise ConfigError(f"MONGODB_URI is malformed: {exc}") from None
+        except pymongo.errors.PyMongoError as exc:
+            raise ConfigError(f"MongoDB at MONGODB_URI is unreachable: {_first_line(exc)}") from None
+        except ValueError as exc:
+            raise ConfigError(f"MONGODB_URI is malformed: {exc}") from None
+        from models import ensure_indexes
+
+        ensure_indexes()
+        app.extensions["mongo"] = self
+
+    def client(self):
+        """The pymongo client behind MongoEngine."""
+        return mongoengine.get_connection(self.alias)
+
+    def database(self):
+        """The pymongo database behind MongoEngine."""
+        return mongoengine.get_db(self.alias)
+
+
+class Redis:
+    """A Redis client with short timeouts and the app's key prefix."""
+
+    def __init__(self):
+        self.client = None
+        self.prefix = ""
+
+    def init_app(self, app):
+        """Connect to `REDIS_URL` and check it answers."""
+        url = app.config["REDIS_URL"]
+        self.prefix = app.config.get("REDIS_PREFIX", "")
+        try:
+            # Short timeouts: a dead Redis must turn into a 503 in seconds, not hang a worker.
+            self.client = redis.Redis.from_url(
+                url, socket_connect_timeout=1, socket_timeout=2, health_check_interval=10,
+                decode_responses=True)
+            self.client.ping()
+        except ValueError as exc:
+            raise ConfigError(f"REDIS_URL is malformed: {exc}") from None
+        except redis.RedisError as exc:
+            raise ConfigError(f"Redis at REDIS_URL is unreachable: {_first_line(exc)}") from None
+        app.extensions["redis"] = self
+
+    def key(self, *parts):
+        """A namespaced Redis key."""
+        return self.prefix + ":".join(str(p) for p in parts)
+
+
+class Stripe:
+    """The Stripe client: explicit retries and timeouts, `STRIPE_API_BASE` honoured."""
+
+    def __init__(self):
+        self.client = None
+
+    def init_app(self, app):
+        """Build a `StripeClient` from the app's settings."""
+        key = app.config.get("STRIPE_SECRET_KEY") or "sk_test_unset"
+        base = app.config.get("STRIPE_API_BASE")
+        self.client = stripe.StripeClient(
+            key,
+            base_addresses={"api": base} if base else None,
+            # StripeClient retries nothing and waits 80 s unless told otherwise.
+            max_network_retries=2,
+            http_client=stripe.RequestsClient(timeout=(5, 30)),
+        )
+        app.extensions["stripe"] = self
+
+
+def _first_line(exc):
+    """The first line of an exception message, for one-line start-up errors."""
+    return (str(exc).splitlines() or [exc.__class__.__name__])[0][:300]
+
+
+mongo = Mongo()
+redis_store = Redis()
+stripe_client = Stripe()
+
+
+def get_redis():
+    """The current app's Redis client."""
+    return current_app.extensions["redis"].client
+
+
+def rkey(*parts):
+    """A Redis key under the current app's prefix."""
+    return current_app.extensions["redis"].key(*parts)

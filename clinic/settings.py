@@ -1,0 +1,120 @@
+"""Every setting the application reads from the environment, in one place.
+
+`load_settings()` reads the process environment (after a `.env` file, when one exists) and
+returns a plain dict of Flask config keys. `create_app(config)` overlays a caller's dict on top,
+which is how tests and the one-machine stack inject the addresses of the servers they started.
+"""
+
+import os
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from dotenv import load_dotenv
+
+# Secrets without which a production process must refuse to start.
+REQUIRED_SECRETS = (
+    "SECRET_KEY",
+    "JWT_SECRET_KEY",
+    "STRIPE_SECRET_KEY",
+    "STRIPE_PUBLISHABLE_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+)
+PAYMENT_FLOWS = ("elements", "checkout")
+
+
+class ConfigError(SystemExit):
+    """A configuration problem: the process exits with one clear line, not a traceback."""
+
+    def __init__(self, message):
+        super().__init__(f"clinic: configuration error: {message}")
+
+
+def _flag(value, default):
+    """Read a boolean environment value ("1/0", "true/false", "yes/no", "on/off")."""
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _int(env, name, default):
+    """Read an integer environment value, naming the variable when it is malformed."""
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def load_settings(env=None):
+    """Return the Flask config read from the environment (and `.env`)."""
+    if env is None:
+        # A .env in the working directory fills in what the real environment leaves unset.
+        load_dotenv(os.path.join(os.getcwd(), ".env"), override=False)
+        env = os.environ
+    return {
+        "DEV_STACK": _flag(env.get("CLINIC_DEV_STACK"), False),
+        "SECRET_KEY": env.get("SECRET_KEY"),
+        "JWT_SECRET_KEY": env.get("JWT_SECRET_KEY"),
+        "MONGODB_URI": env.get("MONGODB_URI") or "mongodb://127.0.0.1:27017/clinic",
+        "MONGODB_DB": env.get("MONGODB_DB") or None,
+        "REDIS_URL": env.get("REDIS_URL") or "redis://127.0.0.1:6379/0",
+        # Every Redis key the app writes starts with this, so tests and tenants can share a server.
+        "REDIS_PREFIX": env.get("REDIS_PREFIX", "clinic:"),
+        "STRIPE_SECRET_KEY": env.get("STRIPE_SECRET_KEY"),
+        "STRIPE_PUBLISHABLE_KEY": env.get("STRIPE_PUBLISHABLE_KEY"),
+        # A comma-separated list, so the old and new secret both verify during a rotation.
+        "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET"),
+        "STRIPE_API_BASE": env.get("STRIPE_API_BASE") or None,
+        "PAYMENT_FLOW": (env.get("PAYMENT_FLOW") or "elements").strip().lower(),
+        "COOKIE_SECURE": _flag(env.get("COOKIE_SECURE"), True),
+        "HOLD_MINUTES": _int(env, "HOLD_MINUTES", 15),
+        "ACCESS_TOKEN_MINUTES": _int(env, "ACCESS_TOKEN_MINUTES", 15),
+        "SESSION_MAX_HOURS": _int(env, "SESSION_MAX_HOURS", 12),
+        "PUBLIC_URL": env.get("PUBLIC_URL") or "http://127.0.0.1:5000",
+    }
+
+
+def validate_settings(config):
+    """Stop start-up with a message naming the variable when the configuration cannot work."""
+    if not config.get("DEV_STACK") and not config.get("TESTING"):
+        for name in REQUIRED_SECRETS:
+            if not config.get(name):
+                raise ConfigError(
+                    f"{name} is not set; set it in the environment or in .env "
+                    "(the one-machine stack `python -m clinic.devstack` generates dev values)"
+                )
+    if config.get("PAYMENT_FLOW") not in PAYMENT_FLOWS:
+        raise ConfigError(f"PAYMENT_FLOW must be one of {', '.join(PAYMENT_FLOWS)}")
+    uri = config.get("MONGODB_URI") or ""
+    if not uri.startswith(("mongodb://", "mongodb+srv://")):
+        raise ConfigError(f"MONGODB_URI must start with mongodb:// or mongodb+srv://, got {uri!r}")
+    redis_scheme = urlsplit(config.get("REDIS_URL") or "").scheme
+    if redis_scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
+    if config.get("HOLD_MINUTES", 15) < 1:
+        raise ConfigError("HOLD_MINUTES must be at least 1")
+
+
+def derived_settings(config):
+    """Settings computed from the others (cookie flags, token lifetimes)."""
+    secure = bool(config.get("COOKIE_SECURE", True))
+    return {
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": secure,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SECURE": secure,
+        "JWT_TOKEN_LOCATION": ["cookies"],
+        "JWT_COOKIE_SECURE": secure,
+        "JWT_COOKIE_SAMESITE": "Lax",
+        "JWT_COOKIE_CSRF_PROTECT": True,
+        "JWT_CSRF_CHECK_FORM": True,
+        "JWT_ACCESS_TOKEN_EXPIRES": timedelta(minutes=config.get("ACCESS_TOKEN_MINUTES", 15)),
+        "JWT_REFRESH_TOKEN_EXPIRES": timedelta(hours=config.get("SESSION_MAX_HOURS", 12)),
+        "JWT_SESSION_COOKIE": False,
+        # A 10 MB body is refused before any view reads it.
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
+        "WTF_CSRF_TIME_LIMIT": None,
+    }

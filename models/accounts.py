@@ -1,0 +1,140 @@
+"""Accounts: password hashing (argon2id), patients and staff users."""
+
+import unicodedata
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from mongoengine import NotUniqueError
+
+from models.documents import ROLES, Patient, StaffUser, utcnow
+from models.errors import Conflict, ValidationFailed
+
+MIN_PASSWORD = 8
+MAX_PASSWORD = 256
+hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+# Verified against when the email is unknown, so both answers take the same time.
+_DUMMY_HASH = hasher.hash("not-a-real-password-used-for-timing")
+
+
+def hash_password(password):
+    """Hash a password with argon2id."""
+    return hasher.hash(password)
+
+
+def check_password(stored_hash, password):
+    """True when the password matches the stored hash (a dummy hash keeps timing even)."""
+    try:
+        return hasher.verify(stored_hash or _DUMMY_HASH, password) and bool(stored_hash)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def needs_rehash(stored_hash):
+    """True when the hash was made with older parameters and should be upgraded."""
+    try:
+        return hasher.check_needs_rehash(stored_hash)
+    except InvalidHashError:
+        return True
+
+
+def normalise_email(raw):
+    """Lower-case, NFKC-normalised email, or a ValidationFailed naming the field."""
+    if not isinstance(raw, str):
+        raise ValidationFailed("Email must be text.", fields={"email": "must be text"})
+    email = unicodedata.normalize("NFKC", raw).strip().lower()
+    # Plain ASCII addresses only: look-alike unicode and control characters are refused.
+    if (not email.isascii() or len(email) > 254 or email.count("@") != 1
+            or any(ch.isspace() or ord(ch) < 33 for ch in email)):
+        raise ValidationFailed("Enter a valid email address.", fields={"email": "invalid email address"})
+    local, _, domain = email.partition("@")
+    if not local or "." not in domain or domain.startswith(".") or domain.endswith(".") or ".." in domain:
+        raise ValidationFailed("Enter a valid email address.", fields={"email": "invalid email address"})
+    return email
+
+
+def validate_password(password, field="password"):
+    """Minimum length 8, no composition rules (ASVS 5.0)."""
+    if not isinstance(password, str):
+        raise ValidationFailed("Password must be text.", fields={field: "must be text"})
+    if len(password) < MIN_PASSWORD:
+        raise ValidationFailed(f"Password must be at least {MIN_PASSWORD} characters.",
+                               fields={field: f"at least {MIN_PASSWORD} characters"})
+    if len(password) > MAX_PASSWORD:
+        raise ValidationFailed(f"Password must be at most {MAX_PASSWORD} characters.",
+                               fields={field: f"at most {MAX_PASSWORD} characters"})
+    return password
+
+
+def _clean_text(value, field, required, max_length):
+    if value is None or value == "":
+        if required:
+            raise ValidationFailed(f"{field.capitalize()} is required.", fields={field: "required"})
+        return ""
+    if not isinstance(value, str):
+        raise ValidationFailed(f"{field.capitalize()} must be text.", fields={field: "must be text"})
+    value = unicodedata.normalize("NFKC", value).strip()
+    if required and not value:
+        raise ValidationFailed(f"{field.capitalize()} is required.", fields={field: "required"})
+    if len(value) > max_length or any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise ValidationFailed(f"{field.capitalize()} is not valid.", fields={field: "invalid"})
+    return value
+
+
+def register_patient(email, password, name, phone=None):
+    """Create a patient account; Conflict when the email is already registered."""
+    email = normalise_email(email)
+    validate_password(password)
+    name = _clean_text(name, "name", True, 200)
+    phone = _clean_text(phone, "phone", False, 50)
+    patient = Patient(email=email, name=name, phone=phone, password_hash=hash_password(password))
+    try:
+        patient.save(force_insert=True)
+    except NotUniqueError:
+        raise Conflict("An account with this email already exists. Sign in or reset your password.",
+                       code="email_taken") from None
+    return patient
+
+
+def create_staff(email, role, password, name=""):
+    """Create a staff user (or reset an existing one's role and password)."""
+    email = normalise_email(email)
+    if role not in ROLES:
+        raise ValidationFailed(f"Role must be one of {', '.join(ROLES)}.", fields={"role": "invalid"})
+    validate_password(password)
+    staff = StaffUser.objects(email=email).first() or StaffUser(email=email)
+    staff.role = role
+    staff.name = _clean_text(name, "name", False, 200) or staff.name or email.split("@")[0]
+    staff.password_hash = hash_password(password)
+    staff.active = True
+    staff.session_version = (staff.session_version or 0) + (1 if staff.id else 0)
+    staff.save()
+    return staff
+
+
+def authenticate(model, email, password):
+    """Return the active user of `model` with this email and password, or None (same cost either way)."""
+    try:
+        email = normalise_email(email)
+    except ValidationFailed:
+        email = None
+    user = model.objects(email=email).first() if email else None
+    ok = check_password(user.password_hash if user else None, password if isinstance(password, str) else "")
+    if not (user and ok and user.active):
+        return None
+    if needs_rehash(user.password_hash):
+        # Upgrade the stored hash while we hold the plaintext.
+        model.objects(id=user.id, password_hash=user.password_hash).update_one(
+            set__password_hash=hash_password(password))
+    return user
+
+
+def change_patient_password(patient, current, new):
+    """Change a patient's password; every token issued before now stops working."""
+    if not check_password(patient.password_hash, current if isinstance(current, str) else ""):
+        raise ValidationFailed("The current password is not correct.",
+                               fields={"current_password": "incorrect"})
+    validate_password(new, "new_password")
+    now = utcnow()
+    patient.update(set__password_hash=hash_password(new), set__tokens_valid_after=now)
+    patient.reload()
+    return now

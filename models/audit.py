@@ -1,0 +1,15 @@
+"""The audit trail: who read or changed patient data, when, and with what outcome."""
+
+import logging
+
+from models.documents import AuditEvent, utcnow
+
+log = logging.getLogger(__name__)
+
+
+def record_audit(actor, action, record="", outcome="ok", request_id="", ip="", at=None):
+    """Append one audit event; never stores the data itself."""
+    event = AuditEvent(actor=actor, action=action, record=record, outcome=outcome,
+                       request_id=request_id, ip=ip, at=at or utcnow())
+    event.save()
+    return event

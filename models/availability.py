@@ -1,0 +1,376 @@
+"""Pure availability core: interval algebra and slot generation.
+
+Everything here is a function of its arguments. Nothing reads the clock (``now``
+is a parameter), nothing touches the database or Flask, and only the standard
+library is imported, so the same code answers "what can I show?" (free_slots)
+and "may I book this?" (slot_is_free / why_not_bookable) and can be tested with
+literal datetimes.
+
+Conventions:
+
+* An ``Interval`` is a pair of aware datetimes, half-open ``[start, end)``, so
+  intervals that merely touch do not overlap.
+* Schedules (WorkingDay, DateOverride) are wall-clock times in an IANA zone.
+  All instants we return are in UTC (``tzinfo=timezone.utc``). Aware inputs are
+  normalised to UTC before any comparison or arithmetic, because Python
+  compares and subtracts two datetimes sharing a tzinfo by wall clock, which is
+  wrong across a clock change.
+* Clock changes: candidate starts step in local wall-clock time; a wall time
+  that does not exist (spring-forward gap) yields no slot, and a repeated wall
+  time (fall-back) yields one slot at its first occurrence (fold=0), so the
+  second pass of the repeated hour offers no starts. A working-interval
+  endpoint that falls in a gap is moved forward to the first instant that
+  exists (the moment of the clock change); an ambiguous endpoint uses its first
+  occurrence.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Iterable, Optional, Sequence
+from zoneinfo import ZoneInfo
+
+Interval = tuple[datetime, datetime]
+
+UTC = timezone.utc
+
+
+@dataclass(frozen=True)
+class WorkingDay:
+    """One weekday's opening hours, in the clinic's local wall-clock time."""
+
+    weekday: int  # 0=Monday … 6=Sunday
+    start: time
+    end: time  # end > start, same day (no overnight shifts)
+    breaks: tuple[tuple[time, time], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.weekday <= 6:
+            raise ValueError("weekday must be 0 (Monday) .. 6 (Sunday)")
+        if not self.start < self.end:
+            raise ValueError("working day must end after it starts")
+        for b_start, b_end in self.breaks:
+            if not b_start < b_end:
+                raise ValueError("break must end after it starts")
+
+
+@dataclass(frozen=True)
+class DateOverride:
+    """Replaces the weekly hours for one local date; no intervals means closed."""
+
+    date: date
+    intervals: tuple[tuple[time, time], ...] = ()
+
+    def __post_init__(self) -> None:
+        for i_start, i_end in self.intervals:
+            if not i_start < i_end:
+                raise ValueError("override interval must end after it starts")
+
+
+@dataclass(frozen=True)
+class SlotRules:
+    """How a service is cut into bookable slots."""
+
+    duration: timedelta
+    step: timedelta  # slots start at each working interval's start + k*step
+    buffer_before: timedelta = timedelta(0)
+    buffer_after: timedelta = timedelta(0)
+    min_notice: timedelta = timedelta(0)
+    horizon: timedelta = timedelta(days=60)
+
+    def __post_init__(self) -> None:
+        if self.duration <= timedelta(0) or self.step <= timedelta(0):
+            raise ValueError("duration and step must be positive")
+        # Negative buffers or notice would let slots overlap bookings or start in the past.
+        if min(self.buffer_before, self.buffer_after, self.min_notice, self.horizon) < timedelta(0):
+            raise ValueError("buffers, min_notice and horizon must not be negative")
+
+
+@dataclass(frozen=True)
+class _Window:
+    """One merged working interval of one local date, both as wall clock and as UTC."""
+
+    local_start: datetime  # naive, wall clock
+    local_end: datetime
+    start: datetime  # aware, UTC
+    end: datetime
+
+
+# ---------------------------------------------------------------- interval algebra
+
+
+def _merge_pairs(pairs: Iterable[tuple]) -> list[tuple]:
+    """Sort and merge overlapping or touching pairs of comparable values, dropping empty ones."""
+    out: list[list] = []
+    for start, end in sorted(p for p in pairs if p[0] < p[1]):
+        if out and start <= out[-1][1]:
+            if end > out[-1][1]:
+                out[-1][1] = end
+        else:
+            out.append([start, end])
+    return [(s, e) for s, e in out]
+
+
+def _to_utc(dt: datetime) -> datetime:
+    """Return an aware datetime as UTC; refuse naive ones, whose zone would be a guess."""
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        raise ValueError(f"naive datetime not allowed here: {dt!r}")
+    return dt.astimezone(UTC)
+
+
+def _utc_pairs(intervals: Iterable[Interval]) -> list[Interval]:
+    """Normalise every endpoint to UTC so comparisons are between instants."""
+    return [(_to_utc(s), _to_utc(e)) for s, e in intervals]
+
+
+def merge(intervals: Iterable[Interval]) -> list[Interval]:
+    """Sort intervals and merge overlapping or touching ones (empty ones dropped), in UTC."""
+    return _merge_pairs(_utc_pairs(intervals))
+
+
+def subtract(base: Iterable[Interval], cuts: Iterable[Interval]) -> list[Interval]:
+    """Return the parts of ``base`` not covered by any of ``cuts``, merged, in UTC."""
+    cut_list = merge(cuts)
+    out: list[Interval] = []
+    for start, end in merge(base):
+        cursor = start
+        for c_start, c_end in cut_list:
+            if c_end <= cursor:
+                continue
+            if c_start >= end:
+                break  # cuts are sorted; the rest lie beyond this base interval
+            if c_start > cursor:
+                out.append((cursor, c_start))
+            cursor = max(cursor, c_end)
+            if cursor >= end:
+                break
+        if cursor < end:
+            out.append((cursor, end))
+    return out
+
+
+def intersect(a: Iterable[Interval], b: Iterable[Interval]) -> list[Interval]:
+    """Return the instants covered by both ``a`` and ``b``, merged, in UTC."""
+    left, right = merge(a), merge(b)
+    out: list[Interval] = []
+    i = j = 0
+    while i < len(left) and j < len(right):
+        start = max(left[i][0], right[j][0])
+        end = min(left[i][1], right[j][1])
+        if start < end:
+            out.append((start, end))
+        # Advance whichever finishes first; it cannot meet anything further on the other side.
+        if left[i][1] <= right[j][1]:
+            i += 1
+        else:
+            j += 1
+    return out
+
+
+# ---------------------------------------------------------------- wall clock -> UTC
+
+
+def _exists(naive: datetime, zone: ZoneInfo) -> bool:
+    """True if the wall-clock time actually occurs in ``zone`` (is not in a spring-forward gap)."""
+    round_trip = naive.replace(tzinfo=zone).astimezone(UTC).astimezone(zone)
+    return round_trip.replace(tzinfo=None) == naive
+
+
+def _resolve(naive: datetime, zone: ZoneInfo) -> datetime:
+    """Map a wall-clock time to a UTC instant: first occurrence if repeated, gap end if skipped."""
+    if _exists(naive, zone):
+        return naive.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    # In a gap the two folds land either side of the clock change. Binary-search
+    # whole seconds (tz transitions fall on whole seconds) for the first instant
+    # whose wall clock is past ``naive``: that is the moment the clock jumped.
+    a = naive.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    b = naive.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    base = min(a, b).replace(microsecond=0)
+    lo, hi = 0, int((max(a, b) - base).total_seconds()) + 1  # wall(base+lo) <= naive < wall(base+hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if (base + timedelta(seconds=mid)).astimezone(zone).replace(tzinfo=None) > naive:
+            hi = mid
+        else:
+            lo = mid
+    return base + timedelta(seconds=hi)
+
+
+def _windows_for(zone: ZoneInfo, days: Sequence[WorkingDay], overrides: dict, day: date) -> list[_Window]:
+    """Working windows of one local date: override or weekly hours minus breaks, merged."""
+    if day in overrides:
+        local = [(datetime.combine(day, s.replace(tzinfo=None)), datetime.combine(day, e.replace(tzinfo=None)))
+                 for s, e in overrides[day]]
+    else:
+        local = []
+        # Several WorkingDay rows for one weekday are a split shift: their union counts.
+        for wd in days:
+            if wd.weekday != day.weekday():
+                continue
+            hours = [(datetime.combine(day, wd.start.replace(tzinfo=None)),
+                      datetime.combine(day, wd.end.replace(tzinfo=None)))]
+            breaks = [(datetime.combine(day, s.replace(tzinfo=None)), datetime.combine(day, e.replace(tzinfo=None)))
+                      for s, e in wd.breaks]
+            local.extend(_subtract_pairs(hours, breaks))
+    windows = []
+    for local_start, local_end in _merge_pairs(local):
+        start, end = _resolve(local_start, zone), _resolve(local_end, zone)
+        if start < end:  # a window lying wholly inside a gap vanishes
+            windows.append(_Window(local_start, local_end, start, end))
+    return windows
+
+
+def _subtract_pairs(base: list[tuple], cuts: list[tuple]) -> list[tuple]:
+    """Subtract naive wall-clock pairs (breaks are wall clock, so cut before converting)."""
+    out = []
+    for start, end in _merge_pairs(base):
+        pieces = [(start, end)]
+        for c_start, c_end in _merge_pairs(cuts):
+            pieces = [p for s, e in pieces for p in ((s, min(e, c_start)), (max(s, c_end), e)) if p[0] < p[1]]
+        out.extend(pieces)
+    return out
+
+
+def _overrides_by_date(overrides: Iterable[DateOverride]) -> dict[date, list[tuple[time, time]]]:
+    """Group overrides by date; several for one date combine, and any one marks the date overridden."""
+    grouped: dict[date, list[tuple[time, time]]] = {}
+    for ov in overrides:
+        grouped.setdefault(ov.date, []).extend(ov.intervals)
+    return grouped
+
+
+def _dates(first: date, last: date) -> Iterable[date]:
+    """Each local date from first to last inclusive."""
+    day = first
+    while day <= last:
+        yield day
+        day += timedelta(days=1)
+
+
+def working_intervals(
+    tz: str, days: Iterable[WorkingDay], overrides: Iterable[DateOverride], first: date, last: date
+) -> list[Interval]:
+    """Expand weekly hours minus breaks (or each date's override) for local dates first..last into UTC intervals."""
+    zone, day_list, by_date = ZoneInfo(tz), tuple(days), _overrides_by_date(overrides)
+    return merge((w.start, w.end) for d in _dates(first, last) for w in _windows_for(zone, day_list, by_date, d))
+
+
+# ---------------------------------------------------------------- slots
+
+
+def _grid(window: _Window, zone: ZoneInfo, rules: SlotRules) -> Iterable[Interval]:
+    """Candidate slots of one window: wall-clock steps from its start, skipping gaps, fold=0 when repeated."""
+    wall = window.local_start
+    while wall < window.local_end:
+        if _exists(wall, zone):
+            start = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+            end = start + rules.duration  # real elapsed time, even across a clock change
+            if start >= window.start and end <= window.end:
+                yield (start, end)
+        wall += rules.step
+
+
+class _Blocked:
+    """Busy appointments and time off, merged, answering 'does this padded slot collide?'."""
+
+    def __init__(self, time_off: Iterable[Interval], busy: Iterable[Interval]) -> None:
+        self.intervals = merge(list(time_off) + list(busy))
+        self.starts = [s for s, _ in self.intervals]
+
+    def hits(self, start: datetime, end: datetime) -> bool:
+        """True if [start, end) overlaps any blocked interval."""
+        # Merged intervals are disjoint and sorted, so only the last one starting before `end` can overlap.
+        i = bisect_left(self.starts, end) - 1
+        return i >= 0 and self.intervals[i][1] > start
+
+
+def _conflicts(slot: Interval, rules: SlotRules, blocked: _Blocked) -> bool:
+    """A slot conflicts when it, widened by its own buffers, overlaps anything blocked."""
+    return blocked.hits(slot[0] - rules.buffer_before, slot[1] + rules.buffer_after)
+
+
+def free_slots(
+    *,
+    tz: str,
+    days: Iterable[WorkingDay],
+    overrides: Iterable[DateOverride],
+    time_off: Iterable[Interval],
+    busy: Iterable[Interval],
+    rules: SlotRules,
+    now: datetime,
+    first: date,
+    last: date,
+) -> list[Interval]:
+    """Return the sorted, de-duplicated UTC slots bookable on local dates first..last.
+
+    A slot lies wholly inside one working interval; its buffers may extend past
+    working hours (a 09:00 slot with a 10-minute buffer_before is still offered),
+    because buffers protect against other bookings, not against closing time.
+    ``busy`` intervals must already include the existing appointments' buffers.
+    """
+    zone, day_list, by_date = ZoneInfo(tz), tuple(days), _overrides_by_date(overrides)
+    now = _to_utc(now)
+    earliest, latest = now + rules.min_notice, now + rules.horizon
+    blocked = _Blocked(_utc_pairs(time_off), _utc_pairs(busy))
+    found = set()
+    for d in _dates(first, last):
+        for window in _windows_for(zone, day_list, by_date, d):
+            for slot in _grid(window, zone, rules):
+                if earliest <= slot[0] <= latest and not _conflicts(slot, rules, blocked):
+                    found.add(slot)
+    return sorted(found)
+
+
+def why_not_bookable(
+    *,
+    tz: str,
+    days: Iterable[WorkingDay],
+    overrides: Iterable[DateOverride],
+    time_off: Iterable[Interval],
+    busy: Iterable[Interval],
+    rules: SlotRules,
+    now: datetime,
+    start: datetime,
+) -> Optional[str]:
+    """Return None if ``start`` is a free slot, else one of past/notice/horizon/outside_hours/off_grid/busy."""
+    zone = ZoneInfo(tz)
+    now, start = _to_utc(now), _to_utc(start)
+    if start < now:
+        return "past"
+    if start < now + rules.min_notice:
+        return "notice"
+    if start > now + rules.horizon:
+        return "horizon"
+    end = start + rules.duration
+    # Every slot starts on a wall-clock time of its own local date, so that date's windows suffice.
+    windows = _windows_for(zone, tuple(days), _overrides_by_date(overrides), start.astimezone(zone).date())
+    containing = [w for w in windows if w.start <= start and end <= w.end]
+    if not containing:
+        return "outside_hours"
+    if not any(slot[0] == start for w in containing for slot in _grid(w, zone, rules)):
+        return "off_grid"
+    if _conflicts((start, end), rules, _Blocked(_utc_pairs(time_off), _utc_pairs(busy))):
+        return "busy"
+    return None
+
+
+def slot_is_free(
+    *,
+    tz: str,
+    days: Iterable[WorkingDay],
+    overrides: Iterable[DateOverride],
+    time_off: Iterable[Interval],
+    busy: Iterable[Interval],
+    rules: SlotRules,
+    now: datetime,
+    start: datetime,
+) -> bool:
+    """True iff ``start`` is exactly one of the slots free_slots would offer for its local date."""
+    return (
+        why_not_bookable(
+            tz=tz, days=days, overrides=overrides, time_off=time_off, busy=busy, rules=rules, now=now, start=start
+        )
+        is None
+    )

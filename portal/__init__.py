@@ -1,0 +1,1 @@
+"""The patient portal: server-rendered pages and the JSON API under /api."""

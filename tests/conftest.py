@@ -1,0 +1,110 @@
+"""One fixture per real service, started once per test session; each test gets a clean app."""
+
+import os
+import uuid
+
+import pymongo
+import pytest
+import redis
+
+from clinic.servers import start_localstripe, start_redis, start_secantus
+
+TEST_SECRETS = {
+    "SECRET_KEY": "test-secret-key-0123456789abcdef",
+    "JWT_SECRET_KEY": "test-jwt-secret-0123456789abcdef",
+    "STRIPE_SECRET_KEY": "sk_test_clinic",
+    "STRIPE_PUBLISHABLE_KEY": "pk_test_clinic",
+    "STRIPE_WEBHOOK_SECRET": "whsec_test_clinic",
+}
+
+
+@pytest.fixture(scope="session")
+def mongo_uri():
+    """A real MongoDB-protocol server: `MONGODB_URI`, or SecantusDB in its own process."""
+    if os.environ.get("MONGODB_URI"):
+        yield os.environ["MONGODB_URI"]
+        return
+    server = start_secantus(":memory:", test_commands=True)
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """A real redis-server: `REDIS_URL`, the system one on 6379, or one we start."""
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    try:
+        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=0.5).ping()
+        yield "redis://127.0.0.1:6379/0"
+        return
+    except redis.RedisError:
+        pass
+    server = start_redis()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def stripe_base():
+    """localstripe in its own process, fresh state."""
+    server = start_localstripe(from_scratch=True)
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def app_config(mongo_uri, redis_url, stripe_base):
+    """Settings for a test app: its own database name and Redis key prefix."""
+    tag = uuid.uuid4().hex[:12]
+    config = dict(TEST_SECRETS)
+    config.update({
+        "TESTING": True,
+        "MONGODB_URI": mongo_uri,
+        "MONGODB_DB": f"test_{tag}",
+        "REDIS_URL": redis_url,
+        "REDIS_PREFIX": f"test:{tag}:",
+        "STRIPE_API_BASE": stripe_base,
+        "COOKIE_SECURE": True,
+    })
+    return config
+
+
+@pytest.fixture
+def make_app(app_config):
+    """Build an app over the test's database; drop the database and keys afterwards."""
+    built = []
+
+    def factory(**overrides):
+        from clinic import create_app
+
+        app = create_app(dict(app_config, **overrides))
+        built.append(app)
+        return app
+
+    yield factory
+    client = pymongo.MongoClient(app_config["MONGODB_URI"], serverSelectionTimeoutMS=3000)
+    client.drop_database(app_config["MONGODB_DB"])
+    client.close()
+    try:
+        r = redis.Redis.from_url(app_config["REDIS_URL"], socket_connect_timeout=1)
+        keys = list(r.scan_iter(match=app_config["REDIS_PREFIX"] + "*", count=500))
+        if keys:
+            r.delete(*keys)
+    except redis.RedisError:
+        pass
+
+
+@pytest.fixture
+def app(make_app):
+    """The application under test, with an app context pushed."""
+    application = make_app()
+    with application.app_context():
+        yield application
+
+
+@pytest.fixture
+def client(app):
+    """A test client for the app."""
+    return app.test_client()

@@ -1,0 +1,63 @@
+"""Helpers shared by tests: child processes for the app and waiting on HTTP."""
+
+import os
+import subprocess
+import sys
+import time
+
+import requests
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.dirname(sys.executable)
+
+
+def clean_env(**extra):
+    """The process environment without the app's settings, plus `extra`."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MONGODB_URI", "REDIS_URL", "STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY",
+                        "STRIPE_WEBHOOK_SECRET", "STRIPE_API_BASE", "SECRET_KEY", "JWT_SECRET_KEY",
+                        "CLINIC_DEV_STACK", "MONGODB_DB", "REDIS_PREFIX")}
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def wait_http(url, status=200, timeout=60.0, process=None):
+    """Poll `url` until it answers `status`; return the last response."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"process exited with {process.returncode} while waiting for {url}")
+        try:
+            last = requests.get(url, timeout=3)
+            if last.status_code == status:
+                return last
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer {status} within {timeout} s (last: "
+                         f"{last.status_code if last is not None else 'no answer'})")
+
+
+def start_gunicorn(env, port, workers=2):
+    """Start the app under gunicorn in its own process group."""
+    cmd = [os.path.join(BIN, "gunicorn"), "-w", str(workers), "-b", f"127.0.0.1:{port}",
+           "--timeout", "30", "--graceful-timeout", "5", "wsgi:app"]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_process(proc, sig=None):
+    """Stop a child process and its group."""
+    import signal
+
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, sig or signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
