@@ -5,6 +5,8 @@ import logging
 import mongoengine.errors
 import pymongo.errors
 import redis
+from flask_jwt_extended.exceptions import CSRFError
+from flask_wtf.csrf import CSRFError as WTFCSRFError
 from flask import jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
 
@@ -60,7 +62,7 @@ def register_error_handlers(app):
 
     @app.errorhandler(DomainError)
     def handle_domain_error(exc):
-        return error_response(exc.status, exc.message, exc.code, exc.fields)
+        return error_response(exc.status, exc.message, exc.code, exc.fields, exc.headers)
 
     @app.errorhandler(HTTPException)
     def handle_http_error(exc):
@@ -73,6 +75,16 @@ def register_error_handlers(app):
             headers["Retry-After"] = str(retry_after)
         message = exc.description or exc.name
         return error_response(exc.code or 500, message, headers=headers)
+
+    @app.errorhandler(CSRFError)
+    def handle_jwt_csrf_error(exc):
+        return error_response(403, "The request is missing its CSRF token; reload the page and "
+                                   "try again.", "csrf_failed")
+
+    @app.errorhandler(WTFCSRFError)
+    def handle_form_csrf_error(exc):
+        return error_response(400, "The form expired or is missing its security token; reload "
+                                   "the page and try again.", "csrf_failed")
 
     @app.errorhandler(redis.RedisError)
     def handle_redis_down(exc):

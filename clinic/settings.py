@@ -111,6 +111,9 @@ def derived_settings(config):
         "JWT_COOKIE_SAMESITE": "Lax",
         "JWT_COOKIE_CSRF_PROTECT": True,
         "JWT_CSRF_CHECK_FORM": True,
+        # Portal forms carry Flask-WTF's `csrf_token` too; the JWT double-submit field is separate.
+        "JWT_ACCESS_CSRF_FIELD_NAME": "jwt_csrf",
+        "JWT_REFRESH_CSRF_FIELD_NAME": "jwt_csrf",
         "JWT_ACCESS_TOKEN_EXPIRES": timedelta(minutes=config.get("ACCESS_TOKEN_MINUTES", 15)),
         "JWT_REFRESH_TOKEN_EXPIRES": timedelta(hours=config.get("SESSION_MAX_HOURS", 12)),
         "JWT_SESSION_COOKIE": False,

@@ -6,7 +6,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from mongoengine import NotUniqueError
 
-from models.documents import ROLES, Patient, StaffUser, utcnow
+from models.documents import ROLES, Patient, StaffUser
 from models.errors import Conflict, ValidationFailed
 
 MIN_PASSWORD = 8
@@ -129,12 +129,11 @@ def authenticate(model, email, password):
 
 
 def change_patient_password(patient, current, new):
-    """Change a patient's password; every token issued before now stops working."""
+    """Change a patient's password; every token issued before the change stops working."""
     if not check_password(patient.password_hash, current if isinstance(current, str) else ""):
         raise ValidationFailed("The current password is not correct.",
                                fields={"current_password": "incorrect"})
     validate_password(new, "new_password")
-    now = utcnow()
-    patient.update(set__password_hash=hash_password(new), set__tokens_valid_after=now)
+    patient.update(set__password_hash=hash_password(new), inc__token_generation=1)
     patient.reload()
-    return now
+    return patient

@@ -180,8 +180,8 @@ class Patient(Document):
     password_hash = StringField(required=True)
     active = BooleanField(default=True)
     created_at = DateTimeField(default=utcnow)
-    # Tokens issued before this instant are refused (password change, deactivation).
-    tokens_valid_after = DateTimeField()
+    # Tokens carry the generation they were issued in; bumping it (password change) revokes them all.
+    token_generation = IntField(default=0)
     meta = {"collection": "patients", "auto_create_index": False, "indexes": ["name"]}
 
     def __str__(self):

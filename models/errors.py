@@ -7,12 +7,13 @@ class DomainError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message, code=None, fields=None):
+    def __init__(self, message, code=None, fields=None, headers=None):
         super().__init__(message)
         self.message = message
         if code:
             self.code = code
         self.fields = fields or {}
+        self.headers = headers or {}
 
 
 class ValidationFailed(DomainError):
@@ -48,3 +49,22 @@ class DependencyDown(DomainError):
 
     status = 503
     code = "unavailable"
+
+
+class Throttled(DomainError):
+    """Too many attempts; try again after `retry_after` seconds (429)."""
+
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, retry_after, message=None):
+        self.retry_after = max(1, int(retry_after))
+        super().__init__(message or "Too many attempts. Please wait and try again.",
+                         headers={"Retry-After": str(self.retry_after)})
+
+
+class InvalidCredentials(DomainError):
+    """The email and password do not match an active account (401, one message for every case)."""
+
+    status = 401
+    code = "invalid_credentials"

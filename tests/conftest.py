@@ -108,3 +108,41 @@ def app(make_app):
 def client(app):
     """A test client for the app."""
     return app.test_client()
+
+
+@pytest.fixture
+def live_server(make_app):
+    """Serve a test app over a real socket in a background thread; yields its base URL."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from clinic.servers import free_port
+
+    def start(**overrides):
+        app = make_app(**overrides)
+        port = free_port()
+        server = make_server("127.0.0.1", port, app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        started.append(server)
+        return f"http://127.0.0.1:{port}", app
+
+    started = []
+    yield start
+    for server in started:
+        server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by Playwright (never a downloaded browser)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"])
+        yield instance
+        instance.close()

@@ -1,0 +1,179 @@
+"""Patient sessions: JWTs in HttpOnly cookies, revocation in Redis, sign-in throttling.
+
+A session starts at sign-in (`sid` claim, epoch seconds). Access tokens live
+`ACCESS_TOKEN_MINUTES`; the refresh token lives until `sid + SESSION_MAX_HOURS` and is never
+extended, so a session ends at that absolute limit however often it refreshes. Tokens carry the
+patient's `gen`: a password change bumps it and every older token stops working. Logout puts the
+token ids on a Redis blocklist with a TTL equal to their remaining life; when Redis cannot answer
+that check the request fails closed with 503.
+"""
+
+import time
+from datetime import timedelta
+from functools import wraps
+
+import jwt as pyjwt
+from flask import current_app, g, redirect, request, url_for
+from flask_jwt_extended import (
+    create_access_token,
+    create_refresh_token,
+    decode_token,
+    get_jwt,
+    set_access_cookies,
+    set_refresh_cookies,
+    unset_jwt_cookies,
+    verify_jwt_in_request,
+)
+from flask_jwt_extended.exceptions import JWTExtendedException
+
+from clinic.audit import audit
+from clinic.errors import error_response
+from clinic.extensions import get_redis, jwt, rkey
+from models.accounts import authenticate
+from models.documents import Patient
+from models.errors import InvalidCredentials
+from models.throttle import LoginThrottle
+
+INVALID_LOGIN = "Email or password is not correct."
+
+
+def throttle():
+    """The sign-in throttle over the app's Redis."""
+    return LoginThrottle(get_redis(), rkey)
+
+
+@jwt.user_lookup_loader
+def load_patient(_header, payload):
+    """The signed-in patient, or None when deactivated or the token's generation is old."""
+    patient = Patient.objects(id=payload["sub"], active=True).first()
+    if patient is None or payload.get("gen") != patient.token_generation:
+        return None
+    return patient
+
+
+@jwt.token_in_blocklist_loader
+def token_revoked(_header, payload):
+    """True when the token id was revoked; Redis errors propagate (503, fail closed)."""
+    return bool(get_redis().exists(rkey("revoked", payload["jti"])))
+
+
+def _unauthorized(message="Please sign in.", code="unauthorized"):
+    response = error_response(401, message, code)
+    if request.path.startswith("/portal") and response.mimetype == "text/html":
+        response = redirect(url_for("portal.login", next=request.path))
+    return response
+
+
+@jwt.unauthorized_loader
+def jwt_missing(reason):
+    return _unauthorized("Please sign in.")
+
+
+@jwt.invalid_token_loader
+def jwt_invalid(reason):
+    return _unauthorized("Your session is not valid; please sign in again.", "invalid_token")
+
+
+@jwt.expired_token_loader
+def jwt_expired(_header, _payload):
+    return _unauthorized("Your session has expired; please sign in again.", "token_expired")
+
+
+@jwt.revoked_token_loader
+def jwt_revoked(_header, _payload):
+    return _unauthorized("Your session has ended; please sign in again.", "token_revoked")
+
+
+@jwt.user_lookup_error_loader
+def jwt_user_gone(_header, _payload):
+    return _unauthorized("Your session has ended; please sign in again.", "token_revoked")
+
+
+def sign_in(email, password):
+    """Check the throttle and the password; return the patient or raise DomainError (401/429)."""
+    guard = throttle()
+    guard.check("patient", email, request.remote_addr)
+    patient = authenticate(Patient, email, password)
+    if patient is None:
+        guard.failure("patient", email, request.remote_addr)
+        audit("anonymous", "patient.login", outcome="failure")
+        raise InvalidCredentials(INVALID_LOGIN)
+    guard.success("patient", email, request.remote_addr)
+    audit(f"patient:{patient.id}", "patient.login", record=f"Patient:{patient.id}")
+    return patient
+
+
+def _session_left(sid):
+    return timedelta(seconds=sid + current_app.config["SESSION_MAX_HOURS"] * 3600 - time.time())
+
+
+def issue_tokens(response, patient, sid=None, refresh=True):
+    """Set the access (and refresh) cookies for a session that started at `sid`."""
+    sid = int(sid or time.time())
+    left = _session_left(sid)
+    claims = {"gen": patient.token_generation, "sid": sid}
+    access_life = min(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"], left)
+    set_access_cookies(response, create_access_token(
+        identity=str(patient.id), additional_claims=claims, expires_delta=access_life))
+    if refresh:
+        set_refresh_cookies(response, create_refresh_token(
+            identity=str(patient.id), additional_claims=claims, expires_delta=left))
+    return response
+
+
+def revoke(payload):
+    """Put a token id on the blocklist for the rest of its life."""
+    ttl = int(payload["exp"] - time.time()) + 1
+    if ttl > 0:
+        get_redis().set(rkey("revoked", payload["jti"]), 1, ex=ttl)
+
+
+def revoke_cookies():
+    """Revoke whichever of the request's access and refresh tokens are still valid."""
+    for cookie in (current_app.config["JWT_ACCESS_COOKIE_NAME"], current_app.config["JWT_REFRESH_COOKIE_NAME"]):
+        token = request.cookies.get(cookie)
+        if not token:
+            continue
+        try:
+            revoke(decode_token(token, allow_expired=True))
+        except (pyjwt.PyJWTError, JWTExtendedException):
+            continue
+
+
+def current_patient():
+    """The patient of the verified token in this request."""
+    from flask_jwt_extended import current_user
+
+    return current_user
+
+
+def patient_page(view):
+    """Require a signed-in patient on a portal page; refresh silently on GET, else go to login."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        try:
+            verify_jwt_in_request()
+            if current_patient() is None:
+                raise JWTExtendedException("unknown patient")
+        except (pyjwt.PyJWTError, JWTExtendedException) as exc:
+            from flask_jwt_extended.exceptions import CSRFError
+
+            if isinstance(exc, CSRFError):
+                raise
+            if request.method == "GET":
+                try:
+                    verify_jwt_in_request(refresh=True)
+                    patient = current_patient()
+                    if patient is not None:
+                        response = redirect(request.full_path)
+                        return issue_tokens(response, patient, sid=get_jwt()["sid"], refresh=False)
+                except (pyjwt.PyJWTError, JWTExtendedException):
+                    pass
+            response = redirect(url_for("portal.login", next=request.path))
+            unset_jwt_cookies(response)
+            return response
+        g.patient = current_patient()
+        return view(*args, **kwargs)
+
+    return wrapper
