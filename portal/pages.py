@@ -28,7 +28,7 @@ class RegisterForm(FlaskForm):
     name = StringField("Full name", validators=[DataRequired(), Length(max=200)])
     email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
     phone = TelField("Phone (optional)", validators=[Optional(), Length(max=50)])
-    password = PasswordField("Password (at least 8 characters)", validators=[DataRequired(), Length(min=8, max=256)])
+    password = PasswordField("Password (at least 8 characters)", validators=[DataRequired(), Length(max=256)])
 
 
 class PasswordForm(FlaskForm):
@@ -36,7 +36,7 @@ class PasswordForm(FlaskForm):
 
     current_password = PasswordField("Current password", validators=[DataRequired(), Length(max=256)])
     new_password = PasswordField("New password (at least 8 characters)",
-                                 validators=[DataRequired(), Length(min=8, max=256)])
+                                 validators=[DataRequired(), Length(max=256)])
 
 
 def safe_next(target):

@@ -98,10 +98,13 @@ def make_app(app_config):
 
 @pytest.fixture
 def app(make_app):
-    """The application under test, with an app context pushed."""
-    application = make_app()
-    with application.app_context():
-        yield application
+    """The application under test.
+
+    No app context is kept pushed: the test client's requests must each get their own (and
+    their own `g`), as real requests do. MongoEngine's connection is process-wide, so the models
+    work without one.
+    """
+    return make_app()
 
 
 @pytest.fixture

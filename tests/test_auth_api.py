@@ -85,9 +85,8 @@ def test_login_sets_httponly_samesite_secure_cookies(client):
 
 def test_cookie_secure_off_for_local_http(make_app):
     app = make_app(COOKIE_SECURE=False)
-    with app.app_context():
-        make_patient()
-        resp = api_login(app.test_client())
+    make_patient()
+    resp = api_login(app.test_client())
     assert "Secure" not in set_cookies(resp)["access_token_cookie"]
 
 
@@ -141,14 +140,13 @@ def test_refresh_issues_a_new_access_token(client):
 
 def test_session_has_an_absolute_limit(make_app):
     app = make_app(SESSION_MAX_HOURS=2 / 3600)  # two seconds
-    with app.app_context():
-        make_patient()
-        client = app.test_client()
-        api_login(client)
-        assert client.get("/api/me").status_code == 200
-        time.sleep(2.5)
-        assert client.get("/api/me").status_code == 401
-        assert client.post("/api/auth/refresh", headers=csrf_header(client, refresh=True)).status_code == 401
+    make_patient()
+    client = app.test_client()
+    api_login(client)
+    assert client.get("/api/me").status_code == 200
+    time.sleep(2.5)
+    assert client.get("/api/me").status_code == 401
+    assert client.post("/api/auth/refresh", headers=csrf_header(client, refresh=True)).status_code == 401
 
 
 def test_password_change_revokes_other_sessions(app):
@@ -187,18 +185,17 @@ def test_wrong_password_and_unknown_email_answer_identically(client):
 def test_wrong_password_and_unknown_email_take_similar_time(make_app):
     # Separate accounts per attempt so throttling does not kick in.
     app = make_app()
-    with app.app_context():
-        for i in range(6):
-            make_patient(email=f"p{i}@example.com")
-        client = app.test_client()
-        known, unknown = [], []
-        for i in range(6):
-            t = time.perf_counter()
-            api_login(client, email=f"p{i}@example.com", password="wrong password")
-            known.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            api_login(client, email=f"ghost{i}@example.com", password="wrong password")
-            unknown.append(time.perf_counter() - t)
+    for i in range(6):
+        make_patient(email=f"p{i}@example.com")
+    client = app.test_client()
+    known, unknown = [], []
+    for i in range(6):
+        t = time.perf_counter()
+        api_login(client, email=f"p{i}@example.com", password="wrong password")
+        known.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        api_login(client, email=f"ghost{i}@example.com", password="wrong password")
+        unknown.append(time.perf_counter() - t)
     ratio = statistics.median(unknown) / statistics.median(known)
     assert 0.5 < ratio < 2.0, (known, unknown)
 
@@ -234,16 +231,15 @@ def test_redis_down_fails_closed_with_503(make_app):
     own_redis = start_redis()
     try:
         app = make_app(REDIS_URL=own_redis.url)
-        with app.app_context():
-            make_patient()
-            client = app.test_client()
-            api_login(client)
-            assert client.get("/api/me").status_code == 200
-            own_redis.stop()
-            resp = client.get("/api/me")
-            assert resp.status_code == 503
-            assert resp.get_json()["error"]["code"] == "unavailable"
-            login = api_login(app.test_client())
-            assert login.status_code == 503
+        make_patient()
+        client = app.test_client()
+        api_login(client)
+        assert client.get("/api/me").status_code == 200
+        own_redis.stop()
+        resp = client.get("/api/me")
+        assert resp.status_code == 503
+        assert resp.get_json()["error"]["code"] == "unavailable"
+        login = api_login(app.test_client())
+        assert login.status_code == 503
     finally:
         own_redis.stop()
