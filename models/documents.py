@@ -230,6 +230,9 @@ class Appointment(Document):
     service = ReferenceField(Service, required=True)
     start = DateTimeField(required=True)
     end = DateTimeField(required=True)
+    # The provider time this appointment blocks: start/end widened by the service's buffers.
+    block_start = DateTimeField(required=True)
+    block_end = DateTimeField(required=True)
     status = StringField(required=True, choices=APPOINTMENT_STATUSES, default="held")
     hold_expires_at = DateTimeField()
     amount = IntField(default=0, min_value=0)
@@ -244,7 +247,7 @@ class Appointment(Document):
         "collection": "appointments",
         "auto_create_index": False,
         "indexes": [
-            ("provider", "start"),
+            ("provider", "block_start"),
             ("patient", "start"),
             ("status", "hold_expires_at"),
             "start",

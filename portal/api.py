@@ -1,12 +1,15 @@
 """The patient JSON API under /api (thin: parse, authorise, call a rule in models/, answer)."""
 
+from datetime import date, datetime
+
 from flask import Blueprint, jsonify, make_response, request
 from flask_jwt_extended import get_jwt, jwt_required, unset_jwt_cookies
 
 from clinic.audit import audit
 from models.accounts import change_patient_password, register_patient
-from models.documents import Provider, Service
-from models.errors import DomainError, ValidationFailed
+from models import booking
+from models.documents import Appointment, Provider, Service, utcnow
+from models.errors import Conflict, DomainError, ValidationFailed
 from portal.auth import current_patient, issue_tokens, revoke, revoke_cookies, sign_in
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -128,3 +131,133 @@ def list_providers():
     providers = query.order_by("name").no_dereference()
     return jsonify([{"id": str(p.id), "name": p.name, "services": [str(s.id) for s in p.services]}
                     for p in providers])
+
+
+# --- Availability and booking -------------------------------------------------------------
+
+def string_field(body, name):
+    """A required string field of a JSON body (422 when it is another type)."""
+    value = body.get(name)
+    if not isinstance(value, str) or not value:
+        raise ValidationFailed(f"'{name}' must be a non-empty string.", fields={name: "must be a string"})
+    return value
+
+
+def parse_instant(value, name="start"):
+    """An ISO 8601 instant with an offset, or 422."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise ValidationFailed(f"'{name}' must be an ISO 8601 time with an offset, e.g. "
+                               "2026-11-30T09:00:00+00:00.", fields={name: "invalid time"})
+    return parsed
+
+
+def appointment_json(appt, clinic, services=None, providers=None, now=None):
+    """The patient's view of an appointment, times in the clinic's zone."""
+    tz = clinic.timezone
+    service = (services or {}).get(appt.service.id) if services else appt.service
+    provider = (providers or {}).get(appt.provider.id) if providers else appt.provider
+    return {
+        "id": str(appt.id),
+        "status": booking.effective_status(appt, now or utcnow()),
+        "start": booking.local_iso(appt.start, tz),
+        "end": booking.local_iso(appt.end, tz),
+        "timezone": tz,
+        "hold_expires_at": booking.local_iso(appt.hold_expires_at, tz),
+        "amount": appt.amount,
+        "currency": appt.currency,
+        "service": {"id": str(service.id), "name": service.name} if service else None,
+        "provider": {"id": str(provider.id), "name": provider.name} if provider else None,
+    }
+
+
+@bp.get("/slots")
+def list_slots():
+    """Free times of a service, for one provider or all who offer it, sorted by start."""
+    now = utcnow()
+    service = booking.get_service(object_id_arg("service", required=True))
+    clinic = booking.require_clinic()
+    provider_id = object_id_arg("provider")
+    if provider_id:
+        providers = [booking.get_provider_for(service, provider_id)]
+    else:
+        providers = list(Provider.objects(active=True, services=service.id).no_dereference())
+    raw_from = request.args.get("from")
+    try:
+        first = date.fromisoformat(raw_from) if raw_from else booking.local_today(clinic.timezone, now)
+    except ValueError:
+        raise ValidationFailed("'from' must be a date like 2026-11-30.", fields={"from": "invalid date"}) from None
+    raw_days = request.args.get("days", "7")
+    if not raw_days.isdigit() or not 1 <= int(raw_days) <= 31:
+        raise ValidationFailed("'days' must be a whole number from 1 to 31.", fields={"days": "1 to 31"})
+    slots = booking.find_slots(service, providers, clinic, first, int(raw_days), now)
+    tz = clinic.timezone
+    return jsonify([{"provider": str(p.id), "provider_name": p.name, "start": booking.local_iso(s, tz),
+                     "end": booking.local_iso(e, tz)} for s, e, p in slots])
+
+
+@bp.post("/appointments")
+@jwt_required()
+def create_appointment():
+    """Book a time for the signed-in patient (201; 409 when taken; 422 when not bookable)."""
+    body = json_body(required=("service", "provider", "start"))
+    service_id, provider_id = string_field(body, "service"), string_field(body, "provider")
+    start = parse_instant(string_field(body, "start"))
+    patient = current_patient()
+    appt = book_for_patient(patient, service_id, provider_id, start)
+    return jsonify(appointment_json(appt, booking.require_clinic())), 201
+
+
+def book_for_patient(patient, service_id, provider_id, start):
+    """Book through the shared rule and audit the outcome (pages and API both call this)."""
+    try:
+        appt = booking.book(patient, service_id, provider_id, start, utcnow())
+    except Conflict as exc:
+        audit(f"patient:{patient.id}", "appointment.book", record=f"Provider:{provider_id}",
+              outcome=f"refused:{exc.code}")
+        raise
+    audit(f"patient:{patient.id}", "appointment.book", record=f"Appointment:{appt.id}")
+    return appt
+
+
+@bp.get("/appointments")
+@jwt_required()
+def list_appointments():
+    """The signed-in patient's appointments, soonest first."""
+    patient = current_patient()
+    clinic = booking.require_clinic()
+    appts = list(Appointment.objects(patient=patient.id).order_by("start").no_dereference())
+    services = {s.id: s for s in Service.objects(id__in={a.service.id for a in appts})}
+    providers = {p.id: p for p in Provider.objects(id__in={a.provider.id for a in appts})}
+    audit(f"patient:{patient.id}", "appointment.list", record=f"Patient:{patient.id}")
+    now = utcnow()
+    return jsonify([appointment_json(a, clinic, services, providers, now) for a in appts])
+
+
+@bp.get("/appointments/<appointment_id>")
+@jwt_required()
+def show_appointment(appointment_id):
+    """One of the patient's own appointments (404 for anyone else's)."""
+    patient = current_patient()
+    appt = booking.get_patient_appointment(patient, appointment_id)
+    audit(f"patient:{patient.id}", "appointment.read", record=f"Appointment:{appt.id}")
+    return jsonify(appointment_json(appt, booking.require_clinic()))
+
+
+@bp.post("/appointments/<appointment_id>/cancel")
+@jwt_required()
+def cancel_appointment(appointment_id):
+    """Cancel within the service's policy (409 inside the cancellation window)."""
+    patient = current_patient()
+    appt = booking.get_patient_appointment(patient, appointment_id)
+    try:
+        booking.cancel(appt, utcnow(), reason="cancelled by patient")
+    except Conflict as exc:
+        audit(f"patient:{patient.id}", "appointment.cancel", record=f"Appointment:{appt.id}",
+              outcome=f"refused:{exc.code}")
+        raise
+    audit(f"patient:{patient.id}", "appointment.cancel", record=f"Appointment:{appt.id}")
+    return jsonify(appointment_json(appt, booking.require_clinic()))

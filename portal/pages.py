@@ -1,5 +1,8 @@
 """The patient portal's server-rendered pages (they work without JavaScript)."""
 
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
 from flask import Blueprint, flash, g, make_response, redirect, render_template, request, url_for
 from flask_jwt_extended import get_jwt, unset_jwt_cookies
 from flask_wtf import FlaskForm
@@ -8,8 +11,9 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from clinic.audit import audit
 from models.accounts import change_patient_password, register_patient
-from models.documents import Clinic
-from models.errors import DomainError, Throttled
+from models import booking
+from models.documents import Appointment, Clinic, Provider, Service, utcnow
+from models.errors import DomainError, Throttled, ValidationFailed
 from portal.auth import issue_tokens, patient_page, revoke, revoke_cookies, sign_in
 
 bp = Blueprint("portal", __name__, url_prefix="/portal")
@@ -105,7 +109,11 @@ def register():
 @patient_page
 def dashboard():
     """The signed-in patient's home page."""
-    return render_template("portal/dashboard.html", clinic=Clinic.get(), patient=g.patient)
+    clinic = Clinic.get()
+    now = utcnow()
+    upcoming = list(Appointment.objects(patient=g.patient.id, end__gte=now).order_by("start").select_related())
+    return render_template("portal/dashboard.html", clinic=clinic, patient=g.patient, upcoming=upcoming,
+                           now=now, effective_status=booking.effective_status, human_time=booking.human_time)
 
 
 @bp.post("/logout")
@@ -143,3 +151,114 @@ def change_password():
     elif form.errors:
         status = 400
     return render_template("portal/password.html", form=form), status
+
+
+# --- Booking pages ---------------------------------------------------------------------------
+
+def _week_start(raw, clinic, now):
+    try:
+        return date.fromisoformat(raw) if raw else booking.local_today(clinic.timezone, now)
+    except ValueError:
+        return booking.local_today(clinic.timezone, now)
+
+
+@bp.route("/book", methods=["GET", "POST"])
+@patient_page
+def book():
+    """Choose a service, a provider (or any), then one of a week's free times; POST books it."""
+    clinic = booking.require_clinic()
+    now = utcnow()
+    if request.method == "POST":
+        form = request.form
+        try:
+            start = datetime.fromisoformat(form.get("start", ""))
+        except ValueError:
+            start = None
+        try:
+            if start is None or start.tzinfo is None:
+                raise ValidationFailed("Choose one of the offered times.")
+            from portal.api import book_for_patient
+
+            appt = book_for_patient(g.patient, form.get("service", ""), form.get("provider", ""), start)
+        except DomainError as exc:
+            flash(exc.message, "error")
+            return redirect(url_for("portal.book", service=form.get("service"),
+                                    provider=form.get("choice") or form.get("provider"),
+                                    week=form.get("week")))
+        return redirect(url_for("portal.appointment", appointment_id=appt.id))
+
+    services = list(Service.objects(active=True).order_by("name"))
+    service = provider = None
+    providers, days, first = [], [], None
+    service_id, provider_choice = request.args.get("service", ""), request.args.get("provider", "")
+    if service_id:
+        try:
+            service = booking.get_service(service_id)
+        except DomainError as exc:
+            flash(exc.message, "error")
+    if service:
+        providers = list(Provider.objects(active=True, services=service.id).order_by("name").no_dereference())
+    if service and provider_choice:
+        chosen = [p for p in providers if str(p.id) == provider_choice] if provider_choice != "any" else providers
+        if chosen:
+            provider = chosen[0] if provider_choice != "any" else None
+            first = _week_start(request.args.get("week"), clinic, now)
+            slots = booking.find_slots(service, chosen, clinic, first, 7, now)
+            by_day = {}
+            for start, end, p in slots:
+                local_start = start.astimezone(ZoneInfo(clinic.timezone))
+                by_day.setdefault(local_start.date(), []).append((start, end, p, local_start))
+            days = sorted(by_day.items())
+        else:
+            flash("Choose a provider who offers this service.", "error")
+    return render_template(
+        "portal/book.html", clinic=clinic, services=services, service=service, providers=providers,
+        provider=provider, provider_choice=provider_choice, days=days, first=first,
+        prev_week=(first - timedelta(days=7)) if first else None,
+        next_week=(first + timedelta(days=7)) if first else None,
+        today=booking.local_today(clinic.timezone, now), human_time=booking.human_time)
+
+
+@bp.get("/appointments/<appointment_id>")
+@patient_page
+def appointment(appointment_id):
+    """The appointment's page: status, time, provider, price, and cancel within policy."""
+    appt = booking.get_patient_appointment(g.patient, appointment_id)
+    clinic = booking.require_clinic()
+    now = utcnow()
+    audit(f"patient:{g.patient.id}", "appointment.read", record=f"Appointment:{appt.id}")
+    return render_template(
+        "portal/appointment.html", appt=appt, clinic=clinic, status=booking.effective_status(appt, now),
+        blocker=booking.cancellation_blocker(appt, now, clinic), human_time=booking.human_time)
+
+
+@bp.post("/appointments/<appointment_id>/cancel")
+@patient_page
+def cancel_appointment(appointment_id):
+    """Cancel from the appointment page."""
+    appt = booking.get_patient_appointment(g.patient, appointment_id)
+    try:
+        booking.cancel(appt, utcnow(), reason="cancelled by patient")
+    except DomainError as exc:
+        audit(f"patient:{g.patient.id}", "appointment.cancel", record=f"Appointment:{appt.id}",
+              outcome=f"refused:{exc.code}")
+        flash(exc.message, "error")
+    else:
+        audit(f"patient:{g.patient.id}", "appointment.cancel", record=f"Appointment:{appt.id}")
+        flash("Your appointment is cancelled.", "info")
+    return redirect(url_for("portal.appointment", appointment_id=appt.id))
+
+
+@bp.get("/appointments/<appointment_id>.ics")
+@patient_page
+def appointment_ics(appointment_id):
+    """A calendar file for a confirmed appointment."""
+    appt = booking.get_patient_appointment(g.patient, appointment_id)
+    if appt.status not in ("confirmed", "checked_in"):
+        raise DomainError("Only confirmed appointments can be added to a calendar.", code="not_confirmed")
+    clinic = booking.require_clinic()
+    body = booking.ics_for(appt, clinic)
+    response = make_response(body)
+    response.headers["Content-Type"] = "text/calendar; charset=utf-8"
+    response.headers["Content-Disposition"] = f'attachment; filename="appointment-{appt.id}.ics"'
+    return response

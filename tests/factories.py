@@ -25,3 +25,34 @@ def csrf_header(client, refresh=False):
     name = "csrf_refresh_token" if refresh else "csrf_access_token"
     cookie = client.get_cookie(name)
     return {"X-CSRF-TOKEN": cookie.value if cookie else ""}
+
+
+def make_clinic(tz="Europe/London", phone="+44 20 7946 0123", hold_minutes=15, step=15):
+    """The clinic."""
+    from models import Clinic
+
+    return Clinic(name="Test Clinic", timezone=tz, currency="gbp", phone=phone, hold_minutes=hold_minutes,
+                  slot_step_minutes=step).save()
+
+
+def make_service(name="Consultation", duration=30, price=5000, before=0, after=0, notice=0,
+                 horizon=60, cancel_hours=24):
+    """A service with its policy."""
+    from models import Service
+
+    return Service(name=name, duration_minutes=duration, price=price, currency="gbp",
+                   buffer_before_minutes=before, buffer_after_minutes=after, min_notice_minutes=notice,
+                   horizon_days=horizon, cancellation_window_hours=cancel_hours).save()
+
+
+def make_provider(services, name="Dr Test", hours=("09:00", "17:00"), lunch=("12:00", "13:00"),
+                  weekdays=range(7)):
+    """A provider offering `services`, working `hours` with a lunch break on `weekdays`."""
+    from models import Break, DayHours, Provider, Schedule
+
+    provider = Provider(name=name, email=f"{name.lower().replace(' ', '.')}@clinic.test",
+                        services=list(services)).save()
+    breaks = [Break(start=lunch[0], end=lunch[1])] if lunch else []
+    Schedule(provider=provider, days=[DayHours(weekday=d, start=hours[0], end=hours[1], breaks=breaks)
+                                      for d in weekdays]).save()
+    return provider

@@ -5,7 +5,8 @@ import os
 import signal
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pymongo
 import pytest
@@ -163,28 +164,25 @@ def test_create_staff_refuses_short_password_and_bad_role(app):
 
 def test_sweep_expires_lapsed_holds_and_frees_their_time(app):
     from models import Appointment, TimeClaim
-    from models.seed import seed_demo
-    from models.documents import Patient, Provider, Service
+    from models.booking import book
+    from tests.factories import make_clinic, make_patient, make_provider, make_service
 
-    seed_demo()
-    patient, provider = Patient.objects.first(), Provider.objects.first()
-    service = Service.objects(price__gt=0).first()
-    start = datetime(2030, 1, 7, 10, 0, tzinfo=timezone.utc)
-    lapsed = Appointment(patient=patient, provider=provider, service=service, start=start,
-                         end=start + timedelta(minutes=30), status="held",
-                         hold_expires_at=datetime.now(timezone.utc) - timedelta(minutes=1)).save()
-    live = Appointment(patient=patient, provider=provider, service=service,
-                       start=start + timedelta(hours=1), end=start + timedelta(hours=1, minutes=30),
-                       status="held",
-                       hold_expires_at=datetime.now(timezone.utc) + timedelta(minutes=10)).save()
-    TimeClaim(provider=provider, unit=start, appointment=lapsed, expires_at=lapsed.hold_expires_at).save()
-    TimeClaim(provider=provider, unit=live.start, appointment=live, expires_at=live.hold_expires_at).save()
+    make_clinic()
+    service = make_service(price=5000)
+    provider = make_provider([service])
+    patient = make_patient()
+    now = datetime.now(timezone.utc)
+    day = (now + timedelta(days=2)).astimezone(ZoneInfo("Europe/London")).date()
+    at = datetime.combine(day, time(10, 0), ZoneInfo("Europe/London"))
+    lapsed = book(patient, str(service.id), str(provider.id), at, now - timedelta(minutes=30))
+    live = book(patient, str(service.id), str(provider.id), at + timedelta(hours=4), now)
+    assert lapsed.hold_expires_at < now < live.hold_expires_at
     result = app.test_cli_runner().invoke(args=["sweep"])
     assert result.exit_code == 0 and "1 hold(s) expired" in result.output
     assert Appointment.objects.get(id=lapsed.id).status == "expired"
     assert Appointment.objects.get(id=live.id).status == "held"
-    assert TimeClaim.objects(appointment=lapsed).count() == 0
-    assert TimeClaim.objects(appointment=live).count() == 1
+    assert TimeClaim.objects(appointment=lapsed.id).count() == 0
+    assert TimeClaim.objects(appointment=live.id).count() == 6  # 30 minutes of 5-minute units
 
 
 def test_gunicorn_ready_then_503_when_redis_stops_and_back(app_config):
