@@ -40,11 +40,12 @@ def create_app(config=None):
 
     register_error_handlers(app)
 
-    from clinic import health, security
+    from clinic import health, monitoring, security
     from portal import api, pages
     from webhooks import stripe_webhook
 
     security.init_app(app)
+    monitoring.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)

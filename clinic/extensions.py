@@ -9,6 +9,7 @@ from flask_jwt_extended import JWTManager
 from flask_login import LoginManager
 from flask_wtf import CSRFProtect
 
+from clinic.monitoring import CommandCounter
 from clinic.settings import ConfigError
 
 jwt = JWTManager()
@@ -27,7 +28,8 @@ class Mongo:
         # A second app in the same process (tests) replaces the first connection.
         mongoengine.disconnect(alias=self.alias)
         kwargs = {"host": uri, "alias": self.alias, "serverSelectionTimeoutMS": 3000,
-                  "connectTimeoutMS": 3000, "uuidRepresentation": "standard", "tz_aware": True}
+                  "connectTimeoutMS": 3000, "uuidRepresentation": "standard", "tz_aware": True,
+                  "event_listeners": [CommandCounter()]}
         if app.config.get("MONGODB_DB"):
             kwargs["db"] = app.config["MONGODB_DB"]
         try:

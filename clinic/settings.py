@@ -73,6 +73,8 @@ def load_settings(env=None):
         "ACCESS_TOKEN_MINUTES": _int(env, "ACCESS_TOKEN_MINUTES", 15),
         "SESSION_MAX_HOURS": _int(env, "SESSION_MAX_HOURS", 12),
         "PUBLIC_URL": env.get("PUBLIC_URL") or "http://127.0.0.1:5000",
+        # Adds X-DB-Commands (MongoDB commands per request) to every answer: tests and benchmark.
+        "COUNT_DB_COMMANDS": _flag(env.get("COUNT_DB_COMMANDS"), False),
     }
 
 
