@@ -332,3 +332,32 @@ def test_slots_use_a_constant_number_of_queries(make_app):
     large, large_count = slots_cost(14)
     assert large_count > 10 * small_count / 2
     assert large == small, (small, large)
+
+
+def test_confirmed_appointment_downloads_as_ics(app, clinic_setup):
+    from icalendar import Calendar
+
+    s = clinic_setup
+    client = signed_in(app)
+    day = future_day()
+    free = post_booking(client, s["free"], s["provider"], at(day, 10)).get_json()
+    resp = client.get(f"/portal/appointments/{free['id']}.ics")
+    assert resp.status_code == 200 and resp.mimetype == "text/calendar"
+    event = Calendar.from_ical(resp.data).walk("VEVENT")[0]
+    assert event.decoded("dtstart") == at(day, 10)
+    assert event.decoded("dtend") - event.decoded("dtstart") == timedelta(minutes=15)
+    assert "Call with Dr One" in str(event.get("summary"))
+    held = post_booking(client, s["consult"], s["provider"], at(day, 14)).get_json()
+    assert client.get(f"/portal/appointments/{held['id']}.ics").status_code == 400
+
+
+def test_appointment_page_shows_status_time_with_zone_and_price(app, clinic_setup):
+    s = clinic_setup
+    client = signed_in(app)
+    day = future_day()
+    held = post_booking(client, s["consult"], s["provider"], at(day, 10)).get_json()
+    page = client.get(f"/portal/appointments/{held['id']}").get_data(as_text=True)
+    assert "payment needed" in page and "50.00 GBP" in page and "Dr One" in page
+    assert f"{at(day, 10):%A} {day.day} {at(day, 10):%B %Y}, 10:00 {at(day, 10).tzname()}" in page and "Europe/London" in page
+    other = signed_in(app, "other@example.com")
+    assert other.get(f"/portal/appointments/{held['id']}").status_code == 404
