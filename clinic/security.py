@@ -44,6 +44,8 @@ def init_app(app):
         frame_options="DENY",
         strict_transport_security=True,
         content_security_policy=BASE_CSP,
+        # Flask-Admin's inline scripts carry this nonce (Admin(csp_nonce_generator=...)).
+        content_security_policy_nonce_in=["script-src"],
         session_cookie_secure=app.config["SESSION_COOKIE_SECURE"],
         session_cookie_http_only=True,
         session_cookie_samesite="Lax",

@@ -204,8 +204,14 @@ def release_time(appointment_id):
     TimeClaim._get_collection().delete_many({"appointment": appointment_id})
 
 
-def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked_by="patient"):
-    """Book a time: `confirmed` at once when free of charge, else `held` until the hold expires."""
+def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked_by="patient",
+         pay_online=True, override=False):
+    """Book a time: `confirmed` at once when free of charge, else `held` until the hold expires.
+
+    Staff bookings pass `pay_online=False` (confirmed at once, paid at the desk) and may pass
+    `override=True` to book over a conflict: such an appointment claims no time units, is marked
+    `override`, and the caller audits it. Hours, grid, notice and horizon still apply.
+    """
     if not isinstance(start, datetime) or start.tzinfo is None:
         raise ValidationFailed("The start time needs a timezone offset.", fields={"start": "needs an offset"})
     start = _utc(start)
@@ -220,16 +226,16 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
     # Busy time is not read here: the claim below is the guard, and it cannot race.
     reason = why_not_bookable(tz=clinic.timezone, days=week, overrides=overrides, time_off=time_off,
                               busy=[], rules=rules, now=now, start=start)
-    if reason == "busy":
+    if reason == "busy" and not override:
         raise Conflict("The provider is away at that time.", code="provider_away")
-    if reason:
+    if reason and reason != "busy":
         raise ValidationFailed(REASONS[reason], code=f"not_bookable_{reason}", fields={"start": reason})
     end = start + rules.duration
     mine = Appointment.objects(patient=patient.id, status__in=ACTIVE_STATUSES, start__lt=end,
                                end__gt=start).only("status", "hold_expires_at")
-    if any(is_blocking(a, now) for a in mine):
+    if any(is_blocking(a, now) for a in mine) and not override:
         raise Conflict("You already have an appointment at that time.", code="patient_overlap")
-    paid = service.price > 0
+    paid = service.price > 0 and pay_online
     hold_minutes = hold_minutes or clinic.hold_minutes or 15
     hold_expires_at = now + timedelta(minutes=hold_minutes) if paid else None
     appointment = Appointment(
@@ -237,9 +243,10 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
         block_start=start - rules.buffer_before, block_end=end + rules.buffer_after,
         status="held" if paid else "confirmed", hold_expires_at=hold_expires_at,
         amount=service.price, currency=service.currency, created_at=now, updated_at=now,
-        booked_by=booked_by)
-    claim_time(provider.id, appointment.id, appointment.block_start, appointment.block_end,
-               hold_expires_at, now)
+        booked_by=booked_by, override=override)
+    if not override:
+        claim_time(provider.id, appointment.id, appointment.block_start, appointment.block_end,
+                   hold_expires_at, now)
     try:
         appointment.save(force_insert=True)
     except Exception:

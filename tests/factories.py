@@ -56,3 +56,18 @@ def make_provider(services, name="Dr Test", hours=("09:00", "17:00"), lunch=("12
     Schedule(provider=provider, days=[DayHours(weekday=d, start=hours[0], end=hours[1], breaks=breaks)
                                       for d in weekdays]).save()
     return provider
+
+
+def form_csrf(html):
+    """The CSRF token of the first form on a page."""
+    import re
+
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or \
+        re.search(r'name="csrf_token" value="([^"]+)"', html)
+    return match.group(1)
+
+
+def staff_login(client, email, password=PASSWORD):
+    """Sign a staff user in through the real form."""
+    token = form_csrf(client.get("/admin/login").get_data(as_text=True))
+    return client.post("/admin/login", data={"email": email, "password": password, "csrf_token": token})
