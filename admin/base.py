@@ -88,7 +88,8 @@ class ClinicSecureForm(SecureForm):
 
     def hidden_tag(self, *fields):
         """The form's hidden fields (its CSRF token among them)."""
-        return Markup("".join(str(f) for f in self if f.widget.input_type == "hidden"))
+        # Each field renders itself escaped (Markup); joining on Markup keeps that.
+        return Markup("").join(f() for f in self if f.widget.input_type == "hidden")
 
 
 class SecureModelView(StaffAccessMixin, ModelView):

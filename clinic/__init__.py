@@ -47,6 +47,9 @@ def create_app(config=None):
     security.init_app(app)
     monitoring.init_app(app)
     app.register_blueprint(health.bp)
+    from portal import openapi
+
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(stripe_webhook.bp)

@@ -1,0 +1,62 @@
+"""Schemathesis over /api/openapi.json: no 5xx and answers that match the document, signed in."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from tests.factories import api_login, make_clinic, make_patient, make_provider, make_service
+
+@pytest.fixture
+def fuzz_app(make_app):
+    app = make_app()
+    make_clinic()
+    service = make_service("Consultation", duration=30, price=0)
+    make_provider([service], name="Dr Fuzz")
+    make_patient()
+    return app
+
+
+@pytest.fixture
+def api_schema(fuzz_app):
+    return schemathesis.openapi.from_wsgi("/api/openapi.json", fuzz_app)
+
+
+@pytest.fixture
+def signed_in_cookies(fuzz_app):
+    client = fuzz_app.test_client()
+    assert api_login(client).status_code == 200
+    return {name: client.get_cookie(name).value
+            for name in ("access_token_cookie", "refresh_token_cookie", "csrf_access_token")}
+
+
+def test_api_never_fails_and_matches_its_document(api_schema, signed_in_cookies):
+    failures = []
+    operations = [result.ok() for result in api_schema.get_all_operations()]
+    assert len(operations) >= 14
+    for operation in operations:
+        # Skip logout and password change so the session survives the run.
+        if operation.path in ("/api/auth/logout", "/api/auth/password"):
+            continue
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck),
+                  database=None)
+        def run(case):
+            response = case.call(cookies=signed_in_cookies,
+                                 headers={"X-CSRF-TOKEN": signed_in_cookies["csrf_access_token"]})
+            assert response.status_code < 500, (case.method, case.path, response.text[:300])
+            case.validate_response(response, checks=(response_schema_conformance, status_code_conformance,
+                                                     content_type_conformance))
+
+        try:
+            run()
+        except Exception as exc:  # collect every operation's failure, then report them all
+            failures.append(f"{operation.method.upper()} {operation.path}: {str(exc)[:1500]}")
+    assert not failures, "\n\n".join(failures)
