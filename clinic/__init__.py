@@ -53,6 +53,11 @@ def create_app(config=None):
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(stripe_webhook.bp)
+    from portal import payment
+
+    app.register_blueprint(payment.api_bp)
+    app.register_blueprint(payment.page_bp)
+    csrf.exempt(payment.api_bp)
     # The JSON API and webhooks authenticate by JWT double-submit or signature, not form CSRF.
     csrf.exempt(api.bp)
     csrf.exempt(stripe_webhook.bp)

@@ -27,6 +27,7 @@ from models.documents import (
     TimeClaim,
     TimeOff,
 )
+from models.catalog import changed, current_catalog
 from models.errors import Conflict, NotFound, ValidationFailed
 
 UNIT = timedelta(minutes=5)
@@ -88,30 +89,17 @@ def _utc(dt):
 
 def require_clinic():
     """The clinic, or a clear error when none is configured."""
-    clinic = Clinic.get()
-    if clinic is None:
-        raise NotFound("The clinic is not set up yet.", code="clinic_missing")
-    return clinic
+    return current_catalog().require_clinic()
 
 
 def get_service(service_id):
     """An active service by id, or NotFound."""
-    service = Service.objects(id=service_id, active=True).first() if ObjectId.is_valid(service_id) else None
-    if service is None:
-        raise NotFound("That service does not exist.", code="service_not_found")
-    return service
+    return current_catalog().service(service_id)
 
 
 def get_provider_for(service, provider_id):
     """An active provider who offers the service, or NotFound/ValidationFailed."""
-    provider = (Provider.objects(id=provider_id, active=True).no_dereference().first()
-                if ObjectId.is_valid(provider_id) else None)
-    if provider is None:
-        raise NotFound("That provider does not exist.", code="provider_not_found")
-    if service.id not in {getattr(s, "id", s) for s in provider.services}:
-        raise ValidationFailed(f"{provider.name} does not offer {service.name}.",
-                               code="service_not_offered", fields={"provider": "does not offer this service"})
-    return provider
+    return current_catalog().provider_for(service, provider_id)
 
 
 @dataclass
@@ -124,8 +112,9 @@ class Window:
 
 
 def load_window(provider_ids, span_start, span_end, now):
-    """Load schedules, time off and busy time of the providers with three queries in all."""
-    schedules = {s.provider.id: s for s in Schedule.objects(provider__in=provider_ids).no_dereference()}
+    """Load time off and busy time of the providers with two queries (schedules from the catalog)."""
+    catalog = current_catalog()
+    schedules = {pid: catalog.schedules.get(pid) for pid in provider_ids}
     time_off = {pid: [] for pid in provider_ids}
     for off in TimeOff.objects(provider__in=provider_ids, start__lt=span_end, end__gt=span_start).no_dereference():
         time_off[off.provider.id].append((_utc(off.start), _utc(off.end)))
@@ -182,6 +171,7 @@ def claim_time(provider_id, appointment_id, block_start, block_end, expires_at, 
     collection = TimeClaim._get_collection()
     try:
         collection.insert_many(docs, ordered=False)
+        changed("availability")
         return
     except pymongo.errors.BulkWriteError as exc:
         taken = [docs[err["index"]]["unit"] for err in exc.details.get("writeErrors", []) if err.get("code") == 11000]
@@ -197,11 +187,13 @@ def claim_time(provider_id, appointment_id, block_start, block_end, expires_at, 
         if moved is None:
             release_time(appointment_id)
             raise Conflict(REASONS["busy"], code="slot_taken")
+    changed("availability")
 
 
 def release_time(appointment_id):
     """Give back every unit an appointment claimed."""
-    TimeClaim._get_collection().delete_many({"appointment": appointment_id})
+    if TimeClaim._get_collection().delete_many({"appointment": appointment_id}).deleted_count:
+        changed("availability")
 
 
 def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked_by="patient",
@@ -215,11 +207,12 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
     if not isinstance(start, datetime) or start.tzinfo is None:
         raise ValidationFailed("The start time needs a timezone offset.", fields={"start": "needs an offset"})
     start = _utc(start)
-    clinic = require_clinic()
-    service = get_service(service_id)
-    provider = get_provider_for(service, provider_id)
+    catalog = current_catalog()
+    clinic = catalog.require_clinic()
+    service = catalog.service(service_id)
+    provider = catalog.provider_for(service, provider_id)
     rules = service_rules(service, clinic)
-    week, overrides = schedule_days(Schedule.objects(provider=provider.id).first())
+    week, overrides = schedule_days(catalog.schedules.get(provider.id))
     time_off = [(_utc(t.start), _utc(t.end)) for t in TimeOff.objects(
         provider=provider.id, start__lt=start + rules.duration + rules.buffer_after,
         end__gt=start - rules.buffer_before)]
@@ -247,6 +240,8 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
     if not override:
         claim_time(provider.id, appointment.id, appointment.block_start, appointment.block_end,
                    hold_expires_at, now)
+    else:
+        changed("availability")
     try:
         appointment.save(force_insert=True)
     except Exception:
@@ -299,6 +294,10 @@ def cancel(appointment, now, reason="", by_staff=False):
     if not moved:
         raise Conflict("This appointment was already closed.", code="already_closed")
     release_time(appointment.id)
+    # Its money: a refund when paid and due, or the unfinished payment stopped at Stripe.
+    from models.payments import after_cancellation
+
+    after_cancellation(appointment, now, by_staff=by_staff, status_before=appointment.status)
     appointment.reload()
     return appointment
 

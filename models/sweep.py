@@ -1,8 +1,41 @@
-"""The sweeper: one pass that expires lapsed holds and reconciles payments."""
+"""The sweeper: one pass that expires lapsed holds and reconciles payments with Stripe.
 
+localstripe (and a webhook endpoint that was down) can leave money state behind: it sends no
+event for a cancel or a refund and never retries a delivery. So the sweeper re-fetches:
+
+1. Lapsed holds: before a hold with a PaymentIntent / Checkout Session is expired, the intent is
+   cancelled (the session expired) and the payment re-synced. If it had succeeded, the sync
+   confirms the appointment (or refunds it) instead; if Stripe cannot be asked, the hold is left
+   for the next pass (its time is already free for new bookings at read time).
+2. Payments stuck in `pending`/`processing` for over a minute are re-synced; succeeded payments
+   whose appointment is still held or expired are settled; refunds that never reached Stripe are
+   sent again with their idempotency keys.
+3. Time claims whose appointment does not exist (older than two minutes: a booking inserts its
+   claims just before its appointment) are deleted, as are the claims of expired or cancelled
+   appointments that were not secured by a payment.
+4. Inconsistencies it cannot fix are reported.
+
+A pass holds a lease (Redis `SET NX EX` under the app's key prefix), so running the sweeper from
+several machines at once does each pass once; every step is a guarded update anyway.
+"""
+
+import logging
+import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 
-from models.documents import Appointment, TimeClaim, utcnow
+from bson import ObjectId
+
+from models.documents import Appointment, Payment, TimeClaim, utcnow
+
+log = logging.getLogger(__name__)
+LEASE_SECONDS = 300
+STUCK_AFTER = timedelta(minutes=1)
+ORPHAN_AFTER = timedelta(minutes=2)
+RECENT = timedelta(days=1)
+ACTOR = "sweeper"
+_RELEASE = ("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) "
+            "end return 0")
 
 
 @dataclass
@@ -10,24 +43,173 @@ class SweepReport:
     """What one sweep pass did."""
 
     expired: list = field(default_factory=list)
+    confirmed: list = field(default_factory=list)
+    refunded: list = field(default_factory=list)
+    synced: list = field(default_factory=list)
+    orphans: int = 0
     problems: list = field(default_factory=list)
+    skipped: bool = False
 
     def lines(self):
         """Human-readable summary lines."""
+        if self.skipped:
+            return ["sweep: skipped: another sweep holds the lease"] + [
+                f"sweep: problem: {p}" for p in self.problems]
         out = [f"sweep: {len(self.expired)} hold(s) expired"]
+        if self.confirmed:
+            out.append(f"sweep: {len(self.confirmed)} late payment(s) confirmed")
+        if self.refunded:
+            out.append(f"sweep: {len(self.refunded)} payment(s) refunded")
+        if self.synced:
+            out.append(f"sweep: {len(self.synced)} payment(s) re-synced with Stripe")
+        if self.orphans:
+            out.append(f"sweep: {self.orphans} stale time claim(s) deleted")
         out += [f"sweep: problem: {p}" for p in self.problems]
         return out
 
 
+class Lease:
+    """A Redis lease: held by one sweeper at a time, lapsing by itself if its holder dies."""
+
+    def __init__(self, name="sweep", seconds=LEASE_SECONDS):
+        from clinic.extensions import get_redis, rkey
+
+        self.redis, self.key, self.seconds = get_redis(), rkey("lease", name), seconds
+        self.token = uuid.uuid4().hex
+
+    def acquire(self):
+        return bool(self.redis.set(self.key, self.token, nx=True, ex=self.seconds))
+
+    def release(self):
+        self.redis.eval(_RELEASE, 1, self.key, self.token)
+
+
 def sweep(now=None):
-    """Expire unpaid holds whose time has passed and release their claimed time."""
+    """One pass: expire lapsed holds, reconcile payments, tidy claims, report what is wrong."""
     now = now or utcnow()
     report = SweepReport()
-    for appt in Appointment.objects(status="held", hold_expires_at__lte=now).only("id"):
+    lease = Lease()
+    if not lease.acquire():
+        report.skipped = True
+        return report
+    try:
+        _expire_holds(now, report)
+        _reconcile_payments(now, report)
+        _recent_payments(now, report)
+        _tidy_claims(now, report)
+    finally:
+        lease.release()
+    return report
+
+
+def _note(outcome, appointment_id, report):
+    if outcome in ("confirmed", "confirmed_late"):
+        report.confirmed.append(appointment_id)
+    elif outcome and outcome.startswith("refunded"):
+        report.refunded.append(appointment_id)
+
+
+def _expire_holds(now, report):
+    from models import payments
+
+    lapsed = Appointment.objects(status="held", hold_expires_at__lte=now).only("id").no_dereference()
+    for appt in lapsed:
+        aid = str(appt.id)
+        payment = Payment.objects(appointment=appt.id).no_dereference().first()
+        if payment is not None and (payment.stripe_payment_intent or payment.stripe_checkout_session):
+            try:
+                if payment.status == "succeeded":
+                    outcome = payments.settle_paid(payment, ACTOR, now, first_time=False)
+                elif payment.status == "refunded":
+                    outcome = None  # refunded before: nothing to settle, expire it
+                else:
+                    # Stop it first, so it cannot take money once the time is released.
+                    outcome = payments.stop_and_sync(payment, ACTOR, now).outcome
+            except Exception as exc:  # Stripe or the database not answering: next pass
+                log.warning("sweep: hold %s left for the next pass: %s", aid, exc)
+                report.problems.append(f"hold {aid} not expired: its payment could not be "
+                                       f"checked with Stripe ({exc.__class__.__name__})")
+                continue
+            _note(outcome, aid, report)
+            payment.reload()
+            if payment.status in ("succeeded", "processing"):
+                if payment.status == "processing":
+                    report.problems.append(f"hold {aid} lapsed with a payment still processing")
+                continue
         # Guarded update: only a still-held, still-lapsed appointment moves to expired.
         moved = Appointment.objects(id=appt.id, status="held", hold_expires_at__lte=now).update_one(
             set__status="expired", set__updated_at=now)
         if moved:
-            TimeClaim.objects(appointment=appt.id).delete()
-            report.expired.append(str(appt.id))
-    return report
+            # Claims secured by a payment (expires_at None) are never released here.
+            TimeClaim.objects(appointment=appt.id, expires_at__ne=None).delete()
+            report.expired.append(aid)
+
+
+def _reconcile_payments(now, report):
+    from models import payments
+
+    stuck = Payment.objects(status__in=("pending", "processing"), updated_at__lte=now - STUCK_AFTER)
+    for payment in stuck.no_dereference():
+        if not (payment.stripe_payment_intent or payment.stripe_checkout_session):
+            continue
+        try:
+            result = payments.sync_payment(payment, ACTOR, now)
+        except Exception as exc:
+            report.problems.append(f"payment {payment.id} could not be re-synced ({exc.__class__.__name__})")
+            continue
+        if result.outcome != "unchanged":
+            report.synced.append(str(payment.id))
+        _note(result.outcome, str(payment.appointment.id), report)
+
+    for payment in Payment.objects(refunds__status="pending").no_dereference():
+        try:
+            if payments.retry_pending_refunds(payment, ACTOR, now, older_than=now - STUCK_AFTER):
+                report.refunded.append(str(payment.appointment.id))
+        except Exception as exc:
+            report.problems.append(f"refund of payment {payment.id} still pending ({exc.__class__.__name__})")
+
+
+def _tidy_claims(now, report):
+    collection = TimeClaim._get_collection()
+    # Claims made in the last day but over two minutes ago: a pass a minute sees each of them.
+    window = {"$gte": ObjectId.from_datetime(now - RECENT), "$lt": ObjectId.from_datetime(now - ORPHAN_AFTER)}
+    ids = {c["appointment"] for c in collection.find({"_id": window}, {"appointment": 1})}
+    if not ids:
+        return
+    existing = {a["_id"]: a.get("status") for a in Appointment._get_collection().find(
+        {"_id": {"$in": list(ids)}}, {"status": 1})}
+    orphans = [i for i in ids if i not in existing]
+    if orphans:
+        report.orphans += collection.delete_many({"appointment": {"$in": orphans}, "_id": window}).deleted_count
+    closed = [i for i, status in existing.items() if status in ("cancelled", "expired")]
+    if closed:
+        report.orphans += collection.delete_many(
+            {"appointment": {"$in": closed}, "expires_at": {"$ne": None}}).deleted_count
+        for aid in closed:
+            if collection.count_documents({"appointment": aid}, limit=1):
+                report.problems.append(f"closed appointment {aid} still holds time secured by a payment")
+
+
+def _recent_payments(now, report):
+    """Payments that moved in the last day: settle the ones whose appointment never caught up
+    (a crash between the payment's update and the appointment's) and report what is wrong."""
+    from models import payments
+
+    recent = list(Payment.objects(status__in=("succeeded", "refunded"),
+                                  updated_at__gte=now - RECENT).no_dereference())
+    appts = {a.id: a for a in Appointment.objects(id__in=[p.appointment.id for p in recent]).only("status")}
+    for payment in recent:
+        appt = appts.get(payment.appointment.id)
+        if (payment.amount_refunded or 0) > payment.amount:
+            report.problems.append(f"payment {payment.id} has more refunded than paid")
+        if appt is None:
+            report.problems.append(f"payment {payment.id} belongs to no appointment")
+        elif payment.status == "succeeded" and appt.status in ("held", "expired"):
+            try:
+                _note(payments.settle_paid(payment, ACTOR, now, first_time=False), str(appt.id), report)
+            except Exception as exc:
+                report.problems.append(f"paid appointment {appt.id} could not be settled "
+                                       f"({exc.__class__.__name__})")
+        elif payment.status == "succeeded" and appt.status == "cancelled" and not payment.amount_refunded:
+            report.problems.append(f"appointment {appt.id} is cancelled but its payment was not "
+                                   "refunded (check the service's refund rule)")

@@ -15,6 +15,7 @@ from models import booking
 from models.documents import Appointment, Clinic, Provider, Service, utcnow
 from models.errors import DomainError, Throttled, ValidationFailed
 from portal.auth import issue_tokens, patient_page, revoke, revoke_cookies, sign_in
+from portal.payment import payment_context, payment_page
 
 bp = Blueprint("portal", __name__, url_prefix="/portal")
 
@@ -221,15 +222,18 @@ def book():
 
 @bp.get("/appointments/<appointment_id>")
 @patient_page
+@payment_page
 def appointment(appointment_id):
-    """The appointment's page: status, time, provider, price, and cancel within policy."""
+    """The appointment's page: status, time, provider, price, payment, and cancel within policy."""
     appt = booking.get_patient_appointment(g.patient, appointment_id)
     clinic = booking.require_clinic()
     now = utcnow()
     audit(f"patient:{g.patient.id}", "appointment.read", record=f"Appointment:{appt.id}")
+    # Re-fetched from Stripe while a payment is under way: the page never trusts a redirect.
+    pay = payment_context(appt, now, f"patient:{g.patient.id}")
     return render_template(
         "portal/appointment.html", appt=appt, clinic=clinic, status=booking.effective_status(appt, now),
-        blocker=booking.cancellation_blocker(appt, now, clinic), human_time=booking.human_time)
+        blocker=booking.cancellation_blocker(appt, now, clinic), human_time=booking.human_time, pay=pay)
 
 
 @bp.post("/appointments/<appointment_id>/cancel")

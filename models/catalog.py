@@ -1,0 +1,106 @@
+"""The catalog: the clinic, its services, providers and weekly schedules — read often, changed rarely.
+
+Availability and booking read it on every request, so it is loaded in bulk (four queries) and the
+app may install a cache for it (`set_catalog_source`); the cache is invalidated by every save of
+those documents (MongoEngine signals, which `changed()` reports) and by a version in Redis for the
+other processes. Without a cache installed, every call loads it afresh.
+"""
+
+from dataclasses import dataclass, field
+
+from bson import ObjectId
+from mongoengine import signals
+
+from models.documents import Clinic, Provider, Schedule, Service, TimeOff
+from models.errors import NotFound, ValidationFailed
+
+
+@dataclass
+class Catalog:
+    """A consistent snapshot of the clinic, services, active providers and schedules."""
+
+    clinic: object
+    services: dict
+    providers: dict
+    schedules: dict = field(default_factory=dict)
+
+    def require_clinic(self):
+        """The clinic, or a clear error when none is configured."""
+        if self.clinic is None:
+            raise NotFound("The clinic is not set up yet.", code="clinic_missing")
+        return self.clinic
+
+    def service(self, service_id):
+        """An active service by id, or NotFound."""
+        service = self.services.get(ObjectId(service_id)) if ObjectId.is_valid(str(service_id)) else None
+        if service is None or not service.active:
+            raise NotFound("That service does not exist.", code="service_not_found")
+        return service
+
+    def provider_for(self, service, provider_id):
+        """An active provider who offers the service, or NotFound/ValidationFailed."""
+        provider = self.providers.get(ObjectId(provider_id)) if ObjectId.is_valid(str(provider_id)) else None
+        if provider is None:
+            raise NotFound("That provider does not exist.", code="provider_not_found")
+        if service.id not in {getattr(s, "id", s) for s in provider.services}:
+            raise ValidationFailed(f"{provider.name} does not offer {service.name}.",
+                                   code="service_not_offered",
+                                   fields={"provider": "does not offer this service"})
+        return provider
+
+    def providers_offering(self, service):
+        """Active providers who offer the service, by name."""
+        return sorted((p for p in self.providers.values()
+                       if service.id in {getattr(s, "id", s) for s in p.services}), key=lambda p: p.name)
+
+
+def load_catalog():
+    """Load the catalog from the database: four queries."""
+    return Catalog(
+        clinic=Clinic.get(),
+        services={s.id: s for s in Service.objects()},
+        providers={p.id: p for p in Provider.objects(active=True).no_dereference()},
+        schedules={s.provider.id: s for s in Schedule.objects().no_dereference()},
+    )
+
+
+_source = None
+_listeners = []
+
+
+def set_catalog_source(source):
+    """Install the function that returns the current catalog (a cache), or None to load afresh."""
+    global _source
+    _source = source
+
+
+def current_catalog():
+    """The catalog, from the installed source or loaded afresh."""
+    return _source() if _source is not None else load_catalog()
+
+
+def on_change(listener):
+    """Register `listener(kind)` to hear of catalog ("catalog") and availability ("availability") changes."""
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
+def changed(kind):
+    """Tell the listeners that the catalog or the availability changed."""
+    for listener in list(_listeners):
+        listener(kind)
+
+
+def _catalog_saved(sender, document, **kwargs):
+    changed("catalog")
+
+
+def _time_off_saved(sender, document, **kwargs):
+    changed("availability")
+
+
+for _document in (Clinic, Service, Provider, Schedule):
+    signals.post_save.connect(_catalog_saved, sender=_document)
+    signals.post_delete.connect(_catalog_saved, sender=_document)
+signals.post_save.connect(_time_off_saved, sender=TimeOff)
+signals.post_delete.connect(_time_off_saved, sender=TimeOff)

@@ -1,0 +1,884 @@
+"""Payments: one Payment per appointment, mirrored from Stripe, and the sync that moves money state.
+
+Rules of this module (every door calls them: the portal, the webhook, the sweeper, staff actions):
+
+- Money state only moves from an object fetched from Stripe by its id (`sync_payment_intent`,
+  `sync_checkout_session`). An event's payload is a hint of *which* object changed, never proof.
+- Every transition is a guarded single-document update: the Payment moves only from the statuses
+  listed in `ALLOWED_FROM`, the Appointment only from `held`/`expired` to `confirmed`. Running a
+  sync twice, or for events that arrive out of order, changes nothing twice.
+- A payment that succeeds after its hold lapsed confirms the appointment when its time can still
+  be secured (its own claims are intact, or `claim_time` can take the time again); otherwise the
+  payment is refunded in full and the appointment is marked `expired` with the reason.
+- A refund is first reserved on the Payment (a guarded update that keeps `amount_refunded` at or
+  under the amount paid), then sent to Stripe with the key `refund:<payment_id>:<n>`, `n` being
+  the refund's position on the Payment. A refund that Stripe could not be reached for stays
+  `pending` and the sweeper sends it again with the same key (looking for it first, because
+  localstripe ignores idempotency keys).
+- Client secrets are handed to the patient's browser and never stored.
+"""
+
+import logging
+import re
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import wraps
+
+import pymongo.errors
+import redis
+import stripe
+from bson import ObjectId
+from flask import current_app, g, has_request_context
+from mongoengine import NotUniqueError
+
+from models.audit import record_audit
+from models.booking import _utc, claim_time, claim_units, effective_status, release_time
+from models.documents import Appointment, Payment, Refund, TimeClaim, utcnow
+from models.errors import Conflict, DependencyDown, DomainError, ValidationFailed
+
+log = logging.getLogger(__name__)
+
+# Stripe refuses a Checkout Session that expires less than 30 minutes after it is created.
+CHECKOUT_MIN_LIFETIME = timedelta(minutes=30)
+CHECKOUT_MARGIN = timedelta(minutes=1)
+TOKEN_RE = re.compile(r"^tok_[A-Za-z0-9_]{6,64}$")
+CONFIRMED_STATUSES = ("confirmed", "checked_in", "completed", "no_show")
+# From which statuses a Payment may move to each status. Stripe's object is the truth, so money
+# that arrived is always recorded; what never happens is a step back to an earlier state.
+ALLOWED_FROM = {
+    "pending": ("failed", "canceled"),          # a fresh attempt after a decline or a replacement
+    "processing": ("pending", "failed"),
+    "failed": ("pending", "processing"),
+    "canceled": ("pending", "failed"),
+    "succeeded": ("pending", "processing", "failed", "canceled"),
+    "refunded": ("succeeded",),
+}
+LATE_TAKEN_REASON = ("The payment arrived after the hold had expired and the time had been "
+                     "booked by someone else; the payment was refunded in full.")
+CANCELLED_BEFORE_PAID_REASON = "appointment cancelled before its payment completed"
+PAYMENT_LOCK_SECONDS = 30
+
+
+class PaymentDeclined(DomainError):
+    """The card was declined (402); the appointment stays held and payable."""
+
+    status = 402
+    code = "card_declined"
+
+
+class PaymentUnavailable(DependencyDown):
+    """Stripe is not answering (503)."""
+
+    code = "payments_unavailable"
+
+
+class PaymentProviderError(DomainError):
+    """Stripe refused a request we did not expect it to refuse (502)."""
+
+    status = 502
+    code = "payment_provider_error"
+
+
+class RefundFailed(DomainError):
+    """Stripe refused a refund for good (the reservation was given back)."""
+
+    status = 502
+    code = "refund_failed"
+
+
+@dataclass
+class SyncResult:
+    """What one sync did: `outcome` is a short slug kept on the StripeEvent and in reports."""
+
+    outcome: str
+    payment: Payment = None
+
+
+# --- plumbing -----------------------------------------------------------------------------------
+
+def stripe_api():
+    """The app's StripeClient (explicit retries and timeouts, `STRIPE_API_BASE` honoured)."""
+    return current_app.extensions["stripe"].client
+
+
+def is_transient(exc):
+    """True for failures worth retrying: a dependency not answering, not a refusal."""
+    if isinstance(exc, (stripe.APIConnectionError, stripe.RateLimitError)):
+        return True
+    if isinstance(exc, stripe.StripeError) and (exc.http_status or 0) >= 500:
+        return True
+    if isinstance(exc, (pymongo.errors.ConnectionFailure, pymongo.errors.NetworkTimeout,
+                        pymongo.errors.ServerSelectionTimeoutError)):
+        return True
+    return isinstance(exc, (redis.ConnectionError, redis.TimeoutError))
+
+
+def translate_stripe_errors(func):
+    """Turn Stripe's exceptions into the contract's answers for the doors (402/503/502)."""
+
+    @wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except stripe.CardError as exc:
+            raise PaymentDeclined(exc.user_message or "Your card was declined.") from None
+        except stripe.StripeError as exc:
+            if is_transient(exc):
+                log.warning("Stripe unavailable: %s", exc)
+                raise PaymentUnavailable("Card payments are not available right now; your time is "
+                                         "still held. Please try again in a moment.",
+                                         headers={"Retry-After": "5"}) from None
+            log.error("Stripe refused a request: %s", exc)
+            raise PaymentProviderError("The payment provider refused the request; nothing was "
+                                       "charged. Please try again or call the clinic.") from None
+
+    return wrapper
+
+
+def _obj(value):
+    """A Stripe object (or a plain dict) as a plain dict."""
+    if value is None or isinstance(value, dict):
+        return value
+    return value.to_dict()
+
+
+def _id_of(value):
+    """The id of a Stripe object given as an id, a dict or a StripeObject."""
+    if value is None or isinstance(value, str):
+        return value
+    return value["id"] if isinstance(value, dict) else value.id
+
+
+def _ref_id(value):
+    """The ObjectId behind a reference (a document, a DBRef or an ObjectId)."""
+    return getattr(value, "id", value)
+
+
+def _audit(actor, action, record, outcome="ok"):
+    request_id = g.get("request_id", "") if has_request_context() else ""
+    try:
+        record_audit(actor, action, record=record, outcome=outcome, request_id=request_id)
+    except pymongo.errors.PyMongoError:  # the change itself is done; do not undo it for the log
+        log.exception("could not write audit event %s %s", action, record)
+
+
+def _not_found(exc):
+    return isinstance(exc, stripe.InvalidRequestError) and exc.http_status == 404
+
+
+def _fetch_intent(pi_id):
+    try:
+        return _obj(stripe_api().v1.payment_intents.retrieve(pi_id))
+    except stripe.InvalidRequestError as exc:
+        if _not_found(exc):
+            return None
+        raise
+
+
+def _fetch_session(session_id):
+    try:
+        return _obj(stripe_api().v1.checkout.sessions.retrieve(session_id))
+    except stripe.InvalidRequestError as exc:
+        if _not_found(exc):
+            return None
+        raise
+
+
+def status_from_intent(pi):
+    """Our Payment status for a PaymentIntent's state."""
+    status = pi.get("status")
+    if status == "succeeded":
+        return "succeeded"
+    if status in ("processing", "requires_capture"):
+        return "processing"
+    if status == "canceled":
+        return "canceled"
+    if status == "requires_payment_method" and pi.get("last_payment_error"):
+        return "failed"
+    return "pending"
+
+
+def _move_payment(payment, new_status, now, **extra):
+    """Guarded update of a Payment's status; True when this call moved it."""
+    if payment.status == new_status:
+        return False
+    updates = {"set__status": new_status, "set__updated_at": now}
+    updates.update({f"set__{k}": v for k, v in extra.items()})
+    moved = Payment.objects(id=payment.id, status__in=ALLOWED_FROM[new_status]).update_one(**updates)
+    payment.reload()
+    return bool(moved)
+
+
+@contextmanager
+def _payment_lock(payment):
+    """One payment attempt at a time per Payment (a double click must not confirm twice)."""
+    from clinic.extensions import get_redis, rkey
+
+    client, key, token = get_redis(), rkey("payment-lock", payment.id), uuid.uuid4().hex
+    if not client.set(key, token, nx=True, ex=PAYMENT_LOCK_SECONDS):
+        raise Conflict("A payment for this appointment is already in progress.",
+                       code="payment_in_progress")
+    try:
+        yield
+    finally:
+        client.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) "
+                    "end return 0", 1, key, token)
+
+
+# --- starting a payment --------------------------------------------------------------------------
+
+def _check_payable(appointment, now):
+    if not appointment.amount:
+        raise Conflict("This appointment is free of charge; there is nothing to pay.",
+                       code="nothing_to_pay")
+    status = effective_status(appointment, now)
+    if status == "held":
+        return
+    if status in CONFIRMED_STATUSES:
+        raise Conflict("This appointment is already paid and confirmed.", code="already_paid")
+    if status == "expired":
+        raise Conflict("The hold on this time has expired. Please book a time again.",
+                       code="hold_expired")
+    raise Conflict(f"This appointment is {status.replace('_', ' ')} and cannot be paid.",
+                   code="not_payable")
+
+
+def payment_for(appointment, flow, now):
+    """The appointment's one Payment, created on first use (a unique index guards the race)."""
+    payment = Payment.objects(appointment=appointment.id).first()
+    if payment is None:
+        payment = Payment(id=ObjectId(), appointment=appointment, patient=appointment.patient,
+                          amount=appointment.amount, currency=appointment.currency, status="pending",
+                          flow=flow, created_at=now, updated_at=now)
+        try:
+            payment.save(force_insert=True)
+        except NotUniqueError:
+            payment = Payment.objects(appointment=appointment.id).first()
+    if payment.flow != flow and payment.status in ("pending", "failed", "canceled"):
+        Payment.objects(id=payment.id, status__in=("pending", "failed", "canceled")).update_one(
+            set__flow=flow, set__updated_at=now)
+        payment.reload()
+    return payment
+
+
+def _refuse_if_settled(payment, appointment, actor, now):
+    """409 when the payment already went through (after bringing the appointment up to date)."""
+    if payment.status in ("succeeded", "refunded"):
+        if payment.status == "succeeded":
+            settle_paid(payment, actor, now, first_time=False)
+        raise Conflict("This appointment is already paid.", code="already_paid")
+    if payment.status == "processing":
+        raise Conflict("A payment for this appointment is already being processed.",
+                       code="payment_processing")
+
+
+@translate_stripe_errors
+def start_payment(appointment, now, actor="system", flow=None):
+    """Create or reuse the appointment's Payment and its PaymentIntent or Checkout Session.
+
+    Elements: `{flow, client_secret, publishable_key, payment_intent, amount, currency}`.
+    Checkout: `{flow, url, session}`.
+    """
+    flow = flow or current_app.config.get("PAYMENT_FLOW") or "elements"
+    _check_payable(appointment, now)
+    payment = payment_for(appointment, flow, now)
+    _refuse_if_settled(payment, appointment, actor, now)
+    if flow == "checkout":
+        return _start_checkout(payment, appointment, actor, now)
+    pi = _usable_intent(payment, appointment, actor, now)
+    return {"flow": "elements", "client_secret": pi["client_secret"],
+            "publishable_key": current_app.config.get("STRIPE_PUBLISHABLE_KEY"),
+            "payment_intent": pi["id"], "amount": pi["amount"], "currency": pi["currency"]}
+
+
+def _intent_params(payment, appointment):
+    # localstripe rejects automatic_payment_methods, description and receipt_email; Stripe accepts this.
+    return {"amount": appointment.amount, "currency": appointment.currency,
+            "payment_method_types": ["card"],
+            "metadata": {"appointment_id": str(appointment.id), "payment_id": str(payment.id)}}
+
+
+def _usable_intent(payment, appointment, actor, now):
+    """The Payment's PaymentIntent when it can still take a card; otherwise a new one.
+
+    An intent that was declined, whose 3-D Secure was abandoned, or that was cancelled is
+    replaced (and cancelled first, so it can never take money later). Stripe could retry a
+    declined intent, localstripe cannot; replacing works on both.
+    """
+    client = stripe_api()
+    old_id = payment.stripe_payment_intent
+    key = f"pi-create:{payment.id}"
+    if old_id:
+        pi = _fetch_intent(old_id)
+        if pi is not None:
+            if pi["status"] in ("succeeded", "processing", "requires_capture"):
+                _apply_intent(payment, pi, actor, now)
+                _refuse_if_settled(payment, appointment, actor, now)
+            if (pi["status"] in ("requires_payment_method", "requires_confirmation")
+                    and not pi.get("last_payment_error")):
+                return pi
+            if pi["status"] != "canceled":
+                try:
+                    client.v1.payment_intents.cancel(old_id)
+                except stripe.InvalidRequestError:
+                    # It moved on while we looked (it may have succeeded): the sync decides.
+                    sync_payment_intent(old_id, actor, now)
+                    payment.reload()
+                    _refuse_if_settled(payment, appointment, actor, now)
+                    raise Conflict("This payment changed while we were starting a new one; "
+                                   "please try again.", code="payment_changed") from None
+        key = f"pi-create:{payment.id}:{old_id}"
+    created = _obj(client.v1.payment_intents.create(_intent_params(payment, appointment),
+                                                    options={"idempotency_key": key}))
+    moved = Payment.objects(id=payment.id, stripe_payment_intent=old_id,
+                            status__in=("pending", "failed", "canceled")).update_one(
+        set__stripe_payment_intent=created["id"], set__status="pending", set__updated_at=now)
+    payment.reload()
+    if moved:
+        return created
+    # Someone else replaced it first (a double click): use theirs, and make ours harmless.
+    if payment.stripe_payment_intent != created["id"]:
+        try:
+            client.v1.payment_intents.cancel(created["id"])
+        except stripe.StripeError:
+            log.warning("could not cancel surplus PaymentIntent %s", created["id"])
+    _refuse_if_settled(payment, appointment, actor, now)
+    current = _fetch_intent(payment.stripe_payment_intent)
+    if current is None:
+        raise Conflict("Please try the payment again.", code="payment_changed")
+    return current
+
+
+def _payment_method_from_token(token):
+    """A payment method for a card token from Stripe.js `createToken`.
+
+    Stripe turns the token into a PaymentMethod. localstripe's PaymentMethod only takes raw card
+    numbers (it answers 400 to `card[token]`); there the token's Card is itself a valid
+    `payment_method` for a PaymentIntent, so we fall back to it.
+    """
+    client = stripe_api()
+    try:
+        pm = client.v1.payment_methods.create({"type": "card", "card": {"token": token}},
+                                              options={"idempotency_key": f"pm-create:{token}"})
+        return pm.id
+    except stripe.InvalidRequestError as exc:
+        if exc.http_status != 400:
+            raise
+        tok = client.v1.tokens.retrieve(token)
+        card = getattr(tok, "card", None)
+        if card is None:
+            raise
+        return card.id
+
+
+@translate_stripe_errors
+def pay_with_token(appointment, token, now, actor="system"):
+    """Attach a tokenised card to the PaymentIntent and confirm it on the server.
+
+    Answers `{status, appointment_status, requires_action, client_secret?}`; the browser
+    completes a 3-D Secure next action with `stripe.confirmCardPayment(client_secret)`.
+    A declined card raises PaymentDeclined (402) and leaves the appointment held and payable.
+    """
+    if not isinstance(token, str) or not TOKEN_RE.fullmatch(token):
+        raise ValidationFailed("The card token is missing or malformed.", fields={"token": "invalid"})
+    _check_payable(appointment, now)
+    payment = payment_for(appointment, "elements", now)
+    _refuse_if_settled(payment, appointment, actor, now)
+    client = stripe_api()
+    with _payment_lock(payment):
+        pi = _usable_intent(payment, appointment, actor, now)
+        pm_id = _payment_method_from_token(token)
+        # localstripe answers 500 to confirm(payment_method=…): attach first, then confirm.
+        client.v1.payment_intents.update(pi["id"], {"payment_method": pm_id},
+                                         options={"idempotency_key": f"pi-attach:{pi['id']}:{token}"})
+        try:
+            client.v1.payment_intents.confirm(pi["id"],
+                                              options={"idempotency_key": f"pi-confirm:{pi['id']}:{token}"})
+        except stripe.CardError as exc:
+            sync_payment_intent(pi["id"], actor, now)  # records the failure; the hold stays
+            raise PaymentDeclined(exc.user_message or "Your card was declined.") from None
+        result = sync_payment_intent(pi["id"], actor, now)
+    fresh = _fetch_intent(pi["id"]) or pi
+    appointment.reload()
+    answer = {"status": result.payment.status if result.payment else payment.status,
+              "intent_status": fresh["status"],
+              "appointment_status": effective_status(appointment, now),
+              "requires_action": fresh["status"] == "requires_action"}
+    if answer["requires_action"]:
+        answer["client_secret"] = fresh["client_secret"]
+    return answer
+
+
+# --- Checkout ---------------------------------------------------------------------------------
+
+def checkout_expiry(appointment, now):
+    """When the Checkout Session should expire: the hold's end, but never under Stripe's minimum.
+
+    Stripe requires `expires_at` at least 30 minutes ahead; a hold is usually shorter (15
+    minutes). We extend the hold to the session's expiry (plus nothing more), so a patient who
+    pays on Stripe's page within its lifetime always finds the time still theirs.
+    """
+    return max(_utc(appointment.hold_expires_at), now + CHECKOUT_MIN_LIFETIME + CHECKOUT_MARGIN)
+
+
+def _extend_hold(appointment, until, now):
+    """Move a live hold's end (and its claims' lapse) to `until`; Conflict when it lapsed."""
+    old = _utc(appointment.hold_expires_at)
+    if until <= old:
+        return
+    moved = old > now and Appointment.objects(id=appointment.id, status="held",
+                                              hold_expires_at=old).update_one(
+        set__hold_expires_at=until, set__updated_at=now)
+    if not moved:
+        raise Conflict("The hold on this time has expired. Please book a time again.",
+                       code="hold_expired")
+    TimeClaim._get_collection().update_many(
+        {"appointment": appointment.id, "expires_at": {"$ne": None}}, {"$set": {"expires_at": until}})
+    appointment.reload()
+
+
+def _start_checkout(payment, appointment, actor, now):
+    client = stripe_api()
+    old_id = payment.stripe_checkout_session
+    key = f"cs-create:{payment.id}"
+    if old_id:
+        session = _fetch_session(old_id)
+        if session is not None:
+            if session.get("status") == "open" and session.get("url"):
+                return {"flow": "checkout", "url": session["url"], "session": session["id"]}
+            if session.get("status") == "complete":
+                sync_checkout_session(session["id"], actor, now)
+                payment.reload()
+                _refuse_if_settled(payment, appointment, actor, now)
+        key = f"cs-create:{payment.id}:{old_id}"
+    expires = checkout_expiry(appointment, now)
+    _extend_hold(appointment, expires, now)
+    base = (current_app.config.get("PUBLIC_URL") or "").rstrip("/")
+    page = f"{base}/portal/appointments/{appointment.id}"
+    metadata = {"appointment_id": str(appointment.id), "payment_id": str(payment.id)}
+    service = appointment.service
+    params = {
+        "mode": "payment",
+        "payment_method_types": ["card"],
+        "line_items": [{"quantity": 1, "price_data": {
+            "currency": appointment.currency, "unit_amount": appointment.amount,
+            "product_data": {"name": service.name}}}],
+        "client_reference_id": str(appointment.id),
+        "metadata": metadata,
+        "payment_intent_data": {"metadata": metadata},
+        "expires_at": int(expires.timestamp()),
+        "success_url": f"{page}?checkout=success&session_id={{CHECKOUT_SESSION_ID}}",
+        "cancel_url": f"{page}?checkout=cancelled",
+    }
+    session = _obj(client.v1.checkout.sessions.create(params, options={"idempotency_key": key}))
+    moved = Payment.objects(id=payment.id, stripe_checkout_session=old_id,
+                            status__in=("pending", "failed", "canceled")).update_one(
+        set__stripe_checkout_session=session["id"], set__status="pending", set__updated_at=now)
+    payment.reload()
+    if not moved and payment.stripe_checkout_session != session["id"]:
+        current = _fetch_session(payment.stripe_checkout_session)
+        if current and current.get("url"):
+            return {"flow": "checkout", "url": current["url"], "session": current["id"]}
+    return {"flow": "checkout", "url": session["url"], "session": session["id"]}
+
+
+# --- the sync ----------------------------------------------------------------------------------
+
+def _payment_for_metadata(metadata):
+    metadata = metadata or {}
+    pid = metadata.get("payment_id")
+    if not pid or not ObjectId.is_valid(str(pid)):
+        return None
+    payment = Payment.objects(id=pid).no_dereference().first()
+    if payment is None or str(_ref_id(payment.appointment)) != str(metadata.get("appointment_id")):
+        return None
+    return payment
+
+
+def sync_payment_intent(intent, actor="system", now=None):
+    """Re-fetch a PaymentIntent and move its Payment and Appointment forward (idempotent)."""
+    now = now or utcnow()
+    pi = _fetch_intent(_id_of(intent))
+    if pi is None:
+        return SyncResult("unknown_intent")
+    payment = (Payment.objects(stripe_payment_intent=pi["id"]).no_dereference().first()
+               or _payment_for_metadata(pi.get("metadata")))
+    if payment is None:
+        return SyncResult("unknown_payment")
+    if payment.stripe_payment_intent != pi["id"]:
+        if payment.stripe_payment_intent is None or (
+                pi["status"] == "succeeded" and payment.status not in ("succeeded", "refunded")):
+            # A Checkout intent seen for the first time, or money on an intent we had replaced:
+            # adopt it (money that arrived is never ignored).
+            Payment.objects(id=payment.id, stripe_payment_intent=payment.stripe_payment_intent).update_one(
+                set__stripe_payment_intent=pi["id"], set__updated_at=now)
+            payment.reload()
+        if payment.stripe_payment_intent != pi["id"]:
+            if pi["status"] == "succeeded":
+                _refund_stray_intent(payment, pi, actor, now)
+                return SyncResult("duplicate_charge_refunded", payment)
+            return SyncResult("stale_intent", payment)
+    return _apply_intent(payment, pi, actor, now)
+
+
+def _apply_intent(payment, pi, actor, now):
+    new_status = status_from_intent(pi)
+    moved = _move_payment(payment, new_status, now)
+    if moved:
+        _audit(actor, f"payment.{new_status}", f"Payment:{payment.id}")
+    if payment.status == "succeeded":
+        return SyncResult(settle_paid(payment, actor, now, first_time=moved), payment)
+    return SyncResult(f"payment_{new_status}" if moved else "unchanged", payment)
+
+
+def sync_checkout_session(session, actor="system", now=None):
+    """Re-fetch a Checkout Session and move its Payment and Appointment forward (idempotent)."""
+    now = now or utcnow()
+    s = _fetch_session(_id_of(session))
+    if s is None:
+        return SyncResult("unknown_session")
+    payment = (Payment.objects(stripe_checkout_session=s["id"]).no_dereference().first()
+               or _payment_for_metadata(s.get("metadata")))
+    if payment is None:
+        return SyncResult("unknown_payment")
+    pi_id = _id_of(s.get("payment_intent"))
+    if pi_id:
+        # The intent behind the session is the truth about the money (async methods included).
+        if payment.stripe_payment_intent is None:
+            Payment.objects(id=payment.id, stripe_payment_intent=None).update_one(
+                set__stripe_payment_intent=pi_id, set__updated_at=now)
+            payment.reload()
+        return sync_payment_intent(pi_id, actor, now)
+    if payment.stripe_checkout_session != s["id"]:
+        return SyncResult("stale_session", payment)
+    if s.get("status") == "expired":
+        new_status = "canceled"
+    elif s.get("status") == "complete":
+        new_status = "succeeded" if s.get("payment_status") in ("paid", "no_payment_required") else "processing"
+    else:
+        new_status = "pending"
+    moved = _move_payment(payment, new_status, now)
+    if moved:
+        _audit(actor, f"payment.{new_status}", f"Payment:{payment.id}")
+    if payment.status == "succeeded":
+        return SyncResult(settle_paid(payment, actor, now, first_time=moved), payment)
+    return SyncResult(f"payment_{new_status}" if moved else "unchanged", payment)
+
+
+def sync_payment(payment, actor="system", now=None):
+    """Re-sync whatever Stripe object the Payment follows."""
+    if payment.stripe_payment_intent:
+        return sync_payment_intent(payment.stripe_payment_intent, actor, now)
+    if payment.stripe_checkout_session:
+        return sync_checkout_session(payment.stripe_checkout_session, actor, now)
+    return SyncResult("nothing_to_sync", payment)
+
+
+def _secure_time(appt, now):
+    """Make the appointment's claims permanent; re-claim the time when some lapsed and went.
+
+    Returns False when the time now belongs to someone else. Claims with `expires_at` None can
+    never be taken over, so once this returns True the time is the appointment's for good.
+    """
+    collection = TimeClaim._get_collection()
+    units = claim_units(appt.block_start, appt.block_end)
+    collection.update_many({"appointment": appt.id}, {"$set": {"expires_at": None}})
+    if collection.count_documents({"appointment": appt.id}) == len(units):
+        return True
+    release_time(appt.id)
+    try:
+        claim_time(_ref_id(appt.provider), appt.id, appt.block_start, appt.block_end, None, now)
+    except Conflict:
+        return False
+    return True
+
+
+def settle_paid(payment, actor, now, first_time):
+    """Bring the appointment in line with a succeeded payment: confirm it, or give the money back."""
+    if payment.status != "succeeded":
+        return "unchanged"
+    appt = Appointment.objects(id=_ref_id(payment.appointment)).no_dereference().first()
+    if appt is None:
+        log.error("payment %s has no appointment", payment.id)
+        return "appointment_missing"
+    record = f"Appointment:{appt.id}"
+    if appt.status in CONFIRMED_STATUSES:
+        return "already_confirmed"
+    if appt.status == "expired" and appt.cancel_reason == LATE_TAKEN_REASON:
+        # Decided before (the time was taken): finish the refund, never confirm after it.
+        refund_payment(payment, reason="late payment, time taken", actor=actor, now=now)
+        return "refunded_time_taken"
+    if appt.status in ("held", "expired"):
+        late = appt.status == "expired" or (
+            appt.hold_expires_at is not None and _utc(appt.hold_expires_at) <= now)
+        if _secure_time(appt, now):
+            moved = Appointment.objects(id=appt.id, status__in=("held", "expired")).update_one(
+                set__status="confirmed", set__updated_at=now)
+            if moved:
+                _audit(actor, "appointment.confirm", record, outcome="late_payment" if late else "ok")
+                return "confirmed_late" if late else "confirmed"
+            appt.reload()
+            if appt.status in CONFIRMED_STATUSES:
+                return "already_confirmed"
+            release_time(appt.id)  # cancelled meanwhile: the claims we just made must not block
+        else:
+            moved = Appointment.objects(id=appt.id, status__in=("held", "expired")).update_one(
+                set__status="expired", set__updated_at=now, set__cancel_reason=LATE_TAKEN_REASON)
+            appt.reload()
+            if moved or appt.status == "expired":
+                _audit(actor, "appointment.expire", record, outcome="time_taken_refunded")
+                refund_payment(payment, reason="late payment, time taken", actor=actor, now=now)
+                return "refunded_time_taken"
+            if appt.status in CONFIRMED_STATUSES:
+                return "already_confirmed"
+    if appt.status == "cancelled" and first_time:
+        # Cancelled while the payment was still on its way: the patient gets it all back.
+        refund_payment(payment, reason=CANCELLED_BEFORE_PAID_REASON, actor=actor, now=now)
+        return "refunded_cancelled"
+    return "unchanged"
+
+
+# --- refunds ------------------------------------------------------------------------------------
+
+def refund_payment(payment, amount=None, reason="", actor="system", now=None):
+    """Refund `amount` (default: all that is left), never more than was paid; None if nothing left.
+
+    The refund is reserved on the Payment first with a guarded update, so two callers at once
+    cannot together refund more than the amount paid, whatever Stripe (or localstripe) allows.
+    """
+    now = now or utcnow()
+    collection = Payment._get_collection()
+    for _attempt in range(5):
+        payment.reload()
+        if payment.status not in ("succeeded", "refunded") or not payment.stripe_payment_intent:
+            return None
+        left = payment.amount - (payment.amount_refunded or 0)
+        want = left if amount is None else min(int(amount), left)
+        if want <= 0:
+            return None
+        index = len(payment.refunds)
+        entry = Refund(amount=want, status="pending", created_at=now, reason=reason[:200]).to_mongo()
+        reserved = collection.update_one(
+            {"_id": payment.id, "amount_refunded": payment.amount_refunded or 0,
+             "refunds": {"$size": index}},
+            {"$push": {"refunds": entry}, "$inc": {"amount_refunded": want},
+             "$set": {"updated_at": now}})
+        if reserved.modified_count:
+            break
+    else:
+        raise Conflict("The payment changed while refunding; please try again.", code="refund_busy")
+    payment.reload()
+    return _send_refund(payment, index, actor, now, retry=False)
+
+
+def _find_refund(pi_id, key):
+    """A refund already made in Stripe with our key (localstripe ignores idempotency keys)."""
+    for item in stripe_api().v1.refunds.list({"payment_intent": pi_id, "limit": 100}).data:
+        if (item.metadata or {}).get("refund_key") == key:
+            return _obj(item)
+    return None
+
+
+def _send_refund(payment, index, actor, now, retry):
+    entry = payment.refunds[index]
+    key = f"refund:{payment.id}:{index}"
+    collection = Payment._get_collection()
+    client = stripe_api()
+    try:
+        made = _find_refund(payment.stripe_payment_intent, key) if retry else None
+        if made is None:
+            made = _obj(client.v1.refunds.create(
+                {"payment_intent": payment.stripe_payment_intent, "amount": entry.amount,
+                 "metadata": {"refund_key": key, "payment_id": str(payment.id)}},
+                options={"idempotency_key": key}))
+    except stripe.StripeError as exc:
+        if is_transient(exc):
+            log.warning("refund %s left pending, Stripe unavailable: %s", key, exc)
+            raise
+        # Refused for good: give the reservation back so the books stay right.
+        collection.update_one({"_id": payment.id, f"refunds.{index}.status": "pending"},
+                              {"$set": {f"refunds.{index}.status": "failed", "updated_at": now},
+                               "$inc": {"amount_refunded": -entry.amount}})
+        _audit(actor, "payment.refund", f"Payment:{payment.id}", outcome="refused")
+        raise RefundFailed(f"Stripe refused the refund: {exc.user_message or exc}") from None
+    status = made.get("status") or "pending"
+    collection.update_one({"_id": payment.id, f"refunds.{index}.status": "pending"},
+                          {"$set": {f"refunds.{index}.stripe_refund": made["id"],
+                                    f"refunds.{index}.status": status, "updated_at": now}})
+    if status in ("failed", "canceled"):
+        collection.update_one({"_id": payment.id}, {"$inc": {"amount_refunded": -entry.amount}})
+    payment.reload()
+    _mark_refunded_if_done(payment, now)
+    _audit(actor, "payment.refund", f"Payment:{payment.id}", outcome=status)
+    return made
+
+
+def _mark_refunded_if_done(payment, now):
+    if payment.status == "succeeded" and (payment.amount_refunded or 0) >= payment.amount:
+        _move_payment(payment, "refunded", now)
+    elif payment.status == "refunded" and (payment.amount_refunded or 0) < payment.amount:
+        # A refund failed after all: the payment is (partly) kept again.
+        Payment.objects(id=payment.id, status="refunded").update_one(set__status="succeeded",
+                                                                     set__updated_at=now)
+        payment.reload()
+
+
+def retry_pending_refunds(payment, actor="system", now=None, older_than=None):
+    """Send again, with the same keys, refunds that were reserved but never reached Stripe
+    (only those reserved before `older_than`, so one still on its way is not sent twice)."""
+    now = now or utcnow()
+    sent = 0
+    for index, entry in enumerate(payment.refunds):
+        if older_than is not None and entry.created_at and _utc(entry.created_at) > older_than:
+            continue
+        if entry.status == "pending" and not entry.stripe_refund:
+            _send_refund(payment, index, actor, now, retry=True)
+            sent += 1
+    return sent
+
+
+def _refund_stray_intent(payment, pi, actor, now):
+    """A second intent of a Payment that is already paid succeeded: refund that intent in full."""
+    key = f"refund:{payment.id}:{pi['id']}"
+    if _find_refund(pi["id"], key) is None:
+        stripe_api().v1.refunds.create(
+            {"payment_intent": pi["id"], "metadata": {"refund_key": key, "payment_id": str(payment.id)}},
+            options={"idempotency_key": key})
+        _audit(actor, "payment.refund", f"Payment:{payment.id}", outcome="duplicate_charge")
+
+
+def sync_refunds(payment, actor="system", now=None):
+    """Mirror the refunds Stripe holds for the payment (ours, and any made in Stripe's dashboard)."""
+    now = now or utcnow()
+    if not payment.stripe_payment_intent:
+        return "nothing_to_sync"
+    collection = Payment._get_collection()
+    changed = 0
+    items = stripe_api().v1.refunds.list({"payment_intent": payment.stripe_payment_intent, "limit": 100}).data
+    for item in sorted((_obj(i) for i in items), key=lambda r: r.get("created") or 0):
+        payment.reload()
+        ours = {r.stripe_refund: i for i, r in enumerate(payment.refunds) if r.stripe_refund}
+        key = (item.get("metadata") or {}).get("refund_key", "")
+        index = ours.get(item["id"])
+        if index is None and key.startswith(f"refund:{payment.id}:"):
+            suffix = key.rsplit(":", 1)[1]
+            index = int(suffix) if suffix.isdigit() and int(suffix) < len(payment.refunds) else None
+        status = item.get("status") or "pending"
+        if index is None:
+            if key.startswith(f"refund:{payment.id}:"):
+                continue  # a stray-intent refund: not money of this payment's intent
+            # Made outside the app (Stripe's dashboard): record it, guarded like our own.
+            counted = status not in ("failed", "canceled")
+            entry = Refund(stripe_refund=item["id"], amount=item["amount"], status=status,
+                           created_at=now, reason="made in Stripe").to_mongo()
+            done = collection.update_one(
+                {"_id": payment.id, "refunds.stripe_refund": {"$ne": item["id"]}},
+                {"$push": {"refunds": entry}, "$inc": {"amount_refunded": item["amount"] if counted else 0},
+                 "$set": {"updated_at": now}})
+            changed += done.modified_count
+            continue
+        entry = payment.refunds[index]
+        if entry.status == status and entry.stripe_refund == item["id"]:
+            continue
+        was_counted = entry.status not in ("failed", "canceled")
+        now_counted = status not in ("failed", "canceled")
+        done = collection.update_one(
+            {"_id": payment.id, f"refunds.{index}.status": entry.status},
+            {"$set": {f"refunds.{index}.status": status, f"refunds.{index}.stripe_refund": item["id"],
+                      "updated_at": now},
+             "$inc": {"amount_refunded": (entry.amount if now_counted else 0) - (entry.amount if was_counted else 0)}})
+        changed += done.modified_count
+    payment.reload()
+    _mark_refunded_if_done(payment, now)
+    if changed:
+        _audit(actor, "payment.refund_sync", f"Payment:{payment.id}")
+    return "refunds_updated" if changed else "unchanged"
+
+
+def payment_for_intent_id(pi_id):
+    """The Payment that follows a PaymentIntent id, or None."""
+    if not pi_id:
+        return None
+    payment = Payment.objects(stripe_payment_intent=pi_id).no_dereference().first()
+    if payment is None:
+        pi = _fetch_intent(pi_id)
+        payment = _payment_for_metadata(pi.get("metadata")) if pi else None
+    return payment
+
+
+# --- cancellation -------------------------------------------------------------------------------
+
+def refund_due(appointment, status_before):
+    """Whether a cancelled, paid appointment is refunded: always when it was still only held
+    (the patient never had a confirmed booking), otherwise under its service's refund rule."""
+    if status_before == "held":
+        return True
+    service = Appointment.objects(id=appointment.id).first().service
+    return getattr(service, "refund_rule", "full") == "full"
+
+
+def after_cancellation(appointment, now, by_staff=False, status_before=None):
+    """Called by `booking.cancel` once an appointment is cancelled: settle its money.
+
+    A paid appointment is refunded (never above what was paid) when its service's rule says so;
+    an unpaid one has its PaymentIntent / Checkout Session stopped so it cannot take money later
+    (if it had just succeeded, the sync refunds it). Stripe being down leaves a pending refund
+    or a pending payment that the sweeper finishes; the cancellation itself stands.
+    """
+    payment = Payment.objects(appointment=appointment.id).no_dereference().first()
+    if payment is None:
+        return None
+    actor = "staff" if by_staff else "system"
+    try:
+        if payment.status in ("pending", "failed", "processing"):
+            _stop_remote(payment)
+            return sync_payment(payment, actor, now).outcome
+        if payment.status == "succeeded" and refund_due(appointment, status_before):
+            refund_payment(payment, reason="appointment cancelled", actor=actor, now=now)
+            return "refunded"
+    except (stripe.StripeError, DomainError, pymongo.errors.PyMongoError, redis.RedisError) as exc:
+        log.warning("payment %s: settling the cancellation is left to the sweeper: %s", payment.id, exc)
+        return "deferred"
+    return None
+
+
+def _stop_remote(payment):
+    """Cancel the PaymentIntent, or expire the Checkout Session, when Stripe still allows it."""
+    client = stripe_api()
+    if payment.stripe_checkout_session:
+        try:
+            client.v1.checkout.sessions.expire(payment.stripe_checkout_session)
+        except stripe.InvalidRequestError:
+            pass  # already complete or expired: the sync that follows reads which
+    if payment.stripe_payment_intent:
+        try:
+            client.v1.payment_intents.cancel(payment.stripe_payment_intent)
+        except stripe.InvalidRequestError:
+            pass  # already succeeded or cancelled: the sync that follows reads which
+
+
+def stop_and_sync(payment, actor="system", now=None):
+    """Stop the payment at Stripe, then re-sync it (the sweeper's step before expiring a hold)."""
+    _stop_remote(payment)
+    return sync_payment(payment, actor, now)
+
+
+def page_state(appointment, now, actor="system"):
+    """The payment as the appointment page shows it, re-synced from Stripe while it is under way.
+
+    The page never trusts a redirect: after Stripe.js or Checkout sends the patient back, this
+    re-fetch is what moves the state (the webhook may not have arrived yet). Stripe not answering
+    only means the page shows what we knew.
+    """
+    payment = Payment.objects(appointment=appointment.id).no_dereference().first()
+    if payment is not None and payment.status in ("pending", "processing", "failed") and (
+            payment.stripe_payment_intent or payment.stripe_checkout_session):
+        try:
+            sync_payment(payment, actor, now)
+            payment.reload()
+            appointment.reload()
+        except (stripe.StripeError, DomainError) as exc:
+            log.warning("payment %s: page re-sync failed: %s", payment.id, exc)
+    return payment

@@ -1,0 +1,161 @@
+"""Payment doors: the JSON endpoints the payment page calls, and the Checkout form route.
+
+- `POST /api/appointments/<id>/payment` starts (or resumes) payment: the PaymentIntent's client
+  secret and publishable key (`PAYMENT_FLOW=elements`), or the Checkout Session's URL.
+- `POST /api/appointments/<id>/payment/confirm` `{token}`: the card tokenised by Stripe.js in the
+  browser is attached to the PaymentIntent and confirmed on the server; a 3-D Secure next action
+  is answered with `requires_action` and the client secret for `stripe.confirmCardPayment`.
+- `GET /api/appointments/<id>/payment` and `POST …/payment/sync`: the payment's state,
+  re-fetched from Stripe while it is under way (what a page shows after Stripe.js returns).
+- `POST /portal/appointments/<id>/checkout`: the no-JavaScript form that sends the patient to
+  Stripe Checkout.
+
+The payment page itself is `portal.appointment`; `PAYMENT_PAGE_CSP` widens its CSP (and only
+its CSP) to the configured Stripe origins.
+"""
+
+from collections.abc import Mapping
+
+from flask import Blueprint, current_app, g, jsonify, redirect, request, url_for
+from flask_jwt_extended import jwt_required
+
+from clinic.audit import audit
+from clinic.security import stripe_csp
+from models import booking, payments
+from models.documents import utcnow
+from models.errors import DomainError
+from portal.auth import current_patient, patient_page
+
+api_bp = Blueprint("payment_api", __name__, url_prefix="/api")
+page_bp = Blueprint("payment_pages", __name__, url_prefix="/portal")
+
+
+class _StripePageCSP(Mapping):
+    """The payment page's CSP, read from the app's `STRIPE_API_BASE` at answer time."""
+
+    def _policy(self):
+        return stripe_csp(current_app.config.get("STRIPE_API_BASE"))
+
+    def __getitem__(self, key):
+        return self._policy()[key]
+
+    def __iter__(self):
+        return iter(self._policy())
+
+    def __len__(self):
+        return len(self._policy())
+
+
+PAYMENT_PAGE_CSP = _StripePageCSP()
+
+
+def payment_page(view):
+    """Decorate the payment page's view: its CSP allows the configured Stripe origins."""
+    from clinic.security import talisman
+
+    return talisman(content_security_policy=PAYMENT_PAGE_CSP)(view)
+
+
+def stripe_js_url():
+    """Stripe.js from the configured Stripe (localstripe serves its stand-in under the same path)."""
+    base = current_app.config.get("STRIPE_API_BASE")
+    return f"{base.rstrip('/')}/js.stripe.com/v3/" if base else "https://js.stripe.com/v3/"
+
+
+def payment_context(appt, now, actor):
+    """What the appointment page needs to show and take the payment (None when nothing is due)."""
+    payment = payments.page_state(appt, now, actor) if appt.amount else None
+    status = booking.effective_status(appt, now)
+    return {
+        "payment": payment,
+        "payable": status == "held" and bool(appt.amount),
+        "flow": current_app.config.get("PAYMENT_FLOW") or "elements",
+        "stripe_js": stripe_js_url(),
+        "publishable_key": current_app.config.get("STRIPE_PUBLISHABLE_KEY") or "",
+        "returned": request.args.get("checkout"),
+    }
+
+
+def payment_json(payment, appt, now):
+    """The patient's view of an appointment's payment."""
+    return {
+        "appointment": str(appt.id),
+        "appointment_status": booking.effective_status(appt, now),
+        "status": payment.status if payment else "none",
+        "amount": appt.amount,
+        "currency": appt.currency,
+        "amount_refunded": payment.amount_refunded if payment else 0,
+        "refunds": [{"amount": r.amount, "status": r.status} for r in payment.refunds] if payment else [],
+    }
+
+
+@api_bp.post("/appointments/<appointment_id>/payment")
+@jwt_required()
+def start(appointment_id):
+    """Start paying for one of the patient's own held appointments."""
+    patient = current_patient()
+    appt = booking.get_patient_appointment(patient, appointment_id)
+    actor = f"patient:{patient.id}"
+    try:
+        answer = payments.start_payment(appt, utcnow(), actor=actor)
+    except DomainError as exc:
+        audit(actor, "payment.start", record=f"Appointment:{appt.id}", outcome=f"refused:{exc.code}")
+        raise
+    audit(actor, "payment.start", record=f"Appointment:{appt.id}")
+    return jsonify(answer)
+
+
+@api_bp.post("/appointments/<appointment_id>/payment/confirm")
+@jwt_required()
+def confirm(appointment_id):
+    """Confirm the PaymentIntent with a card token from Stripe.js (402 when declined)."""
+    patient = current_patient()
+    appt = booking.get_patient_appointment(patient, appointment_id)
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise DomainError("The request body must be a JSON object.", code="malformed_json")
+    actor = f"patient:{patient.id}"
+    try:
+        answer = payments.pay_with_token(appt, body.get("token"), utcnow(), actor=actor)
+    except DomainError as exc:
+        audit(actor, "payment.confirm", record=f"Appointment:{appt.id}", outcome=f"refused:{exc.code}")
+        raise
+    audit(actor, "payment.confirm", record=f"Appointment:{appt.id}", outcome=answer["status"])
+    return jsonify(answer)
+
+
+@api_bp.get("/appointments/<appointment_id>/payment")
+@jwt_required()
+def show(appointment_id):
+    """The payment's state as Stripe has it now (re-fetched while it is under way)."""
+    patient = current_patient()
+    appt = booking.get_patient_appointment(patient, appointment_id)
+    now = utcnow()
+    payment = payments.page_state(appt, now, f"patient:{patient.id}")
+    audit(f"patient:{patient.id}", "payment.read", record=f"Appointment:{appt.id}")
+    return jsonify(payment_json(payment, appt, now))
+
+
+@api_bp.post("/appointments/<appointment_id>/payment/sync")
+@jwt_required()
+def sync(appointment_id):
+    """Same as GET, for pages that return from Stripe and want the server to look now."""
+    return show(appointment_id)
+
+
+@page_bp.post("/appointments/<appointment_id>/checkout")
+@patient_page
+def checkout(appointment_id):
+    """Send the patient to Stripe Checkout for a held appointment (works without JavaScript)."""
+    from flask import flash
+
+    appt = booking.get_patient_appointment(g.patient, appointment_id)
+    actor = f"patient:{g.patient.id}"
+    try:
+        answer = payments.start_payment(appt, utcnow(), actor=actor, flow="checkout")
+    except DomainError as exc:
+        audit(actor, "payment.start", record=f"Appointment:{appt.id}", outcome=f"refused:{exc.code}")
+        flash(exc.message, "error")
+        return redirect(url_for("portal.appointment", appointment_id=appt.id))
+    audit(actor, "payment.start", record=f"Appointment:{appt.id}")
+    return redirect(answer["url"], code=303)

@@ -1,0 +1,290 @@
+"""Benchmark: the app under gunicorn on the one-machine stack, loaded from this separate process.
+
+    python tests/bench.py [--seconds 5] [--workers 4] [--threads 8]
+
+Starts SecantusDB, redis-server and localstripe (or uses MONGODB_URI / REDIS_URL when set), seeds a
+clinic, starts gunicorn with several workers, and measures, in the same run and under the same
+load: requests per second on /healthz (the cheapest route), on /api/slots (one provider, 7 days,
+with appointments booked) and on POST /api/appointments (distinct free times); MongoDB commands per
+request (pymongo command monitoring, reported by the app in X-DB-Commands); and a race of many
+patients for a few times through all workers. Human-readable figures first, one JSON object last.
+"""
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+
+import requests
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from clinic.servers import free_port, start_localstripe, start_redis, start_secantus  # noqa: E402
+from tests.helpers import clean_env, start_gunicorn, stop_process, wait_http  # noqa: E402
+
+PASSWORD = "bench password 1"
+
+
+def seed(config, patients):
+    """Create the clinic data in the benchmark database, in-process."""
+    from clinic import create_app
+    from models import Break, Clinic, DayHours, Provider, Schedule, Service, StaffUser
+    from models.accounts import create_staff, hash_password
+    from models.documents import Patient
+
+    create_app(dict(config, TESTING=True))
+    Clinic(name="Bench Clinic", timezone="Europe/London", currency="gbp", hold_minutes=15).save()
+    call = Service(name="Call", duration_minutes=15, price=0, min_notice_minutes=0, horizon_days=120).save()
+    consult = Service(name="Consultation", duration_minutes=30, price=5000, buffer_after_minutes=5,
+                      min_notice_minutes=0, horizon_days=120).save()
+    providers = []
+    for name in ("Dr Slots", "Dr Book", "Dr Race", "Dr Admin"):
+        provider = Provider(name=name, services=[call, consult]).save()
+        Schedule(provider=provider, days=[DayHours(weekday=d, start="08:00", end="18:00",
+                                                   breaks=[Break(start="12:00", end="13:00")])
+                                          for d in range(7)]).save()
+        providers.append(provider)
+    pw_hash = hash_password(PASSWORD)
+    Patient.objects.insert([Patient(email=f"bench{i}@example.com", name=f"Bench Patient {i}",
+                                    password_hash=pw_hash) for i in range(patients)])
+    create_staff("reception@bench.test", "reception", PASSWORD)
+    return {"call": str(call.id), "consult": str(consult.id),
+            "providers": {p.name: str(p.id) for p in providers}}, StaffUser
+
+
+def login(base, email):
+    """A signed-in requests session."""
+    session = requests.Session()
+    resp = session.post(f"{base}/api/auth/login", json={"email": email, "password": PASSWORD}, timeout=30)
+    resp.raise_for_status()
+    session.headers["X-CSRF-TOKEN"] = session.cookies.get("csrf_access_token")
+    return session
+
+
+def load(fn, seconds, threads):
+    """Call fn(thread_index, n) from `threads` threads for `seconds`; return (rps, status counts)."""
+    stop = time.monotonic() + seconds
+    counts = Counter()
+    lock = threading.Lock()
+
+    def worker(index):
+        n = 0
+        local = Counter()
+        while time.monotonic() < stop:
+            local[fn(index, n)] += 1
+            n += 1
+        with lock:
+            counts.update(local)
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(worker, range(threads)))
+    elapsed = time.monotonic() - started
+    return sum(counts.values()) / elapsed, counts
+
+
+def main():
+    """Run the benchmark and print its figures."""
+    parser = argparse.ArgumentParser(description="Clinic booking benchmark")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--race-patients", type=int, default=40)
+    parser.add_argument("--race-slots", type=int, default=5)
+    args = parser.parse_args()
+
+    started = []
+    mongo_uri = os.environ.get("MONGODB_URI")
+    if not mongo_uri:
+        started.append(start_secantus(":memory:"))
+        mongo_uri = started[-1].url
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url:
+        started.append(start_redis())
+        redis_url = started[-1].url
+    stripe_server = start_localstripe(from_scratch=True)
+    started.append(stripe_server)
+    tag = uuid.uuid4().hex[:8]
+    config = {"MONGODB_URI": mongo_uri, "MONGODB_DB": f"bench_{tag}", "REDIS_URL": redis_url,
+              "REDIS_PREFIX": f"bench:{tag}:", "STRIPE_API_BASE": stripe_server.url,
+              "STRIPE_SECRET_KEY": "sk_test_bench", "STRIPE_PUBLISHABLE_KEY": "pk_test_bench",
+              "STRIPE_WEBHOOK_SECRET": "whsec_bench", "SECRET_KEY": "bench-secret-key",
+              "JWT_SECRET_KEY": "bench-jwt-secret-key"}
+    patients = max(args.race_patients, 60)
+    ids, _ = seed(config, patients)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = clean_env(**config, COOKIE_SECURE="0", COUNT_DB_COMMANDS="1")
+    # Login throttling counts failures only, but the benchmark signs many patients in from one address.
+    proc = start_gunicorn(env, port, workers=args.workers)
+    try:
+        wait_http(base + "/readyz", 200, timeout=90, process=proc)
+        print(f"gunicorn: {args.workers} workers at {base}; load: {args.threads} threads x {args.seconds:.0f} s")
+        sessions = [login(base, f"bench{i}@example.com") for i in range(patients)]
+        now = datetime.now(timezone.utc)
+
+        # Busy calendar for the slots figure: book a spread of times for Dr Slots.
+        slot_provider = ids["providers"]["Dr Slots"]
+        first_day = (now + timedelta(days=1)).date()
+        week = requests.get(f"{base}/api/slots", params={"service": ids["call"], "provider": slot_provider,
+                                                        "from": first_day.isoformat(), "days": 7}, timeout=30).json()
+        for i, slot in enumerate(week[::6][:30]):
+            sessions[i % patients].post(f"{base}/api/appointments", timeout=30, json={
+                "service": ids["call"], "provider": slot_provider, "start": slot["start"]})
+
+        hello = requests.Session()
+        hello_rps, hello_codes = load(lambda i, n: hello.get(f"{base}/healthz", timeout=30).status_code,
+                                      args.seconds, args.threads)
+        slot_params = {"service": ids["consult"], "provider": slot_provider, "from": first_day.isoformat(), "days": 7}
+        slots_rps, slot_codes = load(
+            lambda i, n: hello.get(f"{base}/api/slots", params=slot_params, timeout=30).status_code,
+            args.seconds, args.threads)
+
+        # Distinct free times of Dr Book over four months, shared out to the threads.
+        book_provider = ids["providers"]["Dr Book"]
+        free = requests.get(f"{base}/api/slots", params={"service": ids["call"], "provider": book_provider,
+                                                        "from": first_day.isoformat(), "days": 31}, timeout=60).json()
+        more = requests.get(f"{base}/api/slots", params={"service": ids["call"], "provider": book_provider,
+                                                        "from": (first_day + timedelta(days=31)).isoformat(),
+                                                        "days": 31}, timeout=60).json()
+        free = free + more
+        cursor = iter(range(len(free)))
+        cursor_lock = threading.Lock()
+
+        def book_one(i, n):
+            with cursor_lock:
+                k = next(cursor, None)
+            if k is None:
+                return "exhausted"
+            session = sessions[k % patients]
+            return session.post(f"{base}/api/appointments", timeout=30, json={
+                "service": ids["call"], "provider": book_provider, "start": free[k]["start"]}).status_code
+
+        book_rps, book_codes = load(book_one, args.seconds, args.threads)
+
+        # Database commands per request.
+        db = {}
+        db["slots"] = int(hello.get(f"{base}/api/slots", params=slot_params, timeout=30).headers["X-DB-Commands"])
+        k = next(cursor)
+        probe = sessions[0].post(f"{base}/api/appointments", timeout=30, json={
+            "service": ids["call"], "provider": book_provider, "start": free[k]["start"]})
+        db["book"] = int(probe.headers["X-DB-Commands"])
+        db["webhook"] = webhook_commands(base, config["STRIPE_WEBHOOK_SECRET"])
+        db["admin_list_20"], db["admin_list_100"] = admin_list_commands(base, ids, sessions)
+
+        race = run_race(base, ids, sessions[: args.race_patients], args.race_slots, first_day + timedelta(days=2))
+
+        print(f"hello   /healthz            {hello_rps:8.1f} req/s  {dict(hello_codes)}")
+        print(f"slots   /api/slots 7 days   {slots_rps:8.1f} req/s  {dict(slot_codes)}")
+        print(f"book    POST /appointments  {book_rps:8.1f} req/s  {dict(book_codes)}")
+        print(f"slots/hello ratio           {slots_rps / hello_rps:8.3f}  (aim >= 0.25)")
+        print(f"MongoDB commands/request    {db}  (aim: slots <= 3, book <= 6, admin lists equal)")
+        print(f"race                        {race}")
+        result = {"hello_rps": round(hello_rps, 1), "slots_rps": round(slots_rps, 1),
+                  "book_rps": round(book_rps, 1), "slots_vs_hello": round(slots_rps / hello_rps, 3),
+                  "db_commands": db, "race": race}
+        print(json.dumps(result))
+    finally:
+        stop_process(proc)
+        for server in reversed(started):
+            server.stop()
+
+
+def webhook_commands(base, secret):
+    """Commands for one signed Stripe event of a type the app stores but has nothing to move."""
+    import stripe
+
+    payload = json.dumps({"id": f"evt_bench_{uuid.uuid4().hex[:10]}", "object": "event",
+                          "type": "customer.created", "created": int(time.time()),
+                          "data": {"object": {"id": "cus_bench", "object": "customer"}}})
+    header = stripe.WebhookSignature.generate_header(payload, secret) if hasattr(
+        stripe.WebhookSignature, "generate_header") else _sign(payload, secret)
+    resp = requests.post(f"{base}/webhooks/stripe", data=payload, timeout=30,
+                         headers={"Stripe-Signature": header, "Content-Type": "application/json"})
+    resp.raise_for_status()
+    return int(resp.headers["X-DB-Commands"])
+
+
+def _sign(payload, secret):
+    import hashlib
+    import hmac
+
+    timestamp = int(time.time())
+    signature = hmac.new(secret.encode(), f"{timestamp}.{payload}".encode(), hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={signature}"
+
+
+def admin_list_commands(base, ids, sessions):
+    """Commands for the appointments list page with 20 rows, then with 100 rows (page of 25)."""
+    import re
+
+    from models import Appointment
+
+    staff = requests.Session()
+    page = staff.get(f"{base}/admin/login", timeout=30).text
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    staff.post(f"{base}/admin/login", timeout=30, data={"email": "reception@bench.test", "password": PASSWORD,
+                                                         "csrf_token": token})
+
+    def count_for(rows):
+        existing = Appointment.objects.count()
+        provider = ids["providers"]["Dr Admin"]
+        day = datetime.now(timezone.utc).date() + timedelta(days=40)
+        free = requests.get(f"{base}/api/slots", params={"service": ids["call"], "provider": provider,
+                                                        "from": day.isoformat(), "days": 14}, timeout=60).json()
+        for i, slot in enumerate(free[: max(0, rows - existing)]):
+            sessions[i % len(sessions)].post(f"{base}/api/appointments", timeout=30, json={
+                "service": ids["call"], "provider": provider, "start": slot["start"]})
+        return int(staff.get(f"{base}/admin/appointments/", timeout=30).headers["X-DB-Commands"])
+
+    from models import Appointment as _A  # noqa: F401
+
+    Appointment.objects.delete()
+    from models import TimeClaim
+
+    TimeClaim.objects.delete()
+    return count_for(20), count_for(100)
+
+
+def run_race(base, ids, sessions, slots, day):
+    """Many patients at once for `slots` times; each time must be won exactly once."""
+    provider = ids["providers"]["Dr Race"]
+    free = requests.get(f"{base}/api/slots", params={"service": ids["consult"], "provider": provider,
+                                                    "from": day.isoformat(), "days": 1}, timeout=30).json()
+    # Times far enough apart that they do not overlap each other.
+    targets = [slot["start"] for slot in free[::4][:slots]]
+    barrier = threading.Barrier(len(sessions))
+    results = []
+    lock = threading.Lock()
+
+    def attempt(i):
+        barrier.wait()
+        resp = sessions[i].post(f"{base}/api/appointments", timeout=60, json={
+            "service": ids["consult"], "provider": provider, "start": targets[i % len(targets)]})
+        with lock:
+            results.append((targets[i % len(targets)], resp.status_code))
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(len(sessions))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    won = Counter(start for start, code in results if code == 201)
+    from models import Appointment
+
+    active = sorted((a.block_start, a.block_end) for a in Appointment.objects(
+        provider=provider, status__in=("held", "confirmed")))
+    double = sum(1 for a, b in zip(active, active[1:]) if b[0] < a[1])
+    return {"attempts": len(results), "slots": len(targets), "won": sum(won.values()),
+            "double_booked": double, "errors_5xx": sum(1 for _, code in results if code >= 500)}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,278 @@
+"""Stripe Checkout (PAYMENT_FLOW=checkout).
+
+localstripe has no Checkout Sessions, so a small stand-in HTTP server answers the three Checkout
+endpoints we use (create, retrieve, expire), records every request exactly as our Stripe client
+sent it, and passes every other request through to the real localstripe. "Paying" on the stand-in
+creates and confirms a real PaymentIntent in localstripe with the session's metadata, as Stripe's
+hosted page would, so refunds and re-fetches after it run against localstripe. The events are our
+own, signed with the webhook secret.
+"""
+
+import json
+import threading
+import uuid
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl
+
+import pytest
+import requests
+
+from models import Appointment, Payment, TimeClaim
+from tests.test_payments_helpers import (
+    api_post,
+    book_held,
+    clinic_with_service,
+    make_event,
+    post_event,
+    signed_in,
+    stripe_client,
+)
+
+PUBLIC_URL = "https://clinic.example"
+
+
+class CheckoutStandIn:
+    """Checkout endpoints of our own; everything else goes to localstripe."""
+
+    def __init__(self, localstripe):
+        self.localstripe = localstripe
+        self.sessions, self.requests = {}, []
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _answer(self, status, body, content_type="application/json"):
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _handle(self, method):
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                path = self.path.split("?")[0]
+                if path.startswith("/v1/checkout/sessions"):
+                    form = dict(parse_qsl(raw.decode()))
+                    stand_in.requests.append({"method": method, "path": path, "form": form,
+                                              "idempotency_key": self.headers.get("Idempotency-Key")})
+                    return self._answer(*stand_in.checkout(method, path, form))
+                upstream = requests.request(method, stand_in.localstripe + self.path, data=raw,
+                                            headers={k: v for k, v in self.headers.items()
+                                                     if k.lower() not in ("host", "content-length")},
+                                            timeout=30)
+                return self._answer(upstream.status_code, upstream.content,
+                                    upstream.headers.get("Content-Type", "application/json"))
+
+            def do_GET(self):
+                self._handle("GET")
+
+            def do_POST(self):
+                self._handle("POST")
+
+            def do_DELETE(self):
+                self._handle("DELETE")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def checkout(self, method, path, form):
+        parts = path.strip("/").split("/")  # v1 checkout sessions [id] [expire]
+        if method == "POST" and len(parts) == 3:
+            sid = f"cs_test_{uuid.uuid4().hex[:20]}"
+            metadata = {k[len("metadata["):-1]: v for k, v in form.items() if k.startswith("metadata[")}
+            self.sessions[sid] = {
+                "id": sid, "object": "checkout.session", "status": "open", "payment_status": "unpaid",
+                "url": f"https://checkout.stripe.test/c/pay/{sid}", "payment_intent": None,
+                "metadata": metadata, "client_reference_id": form.get("client_reference_id"),
+                "amount_total": int(form["line_items[0][price_data][unit_amount]"]),
+                "currency": form["line_items[0][price_data][currency]"],
+                "expires_at": int(form["expires_at"]), "mode": form["mode"]}
+            return 200, self.sessions[sid]
+        session = self.sessions.get(parts[3]) if len(parts) > 3 else None
+        if session is None:
+            return 404, {"error": {"type": "invalid_request_error", "message": "No such checkout.session"}}
+        if method == "POST" and parts[-1] == "expire":
+            if session["status"] != "open":
+                return 400, {"error": {"type": "invalid_request_error",
+                                       "message": "Only open sessions can be expired."}}
+            session["status"] = "expired"
+        return 200, session
+
+    def pay(self, sid, number="4242424242424242"):
+        """The patient pays on Stripe's page: a real intent in localstripe, confirmed."""
+        session = self.sessions[sid]
+        client = stripe_client(self.localstripe)
+        pi = client.v1.payment_intents.create({
+            "amount": session["amount_total"], "currency": session["currency"],
+            "payment_method_types": ["card"], "metadata": session["metadata"]})
+        pm = client.v1.payment_methods.create({"type": "card", "card": {
+            "number": number, "exp_month": 12, "exp_year": 2034, "cvc": "123"}})
+        client.v1.payment_intents.update(pi.id, {"payment_method": pm.id})
+        try:
+            pi = client.v1.payment_intents.confirm(pi.id)
+            session["payment_status"] = "paid" if pi.status == "succeeded" else "unpaid"
+        except Exception:
+            session["payment_status"] = "unpaid"
+        session.update(status="complete", payment_intent=pi.id)
+        return session
+
+    def stop(self):
+        self.server.shutdown()
+
+
+@pytest.fixture
+def stand_in(stripe_base):
+    server = CheckoutStandIn(stripe_base)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def checkout_app(make_app, stand_in):
+    return make_app(PAYMENT_FLOW="checkout", STRIPE_API_BASE=stand_in.url, PUBLIC_URL=PUBLIC_URL)
+
+
+@pytest.fixture
+def booked(checkout_app):
+    service, provider = clinic_with_service()
+    return book_held(service, provider)
+
+
+def start(app, appt):
+    resp = api_post(signed_in(app), f"/api/appointments/{appt.id}/payment")
+    assert resp.status_code == 200, resp.get_json()
+    return resp.get_json()
+
+
+def session_event(event_type, session):
+    return make_event(event_type, {"id": session["id"], "object": "checkout.session",
+                                   "status": session["status"], "metadata": session["metadata"]})
+
+
+def test_session_request_carries_the_service_metadata_expiry_and_return_urls(checkout_app, booked, stand_in):
+    before = datetime.now(timezone.utc)
+    body = start(checkout_app, booked)
+    session_id = body["session"]
+    assert body["flow"] == "checkout" and body["url"].endswith(session_id)
+    [sent] = stand_in.requests
+    form = sent["form"]
+    payment = Payment.objects.get(appointment=booked.id)
+    assert sent["method"] == "POST" and sent["idempotency_key"] == f"cs-create:{payment.id}"
+    assert form["mode"] == "payment" and form["payment_method_types[0]"] == "card"
+    assert form["line_items[0][quantity]"] == "1"
+    assert form["line_items[0][price_data][unit_amount]"] == "5000"
+    assert form["line_items[0][price_data][currency]"] == "gbp"
+    assert form["line_items[0][price_data][product_data][name]"] == "Consultation"
+    for prefix in ("metadata", "payment_intent_data[metadata]"):
+        assert form[f"{prefix}[appointment_id]"] == str(booked.id)
+        assert form[f"{prefix}[payment_id]"] == str(payment.id)
+    assert form["client_reference_id"] == str(booked.id)
+    page = f"{PUBLIC_URL}/portal/appointments/{booked.id}"
+    assert form["success_url"] == f"{page}?checkout=success&session_id={{CHECKOUT_SESSION_ID}}"
+    assert form["cancel_url"] == f"{page}?checkout=cancelled"
+    # Stripe needs 30 minutes or more; the 15-minute hold is extended to the session's expiry.
+    expires_at = datetime.fromtimestamp(int(form["expires_at"]), timezone.utc)
+    assert expires_at >= before + timedelta(minutes=30)
+    held = Appointment.objects.get(id=booked.id)
+    assert abs(held.hold_expires_at.replace(tzinfo=timezone.utc) - expires_at) < timedelta(seconds=1)
+    claims = TimeClaim.objects(appointment=booked.id)
+    assert {c.expires_at.replace(tzinfo=timezone.utc) for c in claims} == {held.hold_expires_at.replace(tzinfo=timezone.utc)}
+    # Asking again reuses the open session rather than creating another.
+    assert start(checkout_app, booked)["session"] == session_id
+    assert [r["method"] for r in stand_in.requests] == ["POST", "GET"]
+    assert payment.reload().stripe_checkout_session == session_id
+
+
+def test_completed_session_event_confirms_and_the_refund_goes_to_its_intent(checkout_app, booked, stand_in, stripe_base):
+    session = stand_in.sessions[start(checkout_app, booked)["session"]]
+    stand_in.pay(session["id"])
+    client = checkout_app.test_client()
+    resp = post_event(client, session_event("checkout.session.completed", session))
+    assert resp.status_code == 200 and resp.get_json()["outcome"] == "confirmed"
+    assert Appointment.objects.get(id=booked.id).status == "confirmed"
+    payment = Payment.objects.get(appointment=booked.id)
+    assert payment.status == "succeeded" and payment.stripe_payment_intent == session["payment_intent"]
+    dup = post_event(client, session_event("checkout.session.async_payment_succeeded", session))
+    assert dup.get_json()["outcome"] == "already_confirmed"
+    patient = signed_in(checkout_app)
+    assert api_post(patient, f"/api/appointments/{booked.id}/cancel").status_code == 200
+    refunds = stripe_client(stripe_base).v1.refunds.list({"payment_intent": session["payment_intent"]}).data
+    assert [r.amount for r in refunds] == [5000]
+
+
+def test_the_return_page_checks_with_stripe_and_ignores_the_redirect(checkout_app, booked, stand_in):
+    session_id = start(checkout_app, booked)["session"]
+    patient = signed_in(checkout_app)
+    # Arriving at the success URL proves nothing: the session is not paid.
+    page = patient.get(f"/portal/appointments/{booked.id}?checkout=success&session_id={session_id}")
+    assert "payment needed" in page.get_data(as_text=True)
+    stand_in.pay(session_id)
+    page = patient.get(f"/portal/appointments/{booked.id}?checkout=success&session_id={session_id}")
+    assert "Your appointment is confirmed" in page.get_data(as_text=True)
+
+
+def test_async_payment_failed_keeps_the_hold_and_expired_session_is_replaced(checkout_app, booked, stand_in):
+    session = stand_in.sessions[start(checkout_app, booked)["session"]]
+    stand_in.pay(session["id"], number="4000000000000341")
+    client = checkout_app.test_client()
+    resp = post_event(client, session_event("checkout.session.async_payment_failed", session))
+    assert resp.get_json()["outcome"] == "payment_failed"
+    assert Appointment.objects.get(id=booked.id).status == "held"
+    assert Payment.objects.get(appointment=booked.id).status == "failed"
+
+
+def test_expired_session_event_cancels_the_payment_and_a_new_session_can_start(checkout_app, booked, stand_in):
+    first = start(checkout_app, booked)["session"]
+    stand_in.sessions[first]["status"] = "expired"
+    resp = post_event(checkout_app.test_client(), session_event("checkout.session.expired", stand_in.sessions[first]))
+    assert resp.get_json()["outcome"] == "payment_canceled"
+    assert Payment.objects.get(appointment=booked.id).status == "canceled"
+    second = start(checkout_app, booked)["session"]
+    assert second != first
+    payment = Payment.objects.get(appointment=booked.id)
+    assert stand_in.requests[-1]["idempotency_key"] == f"cs-create:{payment.id}:{first}"
+    assert payment.stripe_checkout_session == second and payment.status == "pending"
+
+
+def test_sweeper_expires_the_session_before_releasing_a_lapsed_hold(checkout_app, booked, stand_in):
+    from models.sweep import sweep
+
+    session_id = start(checkout_app, booked)["session"]
+    held = Appointment.objects.get(id=booked.id)
+    with checkout_app.app_context():
+        report = sweep(held.hold_expires_at.replace(tzinfo=timezone.utc) + timedelta(minutes=1))
+    assert report.expired == [str(booked.id)]
+    assert ("POST", f"/v1/checkout/sessions/{session_id}/expire") in [
+        (r["method"], r["path"]) for r in stand_in.requests]
+    assert stand_in.sessions[session_id]["status"] == "expired"
+    assert Payment.objects.get(appointment=booked.id).status == "canceled"
+
+
+def test_event_for_a_session_stripe_does_not_know_changes_nothing(checkout_app, booked, stand_in):
+    start(checkout_app, booked)
+    fake = {"id": "cs_test_forged", "status": "complete", "metadata": {}}
+    resp = post_event(checkout_app.test_client(), session_event("checkout.session.completed", fake))
+    assert resp.status_code == 200 and resp.get_json()["outcome"] == "unknown_session"
+    assert Appointment.objects.get(id=booked.id).status == "held"
+
+
+def test_checkout_form_on_the_page_redirects_to_stripe(checkout_app, booked, stand_in):
+    from tests.factories import form_csrf
+
+    patient = signed_in(checkout_app)
+    page = patient.get(f"/portal/appointments/{booked.id}").get_data(as_text=True)
+    assert "Pay 50.00 GBP with Stripe" in page and "pay.js" not in page
+    resp = patient.post(f"/portal/appointments/{booked.id}/checkout", data={
+        "csrf_token": form_csrf(page), "jwt_csrf": patient.get_cookie("csrf_access_token").value})
+    assert resp.status_code == 303 and resp.headers["Location"].startswith("https://checkout.stripe.test/")
+    # Without the form's CSRF token nothing is created.
+    before = len(stand_in.requests)
+    refused = patient.post(f"/portal/appointments/{booked.id}/checkout", data={})
+    assert refused.status_code in (400, 403), refused.status_code
+    assert len(stand_in.requests) == before

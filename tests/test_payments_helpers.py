@@ -1,0 +1,128 @@
+"""Shared set-up for the payment tests (no tests here): a booked appointment, cards, signed events.
+
+Everything talks to the real localstripe the `stripe_base` fixture started; the only thing a test
+does "behind the app's back" is what a browser or Stripe itself would do (tokenise a card, confirm
+an intent with Stripe.js, complete 3-D Secure, refund in Stripe's dashboard).
+"""
+
+import json
+import time as clock
+import uuid
+from datetime import datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import requests
+import stripe
+
+from tests.factories import api_login, csrf_header, make_clinic, make_patient, make_provider, make_service
+
+LONDON = ZoneInfo("Europe/London")
+WEBHOOK_SECRET = "whsec_test_clinic"  # tests/conftest.py TEST_SECRETS
+PUBLISHABLE_KEY = "pk_test_clinic"
+CARD_OK = "4242424242424242"
+CARD_DECLINED = "4000000000000341"
+CARD_3DS = "4000002500003155"
+
+
+def start_at(days=3, hour=10):
+    """A local start time `days` ahead of the real clock."""
+    day = (datetime.now(timezone.utc) + timedelta(days=days)).astimezone(LONDON).date()
+    return datetime.combine(day, time(hour), LONDON)
+
+
+def clinic_with_service(price=5000, cancel_hours=24, refund_rule="full"):
+    """A clinic, a paid service and a provider; returns (service, provider)."""
+    make_clinic()
+    service = make_service("Consultation", duration=30, price=price, cancel_hours=cancel_hours)
+    if refund_rule != "full":
+        service.refund_rule = refund_rule
+        service.save()
+    provider = make_provider([service], name="Dr Pay")
+    return service, provider
+
+
+def book_held(service, provider, email="pat@example.com", start=None, now=None):
+    """A held appointment for a (new) patient, booked through the shared rule."""
+    from models.booking import book
+    from models import Patient
+
+    patient = Patient.objects(email=email).first() or make_patient(email=email)
+    return book(patient, str(service.id), str(provider.id), start or start_at(),
+                now or datetime.now(timezone.utc))
+
+
+def signed_in(app, email="pat@example.com"):
+    """A test client signed in as the patient."""
+    client = app.test_client()
+    assert api_login(client, email=email).status_code == 200
+    return client
+
+
+def api_post(client, path, body=None):
+    return client.post(path, headers=csrf_header(client), json=body or {})
+
+
+def stripe_client(stripe_base):
+    """A Stripe client of our own: what Stripe.js, the dashboard or a test does at Stripe."""
+    return stripe.StripeClient("sk_test_clinic", base_addresses={"api": stripe_base})
+
+
+def card_token(stripe_base, number):
+    """Tokenise a card the way Stripe.js `createToken` does (publishable key only)."""
+    resp = requests.post(f"{stripe_base}/v1/tokens", timeout=10, data={
+        "card[number]": number, "card[exp_month]": "12", "card[exp_year]": "2034",
+        "card[cvc]": "123", "key": PUBLISHABLE_KEY})
+    resp.raise_for_status()
+    return resp.json()
+
+
+def confirm_at_stripe(stripe_base, pi_id, number=CARD_OK):
+    """Confirm an intent directly at Stripe, as Stripe.js does in a browser; our app is not told."""
+    client = stripe_client(stripe_base)
+    client.v1.payment_intents.update(pi_id, {"payment_method": card_token(stripe_base, number)["card"]["id"]})
+    try:
+        return client.v1.payment_intents.confirm(pi_id)
+    except stripe.CardError:
+        return client.v1.payment_intents.retrieve(pi_id)
+
+
+def authenticate_3ds(stripe_base, pi_id, client_secret, success=True):
+    """Complete (or fail) localstripe's 3-D Secure step, as its Stripe.js prompt does."""
+    resp = requests.post(f"{stripe_base}/v1/payment_intents/{pi_id}/_authenticate",
+                         params={"success": "true" if success else "false"},
+                         json={"key": PUBLISHABLE_KEY, "client_secret": client_secret}, timeout=10)
+    resp.raise_for_status()
+    return resp.json()
+
+
+def make_event(event_type, obj, event_id=None, created=None):
+    """A Stripe event envelope around `obj`."""
+    return {"id": event_id or f"evt_test_{uuid.uuid4().hex[:16]}", "object": "event", "type": event_type,
+            "api_version": "2024-06-20", "created": int(created or clock.time()), "livemode": False,
+            "data": {"object": obj}}
+
+
+def post_event(client, event, secret=WEBHOOK_SECRET, timestamp=None, header=True):
+    """Deliver an event to the webhook, signed as Stripe signs it."""
+    body = json.dumps(event)
+    headers = {"Content-Type": "application/json"}
+    if header:
+        headers["Stripe-Signature"] = stripe.WebhookSignature.generate_signature_header(
+            body, secret, timestamp=timestamp or int(clock.time()))
+    return client.post("/webhooks/stripe", data=body, headers=headers)
+
+
+def wait_until(check, timeout=10.0, interval=0.1):
+    """Poll `check()` until it is truthy; return its value or fail."""
+    deadline = clock.monotonic() + timeout
+    while clock.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        clock.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def appointment_status(app_client, appointment_id):
+    """The status the patient sees through the API."""
+    return app_client.get(f"/api/appointments/{appointment_id}").get_json()["status"]
