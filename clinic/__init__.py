@@ -32,6 +32,9 @@ def create_app(config=None):
     mongo.init_app(app)
     redis_store.init_app(app)
     stripe_client.init_app(app)
+    from clinic.cache import caches
+
+    caches.init_app(app)
     jwt.init_app(app)
     login_manager.init_app(app)
     csrf.init_app(app)

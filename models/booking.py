@@ -163,8 +163,12 @@ def _floor_unit(dt):
     return dt - timedelta(minutes=dt.minute % 5, seconds=dt.second, microseconds=dt.microsecond)
 
 
-def claim_time(provider_id, appointment_id, block_start, block_end, expires_at, now):
-    """Atomically claim the provider's time for an appointment, or raise Conflict and claim nothing."""
+def claim_time(provider_id, appointment_id, block_start, block_end, expires_at, now, partial=False):
+    """Atomically claim the provider's time for an appointment, or raise Conflict and claim nothing.
+
+    With `partial=True` (a staff override) the units another appointment holds are left to it and
+    every other unit is claimed, so the overriding appointment still blocks later bookings.
+    """
     units = claim_units(block_start, block_end)
     docs = [{"provider": provider_id, "unit": u, "appointment": appointment_id, "expires_at": expires_at}
             for u in units]
@@ -184,7 +188,7 @@ def claim_time(provider_id, appointment_id, block_start, block_end, expires_at, 
         moved = collection.find_one_and_update(
             {"provider": provider_id, "unit": unit, "expires_at": {"$ne": None, "$lte": now}},
             {"$set": {"appointment": appointment_id, "expires_at": expires_at}})
-        if moved is None:
+        if moved is None and not partial:
             release_time(appointment_id)
             raise Conflict(REASONS["busy"], code="slot_taken")
     changed("availability")
@@ -201,11 +205,16 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
     """Book a time: `confirmed` at once when free of charge, else `held` until the hold expires.
 
     Staff bookings pass `pay_online=False` (confirmed at once, paid at the desk) and may pass
-    `override=True` to book over a conflict: such an appointment claims no time units, is marked
-    `override`, and the caller audits it. Hours, grid, notice and horizon still apply.
+    `override=True` to book over a conflict: such an appointment claims every unit of its time that
+    nobody else holds (so later bookings still cannot land on it), is marked `override`, and the
+    caller audits it. Hours, grid, notice and horizon still apply.
     """
     if not isinstance(start, datetime) or start.tzinfo is None:
         raise ValidationFailed("The start time needs a timezone offset.", fields={"start": "needs an offset"})
+    if not 2000 <= start.year <= 2200:
+        # Far-off years are not bookable, and would overflow the arithmetic below.
+        raise ValidationFailed("That time is too far ahead to book yet.", code="not_bookable_horizon",
+                               fields={"start": "horizon"})
     start = _utc(start)
     catalog = current_catalog()
     clinic = catalog.require_clinic()
@@ -237,11 +246,8 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
         status="held" if paid else "confirmed", hold_expires_at=hold_expires_at,
         amount=service.price, currency=service.currency, created_at=now, updated_at=now,
         booked_by=booked_by, override=override)
-    if not override:
-        claim_time(provider.id, appointment.id, appointment.block_start, appointment.block_end,
-                   hold_expires_at, now)
-    else:
-        changed("availability")
+    claim_time(provider.id, appointment.id, appointment.block_start, appointment.block_end,
+               hold_expires_at, now, partial=override)
     try:
         appointment.save(force_insert=True)
     except Exception:

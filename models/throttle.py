@@ -8,7 +8,8 @@ which emails exist. A correct password during a lock still gets 429 (soft lockou
 
 import hashlib
 
-from models.errors import Throttled
+from models.accounts import normalise_email
+from models.errors import Throttled, ValidationFailed
 
 
 class LoginThrottle:
@@ -26,8 +27,12 @@ class LoginThrottle:
 
     @staticmethod
     def _account(email):
-        # Hash, so Redis never holds the email itself.
-        raw = (email if isinstance(email, str) else "").strip().lower()
+        # The same normalisation as sign-in, so look-alike spellings share one counter; hashed,
+        # so Redis never holds the email itself.
+        try:
+            raw = normalise_email(email)
+        except ValidationFailed:
+            raw = (email if isinstance(email, str) else "").strip().lower()
         return hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest()[:32]
 
     def _keys(self, scope, email, ip):

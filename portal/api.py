@@ -1,13 +1,14 @@
 """The patient JSON API under /api (thin: parse, authorise, call a rule in models/, answer)."""
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 
-from flask import Blueprint, jsonify, make_response, request
+from flask import Blueprint, current_app, jsonify, make_response, request
 from flask_jwt_extended import get_jwt, jwt_required, unset_jwt_cookies
 
 from clinic.audit import audit
 from models.accounts import change_patient_password, register_patient
 from models import booking
+from models.catalog import current_catalog
 from models.documents import Appointment, Provider, Service, utcnow
 from models.errors import Conflict, DomainError, ValidationFailed
 from portal.auth import current_patient, issue_tokens, revoke, revoke_cookies, sign_in
@@ -147,7 +148,9 @@ def parse_instant(value, name="start"):
     """An ISO 8601 instant with an offset, or 422."""
     try:
         parsed = datetime.fromisoformat(value)
-    except (TypeError, ValueError):
+        # Years at the ends of the calendar overflow once converted to UTC.
+        parsed.astimezone(timezone.utc) + timedelta(days=800)
+    except (TypeError, ValueError, OverflowError):
         parsed = None
     if parsed is None or parsed.tzinfo is None:
         raise ValidationFailed(f"'{name}' must be an ISO 8601 time with an offset, e.g. "
@@ -178,25 +181,36 @@ def appointment_json(appt, clinic, services=None, providers=None, now=None):
 def list_slots():
     """Free times of a service, for one provider or all who offer it, sorted by start."""
     now = utcnow()
-    service = booking.get_service(object_id_arg("service", required=True))
-    clinic = booking.require_clinic()
+    catalog = current_catalog()
+    service = catalog.service(object_id_arg("service", required=True))
+    clinic = catalog.require_clinic()
     provider_id = object_id_arg("provider")
     if provider_id:
-        providers = [booking.get_provider_for(service, provider_id)]
+        providers = [catalog.provider_for(service, provider_id)]
     else:
-        providers = list(Provider.objects(active=True, services=service.id).no_dereference())
+        providers = catalog.providers_offering(service)
     raw_from = request.args.get("from")
     try:
         first = date.fromisoformat(raw_from) if raw_from else booking.local_today(clinic.timezone, now)
+        if abs((first - now.date()).days) > 3660:
+            raise ValueError("too far")
     except ValueError:
-        raise ValidationFailed("'from' must be a date like 2026-11-30.", fields={"from": "invalid date"}) from None
+        raise ValidationFailed("'from' must be a date like 2026-11-30, within ten years of today.",
+                               fields={"from": "invalid date"}) from None
     raw_days = request.args.get("days", "7")
     if not raw_days.isdigit() or not 1 <= int(raw_days) <= 31:
         raise ValidationFailed("'days' must be a whole number from 1 to 31.", fields={"days": "1 to 31"})
-    slots = booking.find_slots(service, providers, clinic, first, int(raw_days), now)
-    tz = clinic.timezone
-    return jsonify([{"provider": str(p.id), "provider_name": p.name, "start": booking.local_iso(s, tz),
-                     "end": booking.local_iso(e, tz)} for s, e, p in slots])
+    cache = current_app.extensions["caches"]
+    cached, key = cache.get_slots(("v1", service.id, provider_id or "any", first.isoformat(), raw_days))
+    if cached is None:
+        tz = clinic.timezone
+        cached = [{"provider": str(p.id), "provider_name": p.name, "start": booking.local_iso(s, tz),
+                   "end": booking.local_iso(e, tz), "t": s.timestamp()}
+                  for s, e, p in booking.find_slots(service, providers, clinic, first, int(raw_days), now)]
+        cache.put_slots(key, cached)
+    # A cached answer may be up to a few seconds old: drop what has since come inside the notice.
+    earliest = (now + timedelta(minutes=service.min_notice_minutes or 0)).timestamp()
+    return jsonify([{k: v for k, v in slot.items() if k != "t"} for slot in cached if slot["t"] >= earliest])
 
 
 @bp.post("/appointments")

@@ -136,7 +136,8 @@ def main():
         week = requests.get(f"{base}/api/slots", params={"service": ids["call"], "provider": slot_provider,
                                                         "from": first_day.isoformat(), "days": 7}, timeout=30).json()
         for i, slot in enumerate(week[::6][:30]):
-            sessions[i % patients].post(f"{base}/api/appointments", timeout=30, json={
+            # The last patients, so the booking phase's patients have no overlapping appointments.
+            sessions[-1 - i % 10].post(f"{base}/api/appointments", timeout=30, json={
                 "service": ids["call"], "provider": slot_provider, "start": slot["start"]})
 
         hello = requests.Session()
@@ -146,6 +147,20 @@ def main():
         slots_rps, slot_codes = load(
             lambda i, n: hello.get(f"{base}/api/slots", params=slot_params, timeout=30).status_code,
             args.seconds, args.threads)
+
+        # The same figure with the cache defeated: every request asks for a window nobody asked for
+        # (a global counter walks 119 start days x 7 lengths before anything repeats).
+        counter = iter(range(10**9))
+        counter_lock = threading.Lock()
+
+        def uncached(i, n):
+            with counter_lock:
+                k = next(counter)
+            start = first_day + timedelta(days=k % 119)
+            return hello.get(f"{base}/api/slots", timeout=30, params=dict(
+                slot_params, **{"from": start.isoformat(), "days": 7 + (k // 119) % 7})).status_code
+
+        uncached_rps, uncached_codes = load(uncached, args.seconds, args.threads)
 
         # Distinct free times of Dr Book over four months, shared out to the threads.
         book_provider = ids["providers"]["Dr Book"]
@@ -171,7 +186,11 @@ def main():
 
         # Database commands per request.
         db = {}
-        db["slots"] = int(hello.get(f"{base}/api/slots", params=slot_params, timeout=30).headers["X-DB-Commands"])
+        # A cache miss (a week nobody asked for), then the same request again from the cache.
+        miss_params = dict(slot_params, **{"from": (first_day + timedelta(days=100)).isoformat()})
+        db["slots"] = int(hello.get(f"{base}/api/slots", params=miss_params, timeout=30).headers["X-DB-Commands"])
+        db["slots_cached"] = int(hello.get(f"{base}/api/slots", params=miss_params,
+                                           timeout=30).headers["X-DB-Commands"])
         k = next(cursor)
         probe = sessions[0].post(f"{base}/api/appointments", timeout=30, json={
             "service": ids["call"], "provider": book_provider, "start": free[k]["start"]})
@@ -183,11 +202,13 @@ def main():
 
         print(f"hello   /healthz            {hello_rps:8.1f} req/s  {dict(hello_codes)}")
         print(f"slots   /api/slots 7 days   {slots_rps:8.1f} req/s  {dict(slot_codes)}")
+        print(f"slots   uncached (cache off) {uncached_rps:7.1f} req/s  {dict(uncached_codes)}")
         print(f"book    POST /appointments  {book_rps:8.1f} req/s  {dict(book_codes)}")
         print(f"slots/hello ratio           {slots_rps / hello_rps:8.3f}  (aim >= 0.25)")
         print(f"MongoDB commands/request    {db}  (aim: slots <= 3, book <= 6, admin lists equal)")
         print(f"race                        {race}")
         result = {"hello_rps": round(hello_rps, 1), "slots_rps": round(slots_rps, 1),
+                  "slots_uncached_rps": round(uncached_rps, 1),
                   "book_rps": round(book_rps, 1), "slots_vs_hello": round(slots_rps / hello_rps, 3),
                   "db_commands": db, "race": race}
         print(json.dumps(result))

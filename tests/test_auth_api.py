@@ -243,3 +243,13 @@ def test_redis_down_fails_closed_with_503(make_app):
         assert login.status_code == 503
     finally:
         own_redis.stop()
+
+
+def test_lookalike_spellings_of_an_email_share_one_lockout(client):
+    make_patient()
+    for _ in range(5):
+        assert api_login(client, password="wrong password").status_code == 401
+    assert api_login(client, password="wrong password").status_code == 429
+    fullwidth = "\uff50at@example.com"  # NFKC-normalises to pat@example.com
+    assert api_login(client, email=fullwidth, password="wrong password").status_code == 429
+    assert api_login(client, email="PAT@EXAMPLE.COM").status_code == 429

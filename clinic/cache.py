@@ -1,0 +1,121 @@
+"""Caches in front of the database for the hot read path (free times), invalidated by writes.
+
+* The catalog (clinic, services, providers, schedules) is kept per process and reloaded when a
+  catalog document is saved in this process or when the catalog version in Redis moves (a save in
+  another process).
+* Free times are cached in Redis for `SLOTS_TTL` seconds under a key that includes the
+  availability version. Every claim or release of provider time, and every catalog or time-off
+  save, bumps that version, so a booking is never hidden behind a stale answer; holds that lapse
+  free their time at the latest after the TTL (a stale "taken" is harmless: nobody can book it).
+* When Redis does not answer, both fall back to the database: reads keep working.
+"""
+
+import json
+import logging
+import threading
+import time
+
+import redis
+
+from models import catalog as catalog_module
+
+log = logging.getLogger(__name__)
+SLOTS_TTL = 30
+# A process reloads the catalog at least this often, even if a version bump was lost.
+CATALOG_MAX_AGE = 60
+
+_lock = threading.Lock()
+_local_generation = 0
+_cached = {}  # (db, prefix) -> (stamp, Catalog)
+
+
+class Caches:
+    """The app's cache wiring: a catalog source and the version counters in Redis."""
+
+    def __init__(self):
+        self.redis = None
+        self.prefix = ""
+        self.db_key = ""
+
+    def init_app(self, app):
+        """Install the cached catalog source and the invalidation listener."""
+        self.redis = app.extensions["redis"].client
+        self.prefix = app.config.get("REDIS_PREFIX", "")
+        self.db_key = f"{app.config.get('MONGODB_URI')}/{app.config.get('MONGODB_DB')}"
+        catalog_module.set_catalog_source(self.catalog)
+        catalog_module.on_change(_on_change)
+        app.extensions["caches"] = self
+        global _current
+        _current = self
+
+    def _key(self, *parts):
+        return self.prefix + ":".join(str(p) for p in parts)
+
+    def versions(self):
+        """(catalog version, availability version) from Redis, or None when Redis is down."""
+        try:
+            values = self.redis.mget(self._key("ver", "catalog"), self._key("ver", "availability"))
+        except redis.RedisError:
+            return None
+        return tuple(int(v or 0) for v in values)
+
+    def catalog(self):
+        """The catalog from the process cache when still current, else loaded from MongoDB."""
+        versions = self.versions()
+        if versions is None:
+            return catalog_module.load_catalog()
+        stamp = (versions[0], _local_generation, int(time.monotonic() // CATALOG_MAX_AGE))
+        key = (self.db_key, self.prefix)
+        hit = _cached.get(key)
+        if hit and hit[0] == stamp:
+            return hit[1]
+        loaded = catalog_module.load_catalog()
+        with _lock:
+            _cached[key] = (stamp, loaded)
+        return loaded
+
+    def bump(self, kind):
+        """Move the version counters after a change."""
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            if kind == "catalog":
+                pipe.incr(self._key("ver", "catalog"))
+            pipe.incr(self._key("ver", "availability"))
+            pipe.execute()
+        except redis.RedisError:
+            # Cached free times stay until their TTL; a stale "free" time can still not be booked.
+            log.warning("could not bump cache versions in Redis")
+
+    def get_slots(self, parts):
+        """Cached free times for the request `parts`, or (None, key to store them under)."""
+        versions = self.versions()
+        if versions is None:
+            return None, None
+        key = self._key("slots", versions[0], versions[1], *parts)
+        try:
+            raw = self.redis.get(key)
+        except redis.RedisError:
+            return None, None
+        return (json.loads(raw) if raw else None), key
+
+    def put_slots(self, key, value):
+        """Store free times under a key made by `get_slots`."""
+        if key is None:
+            return
+        try:
+            self.redis.set(key, json.dumps(value), ex=SLOTS_TTL)
+        except redis.RedisError:
+            pass
+
+
+_current = None
+caches = Caches()
+
+
+def _on_change(kind):
+    global _local_generation
+    if kind == "catalog":
+        with _lock:
+            _local_generation += 1
+    if _current is not None and _current.redis is not None:
+        _current.bump(kind)
