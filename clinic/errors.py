@@ -100,6 +100,19 @@ def register_error_handlers(app):
         return error_response(503, "The clinic's database is not answering; please try again "
                                    "in a moment.", headers={"Retry-After": "5"})
 
+    @app.errorhandler(mongoengine.errors.NotUniqueError)
+    def handle_not_unique(exc):
+        return error_response(409, "That record already exists.", "conflict")
+
+    @app.errorhandler(mongoengine.errors.OperationError)
+    @app.errorhandler(pymongo.errors.PyMongoError)
+    def handle_mongo_error(exc):
+        # A command the database refused or could not finish: nothing was half-written (every rule
+        # cleans up or is a single-document update), so the client may simply try again.
+        log.exception("MongoDB command failed on %s %s", request.method, request.path)
+        return error_response(503, "The clinic's database could not complete the request; nothing "
+                                   "was changed. Please try again.", headers={"Retry-After": "2"})
+
     @app.errorhandler(mongoengine.errors.ValidationError)
     def handle_model_validation(exc):
         fields = {k: str(v) for k, v in (exc.to_dict() or {}).items()} if exc.errors else None

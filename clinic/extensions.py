@@ -29,7 +29,9 @@ class Mongo:
         mongoengine.disconnect(alias=self.alias)
         kwargs = {"host": uri, "alias": self.alias, "serverSelectionTimeoutMS": 3000,
                   "connectTimeoutMS": 3000, "uuidRepresentation": "standard", "tz_aware": True,
-                  "event_listeners": [CommandCounter()]}
+                  "event_listeners": [CommandCounter()],
+                  # Names the app's connections in MongoDB's logs (and lets fault tests target them).
+                  "appname": app.config.get("MONGODB_APPNAME") or "clinic"}
         if app.config.get("MONGODB_DB"):
             kwargs["db"] = app.config["MONGODB_DB"]
         try:

@@ -183,15 +183,50 @@ def claim_time(provider_id, appointment_id, block_start, block_end, expires_at, 
         if others:
             release_time(appointment_id)
             raise
+    except pymongo.errors.PyMongoError:
+        # The command failed as a whole (or the connection dropped mid-way): give back whatever
+        # landed, best effort; the sweeper removes claims of appointments that never appeared.
+        try:
+            release_time(appointment_id)
+        except pymongo.errors.PyMongoError:
+            pass
+        raise
     # Units already claimed may belong to lapsed holds: take those over, one guarded update each.
+    unresolved = []
     for unit in taken:
         moved = collection.find_one_and_update(
             {"provider": provider_id, "unit": unit, "expires_at": {"$ne": None, "$lte": now}},
             {"$set": {"appointment": appointment_id, "expires_at": expires_at}})
-        if moved is None and not partial:
-            release_time(appointment_id)
-            raise Conflict(REASONS["busy"], code="slot_taken")
+        if moved is None:
+            unresolved.append(unit)
+    if unresolved:
+        unresolved = _take_over_orphans(collection, provider_id, unresolved, appointment_id, expires_at, now)
+    if unresolved and not partial:
+        release_time(appointment_id)
+        raise Conflict(REASONS["busy"], code="slot_taken")
     changed("availability")
+
+
+# A booking writes its claims, then its appointment, within one request; claims older than this
+# whose appointment never appeared were left by a process that died in between.
+ORPHAN_AFTER = timedelta(seconds=60)
+
+
+def _take_over_orphans(collection, provider_id, units, appointment_id, expires_at, now):
+    """Take over claims whose appointment was never written; return the units still held."""
+    claims = list(collection.find({"provider": provider_id, "unit": {"$in": units}},
+                                  {"_id": 1, "unit": 1, "appointment": 1}))
+    owners = {c["appointment"] for c in claims}
+    alive = {a["_id"] for a in Appointment._get_collection().find({"_id": {"$in": list(owners)}}, {"_id": 1})}
+    cutoff = ObjectId.from_datetime(now - ORPHAN_AFTER)
+    held = set(units)
+    for claim in claims:
+        if claim["appointment"] in alive or claim["_id"] >= cutoff:
+            continue
+        if collection.find_one_and_update({"_id": claim["_id"], "appointment": claim["appointment"]},
+                                          {"$set": {"appointment": appointment_id, "expires_at": expires_at}}):
+            held.discard(claim["unit"])
+    return [u for u in units if u in held]
 
 
 def release_time(appointment_id):
