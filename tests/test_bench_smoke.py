@@ -1,0 +1,23 @@
+"""The benchmark script runs from this checkout and its figures keep the product's promises."""
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.helpers import ROOT, clean_env
+
+
+def test_benchmark_runs_and_prints_its_figures():
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tests", "bench.py"), "--seconds", "1", "--threads", "4",
+         "--race-patients", "12", "--race-slots", "3"],
+        cwd=ROOT, env=clean_env(REDIS_URL=os.environ.get("REDIS_URL", "")), capture_output=True,
+        text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["hello_rps"] > 0 and figures["slots_rps"] > 0 and figures["book_rps"] > 0
+    assert figures["db_commands"]["slots"] <= 3 and figures["db_commands"]["book"] <= 6
+    assert figures["db_commands"]["admin_list_20"] == figures["db_commands"]["admin_list_100"]
+    race = figures["race"]
+    assert race["won"] == race["slots"] == 3 and race["double_booked"] == 0 and race["errors_5xx"] == 0
