@@ -58,5 +58,5 @@ def test_reception_books_and_checks_in_from_the_day_view(live_server, page):
 
     # The appointments list and its action menu work under the page's CSP.
     page.get_by_role("link", name="Appointments").click()
-    page.get_by_text("With selected").click()
-    assert page.get_by_text("Mark as no-show").is_visible()
+    page.get_by_role("button", name="With selected").click()
+    page.get_by_text("Mark as no-show").wait_for(state="visible", timeout=5000)
