@@ -10,7 +10,7 @@ ERROR = {"$ref": "#/components/schemas/Error"}
 
 def _errors(*statuses):
     """The error answers an operation may give."""
-    names = {400: "Malformed request", 401: "Not signed in", 403: "Not allowed (CSRF)",
+    names = {400: "Malformed request", 401: "Not signed in", 402: "Card declined", 403: "Not allowed (CSRF)",
              404: "Not found or not yours", 409: "Conflict", 413: "Body too large",
              415: "Unsupported media type", 422: "Invalid input", 429: "Throttled",
              503: "A dependency is down"}
@@ -43,6 +43,11 @@ APPOINTMENT = {
         "provider": {"type": "object", "nullable": True},
     },
 }
+APPOINTMENT_ID = {"name": "appointment_id", "in": "path", "required": True, "schema": {"type": "string"}}
+PAYMENT_STATE = {"type": "object", "required": ["appointment", "status", "amount", "currency"],
+                 "properties": {"appointment": {"type": "string"}, "status": {"type": "string"},
+                                "amount": {"type": "integer"}, "currency": {"type": "string"},
+                                "amount_refunded": {"type": "integer"}}}
 PATIENT = {"type": "object", "required": ["id", "email", "name"],
            "properties": {"id": OBJECT_ID, "email": {"type": "string"}, "name": {"type": "string"},
                           "phone": {"type": "string"}}}
@@ -144,6 +149,28 @@ SPEC = {
             "parameters": [{"name": "appointment_id", "in": "path", "required": True, "schema": {"type": "string"}}],
             "responses": {**_ok("Cancelled", {"$ref": "#/components/schemas/Appointment"}),
                           **_errors(400, 401, 403, 404, 409, 503)}}},
+        "/api/appointments/{appointment_id}/payment": {
+            "post": {"summary": "Start paying for a held appointment (elements: client secret; checkout: URL)",
+                     "parameters": [APPOINTMENT_ID],
+                     "responses": {**_ok("Payment started", {"type": "object", "required": ["flow"], "properties": {
+                         "flow": {"type": "string", "enum": ["elements", "checkout"]},
+                         "client_secret": {"type": "string"}, "publishable_key": {"type": "string"},
+                         "payment_intent": {"type": "string"}, "url": {"type": "string"}}}),
+                         **_errors(400, 401, 403, 404, 409, 422, 503)}},
+            "get": {"summary": "The payment's state, re-fetched from Stripe while under way",
+                    "parameters": [APPOINTMENT_ID],
+                    "responses": {**_ok("Payment state", PAYMENT_STATE), **_errors(401, 404, 503)}}},
+        "/api/appointments/{appointment_id}/payment/confirm": {"post": {
+            "summary": "Confirm the PaymentIntent with a card token from Stripe.js",
+            "parameters": [APPOINTMENT_ID],
+            "requestBody": _json_body({"type": "object", "required": ["token"],
+                                       "properties": {"token": {"type": "string"}}}),
+            "responses": {**_ok("Payment status", {"type": "object"}),
+                          **_errors(400, 401, 402, 403, 404, 409, 413, 415, 422, 503)}}},
+        "/api/appointments/{appointment_id}/payment/sync": {"post": {
+            "summary": "Ask the server to re-fetch the payment from Stripe now",
+            "parameters": [APPOINTMENT_ID],
+            "responses": {**_ok("Payment state", PAYMENT_STATE), **_errors(400, 401, 403, 404, 503)}}},
         "/webhooks/stripe": {"post": {
             "summary": "Stripe events, verified by the Stripe-Signature header",
             "parameters": [{"name": "Stripe-Signature", "in": "header", "required": False,
