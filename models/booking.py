@@ -8,12 +8,11 @@ guarded update, so an expired hold never blocks a time. There is no read-then-in
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pymongo.errors
 from bson import ObjectId
-from mongoengine import NotUniqueError
 
 from models.availability import DateOverride as DayOverride
 from models.availability import SlotRules, WorkingDay, free_slots, why_not_bookable
@@ -21,9 +20,6 @@ from models.documents import (
     ACTIVE_STATUSES,
     Appointment,
     Clinic,
-    Provider,
-    Schedule,
-    Service,
     TimeClaim,
     TimeOff,
 )

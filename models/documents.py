@@ -12,7 +12,6 @@ from mongoengine import (
     BooleanField,
     DateField,
     DateTimeField,
-    DictField,
     Document,
     EmailField,
     EmbeddedDocument,

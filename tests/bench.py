@@ -265,8 +265,6 @@ def admin_list_commands(base, ids, sessions):
                 "service": ids["call"], "provider": provider, "start": slot["start"]})
         return int(staff.get(f"{base}/admin/appointments/", timeout=30).headers["X-DB-Commands"])
 
-    from models import Appointment as _A  # noqa: F401
-
     Appointment.objects.delete()
     from models import TimeClaim
 

@@ -149,3 +149,20 @@ def browser():
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"])
         yield instance
         instance.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh browser context and page; fails the test on a script error or a CSP violation."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    page.csp_errors = []
+    page.script_errors = []
+    page.on("console", lambda msg: page.csp_errors.append(msg.text)
+            if "Content Security Policy" in msg.text else None)
+    page.on("pageerror", lambda exc: page.script_errors.append(str(exc)))
+    yield page
+    context.close()
+    assert not page.csp_errors, page.csp_errors
+    assert not page.script_errors, page.script_errors

@@ -230,7 +230,6 @@ def test_appointment_list_cost_does_not_grow_with_rows(make_app):
     call = make_service("Call", duration=15, price=0)
     providers = [make_provider([call], name=f"Dr {i}") for i in range(4)]
     make_staff(RECEPTION)
-    now = datetime.now(timezone.utc)
     patients = [make_patient(email=f"p{i}@example.com", name=f"Patient {i}") for i in range(20)]
 
     def fill(count, offset):

@@ -10,16 +10,6 @@ from models import Appointment
 from tests.factories import PASSWORD, make_clinic, make_patient, make_provider, make_service, make_staff
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context()
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None)
-    yield page
-    context.close()
-    assert not errors, errors
 
 
 def test_reception_books_and_checks_in_from_the_day_view(live_server, page):

@@ -1,15 +1,5 @@
 """In real Chromium: register, land on the dashboard, sign out, and be sent back to sign-in."""
 
-import pytest
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context()
-    page = context.new_page()
-    yield page
-    context.close()
-
 
 def test_register_login_logout_in_the_browser(live_server, page):
     base, _app = live_server(COOKIE_SECURE=False)

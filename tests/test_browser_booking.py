@@ -2,17 +2,9 @@
 
 import re
 
-import pytest
-
 from tests.factories import PASSWORD, make_clinic, make_patient, make_provider, make_service
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context()
-    page = context.new_page()
-    yield page
-    context.close()
 
 
 def sign_in(page, base):

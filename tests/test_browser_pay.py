@@ -10,16 +10,6 @@ from tests.test_payments_helpers import WEBHOOK_SECRET, book_held, clinic_with_s
 CONFIRMED = "Your appointment is confirmed"
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(15000)
-    page.csp_errors = []
-    page.on("console", lambda msg: page.csp_errors.append(msg.text)
-            if "Content Security Policy" in msg.text else None)
-    yield page
-    context.close()
 
 
 @pytest.fixture

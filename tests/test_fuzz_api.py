@@ -1,7 +1,5 @@
 """Schemathesis over /api/openapi.json: no 5xx and answers that match the document, signed in."""
 
-from datetime import datetime, timedelta, timezone
-
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
