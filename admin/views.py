@@ -13,7 +13,7 @@ from admin.base import SecureModelView, clinic_zone, local_formatter, staff_acto
 from clinic.audit import audit
 from models import booking, frontdesk
 from models.accounts import hash_password, normalise_email, validate_password
-from models.documents import Payment, Patient, StaffUser, utcnow
+from models.documents import Payment, Patient, utcnow
 from models.errors import DomainError
 
 FRONT_DESK = ("admin", "reception")
@@ -287,20 +287,25 @@ class StripeEventView(SecureModelView):
 
     @action("resync", "Re-sync from Stripe")
     def action_resync(self, ids):
-        """Fetch the event's object from Stripe again and apply it."""
-        try:
-            from models.payments import resync_object
-        except ImportError:
-            flash("Payment sync is not available.", "error")
-            return
+        """Fetch each event's object from Stripe again and apply it (`payments.resync_object`)."""
+        from models.documents import StripeEvent
+        from models.payments import resync_object
+
+        actor, done = staff_actor(), 0
         for event in self.get_query().filter(id__in=ids):
+            record = f"StripeEvent:{event.id}"
             try:
-                resync_object(event.object_id)
+                outcome = resync_object(event.object_id, actor=actor)
             except DomainError as exc:
                 flash(exc.message, "error")
-            else:
-                audit(staff_actor(), "stripe_event.resync", record=f"StripeEvent:{event.id}")
-        flash("Re-sync done.", "success")
+                audit(actor, "stripe_event.resync", record=record, outcome=f"refused:{exc.code}")
+                continue
+            done += 1
+            StripeEvent.objects(id=event.id, processed_at=None).update_one(set__processed_at=utcnow())
+            StripeEvent.objects(id=event.id).update_one(set__outcome=f"resynced: {outcome}"[:200])
+            audit(actor, "stripe_event.resync", record=record, outcome=outcome)
+        if done:
+            flash(f"{done} event(s) re-synced from Stripe.", "success")
 
 
 class AuditEventView(SecureModelView):

@@ -16,6 +16,13 @@ Rules of this module (every door calls them: the portal, the webhook, the sweepe
   `pending` and the sweeper sends it again with the same key (looking for it first, because
   localstripe ignores idempotency keys).
 - Client secrets are handed to the patient's browser and never stored.
+- One live way to pay per Payment: the doors only start the configured `PAYMENT_FLOW` (another
+  flow answers 409 `wrong_payment_flow`), and when the configuration changed while a payment was
+  under way, starting the new flow first stops the old one (the Checkout Session is expired, our
+  own PaymentIntent cancelled; if it had already taken the money, the payment is settled instead).
+- A payment never confirms a time the provider can no longer give: an appointment that has
+  started, or whose time now falls in the provider's time off or outside their hours, is refunded
+  in full like a time someone else took.
 """
 
 import logging
@@ -34,9 +41,18 @@ from flask import current_app, g, has_request_context
 from mongoengine import NotUniqueError
 
 from models.audit import record_audit
-from models.booking import _utc, claim_time, claim_units, effective_status, release_time
-from models.documents import Appointment, Payment, Refund, TimeClaim, utcnow
-from models.errors import Conflict, DependencyDown, DomainError, ValidationFailed
+from models.availability import SlotRules, why_not_bookable
+from models.booking import (
+    _utc,
+    claim_time,
+    claim_units,
+    effective_status,
+    release_time,
+    schedule_days,
+)
+from models.catalog import current_catalog
+from models.documents import Appointment, Payment, Refund, TimeClaim, TimeOff, utcnow
+from models.errors import Conflict, DependencyDown, DomainError, NotFound, ValidationFailed
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +73,16 @@ ALLOWED_FROM = {
 }
 LATE_TAKEN_REASON = ("The payment arrived after the hold had expired and the time had been "
                      "booked by someone else; the payment was refunded in full.")
+LATE_STARTED_REASON = ("The payment arrived after the appointment's start time; the payment was "
+                       "refunded in full.")
+LATE_UNAVAILABLE_REASON = ("The payment arrived when the provider was no longer available at that "
+                           "time; the payment was refunded in full.")
+# Why a paid appointment could not be confirmed: (cancel_reason, outcome) by cause.
+UNCONFIRMABLE = {
+    "taken": (LATE_TAKEN_REASON, "refunded_time_taken"),
+    "started": (LATE_STARTED_REASON, "refunded_started"),
+    "unavailable": (LATE_UNAVAILABLE_REASON, "refunded_unavailable"),
+}
 CANCELLED_BEFORE_PAID_REASON = "appointment cancelled before its payment completed"
 PAYMENT_LOCK_SECONDS = 30
 
@@ -274,14 +300,32 @@ def _refuse_if_settled(payment, appointment, actor, now):
                        code="payment_processing")
 
 
+def configured_flow():
+    """The payment flow this deployment offers (`PAYMENT_FLOW`): "elements" or "checkout"."""
+    return current_app.config.get("PAYMENT_FLOW") or "elements"
+
+
+def require_flow(flow):
+    """409 `wrong_payment_flow` unless `flow` is the configured one.
+
+    A Payment has one live way to pay: a door of the other flow (the Checkout form while the page
+    takes cards, a card token while payments go through Checkout) would open a second one.
+    """
+    if flow != configured_flow():
+        raise Conflict("This clinic does not take payments that way; please reload the "
+                       "appointment page and pay from there.", code="wrong_payment_flow")
+
+
 @translate_stripe_errors
 def start_payment(appointment, now, actor="system", flow=None):
     """Create or reuse the appointment's Payment and its PaymentIntent or Checkout Session.
 
-    Elements: `{flow, client_secret, publishable_key, payment_intent, amount, currency}`.
-    Checkout: `{flow, url, session}`.
+    Only the configured flow can be started (`require_flow`). Elements: `{flow, client_secret,
+    publishable_key, payment_intent, amount, currency}`. Checkout: `{flow, url, session}`.
     """
-    flow = flow or current_app.config.get("PAYMENT_FLOW") or "elements"
+    if flow is not None:
+        require_flow(flow)
+    flow = configured_flow()
     _check_payable(appointment, now)
     payment = payment_for(appointment, flow, now)
     _refuse_if_settled(payment, appointment, actor, now)
@@ -297,7 +341,42 @@ def _intent_params(payment, appointment):
     # localstripe rejects automatic_payment_methods, description and receipt_email; Stripe accepts this.
     return {"amount": appointment.amount, "currency": appointment.currency,
             "payment_method_types": ["card"],
-            "metadata": {"appointment_id": str(appointment.id), "payment_id": str(payment.id)}}
+            "metadata": {"appointment_id": str(appointment.id), "payment_id": str(payment.id),
+                         "flow": "elements"}}
+
+
+def _from_checkout(pi, session_intent=None):
+    """Whether an intent was created by a Checkout Session: Stripe closes it with its session and
+    refuses to cancel it directly (so does the app: it is never reused on the card page)."""
+    return pi["id"] == session_intent or (pi.get("metadata") or {}).get("flow") == "checkout"
+
+
+def _stop_checkout_session(payment, appointment, actor, now):
+    """Expire the Payment's Checkout Session before it is paid by card on our page.
+
+    Returns the id of the session's own PaymentIntent (None when it has none): Stripe closes that
+    one with the session and refuses to cancel it directly. A session that completed meanwhile is
+    synced first, so money it took settles the payment (409 `already_paid`) instead.
+    """
+    session_id = payment.stripe_checkout_session
+    if not session_id:
+        return None
+    session = _fetch_session(session_id)
+    if session is None:
+        return None
+    if session.get("status") == "open":
+        try:
+            stripe_api().v1.checkout.sessions.expire(session_id)
+        except stripe.InvalidRequestError:
+            session = _fetch_session(session_id) or session  # completed while we looked
+        else:
+            _audit(actor, "payment.checkout_expired", f"Payment:{payment.id}", outcome="flow_changed")
+            return _id_of(session.get("payment_intent"))
+    if session.get("status") == "complete":
+        sync_checkout_session(session_id, actor, now)
+        payment.reload()
+        _refuse_if_settled(payment, appointment, actor, now)
+    return _id_of(session.get("payment_intent"))
 
 
 def _usable_intent(payment, appointment, actor, now):
@@ -305,9 +384,11 @@ def _usable_intent(payment, appointment, actor, now):
 
     An intent that was declined, whose 3-D Secure was abandoned, or that was cancelled is
     replaced (and cancelled first, so it can never take money later). Stripe could retry a
-    declined intent, localstripe cannot; replacing works on both.
+    declined intent, localstripe cannot; replacing works on both. A Checkout Session the Payment
+    still has open (the flow was switched while it was under way) is expired first.
     """
     client = stripe_api()
+    session_intent = _stop_checkout_session(payment, appointment, actor, now)
     old_id = payment.stripe_payment_intent
     key = f"pi-create:{payment.id}"
     if old_id:
@@ -316,10 +397,11 @@ def _usable_intent(payment, appointment, actor, now):
             if pi["status"] in ("succeeded", "processing", "requires_capture"):
                 _apply_intent(payment, pi, actor, now)
                 _refuse_if_settled(payment, appointment, actor, now)
+            checkout_made = _from_checkout(pi, session_intent)
             if (pi["status"] in ("requires_payment_method", "requires_confirmation")
-                    and not pi.get("last_payment_error")):
+                    and not pi.get("last_payment_error") and not checkout_made):
                 return pi
-            if pi["status"] != "canceled":
+            if pi["status"] != "canceled" and not checkout_made:
                 try:
                     client.v1.payment_intents.cancel(old_id)
                 except stripe.InvalidRequestError:
@@ -381,6 +463,7 @@ def pay_with_token(appointment, token, now, actor="system"):
     completes a 3-D Secure next action with `stripe.confirmCardPayment(client_secret)`.
     A declined card raises PaymentDeclined (402) and leaves the appointment held and payable.
     """
+    require_flow("elements")
     if not isinstance(token, str) or not TOKEN_RE.fullmatch(token):
         raise ValidationFailed("The card token is missing or malformed.", fields={"token": "invalid"})
     _check_payable(appointment, now)
@@ -439,12 +522,43 @@ def _extend_hold(appointment, until, now):
     appointment.reload()
 
 
+def _stop_own_intent(payment, appointment, actor, now, session_intent):
+    """Cancel a live PaymentIntent we created for the card page before sending the patient to
+    Checkout (the flow was switched while it was under way). An intent that already took the
+    money settles the payment instead (409 `already_paid`); a Checkout Session's own intent is
+    left to its session."""
+    pi_id = payment.stripe_payment_intent
+    if not pi_id or pi_id == session_intent:
+        return
+    pi = _fetch_intent(pi_id)
+    if pi is None or pi["status"] == "canceled":
+        return
+    if pi["status"] in ("succeeded", "processing", "requires_capture"):
+        _apply_intent(payment, pi, actor, now)
+        _refuse_if_settled(payment, appointment, actor, now)
+    if _from_checkout(pi):
+        return
+    try:
+        stripe_api().v1.payment_intents.cancel(pi_id)
+    except stripe.InvalidRequestError:
+        # It moved on while we looked (it may have succeeded): the sync decides.
+        sync_payment_intent(pi_id, actor, now)
+        payment.reload()
+        _refuse_if_settled(payment, appointment, actor, now)
+        raise Conflict("This payment changed while we were starting a new one; "
+                       "please try again.", code="payment_changed") from None
+    _audit(actor, "payment.intent_canceled", f"Payment:{payment.id}", outcome="flow_changed")
+
+
 def _start_checkout(payment, appointment, actor, now):
+    """The Payment's open Checkout Session, or a new one (after stopping any other way to pay)."""
     client = stripe_api()
     old_id = payment.stripe_checkout_session
     key = f"cs-create:{payment.id}"
+    session = _fetch_session(old_id) if old_id else None
+    session_intent = _id_of(session.get("payment_intent")) if session else None
+    _stop_own_intent(payment, appointment, actor, now, session_intent)
     if old_id:
-        session = _fetch_session(old_id)
         if session is not None:
             if session.get("status") == "open" and session.get("url"):
                 return {"flow": "checkout", "url": session["url"], "session": session["id"]}
@@ -457,7 +571,7 @@ def _start_checkout(payment, appointment, actor, now):
     _extend_hold(appointment, expires, now)
     base = (current_app.config.get("PUBLIC_URL") or "").rstrip("/")
     page = f"{base}/portal/appointments/{appointment.id}"
-    metadata = {"appointment_id": str(appointment.id), "payment_id": str(payment.id)}
+    metadata = {"appointment_id": str(appointment.id), "payment_id": str(payment.id), "flow": "checkout"}
     service = appointment.service
     params = {
         "mode": "payment",
@@ -511,8 +625,12 @@ def sync_payment_intent(intent, actor="system", now=None):
         if payment.stripe_payment_intent is None or (
                 pi["status"] == "succeeded" and payment.status not in ("succeeded", "refunded")):
             # A Checkout intent seen for the first time, or money on an intent we had replaced:
-            # adopt it (money that arrived is never ignored).
-            Payment.objects(id=payment.id, stripe_payment_intent=payment.stripe_payment_intent).update_one(
+            # adopt it (money that arrived is never ignored). Never once the Payment is paid: a
+            # sync that read it before another made it succeed must not re-point it, or the money
+            # of the intent it followed would be kept without a record; the other intent's
+            # charge is refunded below instead.
+            Payment.objects(id=payment.id, stripe_payment_intent=payment.stripe_payment_intent,
+                            status__nin=("succeeded", "refunded")).update_one(
                 set__stripe_payment_intent=pi["id"], set__updated_at=now)
             payment.reload()
         if payment.stripe_payment_intent != pi["id"]:
@@ -544,14 +662,19 @@ def sync_checkout_session(session, actor="system", now=None):
     if payment is None:
         return SyncResult("unknown_payment")
     pi_id = _id_of(s.get("payment_intent"))
+    current = payment.stripe_checkout_session == s["id"] and payment.flow == "checkout"
     if pi_id:
         # The intent behind the session is the truth about the money (async methods included).
-        if payment.stripe_payment_intent is None:
-            Payment.objects(id=payment.id, stripe_payment_intent=None).update_one(
+        # The Payment's current session's intent replaces one left from the card page (cancelled
+        # when the flow was switched); an intent of a paid Payment is never replaced.
+        if payment.stripe_payment_intent != pi_id and (payment.stripe_payment_intent is None or current):
+            Payment.objects(id=payment.id, stripe_payment_intent=payment.stripe_payment_intent,
+                            status__nin=("succeeded", "refunded")).update_one(
                 set__stripe_payment_intent=pi_id, set__updated_at=now)
             payment.reload()
         return sync_payment_intent(pi_id, actor, now)
-    if payment.stripe_checkout_session != s["id"]:
+    if not current:
+        # Replaced by a newer session, or the Payment now follows a PaymentIntent of the card page.
         return SyncResult("stale_session", payment)
     if s.get("status") == "expired":
         new_status = "canceled"
@@ -568,12 +691,43 @@ def sync_checkout_session(session, actor="system", now=None):
 
 
 def sync_payment(payment, actor="system", now=None):
-    """Re-sync whatever Stripe object the Payment follows."""
+    """Re-sync whatever Stripe object the Payment follows: its Checkout Session in the Checkout
+    flow (which leads on to the session's intent), otherwise its PaymentIntent."""
+    if payment.flow == "checkout" and payment.stripe_checkout_session:
+        result = sync_checkout_session(payment.stripe_checkout_session, actor, now)
+        if result.outcome != "unknown_session" or not payment.stripe_payment_intent:
+            return result
     if payment.stripe_payment_intent:
         return sync_payment_intent(payment.stripe_payment_intent, actor, now)
     if payment.stripe_checkout_session:
         return sync_checkout_session(payment.stripe_checkout_session, actor, now)
     return SyncResult("nothing_to_sync", payment)
+
+
+def _unavailable_because(appt, now):
+    """Why the provider can no longer give the appointment its time, whoever holds the claims:
+    "started" (its start has passed), "unavailable" (time off over it, buffers included, or it is
+    now outside the provider's hours); None when the time can still be given."""
+    start = _utc(appt.start)
+    if start <= now:
+        return "started"
+    provider_id = _ref_id(appt.provider)
+    block_start, block_end = _utc(appt.block_start), _utc(appt.block_end)
+    if TimeOff.objects(provider=provider_id, start__lt=block_end, end__gt=block_start).first():
+        return "unavailable"
+    catalog = current_catalog()
+    if catalog.clinic is None:
+        return None
+    days, overrides = schedule_days(catalog.schedules.get(provider_id))
+    # The appointment's own booked length and buffers; notice, horizon and grid are booking-time
+    # policies a paid appointment is not held to again.
+    rules = SlotRules(duration=_utc(appt.end) - start,
+                      step=timedelta(minutes=catalog.clinic.slot_step_minutes or 15),
+                      buffer_before=start - block_start, buffer_after=block_end - _utc(appt.end),
+                      min_notice=timedelta(0), horizon=timedelta(days=36500))
+    reason = why_not_bookable(tz=catalog.clinic.timezone, days=days, overrides=overrides, time_off=[],
+                              busy=[], rules=rules, now=now, start=start)
+    return "unavailable" if reason == "outside_hours" else None
 
 
 def _secure_time(appt, now):
@@ -606,14 +760,15 @@ def settle_paid(payment, actor, now, first_time):
     record = f"Appointment:{appt.id}"
     if appt.status in CONFIRMED_STATUSES:
         return "already_confirmed"
-    if appt.status == "expired" and appt.cancel_reason == LATE_TAKEN_REASON:
-        # Decided before (the time was taken): finish the refund, never confirm after it.
-        refund_payment(payment, reason="late payment, time taken", actor=actor, now=now)
-        return "refunded_time_taken"
+    decided = [cause for cause, (text, _outcome) in UNCONFIRMABLE.items() if appt.cancel_reason == text]
+    if appt.status == "expired" and decided:
+        # Decided before (the time could not be given): finish the refund, never confirm after it.
+        return _refund_unconfirmable(payment, decided[0], actor, now)
     if appt.status in ("held", "expired"):
         late = appt.status == "expired" or (
             appt.hold_expires_at is not None and _utc(appt.hold_expires_at) <= now)
-        if _secure_time(appt, now):
+        cause = _unavailable_because(appt, now)
+        if cause is None and _secure_time(appt, now):
             moved = Appointment.objects(id=appt.id, status__in=("held", "expired")).update_one(
                 set__status="confirmed", set__updated_at=now)
             if moved:
@@ -624,13 +779,16 @@ def settle_paid(payment, actor, now, first_time):
                 return "already_confirmed"
             release_time(appt.id)  # cancelled meanwhile: the claims we just made must not block
         else:
+            cause = cause or "taken"
+            text = UNCONFIRMABLE[cause][0]
             moved = Appointment.objects(id=appt.id, status__in=("held", "expired")).update_one(
-                set__status="expired", set__updated_at=now, set__cancel_reason=LATE_TAKEN_REASON)
+                set__status="expired", set__updated_at=now, set__cancel_reason=text)
             appt.reload()
             if moved or appt.status == "expired":
-                _audit(actor, "appointment.expire", record, outcome="time_taken_refunded")
-                refund_payment(payment, reason="late payment, time taken", actor=actor, now=now)
-                return "refunded_time_taken"
+                release_time(appt.id)  # its time goes back to the diary
+                _audit(actor, "appointment.expire", record,
+                       outcome="time_taken_refunded" if cause == "taken" else f"{cause}_refunded")
+                return _refund_unconfirmable(payment, cause, actor, now)
             if appt.status in CONFIRMED_STATUSES:
                 return "already_confirmed"
     if appt.status == "cancelled" and first_time:
@@ -638,6 +796,14 @@ def settle_paid(payment, actor, now, first_time):
         refund_payment(payment, reason=CANCELLED_BEFORE_PAID_REASON, actor=actor, now=now)
         return "refunded_cancelled"
     return "unchanged"
+
+
+def _refund_unconfirmable(payment, cause, actor, now):
+    """Refund in full a payment whose appointment could not be confirmed (see UNCONFIRMABLE)."""
+    labels = {"taken": "late payment, time taken", "started": "payment after the start time",
+              "unavailable": "provider unavailable at that time"}
+    refund_payment(payment, reason=labels[cause], actor=actor, now=now)
+    return UNCONFIRMABLE[cause][1]
 
 
 # --- refunds ------------------------------------------------------------------------------------
@@ -676,8 +842,9 @@ def refund_payment(payment, amount=None, reason="", actor="system", now=None):
 def _find_refund(pi_id, key):
     """A refund already made in Stripe with our key (localstripe ignores idempotency keys)."""
     for item in stripe_api().v1.refunds.list({"payment_intent": pi_id, "limit": 100}).data:
-        if (item.metadata or {}).get("refund_key") == key:
-            return _obj(item)
+        item = _obj(item)  # a StripeObject has no .get(); its metadata neither
+        if (item.get("metadata") or {}).get("refund_key") == key:
+            return item
     return None
 
 
@@ -704,11 +871,13 @@ def _send_refund(payment, index, actor, now, retry):
         _audit(actor, "payment.refund", f"Payment:{payment.id}", outcome="refused")
         raise RefundFailed(f"Stripe refused the refund: {exc.user_message or exc}") from None
     status = made.get("status") or "pending"
-    collection.update_one({"_id": payment.id, f"refunds.{index}.status": "pending"},
-                          {"$set": {f"refunds.{index}.stripe_refund": made["id"],
-                                    f"refunds.{index}.status": status, "updated_at": now}})
+    update = {"$set": {f"refunds.{index}.stripe_refund": made["id"],
+                       f"refunds.{index}.status": status, "updated_at": now}}
     if status in ("failed", "canceled"):
-        collection.update_one({"_id": payment.id}, {"$inc": {"amount_refunded": -entry.amount}})
+        # Give the reservation back in the same guarded update that leaves `pending`: two callers
+        # that both saw this refund fail (a retry racing the first attempt) give it back once.
+        update["$inc"] = {"amount_refunded": -entry.amount}
+    collection.update_one({"_id": payment.id, f"refunds.{index}.status": "pending"}, update)
     payment.reload()
     _mark_refunded_if_done(payment, now)
     _audit(actor, "payment.refund", f"Payment:{payment.id}", outcome=status)
@@ -806,6 +975,53 @@ def payment_for_intent_id(pi_id):
         pi = _fetch_intent(pi_id)
         payment = _payment_for_metadata(pi.get("metadata")) if pi else None
     return payment
+
+
+def _intent_of_charge_or_refund(object_id):
+    """The PaymentIntent id behind a charge (`ch_`) or a refund (`re_`), or None if Stripe has none."""
+    client = stripe_api()
+    try:
+        charge_id = object_id
+        if object_id.startswith("re_"):
+            refund = _obj(client.v1.refunds.retrieve(object_id))
+            pi_id = _id_of(refund.get("payment_intent"))
+            if pi_id:
+                return pi_id
+            charge_id = _id_of(refund.get("charge"))
+        if not charge_id:
+            return None
+        return _id_of(_obj(client.v1.charges.retrieve(charge_id)).get("payment_intent"))
+    except stripe.InvalidRequestError as exc:
+        if _not_found(exc):
+            return None
+        raise
+
+
+@translate_stripe_errors
+def resync_object(object_id, actor="system", now=None):
+    """Fetch one Stripe object again by its id and apply it (staff's "Re-sync from Stripe").
+
+    Routed on the id's prefix: `pi_` syncs the PaymentIntent, `cs_` the Checkout Session, and a
+    charge (`ch_`) or refund (`re_`) mirrors the refunds of the Payment it belongs to. Returns the
+    sync's outcome slug. Raises NotFound for an id of another kind, or one that Stripe or the app
+    does not know; Stripe not answering is a PaymentUnavailable (503), like everywhere else.
+    """
+    now = now or utcnow()
+    object_id = object_id if isinstance(object_id, str) else ""
+    if object_id.startswith("pi_"):
+        outcome = sync_payment_intent(object_id, actor, now).outcome
+    elif object_id.startswith("cs_"):
+        outcome = sync_checkout_session(object_id, actor, now).outcome
+    elif object_id.startswith(("ch_", "re_")):
+        payment = payment_for_intent_id(_intent_of_charge_or_refund(object_id))
+        outcome = sync_refunds(payment, actor, now) if payment is not None else "unknown_payment"
+    else:
+        raise NotFound("Only payments, Checkout Sessions, charges and refunds can be re-synced "
+                       "from Stripe.", code="not_resyncable")
+    if outcome in ("unknown_intent", "unknown_session", "unknown_payment"):
+        raise NotFound(f"Stripe object {object_id} belongs to no payment of this clinic.",
+                       code="stripe_object_unknown")
+    return outcome
 
 
 # --- cancellation -------------------------------------------------------------------------------

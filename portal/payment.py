@@ -10,6 +10,12 @@
 - `POST /portal/appointments/<id>/checkout`: the no-JavaScript form that sends the patient to
   Stripe Checkout.
 
+Each door serves only the configured `PAYMENT_FLOW`: the Checkout form route while the page takes
+cards, or a card token while payments go through Checkout, answers 409 `wrong_payment_flow` (the
+contract's error shape) and creates nothing, so a Payment never has two live ways to pay. (When
+the configuration itself changes while a payment is under way, `models.payments` stops the old
+flow's PaymentIntent or Checkout Session before starting the new one.)
+
 The payment page itself is `portal.appointment`; `PAYMENT_PAGE_CSP` widens its CSP (and only
 its CSP) to the configured Stripe origins.
 """
@@ -151,6 +157,12 @@ def checkout(appointment_id):
 
     appt = booking.get_patient_appointment(g.patient, appointment_id)
     actor = f"patient:{g.patient.id}"
+    try:
+        payments.require_flow("checkout")
+    except DomainError as exc:
+        # Not a flash and a redirect: the page never offers this form in the other flow.
+        audit(actor, "payment.start", record=f"Appointment:{appt.id}", outcome=f"refused:{exc.code}")
+        raise
     try:
         answer = payments.start_payment(appt, utcnow(), actor=actor, flow="checkout")
     except DomainError as exc:

@@ -10,6 +10,7 @@ from tests.test_payments_helpers import (
     CARD_3DS,
     CARD_DECLINED,
     CARD_OK,
+    LONDON,
     WEBHOOK_SECRET,
     api_post,
     appointment_status,
@@ -337,3 +338,148 @@ def test_concurrent_refunds_together_never_exceed_the_payment(app, stripe_base):
     stripe_total = sum(r.amount for r in stripe_client(stripe_base).v1.refunds.list(
         {"payment_intent": payment.stripe_payment_intent}).data)
     assert stripe_total == 5000
+
+
+# --- review fixes: a paid Payment is never re-pointed, a failed refund is given back once,
+# --- and a payment never confirms a time the provider can no longer give ----------------------
+
+def test_a_second_charge_is_refunded_even_when_its_sync_raced_the_first(app, held, stripe_base, monkeypatch):
+    """Two intents of one Payment both took money (the patient paid in two tabs). The sync of the
+    second read the Payment just before the sync of the first made it succeed: the patient must
+    still get the second charge back, and the Payment must keep following the first."""
+    import models.payments as payments
+
+    client = signed_in(app)
+    first = api_post(client, f"/api/appointments/{held.id}/payment").get_json()["payment_intent"]
+    payment = Payment.objects.get(appointment=held.id)
+    second = stripe_client(stripe_base).v1.payment_intents.create({
+        "amount": 5000, "currency": "gbp", "payment_method_types": ["card"],
+        "metadata": {"appointment_id": str(held.id), "payment_id": str(payment.id)}}).id
+    confirm_at_stripe(stripe_base, first)
+    confirm_at_stripe(stripe_base, second)
+    original = payments._payment_for_metadata
+
+    def read_then_other_worker_syncs(metadata):
+        stale = original(metadata)  # read while still pending …
+        monkeypatch.setattr(payments, "_payment_for_metadata", original)
+        assert payments.sync_payment_intent(first).outcome == "confirmed"  # … the other worker wins
+        return stale
+
+    monkeypatch.setattr(payments, "_payment_for_metadata", read_then_other_worker_syncs)
+    with app.app_context():
+        assert payments.sync_payment_intent(second).outcome == "duplicate_charge_refunded"
+        # Stripe redelivers: the second charge is found refunded and not refunded again.
+        assert payments.sync_payment_intent(second).outcome == "duplicate_charge_refunded"
+    payment.reload()
+    assert payment.stripe_payment_intent == first and payment.status == "succeeded"
+    assert Appointment.objects.get(id=held.id).status == "confirmed"
+    api = stripe_client(stripe_base).v1.refunds
+    assert [r.amount for r in api.list({"payment_intent": second}).data] == [5000]
+    assert api.list({"payment_intent": first}).data == []
+    # Cancelling now refunds the charge the Payment follows: the patient gets both back, once each.
+    assert api_post(client, f"/api/appointments/{held.id}/cancel").status_code == 200
+    assert [r.amount for r in api.list({"payment_intent": first}).data] == [5000]
+
+
+@pytest.fixture
+def failing_refunds(stripe_base):
+    """A Stripe whose refunds are created but fail (real Stripe can; localstripe never does)."""
+    from tests.test_payments_helpers import StripeProxy
+
+    made = []
+
+    def answer(method, path, query, form):
+        if path != "/v1/refunds":
+            return None
+        if method == "GET":
+            return 200, {"object": "list", "has_more": False, "url": "/v1/refunds",
+                         "data": [r for r in made if r["payment_intent"] == query.get("payment_intent")]}
+        refund = {"id": f"re_failed{len(made)}", "object": "refund", "status": "failed",
+                  "amount": int(form["amount"]), "currency": "gbp", "payment_intent": form["payment_intent"],
+                  "metadata": {k[len("metadata["):-1]: v for k, v in form.items() if k.startswith("metadata[")}}
+        made.append(refund)
+        return 200, refund
+
+    proxy = StripeProxy(stripe_base, answer)
+    yield proxy
+    proxy.stop()
+
+
+def test_a_failed_refund_retried_by_two_sweepers_is_given_back_once(make_app, stripe_base, failing_refunds):
+    """A refund left pending is retried by two sweepers that both read it; Stripe says it failed.
+    The reservation goes back once: a later full refund still returns 50.00, not 100.00."""
+    from clinic.servers import free_port
+    from models.payments import refund_payment, retry_pending_refunds
+
+    app = make_app()
+    _client, _appt, payment = _paid(app, stripe_base)
+    with make_app(STRIPE_API_BASE=f"http://127.0.0.1:{free_port()}").app_context():
+        with pytest.raises(Exception):
+            refund_payment(payment, reason="appointment cancelled")  # Stripe down: left pending
+    payment.reload()
+    assert payment.amount_refunded == 5000 and [r.status for r in payment.refunds] == ["pending"]
+    one, two = Payment.objects.get(id=payment.id), Payment.objects.get(id=payment.id)
+    with make_app(STRIPE_API_BASE=failing_refunds.url).app_context():
+        assert retry_pending_refunds(one) == 1
+        assert retry_pending_refunds(two) == 1
+    payment.reload()
+    assert [r.status for r in payment.refunds] == ["failed"]
+    assert payment.amount_refunded == 0 and payment.status == "succeeded"
+    with make_app().app_context():  # Stripe as it is: refunds succeed
+        made = refund_payment(payment, reason="refund again")
+    assert made["amount"] == 5000
+    payment.reload()
+    assert payment.amount_refunded == 5000 and payment.status == "refunded"
+    stripe_total = sum(r.amount for r in stripe_client(stripe_base).v1.refunds.list(
+        {"payment_intent": payment.stripe_payment_intent}).data)
+    assert stripe_total == 5000
+
+
+def test_a_payment_arriving_after_the_start_time_is_refunded_not_confirmed(app, held, stripe_base):
+    from models.payments import sync_payment_intent
+
+    client = signed_in(app)
+    pi_id = api_post(client, f"/api/appointments/{held.id}/payment").get_json()["payment_intent"]
+    confirm_at_stripe(stripe_base, pi_id)  # paid at Stripe; we hear of it only later
+    after_start = held.start.replace(tzinfo=timezone.utc) + timedelta(minutes=5)
+    with app.app_context():
+        assert sync_payment_intent(pi_id, now=after_start).outcome == "refunded_started"
+        assert sync_payment_intent(pi_id, now=after_start).outcome == "unchanged"
+    appt = Appointment.objects.get(id=held.id)
+    assert appt.status == "expired" and "start time" in appt.cancel_reason
+    assert TimeClaim.objects(appointment=held.id).count() == 0
+    payment = Payment.objects.get(appointment=held.id)
+    assert payment.status == "refunded" and payment.amount_refunded == 5000
+    assert [r.amount for r in stripe_client(stripe_base).v1.refunds.list({"payment_intent": pi_id}).data] == [5000]
+    page = client.get(f"/portal/appointments/{held.id}").get_data(as_text=True)
+    assert "Refunded: 50.00 GBP" in page and "after the appointment&#39;s start time" in page
+
+
+@pytest.mark.parametrize("change", ["time_off", "hours"])
+def test_a_late_payment_for_a_time_the_provider_no_longer_works_is_refunded(app, stripe_base, change):
+    """The hold lapsed; meanwhile the provider took that time off (or stopped working that day).
+    The payment that arrives now is refunded in full; the patient is told why."""
+    from models import DayHours, Schedule, TimeOff
+    from models.payments import sync_payment_intent
+
+    service, provider = clinic_with_service()
+    appt, pi_id = _started_in_the_past(app, service, provider)
+    if change == "time_off":
+        TimeOff(provider=provider, start=appt.start - timedelta(hours=1), end=appt.end + timedelta(hours=1),
+                reason="sick").save()
+    else:
+        weekday = appt.start.replace(tzinfo=timezone.utc).astimezone(LONDON).weekday()
+        schedule = Schedule.objects.get(provider=provider.id)
+        schedule.days = [d for d in schedule.days if d.weekday != weekday] or [
+            DayHours(weekday=(weekday + 1) % 7, start="09:00", end="17:00")]
+        schedule.save()
+    confirm_at_stripe(stripe_base, pi_id)
+    with app.app_context():
+        assert sync_payment_intent(pi_id).outcome == "refunded_unavailable"
+    late = Appointment.objects.get(id=appt.id)
+    assert late.status == "expired" and "no longer available" in late.cancel_reason
+    assert TimeClaim.objects(appointment=appt.id).count() == 0
+    payment = Payment.objects.get(appointment=appt.id)
+    assert payment.status == "refunded" and payment.amount_refunded == 5000
+    page = signed_in(app).get(f"/portal/appointments/{appt.id}").get_data(as_text=True)
+    assert "Refunded: 50.00 GBP" in page and "no longer available" in page

@@ -276,3 +276,106 @@ def test_checkout_form_on_the_page_redirects_to_stripe(checkout_app, booked, sta
     refused = patient.post(f"/portal/appointments/{booked.id}/checkout", data={})
     assert refused.status_code in (400, 403), refused.status_code
     assert len(stand_in.requests) == before
+
+
+# --- one live way to pay per Payment ---------------------------------------------------------------
+
+@pytest.fixture
+def elements_app(make_app, stand_in):
+    """The same clinic taking cards on its own page (PAYMENT_FLOW=elements), same Stripe."""
+    return make_app(PAYMENT_FLOW="elements", STRIPE_API_BASE=stand_in.url, PUBLIC_URL=PUBLIC_URL)
+
+
+def test_checkout_form_is_refused_while_the_page_takes_cards(elements_app, stand_in, stripe_base):
+    from tests.factories import form_csrf
+
+    service, provider = clinic_with_service()
+    appt = book_held(service, provider)
+    patient = signed_in(elements_app)
+    pi_id = start(elements_app, appt)["payment_intent"]
+    page = patient.get(f"/portal/appointments/{appt.id}").get_data(as_text=True)
+    assert "with Stripe</button>" not in page and 'id="pay-form"' in page
+    form = {"csrf_token": form_csrf(page), "jwt_csrf": patient.get_cookie("csrf_access_token").value}
+    resp = patient.post(f"/portal/appointments/{appt.id}/checkout", data=form,
+                        headers={"Accept": "application/json"})
+    assert resp.status_code == 409, resp.status_code
+    assert resp.get_json()["error"]["code"] == "wrong_payment_flow"
+    as_page = patient.post(f"/portal/appointments/{appt.id}/checkout", data=form)
+    assert as_page.status_code == 409 and "Location" not in as_page.headers
+    # No Checkout Session was opened: the card page's intent stays the one way to pay.
+    assert not [r for r in stand_in.requests if r["path"].startswith("/v1/checkout")]
+    payment = Payment.objects.get(appointment=appt.id)
+    assert payment.stripe_checkout_session is None and payment.stripe_payment_intent == pi_id
+    assert stripe_client(stripe_base).v1.payment_intents.retrieve(pi_id).status == "requires_payment_method"
+
+
+def test_card_token_is_refused_while_payments_go_through_checkout(checkout_app, booked, stand_in, stripe_base):
+    from tests.test_payments_helpers import CARD_OK, card_token
+
+    session_id = start(checkout_app, booked)["session"]
+    patient = signed_in(checkout_app)
+    resp = api_post(patient, f"/api/appointments/{booked.id}/payment/confirm",
+                    {"token": card_token(stripe_base, CARD_OK)["id"]})
+    assert resp.status_code == 409
+    assert resp.get_json()["error"]["code"] == "wrong_payment_flow"
+    # Nothing was charged and no intent was made: the open session stays the one way to pay.
+    assert Appointment.objects.get(id=booked.id).status == "held"
+    payment = Payment.objects.get(appointment=booked.id)
+    assert payment.stripe_payment_intent is None and payment.status == "pending"
+    assert stand_in.sessions[session_id]["status"] == "open"
+
+
+def test_switching_to_checkout_cancels_the_card_pages_intent(elements_app, checkout_app, stand_in, stripe_base):
+    """PAYMENT_FLOW changed from elements to checkout while a patient was paying: the card page's
+    intent is cancelled before the patient is sent to Checkout, and the session's payment counts."""
+    service, provider = clinic_with_service()
+    appt = book_held(service, provider)
+    pi_id = start(elements_app, appt)["payment_intent"]
+    session_id = start(checkout_app, appt)["session"]
+    assert stripe_client(stripe_base).v1.payment_intents.retrieve(pi_id).status == "canceled"
+    stand_in.pay(session_id)
+    # The return page (no webhook yet) follows the session, not the cancelled intent.
+    page = signed_in(checkout_app).get(f"/portal/appointments/{appt.id}?checkout=success&session_id={session_id}")
+    assert "Your appointment is confirmed" in page.get_data(as_text=True)
+    payment = Payment.objects.get(appointment=appt.id)
+    paid_pi = stand_in.sessions[session_id]["payment_intent"]
+    assert payment.status == "succeeded" and payment.stripe_payment_intent == paid_pi
+    assert api_post(signed_in(checkout_app), f"/api/appointments/{appt.id}/cancel").status_code == 200
+    assert [r.amount for r in stripe_client(stripe_base).v1.refunds.list({"payment_intent": paid_pi}).data] == [5000]
+
+
+def test_switching_to_the_card_page_expires_the_open_session(checkout_app, elements_app, stand_in, stripe_base):
+    """PAYMENT_FLOW changed from checkout to elements while a session was open: the session is
+    expired before the card page takes the card, so it can no longer be paid as well."""
+    from tests.test_payments_helpers import CARD_OK, card_token
+
+    service, provider = clinic_with_service()
+    appt = book_held(service, provider)
+    session_id = start(checkout_app, appt)["session"]
+    body = start(elements_app, appt)
+    assert body["flow"] == "elements"
+    assert stand_in.sessions[session_id]["status"] == "expired"
+    token = card_token(stripe_base, CARD_OK)["id"]
+    paid = api_post(signed_in(elements_app), f"/api/appointments/{appt.id}/payment/confirm", {"token": token})
+    assert paid.status_code == 200, paid.get_json()
+    assert paid.get_json()["appointment_status"] == "confirmed"
+    # The session's expiry, arriving late, does not undo the card payment.
+    resp = post_event(elements_app.test_client(),
+                      session_event("checkout.session.expired", stand_in.sessions[session_id]))
+    assert resp.status_code == 200 and resp.get_json()["outcome"] == "stale_session"
+    payment = Payment.objects.get(appointment=appt.id)
+    assert payment.status == "succeeded" and payment.stripe_payment_intent == body["payment_intent"]
+
+
+def test_a_session_paid_before_the_switch_is_not_charged_again_on_the_card_page(checkout_app, elements_app, stand_in):
+    service, provider = clinic_with_service()
+    appt = book_held(service, provider)
+    session_id = start(checkout_app, appt)["session"]
+    stand_in.pay(session_id)  # paid on Stripe's page; no webhook has reached us yet
+    resp = api_post(signed_in(elements_app), f"/api/appointments/{appt.id}/payment")
+    assert resp.status_code == 409 and resp.get_json()["error"]["code"] == "already_paid"
+    assert Appointment.objects.get(id=appt.id).status == "confirmed"
+    # No intent of the card page was made: the Payment follows the session's, which took the money.
+    payment = Payment.objects.get(appointment=appt.id)
+    assert payment.status == "succeeded"
+    assert payment.stripe_payment_intent == stand_in.sessions[session_id]["payment_intent"]

@@ -126,3 +126,65 @@ def wait_until(check, timeout=10.0, interval=0.1):
 def appointment_status(app_client, appointment_id):
     """The status the patient sees through the API."""
     return app_client.get(f"/api/appointments/{appointment_id}").get_json()["status"]
+
+
+class StripeProxy:
+    """A Stripe API server of our own in front of localstripe, for what localstripe cannot do.
+
+    Every request goes through to localstripe unless `answer(method, path, query, form)` returns
+    `(status, body)` for it; `requests` records what our Stripe client sent. Tests use it where
+    localstripe lacks a behaviour real Stripe has (Checkout Sessions, refunds that fail).
+    """
+
+    def __init__(self, localstripe, answer=None):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qsl, urlsplit
+
+        self.localstripe, self.answer, self.requests = localstripe, answer, []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _send(self, status, body, content_type="application/json"):
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _handle(self, method):
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                url = urlsplit(self.path)
+                form, query = dict(parse_qsl(raw.decode())), dict(parse_qsl(url.query))
+                proxy.requests.append({"method": method, "path": url.path, "form": form, "query": query,
+                                       "idempotency_key": self.headers.get("Idempotency-Key")})
+                answered = proxy.answer(method, url.path, query, form) if proxy.answer else None
+                if answered is not None:
+                    return self._send(*answered)
+                upstream = requests.request(method, proxy.localstripe + self.path, data=raw, timeout=30,
+                                            headers={k: v for k, v in self.headers.items()
+                                                     if k.lower() not in ("host", "content-length")})
+                return self._send(upstream.status_code, upstream.content,
+                                  upstream.headers.get("Content-Type", "application/json"))
+
+            def do_GET(self):
+                self._handle("GET")
+
+            def do_POST(self):
+                self._handle("POST")
+
+            def do_DELETE(self):
+                self._handle("DELETE")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
