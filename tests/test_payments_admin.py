@@ -111,3 +111,24 @@ def test_resync_object_routes_charges_and_refunds_to_the_payments_refunds(app, s
                 resync_object(unknown)
     payment = Payment.objects.get(appointment=appt.id)
     assert payment.amount_refunded == 1500 and [r.stripe_refund for r in payment.refunds] == [refund.id]
+
+
+def test_reception_cancels_a_paid_appointment_from_the_list_and_it_is_refunded(app, stripe_base):
+    from models import Appointment, AuditEvent, Payment
+    from tests.factories import form_csrf, make_staff, staff_login
+    from tests.test_payments import _paid
+
+    _client, appt, payment = _paid(app, stripe_base)
+    make_staff("reception")
+    desk = app.test_client()
+    assert staff_login(desk, "reception@clinic.test").status_code == 302
+    token = form_csrf(desk.get("/admin/appointments/").get_data(as_text=True))
+    resp = desk.post("/admin/appointments/action/", data={"action": "cancel", "rowid": str(appt.id),
+                                                         "csrf_token": token})
+    assert resp.status_code == 302
+    assert Appointment.objects.get(id=appt.id).status == "cancelled"
+    payment.reload()
+    assert payment.status == "refunded" and payment.amount_refunded == payment.amount == 5000
+    cancels = AuditEvent.objects(action="appointment.cancel", record=f"Appointment:{appt.id}")
+    assert [e.actor.split(":")[0] for e in cancels] == ["staff"]
+    assert AuditEvent.objects(action="payment.refund", record=f"Payment:{payment.id}").count() == 1
