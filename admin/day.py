@@ -91,7 +91,8 @@ class DayView(StaffAccessMixin, BaseView):
             elif op == "no_show":
                 frontdesk.mark_no_show(appointment, now)
             else:
-                booking.cancel(appointment, now, reason=f"cancelled by {staff_actor()}", by_staff=True)
+                booking.cancel(appointment, now, reason=f"cancelled by {staff_actor()}", by_staff=True,
+                               actor=staff_actor())
         except DomainError as exc:
             audit(staff_actor(), f"appointment.{op}", record=f"Appointment:{appointment.id}",
                   outcome=f"refused:{exc.code}")

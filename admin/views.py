@@ -208,7 +208,7 @@ class AppointmentView(SecureModelView):
     def action_cancel(self, ids):
         """Cancel as staff: any time, with a refund when paid."""
         self._apply(ids, lambda a, now: booking.cancel(a, now, reason=f"cancelled by {staff_actor()}",
-                                                       by_staff=True), "cancel")
+                                                       by_staff=True, actor=staff_actor()), "cancel")
 
     @action("check_in", "Check in")
     def action_check_in(self, ids):

@@ -320,8 +320,11 @@ def cancellation_blocker(appointment, now, clinic=None):
     return None
 
 
-def cancel(appointment, now, reason="", by_staff=False):
-    """Cancel an appointment within policy (staff may cancel at any time) and free its time."""
+def cancel(appointment, now, reason="", by_staff=False, actor=None):
+    """Cancel an appointment within policy (staff may cancel at any time) and free its time.
+
+    `actor` ("patient:<id>", "staff:<id>") is recorded on the refund's audit event.
+    """
     if not by_staff:
         blocker = cancellation_blocker(appointment, now)
         if blocker:
@@ -334,7 +337,7 @@ def cancel(appointment, now, reason="", by_staff=False):
     # Its money: a refund when paid and due, or the unfinished payment stopped at Stripe.
     from models.payments import after_cancellation
 
-    after_cancellation(appointment, now, by_staff=by_staff, status_before=appointment.status)
+    after_cancellation(appointment, now, by_staff=by_staff, status_before=appointment.status, actor=actor)
     appointment.reload()
     return appointment
 

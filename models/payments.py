@@ -1035,7 +1035,7 @@ def refund_due(appointment, status_before):
     return getattr(service, "refund_rule", "full") == "full"
 
 
-def after_cancellation(appointment, now, by_staff=False, status_before=None):
+def after_cancellation(appointment, now, by_staff=False, status_before=None, actor=None):
     """Called by `booking.cancel` once an appointment is cancelled: settle its money.
 
     A paid appointment is refunded (never above what was paid) when its service's rule says so;
@@ -1046,7 +1046,7 @@ def after_cancellation(appointment, now, by_staff=False, status_before=None):
     payment = Payment.objects(appointment=appointment.id).no_dereference().first()
     if payment is None:
         return None
-    actor = "staff" if by_staff else "system"
+    actor = actor or ("staff" if by_staff else "system")
     try:
         if payment.status in ("pending", "failed", "processing"):
             _stop_remote(payment)

@@ -268,7 +268,7 @@ def cancel_appointment(appointment_id):
     patient = current_patient()
     appt = booking.get_patient_appointment(patient, appointment_id)
     try:
-        booking.cancel(appt, utcnow(), reason="cancelled by patient")
+        booking.cancel(appt, utcnow(), reason="cancelled by patient", actor=f"patient:{patient.id}")
     except Conflict as exc:
         audit(f"patient:{patient.id}", "appointment.cancel", record=f"Appointment:{appt.id}",
               outcome=f"refused:{exc.code}")

@@ -242,7 +242,7 @@ def cancel_appointment(appointment_id):
     """Cancel from the appointment page."""
     appt = booking.get_patient_appointment(g.patient, appointment_id)
     try:
-        booking.cancel(appt, utcnow(), reason="cancelled by patient")
+        booking.cancel(appt, utcnow(), reason="cancelled by patient", actor=f"patient:{g.patient.id}")
     except DomainError as exc:
         audit(f"patient:{g.patient.id}", "appointment.cancel", record=f"Appointment:{appt.id}",
               outcome=f"refused:{exc.code}")
