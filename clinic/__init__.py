@@ -24,6 +24,11 @@ def create_app(config=None):
     app.config.update(settings)
     app.config.update(derived_settings(app.config))
     app.config.update({k: v for k, v in (config or {}).items() if k.isupper()})
+    if app.config.get("TRUSTED_PROXIES"):
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     if not app.debug:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

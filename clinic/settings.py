@@ -70,6 +70,10 @@ def load_settings(env=None):
         "PAYMENT_FLOW": (env.get("PAYMENT_FLOW") or "elements").strip().lower(),
         "COOKIE_SECURE": _flag(env.get("COOKIE_SECURE"), True),
         "HOLD_MINUTES": _int(env, "HOLD_MINUTES", 15),
+        # How many proxies in front of the app set X-Forwarded-For/-Proto (1 behind nginx or a load
+        # balancer). Client addresses (sign-in throttling, audit) and https (HSTS, Secure cookies)
+        # come from those headers only when this says the proxy is trusted.
+        "TRUSTED_PROXIES": _int(env, "TRUSTED_PROXIES", 0),
         "ACCESS_TOKEN_MINUTES": _int(env, "ACCESS_TOKEN_MINUTES", 15),
         "SESSION_MAX_HOURS": _int(env, "SESSION_MAX_HOURS", 12),
         "PUBLIC_URL": env.get("PUBLIC_URL") or "http://127.0.0.1:5000",

@@ -253,3 +253,19 @@ def test_lookalike_spellings_of_an_email_share_one_lockout(client):
     fullwidth = "\uff50at@example.com"  # NFKC-normalises to pat@example.com
     assert api_login(client, email=fullwidth, password="wrong password").status_code == 429
     assert api_login(client, email="PAT@EXAMPLE.COM").status_code == 429
+
+
+def test_behind_a_trusted_proxy_each_client_address_has_its_own_counter(make_app):
+    app = make_app(TRUSTED_PROXIES=1)
+    make_patient()
+    for i in range(25):
+        # 25 different people mistype their own (unknown) emails through the same proxy.
+        resp = app.test_client().post("/api/auth/login", json={"email": f"user{i}@example.com",
+                                                               "password": "wrong password"},
+                                      headers={"X-Forwarded-For": f"203.0.113.{i}"})
+        assert resp.status_code == 401
+    # Nobody else was locked out by their failures, and the audit records the real address.
+    assert api_login(app.test_client()).status_code == 200
+    assert AuditEvent.objects(action="patient.login", outcome="failure", ip="203.0.113.7").count() == 1
+    secure = app.test_client().get("/healthz", headers={"X-Forwarded-Proto": "https"})
+    assert "max-age" in secure.headers.get("Strict-Transport-Security", "")
