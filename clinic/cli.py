@@ -4,6 +4,7 @@ import getpass
 import os
 
 import click
+from flask import current_app
 
 from models.errors import DomainError
 
@@ -17,7 +18,7 @@ def register_commands(app):
         from models.seed import DEMO_PASSWORD, seed_demo
 
         password = os.environ.get("DEMO_PASSWORD") or DEMO_PASSWORD
-        clinic, logins = seed_demo(password)
+        clinic, logins = seed_demo(password, hold_minutes=current_app.config["HOLD_MINUTES"])
         click.echo(f"Demo data ready for {clinic.name} ({clinic.timezone}).")
         for who, email in logins:
             click.echo(f"  {who:<20} {email}  password: {password}")

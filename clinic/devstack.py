@@ -111,7 +111,7 @@ def main(argv=None):
 
         app = create_app()
         with app.app_context():
-            clinic, logins = seed_demo()
+            clinic, logins = seed_demo(hold_minutes=app.config["HOLD_MINUTES"])
         print(f"\n  {clinic.name} is running at http://{args.host}:{args.port}/")
         print(f"  Patient portal: http://{args.host}:{args.port}/portal/   "
               f"Back office: http://{args.host}:{args.port}/admin/")

@@ -41,12 +41,12 @@ def _weekdays(start, end, lunch, days=range(5)):
             for d in days]
 
 
-def seed_demo(password=DEMO_PASSWORD):
+def seed_demo(password=DEMO_PASSWORD, hold_minutes=15):
     """Create the demo clinic, services, providers, schedules, staff and patient if missing."""
     clinic = Clinic.get()
     if clinic is None:
         clinic = Clinic(name="Riverside Clinic", timezone="Europe/London", currency="gbp",
-                        hold_minutes=15, phone="+44 20 7946 0123").save()
+                        hold_minutes=hold_minutes, phone="+44 20 7946 0123").save()
     services = {}
     for spec in SERVICES:
         service = Service.objects(name=spec["name"]).first()
