@@ -225,10 +225,29 @@ def _take_over_orphans(collection, provider_id, units, appointment_id, expires_a
     return [u for u in units if u in held]
 
 
-def release_time(appointment_id):
-    """Give back every unit an appointment claimed."""
-    if TimeClaim._get_collection().delete_many({"appointment": appointment_id}).deleted_count:
-        changed("availability")
+def release_time(appointment_id, now=None, only_expiring=False):
+    """Give back every unit an appointment claimed (or only its lapsing hold's units).
+
+    A staff override that overlapped this appointment could not claim the units this one held;
+    it claims them now, so the time it covers stays blocked.
+    """
+    collection = TimeClaim._get_collection()
+    query = {"appointment": appointment_id}
+    if only_expiring:
+        # Claims secured by a payment (expires_at None) stay.
+        query["expires_at"] = {"$ne": None}
+    claims = list(collection.find(query, {"provider": 1, "unit": 1}))
+    if not claims:
+        return
+    collection.delete_many(query)
+    changed("availability")
+    provider_id = claims[0]["provider"]
+    first = min(c["unit"] for c in claims)
+    last = max(c["unit"] for c in claims) + UNIT
+    for other in Appointment.objects(provider=provider_id, override=True, status__in=ACTIVE_STATUSES,
+                                     block_start__lt=last, block_end__gt=first, id__ne=appointment_id):
+        claim_time(provider_id, other.id, _utc(other.block_start), _utc(other.block_end),
+                   None, now or datetime.now(timezone.utc), partial=True)
 
 
 def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked_by="patient",

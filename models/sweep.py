@@ -26,6 +26,7 @@ from datetime import timedelta
 
 from bson import ObjectId
 
+from models.booking import release_time
 from models.documents import Appointment, Payment, TimeClaim, utcnow
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,7 @@ def _expire_holds(now, report):
             set__status="expired", set__updated_at=now)
         if moved:
             # Claims secured by a payment (expires_at None) are never released here.
-            TimeClaim.objects(appointment=appt.id, expires_at__ne=None).delete()
+            release_time(appt.id, now=now, only_expiring=True)
             report.expired.append(aid)
 
 

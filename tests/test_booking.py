@@ -405,3 +405,20 @@ def test_staff_override_still_blocks_later_bookings(app, clinic_setup):
               for c in TimeClaim.objects(provider=s["other"].id)}
     assert owners[at(day, 14, 30).astimezone(timezone.utc)] == first["id"]  # inside consult's buffer
     assert owners[at(day, 14, 40).astimezone(timezone.utc)] == str(extra.id)
+
+
+def test_an_override_takes_the_time_back_when_the_appointment_it_overrode_is_cancelled(app, clinic_setup):
+    from models.booking import book, cancel
+
+    s = clinic_setup
+    day = future_day()
+    now = datetime.now(timezone.utc)
+    first = book(make_patient(email="first@example.com"), str(s["free"].id), str(s["provider"].id),
+                 at(day, 10), now)
+    forced = book(make_patient(email="walkin@example.com"), str(s["free"].id), str(s["provider"].id),
+                  at(day, 10), now, booked_by="staff:x", pay_online=False, override=True)
+    assert TimeClaim.objects(appointment=forced.id).count() == 0  # all its units were held
+    cancel(first, now, by_staff=True)
+    assert TimeClaim.objects(appointment=forced.id).count() == 3
+    taken = post_booking(signed_in(app, "other@example.com"), s["free"], s["provider"], at(day, 10))
+    assert taken.status_code == 409
