@@ -69,3 +69,15 @@ class LoginThrottle:
         """Clear the account's failure count after a successful sign-in."""
         fail_acct, _, _, _ = self._keys(scope, email, ip)
         self.redis.delete(fail_acct)
+
+
+def rate_limit(redis, key, limit, window):
+    """Count one attempt under `key`; raise Throttled past `limit` attempts in `window` seconds."""
+    pipe = redis.pipeline(transaction=True)
+    pipe.incr(key)
+    pipe.expire(key, window, nx=True)
+    pipe.ttl(key)
+    count, _, ttl = pipe.execute()
+    if count > limit:
+        raise Throttled(ttl if ttl and ttl > 0 else window, "Too many attempts from your network. "
+                                                            "Please wait and try again.")

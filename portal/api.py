@@ -11,7 +11,7 @@ from models import booking
 from models.catalog import current_catalog
 from models.documents import Appointment, Provider, Service, utcnow
 from models.errors import Conflict, DomainError, ValidationFailed
-from portal.auth import current_patient, issue_tokens, revoke, revoke_cookies, sign_in
+from portal.auth import current_patient, issue_tokens, registration_allowed, revoke, revoke_cookies, sign_in
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -55,6 +55,7 @@ def service_json(service):
 def register():
     """Create a patient account (201)."""
     body = json_body(required=("email", "password", "name"), optional=("phone",))
+    registration_allowed()
     patient = register_patient(body["email"], body["password"], body["name"], body["phone"])
     audit(f"patient:{patient.id}", "patient.register", record=f"Patient:{patient.id}")
     return jsonify(patient_json(patient)), 201

@@ -89,6 +89,16 @@ def jwt_user_gone(_header, _payload):
     return _unauthorized("Your session has ended; please sign in again.", "token_revoked")
 
 
+REGISTRATIONS_PER_HOUR = 10
+
+
+def registration_allowed():
+    """Limit new accounts per client address (10 an hour), counted in Redis."""
+    from models.throttle import rate_limit
+
+    rate_limit(get_redis(), rkey("register", request.remote_addr or "unknown"), REGISTRATIONS_PER_HOUR, 3600)
+
+
 def sign_in(email, password):
     """Check the throttle and the password; return the patient or raise DomainError (401/429)."""
     guard = throttle()

@@ -77,7 +77,7 @@ SPEC = {
                                        "properties": {"email": {"type": "string"}, "password": {"type": "string"},
                                                       "name": {"type": "string"}, "phone": {"type": "string"}}}),
             "responses": {**_ok("Created", {"$ref": "#/components/schemas/Patient"}, "201"),
-                          **_errors(400, 409, 413, 415, 422, 503)}}},
+                          **_errors(400, 409, 413, 415, 422, 429, 503)}}},
         "/api/auth/login": {"post": {
             "summary": "Sign in; sets the access, refresh and CSRF cookies",
             "requestBody": _json_body({"type": "object", "required": ["email", "password"],

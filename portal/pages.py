@@ -14,7 +14,7 @@ from models.accounts import change_patient_password, register_patient
 from models import booking
 from models.documents import Appointment, Clinic, Provider, Service, utcnow
 from models.errors import DomainError, Throttled, ValidationFailed
-from portal.auth import issue_tokens, patient_page, revoke, revoke_cookies, sign_in
+from portal.auth import issue_tokens, patient_page, registration_allowed, revoke, revoke_cookies, sign_in
 from portal.payment import payment_context, payment_page
 
 bp = Blueprint("portal", __name__, url_prefix="/portal")
@@ -93,6 +93,7 @@ def register():
     status = 200
     if form.validate_on_submit():
         try:
+            registration_allowed()
             patient = register_patient(form.email.data, form.password.data, form.name.data, form.phone.data)
         except DomainError as exc:
             apply_domain_error(form, exc)

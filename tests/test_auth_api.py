@@ -269,3 +269,14 @@ def test_behind_a_trusted_proxy_each_client_address_has_its_own_counter(make_app
     assert AuditEvent.objects(action="patient.login", outcome="failure", ip="203.0.113.7").count() == 1
     secure = app.test_client().get("/healthz", headers={"X-Forwarded-Proto": "https"})
     assert "max-age" in secure.headers.get("Strict-Transport-Security", "")
+
+
+def test_registrations_from_one_address_are_limited(client):
+    for i in range(10):
+        resp = client.post("/api/auth/register", json={"email": f"new{i}@example.com", "password": "long enough",
+                                                       "name": f"New {i}"})
+        assert resp.status_code == 201
+    refused = client.post("/api/auth/register", json={"email": "eleventh@example.com", "password": "long enough",
+                                                      "name": "Eleventh"})
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    assert Patient.objects(email="eleventh@example.com").count() == 0
