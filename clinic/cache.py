@@ -16,6 +16,7 @@ import threading
 import time
 
 import redis
+from flask import g, has_request_context
 
 from models import catalog as catalog_module
 
@@ -52,12 +53,20 @@ class Caches:
         return self.prefix + ":".join(str(p) for p in parts)
 
     def versions(self):
-        """(catalog version, availability version) from Redis, or None when Redis is down."""
+        """(catalog version, availability version) from Redis, or None when Redis is down.
+
+        Read once per request: the catalog and the free-time cache both need them.
+        """
+        if has_request_context() and "cache_versions" in g:
+            return g.cache_versions
         try:
             values = self.redis.mget(self._key("ver", "catalog"), self._key("ver", "availability"))
+            found = tuple(int(v or 0) for v in values)
         except redis.RedisError:
-            return None
-        return tuple(int(v or 0) for v in values)
+            found = None
+        if has_request_context():
+            g.cache_versions = found
+        return found
 
     def catalog(self):
         """The catalog from the process cache when still current, else loaded from MongoDB."""
@@ -76,6 +85,8 @@ class Caches:
 
     def bump(self, kind):
         """Move the version counters after a change."""
+        if has_request_context():
+            g.pop("cache_versions", None)
         try:
             pipe = self.redis.pipeline(transaction=False)
             if kind == "catalog":

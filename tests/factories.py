@@ -1,8 +1,22 @@
 """Factories for test data, written through the same domain functions the doors use."""
 
+from datetime import datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
 from models.accounts import create_staff, register_patient
 
 PASSWORD = "correct horse battery"
+LONDON = ZoneInfo("Europe/London")  # the test clinic's zone (make_clinic's default)
+
+
+def future_day(days=3):
+    """A local date in the clinic's zone a few days ahead of the real clock."""
+    return (datetime.now(timezone.utc) + timedelta(days=days)).astimezone(LONDON).date()
+
+
+def at(day, hh, mm=0):
+    """A wall-clock time on a local date in the clinic's zone."""
+    return datetime.combine(day, time(hh, mm), LONDON)
 
 
 def make_patient(email="pat@example.com", password=PASSWORD, name="Pat Example"):

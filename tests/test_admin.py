@@ -2,14 +2,16 @@
 
 import csv
 import io
-from datetime import datetime, time, timedelta, timezone
-from zoneinfo import ZoneInfo
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from models import Appointment, AuditEvent, Patient, Service, StaffUser
 from models.booking import book
 from tests.factories import (
+    LONDON,
+    at,
+    future_day,
     form_csrf,
     make_clinic,
     make_patient,
@@ -19,7 +21,6 @@ from tests.factories import (
     staff_login,
 )
 
-LONDON = ZoneInfo("Europe/London")
 ADMIN, RECEPTION, PROVIDER = "admin", "reception", "provider"
 
 # The role table: which list pages each role can open.
@@ -40,12 +41,6 @@ VIEW_ACCESS = {
 }
 
 
-def future_day(days=3):
-    return (datetime.now(timezone.utc) + timedelta(days=days)).astimezone(LONDON).date()
-
-
-def at(day, hh, mm=0):
-    return datetime.combine(day, time(hh, mm), LONDON)
 
 
 @pytest.fixture

@@ -1,12 +1,14 @@
 """Availability and booking through the API, against the real servers."""
 
 from datetime import date, datetime, time, timedelta, timezone
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from models import Appointment, AuditEvent, TimeClaim, TimeOff
 from tests.factories import (
+    LONDON,
+    at,
+    future_day,
     api_login,
     csrf_header,
     make_clinic,
@@ -14,17 +16,6 @@ from tests.factories import (
     make_provider,
     make_service,
 )
-
-LONDON = ZoneInfo("Europe/London")
-
-
-def future_day(days=3):
-    """A local date a few days ahead of the real clock."""
-    return (datetime.now(timezone.utc) + timedelta(days=days)).astimezone(LONDON).date()
-
-
-def at(day, hh, mm=0):
-    return datetime.combine(day, time(hh, mm), LONDON)
 
 
 @pytest.fixture

@@ -114,7 +114,7 @@ def test_resync_object_routes_charges_and_refunds_to_the_payments_refunds(app, s
 
 
 def test_reception_cancels_a_paid_appointment_from_the_list_and_it_is_refunded(app, stripe_base):
-    from models import Appointment, AuditEvent, Payment
+    from models import Appointment, AuditEvent
     from tests.factories import form_csrf, make_staff, staff_login
     from tests.test_payments import _paid
 
