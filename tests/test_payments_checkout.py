@@ -8,18 +8,14 @@ hosted page would, so refunds and re-fetches after it run against localstripe. T
 own, signed with the webhook secret.
 """
 
-import json
-import threading
 import uuid
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl
 
 import pytest
-import requests
 
 from models import Appointment, Payment, TimeClaim
 from tests.test_payments_helpers import (
+    StripeProxy,
     api_post,
     book_held,
     clinic_with_service,
@@ -33,53 +29,23 @@ PUBLIC_URL = "https://clinic.example"
 
 
 class CheckoutStandIn:
-    """Checkout endpoints of our own; everything else goes to localstripe."""
+    """Checkout endpoints of our own (a StripeProxy answer); everything else goes to localstripe."""
+
+    PREFIX = "/v1/checkout/sessions"
 
     def __init__(self, localstripe):
         self.localstripe = localstripe
-        self.sessions, self.requests = {}, []
-        stand_in = self
+        self.sessions = {}
+        self.proxy = StripeProxy(localstripe, answer=self._answer)
+        self.url = self.proxy.url
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
+    @property
+    def requests(self):
+        """The Checkout requests our Stripe client sent, in order."""
+        return [r for r in self.proxy.requests if r["path"].startswith(self.PREFIX)]
 
-            def _answer(self, status, body, content_type="application/json"):
-                data = body if isinstance(body, bytes) else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _handle(self, method):
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                path = self.path.split("?")[0]
-                if path.startswith("/v1/checkout/sessions"):
-                    form = dict(parse_qsl(raw.decode()))
-                    stand_in.requests.append({"method": method, "path": path, "form": form,
-                                              "idempotency_key": self.headers.get("Idempotency-Key")})
-                    return self._answer(*stand_in.checkout(method, path, form))
-                upstream = requests.request(method, stand_in.localstripe + self.path, data=raw,
-                                            headers={k: v for k, v in self.headers.items()
-                                                     if k.lower() not in ("host", "content-length")},
-                                            timeout=30)
-                return self._answer(upstream.status_code, upstream.content,
-                                    upstream.headers.get("Content-Type", "application/json"))
-
-            def do_GET(self):
-                self._handle("GET")
-
-            def do_POST(self):
-                self._handle("POST")
-
-            def do_DELETE(self):
-                self._handle("DELETE")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def _answer(self, method, path, query, form):
+        return self.checkout(method, path, form) if path.startswith(self.PREFIX) else None
 
     def checkout(self, method, path, form):
         parts = path.strip("/").split("/")  # v1 checkout sessions [id] [expire]
@@ -123,7 +89,7 @@ class CheckoutStandIn:
         return session
 
     def stop(self):
-        self.server.shutdown()
+        self.proxy.stop()
 
 
 @pytest.fixture
