@@ -1,18 +1,14 @@
 """The back office: Flask-Admin over the MongoEngine models, guarded by staff role."""
 
 from flask import request
-from flask_admin import Admin, AdminIndexView, expose
+from flask_admin import Admin, AdminIndexView
 from flask_admin.theme import Bootstrap4Theme
 
 from admin.base import StaffAccessMixin
 
 
 class ClinicIndexView(StaffAccessMixin, AdminIndexView):
-    """The back office's home page."""
-
-    @expose("/")
-    def index(self):
-        return super().index()
+    """The back office's home page (staff only, like every view)."""
 
 
 def init_admin(app):

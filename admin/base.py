@@ -145,6 +145,18 @@ class SecureModelView(StaffAccessMixin, ModelView):
     def after_list_loaded(self, rows):
         """Hook for views that attach more data to a page of rows in bulk."""
 
+    def _without_provider_choice(self, form):
+        """Provider staff do not choose the provider: it is always themselves."""
+        if self.provider_field and staff_role() == "provider" and hasattr(form, self.provider_field):
+            delattr(form, self.provider_field)
+        return form
+
+    def create_form(self, obj=None):
+        return self._without_provider_choice(super().create_form(obj))
+
+    def edit_form(self, obj=None):
+        return self._without_provider_choice(super().edit_form(obj))
+
     def on_model_change(self, form, model, is_created):
         """Provider staff can only write records of their own provider."""
         if self.provider_field and staff_role() == "provider":

@@ -12,7 +12,8 @@ from admin.base import StaffAccessMixin, clinic_zone, staff_actor, staff_role
 from clinic.audit import audit
 from models import booking, frontdesk
 from models.accounts import normalise_email
-from models.documents import Appointment, Clinic, Patient, Payment, Provider, Service, utcnow
+from models.catalog import current_catalog
+from models.documents import Appointment, Clinic, Patient, Payment, Service, utcnow
 from models.errors import DomainError, ValidationFailed
 
 ACTIONS = {"check_in": ("admin", "reception", "provider"), "no_show": ("admin", "reception", "provider"),
@@ -34,7 +35,7 @@ class DayView(StaffAccessMixin, BaseView):
     def _providers(self):
         if staff_role() == "provider":
             return [current_user.provider] if current_user.provider else []
-        return list(Provider.objects(active=True).order_by("name"))
+        return sorted(current_catalog().providers.values(), key=lambda p: p.name)
 
     @expose("/")
     def index(self):

@@ -9,7 +9,7 @@ from flask_admin.actions import action
 from wtforms import PasswordField
 from wtforms.validators import Optional
 
-from admin.base import SecureModelView, clinic_zone, local_formatter, staff_actor, staff_role
+from admin.base import SecureModelView, clinic_zone, local_formatter, staff_actor
 from clinic.audit import audit
 from models import booking, frontdesk
 from models.accounts import hash_password, normalise_email, validate_password
@@ -81,13 +81,6 @@ class ServiceView(SecureModelView):
     column_labels = {"price": "Price (minor units)"}
 
 
-def _without_provider_choice(form):
-    """Provider staff do not choose the provider: it is always themselves."""
-    if staff_role() == "provider" and hasattr(form, "provider"):
-        del form.provider
-    return form
-
-
 class ScheduleView(SecureModelView):
     """Weekly hours with breaks, as local times of day (HH:MM) in the clinic's zone."""
 
@@ -100,12 +93,6 @@ class ScheduleView(SecureModelView):
         + (f" (breaks {', '.join(f'{b.start}-{b.end}' for b in d.breaks)})" if d.breaks else "")
         for d in sorted(m.days or [], key=lambda d: d.weekday))}
     column_descriptions = {"days": "Weekday 0 = Monday … 6 = Sunday; times are HH:MM local time."}
-
-    def create_form(self, obj=None):
-        return _without_provider_choice(super().create_form(obj))
-
-    def edit_form(self, obj=None):
-        return _without_provider_choice(super().edit_form(obj))
 
 
 def _to_utc_from_local(value):
@@ -142,12 +129,6 @@ class TimeOffView(SecureModelView):
         if model.end <= model.start:
             raise DomainError("Time off must end after it starts.")
         super().on_model_change(form, model, is_created)
-
-    def create_form(self, obj=None):
-        return _without_provider_choice(super().create_form(obj))
-
-    def edit_form(self, obj=None):
-        return _without_provider_choice(super().edit_form(obj))
 
 
 def payment_state(view, context, model, name):

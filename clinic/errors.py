@@ -92,9 +92,7 @@ def register_error_handlers(app):
         return error_response(503, "A service the clinic depends on is not answering; "
                                    "please try again in a moment.", headers={"Retry-After": "5"})
 
-    @app.errorhandler(pymongo.errors.ConnectionFailure)
-    @app.errorhandler(pymongo.errors.ServerSelectionTimeoutError)
-    @app.errorhandler(pymongo.errors.NetworkTimeout)
+    @app.errorhandler(pymongo.errors.ConnectionFailure)  # server selection and network timeouts too
     def handle_mongo_down(exc):
         log.warning("MongoDB unavailable: %s", exc)
         return error_response(503, "The clinic's database is not answering; please try again "

@@ -127,10 +127,9 @@ def list_services():
 def list_providers():
     """List providers, optionally only those offering one service."""
     service_id = object_id_arg("service")
-    query = Provider.objects(active=True)
+    providers = sorted(current_catalog().providers.values(), key=lambda p: p.name)
     if service_id:
-        query = query.filter(services=service_id)
-    providers = query.order_by("name").no_dereference()
+        providers = [p for p in providers if service_id in {str(getattr(s, "id", s)) for s in p.services}]
     return jsonify([{"id": str(p.id), "name": p.name, "services": [str(s.id) for s in p.services]}
                     for p in providers])
 

@@ -1,6 +1,6 @@
 """The patient portal's server-rendered pages (they work without JavaScript)."""
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, flash, g, make_response, redirect, render_template, request, url_for
@@ -12,8 +12,10 @@ from wtforms.validators import DataRequired, Length, Optional
 from clinic.audit import audit
 from models.accounts import change_patient_password, register_patient
 from models import booking
-from models.documents import Appointment, Clinic, Provider, Service, utcnow
-from models.errors import DomainError, Throttled, ValidationFailed
+from models.documents import Appointment, Clinic, Service, utcnow
+from models.errors import DomainError, Throttled
+from models.catalog import current_catalog
+from portal.api import book_for_patient, parse_instant
 from portal.auth import issue_tokens, patient_page, registration_allowed, revoke, revoke_cookies, sign_in
 from portal.payment import payment_context, payment_page
 
@@ -173,14 +175,7 @@ def book():
     if request.method == "POST":
         form = request.form
         try:
-            start = datetime.fromisoformat(form.get("start", ""))
-        except ValueError:
-            start = None
-        try:
-            if start is None or start.tzinfo is None:
-                raise ValidationFailed("Choose one of the offered times.")
-            from portal.api import book_for_patient
-
+            start = parse_instant(form.get("start", ""))
             appt = book_for_patient(g.patient, form.get("service", ""), form.get("provider", ""), start)
         except DomainError as exc:
             flash(exc.message, "error")
@@ -199,7 +194,7 @@ def book():
         except DomainError as exc:
             flash(exc.message, "error")
     if service:
-        providers = list(Provider.objects(active=True, services=service.id).order_by("name").no_dereference())
+        providers = current_catalog().providers_offering(service)
     if service and provider_choice:
         chosen = [p for p in providers if str(p.id) == provider_choice] if provider_choice != "any" else providers
         if chosen:

@@ -225,21 +225,11 @@ def webhook_commands(base, secret):
     payload = json.dumps({"id": f"evt_bench_{uuid.uuid4().hex[:10]}", "object": "event",
                           "type": "customer.created", "created": int(time.time()),
                           "data": {"object": {"id": "cus_bench", "object": "customer"}}})
-    header = stripe.WebhookSignature.generate_header(payload, secret) if hasattr(
-        stripe.WebhookSignature, "generate_header") else _sign(payload, secret)
+    header = stripe.WebhookSignature.generate_signature_header(payload, secret, timestamp=int(time.time()))
     resp = requests.post(f"{base}/webhooks/stripe", data=payload, timeout=30,
                          headers={"Stripe-Signature": header, "Content-Type": "application/json"})
     resp.raise_for_status()
     return int(resp.headers["X-DB-Commands"])
-
-
-def _sign(payload, secret):
-    import hashlib
-    import hmac
-
-    timestamp = int(time.time())
-    signature = hmac.new(secret.encode(), f"{timestamp}.{payload}".encode(), hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={signature}"
 
 
 def admin_list_commands(base, ids, sessions):
