@@ -6,11 +6,11 @@ import pytest
 
 from clinic.servers import register_localstripe_webhook
 from models import Appointment, AuditEvent, Payment, StripeEvent, TimeClaim
+from tests.factories import LONDON
 from tests.test_payments_helpers import (
     CARD_3DS,
     CARD_DECLINED,
     CARD_OK,
-    LONDON,
     WEBHOOK_SECRET,
     api_post,
     appointment_status,

@@ -8,15 +8,22 @@ an intent with Stripe.js, complete 3-D Secure, refund in Stripe's dashboard).
 import json
 import time as clock
 import uuid
-from datetime import datetime, time, timedelta, timezone
-from zoneinfo import ZoneInfo
+from datetime import datetime, timezone
 
 import requests
 import stripe
 
-from tests.factories import api_login, csrf_header, make_clinic, make_patient, make_provider, make_service
+from tests.factories import (
+    api_login,
+    at,
+    csrf_header,
+    future_day,
+    make_clinic,
+    make_patient,
+    make_provider,
+    make_service,
+)
 
-LONDON = ZoneInfo("Europe/London")
 WEBHOOK_SECRET = "whsec_test_clinic"  # tests/conftest.py TEST_SECRETS
 PUBLISHABLE_KEY = "pk_test_clinic"
 CARD_OK = "4242424242424242"
@@ -26,8 +33,7 @@ CARD_3DS = "4000002500003155"
 
 def start_at(days=3, hour=10):
     """A local start time `days` ahead of the real clock."""
-    day = (datetime.now(timezone.utc) + timedelta(days=days)).astimezone(LONDON).date()
-    return datetime.combine(day, time(hour), LONDON)
+    return at(future_day(days), hour)
 
 
 def clinic_with_service(price=5000, cancel_hours=24, refund_rule="full"):
