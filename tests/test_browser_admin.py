@@ -48,5 +48,8 @@ def test_reception_books_and_checks_in_from_the_day_view(live_server, page):
 
     # The appointments list and its action menu work under the page's CSP.
     page.get_by_role("link", name="Appointments").click()
+    page.wait_for_url(f"{base}/admin/appointments/")
+    # The menu's handlers are attached by scripts at the end of the page: wait for them.
+    page.wait_for_load_state("load")
     page.get_by_role("button", name="With selected").click()
     page.get_by_text("Mark as no-show").wait_for(state="visible", timeout=5000)
