@@ -4,10 +4,22 @@ import logging
 import os
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 from clinic.settings import derived_settings, load_settings, validate_settings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class BoundedJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, where a body nested too deeply to parse is malformed input, not a crash."""
+
+    def loads(self, s, **kwargs):
+        """Parse JSON; a RecursionError (e.g. 100,000 nested arrays) becomes a ValueError (400)."""
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
 
 
 def create_app(config=None):
@@ -18,6 +30,7 @@ def create_app(config=None):
         template_folder=os.path.join(ROOT, "templates"),
         static_folder=os.path.join(ROOT, "static"),
     )
+    app.json = BoundedJSONProvider(app)
     settings = load_settings()
     settings.update(config or {})
     validate_settings(settings)

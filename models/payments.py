@@ -933,7 +933,7 @@ def sync_refunds(payment, actor="system", now=None):
         index = ours.get(item["id"])
         if index is None and key.startswith(f"refund:{payment.id}:"):
             suffix = key.rsplit(":", 1)[1]
-            index = int(suffix) if suffix.isdigit() and int(suffix) < len(payment.refunds) else None
+            index = int(suffix) if suffix.isascii() and suffix.isdigit() and int(suffix) < len(payment.refunds) else None
         status = item.get("status") or "pending"
         if index is None:
             if key.startswith(f"refund:{payment.id}:"):

@@ -198,7 +198,8 @@ def list_slots():
         raise ValidationFailed("'from' must be a date like 2026-11-30, within ten years of today.",
                                fields={"from": "invalid date"}) from None
     raw_days = request.args.get("days", "7")
-    if not raw_days.isdigit() or not 1 <= int(raw_days) <= 31:
+    # isascii: "³" passes isdigit() but not int().
+    if not (raw_days.isascii() and raw_days.isdigit()) or not 1 <= int(raw_days) <= 31:
         raise ValidationFailed("'days' must be a whole number from 1 to 31.", fields={"days": "1 to 31"})
     cache = current_app.extensions["caches"]
     cached, key = cache.get_slots(("v1", service.id, provider_id or "any", first.isoformat(), raw_days))

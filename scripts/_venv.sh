@@ -8,7 +8,10 @@ fi
 REQS="$1"
 STAMP=".venv/.installed-$(basename "$REQS")"
 # Reinstall only when a requirements file changed since the last install.
-if [ ! -f "$STAMP" ] || [ requirements.txt -nt "$STAMP" ] || [ "$REQS" -nt "$STAMP" ]; then
+stale=0
+[ -f "$STAMP" ] || stale=1
+for f in requirements*.txt; do if [ "$f" -nt "$STAMP" ]; then stale=1; fi; done
+if [ "$stale" = 1 ]; then
   .venv/bin/python -m pip install --disable-pip-version-check -q --upgrade pip >/dev/null
   .venv/bin/python -m pip install --disable-pip-version-check -q -r "$REQS"
   touch "$STAMP"

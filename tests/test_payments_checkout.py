@@ -1,21 +1,21 @@
 """Stripe Checkout (PAYMENT_FLOW=checkout).
 
-localstripe has no Checkout Sessions, so a small stand-in HTTP server answers the three Checkout
-endpoints we use (create, retrieve, expire), records every request exactly as our Stripe client
-sent it, and passes every other request through to the real localstripe. "Paying" on the stand-in
-creates and confirms a real PaymentIntent in localstripe with the session's metadata, as Stripe's
-hosted page would, so refunds and re-fetches after it run against localstripe. The events are our
-own, signed with the webhook secret.
+localstripe has no Checkout Sessions, so these tests run against the one-machine stack's Checkout
+stand-in (`clinic.checkout_standin`, started as its own process in front of the real localstripe),
+the same server `./scripts/run` starts. It records every Checkout request exactly as our Stripe client
+sent it; "paying" posts a card to its hosted page, which charges a real PaymentIntent in
+localstripe with the session's metadata, so refunds and re-fetches after it run against
+localstripe. Events are posted here ourselves, signed with the webhook secret (the browser test in
+test_browser_checkout.py has the stand-in deliver them).
 """
 
-import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from models import Appointment, Payment, TimeClaim
 from tests.test_payments_helpers import (
-    StripeProxy,
+    CheckoutStandInProcess,
     api_post,
     book_held,
     clinic_with_service,
@@ -28,73 +28,9 @@ from tests.test_payments_helpers import (
 PUBLIC_URL = "https://clinic.example"
 
 
-class CheckoutStandIn:
-    """Checkout endpoints of our own (a StripeProxy answer); everything else goes to localstripe."""
-
-    PREFIX = "/v1/checkout/sessions"
-
-    def __init__(self, localstripe):
-        self.localstripe = localstripe
-        self.sessions = {}
-        self.proxy = StripeProxy(localstripe, answer=self._answer)
-        self.url = self.proxy.url
-
-    @property
-    def requests(self):
-        """The Checkout requests our Stripe client sent, in order."""
-        return [r for r in self.proxy.requests if r["path"].startswith(self.PREFIX)]
-
-    def _answer(self, method, path, query, form):
-        return self.checkout(method, path, form) if path.startswith(self.PREFIX) else None
-
-    def checkout(self, method, path, form):
-        parts = path.strip("/").split("/")  # v1 checkout sessions [id] [expire]
-        if method == "POST" and len(parts) == 3:
-            sid = f"cs_test_{uuid.uuid4().hex[:20]}"
-            metadata = {k[len("metadata["):-1]: v for k, v in form.items() if k.startswith("metadata[")}
-            self.sessions[sid] = {
-                "id": sid, "object": "checkout.session", "status": "open", "payment_status": "unpaid",
-                "url": f"https://checkout.stripe.test/c/pay/{sid}", "payment_intent": None,
-                "metadata": metadata, "client_reference_id": form.get("client_reference_id"),
-                "amount_total": int(form["line_items[0][price_data][unit_amount]"]),
-                "currency": form["line_items[0][price_data][currency]"],
-                "expires_at": int(form["expires_at"]), "mode": form["mode"]}
-            return 200, self.sessions[sid]
-        session = self.sessions.get(parts[3]) if len(parts) > 3 else None
-        if session is None:
-            return 404, {"error": {"type": "invalid_request_error", "message": "No such checkout.session"}}
-        if method == "POST" and parts[-1] == "expire":
-            if session["status"] != "open":
-                return 400, {"error": {"type": "invalid_request_error",
-                                       "message": "Only open sessions can be expired."}}
-            session["status"] = "expired"
-        return 200, session
-
-    def pay(self, sid, number="4242424242424242"):
-        """The patient pays on Stripe's page: a real intent in localstripe, confirmed."""
-        session = self.sessions[sid]
-        client = stripe_client(self.localstripe)
-        pi = client.v1.payment_intents.create({
-            "amount": session["amount_total"], "currency": session["currency"],
-            "payment_method_types": ["card"], "metadata": session["metadata"]})
-        pm = client.v1.payment_methods.create({"type": "card", "card": {
-            "number": number, "exp_month": 12, "exp_year": 2034, "cvc": "123"}})
-        client.v1.payment_intents.update(pi.id, {"payment_method": pm.id})
-        try:
-            pi = client.v1.payment_intents.confirm(pi.id)
-            session["payment_status"] = "paid" if pi.status == "succeeded" else "unpaid"
-        except Exception:
-            session["payment_status"] = "unpaid"
-        session.update(status="complete", payment_intent=pi.id)
-        return session
-
-    def stop(self):
-        self.proxy.stop()
-
-
 @pytest.fixture
 def stand_in(stripe_base):
-    server = CheckoutStandIn(stripe_base)
+    server = CheckoutStandInProcess(stripe_base)
     yield server
     server.stop()
 
@@ -156,8 +92,7 @@ def test_session_request_carries_the_service_metadata_expiry_and_return_urls(che
 
 
 def test_completed_session_event_confirms_and_the_refund_goes_to_its_intent(checkout_app, booked, stand_in, stripe_base):
-    session = stand_in.sessions[start(checkout_app, booked)["session"]]
-    stand_in.pay(session["id"])
+    session = stand_in.pay(start(checkout_app, booked)["session"])
     client = checkout_app.test_client()
     resp = post_event(client, session_event("checkout.session.completed", session))
     assert resp.status_code == 200 and resp.get_json()["outcome"] == "confirmed"
@@ -184,8 +119,7 @@ def test_the_return_page_checks_with_stripe_and_ignores_the_redirect(checkout_ap
 
 
 def test_async_payment_failed_keeps_the_hold_and_expired_session_is_replaced(checkout_app, booked, stand_in):
-    session = stand_in.sessions[start(checkout_app, booked)["session"]]
-    stand_in.pay(session["id"], number="4000000000000341")
+    session = stand_in.pay(start(checkout_app, booked)["session"], number="4000000000000341")
     client = checkout_app.test_client()
     resp = post_event(client, session_event("checkout.session.async_payment_failed", session))
     assert resp.get_json()["outcome"] == "payment_failed"
@@ -195,8 +129,8 @@ def test_async_payment_failed_keeps_the_hold_and_expired_session_is_replaced(che
 
 def test_expired_session_event_cancels_the_payment_and_a_new_session_can_start(checkout_app, booked, stand_in):
     first = start(checkout_app, booked)["session"]
-    stand_in.sessions[first]["status"] = "expired"
-    resp = post_event(checkout_app.test_client(), session_event("checkout.session.expired", stand_in.sessions[first]))
+    expired = stand_in.expire(first)
+    resp = post_event(checkout_app.test_client(), session_event("checkout.session.expired", expired))
     assert resp.get_json()["outcome"] == "payment_canceled"
     assert Payment.objects.get(appointment=booked.id).status == "canceled"
     second = start(checkout_app, booked)["session"]
@@ -216,7 +150,7 @@ def test_sweeper_expires_the_session_before_releasing_a_lapsed_hold(checkout_app
     assert report.expired == [str(booked.id)]
     assert ("POST", f"/v1/checkout/sessions/{session_id}/expire") in [
         (r["method"], r["path"]) for r in stand_in.requests]
-    assert stand_in.sessions[session_id]["status"] == "expired"
+    assert stand_in.session(session_id)["status"] == "expired"
     assert Payment.objects.get(appointment=booked.id).status == "canceled"
 
 
@@ -236,7 +170,7 @@ def test_checkout_form_on_the_page_redirects_to_stripe(checkout_app, booked, sta
     assert "Pay 50.00 GBP with Stripe" in page and "pay.js" not in page
     resp = patient.post(f"/portal/appointments/{booked.id}/checkout", data={
         "csrf_token": form_csrf(page), "jwt_csrf": patient.get_cookie("csrf_access_token").value})
-    assert resp.status_code == 303 and resp.headers["Location"].startswith("https://checkout.stripe.test/")
+    assert resp.status_code == 303 and resp.headers["Location"].startswith(f"{stand_in.url}/checkout/pay/cs_test_")
     # Without the form's CSRF token nothing is created.
     before = len(stand_in.requests)
     refused = patient.post(f"/portal/appointments/{booked.id}/checkout", data={})
@@ -288,7 +222,7 @@ def test_card_token_is_refused_while_payments_go_through_checkout(checkout_app, 
     assert Appointment.objects.get(id=booked.id).status == "held"
     payment = Payment.objects.get(appointment=booked.id)
     assert payment.stripe_payment_intent is None and payment.status == "pending"
-    assert stand_in.sessions[session_id]["status"] == "open"
+    assert stand_in.session(session_id)["status"] == "open"
 
 
 def test_switching_to_checkout_cancels_the_card_pages_intent(elements_app, checkout_app, stand_in, stripe_base):
@@ -304,7 +238,7 @@ def test_switching_to_checkout_cancels_the_card_pages_intent(elements_app, check
     page = signed_in(checkout_app).get(f"/portal/appointments/{appt.id}?checkout=success&session_id={session_id}")
     assert "Your appointment is confirmed" in page.get_data(as_text=True)
     payment = Payment.objects.get(appointment=appt.id)
-    paid_pi = stand_in.sessions[session_id]["payment_intent"]
+    paid_pi = stand_in.session(session_id)["payment_intent"]
     assert payment.status == "succeeded" and payment.stripe_payment_intent == paid_pi
     assert api_post(signed_in(checkout_app), f"/api/appointments/{appt.id}/cancel").status_code == 200
     assert [r.amount for r in stripe_client(stripe_base).v1.refunds.list({"payment_intent": paid_pi}).data] == [5000]
@@ -320,14 +254,14 @@ def test_switching_to_the_card_page_expires_the_open_session(checkout_app, eleme
     session_id = start(checkout_app, appt)["session"]
     body = start(elements_app, appt)
     assert body["flow"] == "elements"
-    assert stand_in.sessions[session_id]["status"] == "expired"
+    assert stand_in.session(session_id)["status"] == "expired"
     token = card_token(stripe_base, CARD_OK)["id"]
     paid = api_post(signed_in(elements_app), f"/api/appointments/{appt.id}/payment/confirm", {"token": token})
     assert paid.status_code == 200, paid.get_json()
     assert paid.get_json()["appointment_status"] == "confirmed"
     # The session's expiry, arriving late, does not undo the card payment.
     resp = post_event(elements_app.test_client(),
-                      session_event("checkout.session.expired", stand_in.sessions[session_id]))
+                      session_event("checkout.session.expired", stand_in.session(session_id)))
     assert resp.status_code == 200 and resp.get_json()["outcome"] == "stale_session"
     payment = Payment.objects.get(appointment=appt.id)
     assert payment.status == "succeeded" and payment.stripe_payment_intent == body["payment_intent"]
@@ -344,4 +278,4 @@ def test_a_session_paid_before_the_switch_is_not_charged_again_on_the_card_page(
     # No intent of the card page was made: the Payment follows the session's, which took the money.
     payment = Payment.objects.get(appointment=appt.id)
     assert payment.status == "succeeded"
-    assert payment.stripe_payment_intent == stand_in.sessions[session_id]["payment_intent"]
+    assert payment.stripe_payment_intent == stand_in.session(session_id)["payment_intent"]

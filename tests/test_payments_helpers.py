@@ -194,3 +194,47 @@ class StripeProxy:
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+class CheckoutStandInProcess:
+    """The stack's Checkout stand-in (`clinic.checkout_standin`) in its own process, for tests.
+
+    `url` goes in `STRIPE_API_BASE`; `pay()` posts a card to the hosted page as a patient would.
+    """
+
+    def __init__(self, localstripe, webhook_url=None, secret=WEBHOOK_SECRET):
+        from clinic.servers import register_localstripe_webhook, start_checkout_standin
+
+        self.server = start_checkout_standin(localstripe)
+        self.url = self.server.url
+        if webhook_url:
+            register_localstripe_webhook(self.url, webhook_url, secret)
+
+    @property
+    def requests(self):
+        """The Checkout requests our Stripe client sent, in order."""
+        return requests.get(f"{self.url}/_standin/requests", timeout=10).json()
+
+    def session(self, session_id):
+        """The session as Stripe would answer it now."""
+        return self._api("GET", f"/v1/checkout/sessions/{session_id}")
+
+    def expire(self, session_id):
+        """Expire an open session through the API."""
+        return self._api("POST", f"/v1/checkout/sessions/{session_id}/expire")
+
+    def pay(self, session_id, number=CARD_OK):
+        """Pay on the hosted page with `number`; return the session afterwards."""
+        resp = requests.post(f"{self.url}/checkout/pay/{session_id}", data={"card": number},
+                             allow_redirects=False, timeout=30)
+        assert resp.status_code in (200, 303), resp.status_code
+        return self.session(session_id)
+
+    def _api(self, method, path):
+        resp = requests.request(method, self.url + path, timeout=10,
+                                headers={"Authorization": "Bearer sk_test_clinic"})
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+    def stop(self):
+        self.server.stop()
