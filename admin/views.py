@@ -26,7 +26,7 @@ class ClinicView(SecureModelView):
     read_roles = ("admin",)
     allow_create = False
     column_list = ("name", "timezone", "currency", "hold_minutes", "slot_step_minutes",
-                   "default_cancellation_hours", "phone")
+                   "default_cancellation_hours", "phone", "max_held", "max_upcoming")
 
 
 class StaffUserView(SecureModelView):

@@ -10,8 +10,8 @@ from models import booking
 from models.catalog import current_catalog
 from models.documents import Appointment, Provider, Service, utcnow
 from models.errors import Conflict, DomainError, ValidationFailed
-from portal.auth import (change_password_guarded, current_patient, issue_tokens, register_patient_counted,
-                         registration_allowed, revoke, revoke_cookies, sign_in)
+from portal.auth import (booking_attempt_allowed, change_password_guarded, current_patient, issue_tokens,
+                         register_patient_counted, registration_allowed, revoke, revoke_cookies, sign_in)
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -227,6 +227,7 @@ def create_appointment():
 
 def book_for_patient(patient, service_id, provider_id, start):
     """Book through the shared rule and audit the outcome (pages and API both call this)."""
+    booking_attempt_allowed(patient)
     try:
         appt = booking.book(patient, service_id, provider_id, start, utcnow())
     except Conflict as exc:

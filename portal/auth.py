@@ -162,6 +162,20 @@ def registration_counted():
     count_event(get_redis(), _registration_key(), 3600)
 
 
+BOOKING_LIMIT_MESSAGE = "Too many booking attempts. Please wait a few minutes and try again."
+
+
+def booking_attempt_allowed(patient):
+    """Count a booking attempt per account and per address (10-minute windows); 429 past either limit."""
+    from models.throttle import rate_limit
+
+    config = current_app.config
+    rate_limit(get_redis(), rkey("book-acct", patient.id), config.get("BOOKINGS_PER_ACCOUNT_10MIN", 20), 600,
+               BOOKING_LIMIT_MESSAGE)
+    rate_limit(get_redis(), rkey("book-ip", request.remote_addr or "unknown"),
+               config.get("BOOKINGS_PER_ADDRESS_10MIN", 60), 600, BOOKING_LIMIT_MESSAGE)
+
+
 def register_patient_counted(email, password, name, phone=None):
     """Register through the rule; count the address's successes and duplicate-email probes only."""
     from models.accounts import register_patient
