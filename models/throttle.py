@@ -144,9 +144,13 @@ class LoginThrottle:
         keys = attempt.keys
         pipe = self.redis.pipeline(transaction=True)
         pipe.decr(keys["acct"])
-        pipe.delete(keys["pair"])
-        if "dev" in keys:
+        if attempt.trusted:
+            # The device proved itself, not its address: others there (an outsider on the same
+            # network) stay in the failing set.
+            pipe.decr(keys["pair"])
             pipe.delete(keys["dev"])
+        else:
+            pipe.delete(keys["pair"])
         pipe.execute()
 
     # Older call style (check, then failure/success by email): kept for callers outside this area.
