@@ -298,6 +298,8 @@ class Payment(Document):
     stripe_checkout_session = StringField()
     amount_refunded = IntField(default=0, min_value=0)
     refunds = EmbeddedDocumentListField(Refund)
+    # Set when Stripe's money did not match what the Payment asks for (refunded; staff should look).
+    flag = StringField(default="", max_length=300)
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
     meta = {

@@ -396,3 +396,40 @@ def test_7_the_common_list_is_shipped_and_large():
 
     assert len(common_passwords()) >= 10000
     assert {"123456", "password", "qwerty", "letmein"} <= common_passwords()
+
+
+# --- 10. Money verified on fulfilment -----------------------------------------------------------
+
+@pytest.mark.parametrize("amount, currency", [(100, "gbp"), (5000, "usd")])
+def test_10_a_short_or_foreign_payment_never_confirms_and_is_refunded_and_flagged(app, stripe_base, amount,
+                                                                                  currency):
+    """Pays a short (or wrong-currency) amount through localstripe against a real Payment."""
+    from models import payments
+    from models.documents import Payment
+    from tests.test_payments_helpers import (api_post, book_held, clinic_with_service, confirm_at_stripe,
+                                             stripe_client)
+
+    service, provider = clinic_with_service(price=5000)
+    held = book_held(service, provider)
+    client = signed_in(app)
+    assert api_post(client, f"/api/appointments/{held.id}/payment").status_code == 200
+    payment = Payment.objects.get(appointment=held.id)
+    # An intent for less (or in another currency) that claims to pay this appointment.
+    short = stripe_client(stripe_base).v1.payment_intents.create({
+        "amount": amount, "currency": currency, "payment_method_types": ["card"],
+        "metadata": {"appointment_id": str(held.id), "payment_id": str(payment.id)}}).id
+    assert confirm_at_stripe(stripe_base, short).status == "succeeded"
+    with app.app_context():
+        assert payments.sync_payment_intent(short).outcome == "amount_mismatch_refunded"
+        assert payments.sync_payment_intent(short).outcome == "amount_mismatch_refunded"  # redelivered
+    assert Appointment.objects.get(id=held.id).status == "held"
+    payment.reload()
+    assert payment.status != "succeeded" and payment.flag.startswith("amount mismatch")
+    refunds = stripe_client(stripe_base).v1.refunds.list({"payment_intent": short}).data
+    assert [r.amount for r in refunds] == [amount]  # given back once, all of it
+    assert AuditEvent.objects(action="payment.flagged", record=f"Payment:{payment.id}").count() == 1
+    # Staff see the flag in the back office's payment list.
+    make_staff("reception")
+    staff = app.test_client()
+    staff_login(staff, "reception@clinic.test")
+    assert "amount mismatch" in staff.get("/admin/payments/").get_data(as_text=True)
