@@ -191,23 +191,36 @@ def register_patient_counted(email, password, name, phone=None):
     return patient
 
 
-def change_password_guarded(patient, current, new):
-    """Change a patient's password, throttled like sign-in (wrong current passwords count)."""
-    from models.accounts import change_patient_password
+def password_guarded(patient, action, field):
+    """Run `action()`, which checks the patient's current password, throttled like sign-in.
+
+    A ValidationFailed on `field` (a wrong current password) counts as a failed attempt; the
+    throttle's 429 comes before any password is checked.
+    """
     from models.errors import ValidationFailed
 
     guard = throttle()
     attempt = guard.begin("password", patient.email, request.remote_addr)
     try:
-        change_patient_password(patient, current, new)
+        result = action()
     except ValidationFailed as exc:
-        if "current_password" in exc.fields:
+        if field in exc.fields:
             guard.failure(attempt)
         else:
             guard.success(attempt)
         raise
+    except Exception:
+        guard.success(attempt)  # refused for another reason: the password was right
+        raise
     guard.success(attempt)
-    return patient
+    return result
+
+
+def change_password_guarded(patient, current, new):
+    """Change a patient's password, throttled like sign-in (wrong current passwords count)."""
+    from models.accounts import change_patient_password
+
+    return password_guarded(patient, lambda: change_patient_password(patient, current, new), "current_password")
 
 
 def sign_in(email, password):

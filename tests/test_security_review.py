@@ -433,3 +433,82 @@ def test_10_a_short_or_foreign_payment_never_confirms_and_is_refunded_and_flagge
     staff = app.test_client()
     staff_login(staff, "reception@clinic.test")
     assert "amount mismatch" in staff.get("/admin/payments/").get_data(as_text=True)
+
+
+# --- Patient data rights (GDPR) ------------------------------------------------------------------
+
+def test_gdpr_export_returns_everything_stored_and_is_audited(app, diary):
+    client = signed_in(app)
+    day = future_day(2)
+    booked = book(client, diary["free"], diary["provider"], at(day, 9)).get_json()
+    resp = client.get("/api/me/export")
+    assert resp.status_code == 200
+    data = resp.get_json()
+    assert data["patient"]["email"] == "pat@example.com" and data["patient"]["name"] == "Pat Example"
+    assert "password_hash" not in json_text(data) and PASSWORD not in json_text(data)
+    assert [a["id"] for a in data["appointments"]] == [booked["id"]]
+    assert any(e["action"] == "patient.login" for e in data["audit_events"])
+    assert AuditEvent.objects(action="patient.export").count() == 1
+    # Nobody else's data is in it.
+    assert "hoarder0@example.com" not in json_text(data)
+    assert app.test_client().get("/api/me/export").status_code == 401
+
+
+def json_text(data):
+    import json
+
+    return json.dumps(data)
+
+
+def test_gdpr_delete_needs_the_password_erases_the_person_and_keeps_the_records(app, diary):
+    client = signed_in(app)
+    patient = Patient.objects(email="pat@example.com").first()
+    day = future_day(2)
+    past_like = book(client, diary["free"], diary["provider"], at(day, 9)).get_json()
+    client.post(f"/api/appointments/{past_like['id']}/cancel", headers=csrf_header(client))
+    hold = book(client, diary["paid"], diary["provider"], at(day, 10)).get_json()
+    wrong = client.post("/api/me/delete", headers=csrf_header(client), json={"password": "not my password"})
+    assert wrong.status_code == 422 and "password" in wrong.get_json()["error"]["fields"]
+    assert Patient.objects(id=patient.id).first().email == "pat@example.com"  # nothing changed
+    resp = client.post("/api/me/delete", headers=csrf_header(client), json={"password": PASSWORD})
+    assert resp.status_code == 200
+    erased = Patient.objects(id=patient.id).first()
+    assert erased.name == "Erased patient" and erased.email.endswith("@erased.invalid") and not erased.phone
+    assert not erased.active
+    # Sign-in ends, here and everywhere; the old email no longer signs in.
+    assert client.get("/api/me").status_code == 401
+    assert api_login(app.test_client()).status_code == 401
+    # The clinic's records stay, pseudonymised; the unpaid hold was given back.
+    assert Appointment.objects(patient=patient.id).count() == 2
+    assert Appointment.objects.get(id=hold["id"]).status == "cancelled"
+    assert AuditEvent.objects(action="patient.erase", outcome="ok", actor=f"patient:{patient.id}").count() == 1
+    assert AuditEvent.objects(actor=f"patient:{patient.id}", action="patient.login").count() >= 1
+
+
+def test_gdpr_delete_refuses_while_a_confirmed_visit_is_upcoming(app, diary):
+    client = signed_in(app)
+    book(client, diary["free"], diary["provider"], at(future_day(2), 9))
+    resp = client.post("/api/me/delete", headers=csrf_header(client), json={"password": PASSWORD})
+    assert resp.status_code == 409 and resp.get_json()["error"]["code"] == "upcoming_appointments"
+    assert Patient.objects(email="pat@example.com").first().active
+
+
+def test_gdpr_account_page_offers_password_export_and_delete(app, diary):
+    client = signed_in(app)
+    page = client.get("/portal/account")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "Change your password" in html and "Download your data" in html and "Delete my account" in html
+    download = client.get("/portal/account/export")
+    assert download.status_code == 200 and "attachment" in download.headers["Content-Disposition"]
+    assert b"pat@example.com" in download.data
+    wrong = client.post("/portal/account/delete", data={
+        "csrf_token": form_csrf(html), "jwt_csrf": client.get_cookie("csrf_access_token").value,
+        "password": "not my password"})
+    assert wrong.status_code == 422 and 'id="password-error"' in wrong.get_data(as_text=True)
+    done = client.post("/portal/account/delete", data={
+        "csrf_token": form_csrf(html), "jwt_csrf": client.get_cookie("csrf_access_token").value,
+        "password": PASSWORD})
+    assert done.status_code == 302 and "/portal/login" in done.headers["Location"]
+    assert client.get("/portal/account").status_code == 302
+    assert Patient.objects(name="Erased patient").count() == 1
