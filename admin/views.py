@@ -26,7 +26,7 @@ class ClinicView(SecureModelView):
     read_roles = ("admin",)
     allow_create = False
     column_list = ("name", "timezone", "currency", "hold_minutes", "slot_step_minutes",
-                   "default_cancellation_hours", "phone")
+                   "default_cancellation_hours", "phone", "max_held", "max_upcoming")
 
 
 class StaffUserView(SecureModelView):
@@ -245,7 +245,7 @@ class PaymentView(SecureModelView):
     export_roles = FRONT_DESK
     audit_reads = True
     column_list = ("created_at", "patient", "appointment", "amount", "currency", "status",
-                   "amount_refunded", "flow", "stripe_payment_intent")
+                   "amount_refunded", "flow", "stripe_payment_intent", "flag")
     column_filters = ("status", "flow", "created_at")
     column_searchable_list = ("stripe_payment_intent", "stripe_checkout_session")
     column_default_sort = ("created_at", True)

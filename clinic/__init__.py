@@ -79,6 +79,11 @@ def create_app(config=None):
     app.register_blueprint(payment.api_bp)
     app.register_blueprint(payment.page_bp)
     csrf.exempt(payment.api_bp)
+    from portal import account
+
+    app.register_blueprint(account.api_bp)
+    app.register_blueprint(account.page_bp)
+    csrf.exempt(account.api_bp)
     # The JSON API and webhooks authenticate by JWT double-submit or signature, not form CSRF.
     csrf.exempt(api.bp)
     csrf.exempt(stripe_webhook.bp)

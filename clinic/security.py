@@ -70,6 +70,10 @@ def init_app(app):
         session_cookie_samesite="Lax",
     )
 
+    from models.accounts import set_hash_concurrency
+
+    set_hash_concurrency(app.config.get("ARGON2_MAX_CONCURRENT", 4))
+
     @app.before_request
     def assign_request_id():
         request_id()

@@ -77,6 +77,13 @@ def load_settings(env=None):
         "ACCESS_TOKEN_MINUTES": _int(env, "ACCESS_TOKEN_MINUTES", 15),
         "SESSION_MAX_HOURS": _int(env, "SESSION_MAX_HOURS", 12),
         "PUBLIC_URL": env.get("PUBLIC_URL") or "http://127.0.0.1:5000",
+        # Security limits (README "Security notes"): staff sessions, argon2 concurrency, throttles.
+        "STAFF_IDLE_MINUTES": _int(env, "STAFF_IDLE_MINUTES", 30),
+        "STAFF_SESSION_HOURS": _int(env, "STAFF_SESSION_HOURS", 12),
+        "ARGON2_MAX_CONCURRENT": _int(env, "ARGON2_MAX_CONCURRENT", 4),
+        "REGISTRATIONS_PER_HOUR": _int(env, "REGISTRATIONS_PER_HOUR", 10),
+        "BOOKINGS_PER_ACCOUNT_10MIN": _int(env, "BOOKINGS_PER_ACCOUNT_10MIN", 20),
+        "BOOKINGS_PER_ADDRESS_10MIN": _int(env, "BOOKINGS_PER_ADDRESS_10MIN", 60),
         # Adds X-DB-Commands (MongoDB commands per request) to every answer: tests and benchmark.
         "COUNT_DB_COMMANDS": _flag(env.get("COUNT_DB_COMMANDS"), False),
     }
@@ -122,7 +129,10 @@ def derived_settings(config):
         "JWT_REFRESH_CSRF_FIELD_NAME": "jwt_csrf",
         "JWT_ACCESS_TOKEN_EXPIRES": timedelta(minutes=config.get("ACCESS_TOKEN_MINUTES", 15)),
         "JWT_REFRESH_TOKEN_EXPIRES": timedelta(hours=config.get("SESSION_MAX_HOURS", 12)),
-        "JWT_SESSION_COOKIE": False,
+        # Browser-session cookies: they go when the browser closes (the JWTs inside still expire).
+        "JWT_SESSION_COOKIE": True,
+        # Flask refuses a session cookie signed longer ago than this (the staff absolute limit).
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=config.get("STAFF_SESSION_HOURS", 12)),
         # A 10 MB body is refused before any view reads it.
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "WTF_CSRF_TIME_LIMIT": None,

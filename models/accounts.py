@@ -1,5 +1,6 @@
 """Accounts: password hashing (argon2id), patients and staff users."""
 
+import threading
 import unicodedata
 
 from argon2 import PasswordHasher
@@ -7,24 +8,47 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from mongoengine import NotUniqueError
 
 from models.documents import ROLES, Patient, StaffUser
-from models.errors import Conflict, ValidationFailed
+from models.errors import Conflict, Throttled, ValidationFailed
+from models.passwords import MAX_PASSWORD, MIN_PASSWORD, check_password_rules  # noqa: F401
 
-MIN_PASSWORD = 8
-MAX_PASSWORD = 256
 hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+# Each argon2 computation takes 64 MiB: a burst of sign-ins must queue, not exhaust memory.
+# `set_hash_concurrency` (called by the app factory from ARGON2_MAX_CONCURRENT) sets the cap.
+_HASH_SLOTS = threading.BoundedSemaphore(4)
+HASH_WAIT_SECONDS = 10
+
+
+def set_hash_concurrency(limit):
+    """Cap the argon2 computations running at once in this process."""
+    global _HASH_SLOTS
+    _HASH_SLOTS = threading.BoundedSemaphore(max(1, int(limit)))
+
+
+class _hash_slot:
+    """Hold one of the process's argon2 slots; 429 when none frees up in time."""
+
+    def __enter__(self):
+        self.slots = _HASH_SLOTS
+        if not self.slots.acquire(timeout=HASH_WAIT_SECONDS):
+            raise Throttled(2, "The service is busy. Please try again in a moment.")
+
+    def __exit__(self, *exc):
+        self.slots.release()
 # Verified against when the email is unknown, so both answers take the same time.
 _DUMMY_HASH = hasher.hash("not-a-real-password-used-for-timing")
 
 
 def hash_password(password):
     """Hash a password with argon2id."""
-    return hasher.hash(password)
+    with _hash_slot():
+        return hasher.hash(password)
 
 
 def check_password(stored_hash, password):
     """True when the password matches the stored hash (a dummy hash keeps timing even)."""
     try:
-        return hasher.verify(stored_hash or _DUMMY_HASH, password) and bool(stored_hash)
+        with _hash_slot():
+            return hasher.verify(stored_hash or _DUMMY_HASH, password) and bool(stored_hash)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
@@ -52,17 +76,9 @@ def normalise_email(raw):
     return email
 
 
-def validate_password(password, field="password"):
-    """Minimum length 8, no composition rules (ASVS 5.0)."""
-    if not isinstance(password, str):
-        raise ValidationFailed("Password must be text.", fields={field: "must be text"})
-    if len(password) < MIN_PASSWORD:
-        raise ValidationFailed(f"Password must be at least {MIN_PASSWORD} characters.",
-                               fields={field: f"at least {MIN_PASSWORD} characters"})
-    if len(password) > MAX_PASSWORD:
-        raise ValidationFailed(f"Password must be at most {MAX_PASSWORD} characters.",
-                               fields={field: f"at most {MAX_PASSWORD} characters"})
-    return password
+def validate_password(password, field="password", email="", name=""):
+    """Length 8 to 256, not a common password, not containing the email or name (models/passwords.py)."""
+    return check_password_rules(password, field, email=email, name=name)
 
 
 def _clean_text(value, field, required, max_length):
@@ -83,8 +99,8 @@ def _clean_text(value, field, required, max_length):
 def register_patient(email, password, name, phone=None):
     """Create a patient account; Conflict when the email is already registered."""
     email = normalise_email(email)
-    validate_password(password)
     name = _clean_text(name, "name", True, 200)
+    validate_password(password, email=email, name=name)
     phone = _clean_text(phone, "phone", False, 50)
     patient = Patient(email=email, name=name, phone=phone, password_hash=hash_password(password))
     try:
@@ -100,10 +116,10 @@ def create_staff(email, role, password, name=""):
     email = normalise_email(email)
     if role not in ROLES:
         raise ValidationFailed(f"Role must be one of {', '.join(ROLES)}.", fields={"role": "invalid"})
-    validate_password(password)
     staff = StaffUser.objects(email=email).first() or StaffUser(email=email)
     staff.role = role
     staff.name = _clean_text(name, "name", False, 200) or staff.name or email.split("@")[0]
+    validate_password(password, email=email, name=staff.name)
     staff.password_hash = hash_password(password)
     staff.active = True
     staff.session_version = (staff.session_version or 0) + (1 if staff.id else 0)
@@ -133,7 +149,7 @@ def change_patient_password(patient, current, new):
     if not check_password(patient.password_hash, current if isinstance(current, str) else ""):
         raise ValidationFailed("The current password is not correct.",
                                fields={"current_password": "incorrect"})
-    validate_password(new, "new_password")
+    validate_password(new, "new_password", email=patient.email, name=patient.name)
     patient.update(set__password_hash=hash_password(new), inc__token_generation=1)
     patient.reload()
     return patient

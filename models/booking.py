@@ -283,11 +283,14 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
     if reason and reason != "busy":
         raise ValidationFailed(REASONS[reason], code=f"not_bookable_{reason}", fields={"start": reason})
     end = start + rules.duration
-    mine = Appointment.objects(patient=patient.id, status__in=ACTIVE_STATUSES, start__lt=end,
-                               end__gt=start).only("status", "hold_expires_at")
-    if any(is_blocking(a, now) for a in mine) and not override:
+    # One read of the patient's live appointments serves the overlap check and the hold limits.
+    mine = [a for a in Appointment.objects(patient=patient.id, status__in=ACTIVE_STATUSES, end__gt=now).only(
+        "status", "hold_expires_at", "start", "end") if is_blocking(a, now)]
+    if any(_utc(a.start) < end and _utc(a.end) > start for a in mine) and not override:
         raise Conflict("You already have an appointment at that time.", code="patient_overlap")
     paid = service.price > 0 and pay_online
+    if not str(booked_by).startswith("staff"):
+        check_hold_limits(mine, clinic, paid)
     hold_minutes = hold_minutes or clinic.hold_minutes or 15
     hold_expires_at = now + timedelta(minutes=hold_minutes) if paid else None
     appointment = Appointment(
@@ -304,6 +307,17 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
         release_time(appointment.id)
         raise
     return appointment
+
+
+def check_hold_limits(live, clinic, creates_hold):
+    """Refuse (409 too_many_holds) past the clinic's MAX_HELD unpaid holds or MAX_UPCOMING appointments."""
+    max_held, max_upcoming = clinic.max_held or 2, clinic.max_upcoming or 6
+    if creates_hold and sum(1 for a in live if a.status == "held") >= max_held:
+        raise Conflict(f"You already have {max_held} bookings waiting for payment. Pay for or cancel one "
+                       "before booking another.", code="too_many_holds")
+    if len(live) >= max_upcoming:
+        raise Conflict(f"You already have {max_upcoming} upcoming appointments, the most that can be booked "
+                       "online. Please call the clinic to book more.", code="too_many_holds")
 
 
 def get_patient_appointment(patient, appointment_id):

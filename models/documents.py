@@ -59,6 +59,9 @@ class Clinic(Document):
     slot_step_minutes = IntField(default=15, min_value=5, max_value=240)
     default_cancellation_hours = IntField(default=24, min_value=0)
     phone = StringField(max_length=50, default="")
+    # Per patient, booking online (every door but staff): unpaid holds at once, upcoming appointments.
+    max_held = IntField(default=2, min_value=1, max_value=100)
+    max_upcoming = IntField(default=6, min_value=1, max_value=1000)
     meta = {"collection": "clinics", "auto_create_index": False}
 
     @classmethod
@@ -295,6 +298,8 @@ class Payment(Document):
     stripe_checkout_session = StringField()
     amount_refunded = IntField(default=0, min_value=0)
     refunds = EmbeddedDocumentListField(Refund)
+    # Set when Stripe's money did not match what the Payment asks for (refunded; staff should look).
+    flag = StringField(default="", max_length=300)
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
     meta = {

@@ -643,12 +643,43 @@ def sync_payment_intent(intent, actor="system", now=None):
 
 def _apply_intent(payment, pi, actor, now):
     new_status = status_from_intent(pi)
+    if new_status == "succeeded" and _amount_mismatch(payment, pi):
+        return SyncResult(_refuse_mismatched_money(payment, pi, actor, now), payment)
     moved = _move_payment(payment, new_status, now)
     if moved:
         _audit(actor, f"payment.{new_status}", f"Payment:{payment.id}")
     if payment.status == "succeeded":
         return SyncResult(settle_paid(payment, actor, now, first_time=moved), payment)
     return SyncResult(f"payment_{new_status}" if moved else "unchanged", payment)
+
+
+def _amount_mismatch(payment, pi):
+    """Why the money received differs from what the Payment asks for (Stripe's fulfilment advice), or ""."""
+    received, currency = pi.get("amount_received"), (pi.get("currency") or "").lower()
+    if currency != (payment.currency or "").lower():
+        return f"received {received} {currency}, expected {payment.amount} {payment.currency}"
+    if received is None or int(received) < payment.amount:
+        return f"received {received} {currency}, expected {payment.amount} {payment.currency}"
+    return ""
+
+
+def _refuse_mismatched_money(payment, pi, actor, now):
+    """A short or wrong-currency payment: never confirm; refund it in full and flag it for staff."""
+    why = _amount_mismatch(payment, pi)
+    key = f"refund:{payment.id}:{pi['id']}:mismatch"
+    if _find_refund(pi["id"], key) is None:
+        stripe_api().v1.refunds.create(
+            {"payment_intent": pi["id"], "metadata": {"refund_key": key, "payment_id": str(payment.id)}},
+            options={"idempotency_key": key})
+        _audit(actor, "payment.refund", f"Payment:{payment.id}", outcome="amount_mismatch")
+    flagged = Payment.objects(id=payment.id, flag="").update_one(
+        set__flag=f"amount mismatch: {why}; refunded"[:300], set__updated_at=now)
+    if payment.status in ALLOWED_FROM["failed"]:
+        _move_payment(payment, "failed", now)  # the appointment stays held and payable in full
+    payment.reload()
+    if flagged:
+        _audit(actor, "payment.flagged", f"Payment:{payment.id}", outcome="amount_mismatch")
+    return "amount_mismatch_refunded"
 
 
 def sync_checkout_session(session, actor="system", now=None):

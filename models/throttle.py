@@ -1,19 +1,42 @@
-"""Sign-in throttling: failure counters per account and per client address, kept in Redis.
+"""Sign-in throttling kept in Redis: attempts are counted before the password is checked.
 
-After `account_limit` failures for one email inside the window the account is locked for a
-backoff that doubles with every further failure (capped); an address is locked after
-`ip_limit` failures. Unknown emails count exactly like known ones, so the answers do not reveal
-which emails exist. A correct password during a lock still gets 429 (soft lockout).
+Every attempt first increments, in one MULTI transaction, the counters of its account (the
+normalised email, hashed), of its client address, of the pair (account, address), and of its
+device cookie when it has one. Only then is the password checked, so a burst of concurrent
+guesses cannot all reach argon2: past `account_limit` attempts inside `window` the rest are
+refused with 429 without hashing anything.
+
+Lockout that an outsider cannot impose (OWASP "account lockout" with device cookies): after
+`account_limit` failures the account is locked with a backoff that doubles per further failure
+(capped at `max_lock`), but the lock only applies to clients that took part in the failures.
+A client with a valid device cookie for the account (issued at an earlier successful sign-in),
+or coming from an address that has no failure for this account, still gets its password
+checked; one failure puts that address in the failing set too. An address is locked after
+`ip_limit` attempts that failed, whatever the accounts. Unknown emails count exactly like known
+ones, so the answers do not reveal which emails exist.
 """
 
 import hashlib
+from dataclasses import dataclass
 
 from models.accounts import normalise_email
 from models.errors import Throttled, ValidationFailed
 
+LOCKED_MESSAGE = "Too many sign-in attempts. Please wait and try again."
+
+
+@dataclass
+class Attempt:
+    """One counted attempt: the keys it touched and the counts it saw."""
+
+    keys: dict
+    account_count: int
+    ip_count: int
+    trusted: bool
+
 
 class LoginThrottle:
-    """Counts sign-in failures and refuses attempts while an account or address is locked."""
+    """Counts sign-in attempts and refuses them while an account or address is locked."""
 
     def __init__(self, redis, key, account_limit=5, ip_limit=20, window=900,
                  base_lock=30, max_lock=900):
@@ -26,58 +49,148 @@ class LoginThrottle:
         self.max_lock = max_lock
 
     @staticmethod
-    def _account(email):
-        # The same normalisation as sign-in, so look-alike spellings share one counter; hashed,
-        # so Redis never holds the email itself.
+    def account_id(email):
+        """The hashed, normalised account name (look-alike spellings share one counter)."""
+        # Hashed, so Redis never holds the email itself.
         try:
             raw = normalise_email(email)
         except ValidationFailed:
             raw = (email if isinstance(email, str) else "").strip().lower()
         return hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest()[:32]
 
-    def _keys(self, scope, email, ip):
-        account, address = self._account(email), ip or "unknown"
-        return (self.key("login", scope, "fail-acct", account), self.key("login", scope, "lock-acct", account),
-                self.key("login", scope, "fail-ip", address), self.key("login", scope, "lock-ip", address))
+    def _keys(self, scope, account, ip, device):
+        address = ip or "unknown"
+        keys = {
+            "acct": self.key("login", scope, "fail-acct", account),
+            "lock_acct": self.key("login", scope, "lock-acct", account),
+            "pair": self.key("login", scope, "fail-pair", account, address),
+            "ip": self.key("login", scope, "fail-ip", address),
+            "lock_ip": self.key("login", scope, "lock-ip", address),
+        }
+        if device:
+            keys["dev"] = self.key("login", scope, "fail-dev", device)
+        return keys
 
+    def begin(self, scope, email, ip, device=None):
+        """Count an attempt before its password is checked; raise Throttled when it may not go on.
+
+        `device` is the id from a valid device cookie issued to this account, or None.
+        """
+        keys = self._keys(scope, self.account_id(email), ip, device)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.ttl(keys["lock_ip"])
+        pipe.get(keys["ip"])
+        pipe.ttl(keys["lock_acct"])
+        for name in ("acct", "pair") + (("dev",) if device else ()):
+            # SET NX EX then INCR: the window starts with the first attempt (works on Redis 6 too).
+            pipe.set(keys[name], 0, ex=self.window, nx=True)
+            pipe.incr(keys[name])
+        results = pipe.execute()
+        ip_lock, ip_failed, acct_lock = results[0], int(results[1] or 0), results[2]
+        acct_count, pair_count = results[4], results[6]
+        dev_count = results[8] if device else None
+        if (ip_lock and ip_lock > 0) or ip_failed >= self.ip_limit:
+            self._undo(keys, device)
+            raise Throttled(ip_lock if ip_lock and ip_lock > 0 else self.max_lock, LOCKED_MESSAGE)
+        trusted = device is not None and dev_count <= self.account_limit
+        # A trusted device, or an address with no failure for this account, goes on to the
+        # password check whatever the account's lock; a client that took part waits it out.
+        subject = not trusted and (pair_count > 1 or device is not None)
+        if subject and acct_count > self.account_limit:
+            locked = acct_lock is not None and acct_lock > 0
+            if not locked:
+                # Past the limit with no lock in force (it lapsed, or a burst outran the first
+                # failure): one attempt per backoff period claims the lock and is checked.
+                locked = not self.redis.set(keys["lock_acct"], 1, ex=self._backoff(acct_count), nx=True)
+                acct_lock = self.redis.ttl(keys["lock_acct"]) if locked else acct_lock
+            if locked:
+                self._undo(keys, device)
+                raise Throttled(acct_lock if acct_lock and acct_lock > 0 else self.base_lock, LOCKED_MESSAGE)
+        elif subject and acct_lock is not None and acct_lock > 0:
+            self._undo(keys, device)
+            raise Throttled(acct_lock, LOCKED_MESSAGE)
+        return Attempt(keys=keys, account_count=acct_count, ip_count=ip_failed, trusted=trusted)
+
+    def _backoff(self, count):
+        return int(min(self.base_lock * 2 ** max(0, count - self.account_limit), self.max_lock))
+
+    def _undo(self, keys, device):
+        # A refused attempt was not checked: it does not lengthen anyone's lock.
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.decr(keys["acct"])
+        pipe.decr(keys["pair"])
+        if device:
+            pipe.decr(keys["dev"])
+        pipe.execute()
+
+    def failure(self, attempt):
+        """The password was wrong: count the address, lock the account with backoff past the limit."""
+        keys = attempt.keys
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(keys["ip"], 0, ex=self.window, nx=True)
+        pipe.incr(keys["ip"])
+        ip_count = pipe.execute()[1]
+        if attempt.account_count >= self.account_limit:
+            self.redis.set(keys["lock_acct"], 1, ex=self._backoff(attempt.account_count))
+        if ip_count >= self.ip_limit:
+            self.redis.set(keys["lock_ip"], 1, ex=self.max_lock)
+
+    def success(self, attempt):
+        """The password was right: this client's failures are forgiven; the account's attempt is undone.
+
+        The account's own count (which an outsider may be raising) is not reset by a success, so
+        a correct sign-in from elsewhere does not hand the outsider a fresh set of guesses.
+        """
+        keys = attempt.keys
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.decr(keys["acct"])
+        if attempt.trusted:
+            # The device proved itself, not its address: others there (an outsider on the same
+            # network) stay in the failing set.
+            pipe.decr(keys["pair"])
+            pipe.delete(keys["dev"])
+        else:
+            pipe.delete(keys["pair"])
+        pipe.execute()
+
+    # Older call style (check, then failure/success by email): kept for callers outside this area.
     def check(self, scope, email, ip):
-        """Raise Throttled while the account or the address is locked."""
-        _, lock_acct, _, lock_ip = self._keys(scope, email, ip)
+        """Raise Throttled while the account or the address is locked (no attempt counted)."""
+        keys = self._keys(scope, self.account_id(email), ip, None)
         pipe = self.redis.pipeline(transaction=False)
-        pipe.ttl(lock_acct)
-        pipe.ttl(lock_ip)
+        pipe.ttl(keys["lock_acct"])
+        pipe.ttl(keys["lock_ip"])
         remaining = [t for t in pipe.execute() if t and t > 0]
         if remaining:
-            raise Throttled(max(remaining), "Too many sign-in attempts. Please wait and try again.")
-
-    def failure(self, scope, email, ip):
-        """Count a failed attempt; lock with backoff past the limits."""
-        fail_acct, lock_acct, fail_ip, lock_ip = self._keys(scope, email, ip)
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.incr(fail_acct)
-        pipe.expire(fail_acct, self.window, nx=True)
-        pipe.incr(fail_ip)
-        pipe.expire(fail_ip, self.window, nx=True)
-        acct_count, _, ip_count, _ = pipe.execute()
-        if acct_count >= self.account_limit:
-            lock = min(self.base_lock * 2 ** (acct_count - self.account_limit), self.max_lock)
-            self.redis.set(lock_acct, 1, ex=int(lock))
-        if ip_count >= self.ip_limit:
-            self.redis.set(lock_ip, 1, ex=self.max_lock)
-
-    def success(self, scope, email, ip):
-        """Clear the account's failure count after a successful sign-in."""
-        fail_acct, _, _, _ = self._keys(scope, email, ip)
-        self.redis.delete(fail_acct)
+            raise Throttled(max(remaining), LOCKED_MESSAGE)
 
 
-def rate_limit(redis, key, limit, window):
+def rate_limit(redis, key, limit, window, message=None):
     """Count one attempt under `key`; raise Throttled past `limit` attempts in `window` seconds."""
     pipe = redis.pipeline(transaction=True)
+    pipe.set(key, 0, ex=window, nx=True)
     pipe.incr(key)
-    pipe.expire(key, window, nx=True)
     pipe.ttl(key)
-    count, _, ttl = pipe.execute()
+    _, count, ttl = pipe.execute()
     if count > limit:
-        raise Throttled(ttl if ttl and ttl > 0 else window, "Too many attempts from your network. "
-                                                            "Please wait and try again.")
+        raise Throttled(ttl if ttl and ttl > 0 else window, message or "Too many attempts from your network. "
+                                                                       "Please wait and try again.")
+
+
+def over_limit(redis, key, limit, window, message=None):
+    """Raise Throttled when `key` already counts `limit` events (nothing is counted here)."""
+    pipe = redis.pipeline(transaction=False)
+    pipe.get(key)
+    pipe.ttl(key)
+    count, ttl = pipe.execute()
+    if int(count or 0) >= limit:
+        raise Throttled(ttl if ttl and ttl > 0 else window, message or "Too many attempts from your network. "
+                                                                       "Please wait and try again.")
+
+
+def count_event(redis, key, window):
+    """Count one event under `key` for `window` seconds."""
+    pipe = redis.pipeline(transaction=True)
+    pipe.set(key, 0, ex=window, nx=True)
+    pipe.incr(key)
+    pipe.execute()

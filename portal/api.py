@@ -6,12 +6,12 @@ from flask import Blueprint, current_app, jsonify, make_response, request
 from flask_jwt_extended import get_jwt, jwt_required, unset_jwt_cookies
 
 from clinic.audit import audit
-from models.accounts import change_patient_password, register_patient
 from models import booking
 from models.catalog import current_catalog
 from models.documents import Appointment, Provider, Service, utcnow
 from models.errors import Conflict, DomainError, ValidationFailed
-from portal.auth import current_patient, issue_tokens, registration_allowed, revoke, revoke_cookies, sign_in
+from portal.auth import (booking_attempt_allowed, change_password_guarded, current_patient, issue_tokens,
+                         register_patient_counted, registration_allowed, revoke, revoke_cookies, sign_in)
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -56,7 +56,7 @@ def register():
     """Create a patient account (201)."""
     body = json_body(required=("email", "password", "name"), optional=("phone",))
     registration_allowed()
-    patient = register_patient(body["email"], body["password"], body["name"], body["phone"])
+    patient = register_patient_counted(body["email"], body["password"], body["name"], body["phone"])
     audit(f"patient:{patient.id}", "patient.register", record=f"Patient:{patient.id}")
     return jsonify(patient_json(patient)), 201
 
@@ -99,7 +99,7 @@ def change_password():
     body = json_body(required=("current_password", "new_password"))
     patient = current_patient()
     try:
-        change_patient_password(patient, body["current_password"], body["new_password"])
+        change_password_guarded(patient, body["current_password"], body["new_password"])
     except DomainError:
         audit(f"patient:{patient.id}", "patient.password_change", record=f"Patient:{patient.id}",
               outcome="failure")
@@ -228,6 +228,7 @@ def create_appointment():
 
 def book_for_patient(patient, service_id, provider_id, start):
     """Book through the shared rule and audit the outcome (pages and API both call this)."""
+    booking_attempt_allowed(patient)
     try:
         appt = booking.book(patient, service_id, provider_id, start, utcnow())
     except Conflict as exc:

@@ -13,7 +13,8 @@ from datetime import timedelta
 from functools import wraps
 
 import jwt as pyjwt
-from flask import current_app, g, redirect, request, url_for
+from flask import after_this_request, current_app, g, redirect, request, url_for
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from flask_jwt_extended import (
     create_access_token,
     create_refresh_token,
@@ -32,7 +33,7 @@ from clinic.extensions import get_redis, jwt, rkey
 from models.accounts import authenticate
 from models.documents import Patient
 from models.errors import InvalidCredentials
-from models.throttle import LoginThrottle
+from models.throttle import LoginThrottle, count_event, over_limit
 
 INVALID_LOGIN = "Email or password is not correct."
 
@@ -90,25 +91,148 @@ def jwt_user_gone(_header, _payload):
 
 
 REGISTRATIONS_PER_HOUR = 10
+DEVICE_COOKIE_DAYS = 90
+
+
+def device_cookie_name(scope):
+    """The device cookie of a sign-in scope ("patient", "staff"); `__Host-` when cookies are Secure."""
+    prefix = "__Host-" if current_app.config.get("COOKIE_SECURE", True) else ""
+    return f"{prefix}clinic_device_{scope}"
+
+
+def _device_serializer():
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="clinic-device-cookie")
+
+
+def device_for(scope, email):
+    """The device id of this browser's device cookie when it was issued to this account, else None."""
+    raw = request.cookies.get(device_cookie_name(scope))
+    if not raw:
+        return None
+    try:
+        data = _device_serializer().loads(raw, max_age=DEVICE_COOKIE_DAYS * 86400)
+    except BadSignature:
+        return None
+    if not isinstance(data, dict) or data.get("a") != LoginThrottle.account_id(email):
+        return None
+    return str(data.get("d", ""))[:32] or None
+
+
+def remember_device(scope, email):
+    """After a successful sign-in: give this browser a device cookie for the account (OWASP)."""
+    import secrets
+
+    value = _device_serializer().dumps({"a": LoginThrottle.account_id(email), "d": secrets.token_hex(8)})
+
+    @after_this_request
+    def set_cookie(response):
+        response.set_cookie(device_cookie_name(scope), value, max_age=DEVICE_COOKIE_DAYS * 86400, path="/",
+                            secure=current_app.config.get("COOKIE_SECURE", True), httponly=True,
+                            samesite="Lax")
+        return response
+
+
+def guarded_password_check(scope, email, check):
+    """Count the attempt, run `check()` (True when the password is right), record the outcome.
+
+    Raises Throttled (429) before any hashing when this client may not try now.
+    """
+    guard = throttle()
+    attempt = guard.begin(scope, email, request.remote_addr, device=device_for(scope, email))
+    ok = check()
+    if ok:
+        guard.success(attempt)
+    else:
+        guard.failure(attempt)
+    return ok
+
+
+def _registration_key():
+    return rkey("register", request.remote_addr or "unknown")
 
 
 def registration_allowed():
-    """Limit new accounts per client address (10 an hour), counted in Redis."""
+    """Refuse a registration once this address made REGISTRATIONS_PER_HOUR accounts (or duplicates) this hour."""
+    limit = current_app.config.get("REGISTRATIONS_PER_HOUR", REGISTRATIONS_PER_HOUR)
+    over_limit(get_redis(), _registration_key(), limit, 3600)
+
+
+def registration_counted():
+    """Count a registration that created an account, or that hit an existing email (a probe)."""
+    count_event(get_redis(), _registration_key(), 3600)
+
+
+BOOKING_LIMIT_MESSAGE = "Too many booking attempts. Please wait a few minutes and try again."
+
+
+def booking_attempt_allowed(patient):
+    """Count a booking attempt per account and per address (10-minute windows); 429 past either limit."""
     from models.throttle import rate_limit
 
-    rate_limit(get_redis(), rkey("register", request.remote_addr or "unknown"), REGISTRATIONS_PER_HOUR, 3600)
+    config = current_app.config
+    rate_limit(get_redis(), rkey("book-acct", patient.id), config.get("BOOKINGS_PER_ACCOUNT_10MIN", 20), 600,
+               BOOKING_LIMIT_MESSAGE)
+    rate_limit(get_redis(), rkey("book-ip", request.remote_addr or "unknown"),
+               config.get("BOOKINGS_PER_ADDRESS_10MIN", 60), 600, BOOKING_LIMIT_MESSAGE)
+
+
+def register_patient_counted(email, password, name, phone=None):
+    """Register through the rule; count the address's successes and duplicate-email probes only."""
+    from models.accounts import register_patient
+    from models.errors import Conflict
+
+    try:
+        patient = register_patient(email, password, name, phone)
+    except Conflict as exc:
+        if exc.code == "email_taken":
+            registration_counted()
+        raise
+    registration_counted()
+    return patient
+
+
+def password_guarded(patient, action, field):
+    """Run `action()`, which checks the patient's current password, throttled like sign-in.
+
+    A ValidationFailed on `field` (a wrong current password) counts as a failed attempt; the
+    throttle's 429 comes before any password is checked.
+    """
+    from models.errors import ValidationFailed
+
+    guard = throttle()
+    attempt = guard.begin("password", patient.email, request.remote_addr)
+    try:
+        result = action()
+    except ValidationFailed as exc:
+        if field in exc.fields:
+            guard.failure(attempt)
+        else:
+            guard.success(attempt)
+        raise
+    except Exception:
+        guard.success(attempt)  # refused for another reason: the password was right
+        raise
+    guard.success(attempt)
+    return result
+
+
+def change_password_guarded(patient, current, new):
+    """Change a patient's password, throttled like sign-in (wrong current passwords count)."""
+    from models.accounts import change_patient_password
+
+    return password_guarded(patient, lambda: change_patient_password(patient, current, new), "current_password")
 
 
 def sign_in(email, password):
     """Check the throttle and the password; return the patient or raise DomainError (401/429)."""
-    guard = throttle()
-    guard.check("patient", email, request.remote_addr)
-    patient = authenticate(Patient, email, password)
+    found = []
+    guarded_password_check("patient", email,
+                           lambda: bool(found.append(authenticate(Patient, email, password)) or found[0]))
+    patient = found[0]
     if patient is None:
-        guard.failure("patient", email, request.remote_addr)
         audit("anonymous", "patient.login", outcome="failure")
         raise InvalidCredentials(INVALID_LOGIN)
-    guard.success("patient", email, request.remote_addr)
+    remember_device("patient", patient.email)
     audit(f"patient:{patient.id}", "patient.login", record=f"Patient:{patient.id}")
     return patient
 

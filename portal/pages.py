@@ -10,13 +10,13 @@ from wtforms import EmailField, PasswordField, StringField, TelField
 from wtforms.validators import DataRequired, Length, Optional
 
 from clinic.audit import audit
-from models.accounts import change_patient_password, register_patient
 from models import booking
 from models.documents import Appointment, Clinic, Service, utcnow
 from models.errors import DomainError, Throttled
 from models.catalog import current_catalog
 from portal.api import book_for_patient, parse_instant
-from portal.auth import issue_tokens, patient_page, registration_allowed, revoke, revoke_cookies, sign_in
+from portal.auth import (change_password_guarded, issue_tokens, patient_page, register_patient_counted,
+                         registration_allowed, revoke, revoke_cookies, sign_in)
 from portal.payment import payment_context, payment_page
 
 bp = Blueprint("portal", __name__, url_prefix="/portal")
@@ -96,7 +96,7 @@ def register():
     if form.validate_on_submit():
         try:
             registration_allowed()
-            patient = register_patient(form.email.data, form.password.data, form.name.data, form.phone.data)
+            patient = register_patient_counted(form.email.data, form.password.data, form.name.data, form.phone.data)
         except DomainError as exc:
             apply_domain_error(form, exc)
             status = exc.status
@@ -141,7 +141,7 @@ def change_password():
     status = 200
     if form.validate_on_submit():
         try:
-            change_patient_password(g.patient, form.current_password.data, form.new_password.data)
+            change_password_guarded(g.patient, form.current_password.data, form.new_password.data)
         except DomainError as exc:
             audit(f"patient:{g.patient.id}", "patient.password_change",
                   record=f"Patient:{g.patient.id}", outcome="failure")

@@ -27,7 +27,7 @@ def test_register_creates_patient_with_argon2id_hash(client):
 
 def test_register_duplicate_email_is_409_and_creates_nothing(client):
     make_patient()
-    resp = client.post("/api/auth/register", json={"email": "PAT@example.com", "password": "whatever1",
+    resp = client.post("/api/auth/register", json={"email": "PAT@example.com", "password": "another long one",
                                                    "name": "Twin"})
     assert resp.status_code == 409
     assert resp.get_json()["error"]["code"] == "email_taken"

@@ -303,7 +303,7 @@ def test_clock_change_days_at_the_api(app):
 
 def test_slots_use_a_constant_number_of_queries(make_app):
     app = make_app(COUNT_DB_COMMANDS=True)
-    make_clinic()
+    make_clinic().update(set__max_upcoming=10)  # one patient books seven times below
     consult = make_service("Consultation", duration=30, price=5000)
     free = make_service("Call", duration=15, price=0)
     providers = [make_provider([consult, free], name=f"Dr {n}") for n in ("A", "B", "C")]

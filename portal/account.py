@@ -1,0 +1,105 @@
+"""The patient's account: /portal/account (password, export, delete) and the data-rights API.
+
+`GET /api/me/export` and `POST /api/me/delete` {password}; the page offers the same through forms.
+Both are audited (`patient.export`, `patient.erase`); erasure checks the password under the
+sign-in throttle, ends every session and clears the cookies.
+"""
+
+import json
+
+from flask import Blueprint, flash, g, jsonify, make_response, redirect, render_template, url_for
+from flask_jwt_extended import jwt_required, unset_jwt_cookies
+from flask_wtf import FlaskForm
+from wtforms import PasswordField
+from wtforms.validators import DataRequired, Length
+
+from clinic.audit import audit
+from models.documents import utcnow
+from models.errors import DomainError
+from models.privacy import erase_patient, export_patient
+from portal.auth import current_patient, password_guarded, patient_page, revoke_cookies
+
+api_bp = Blueprint("account_api", __name__, url_prefix="/api")
+page_bp = Blueprint("account", __name__, url_prefix="/portal")
+
+
+class DeleteForm(FlaskForm):
+    """Delete the account (the password confirms it)."""
+
+    password = PasswordField("Your password", validators=[DataRequired(), Length(max=256)])
+
+
+def _export(patient):
+    data = export_patient(patient, utcnow())
+    audit(f"patient:{patient.id}", "patient.export", record=f"Patient:{patient.id}")
+    return data
+
+
+def _erase(patient, password):
+    try:
+        password_guarded(patient, lambda: erase_patient(patient, password, utcnow()), "password")
+    except DomainError as exc:
+        audit(f"patient:{patient.id}", "patient.erase", record=f"Patient:{patient.id}",
+              outcome=f"refused:{exc.code}")
+        raise
+    revoke_cookies()
+    audit(f"patient:{patient.id}", "patient.erase", record=f"Patient:{patient.id}")
+
+
+@api_bp.get("/me/export")
+@jwt_required()
+def export_api():
+    """Everything stored about the signed-in patient, as JSON."""
+    return jsonify(_export(current_patient()))
+
+
+@api_bp.post("/me/delete")
+@jwt_required()
+def delete_api():
+    """Erase the signed-in patient's personal data (password required); sign-in ends."""
+    from portal.api import json_body
+
+    body = json_body(required=("password",))
+    _erase(current_patient(), body["password"])
+    response = make_response(jsonify(erased=True))
+    unset_jwt_cookies(response)
+    return response
+
+
+@page_bp.get("/account")
+@patient_page
+def account():
+    """The account page: change password, download your data, delete your account."""
+    return render_template("portal/account.html", patient=g.patient, form=DeleteForm())
+
+
+@page_bp.get("/account/export")
+@patient_page
+def export_page():
+    """Download everything stored about you as a JSON file."""
+    response = make_response(json.dumps(_export(g.patient), indent=2))
+    response.mimetype = "application/json"
+    response.headers["Content-Disposition"] = "attachment; filename=my-clinic-data.json"
+    return response
+
+
+@page_bp.post("/account/delete")
+@patient_page
+def delete_page():
+    """Erase the account after the password is confirmed."""
+    form = DeleteForm()
+    if form.validate_on_submit():
+        try:
+            _erase(g.patient, form.password.data)
+        except DomainError as exc:
+            target = form.password if "password" in exc.fields else None
+            if target is not None:
+                target.errors = list(target.errors) + [exc.message]
+            else:
+                flash(exc.message, "error")
+            return render_template("portal/account.html", patient=g.patient, form=form), exc.status
+        response = redirect(url_for("portal.login"))
+        unset_jwt_cookies(response)
+        flash("Your account is deleted. Your personal details have been erased.", "info")
+        return response
+    return render_template("portal/account.html", patient=g.patient, form=form), 400
