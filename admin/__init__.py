@@ -31,7 +31,9 @@ def init_admin(app):
     from models import documents as d
 
     app.register_blueprint(auth.bp)
-    admin = Admin(app, name="Clinic back office", index_view=ClinicIndexView(url="/admin"),
+    from admin.home import HomeView
+
+    admin = Admin(app, name="Clinic back office", index_view=HomeView(name="Home", url="/admin"),
                   theme=Bootstrap4Theme(),
                   csp_nonce_generator=lambda: getattr(request, "csp_nonce", ""))
     admin.add_view(DayView(name="Day view", endpoint="day", url="/admin/day"))

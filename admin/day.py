@@ -1,9 +1,11 @@
-"""The reception day view: each provider's appointments side by side, with the day's actions,
-and staff booking through the same booking rule as the portal."""
+"""The reception day view: a time grid with one column per provider, the week at a glance, a
+printable day sheet, the day's actions (each only when it makes sense, with undo), and staff
+booking (walk-ins, phone bookings, new callers) through the same booking rule as the portal."""
 
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from bson import ObjectId
 from flask import abort, flash, redirect, request, url_for
 from flask_admin import BaseView, expose
 from flask_login import current_user
@@ -13,20 +15,32 @@ from clinic.audit import audit
 from models import booking, frontdesk
 from models.accounts import normalise_email
 from models.catalog import current_catalog
-from models.documents import Appointment, Clinic, Patient, Payment, Service, utcnow
+from models.daygrid import build_grid, week_summary
+from models.desk_payments import DESK_METHODS, cancel_at_desk, mark_paid_at_desk
+from models.documents import Appointment, Clinic, Patient, utcnow
 from models.errors import DomainError, ValidationFailed
+from models.frontdesk import money
 
-ACTIONS = {"check_in": ("admin", "reception", "provider"), "no_show": ("admin", "reception", "provider"),
-           "cancel": ("admin", "reception")}
+STAFF = ("admin", "reception", "provider")
+DESK = ("admin", "reception")
+ACTIONS = {"check_in": STAFF, "undo_check_in": STAFF, "no_show": STAFF, "undo_no_show": STAFF,
+           "cancel": DESK, "pay": DESK}
+DONE = {"check_in": "Checked in", "undo_check_in": "Check-in undone for", "no_show": "Marked as no-show:",
+        "undo_no_show": "No-show undone for"}
+UNDO = {"check_in": "undo_check_in", "no_show": "undo_no_show"}
+PX_PER_MINUTE = 2
 
 
 class DayView(StaffAccessMixin, BaseView):
-    """One day of the clinic: appointments per provider, actions, and booking for a patient."""
+    """One day of the clinic as a schedule, its week, its print sheet, and booking for a patient."""
 
-    read_roles = ("admin", "reception", "provider")
+    read_roles = STAFF
+    extra_css = ["/static/frontdesk.css"]
 
-    def _day(self):
-        raw = request.values.get("day", "")
+    # --- reading ---------------------------------------------------------------------------------
+
+    def _day(self, raw=None):
+        raw = request.values.get("day", "") if raw is None else raw
         try:
             return date.fromisoformat(raw)
         except ValueError:
@@ -37,109 +51,243 @@ class DayView(StaffAccessMixin, BaseView):
             return [current_user.provider] if current_user.provider else []
         return sorted(current_catalog().providers.values(), key=lambda p: p.name)
 
+    def _common(self, day):
+        tz = clinic_zone()
+        return dict(day=day, tz=tz, zone=ZoneInfo(tz), role=staff_role(), money=money,
+                    today=booking.local_today(tz, utcnow()), can_book=staff_role() in DESK,
+                    prev_day=day - timedelta(days=1), next_day=day + timedelta(days=1),
+                    human_time=booking.human_time)
+
     @expose("/")
     def index(self):
-        """Show the day's columns and the booking form."""
-        clinic = Clinic.get()
-        tz = clinic_zone()
-        zone = ZoneInfo(tz)
+        """The day as a time grid: one column per provider, actions on each appointment."""
         day = self._day()
-        providers = self._providers()
-        start = datetime.combine(day, time(0), zone)
-        end = datetime.combine(day + timedelta(days=1), time(0), zone)
-        appts = list(Appointment.objects(provider__in=[p.id for p in providers], start__gte=start,
-                                         start__lt=end).order_by("start").select_related(max_depth=1))
-        payments = {p.appointment.id: p for p in
-                    Payment.objects(appointment__in=[a.id for a in appts]).no_dereference()}
-        columns = [(p, [a for a in appts if a.provider.id == p.id]) for p in providers]
+        show_all = request.args.get("show") == "all"
+        now = utcnow()
+        clinic = Clinic.get()
+        grid = build_grid(day, clinic_zone(), self._providers(), now,
+                          step_minutes=(clinic.slot_step_minutes if clinic else 15) or 15, show_all=show_all)
         audit(staff_actor(), "Appointment.day_view", record=f"day:{day.isoformat()}")
-        services = list(Service.objects(active=True).order_by("name"))
-        # Free times for the booking form, when a service and provider are chosen.
-        slots = []
-        service_id, provider_id = request.args.get("service", ""), request.args.get("provider", "")
-        if service_id and provider_id and staff_role() in ("admin", "reception"):
-            try:
-                service = booking.get_service(service_id)
-                provider = booking.get_provider_for(service, provider_id)
-                slots = [(s, e) for s, e, _ in booking.find_slots(service, [provider], clinic, day, 1, utcnow())]
-            except DomainError as exc:
-                flash(exc.message, "error")
-        return self.render(
-            "admin_clinic/day.html", day=day, tz=tz, columns=columns, payments=payments,
-            prev_day=day - timedelta(days=1), next_day=day + timedelta(days=1), services=services,
-            all_providers=providers, slots=slots, service_id=service_id, provider_id=provider_id,
-            zone=zone, human_time=booking.human_time, effective_status=booking.effective_status,
-            now=utcnow(), can_book=staff_role() in ("admin", "reception"), actions=ACTIONS,
-            role=staff_role(), patient_email=request.args.get("patient", ""))
+        undo = None
+        op, _, undo_id = request.args.get("undo", "").partition(":")
+        if op in UNDO.values() and ObjectId.is_valid(undo_id):
+            undo = (op, undo_id)
+        return self.render("admin_clinic/day.html", grid=grid, show_all=show_all, now=now, actions=ACTIONS,
+                           px=PX_PER_MINUTE, undo=undo, methods=DESK_METHODS, **self._common(day))
 
-    @expose("/act", methods=("POST",))
-    def act(self):
-        """Check in, mark no-show or cancel one appointment (role-checked on the server)."""
-        op = request.form.get("op", "")
-        if staff_role() not in ACTIONS.get(op, ()):
-            abort(403, "Your role cannot do that.")
-        appointment_id = request.form.get("appointment", "")
-        query = Appointment.objects(id=appointment_id) if len(appointment_id) == 24 else Appointment.objects.none()
+    @expose("/week")
+    def week(self):
+        """Providers × days of the week containing `day`."""
+        day = self._day()
+        first = day - timedelta(days=day.weekday())
+        days, rows = week_summary(first, clinic_zone(), self._providers(), utcnow())
+        audit(staff_actor(), "Appointment.week_view", record=f"week:{first.isoformat()}")
+        return self.render("admin_clinic/week.html", days=days, rows=rows, first=first,
+                           prev_week=first - timedelta(days=7), next_week=first + timedelta(days=7),
+                           **self._common(day))
+
+    @expose("/print")
+    def print_sheet(self):
+        """The day sheet to print: each provider's appointments with phone and amount due."""
+        day = self._day()
+        now = utcnow()
+        grid = build_grid(day, clinic_zone(), self._providers(), now)
+        audit(staff_actor(), "Appointment.day_sheet", record=f"day:{day.isoformat()}")
+        return self.render("admin_clinic/print.html", grid=grid, clinic=Clinic.get(), now=now,
+                           **self._common(day))
+
+    # --- actions ---------------------------------------------------------------------------------
+
+    def _appointment(self, appointment_id):
+        query = (Appointment.objects(id=appointment_id) if ObjectId.is_valid(appointment_id or "")
+                 else Appointment.objects.none())
         if staff_role() == "provider":
             query = query.filter(provider=current_user.provider.id if current_user.provider else None)
         appointment = query.first()
         if appointment is None:
             abort(404, "That appointment does not exist.")
+        return appointment
+
+    @expose("/cancel")
+    def cancel_form(self):
+        """Ask for the reason and state the refund before cancelling."""
+        if staff_role() not in ACTIONS["cancel"]:
+            abort(403, "Your role cannot cancel appointments.")
+        appointment = self._appointment(request.args.get("appointment", ""))
+        day = self._day()
+        status = booking.effective_status(appointment, utcnow())
+        refund = frontdesk.refund_preview(appointment, utcnow())
+        return self.render("admin_clinic/cancel.html", a=appointment, status=status, refund=refund,
+                           error=None, reason="", **self._common(day))
+
+    @expose("/act", methods=("POST",))
+    def act(self):
+        """Check in, undo, mark no-show, cancel or take payment for one appointment (role-checked)."""
+        op = request.form.get("op", "")
+        if staff_role() not in ACTIONS.get(op, ()):
+            abort(403, "Your role cannot do that.")
+        appointment = self._appointment(request.form.get("appointment", ""))
+        day_raw = request.form.get("day", "")
         now = utcnow()
+        tz = clinic_zone()
+        local_start = booking._utc(appointment.start).astimezone(ZoneInfo(tz))
+        label = f"{appointment.patient.name} ({local_start:%H:%M} with {appointment.provider.name})"
+        undo = None
         try:
             if op == "check_in":
-                frontdesk.check_in(appointment, now, clinic_zone())
+                frontdesk.check_in(appointment, now, tz)
+            elif op == "undo_check_in":
+                frontdesk.undo_check_in(appointment, now, tz)
             elif op == "no_show":
                 frontdesk.mark_no_show(appointment, now)
+            elif op == "undo_no_show":
+                frontdesk.undo_no_show(appointment, now)
+            elif op == "pay":
+                payment = mark_paid_at_desk(appointment, request.form.get("method", ""), now, staff_actor())
+                message = (f"Payment recorded: {money(payment.amount, payment.currency)} "
+                           f"by {DESK_METHODS[payment.method]} from {label}.")
             else:
-                booking.cancel(appointment, now, reason=f"cancelled by {staff_actor()}", by_staff=True,
-                               actor=staff_actor())
+                if request.form.get("confirm") != "yes":
+                    return redirect(url_for(".cancel_form", appointment=str(appointment.id), day=day_raw))
+                _, refunded = cancel_at_desk(appointment, now, request.form.get("reason", ""), staff_actor())
+                message = f"Cancelled {label}."
+                if refunded:
+                    message += f" Refund of {money(refunded, appointment.currency)} made."
         except DomainError as exc:
             audit(staff_actor(), f"appointment.{op}", record=f"Appointment:{appointment.id}",
                   outcome=f"refused:{exc.code}")
+            if op == "cancel":
+                return self.render("admin_clinic/cancel.html", a=appointment,
+                                   status=booking.effective_status(appointment, now),
+                                   refund=frontdesk.refund_preview(appointment, now), error=exc.message,
+                                   reason=request.form.get("reason", ""), **self._common(self._day(day_raw))), exc.status
             flash(exc.message, "error")
-        else:
-            audit(staff_actor(), f"appointment.{op}", record=f"Appointment:{appointment.id}")
-            flash(f"{appointment.patient.name}: {op.replace('_', ' ')} done.", "success")
-        return redirect(url_for(".index", day=request.form.get("day", "")))
+            return redirect(url_for(".index", day=day_raw))
+        audit(staff_actor(), f"appointment.{op}", record=f"Appointment:{appointment.id}")
+        if op in DONE:
+            message = f"{DONE[op]} {label}."
+            if op in UNDO:
+                undo = f"{UNDO[op]}:{appointment.id}"
+        flash(message, "success")
+        return redirect(url_for(".index", day=day_raw, undo=undo) + f"#appt-{appointment.id}")
+
+    # --- booking ---------------------------------------------------------------------------------
+
+    def _booking_values(self, source):
+        """The booking form's values from a query string or a posted form (they survive re-renders)."""
+        tz = clinic_zone()
+        now = utcnow()
+        values = {k: (source.get(k, "") or "").strip()[:200] for k in (
+            "day", "provider", "service", "q", "patient", "name", "phone", "email",
+            "date_of_birth", "override_reason")}
+        # A "Choose 10:15" button posts a second `time` after the field's own: the last one wins.
+        times = [t for t in source.getlist("time") if t] if hasattr(source, "getlist") else [source.get("time", "")]
+        values["time"] = (times[-1] if times else "").strip()[:5]
+        values["override"] = source.get("override") == "yes"
+        if source.get("walkin"):
+            local_now = booking._utc(now).astimezone(ZoneInfo(tz))
+            values["day"] = local_now.date().isoformat()
+            values["time"] = f"{local_now:%H}:{local_now.minute - local_now.minute % 5:02d}"
+            values["walkin"] = True
+        if not values["day"]:
+            values["day"] = booking.local_today(tz, now).isoformat()
+        return values
+
+    def _render_booking(self, values, error=None, status=200, fields=None):
+        day = self._day(values["day"])
+        catalog = current_catalog()
+        services = sorted((s for s in catalog.services.values() if s.active), key=lambda s: s.name)
+        providers = self._providers()
+        found = frontdesk.find_patients(values["q"]) if values["q"] else []
+        chosen = None
+        if ObjectId.is_valid(values["patient"]):
+            chosen = Patient.objects(id=values["patient"], active=True).first()
+        if values["q"]:
+            audit(staff_actor(), "Patient.search", record="Patient", outcome=f"found:{len(found)}")
+        slots = []
+        if values["service"] and values["provider"] and request.values.get("show_times"):
+            try:
+                service = booking.get_service(values["service"])
+                provider = booking.get_provider_for(service, values["provider"])
+                slots = [s for s, _, _ in booking.find_slots(service, [provider], Clinic.get(), day, 1, utcnow())]
+            except DomainError as exc:
+                error = error or exc.message
+        # A free gap clicked in a provider's column: preselect a service that provider offers.
+        picked = values["service"]
+        chosen_provider = next((p for p in providers if str(p.id) == values["provider"]), None)
+        if not picked and chosen_provider is not None:
+            offered = {str(getattr(s, "id", s)) for s in chosen_provider.services}
+            picked = next((str(s.id) for s in services if str(s.id) in offered), "")
+        return self.render("admin_clinic/book.html", v=values, services=services, providers=providers,
+                           picked_service=picked,
+                           found=found, chosen=chosen, error=error, fields=fields or {}, slots=slots,
+                           **self._common(day)), status
+
+    @expose("/new", methods=("GET", "POST"))
+    def new(self):
+        """The booking form: find or add the patient, pick service, provider, day and time."""
+        if staff_role() not in DESK:
+            abort(403, "Your role cannot book appointments.")
+        return self._render_booking(self._booking_values(request.values))
 
     @expose("/book", methods=("POST",))
     def book(self):
-        """Book a patient into a time; a conflict is refused unless staff explicitly override."""
-        if staff_role() not in ("admin", "reception"):
+        """Book a patient (found, or a new caller added inline) into a time; staff rules apply."""
+        if staff_role() not in DESK:
             abort(403, "Your role cannot book appointments.")
-        form = request.form
-        day = form.get("day", "")
-        back = url_for(".index", day=day, service=form.get("service", ""), provider=form.get("provider", ""),
-                       patient=form.get("patient", ""))
-        override = form.get("override") == "yes"
+        values = self._booking_values(request.form)
         try:
-            email = normalise_email(form.get("patient", ""))
-            patient = Patient.objects(email=email, active=True).first()
-            if patient is None:
-                raise ValidationFailed("No active patient has that email; register them first.")
-            start = self._parse_start(form, day)
-            reason = form.get("override_reason", "").strip()
-            if override and not reason:
-                raise ValidationFailed("An override needs a reason.")
-            appointment = booking.book(patient, form.get("service", ""), form.get("provider", ""), start,
-                                       utcnow(), booked_by=staff_actor(), pay_online=False,
-                                       override=override)
+            patient = self._patient_for(values)
+            start = self._parse_start(values)
+            reason = values["override_reason"]
+            if values["override"] and not reason:
+                raise ValidationFailed("An override needs a reason.", fields={"override_reason": "required"})
+            notes = f"Override: {reason[:500]}" if values["override"] else ""
+            appointment = booking.book(patient, values["service"], values["provider"], start, utcnow(),
+                                       booked_by=staff_actor(), pay_online=False, override=values["override"],
+                                       by_staff=True, notes=notes)
         except DomainError as exc:
-            audit(staff_actor(), "appointment.book", record=f"Provider:{form.get('provider', '')[:24]}",
+            audit(staff_actor(), "appointment.book", record=f"Provider:{values['provider'][:24]}",
                   outcome=f"refused:{exc.code}")
-            hint = " Tick “Book over the conflict” with a reason to override." if exc.status == 409 else ""
-            flash(exc.message + hint, "error")
-            return redirect(back)
-        if override:
-            Appointment.objects(id=appointment.id).update_one(set__notes=f"Override: {reason[:500]}")
+            hint = " Tick “Book over the conflict” and give a reason to override." if exc.status == 409 \
+                and exc.code != "email_taken" else ""
+            return self._render_booking(values, error=exc.message + hint, status=exc.status,
+                                        fields=getattr(exc, "fields", None))
+        if values["override"]:
             audit(staff_actor(), "appointment.override", record=f"Appointment:{appointment.id}")
         audit(staff_actor(), "appointment.book", record=f"Appointment:{appointment.id}")
-        flash(f"Booked {patient.name}, {booking.human_time(appointment.start, clinic_zone())}.", "success")
-        return redirect(url_for(".index", day=day))
+        message = (f"Booked {patient.name} for {appointment.service.name} with {appointment.provider.name}, "
+                   f"{booking.human_time(appointment.start, clinic_zone())}.")
+        if appointment.amount:
+            message += f" {money(appointment.amount, appointment.currency)} to pay at the desk."
+        flash(message, "success")
+        day = booking._utc(appointment.start).astimezone(ZoneInfo(clinic_zone())).date()
+        return redirect(url_for(".index", day=day.isoformat()) + f"#appt-{appointment.id}")
 
-    def _parse_start(self, form, day):
-        raw = form.get("start", "")
+    def _patient_for(self, values):
+        """The chosen patient, one found by email (older forms), or a new caller created inline."""
+        if ObjectId.is_valid(values["patient"]):
+            patient = Patient.objects(id=values["patient"], active=True).first()
+            if patient is None:
+                raise ValidationFailed("That patient is no longer active.", fields={"patient": "inactive"})
+            return patient
+        if "@" in values["patient"]:
+            patient = Patient.objects(email=normalise_email(values["patient"]), active=True).first()
+            if patient is None:
+                raise ValidationFailed("No active patient has that email.", fields={"patient": "unknown"})
+            return patient
+        if not values["name"] and not values["phone"]:
+            raise ValidationFailed("Choose a patient, or give a new caller's name and phone.",
+                                   fields={"name": "required", "phone": "required"})
+        patient = frontdesk.create_caller(values["name"], values["phone"], values["email"],
+                                          values["date_of_birth"])
+        audit(staff_actor(), "patient.create", record=f"Patient:{patient.id}")
+        # Later errors re-render the form with this patient chosen, not a second new caller.
+        values["patient"] = str(patient.id)
+        return patient
+
+    def _parse_start(self, values):
+        raw = request.form.get("start", "")
         if raw:
             try:
                 value = datetime.fromisoformat(raw)
@@ -147,9 +295,8 @@ class DayView(StaffAccessMixin, BaseView):
                     return value
             except ValueError:
                 pass
-        hhmm = form.get("time", "")
         try:
-            local = datetime.combine(date.fromisoformat(day), time.fromisoformat(hhmm))
+            local = datetime.combine(date.fromisoformat(values["day"]), time.fromisoformat(values["time"]))
         except ValueError:
-            raise ValidationFailed("Give the time as HH:MM.") from None
+            raise ValidationFailed("Give the date and the time as HH:MM.", fields={"time": "invalid"}) from None
         return local.replace(tzinfo=ZoneInfo(clinic_zone()))

@@ -7,7 +7,7 @@ hold's claims carry the hold's expiry: once lapsed, a new booking may take them 
 guarded update, so an expired hold never blocks a time. There is no read-then-insert anywhere.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -251,13 +251,17 @@ def release_time(appointment_id, now=None, only_expiring=False):
 
 
 def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked_by="patient",
-         pay_online=True, override=False):
+         pay_online=True, override=False, by_staff=False, notes=""):
     """Book a time: `confirmed` at once when free of charge, else `held` until the hold expires.
 
     Staff bookings pass `pay_online=False` (confirmed at once, paid at the desk) and may pass
     `override=True` to book over a conflict: such an appointment claims every unit of its time that
     nobody else holds (so later bookings still cannot land on it), is marked `override`, and the
     caller audits it. Hours, grid, notice and horizon still apply.
+
+    `by_staff=True` (any staff booking) lifts the minimum notice and the booking grid, and admits
+    a walk-in that already started today; working hours, time off and the horizon still apply.
+    `notes` (e.g. the override's reason) is written with the appointment itself.
     """
     if not isinstance(start, datetime) or start.tzinfo is None:
         raise ValidationFailed("The start time needs a timezone offset.", fields={"start": "needs an offset"})
@@ -276,8 +280,17 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
         provider=provider.id, start__lt=start + rules.duration + rules.buffer_after,
         end__gt=start - rules.buffer_before)]
     # Busy time is not read here: the claim below is the guard, and it cannot race.
+    check_now = now
+    if by_staff:
+        rules = replace(rules, min_notice=timedelta(0))
+        if start < now and local_today(clinic.timezone, start) == local_today(clinic.timezone, now):
+            check_now = start  # a walk-in who already started today
     reason = why_not_bookable(tz=clinic.timezone, days=week, overrides=overrides, time_off=time_off,
-                              busy=[], rules=rules, now=now, start=start)
+                              busy=[], rules=rules, now=check_now, start=start)
+    if reason == "off_grid" and by_staff:
+        away = any(s < start + rules.duration + rules.buffer_after and e > start - rules.buffer_before
+                   for s, e in time_off)
+        reason = "busy" if away else None
     if reason == "busy" and not override:
         raise Conflict("The provider is away at that time.", code="provider_away")
     if reason and reason != "busy":
@@ -298,7 +311,7 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
         block_start=start - rules.buffer_before, block_end=end + rules.buffer_after,
         status="held" if paid else "confirmed", hold_expires_at=hold_expires_at,
         amount=service.price, currency=service.currency, created_at=now, updated_at=now,
-        booked_by=booked_by, override=override)
+        booked_by=booked_by, override=override, notes=notes[:2000])
     claim_time(provider.id, appointment.id, appointment.block_start, appointment.block_end,
                hold_expires_at, now, partial=override)
     try:

@@ -179,6 +179,7 @@ class Patient(Document):
     email = StringField(required=True, max_length=254, unique=True)  # normalised lower case
     name = StringField(required=True, max_length=200)
     phone = StringField(max_length=50, default="")
+    date_of_birth = DateField()  # optional; reception finds callers by it
     password_hash = StringField(required=True)
     active = BooleanField(default=True)
     created_at = DateTimeField(default=utcnow)
@@ -296,6 +297,9 @@ class Payment(Document):
     flow = StringField(choices=("elements", "checkout"), default="elements")
     stripe_payment_intent = StringField()
     stripe_checkout_session = StringField()
+    # How the money came: online through Stripe, or taken at the front desk (models/desk_payments).
+    method = StringField(choices=("online", "cash", "card_terminal"), default="online")
+    paid_at = DateTimeField()  # set for desk payments
     amount_refunded = IntField(default=0, min_value=0)
     refunds = EmbeddedDocumentListField(Refund)
     # Set when Stripe's money did not match what the Payment asks for (refunded; staff should look).

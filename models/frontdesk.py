@@ -1,17 +1,44 @@
-"""Front-desk transitions staff make on the day: check-in and no-show (guarded, single-document)."""
+"""Front-desk rules staff use on the day: check-in and no-show (each with undo), finding a caller,
+creating a new caller inline, and what a cancellation would refund.
 
-from datetime import timedelta
+Every transition is a guarded single-document update, so a double click or two desks at once
+move an appointment once.
+"""
+
+import re
+import secrets
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from models.booking import _utc
-from models.documents import Appointment
-from models.errors import Conflict
+from bson import ObjectId
+
+from models.accounts import _clean_text, hash_password, normalise_email
+from models.booking import _utc, claim_time
+from models.documents import Appointment, Patient, Payment
+from models.errors import Conflict, ValidationFailed
+
+# Staff-created patients without an email get an address in the reserved `.invalid` domain
+# (RFC 2606): Patient.email stays unique and required, and no message can ever be delivered to it.
+NO_EMAIL_DOMAIN = "no-email.invalid"
+SYMBOLS = {"gbp": "£", "eur": "€", "usd": "$"}
+
+
+def money(amount, currency="gbp"):
+    """Minor units as people read money: '£60.00' (or '60.00 CHF' for currencies without a sign)."""
+    amount = amount or 0
+    sign = "-" if amount < 0 else ""
+    text = f"{abs(amount) / 100:,.2f}"
+    symbol = SYMBOLS.get((currency or "").lower())
+    return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {(currency or '').upper()}"
+
+
+def _local_date(dt, tz):
+    return _utc(dt).astimezone(ZoneInfo(tz)).date()
 
 
 def check_in(appointment, now, tz):
     """Mark a confirmed appointment of today as arrived."""
-    zone = ZoneInfo(tz)
-    if _utc(appointment.start).astimezone(zone).date() != _utc(now).astimezone(zone).date():
+    if _local_date(appointment.start, tz) != _local_date(now, tz):
         raise Conflict("Only today's appointments can be checked in.", code="not_today")
     moved = Appointment.objects(id=appointment.id, status="confirmed").update_one(
         set__status="checked_in", set__updated_at=now)
@@ -22,9 +49,22 @@ def check_in(appointment, now, tz):
     return appointment
 
 
+def undo_check_in(appointment, now, tz):
+    """Take back a check-in made by mistake (today only): the appointment is confirmed again."""
+    if _local_date(appointment.start, tz) != _local_date(now, tz):
+        raise Conflict("Only today's check-ins can be undone.", code="not_today")
+    moved = Appointment.objects(id=appointment.id, status="checked_in").update_one(
+        set__status="confirmed", set__updated_at=now)
+    if not moved:
+        raise Conflict("This appointment is not checked in, so there is nothing to undo.",
+                       code="bad_transition")
+    appointment.reload()
+    return appointment
+
+
 def mark_no_show(appointment, now):
     """Mark a confirmed appointment whose start has passed as a no-show."""
-    if _utc(appointment.start) > now + timedelta(minutes=0):
+    if _utc(appointment.start) > now:
         raise Conflict("An appointment can be marked as a no-show only after it was due to start.",
                        code="not_started")
     moved = Appointment.objects(id=appointment.id, status="confirmed").update_one(
@@ -34,3 +74,128 @@ def mark_no_show(appointment, now):
                        "appointments can be marked as no-shows.", code="bad_transition")
     appointment.reload()
     return appointment
+
+
+def undo_no_show(appointment, now):
+    """Take back a no-show (the patient turned up late after all): confirmed again, time re-claimed.
+
+    The time is claimed again as a partial claim: units someone else booked since stay theirs.
+    """
+    moved = Appointment.objects(id=appointment.id, status="no_show").update_one(
+        set__status="confirmed", set__updated_at=now)
+    if not moved:
+        raise Conflict("This appointment is not marked as a no-show, so there is nothing to undo.",
+                       code="bad_transition")
+    appointment.reload()
+    claim_time(appointment.provider.id, appointment.id, _utc(appointment.block_start),
+               _utc(appointment.block_end), None, now, partial=True)
+    return appointment
+
+
+# --- callers -------------------------------------------------------------------------------------
+
+def has_email(patient):
+    """False for a patient created at the desk without an email."""
+    return bool(patient.email) and not patient.email.endswith("@" + NO_EMAIL_DOMAIN)
+
+
+def parse_birth_date(raw):
+    """A date of birth typed as YYYY-MM-DD or DD/MM/YYYY (UK order), or None."""
+    raw = (raw or "").strip()
+    for pattern in ("%Y-%m-%d", "%d/%m/%Y", "%d.%m.%Y", "%d-%m-%Y"):
+        try:
+            return datetime.strptime(raw, pattern).date()
+        except ValueError:
+            continue
+    return None
+
+
+def _phone_pattern(digits):
+    """A regex finding these digits in a stored phone whatever spaces or dashes it has.
+
+    The UK trunk '0' and country code '44' are dropped, so 07700 900123 and +44 7700 900123 find
+    each other.
+    """
+    if digits.startswith("44") and len(digits) > 10:
+        digits = digits[2:]
+    elif digits.startswith("0"):
+        digits = digits[1:]
+    return r"\D*".join(re.escape(d) for d in digits)
+
+
+def find_patients(query, limit=10):
+    """Active patients matching a name, a phone number (5+ digits) or a date of birth."""
+    query = (query or "").strip()[:100]
+    if not query:
+        return []
+    base = Patient.objects(active=True)
+    born = parse_birth_date(query)
+    if born is not None:
+        found = base.filter(date_of_birth=born)
+    elif sum(ch.isdigit() for ch in query) >= 5 and not any(ch.isalpha() for ch in query):
+        found = base.filter(__raw__={"phone": {"$regex": _phone_pattern(re.sub(r"\D", "", query))}})
+    elif "@" in query:
+        found = base.filter(email=query.lower())
+    else:
+        # $regex with options, built here from the escaped text (SecantusDB does not match the BSON
+        # regex literals that MongoEngine's icontains sends; MongoDB accepts both).
+        found = base.filter(__raw__={"name": {"$regex": re.escape(query), "$options": "i"}})
+    return list(found.order_by("name").limit(limit))
+
+
+def create_caller(name, phone, email="", date_of_birth=None):
+    """Create a patient at the desk from a phone call: name and phone are enough.
+
+    The password is unusable until the patient sets one (an invitation, when they gave an email).
+    A known email is refused with a hint to pick that patient instead.
+    """
+    name = _clean_text(name, "name", True, 200)
+    phone = _clean_text(phone, "phone", True, 50)
+    if sum(ch.isdigit() for ch in phone) < 6:
+        raise ValidationFailed("Enter a phone number we can call back.", fields={"phone": "too short"})
+    if email and email.strip():
+        email = normalise_email(email)
+        if Patient.objects(email=email).first() is not None:
+            raise Conflict("A patient with that email already exists: find them by name or phone and "
+                           "choose them.", code="email_taken")
+    else:
+        email = f"patient-{ObjectId()}@{NO_EMAIL_DOMAIN}"
+    if isinstance(date_of_birth, str):
+        raw = date_of_birth
+        date_of_birth = parse_birth_date(raw) if raw.strip() else None
+        if raw.strip() and date_of_birth is None:
+            raise ValidationFailed("Give the date of birth as DD/MM/YYYY.",
+                                   fields={"date_of_birth": "invalid"})
+    if date_of_birth is not None and not date(1900, 1, 1) <= date_of_birth <= date.today():
+        raise ValidationFailed("That date of birth is not possible.", fields={"date_of_birth": "invalid"})
+    patient = Patient(email=email, name=name, phone=phone, date_of_birth=date_of_birth,
+                      password_hash=hash_password(secrets.token_urlsafe(32)))
+    patient.save(force_insert=True)
+    return patient
+
+
+# --- money on cancellation -----------------------------------------------------------------------
+
+def refund_preview(appointment, now):
+    """What cancelling now would give back: (amount, currency, how) or None when nothing would be.
+
+    `how` is "card" for an online payment (refunded through Stripe) or "desk" for cash or the card
+    terminal (given back at the desk and recorded).
+    """
+    from models.payments import refund_due
+
+    payment = Payment.objects(appointment=appointment.id).no_dereference().first()
+    if payment is None or payment.status != "succeeded":
+        return None
+    if not refund_due(appointment, appointment.status):
+        return None
+    left = payment.amount - (payment.amount_refunded or 0)
+    if left <= 0:
+        return None
+    how = "card" if (payment.method or "online") == "online" else "desk"
+    return left, payment.currency, how
+
+
+def minutes_left(until, now):
+    """Whole minutes from now until an instant (0 when past)."""
+    return max(0, int((_utc(until) - now) / timedelta(minutes=1)))

@@ -1,0 +1,103 @@
+"""Money taken at the front desk: cash or the card terminal, recorded as a Payment so takings add up.
+
+Online payments go through Stripe (models/payments.py). A staff booking of a paid service is
+confirmed at once and paid at the desk; this module records that payment (method `cash` or
+`card_terminal`, `paid_at` now) and, when such an appointment is cancelled with a refund due, records
+the money given back at the desk. Stripe is never called for desk money.
+"""
+
+from mongoengine import NotUniqueError
+
+from models import booking
+from models.documents import Appointment, Payment, Refund
+from models.errors import Conflict, ValidationFailed
+
+def audit(actor, action, record, outcome="ok"):
+    """The payments module's audit writer: works inside a request or outside one (CLI, tests)."""
+    from models.payments import _audit
+
+    _audit(actor, action, record, outcome)
+
+
+DESK_METHODS = {"cash": "cash", "card_terminal": "card terminal"}
+PAYABLE_STATUSES = ("confirmed", "checked_in", "completed", "no_show")
+
+
+def due_at_desk(appointment, payment):
+    """Minor units still to take at the desk for an appointment (0 when nothing is due)."""
+    if not appointment.amount or appointment.status not in PAYABLE_STATUSES:
+        return 0
+    if payment is not None and payment.status in ("succeeded", "refunded", "pending", "processing"):
+        return 0
+    return appointment.amount
+
+
+def mark_paid_at_desk(appointment, method, now, actor):
+    """Record that the patient paid the appointment's price at the desk; returns the Payment.
+
+    Refused when nothing is due: free services, closed appointments, an online payment that
+    succeeded or is still under way (taking the money twice is the mistake this guards against).
+    A failed or cancelled online attempt is replaced by the desk payment in one guarded update.
+    """
+    if method not in DESK_METHODS:
+        raise ValidationFailed("Choose cash or card terminal.", fields={"method": "invalid"})
+    appointment.reload()
+    if not appointment.amount:
+        raise Conflict("This appointment is free of charge; there is nothing to take.", code="nothing_due")
+    if appointment.status not in PAYABLE_STATUSES:
+        raise Conflict(f"This appointment is {appointment.status.replace('_', ' ')}; take no payment for it.",
+                       code="not_payable")
+    existing = Payment.objects(appointment=appointment.id).no_dereference().first()
+    if existing is not None and existing.status in ("succeeded", "refunded"):
+        raise Conflict("This appointment is already paid.", code="already_paid")
+    if existing is not None and existing.status in ("pending", "processing"):
+        raise Conflict("An online payment for this appointment is under way; wait for it to finish "
+                       "before taking money at the desk.", code="payment_under_way")
+    fields = dict(amount=appointment.amount, currency=appointment.currency, status="succeeded",
+                  method=method, paid_at=now, updated_at=now)
+    if existing is None:
+        payment = Payment(appointment=appointment.id, patient=appointment.patient.id, created_at=now, **fields)
+        try:
+            payment.save(force_insert=True)
+        except NotUniqueError:
+            raise Conflict("This appointment was paid a moment ago.", code="already_paid") from None
+    else:
+        moved = Payment.objects(id=existing.id, status__in=("failed", "canceled")).update_one(
+            **{f"set__{k}": v for k, v in fields.items()})
+        if not moved:
+            raise Conflict("This appointment's payment changed a moment ago; look again.", code="already_paid")
+        payment = Payment.objects.get(id=existing.id)
+    audit(actor, "payment.desk", f"Payment:{payment.id}")
+    return payment
+
+
+def cancel_at_desk(appointment, now, reason, actor):
+    """Cancel for staff: the booking rule's cancel (Stripe refunds included), and money taken at the
+    desk recorded as given back when the refund rule says so. Returns (appointment, refunded minor units)."""
+    if not (reason or "").strip():
+        raise ValidationFailed("Give a reason for the cancellation.", fields={"reason": "required"})
+    from models.frontdesk import refund_preview
+
+    preview = refund_preview(appointment, now)
+    before = Payment.objects(appointment=appointment.id).no_dereference().first()
+    booking.cancel(appointment, now, reason=reason.strip(), by_staff=True, actor=actor)
+    if preview is None:
+        return appointment, 0
+    amount, _currency, how = preview
+    if how == "card":
+        # booking.cancel asked Stripe; what it reserved (sent, or left pending for the sweeper) counts.
+        after = Payment.objects(id=before.id).first()
+        amount = (after.amount_refunded or 0) - (before.amount_refunded or 0)
+    else:
+        payment = Payment.objects(appointment=appointment.id).no_dereference().first()
+        entry = Refund(amount=amount, status="succeeded", created_at=now,
+                       reason=f"given back at the desk ({DESK_METHODS.get(payment.method, payment.method)})")
+        moved = Payment.objects(id=payment.id, amount_refunded=payment.amount_refunded or 0).update_one(
+            push__refunds=entry, inc__amount_refunded=amount, set__updated_at=now,
+            set__status="refunded" if (payment.amount_refunded or 0) + amount >= payment.amount else payment.status)
+        if moved:
+            audit(actor, "payment.refund", f"Payment:{payment.id}", outcome="desk")
+        else:
+            amount = 0
+    appointment.reload()
+    return appointment, amount
