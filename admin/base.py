@@ -221,7 +221,7 @@ class SecureModelView(StaffAccessMixin, ModelView):
         ok = True
         editing = request.args.get("id", "")
         for name, field in self.model._fields.items():
-            if not getattr(field, "unique", False) or not hasattr(form, name):
+            if not getattr(field, "unique", False) or name not in form:
                 continue
             value = getattr(form, name).data
             if value is None or value == "":

@@ -6,8 +6,13 @@ from zoneinfo import ZoneInfo
 
 from bson import ObjectId
 from bson.errors import InvalidId
-from flask import flash, g, request, url_for
+from flask import flash, g, redirect, request, url_for
+from flask_admin import expose
 from flask_admin.actions import action
+from flask_admin.helpers import get_form_data, get_redirect_target
+from flask_login import current_user
+from mongoengine.errors import NotUniqueError
+from mongoengine.errors import ValidationError as MongoValidationError
 from flask_admin.contrib.mongoengine.filters import BaseMongoEngineFilter
 from mongoengine.queryset.visitor import Q
 from wtforms import PasswordField
@@ -26,10 +31,11 @@ from admin.fields import (
     to_local_naive,
     words_formatter,
 )
+from admin.schedule import WEEKDAYS, ScheduleForm, apply_row_buttons, prefill, validate_schedule
 from clinic.audit import audit
 from models import booking, frontdesk
 from models.accounts import hash_password, normalise_email, validate_password
-from models.documents import Appointment, Payment, Patient, StaffUser, utcnow
+from models.documents import Appointment, Payment, Patient, Provider, Schedule, StaffUser, utcnow
 from models.errors import DomainError
 
 FRONT_DESK = ("admin", "reception")
@@ -123,17 +129,119 @@ class ServiceView(SecureModelView):
 
 
 class ScheduleView(SecureModelView):
-    """Weekly hours with breaks, as local times of day (HH:MM) in the clinic's zone."""
+    """Weekly hours with breaks and date overrides, as local times of day in the clinic's zone.
+
+    Create and edit use the schedule editor (admin/schedule.py): seven weekday rows and a list of
+    date overrides, working without JavaScript.
+    """
 
     read_roles = EVERYONE
     write_roles = ("admin", "provider")
     provider_field = "provider"
-    column_list = ("provider", "days")
-    column_formatters = {"days": lambda v, c, m, n: "; ".join(
-        f"{'Mon Tue Wed Thu Fri Sat Sun'.split()[d.weekday]} {d.start}-{d.end}"
-        + (f" (breaks {', '.join(f'{b.start}-{b.end}' for b in d.breaks)})" if d.breaks else "")
-        for d in sorted(m.days or [], key=lambda d: d.weekday))}
-    column_descriptions = {"days": "Weekday 0 = Monday … 6 = Sunday; times are HH:MM local time."}
+    record_noun = "schedule"
+    editor_template = "admin_clinic/schedule_form.html"
+    column_list = ("provider", "days", "overrides")
+    column_details_list = ("provider", "days", "overrides")
+    column_labels = {"days": "Weekly hours", "overrides": "Date overrides"}
+    column_formatters = {
+        "days": lambda v, c, m, n: "; ".join(
+            f"{WEEKDAYS[d.weekday][:3]} {d.start}–{d.end}"
+            + (f" (breaks {', '.join(f'{b.start}–{b.end}' for b in d.breaks)})" if d.breaks else "")
+            for d in sorted(m.days or [], key=lambda d: d.weekday)) or "closed every day",
+        "overrides": lambda v, c, m, n: "; ".join(
+            f"{o.date:%a %d %b %Y} " + (", ".join(f"{i[0]}–{i[1]}" for i in o.intervals) if o.intervals else "closed")
+            for o in sorted(m.overrides or [], key=lambda o: o.date)) or "none",
+    }
+    column_descriptions = {"days": "Local times in the clinic's zone."}
+
+    def _editor_form(self):
+        form = ScheduleForm(get_form_data())
+        if staff_role() == "provider":
+            del form["provider"]
+        else:
+            form.provider.choices = [(str(p.id), p.name) for p in Provider.objects.order_by("name").only("id", "name")]
+        return form
+
+    @expose("/new/", methods=("GET", "POST"))
+    def create_view(self):
+        """The schedule editor for a provider who has no schedule yet."""
+        return self._editor(None)
+
+    @expose("/edit/", methods=("GET", "POST"))
+    def edit_view(self):
+        """The schedule editor for an existing schedule (provider staff: only their own)."""
+        schedule = self.get_one(request.args.get("id", "")) if ObjectId.is_valid(request.args.get("id", "")) else None
+        if schedule is None:
+            flash("That schedule does not exist.", "error")
+            return redirect(self.get_url(".index_view"))
+        return self._editor(schedule)
+
+    def _editor(self, schedule):
+        return_url = get_redirect_target() or self.get_url(".index_view")
+        if not (self.can_edit if schedule is not None else self.can_create):
+            return redirect(return_url)
+        if schedule is None and staff_role() == "provider":
+            own = Schedule.objects(provider=current_user.provider.id).first() if current_user.provider else None
+            if own is not None:
+                return redirect(self.get_url(".edit_view", id=str(own.id)))
+        form = self._editor_form()
+        if request.method != "POST":
+            prefill(form, schedule)
+            if "provider" in form:
+                form.provider.data = str(schedule.provider.id) if schedule else request.args.get("provider", "")
+        elif not apply_row_buttons(form, request.form):
+            valid = form.validate()
+            result = validate_schedule(form)
+            provider = self._chosen_provider(form, schedule)
+            if valid and result is not None and provider is not None:
+                saved = self._save(schedule, provider, *result)
+                if saved is not None:
+                    flash(f"Hours saved for {provider.name}.", "success")
+                    return redirect(return_url)
+            else:
+                flash("The schedule was not saved: please correct the highlighted fields.", "error")
+        return self.render(self.editor_template, form=form, schedule=schedule, return_url=return_url,
+                           weekdays=WEEKDAYS, zone=clinic_zone())
+
+    def _chosen_provider(self, form, schedule):
+        """The provider the schedule is for; an error on the field when it already has one."""
+        if staff_role() == "provider":
+            provider = current_user.provider
+        else:
+            provider = Provider.objects(id=form.provider.data).first() if ObjectId.is_valid(form.provider.data or "") else None
+            if provider is None:
+                form.provider.errors = list(form.provider.errors or []) + ["Choose a provider."]
+                return None
+        if provider is None:
+            return None
+        clash = Schedule.objects(provider=provider.id)
+        if schedule is not None:
+            clash = clash.filter(id__ne=schedule.id)
+        if clash.only("id").first() is not None:
+            if "provider" in form:
+                form.provider.errors = list(form.provider.errors or []) + [
+                    f"{provider.name} already has a schedule: edit that one instead."]
+            else:
+                flash(f"{provider.name} already has a schedule: edit that one instead.", "error")
+            return None
+        return provider
+
+    def _save(self, schedule, provider, days, overrides):
+        created = schedule is None
+        schedule = schedule or Schedule()
+        schedule.provider = provider
+        schedule.days = days
+        schedule.overrides = overrides
+        try:
+            schedule.save()
+        except NotUniqueError:
+            flash(f"{provider.name} already has a schedule: edit that one instead.", "error")
+            return None
+        except MongoValidationError as exc:
+            flash(f"This schedule cannot be saved: {exc.message}.", "error")
+            return None
+        audit(staff_actor(), "schedule.create" if created else "schedule.update", record=f"Schedule:{schedule.id}")
+        return schedule
 
 
 def _to_utc_from_local(value):
