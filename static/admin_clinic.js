@@ -68,9 +68,23 @@
     });
   }
 
+  // Select2 draws a "remove" link for each chosen item (a service on a provider) with no text.
+  function labelSelect2() {
+    Array.prototype.forEach.call(document.querySelectorAll(".select2-search-choice-close:not([aria-label])"),
+      function (el) {
+        var item = el.parentNode ? el.parentNode.textContent.trim() : "";
+        el.setAttribute("aria-label", "Remove " + (item || "this choice"));
+        el.setAttribute("role", "button");
+      });
+  }
+
   function ready() {
     labelFilters();
+    labelSelect2();
     scheduleEditor();
+    if (window.MutationObserver) {
+      new MutationObserver(labelSelect2).observe(document.body, { childList: true, subtree: true });
+    }
     var table = document.querySelector("#filter_form table.filters");
     if (table && window.MutationObserver) {
       new MutationObserver(labelFilters).observe(table, { childList: true, subtree: true });
