@@ -1,16 +1,20 @@
 """What every back-office view shares: the staff user loader, role checks, audit, bulk loading."""
 
-from flask import abort, g, redirect, request, url_for
+from flask import abort, flash, g, redirect, request, url_for
 from flask_admin import expose
+from flask_admin.helpers import is_form_submitted
 from flask_admin.contrib.mongoengine import ModelView
 from flask_admin.form import SecureForm
 from flask_login import current_user
 from markupsafe import Markup
+from mongoengine.errors import NotUniqueError
+from mongoengine.errors import ValidationError as MongoValidationError
 
 from clinic.audit import audit
 from clinic.extensions import login_manager
 from models.booking import human_time
 from models.documents import Clinic, StaffUser
+from models.errors import DomainError
 
 # Leading characters that make a spreadsheet treat a cell as a formula.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -88,8 +92,9 @@ class ClinicSecureForm(SecureForm):
 
     def hidden_tag(self, *fields):
         """The form's hidden fields (its CSRF token among them)."""
-        # Each field renders itself escaped (Markup); joining on Markup keeps that.
-        return Markup("").join(f() for f in self if f.widget.input_type == "hidden")
+        # Each field renders itself escaped (Markup); joining on Markup keeps that. Select2 and
+        # other non-input widgets have no `input_type`: they are never hidden fields.
+        return Markup("").join(f() for f in self if getattr(f.widget, "input_type", None) == "hidden")
 
 
 class SecureModelView(StaffAccessMixin, ModelView):
@@ -107,6 +112,8 @@ class SecureModelView(StaffAccessMixin, ModelView):
     audit_reads = False
     # Field naming the provider a record belongs to; the provider role sees only its own.
     provider_field = None
+    # What one record is called in messages ("a service named …").
+    record_noun = "record"
 
     @property
     def can_create(self):
@@ -204,3 +211,107 @@ class SecureModelView(StaffAccessMixin, ModelView):
             audit(staff_actor(), f"{self.model.__name__}.read",
                   record=f"{self.model.__name__}:{request.args.get('id', '')[:24]}")
         return super().details_view()
+
+    # Plain words instead of Flask-Admin's defaults and MongoDB's raw errors.
+
+    def search_placeholder(self):
+        """Say what the search box searches: "Search name, email or phone"."""
+        names = [self.column_labels.get(c, c.replace("_", " ")) if isinstance(c, str) else str(c)
+                 for c in (self.column_searchable_list or ())]
+        if not names:
+            return None
+        listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+        return f"Search {listed}".lower().capitalize()
+
+    def _duplicate_message(self, name, value):
+        label = self.column_labels.get(name, name.replace("_", " ")).lower()
+        if name == "name":
+            return f"A {self.record_noun} named “{value}” already exists."
+        return f"Another {self.record_noun} already has this {label} ({value})."
+
+    def _check_unique(self, form):
+        """Put a plain-words error on each field whose value another record already has."""
+        ok = True
+        editing = request.args.get("id", "")
+        for name, field in self.model._fields.items():
+            if not getattr(field, "unique", False) or name not in form:
+                continue
+            value = getattr(form, name).data
+            if value is None or value == "":
+                continue
+            lookup = value.strip().lower() if name == "email" and isinstance(value, str) else value
+            query = self.model.objects(**{name: getattr(lookup, "id", lookup)})
+            if len(editing) == 24:
+                query = query.filter(id__ne=editing)
+            if query.only("id").first() is not None:
+                getattr(form, name).errors.append(self._duplicate_message(name, value))
+                ok = False
+        form._errors = None  # WTForms caches `form.errors`; recompute with the added ones
+        return ok
+
+    def validate_form(self, form):
+        """The form's own validation plus uniqueness, each error on its field."""
+        valid = super().validate_form(form)
+        if is_form_submitted():
+            # Checked even when another field is wrong, so every problem shows at once.
+            valid = self._check_unique(form) and valid
+        return valid
+
+    def _field_errors(self, form, errors):
+        """Attach {field: message} errors to the form; True when every one found its field."""
+        placed = True
+        for name, message in errors.items():
+            field = getattr(form, name, None) if form is not None else None
+            if field is None:
+                placed = False
+                continue
+            field.errors = list(field.errors or []) + [str(message)]
+        if form is not None:
+            form._errors = None
+        return placed
+
+    def create_model(self, form):
+        g.admin_form = form
+        return super().create_model(form)
+
+    def update_model(self, form, model):
+        g.admin_form = form
+        return super().update_model(form, model)
+
+    def handle_view_exception(self, exc):
+        """Rules' refusals, invalid values and duplicates become messages, never a 500."""
+        form = g.get("admin_form")
+        if isinstance(exc, DomainError):
+            if exc.fields:
+                self._field_errors(form, exc.fields)
+            flash(exc.message, "error")
+            return True
+        if isinstance(exc, MongoValidationError):
+            errors = {name: getattr(err, "message", str(err)) for name, err in (exc.errors or {}).items()}
+            if errors and self._field_errors(form, errors):
+                flash("Please correct the highlighted fields.", "error")
+            else:
+                flash(f"This cannot be saved: {exc.message}.", "error")
+            return True
+        if isinstance(exc, NotUniqueError):
+            if form is None or self._check_unique(form):
+                flash(f"Another {self.record_noun} already has these details.", "error")
+            else:
+                flash("Please correct the highlighted fields.", "error")
+            return True
+        return super().handle_view_exception(exc)
+
+    # Patient data read through a form or an export is audited like a details page.
+
+    @expose("/edit/", methods=("GET", "POST"))
+    def edit_view(self):
+        if self.audit_reads and self.can_edit:
+            audit(staff_actor(), f"{self.model.__name__}.edit", record=f"{self.model.__name__}:"
+                  f"{request.args.get('id', '')[:24]}")
+        return super().edit_view()
+
+    @expose("/export/<export_type>/")
+    def export(self, export_type):
+        if self.audit_reads and self.can_export:
+            audit(staff_actor(), f"{self.model.__name__}.export", record=self.model.__name__)
+        return super().export(export_type)

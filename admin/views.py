@@ -4,16 +4,38 @@ import secrets
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from flask import flash
+from bson import ObjectId
+from bson.errors import InvalidId
+from flask import flash, g, redirect, request, url_for
+from flask_admin import expose
 from flask_admin.actions import action
+from flask_admin.helpers import get_form_data, get_redirect_target
+from flask_login import current_user
+from mongoengine.errors import NotUniqueError
+from mongoengine.errors import ValidationError as MongoValidationError
+from flask_admin.contrib.mongoengine.filters import BaseMongoEngineFilter
+from mongoengine.queryset.visitor import Q
 from wtforms import PasswordField
 from wtforms.validators import Optional
 
-from admin.base import SecureModelView, clinic_zone, local_formatter, staff_actor
+from admin.base import SecureModelView, clinic_zone, local_formatter, staff_actor, staff_role
+from admin.fields import (
+    ClinicEmailField,
+    LocalDateTimeField,
+    MoneyField,
+    appointment_text,
+    format_money,
+    link,
+    money_formatter,
+    names_formatter,
+    to_local_naive,
+    words_formatter,
+)
+from admin.schedule import WEEKDAYS, ScheduleForm, apply_row_buttons, prefill, validate_schedule
 from clinic.audit import audit
 from models import booking, frontdesk
 from models.accounts import hash_password, normalise_email, validate_password
-from models.documents import Payment, Patient, utcnow
+from models.documents import Appointment, Payment, Patient, Provider, Schedule, StaffUser, utcnow
 from models.errors import DomainError
 
 FRONT_DESK = ("admin", "reception")
@@ -25,15 +47,26 @@ class ClinicView(SecureModelView):
 
     read_roles = ("admin",)
     allow_create = False
+    record_noun = "clinic"
     column_list = ("name", "timezone", "currency", "hold_minutes", "slot_step_minutes",
                    "default_cancellation_hours", "phone", "max_held", "max_upcoming")
+    column_labels = {"timezone": "Time zone", "hold_minutes": "Unpaid hold (minutes)",
+                     "slot_step_minutes": "Time step (minutes)",
+                     "default_cancellation_hours": "Cancellation window (hours)",
+                     "max_held": "Unpaid holds per patient", "max_upcoming": "Upcoming bookings per patient"}
+    column_descriptions = {"timezone": "An IANA zone such as Europe/London; schedules are in this zone.",
+                           "currency": "Three-letter code in lower case, e.g. gbp."}
+    column_formatters = {"currency": lambda v, c, m, n: (m.currency or "").upper()}
 
 
 class StaffUserView(SecureModelView):
     """Staff accounts and roles (admin only); passwords are set here, never shown."""
 
     read_roles = ("admin",)
+    record_noun = "staff user"
     column_list = ("email", "name", "role", "provider", "active", "created_at")
+    column_details_list = ("email", "name", "role", "provider", "active", "created_at")
+    column_labels = {"provider": "Provider (for the provider role)", "created_at": "Created"}
     column_filters = ("role", "active")
     column_searchable_list = ("email", "name")
     column_default_sort = "email"
@@ -62,10 +95,15 @@ class ProviderView(SecureModelView):
     """Providers and the services they offer."""
 
     read_roles = FRONT_DESK
+    record_noun = "provider"
     column_list = ("name", "email", "services", "active")
     column_filters = ("active",)
     column_searchable_list = ("name", "email")
     column_default_sort = "name"
+    column_formatters = {"services": names_formatter}
+    form_overrides = {"email": ClinicEmailField}
+    column_descriptions = {"services": "The services this provider offers. Set their weekly hours under "
+                                       "Clinic → Schedules."}
 
 
 class ServiceView(SecureModelView):
@@ -78,21 +116,133 @@ class ServiceView(SecureModelView):
     column_filters = ("active", "refund_rule")
     column_searchable_list = ("name",)
     column_default_sort = "name"
-    column_labels = {"price": "Price (minor units)"}
+    record_noun = "service"
+    form_overrides = {"price": MoneyField}
+    column_labels = {"duration_minutes": "Duration (minutes)", "buffer_before_minutes": "Buffer before (minutes)",
+                     "buffer_after_minutes": "Buffer after (minutes)", "min_notice_minutes": "Minimum notice (minutes)",
+                     "horizon_days": "Bookable ahead (days)", "cancellation_window_hours": "Cancellation window (hours)",
+                     "refund_rule": "Refund on cancellation"}
+    column_descriptions = {"price": "An amount like 55.00, in the currency below; 0.00 for a free service.",
+                           "currency": "Three-letter code in lower case, e.g. gbp.",
+                           "duration_minutes": "A multiple of 5 minutes."}
+    column_formatters = {"price": money_formatter("price"), "currency": lambda v, c, m, n: (m.currency or "").upper(),
+                         "refund_rule": words_formatter}
 
 
 class ScheduleView(SecureModelView):
-    """Weekly hours with breaks, as local times of day (HH:MM) in the clinic's zone."""
+    """Weekly hours with breaks and date overrides, as local times of day in the clinic's zone.
+
+    Create and edit use the schedule editor (admin/schedule.py): seven weekday rows and a list of
+    date overrides, working without JavaScript.
+    """
 
     read_roles = EVERYONE
     write_roles = ("admin", "provider")
     provider_field = "provider"
-    column_list = ("provider", "days")
-    column_formatters = {"days": lambda v, c, m, n: "; ".join(
-        f"{'Mon Tue Wed Thu Fri Sat Sun'.split()[d.weekday]} {d.start}-{d.end}"
-        + (f" (breaks {', '.join(f'{b.start}-{b.end}' for b in d.breaks)})" if d.breaks else "")
-        for d in sorted(m.days or [], key=lambda d: d.weekday))}
-    column_descriptions = {"days": "Weekday 0 = Monday … 6 = Sunday; times are HH:MM local time."}
+    record_noun = "schedule"
+    editor_template = "admin_clinic/schedule_form.html"
+    column_list = ("provider", "days", "overrides")
+    column_details_list = ("provider", "days", "overrides")
+    column_labels = {"days": "Weekly hours", "overrides": "Date overrides"}
+    column_formatters = {
+        "days": lambda v, c, m, n: "; ".join(
+            f"{WEEKDAYS[d.weekday][:3]} {d.start}–{d.end}"
+            + (f" (breaks {', '.join(f'{b.start}–{b.end}' for b in d.breaks)})" if d.breaks else "")
+            for d in sorted(m.days or [], key=lambda d: d.weekday)) or "closed every day",
+        "overrides": lambda v, c, m, n: "; ".join(
+            f"{o.date:%a %d %b %Y} " + (", ".join(f"{i[0]}–{i[1]}" for i in o.intervals) if o.intervals else "closed")
+            for o in sorted(m.overrides or [], key=lambda o: o.date)) or "none",
+    }
+    column_descriptions = {"days": "Local times in the clinic's zone."}
+
+    def _editor_form(self):
+        form = ScheduleForm(get_form_data())
+        if staff_role() == "provider":
+            del form["provider"]
+        else:
+            form.provider.choices = [(str(p.id), p.name) for p in Provider.objects.order_by("name").only("id", "name")]
+        return form
+
+    @expose("/new/", methods=("GET", "POST"))
+    def create_view(self):
+        """The schedule editor for a provider who has no schedule yet."""
+        return self._editor(None)
+
+    @expose("/edit/", methods=("GET", "POST"))
+    def edit_view(self):
+        """The schedule editor for an existing schedule (provider staff: only their own)."""
+        schedule = self.get_one(request.args.get("id", "")) if ObjectId.is_valid(request.args.get("id", "")) else None
+        if schedule is None:
+            flash("That schedule does not exist.", "error")
+            return redirect(self.get_url(".index_view"))
+        return self._editor(schedule)
+
+    def _editor(self, schedule):
+        return_url = get_redirect_target() or self.get_url(".index_view")
+        if not (self.can_edit if schedule is not None else self.can_create):
+            return redirect(return_url)
+        if schedule is None and staff_role() == "provider":
+            own = Schedule.objects(provider=current_user.provider.id).first() if current_user.provider else None
+            if own is not None:
+                return redirect(self.get_url(".edit_view", id=str(own.id)))
+        form = self._editor_form()
+        if request.method != "POST":
+            prefill(form, schedule)
+            if "provider" in form:
+                form.provider.data = str(schedule.provider.id) if schedule else request.args.get("provider", "")
+        elif not apply_row_buttons(form, request.form):
+            valid = form.validate()
+            result = validate_schedule(form)
+            provider = self._chosen_provider(form, schedule)
+            if valid and result is not None and provider is not None:
+                saved = self._save(schedule, provider, *result)
+                if saved is not None:
+                    flash(f"Hours saved for {provider.name}.", "success")
+                    return redirect(return_url)
+            else:
+                flash("The schedule was not saved: please correct the highlighted fields.", "error")
+        return self.render(self.editor_template, form=form, schedule=schedule, return_url=return_url,
+                           weekdays=WEEKDAYS, zone=clinic_zone())
+
+    def _chosen_provider(self, form, schedule):
+        """The provider the schedule is for; an error on the field when it already has one."""
+        if staff_role() == "provider":
+            provider = current_user.provider
+        else:
+            provider = Provider.objects(id=form.provider.data).first() if ObjectId.is_valid(form.provider.data or "") else None
+            if provider is None:
+                form.provider.errors = list(form.provider.errors or []) + ["Choose a provider."]
+                return None
+        if provider is None:
+            return None
+        clash = Schedule.objects(provider=provider.id)
+        if schedule is not None:
+            clash = clash.filter(id__ne=schedule.id)
+        if clash.only("id").first() is not None:
+            if "provider" in form:
+                form.provider.errors = list(form.provider.errors or []) + [
+                    f"{provider.name} already has a schedule: edit that one instead."]
+            else:
+                flash(f"{provider.name} already has a schedule: edit that one instead.", "error")
+            return None
+        return provider
+
+    def _save(self, schedule, provider, days, overrides):
+        created = schedule is None
+        schedule = schedule or Schedule()
+        schedule.provider = provider
+        schedule.days = days
+        schedule.overrides = overrides
+        try:
+            schedule.save()
+        except NotUniqueError:
+            flash(f"{provider.name} already has a schedule: edit that one instead.", "error")
+            return None
+        except MongoValidationError as exc:
+            flash(f"This schedule cannot be saved: {exc.message}.", "error")
+            return None
+        audit(staff_actor(), "schedule.create" if created else "schedule.update", record=f"Schedule:{schedule.id}")
+        return schedule
 
 
 def _to_utc_from_local(value):
@@ -113,31 +263,93 @@ class TimeOffView(SecureModelView):
     column_list = ("provider", "start", "end", "reason")
     column_default_sort = ("start", True)
     column_filters = ("provider", "start")
+    record_noun = "time off"
     column_formatters = {"start": local_formatter("start"), "end": local_formatter("end")}
+    column_labels = {"start": "Starts", "end": "Ends"}
     column_descriptions = {"start": "Local clinic time", "end": "Local clinic time"}
+    form_overrides = {"start": LocalDateTimeField, "end": LocalDateTimeField}
+
+    def _name_zone(self, form):
+        """Name the clinic's zone on the form's date-time fields."""
+        zone = clinic_zone()
+        for field in (form.start, form.end):
+            field.description = f"Local time in {zone}."
+        return form
+
+    def create_form(self, obj=None):
+        return self._name_zone(super().create_form(obj))
+
+    def edit_form(self, obj=None):
+        """The edit form, with the stored UTC instants shown as local clinic time."""
+        form = self._name_zone(super().edit_form(obj))
+        for field in (form.start, form.end):
+            if not field.raw_data:
+                field.data = to_local_naive(field.data, clinic_zone())
+        return form
 
     def on_form_prefill(self, form, id):
         """Show stored UTC instants as local clinic time in the form."""
-        zone = ZoneInfo(clinic_zone())
         for field in (form.start, form.end):
             if isinstance(field.data, datetime) and field.data.tzinfo is not None:
-                field.data = field.data.astimezone(zone).replace(tzinfo=None)
+                field.data = to_local_naive(field.data, clinic_zone())
 
     def on_model_change(self, form, model, is_created):
         model.start = _to_utc_from_local(model.start)
         model.end = _to_utc_from_local(model.end)
         if model.end <= model.start:
-            raise DomainError("Time off must end after it starts.")
+            raise DomainError("Time off must end after it starts.",
+                              fields={"end": "The end must be after the start."})
         super().on_model_change(form, model, is_created)
 
 
 def payment_state(view, context, model, name):
     """The payment state of an appointment, from the page's bulk-loaded payments."""
-    payments = getattr(view, "_page_payments", {})
+    payments = g.get("page_payments") or {}
     payment = payments.get(model.id)
+    if payment is None and model.amount and request.endpoint and request.endpoint.endswith("details_view"):
+        payment = Payment.objects(appointment=model.id).first()
     if payment is not None:
-        return payment.status
+        return payment.status.replace("_", " ")
     return "free" if not model.amount else ("at desk" if model.booked_by.startswith("staff") else "none")
+
+
+def patient_formatter(view, context, model, name):
+    """A patient as "Name <email>", linked to their page for the roles that may open it."""
+    patient = getattr(model, name, None)
+    if patient is None:
+        return ""
+    if staff_role() in FRONT_DESK:
+        return link(url_for("patients.details_view", id=str(patient.id)), str(patient))
+    return str(patient)
+
+
+class FilterPatientText(BaseMongoEngineFilter):
+    """Appointments (or payments) of patients whose name, email or phone contains the text."""
+
+    def apply(self, query, value):
+        term = (value or "").strip()
+        ids = Patient.objects(Q(name__icontains=term) | Q(email__icontains=term)
+                              | Q(phone__icontains=term)).scalar("id")
+        return query.filter(**{f"{self.column}__in": list(ids)})
+
+    def operation(self):
+        return "name, email or phone contains"
+
+
+class FilterPatientId(BaseMongoEngineFilter):
+    """Appointments (or payments) of one patient, by id (the link from the patient's page)."""
+
+    def apply(self, query, value):
+        try:
+            return query.filter(**{self.column: ObjectId(value)})
+        except (InvalidId, TypeError):
+            return query.none()
+
+    def operation(self):
+        return "is (id)"
+
+    def validate(self, value):
+        return ObjectId.is_valid(value or "")
 
 
 class AppointmentView(SecureModelView):
@@ -149,23 +361,33 @@ class AppointmentView(SecureModelView):
     export_roles = FRONT_DESK
     audit_reads = True
     provider_field = "provider"
+    record_noun = "appointment"
     column_list = ("start", "patient", "provider", "service", "status", "payment", "amount", "override")
     column_details_list = ("start", "end", "patient", "provider", "service", "status", "payment",
-                           "hold_expires_at", "amount", "currency", "booked_by", "override",
+                           "hold_expires_at", "amount", "booked_by", "override",
                            "cancel_reason", "notes", "created_at")
     column_export_list = ("start", "patient", "provider", "service", "status", "amount", "currency")
-    column_filters = ("status", "start", "provider", "service", "override")
+    column_filters = ("status", "start", "provider", "service", "override",
+                      FilterPatientText("patient", "Patient"), FilterPatientId("patient", "Patient"))
     column_default_sort = ("start", True)
+    column_labels = {"start": "Starts", "end": "Ends", "hold_expires_at": "Hold expires", "override": "Override",
+                     "created_at": "Booked at", "booked_by": "Booked by"}
     column_formatters = {"start": local_formatter("start"), "end": local_formatter("end"),
                          "hold_expires_at": local_formatter("hold_expires_at"),
-                         "created_at": local_formatter("created_at"), "payment": payment_state}
-    column_formatters_export = {"start": lambda v, c, m, n: booking.local_iso(m.start, clinic_zone())}
+                         "created_at": local_formatter("created_at"), "payment": payment_state,
+                         "status": words_formatter, "amount": money_formatter("amount"),
+                         "patient": patient_formatter, "booked_by": lambda v, c, m, n: staff_name(m.booked_by)}
+    column_formatters_export = {"start": lambda v, c, m, n: booking.local_iso(m.start, clinic_zone()),
+                                "patient": lambda v, c, m, n: str(m.patient) if m.patient else "",
+                                "amount": lambda v, c, m, n: format_money(m.amount, "").strip(),
+                                "currency": lambda v, c, m, n: (m.currency or "").upper(),
+                                "status": words_formatter}
     action_roles = {"cancel": FRONT_DESK, "check_in": EVERYONE, "no_show": EVERYONE}
 
     def after_list_loaded(self, rows):
-        """One query for the payments of the whole page."""
+        """One query for the payments of the whole page (kept per request, not on the shared view)."""
         ids = [row.id for row in rows]
-        self._page_payments = {p.appointment.id: p for p in Payment.objects(appointment__in=ids).no_dereference()}
+        g.page_payments = {p.appointment.id: p for p in Payment.objects(appointment__in=ids).no_dereference()}
 
     def _apply(self, ids, operation, verb):
         done, failed = 0, []
@@ -208,7 +430,13 @@ class PatientView(SecureModelView):
     read_roles = FRONT_DESK
     write_roles = FRONT_DESK
     audit_reads = True
+    record_noun = "patient"
+    details_template = "admin_clinic/patient_details.html"
     column_list = ("name", "email", "phone", "active", "created_at")
+    # Never the password hash or the token generation: only what reception needs.
+    column_details_list = ("name", "email", "phone", "active", "created_at")
+    column_export_list = ("name", "email", "phone", "active", "created_at")
+    column_labels = {"created_at": "Registered"}
     column_searchable_list = ("name", "email", "phone")
     column_filters = ("active",)
     column_default_sort = "name"
@@ -228,6 +456,26 @@ class PatientView(SecureModelView):
     def after_model_change(self, form, model, is_created):
         audit(staff_actor(), "patient.create" if is_created else "patient.update", record=f"Patient:{model.id}")
 
+    def render(self, template, **kwargs):
+        """The patient's page also lists their appointments and payments, newest first."""
+        if template == self.details_template and kwargs.get("model") is not None:
+            patient = kwargs["model"]
+            appointments = list(Appointment.objects(patient=patient.id).order_by("-start")
+                                .select_related(max_depth=1))
+            payments = list(Payment.objects(patient=patient.id).order_by("-created_at").select_related(max_depth=2))
+            appointments_view = self.admin._views and next(
+                (v for v in self.admin._views if getattr(v, "endpoint", "") == "appointments"), None)
+            filter_url = None
+            if appointments_view is not None:
+                for index, flt in enumerate(appointments_view._filters or []):
+                    if isinstance(flt, FilterPatientId):
+                        filter_url = url_for("appointments.index_view", **{
+                            f"flt0_{appointments_view.get_filter_arg(index, flt)}": str(patient.id)})
+            kwargs.update(appointments=appointments, payments=payments, zone=clinic_zone(),
+                          human_time=booking.human_time, format_money=format_money,
+                          appointment_text=appointment_text, all_appointments_url=filter_url)
+        return super().render(template, **kwargs)
+
     @action("deactivate", "Deactivate", "Deactivate the selected patients? They will be signed out.")
     def action_deactivate(self, ids):
         """Deactivate patients: they can no longer sign in and their sessions end."""
@@ -244,13 +492,52 @@ class PaymentView(SecureModelView):
     write_roles = ()
     export_roles = FRONT_DESK
     audit_reads = True
-    column_list = ("created_at", "patient", "appointment", "amount", "currency", "status",
-                   "amount_refunded", "flow", "stripe_payment_intent", "flag")
-    column_filters = ("status", "flow", "created_at")
+    record_noun = "payment"
+    column_list = ("created_at", "patient", "appointment", "amount", "status", "amount_refunded", "flow",
+                   "stripe_payment_intent", "flag")
+    column_details_list = ("created_at", "updated_at", "patient", "appointment", "amount", "status",
+                           "amount_refunded", "refunds", "flow", "stripe_payment_intent",
+                           "stripe_checkout_session", "flag")
+    column_export_list = ("created_at", "patient", "appointment", "amount", "currency", "status",
+                          "amount_refunded", "flow", "stripe_payment_intent", "flag")
+    column_filters = ("status", "flow", "created_at", FilterPatientText("patient", "Patient"))
     column_searchable_list = ("stripe_payment_intent", "stripe_checkout_session")
     column_default_sort = ("created_at", True)
-    column_formatters = {"created_at": local_formatter("created_at"),
-                         "appointment": lambda v, c, m, n: str(m.appointment.id) if m.appointment else ""}
+    column_labels = {"created_at": "Created", "updated_at": "Updated", "amount_refunded": "Refunded",
+                     "stripe_payment_intent": "Stripe payment", "stripe_checkout_session": "Stripe Checkout session",
+                     "flow": "Payment page"}
+    column_formatters = {
+        "created_at": local_formatter("created_at"), "updated_at": local_formatter("updated_at"),
+        "patient": patient_formatter, "status": words_formatter,
+        "amount": money_formatter("amount"), "amount_refunded": money_formatter("amount_refunded"),
+        "appointment": lambda v, c, m, n: link(url_for("appointments.details_view", id=str(m.appointment.id)),
+                                               appointment_text(m.appointment, clinic_zone()))
+        if m.appointment else "",
+        "refunds": lambda v, c, m, n: "; ".join(
+            f"{format_money(r.amount, m.currency)} {r.status.replace('_', ' ')}, "
+            f"{booking.human_time(r.created_at, clinic_zone())}" for r in (m.refunds or [])) or "none",
+    }
+    column_formatters_export = {
+        "created_at": lambda v, c, m, n: booking.local_iso(m.created_at, clinic_zone()),
+        "patient": lambda v, c, m, n: str(m.patient) if m.patient else "",
+        "appointment": lambda v, c, m, n: appointment_text(m.appointment, clinic_zone()),
+        "amount": lambda v, c, m, n: format_money(m.amount, "").strip(),
+        "amount_refunded": lambda v, c, m, n: format_money(m.amount_refunded, "").strip(),
+        "currency": lambda v, c, m, n: (m.currency or "").upper(),
+        "status": words_formatter,
+    }
+
+    def get_list(self, page, sort_column, sort_desc, search, filters, execute=True, page_size=None):
+        """Payments with their appointments' services and providers, loaded in bulk."""
+        count, rows = super().get_list(page, sort_column, sort_desc, search, filters, execute, page_size)
+        if execute:
+            rows = list(rows)
+            appointment_ids = [p.appointment.id for p in rows if p.appointment is not None]
+            loaded = {a.id: a for a in Appointment.objects(id__in=appointment_ids).select_related(max_depth=1)}
+            for payment in rows:
+                if payment.appointment is not None and payment.appointment.id in loaded:
+                    payment.appointment = loaded[payment.appointment.id]
+        return count, rows
 
 
 class StripeEventView(SecureModelView):
@@ -298,4 +585,29 @@ class AuditEventView(SecureModelView):
     column_filters = ("action", "outcome", "actor", "at")
     column_searchable_list = ("actor", "action", "record", "request_id")
     column_default_sort = ("at", True)
-    column_formatters = {"at": local_formatter("at")}
+    column_labels = {"at": "When", "actor": "Who", "ip": "IP address", "request_id": "Request id"}
+    column_formatters = {"at": local_formatter("at"), "actor": lambda v, c, m, n: staff_name(m.actor)}
+
+    def after_list_loaded(self, rows):
+        """The names of the page's staff actors, in one query."""
+        load_staff_names([row.actor for row in rows])
+
+
+def load_staff_names(actors):
+    """Look up the names of "staff:<id>" actors in one query, for this request."""
+    ids = {a.partition(":")[2] for a in actors if a and a.startswith("staff:")}
+    ids = [i for i in ids if ObjectId.is_valid(i)]
+    names = g.setdefault("staff_names", {})
+    for user in StaffUser.objects(id__in=ids).only("id", "name", "email", "role"):
+        names[str(user.id)] = str(user)
+
+
+def staff_name(actor):
+    """"staff:<id>" as the staff member's name and role; other actors as they are."""
+    if not actor or not actor.startswith("staff:"):
+        return actor or ""
+    staff_id = actor.partition(":")[2]
+    names = g.setdefault("staff_names", {})
+    if staff_id not in names:
+        load_staff_names([actor])
+    return names.get(staff_id, actor)

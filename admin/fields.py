@@ -1,0 +1,145 @@
+"""Form fields and column formatters that make the back office read like a clinic's: money as
+"60.00 GBP", local times with their zone named, statuses as words, names instead of ids."""
+
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo
+
+from markupsafe import Markup, escape
+from wtforms import StringField, ValidationError
+from wtforms.fields import DateTimeLocalField, EmailField
+
+from models.accounts import normalise_email
+from models.errors import DomainError
+
+from models.booking import human_time
+
+# Formats accepted for a local date-time: the browser's picker sends the first one; the others are
+# what people type when the picker is missing (and what older tests and scripts send).
+LOCAL_DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
+
+
+def format_money(minor, currency):
+    """Minor units as people read them: 6000, "gbp" -> "60.00 GBP"."""
+    if minor is None:
+        return ""
+    sign = "-" if minor < 0 else ""
+    minor = abs(int(minor))
+    return f"{sign}{minor // 100}.{minor % 100:02d} {(currency or '').upper()}".strip()
+
+
+def money_formatter(field, currency_field="currency"):
+    """A column formatter for an amount in minor units, with its record's currency."""
+
+    def formatter(view, context, model, name):
+        value = getattr(model, field, None)
+        return format_money(value, getattr(model, currency_field, "") or "") if value is not None else ""
+
+    return formatter
+
+
+def words_formatter(view, context, model, name):
+    """A status slug as words: "checked_in" -> "checked in"."""
+    value = getattr(model, name, None)
+    return str(value).replace("_", " ") if value else ""
+
+
+def names_formatter(view, context, model, name):
+    """A list of referenced documents as their names, comma separated."""
+    return ", ".join(str(item) for item in (getattr(model, name, None) or []))
+
+
+class MoneyField(StringField):
+    """Money typed as "55.00" (or "55"), stored in minor units (5500)."""
+
+    def __init__(self, label=None, validators=None, **kwargs):
+        kwargs.setdefault("description", "An amount like 55.00")
+        kwargs.setdefault("render_kw", {"inputmode": "decimal", "autocomplete": "off"})
+        super().__init__(label, validators, **kwargs)
+
+    def process_formdata(self, valuelist):
+        """Parse "55.00" into 5500; a bad amount is an error on this field."""
+        if not valuelist:
+            return
+        raw = (valuelist[0] or "").strip().lstrip("£$€").replace(",", "").strip()
+        if not raw:
+            self.data = None
+            return
+        try:
+            amount = Decimal(raw)
+        except InvalidOperation:
+            self.data = None
+            raise ValueError("Enter an amount like 55.00.") from None
+        if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")):
+            self.data = None
+            raise ValueError("Enter an amount like 55.00 (zero or more, at most two decimals).")
+        self.data = int(amount * 100)
+
+    def _value(self):
+        if self.raw_data:
+            return self.raw_data[0]
+        if self.data is None or self.data == "":
+            return ""
+        return f"{int(self.data) // 100}.{int(self.data) % 100:02d}"
+
+
+class ClinicEmailField(EmailField):
+    """An email input checked by the same rule as sign-up (`normalise_email`), stored normalised.
+
+    WTForms' own Email validator (email_validator) refuses the reserved `.test` domains that demo
+    and test data use; the clinic's rule is the one every door already applies.
+    """
+
+    def __init__(self, label=None, validators=None, **kwargs):
+        super().__init__(label, list(validators or []) + [self._check], **kwargs)
+
+    @staticmethod
+    def _check(form, field):
+        if not field.data:
+            return
+        try:
+            field.data = normalise_email(field.data)
+        except DomainError as exc:
+            raise ValidationError(exc.message) from None
+
+
+class LocalDateTimeField(DateTimeLocalField):
+    """A date and time picker (`<input type="datetime-local">`) in the clinic's zone."""
+
+    def __init__(self, label=None, validators=None, format=None, **kwargs):
+        super().__init__(label, validators, format=format or LOCAL_DATETIME_FORMATS, **kwargs)
+        self.format = format or LOCAL_DATETIME_FORMATS
+
+    def _value(self):
+        if self.raw_data:
+            return " ".join(self.raw_data)
+        return self.data.strftime("%Y-%m-%dT%H:%M") if isinstance(self.data, datetime) else ""
+
+    def process_formdata(self, valuelist):
+        """Accept the picker's value or a typed one; the error says what to type."""
+        try:
+            super().process_formdata(valuelist)
+        except ValueError:
+            raise ValueError("Enter a date and time like 2027-07-01 09:00.") from None
+
+
+def to_local_naive(value, zone):
+    """A stored UTC instant as a naive local date-time, for a form field."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=ZoneInfo("UTC"))
+        return value.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+    return value
+
+
+def appointment_text(appointment, zone):
+    """An appointment as reception names it: "General consultation with Dr Shah, <local time>"."""
+    if appointment is None:
+        return ""
+    return (f"{getattr(appointment.service, 'name', '?')} with {getattr(appointment.provider, 'name', '?')}, "
+            f"{human_time(appointment.start, zone)}")
+
+
+def link(url, text):
+    """An escaped link for a list cell."""
+    return Markup('<a href="{}">{}</a>').format(url, escape(text))

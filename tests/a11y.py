@@ -1,0 +1,25 @@
+"""axe-core in real Chromium: the violations of a page at the impacts that fail a test."""
+
+import importlib.resources
+
+FAILING_IMPACTS = ("serious", "critical")
+
+
+def axe_script():
+    """axe-core's source, as shipped in the axe-playwright-python wheel (no download at test time)."""
+    return importlib.resources.files("axe_playwright_python").joinpath("axe.min.js").read_text()
+
+
+def axe_violations(page, impacts=FAILING_IMPACTS):
+    """Run axe-core (WCAG 2.0/2.1 A and AA rules) on the page; return the failing violations as text."""
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.evaluate(axe_script())
+    result = page.evaluate(
+        "() => axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa',"
+        " 'best-practice']}, resultTypes: ['violations']})")
+    found = []
+    for violation in result["violations"]:
+        if violation["impact"] in impacts:
+            targets = [" ".join(node["target"]) for node in violation["nodes"]][:5]
+            found.append(f"{violation['id']} ({violation['impact']}): {violation['help']} — {targets}")
+    return found

@@ -1,0 +1,96 @@
+"""axe-core on the back-office pages each role uses: no serious or critical violation.
+
+Also checks the shared layout every page inherits: lang, a main landmark, one h1, who is signed in,
+and a sign-out that ends the session."""
+
+import re
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from models import Patient, Payment, Provider, Schedule, Service, TimeOff
+from models.booking import book
+from models.seed import DEMO_PASSWORD, seed_demo
+from tests.a11y import axe_violations
+from tests.factories import at, future_day
+
+ROLE_PAGES = {
+    "admin": ["/admin/", "/admin/day/", "/admin/appointments/", "/admin/appointments/details/?id={appointment}",
+              "/admin/patients/", "/admin/patients/details/?id={patient}", "/admin/patients/edit/?id={patient}",
+              "/admin/providers/", "/admin/providers/new/", "/admin/providers/edit/?id={provider}",
+              "/admin/services/", "/admin/services/new/", "/admin/services/edit/?id={service}",
+              "/admin/schedules/", "/admin/schedules/edit/?id={schedule}", "/admin/time_off/",
+              "/admin/time_off/new/", "/admin/time_off/edit/?id={time_off}",
+              "/admin/payments/", "/admin/payments/details/?id={payment}", "/admin/stripe_events/",
+              "/admin/staff/", "/admin/staff/new/", "/admin/clinic/", "/admin/audit/"],
+    "reception": ["/admin/", "/admin/day/", "/admin/appointments/", "/admin/patients/", "/admin/patients/new/",
+                  "/admin/patients/details/?id={patient}", "/admin/payments/", "/admin/time_off/new/"],
+    "provider": ["/admin/", "/admin/day/", "/admin/appointments/", "/admin/schedules/",
+                 "/admin/schedules/edit/?id={schedule}", "/admin/time_off/", "/admin/time_off/new/"],
+}
+
+
+def seed_for_pages():
+    """The demo clinic with an appointment, a payment and time off, and the ids pages need."""
+    seed_demo()
+    patient = Patient.objects.get(email="patient@clinic.test")
+    amira = Provider.objects.get(email="amira.shah@clinic.test")
+    consult = Service.objects.get(name="General consultation")
+    day = future_day(7)
+    while day.weekday() > 4:
+        day += timedelta(days=1)
+    appointment = book(patient, str(consult.id), str(amira.id), at(day, 10), datetime.now(timezone.utc))
+    payment = Payment(appointment=appointment, patient=patient, amount=6000, currency="gbp",
+                      status="succeeded").save()
+    off = TimeOff(provider=amira, start=at(day, 14), end=at(day, 16), reason="Training").save()
+    return {"appointment": appointment.id, "patient": patient.id, "provider": amira.id, "service": consult.id,
+            "schedule": Schedule.objects.get(provider=amira.id).id, "time_off": off.id, "payment": payment.id}
+
+
+def sign_in(page, base, email):
+    page.goto(f"{base}/admin/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(re.escape(f"{base}/admin/") + r"$"))
+
+
+@pytest.mark.parametrize("role", ["admin", "reception", "provider"])
+def test_back_office_pages_have_no_serious_axe_violations(live_server, page, role):
+    base, _app = live_server(COOKIE_SECURE=False)
+    ids = seed_for_pages()
+    sign_in(page, base, f"{role}@clinic.test")
+    problems = {}
+    for path in ROLE_PAGES[role]:
+        url = base + path.format(**ids)
+        response = page.goto(url)
+        assert response.status == 200, (path, response.status)
+        page.wait_for_load_state("load")
+        assert page.locator("html").get_attribute("lang") == "en"
+        assert page.locator("main").count() == 1, path
+        assert page.locator("h1").count() == 1, path
+        assert page.get_by_text(re.compile(r"Signed in as")).is_visible(), path
+        found = axe_violations(page)
+        if found:
+            problems[path] = found
+    assert not problems, problems
+
+
+def test_sign_out_ends_the_session(live_server, page):
+    base, _app = live_server(COOKIE_SECURE=False)
+    seed_demo()
+    sign_in(page, base, "reception@clinic.test")
+    page.goto(f"{base}/admin/appointments/")
+    assert page.get_by_text("Rita Reception").is_visible()
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(re.compile(re.escape(f"{base}/admin/login")))
+    page.goto(f"{base}/admin/appointments/")
+    page.wait_for_url(re.compile(re.escape(f"{base}/admin/login")))
+
+
+def test_the_axe_check_itself_finds_a_known_problem(page):
+    """The helper really runs axe-core: a page with an unnamed image and button fails it."""
+    page.set_content('<!doctype html><html lang="en"><head><title>t</title></head><body><main><h1>t</h1>'
+                     '<img src="data:image/gif;base64,R0lGODlhAQABAAAAACw="><button></button></main></body></html>')
+    found = " ".join(axe_violations(page))
+    assert "image-alt" in found and "button-name" in found
