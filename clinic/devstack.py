@@ -20,6 +20,7 @@ from clinic.servers import (
     start_localstripe,
     start_redis,
     start_secantus,
+    start_smtp,
 )
 
 INSTANCE = os.environ.get("CLINIC_INSTANCE") or os.path.join(ROOT, "instance")
@@ -69,6 +70,11 @@ def start_missing(host, port):
         # Register at every start: localstripe forgets webhooks on restart.
         register_localstripe_webhook(server.url, f"http://{host}:{port}/webhooks/stripe",
                                      env["STRIPE_WEBHOOK_SECRET"].split(",")[0])
+    if not os.environ.get("SMTP_URL"):
+        # A real SMTP server on a free port; what it receives is kept in instance/mail (Maildir).
+        server = start_smtp(os.path.join(INSTANCE, "mail"), log_path=os.path.join(logs, "smtp.log"))
+        started.append(server)
+        env["SMTP_URL"] = server.url
     return started, env
 
 

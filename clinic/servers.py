@@ -128,3 +128,19 @@ def register_localstripe_webhook(api_base, url, secret, webhook_id="clinic"):
     resp = requests.post(f"{api_base}/_config/webhooks/{webhook_id}",
                          data={"url": url, "secret": secret}, timeout=10)
     resp.raise_for_status()
+
+
+def start_smtp(mail_dir, port=None, log_path=None):
+    """Start a real SMTP server (aiosmtpd) that keeps every message it receives in a Maildir.
+
+    `mail_dir` gets Maildir's `new/ cur/ tmp/` folders; read them with `mailbox.Maildir(mail_dir)`.
+    The server accepts any sender and recipient and relays nothing: it is for one machine only.
+    """
+    port = port or free_port()
+    for sub in ("tmp", "new", "cur"):  # a Maildir, also when the folder exists already
+        os.makedirs(os.path.join(mail_dir, sub), exist_ok=True)
+    cmd = [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
+           "-c", "aiosmtpd.handlers.Mailbox", os.path.abspath(mail_dir)]
+    proc = _spawn(cmd, log_path)
+    wait_for_port(port, timeout=30, process=proc, name="aiosmtpd")
+    return ServerProcess("smtp", proc, port, f"smtp://127.0.0.1:{port}", extra={"mail_dir": mail_dir})
