@@ -227,6 +227,10 @@ class PatientView(SecureModelView):
 
     def after_model_change(self, form, model, is_created):
         audit(staff_actor(), "patient.create" if is_created else "patient.update", record=f"Patient:{model.id}")
+        if is_created:  # they choose their own password from an emailed link
+            from models.reset import queue_invitation
+
+            queue_invitation(model)
 
     @action("deactivate", "Deactivate", "Deactivate the selected patients? They will be signed out.")
     def action_deactivate(self, ids):

@@ -313,9 +313,14 @@ class SmtpSender:
             self.conn = self._connect()
         try:
             self.conn.send_message(email)
-        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+        except smtplib.SMTPServerDisconnected as exc:
             self.conn = None
             raise Unreachable(f"the SMTP server dropped the connection: {exc}") from None
+        except smtplib.SMTPException:
+            raise  # the server answered and refused this message (SMTPException is an OSError)
+        except OSError as exc:
+            self.conn = None
+            raise Unreachable(f"the SMTP connection failed: {exc}") from None
 
     def close(self):
         """End the SMTP session politely."""

@@ -199,3 +199,31 @@ def test_smtp_url_forms():
     assert (relay.port, relay.starttls, relay.username, relay.password) == (587, True, "apikey", "p@ss")
     tls = parse_smtp_url("smtps://u:p@smtp.example.com")
     assert (tls.port, tls.tls, tls.starttls) == (465, True, False)
+
+
+def test_a_paid_booking_sends_confirmation_and_receipt_and_a_cancellation_names_the_refund(
+        make_app, smtp_server, stripe_base):
+    from tests.test_payments import pay
+    from tests.test_payments_helpers import CARD_OK, api_post, book_held, clinic_with_service, signed_in
+
+    app = make_app(SMTP_URL=smtp_server.url, PUBLIC_URL=PUBLIC)
+    service, provider = clinic_with_service()
+    appt = book_held(service, provider, email="paying@example.com")
+    assert OutboxMessage.objects(to="paying@example.com").count() == 0  # a hold sends nothing yet
+    client = signed_in(app, "paying@example.com")
+    assert pay(client, appt.id, stripe_base, CARD_OK).status_code == 200
+    with app.app_context():
+        sweep()
+    received = smtp_server.wait_for(2, "paying@example.com")
+    subjects = sorted(m["Subject"] for m in received)
+    assert len(subjects) == 2
+    assert subjects[0].startswith("Booked:") and subjects[1] == "Receipt: £50.00 for Consultation"
+    receipt = [m for m in received if m["Subject"].startswith("Receipt")][0]
+    assert "£50.00" in _text(receipt) and "(Europe/London)" in _text(receipt)
+
+    assert api_post(client, f"/api/appointments/{appt.id}/cancel").status_code == 200
+    with app.app_context():
+        sweep()
+    cancelled = [m for m in smtp_server.wait_for(3, "paying@example.com") if m["Subject"].startswith("Cancelled")]
+    assert len(cancelled) == 1
+    assert "Refund: £50.00" in _text(cancelled[0])
