@@ -7,6 +7,7 @@ generated once and kept in `instance/dev-secrets.json`. Ctrl-C stops everything 
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import secrets
@@ -72,6 +73,9 @@ def start_missing(host, port):
                                      env["STRIPE_WEBHOOK_SECRET"].split(",")[0])
     if not os.environ.get("SMTP_URL"):
         # A real SMTP server on a free port; what it receives is kept in instance/mail (Maildir).
+        if importlib.util.find_spec("aiosmtpd") is None:
+            print("  aiosmtpd is not installed: email waits in the outbox (pip install aiosmtpd)")
+            return started, env
         server = start_smtp(os.path.join(INSTANCE, "mail"), log_path=os.path.join(logs, "smtp.log"))
         started.append(server)
         env["SMTP_URL"] = server.url

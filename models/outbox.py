@@ -84,6 +84,7 @@ UTC = timezone.utc
 KINDS = ("confirmed", "receipt", "cancelled", "rescheduled", "reminder", "password_reset",
          "invitation", "waitlist_offer")
 APPOINTMENT_KINDS = ("confirmed", "receipt", "cancelled", "rescheduled", "reminder")
+TOKEN_KINDS = ("password_reset", "invitation")  # carry a set-password link
 STATUSES = ("queued", "sending", "sent", "failed", "dropped")
 MAX_ATTEMPTS = 8
 LEASE = timedelta(minutes=5)  # a claimed message not finished by then is tried again
@@ -225,6 +226,16 @@ def why_drop(message, now):
     """Why a claimed message should not be sent any more, or None when it still fits."""
     if message.expires_at and _utc(message.expires_at) <= now:
         return "expired"
+    if message.patient:
+        patient = Patient.objects(id=message.patient).only("email", "active").first()
+        if patient is None or not patient.active:
+            return "patient account closed"
+        if patient.email != message.to:
+            if message.kind in TOKEN_KINDS:
+                return "patient's email changed"
+            # Appointment news goes to the address the patient has now.
+            OutboxMessage.objects(id=message.id).update_one(set__to=patient.email)
+            message.to = patient.email
     if message.kind in CHECKS:
         reason = CHECKS[message.kind](message, now)
         if reason:
@@ -478,9 +489,6 @@ def _describe(exc):
     if code:
         return f"{code} {_text(getattr(exc, 'smtp_error', ''))}"[:500]
     return f"{exc.__class__.__name__}: {exc}"[:500]
-
-
-TOKEN_KINDS = ("password_reset", "invitation")
 
 
 def resend(message_id, now=None):

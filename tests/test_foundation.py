@@ -228,7 +228,7 @@ def test_devstack_runs_seeds_stops_everything_and_keeps_data(tmp_path):
     assert len(services) >= 3, output
     assert "patient@clinic.test" in output and "password:" in output
     started = [line.split(" at ")[-1].strip() for line in output.splitlines() if "  started " in line]
-    assert len(started) == 3, output  # MongoDB, Redis and localstripe
+    assert len(started) == 4, output  # MongoDB, Redis, localstripe and the SMTP server (aiosmtpd)
     for url in started:  # Ctrl-C stopped every server it started
         port_of = int(url.rsplit(":", 1)[1].split("/")[0])
         with pytest.raises(requests.RequestException):
