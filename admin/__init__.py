@@ -49,6 +49,9 @@ def init_admin(app):
     admin.add_view(StaffUserView(d.StaffUser, name="Staff", endpoint="staff", category="Settings"))
     admin.add_view(ClinicView(d.Clinic, name="Clinic settings", endpoint="clinic", category="Settings"))
     admin.add_view(AuditEventView(d.AuditEvent, name="Audit log", endpoint="audit", category="Settings"))
+    from admin.outbox import add_outbox_view  # the email outbox (admin and reception)
+
+    add_outbox_view(admin)
     # Model views check their own SecureForm CSRF token (forms, actions, ajax/update); Flask-WTF's
     # global check would refuse those tokens. The day view and sign-in keep Flask-WTF's.
     from admin.base import SecureModelView

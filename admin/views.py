@@ -455,6 +455,10 @@ class PatientView(SecureModelView):
 
     def after_model_change(self, form, model, is_created):
         audit(staff_actor(), "patient.create" if is_created else "patient.update", record=f"Patient:{model.id}")
+        if is_created:  # they choose their own password from an emailed link
+            from models.reset import queue_invitation
+
+            queue_invitation(model)
 
     def render(self, template, **kwargs):
         """The patient's page also lists their appointments and payments, newest first."""

@@ -44,7 +44,7 @@ def register_commands(app):
 
     @app.cli.command("sweep")
     def sweep_command():
-        """One pass of expiring holds and reconciling payments with Stripe."""
+        """One pass: expire holds, reconcile payments with Stripe, send the email that is due."""
         from models.sweep import sweep
 
         report = sweep()

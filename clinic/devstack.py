@@ -8,6 +8,7 @@ generated once and kept in `instance/dev-secrets.json`. Ctrl-C stops everything 
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import secrets
@@ -22,6 +23,7 @@ from clinic.servers import (
     start_localstripe,
     start_redis,
     start_secantus,
+    start_smtp,
 )
 
 INSTANCE = os.environ.get("CLINIC_INSTANCE") or os.path.join(ROOT, "instance")
@@ -76,6 +78,14 @@ def start_missing(host, port):
         # so its own checkout.session.* events reach the same endpoint.
         register_localstripe_webhook(checkout.url, f"http://{host}:{port}/webhooks/stripe",
                                      env["STRIPE_WEBHOOK_SECRET"].split(",")[0])
+    if not os.environ.get("SMTP_URL"):
+        # A real SMTP server on a free port; what it receives is kept in instance/mail (Maildir).
+        if importlib.util.find_spec("aiosmtpd") is None:
+            print("  aiosmtpd is not installed: email waits in the outbox (pip install aiosmtpd)")
+            return started, env
+        server = start_smtp(os.path.join(INSTANCE, "mail"), log_path=os.path.join(logs, "smtp.log"))
+        started.append(server)
+        env["SMTP_URL"] = server.url
     return started, env
 
 

@@ -144,3 +144,19 @@ def start_checkout_standin(localstripe_url, port=None, log_path=None, state_path
     proc = _spawn(cmd, log_path, cwd=root)
     wait_for_port(port, timeout=30, process=proc, name="Checkout stand-in")
     return ServerProcess("checkout", proc, port, f"http://127.0.0.1:{port}")
+
+
+def start_smtp(mail_dir, port=None, log_path=None):
+    """Start a real SMTP server (aiosmtpd) that keeps every message it receives in a Maildir.
+
+    `mail_dir` gets Maildir's `new/ cur/ tmp/` folders; read them with `mailbox.Maildir(mail_dir)`.
+    The server accepts any sender and recipient and relays nothing: it is for one machine only.
+    """
+    port = port or free_port()
+    for sub in ("tmp", "new", "cur"):  # a Maildir, also when the folder exists already
+        os.makedirs(os.path.join(mail_dir, sub), exist_ok=True)
+    cmd = [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
+           "-c", "aiosmtpd.handlers.Mailbox", os.path.abspath(mail_dir)]
+    proc = _spawn(cmd, log_path)
+    wait_for_port(port, timeout=30, process=proc, name="aiosmtpd")
+    return ServerProcess("smtp", proc, port, f"smtp://127.0.0.1:{port}", extra={"mail_dir": mail_dir})

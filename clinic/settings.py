@@ -86,6 +86,10 @@ def load_settings(env=None):
         "BOOKINGS_PER_ADDRESS_10MIN": _int(env, "BOOKINGS_PER_ADDRESS_10MIN", 60),
         # Adds X-DB-Commands (MongoDB commands per request) to every answer: tests and benchmark.
         "COUNT_DB_COMMANDS": _flag(env.get("COUNT_DB_COMMANDS"), False),
+        # Outgoing email: smtp://user:pass@host:587?starttls=1 or smtps://user:pass@host:465.
+        # Unset, messages wait in the outbox (the one-machine stack starts its own server).
+        "SMTP_URL": env.get("SMTP_URL") or None,
+        "MAIL_FROM": env.get("MAIL_FROM") or "Clinic <no-reply@clinic.localhost>",
     }
 
 
@@ -106,6 +110,8 @@ def validate_settings(config):
     redis_scheme = urlsplit(config.get("REDIS_URL") or "").scheme
     if redis_scheme not in ("redis", "rediss", "unix"):
         raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
+    if config.get("SMTP_URL") and urlsplit(config["SMTP_URL"]).scheme not in ("smtp", "smtps"):
+        raise ConfigError("SMTP_URL must start with smtp:// or smtps://")
     if config.get("HOLD_MINUTES", 15) < 1:
         raise ConfigError("HOLD_MINUTES must be at least 1")
 

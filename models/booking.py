@@ -319,6 +319,10 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
     except Exception:
         release_time(appointment.id)
         raise
+    if appointment.status == "confirmed":
+        from models.outbox import appointment_confirmed  # confirmation, reminders: sent by the sweep
+
+        appointment_confirmed(appointment, now)
     return appointment
 
 
@@ -376,7 +380,7 @@ def cancel(appointment, now, reason="", by_staff=False, actor=None):
         if blocker:
             raise Conflict(blocker, code="cancellation_window")
     moved = Appointment.objects(id=appointment.id, status__in=("held", "confirmed", "checked_in")).update_one(
-        set__status="cancelled", set__updated_at=now, set__cancel_reason=reason[:500])
+        set__status="cancelled", set__updated_at=now, set__cancel_reason=reason[:500], inc__version=1)
     if not moved:
         raise Conflict("This appointment was already closed.", code="already_closed")
     release_time(appointment.id)
@@ -384,6 +388,10 @@ def cancel(appointment, now, reason="", by_staff=False, actor=None):
     from models.payments import after_cancellation
 
     after_cancellation(appointment, now, by_staff=by_staff, status_before=appointment.status, actor=actor)
+    if appointment.status != "held":  # an abandoned unpaid hold was never confirmed by email
+        from models.outbox import appointment_cancelled  # queued reminders of the old version drop
+
+        appointment_cancelled(appointment, now)
     appointment.reload()
     return appointment
 
@@ -405,18 +413,10 @@ def local_today(tz, now):
 
 
 def ics_for(appointment, clinic):
-    """An iCalendar (.ics) document for one appointment."""
-    from icalendar import Calendar, Event
+    """An iCalendar (.ics) document for one appointment (the same file the confirmation email carries)."""
+    from flask import current_app, has_app_context
 
-    cal = Calendar()
-    cal.add("prodid", "-//Clinic booking//EN")
-    cal.add("version", "2.0")
-    event = Event()
-    event.add("uid", f"appointment-{appointment.id}@clinic")
-    event.add("dtstamp", _utc(appointment.updated_at or appointment.created_at))
-    event.add("dtstart", _utc(appointment.start))
-    event.add("dtend", _utc(appointment.end))
-    event.add("summary", f"{appointment.service.name} with {appointment.provider.name}")
-    event.add("location", clinic.name)
-    cal.add_component(event)
-    return cal.to_ical()
+    from models.messages import appointment_ics
+
+    public_url = current_app.config.get("PUBLIC_URL", "") if has_app_context() else ""
+    return appointment_ics(appointment, clinic, public_url)

@@ -87,6 +87,8 @@ class Service(Document):
     cancellation_window_hours = IntField(default=24, min_value=0)
     refund_rule = StringField(default="full", choices=REFUND_RULES)
     active = BooleanField(default=True)
+    # Hours before the start at which a reminder email goes out (none if booked inside one).
+    reminder_hours = ListField(IntField(min_value=1, max_value=24 * 14), default=lambda: [24, 2])
     meta = {"collection": "services", "auto_create_index": False, "indexes": ["active"]}
 
     def clean(self):
@@ -246,6 +248,8 @@ class Appointment(Document):
     override = BooleanField(default=False)  # staff booked over a conflict, audited
     cancel_reason = StringField(max_length=500, default="")
     notes = StringField(max_length=2000, default="")
+    # Bumped by every change of status or time; queued email for an older version is dropped.
+    version = IntField(default=0)
     meta = {
         "collection": "appointments",
         "auto_create_index": False,
@@ -353,3 +357,6 @@ def ensure_indexes():
     """Create every document's indexes now (MongoEngine would build them lazily otherwise)."""
     for document in ALL_DOCUMENTS:
         document.ensure_indexes()
+    from models.outbox import ensure_outbox_indexes  # the email outbox and reset links
+
+    ensure_outbox_indexes()

@@ -41,7 +41,7 @@ def check_in(appointment, now, tz):
     if _local_date(appointment.start, tz) != _local_date(now, tz):
         raise Conflict("Only today's appointments can be checked in.", code="not_today")
     moved = Appointment.objects(id=appointment.id, status="confirmed").update_one(
-        set__status="checked_in", set__updated_at=now)
+        set__status="checked_in", set__updated_at=now, inc__version=1)
     if not moved:
         raise Conflict(f"This appointment is {appointment.status.replace('_', ' ')}; only confirmed "
                        "appointments can be checked in.", code="bad_transition")
@@ -68,7 +68,7 @@ def mark_no_show(appointment, now):
         raise Conflict("An appointment can be marked as a no-show only after it was due to start.",
                        code="not_started")
     moved = Appointment.objects(id=appointment.id, status="confirmed").update_one(
-        set__status="no_show", set__updated_at=now)
+        set__status="no_show", set__updated_at=now, inc__version=1)
     if not moved:
         raise Conflict(f"This appointment is {appointment.status.replace('_', ' ')}; only confirmed "
                        "appointments can be marked as no-shows.", code="bad_transition")

@@ -801,9 +801,12 @@ def settle_paid(payment, actor, now, first_time):
         cause = _unavailable_because(appt, now)
         if cause is None and _secure_time(appt, now):
             moved = Appointment.objects(id=appt.id, status__in=("held", "expired")).update_one(
-                set__status="confirmed", set__updated_at=now)
+                set__status="confirmed", set__updated_at=now, inc__version=1)
             if moved:
                 _audit(actor, "appointment.confirm", record, outcome="late_payment" if late else "ok")
+                from models.outbox import appointment_confirmed  # confirmation, receipt, reminders
+
+                appointment_confirmed(appt, now, paid=True)
                 return "confirmed_late" if late else "confirmed"
             appt.reload()
             if appt.status in CONFIRMED_STATUSES:
@@ -813,7 +816,7 @@ def settle_paid(payment, actor, now, first_time):
             cause = cause or "taken"
             text = UNCONFIRMABLE[cause][0]
             moved = Appointment.objects(id=appt.id, status__in=("held", "expired")).update_one(
-                set__status="expired", set__updated_at=now, set__cancel_reason=text)
+                set__status="expired", set__updated_at=now, set__cancel_reason=text, inc__version=1)
             appt.reload()
             if moved or appt.status == "expired":
                 release_time(appt.id)  # its time goes back to the diary

@@ -50,6 +50,7 @@ class SweepReport:
     orphans: int = 0
     problems: list = field(default_factory=list)
     skipped: bool = False
+    mail: object = None  # the outbox's DeliveryReport
 
     def lines(self):
         """Human-readable summary lines."""
@@ -66,6 +67,8 @@ class SweepReport:
         if self.orphans:
             out.append(f"sweep: {self.orphans} stale time claim(s) deleted")
         out += [f"sweep: problem: {p}" for p in self.problems]
+        if self.mail is not None:
+            out += [f"sweep: {line}" for line in self.mail.lines()]
         return out
 
 
@@ -86,7 +89,7 @@ class Lease:
 
 
 def sweep(now=None):
-    """One pass: expire lapsed holds, reconcile payments, tidy claims, report what is wrong."""
+    """One pass: expire lapsed holds, reconcile payments, tidy claims, send due email, report problems."""
     now = now or utcnow()
     report = SweepReport()
     lease = Lease()
@@ -98,6 +101,7 @@ def sweep(now=None):
         _reconcile_payments(now, report)
         _recent_payments(now, report)
         _tidy_claims(now, report)
+        _send_mail(now, report)
     finally:
         lease.release()
     return report
@@ -139,7 +143,7 @@ def _expire_holds(now, report):
                 continue
         # Guarded update: only a still-held, still-lapsed appointment moves to expired.
         moved = Appointment.objects(id=appt.id, status="held", hold_expires_at__lte=now).update_one(
-            set__status="expired", set__updated_at=now)
+            set__status="expired", set__updated_at=now, inc__version=1)
         if moved:
             # Claims secured by a payment (expires_at None) are never released here.
             release_time(appt.id, now=now, only_expiring=True)
@@ -214,3 +218,14 @@ def _recent_payments(now, report):
         elif payment.status == "succeeded" and appt.status == "cancelled" and not payment.amount_refunded:
             report.problems.append(f"appointment {appt.id} is cancelled but its payment was not "
                                    "refunded (check the service's refund rule)")
+
+
+def _send_mail(now, report):
+    """Send the email that is due from the outbox (each message claimed atomically)."""
+    from models.outbox import deliver_due
+
+    try:
+        report.mail = deliver_due(now)
+    except Exception as exc:  # the database hiccuped: the messages stay queued for the next pass
+        log.warning("sweep: mail not sent this pass: %s", exc)
+        report.problems.append(f"mail not sent this pass ({exc.__class__.__name__})")

@@ -160,3 +160,18 @@ def page(browser):
     context.close()
     assert not page.csp_errors, page.csp_errors
     assert not page.script_errors, page.script_errors
+
+
+@pytest.fixture(scope="session")
+def smtp_server(tmp_path_factory):
+    """A real SMTP server (aiosmtpd in its own process) keeping what it receives in a Maildir.
+
+    Tests point the app at it with `make_app(SMTP_URL=smtp_server.url)` and read what arrived
+    with `smtp_server.messages(to=...)` (use a recipient address of the test's own).
+    """
+    from clinic.servers import start_smtp
+    from tests.mail import SmtpBox
+
+    server = start_smtp(str(tmp_path_factory.mktemp("mail")))
+    yield SmtpBox(server)
+    server.stop()

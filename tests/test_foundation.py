@@ -300,8 +300,8 @@ def test_devstack_runs_seeds_stops_everything_and_keeps_data(tmp_path):
     assert len(services) >= 3, output
     assert "patient@clinic.test" in output and "password:" in output
     lines = [line.split("  started ", 1)[1] for line in output.splitlines() if "  started " in line]
-    # MongoDB, Valkey, localstripe and the Checkout stand-in in front of it.
-    assert {"mongodb", "redis", "stripe", "checkout"} <= {line.split(" at ")[0] for line in lines}, output
+    # MongoDB, Valkey, localstripe, the Checkout stand-in in front of it, and the SMTP server.
+    assert {"mongodb", "redis", "stripe", "checkout", "smtp"} <= {line.split(" at ")[0] for line in lines}, output
     started = [line.split(" at ")[-1].strip() for line in lines]
     for url in started:  # Ctrl-C stopped every server it started
         port_of = int(url.rsplit(":", 1)[1].split("/")[0])

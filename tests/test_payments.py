@@ -69,6 +69,9 @@ def test_card_confirmed_in_the_browser_is_confirmed_by_the_signed_webhook(live_s
     # Stripe.js confirms the card at Stripe; our server hears of it only through the webhook.
     assert confirm_at_stripe(stripe_base, started["payment_intent"]).status == "succeeded"
     wait_until(lambda: appointment_status(client, appt.id) == "confirmed", timeout=15)
+    # The webhook records its outcome after confirming the appointment (and queuing its email).
+    wait_until(lambda: StripeEvent.objects(object_id=started["payment_intent"], outcome="confirmed").count(),
+               timeout=15)
     event = StripeEvent.objects.get(object_id=started["payment_intent"])
     assert event.type == "payment_intent.succeeded" and event.outcome == "confirmed"
     assert event.processed_at is not None

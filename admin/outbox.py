@@ -1,0 +1,74 @@
+"""The back office's Outbox: every email, its status and last error, its rendered body; resend."""
+
+from flask import flash
+from flask_admin.actions import action
+from markupsafe import Markup, escape
+
+from admin.base import SecureModelView, local_formatter, staff_actor
+from clinic.audit import audit
+from models.documents import utcnow
+from models.errors import DomainError
+from models.outbox import OutboxMessage, resend
+
+FRONT_DESK = ("admin", "reception")
+
+
+def rendered_body(view, context, model, name):
+    """The plain-text body as it would be sent now (reset links hidden)."""
+    from models.messages import render
+
+    try:
+        rendered = render(model, utcnow(), preview=True)
+    except Exception as exc:  # a template edit gone wrong shows here, not as a 500
+        return Markup(f"<p>Cannot render this message: {escape(str(exc))}</p>")
+    return Markup(f"<p><strong>Subject:</strong> {escape(rendered.subject)}</p>"
+                  f"<pre style=\"white-space:pre-wrap\">{escape(rendered.text)}</pre>"
+                  + (f"<p>Attached: {escape(', '.join(a[0] for a in rendered.attachments))}</p>"
+                     if rendered.attachments else ""))
+
+
+class OutboxView(SecureModelView):
+    """Outgoing email (admin and reception): kind, recipient, status, attempts, last error."""
+
+    read_roles = FRONT_DESK
+    write_roles = ()
+    audit_reads = True  # bodies name patients and their appointments
+    column_list = ("created_at", "kind", "to", "status", "attempts", "due_at", "sent_at", "last_error")
+    column_details_list = ("kind", "to", "status", "attempts", "last_error", "drop_reason", "due_at",
+                           "sent_at", "created_at", "subject", "version", "variant", "body")
+    column_filters = ("kind", "status", "due_at")
+    column_searchable_list = ("to", "subject")
+    column_default_sort = ("created_at", True)
+    column_labels = {"to": "Recipient", "subject": "About", "drop_reason": "Not sent because",
+                     "due_at": "Due", "sent_at": "Sent"}
+    column_descriptions = {
+        "status": "queued: waiting to be sent · sending: being sent now · sent · failed: gave up "
+                  "after its attempts (resend it) · dropped: no longer fitted (appointment changed, "
+                  "cancelled or past)",
+    }
+    column_formatters = {"created_at": local_formatter("created_at"), "due_at": local_formatter("due_at"),
+                         "sent_at": local_formatter("sent_at"), "body": rendered_body}
+    action_roles = {"resend": FRONT_DESK}
+
+    @action("resend", "Send again", "Send the selected failed messages again?")
+    def action_resend(self, ids):
+        """Queue failed (or dropped) messages again; the sweep sends them within a minute."""
+        done = 0
+        for message in self.get_query().filter(id__in=ids):
+            record = f"OutboxMessage:{message.id}"
+            try:
+                resend(message.id)
+            except DomainError as exc:
+                flash(exc.message, "error")
+                audit(staff_actor(), "outbox.resend", record=record, outcome=f"refused:{exc.code}")
+                continue
+            done += 1
+            audit(staff_actor(), "outbox.resend", record=record)
+        if done:
+            flash(f"{done} message(s) queued again; they go out with the next sweep (within a minute).",
+                  "success")
+
+
+def add_outbox_view(admin):
+    """Register the Outbox view on the back office."""
+    admin.add_view(OutboxView(OutboxMessage, name="Outbox", endpoint="outbox"))

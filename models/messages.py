@@ -1,0 +1,146 @@
+"""Rendering outbox messages: templates under `templates/email/`, times in the clinic's zone.
+
+Each kind has `templates/email/<kind>.txt` (plain text; its first line sets the subject with
+`{% set subject = "…" %}`) and `templates/email/<kind>.html`, both extending a shared layout.
+Everything a template shows is read at send time (the appointment as it is now, the payment and
+its refunds), except the few values the outbox keeps in the message's `context`.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+from models.documents import Appointment, Clinic, Patient, Payment
+
+UTC = timezone.utc
+SYMBOLS = {"gbp": "£", "eur": "€", "usd": "$"}
+HIDDEN_LINK = "[link hidden: only the patient sees it]"
+
+
+@dataclass
+class Rendered:
+    """A message ready to send: subject, text and HTML bodies, attachments."""
+
+    subject: str
+    text: str
+    html: str
+    # (filename, maintype, subtype, bytes, params)
+    attachments: list = field(default_factory=list)
+
+
+def _utc(dt):
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def money(amount, currency):
+    """Minor units as people read them: '£60.00', '12.50 CHF'."""
+    value = f"{(amount or 0) / 100:,.2f}"
+    symbol = SYMBOLS.get((currency or "").lower())
+    return f"{symbol}{value}" if symbol else f"{value} {(currency or '').upper()}"
+
+
+def local_time(dt, tz):
+    """An instant in the clinic's zone with the zone named: 'Tuesday 24 November 2026, 09:00 GMT'."""
+    local = _utc(dt).astimezone(ZoneInfo(tz))
+    return f"{local:%A} {local.day} {local:%B %Y, %H:%M} {local.tzname()}"
+
+
+def _instant(value):
+    if isinstance(value, datetime):
+        return _utc(value)
+    return _utc(datetime.fromisoformat(value)) if value else None
+
+
+def appointment_ics(appointment, clinic, public_url="", method="PUBLISH"):
+    """An iCalendar file for one appointment: a VEVENT in the clinic's zone (TZID and VTIMEZONE),
+    its location, the clinic's phone and the link to manage, reschedule or cancel it."""
+    from icalendar import Calendar, Event
+
+    zone = ZoneInfo(clinic.timezone)
+    link = f"{public_url.rstrip('/')}/portal/appointments/{appointment.id}" if public_url else ""
+    cal = Calendar()
+    cal.add("prodid", "-//Clinic booking//EN")
+    cal.add("version", "2.0")
+    cal.add("method", method)
+    event = Event()
+    event.add("uid", f"appointment-{appointment.id}@clinic")
+    # Calendars replace an event they know when the sequence grows: every change bumps `version`.
+    event.add("sequence", appointment.version or 0)
+    event.add("dtstamp", _utc(appointment.updated_at or appointment.created_at))
+    event.add("dtstart", _utc(appointment.start).astimezone(zone))
+    event.add("dtend", _utc(appointment.end).astimezone(zone))
+    event.add("summary", f"{appointment.service.name} with {appointment.provider.name}")
+    event.add("location", clinic.name)
+    lines = [f"{appointment.service.name} with {appointment.provider.name} at {clinic.name}."]
+    if clinic.phone:
+        lines.append(f"Clinic phone: {clinic.phone}")
+    if link:
+        lines.append(f"Reschedule or cancel: {link}")
+        event.add("url", link)
+    event.add("description", "\n".join(lines))
+    event.add("status", "CANCELLED" if appointment.status == "cancelled" else "CONFIRMED")
+    if clinic.phone:
+        event.add("contact", f"{clinic.name}, {clinic.phone}")
+    cal.add_component(event)
+    cal.add_missing_timezones()
+    return cal.to_ical()
+
+
+def context_for(message, now, public_url, preview=False):
+    """The template context of a message, read from the database now."""
+    clinic = Clinic.get()
+    tz = clinic.timezone if clinic else "UTC"
+    base = public_url.rstrip("/")
+    ctx = {"message": message, "kind": message.kind, "clinic": clinic, "tz": tz,
+           "clinic_name": clinic.name if clinic else "The clinic",
+           "clinic_phone": (clinic.phone if clinic else "") or "",
+           "portal_url": f"{base}/portal/", "book_url": f"{base}/portal/book", "money": money,
+           "local_time": lambda dt: local_time(dt, tz), "preview": preview}
+    patient = Patient.objects(id=message.patient).only("name").first() if message.patient else None
+    ctx["patient_name"] = patient.name if patient else ""
+    appt = Appointment.objects(id=message.appointment).first() if message.appointment else None
+    if appt is not None:
+        ctx.update(appt=appt, service_name=appt.service.name, provider_name=appt.provider.name,
+                   when=local_time(appt.start, tz), duration=appt.service.duration_minutes,
+                   manage_url=f"{base}/portal/appointments/{appt.id}")
+        payment = Payment.objects(appointment=appt.id).first()
+        ctx["payment"] = payment
+        if payment is not None:
+            ctx["paid"] = money(payment.amount, payment.currency)
+            ctx["refunded"] = money(payment.amount_refunded, payment.currency) if payment.amount_refunded else ""
+            ctx["paid_at"] = local_time(payment.updated_at or payment.created_at, tz)
+    data = message.context or {}
+    if message.kind == "rescheduled" and data.get("old_start"):
+        ctx["old_when"] = local_time(_instant(data["old_start"]), tz)
+    if message.kind == "reminder":
+        ctx["lead_hours"] = int((message.variant or "0h").rstrip("h") or 0)
+    if message.kind in ("password_reset", "invitation"):
+        token = data.get("token")
+        ctx["link"] = HIDDEN_LINK if preview or not token else f"{base}/portal/reset/{token}"
+        if message.expires_at:
+            ctx["link_expires"] = local_time(message.expires_at, tz)
+    if message.kind == "waitlist_offer":
+        ctx.update(service_name=data.get("service", ""), provider_name=data.get("provider", ""))
+        if data.get("start"):
+            ctx["when"] = local_time(_instant(data["start"]), tz)
+        if data.get("expires_at"):
+            ctx["offer_expires"] = local_time(_instant(data["expires_at"]), tz)
+        ctx["offer_url"] = f"{base}{data.get('url') or '/portal/waitlist'}"
+    return ctx, appt, clinic
+
+
+def render(message, now, public_url=None, preview=False):
+    """Render a message from its templates (the back office passes preview=True: no secrets)."""
+    from flask import current_app
+
+    public_url = public_url or current_app.config.get("PUBLIC_URL") or ""
+    ctx, appt, clinic = context_for(message, now, public_url, preview)
+    env = current_app.jinja_env
+    text_module = env.get_template(f"email/{message.kind}.txt").make_module(ctx)
+    html = env.get_template(f"email/{message.kind}.html").render(ctx)
+    subject = " ".join(str(getattr(text_module, "subject", "") or message.kind).split())
+    rendered = Rendered(subject=subject, text=str(text_module).strip() + "\n", html=html)
+    if message.kind in ("confirmed", "rescheduled") and appt is not None and clinic is not None:
+        rendered.attachments.append(("appointment.ics", "text", "calendar",
+                                     appointment_ics(appt, clinic, public_url), {"method": "PUBLISH"}))
+    return rendered

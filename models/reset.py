@@ -1,0 +1,115 @@
+"""Password reset and invitation links: random tokens, stored hashed, single use, short-lived.
+
+- `request_reset(email, ip, now, redis, key)` answers the same whether or not the email has an
+  account (the door always says "if an account exists, we sent a link"). Requests are throttled
+  per client address (429 past `RESETS_PER_ADDRESS` an hour) and per account: past
+  `EMAILS_PER_ACCOUNT` an hour no further email goes out, silently, so nobody can flood a
+  patient's mailbox and the answer still reveals nothing. Earlier links stay valid meanwhile.
+- A link's token is 32 random bytes; only its SHA-256 is stored. It works once, for
+  `RESET_MINUTES` (an invitation for `INVITATION_DAYS`); using it spends every other open link of
+  the patient, sets the password and bumps `Patient.token_generation`, which ends every session.
+"""
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from mongoengine import DateTimeField, Document, ObjectIdField, StringField
+
+from models.accounts import hash_password, normalise_email, validate_password
+from models.documents import Patient, utcnow
+from models.errors import ValidationFailed
+
+RESET_MINUTES = 30
+INVITATION_DAYS = 7
+RESETS_PER_ADDRESS = 10  # requests an hour from one client address
+EMAILS_PER_ACCOUNT = 3  # reset emails an hour to one account
+INVALID_LINK = ("This link has expired or has already been used. "
+                "Ask for a new one below.")
+
+
+class PasswordReset(Document):
+    """One emailed set-password link (its token only as a hash)."""
+
+    token_hash = StringField(required=True, unique=True)
+    patient = ObjectIdField(required=True)
+    purpose = StringField(required=True, choices=("reset", "invitation"), default="reset")
+    created_at = DateTimeField(default=utcnow)
+    expires_at = DateTimeField(required=True)
+    used_at = DateTimeField()
+    meta = {"collection": "password_resets", "auto_create_index": False,
+            "indexes": [("patient", "used_at")]}
+
+
+def _hash(token):
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+
+
+def _account_key(email):
+    return hashlib.sha256(email.encode("utf-8", "replace")).hexdigest()[:32]
+
+
+def issue_link(patient, now, purpose="reset"):
+    """Create a set-password link for the patient and queue its email; returns the raw token."""
+    from models.outbox import enqueue
+
+    token = secrets.token_urlsafe(32)
+    life = timedelta(minutes=RESET_MINUTES) if purpose == "reset" else timedelta(days=INVITATION_DAYS)
+    link = PasswordReset(token_hash=_hash(token), patient=patient.id, purpose=purpose, created_at=now,
+                         expires_at=now + life)
+    link.save(force_insert=True)
+    enqueue("password_reset" if purpose == "reset" else "invitation", patient.email,
+            f"PasswordReset:{link.id}", context={"token": token}, expires_at=link.expires_at,
+            patient_id=patient.id, now=now)
+    return token
+
+
+def request_reset(email, ip, now, redis, key):
+    """Email a reset link when the account exists; throttled per address (429) and per account."""
+    from models.throttle import rate_limit
+
+    rate_limit(redis, key("reset", "ip", ip or "unknown"), RESETS_PER_ADDRESS, 3600)
+    try:
+        email = normalise_email(email)
+    except ValidationFailed:
+        return None  # nothing to send; the answer stays the same
+    counter = key("reset", "acct", _account_key(email))
+    pipe = redis.pipeline(transaction=True)
+    pipe.incr(counter)
+    pipe.expire(counter, 3600, nx=True)
+    count, _ = pipe.execute()
+    patient = Patient.objects(email=email, active=True).first()
+    if patient is None or count > EMAILS_PER_ACCOUNT:
+        return None
+    issue_link(patient, now, "reset")
+    return patient
+
+
+def queue_invitation(patient, now=None):
+    """Email a patient created by staff a link to choose their password (valid 7 days)."""
+    return issue_link(patient, now or utcnow(), "invitation")
+
+
+def link_is_valid(token, now):
+    """True while the link can still be used (the page shows the form only then)."""
+    if not isinstance(token, str) or not token or len(token) > 200:
+        return False
+    return PasswordReset.objects(token_hash=_hash(token), used_at=None, expires_at__gt=now).count() > 0
+
+
+def reset_password(token, password, now):
+    """Set a new password with a link (once); every session of the patient ends. Returns the patient."""
+    if not isinstance(token, str) or not token or len(token) > 200:
+        raise ValidationFailed(INVALID_LINK, code="invalid_token", fields={"token": "invalid"})
+    validate_password(password)  # before spending the link, so a typo does not waste it
+    link = PasswordReset._get_collection().find_one_and_update(
+        {"token_hash": _hash(token), "used_at": None, "expires_at": {"$gt": now}},
+        {"$set": {"used_at": now}})
+    patient = Patient.objects(id=link["patient"], active=True).first() if link else None
+    if patient is None:
+        raise ValidationFailed(INVALID_LINK, code="invalid_token", fields={"token": "invalid"})
+    # Other open links of this patient are spent too: one reset closes them all.
+    PasswordReset.objects(patient=patient.id, used_at=None).update(set__used_at=now)
+    patient.update(set__password_hash=hash_password(password), inc__token_generation=1)
+    patient.reload()
+    return patient

@@ -1,0 +1,154 @@
+"""Refusals from a real SMTP server: retries with backoff, the attempt limit, the last error kept;
+the back office's Outbox shows them, previews bodies without secrets, and resends (audited)."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from clinic.servers import free_port
+from models import AuditEvent, Patient, StaffUser
+from models.booking import book
+from models.documents import utcnow
+from models.outbox import MAX_ATTEMPTS, OutboxMessage, deliver_due
+from models.reset import PasswordReset, queue_invitation
+from tests.factories import (
+    at,
+    form_csrf,
+    future_day,
+    make_clinic,
+    make_patient,
+    make_provider,
+    make_service,
+    make_staff,
+    staff_login,
+)
+
+
+class Picky:
+    """An SMTP handler that refuses some recipients: 550 for bounce@, 451 for later@."""
+
+    def __init__(self):
+        self.accepted = []
+        self.refuse_later = True
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("bounce@"):
+            return "550 5.1.1 No such mailbox here"
+        if address.startswith("later@") and self.refuse_later:
+            return "451 4.3.0 Mailbox busy, try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.accepted.append((envelope.rcpt_tos[:], envelope.content))
+        return "250 Message accepted"
+
+
+@pytest.fixture
+def picky():
+    handler = Picky()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield handler, f"smtp://127.0.0.1:{controller.port}"
+    controller.stop()
+
+
+@pytest.fixture
+def booked(make_app, picky):
+    handler, url = picky
+    app = make_app(SMTP_URL=url, PUBLIC_URL="http://clinic.test")
+    make_clinic()
+    service = make_service(name="Check-up", price=0)
+    provider = make_provider([service])
+    now = utcnow()
+    for hour, email in ((9, "bounce@example.com"), (10, "later@example.com"), (11, "fine@example.com")):
+        book(make_patient(email), service.id, provider.id, at(future_day(3), hour), now)
+    return app, handler
+
+
+def test_refusals_are_retried_with_backoff_until_the_attempt_limit(booked):
+    app, handler = booked
+    now = utcnow()
+    with app.app_context():
+        report = deliver_due(now)
+    assert len(report.sent) == 1 and len(report.failed) == 1 and len(report.retrying) == 1
+    assert [rcpts for rcpts, _ in handler.accepted] == [["fine@example.com"]]
+    bounced = OutboxMessage.objects.get(to="bounce@example.com", kind="confirmed")
+    assert bounced.status == "failed" and "550" in bounced.last_error  # 5xx: no point retrying
+    later = OutboxMessage.objects.get(to="later@example.com", kind="confirmed")
+    assert later.status == "queued" and later.attempts == 1 and "451" in later.last_error
+    assert abs(later.due_at.replace(tzinfo=now.tzinfo) - (now + timedelta(minutes=1))) < timedelta(milliseconds=2)
+
+    with app.app_context():
+        assert deliver_due(now + timedelta(seconds=30)).retrying == []  # not due yet: backoff
+        clock = now
+        for _ in range(MAX_ATTEMPTS - 1):
+            clock += timedelta(hours=1)
+            deliver_due(clock)
+    later.reload()
+    assert later.status == "failed" and later.attempts == MAX_ATTEMPTS and "451" in later.last_error
+    assert len(handler.accepted) == 1
+
+
+def test_the_outbox_view_lists_previews_and_resends(booked):
+    app, handler = booked
+    with app.app_context():
+        deliver_due(utcnow())
+    make_staff("reception")
+    make_staff("provider")
+    client = app.test_client()
+    assert staff_login(client, "reception@clinic.test").status_code == 302
+    page = client.get("/admin/outbox/")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "bounce@example.com" in html and "550 5.1.1 No such mailbox here" in html
+    bounced = OutboxMessage.objects.get(to="bounce@example.com", kind="confirmed")
+    details = client.get(f"/admin/outbox/details/?id={bounced.id}").get_data(as_text=True)
+    assert "Booked: Check-up" in details and "Your appointment is confirmed." in details
+    assert "appointment.ics" in details
+
+    token = form_csrf(client.get("/admin/patients/new/").get_data(as_text=True))
+    handler.refuse_later = False
+    later = OutboxMessage.objects.get(to="later@example.com", kind="confirmed")
+    OutboxMessage.objects(id=later.id).update_one(set__status="failed")
+    client.post("/admin/outbox/action/", data={"action": "resend", "rowid": [str(later.id)],
+                                               "csrf_token": token})
+    later.reload()
+    assert later.status == "queued" and later.attempts == 0
+    staff = StaffUser.objects.get(email="reception@clinic.test")
+    assert AuditEvent.objects(actor=f"staff:{staff.id}", action="outbox.resend",
+                              record=f"OutboxMessage:{later.id}").count() == 1
+    with app.app_context():
+        deliver_due(utcnow())
+    assert OutboxMessage.objects.get(id=later.id).status == "sent"
+    assert ["later@example.com"] in [rcpts for rcpts, _ in handler.accepted]
+
+    other = app.test_client()
+    assert staff_login(other, "provider@clinic.test").status_code == 302
+    assert other.get("/admin/outbox/").status_code == 403
+
+
+def test_a_staff_created_patient_gets_an_invitation_whose_link_staff_never_see(booked):
+    app, handler = booked
+    make_staff("admin")
+    client = app.test_client()
+    assert staff_login(client, "admin@clinic.test").status_code == 302
+    token = form_csrf(client.get("/admin/patients/new/").get_data(as_text=True))
+    resp = client.post("/admin/patients/new/", data={"name": "Walk In", "email": "walkin@example.com",
+                                                     "phone": "", "active": "y", "csrf_token": token})
+    assert resp.status_code == 302
+    invitation = OutboxMessage.objects.get(kind="invitation", to="walkin@example.com")
+    assert PasswordReset.objects.get(id=invitation.subject.split(":")[1]).purpose == "invitation"
+    raw = invitation.context["token"]
+    details = client.get(f"/admin/outbox/details/?id={invitation.id}").get_data(as_text=True)
+    assert raw not in details and "link hidden" in details
+    with app.app_context():
+        deliver_due(utcnow())
+    body = [c for rcpts, c in handler.accepted if rcpts == ["walkin@example.com"]][0].decode()
+    assert "set up your account" in body and re.search(rf"/portal/reset/{re.escape(raw)}", body)
+    assert "token" not in OutboxMessage.objects.get(id=invitation.id).context
+    # Queuing again makes a new link (a new message), never a resend of the old one.
+    queue_invitation(Patient.objects.get(email="walkin@example.com"))
+    assert OutboxMessage.objects(kind="invitation", to="walkin@example.com").count() == 2
