@@ -82,10 +82,21 @@ class LocalIso:
         return f"{prefix}{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}{offset[1]}"
 
 
-def render(provider, starts, length_us, iso):
-    """Each free time of a provider as its JSON object text (the API's slot shape)."""
+def render(provider, starts, length_us, iso, tails=None):
+    """Each free time of a provider as its JSON object text (the API's slot shape).
+
+    `tails` (start -> its rendered times) is shared between the providers of one answer: they
+    mostly share the booking grid, so each instant is formatted once.
+    """
     head = '{"provider":"%s","provider_name":%s,"start":"' % (provider.id, json.dumps(provider.name))
-    return [f'{head}{iso(s)}","end":"{iso(s + length_us)}"}}' for s in starts]
+    tails = {} if tails is None else tails
+    out = []
+    for s in starts:
+        tail = tails.get(s)
+        if tail is None:
+            tail = tails[s] = f'{iso(s)}","end":"{iso(s + length_us)}"}}'
+        out.append(head + tail)
+    return out
 
 
 def slots_json(service, providers, clinic, first, days, now, cache=None):
@@ -104,8 +115,8 @@ def slots_json(service, providers, clinic, first, days, now, cache=None):
     if todo:
         length = service_rules(service, clinic).duration // timedelta(microseconds=1)
         iso = LocalIso(clinic.timezone)
-        by_id = {p.id: p for p in todo}
-        fresh = {pid: (starts, render(by_id[pid], starts, length, iso))
+        by_id, tails = {p.id: p for p in todo}, {}
+        fresh = {pid: (starts, render(by_id[pid], starts, length, iso, tails))
                  for pid, starts in free_times(service, todo, clinic, first, days, now).items()}
         found.update(fresh)
         if cache is not None and missing:
