@@ -4,7 +4,7 @@ import uuid
 
 from flask import g, request
 
-from models.audit import record_audit
+from models.audit import new_audit, record_audit
 
 
 def request_id():
@@ -19,3 +19,9 @@ def audit(actor, action, record="", outcome="ok"):
     """Write an audit event for the current request."""
     return record_audit(actor, action, record=record, outcome=outcome,
                         request_id=request_id(), ip=request.remote_addr or "")
+
+
+def audit_event(actor, action, record="", outcome="ok"):
+    """An audit event of the current request, not yet written (an action writes it with its change)."""
+    return new_audit(actor, action, record=record, outcome=outcome, request_id=request_id(),
+                     ip=request.remote_addr or "")

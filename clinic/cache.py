@@ -3,9 +3,14 @@
 * The catalog (clinic, services, providers, schedules) is kept per process and reloaded when a
   catalog document is saved in this process or when the catalog version in Redis moves (a save in
   another process).
-* Free times are cached in Redis for `SLOTS_TTL` seconds under a key that includes the
-  availability version. Every claim or release of provider time, and every catalog or time-off
-  save, bumps that version, so a booking is never hidden behind a stale answer; holds that lapse
+* Free times are cached in Redis for `SLOTS_TTL` seconds *per provider* (and service, first date and
+  number of days), each entry stamped with the two versions it was computed under: the clinic-wide
+  one (bumped by service and clinic changes) and that provider's (bumped by claims and releases of
+  the provider's time, and by saves of their record, weekly hours or time off). An entry counts only
+  while both stamps are current, so a booking elsewhere leaves this provider's entries alone, and
+  "any provider" answers are assembled from the per-provider entries. A booking bumps its
+  provider's version after its appointment is written, so any read that sees the new version also
+  sees the appointment: a taken time is never offered once the booking has answered. Holds that lapse
   free their time at the latest after the TTL (a stale "taken" is harmless: nobody can book it).
 * When Redis does not answer, both fall back to the database: reads keep working.
 """
@@ -44,7 +49,7 @@ class Caches:
         self.prefix = app.config.get("REDIS_PREFIX", "")
         self.db_key = f"{app.config.get('MONGODB_URI')}/{app.config.get('MONGODB_DB')}"
         catalog_module.set_catalog_source(self.catalog)
-        catalog_module.on_change(_on_change)
+        catalog_module.on_change(_on_change, with_provider=True)
         app.extensions["caches"] = self
         global _current
         _current = self
@@ -53,14 +58,14 @@ class Caches:
         return self.prefix + ":".join(str(p) for p in parts)
 
     def versions(self):
-        """(catalog version, availability version) from Redis, or None when Redis is down.
+        """(catalog version, clinic-wide free-time version) from Redis, or None when Redis is down.
 
         Read once per request: the catalog and the free-time cache both need them.
         """
         if has_request_context() and "cache_versions" in g:
             return g.cache_versions
         try:
-            values = self.redis.mget(self._key("ver", "catalog"), self._key("ver", "availability"))
+            values = self.redis.mget(self._key("ver", "catalog"), self._key("ver", "all"))
             found = tuple(int(v or 0) for v in values)
         except redis.RedisError:
             found = None
@@ -83,19 +88,58 @@ class Caches:
             _cached[key] = (stamp, loaded)
         return loaded
 
-    def bump(self, kind):
-        """Move the version counters after a change."""
+    def bump(self, kind, provider=None):
+        """Move the version counters after a change: the catalog's, and one provider's or everyone's."""
         if has_request_context():
             g.pop("cache_versions", None)
         try:
             pipe = self.redis.pipeline(transaction=False)
             if kind == "catalog":
                 pipe.incr(self._key("ver", "catalog"))
-            pipe.incr(self._key("ver", "availability"))
+            pipe.incr(self._key("ver", "p", provider) if provider else self._key("ver", "all"))
             pipe.execute()
         except redis.RedisError:
             # Cached free times stay until their TTL; a stale "free" time can still not be booked.
             log.warning("could not bump cache versions in Redis")
+
+    def get_parts(self, parts, provider_ids):
+        """Cached free-time entries of each provider for the request `parts`.
+
+        One Redis round trip for the providers' versions and their entries together. Returns
+        ({provider id: (starts, items)} for the current ones, {provider id: (key, stamp)} to store
+        the others under), or (None, None) when Redis is down.
+        """
+        versions = self.versions()
+        if versions is None or not provider_ids:
+            return None, None
+        keys = [self._key("slots", *parts, pid) for pid in provider_ids]
+        try:
+            values = self.redis.mget([self._key("ver", "p", pid) for pid in provider_ids] + keys)
+        except redis.RedisError:
+            return None, None
+        n = len(provider_ids)
+        found, missing = {}, {}
+        for i, pid in enumerate(provider_ids):
+            stamp = f"{versions[1]}.{int(values[i] or 0)}"
+            entry = _decode(values[n + i], stamp)
+            if entry is None:
+                missing[pid] = (keys[i], stamp)
+            else:
+                found[pid] = entry
+        return found, missing
+
+    def put_parts(self, missing, entries):
+        """Store freshly computed entries {provider id: (starts, items)} under keys from `get_parts`."""
+        if not missing:
+            return
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for pid, (key, stamp) in missing.items():
+                if pid in entries:
+                    pipe.set(key, _encode(stamp, *entries[pid]), ex=SLOTS_TTL)
+            pipe.execute()
+        except redis.RedisError:
+            pass
 
     def get_slots(self, parts):
         """Cached free times for the request `parts`, or (None, key to store them under)."""
@@ -119,14 +163,29 @@ class Caches:
             pass
 
 
+def _encode(stamp, starts, items):
+    """One provider's entry: its stamp, its start instants, then one rendered JSON object a line."""
+    return "\n".join([stamp, ",".join(map(str, starts))] + items)
+
+
+def _decode(raw, stamp):
+    """(starts, items) from an entry made by `_encode`, or None when absent or stamped otherwise."""
+    if not raw:
+        return None
+    lines = raw.split("\n")
+    if lines[0] != stamp:
+        return None
+    return ([int(t) for t in lines[1].split(",")] if lines[1] else []), lines[2:]
+
+
 _current = None
 caches = Caches()
 
 
-def _on_change(kind):
+def _on_change(kind, provider=None):
     global _local_generation
     if kind == "catalog":
         with _lock:
             _local_generation += 1
     if _current is not None and _current.redis is not None:
-        _current.bump(kind)
+        _current.bump(kind, provider)

@@ -26,8 +26,9 @@ Conventions:
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Iterable, Optional, Sequence
 from zoneinfo import ZoneInfo
@@ -310,17 +311,104 @@ def free_slots(
     because buffers protect against other bookings, not against closing time.
     ``busy`` intervals must already include the existing appointments' buffers.
     """
-    zone, day_list, by_date = ZoneInfo(tz), tuple(days), _overrides_by_date(overrides)
-    now = _to_utc(now)
-    earliest, latest = now + rules.min_notice, now + rules.horizon
-    blocked = _Blocked(_utc_pairs(time_off), _utc_pairs(busy))
-    found = set()
+    starts = free_starts(tz=tz, days=days, overrides=overrides, time_off=time_off, busy=busy, rules=rules,
+                         now=now, first=first, last=last)
+    length = _us(rules.duration)
+    return [(EPOCH + timedelta(microseconds=s), EPOCH + timedelta(microseconds=s + length)) for s in starts]
+
+
+# ---------------------------------------------------------------- slots as integers (the fast path)
+#
+# free_slots is answered here in integer microseconds since the epoch (UTC): a window whose UTC
+# offset does not change is a plain arithmetic progression of starts, and the busy time turns
+# into sorted ranges of forbidden starts, so one pass over those ranges cuts each window into
+# allowed stretches whose grid points come out of range() without a Python object per candidate.
+# Windows that contain a clock change keep the wall-clock walk of _grid.
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+
+
+def _us(value) -> int:
+    """A timedelta, or an aware datetime as time since the epoch, in whole microseconds."""
+    if isinstance(value, timedelta):
+        return value // _ONE_US
+    return (_to_utc(value) - EPOCH) // _ONE_US
+
+
+@lru_cache(maxsize=8192)
+def _day_windows(tz: str, day_list: tuple, override: Optional[tuple], day: date) -> tuple:
+    """One local date's windows as (start_us, end_us, window or None); the window is kept only
+    when the UTC offset moves inside it (a clock change), for the wall-clock walk.
+
+    Memoised: providers sharing weekly hours share the work, and the answer depends only on
+    the arguments (zone rules come from the tz database, which does not change under us).
+    """
+    zone = ZoneInfo(tz)
+    by_date = {day: list(override)} if override is not None else {}
+    out = []
+    for w in _windows_for(zone, day_list, by_date, day):
+        steady = (w.start.astimezone(zone).utcoffset() == w.end.astimezone(zone).utcoffset()
+                  and w.end - w.start == w.local_end - w.local_start)
+        out.append((_us(w.start), _us(w.end), None if steady else w))
+    return tuple(out)
+
+
+def free_starts(
+    *,
+    tz: str,
+    days: Iterable[WorkingDay],
+    overrides: Iterable[DateOverride],
+    time_off: Iterable[Interval],
+    busy: Iterable[Interval],
+    rules: SlotRules,
+    now: datetime,
+    first: date,
+    last: date,
+) -> list[int]:
+    """The starts of free_slots' answer, as sorted integer microseconds since the epoch (UTC).
+
+    Cost: one pass over the dates' windows and the sorted busy time, plus the answer itself.
+    """
+    zone_name, day_list, by_date = tz, tuple(days), _overrides_by_date(overrides)
+    zone = ZoneInfo(tz)
+    now_us = _us(now)
+    earliest, latest = now_us + _us(rules.min_notice), now_us + _us(rules.horizon)
+    length, step = _us(rules.duration), _us(rules.step)
+    before, after = _us(rules.buffer_before), _us(rules.buffer_after)
+    blocked = _merge_pairs([(_us(s), _us(e)) for s, e in list(time_off) + list(busy)])
+    # A start s collides with blocked [b0, b1) iff b0 - length - after < s < b1 + before.
+    lows = [b0 - length - after for b0, _ in blocked]
+    highs = [b1 + before for _, b1 in blocked]
+    out: list[int] = []
     for d in _dates(first, last):
-        for window in _windows_for(zone, day_list, by_date, d):
-            for slot in _grid(window, zone, rules):
-                if earliest <= slot[0] <= latest and not _conflicts(slot, rules, blocked):
-                    found.add(slot)
-    return sorted(found)
+        override = tuple(by_date[d]) if d in by_date else None
+        for w_start, w_end, clock_change in _day_windows(zone_name, day_list, override, d):
+            if clock_change is not None:
+                for slot in _grid(clock_change, zone, rules):
+                    s = _us(slot[0])
+                    if earliest <= s <= latest:
+                        j = bisect_right(highs, s)
+                        if j == len(lows) or s <= lows[j]:
+                            out.append(s)
+                continue
+            lo, hi = max(w_start, earliest), min(w_end - length, latest)
+            if lo > hi:
+                continue
+            j = bisect_right(highs, lo)  # the first forbidden range reaching past lo
+            while lo <= hi:
+                stretch_end = hi if j == len(lows) else min(hi, lows[j])
+                if stretch_end >= lo:
+                    # The first grid point at or after lo: w_start + ceil((lo - w_start) / step) * step.
+                    out.extend(range(w_start - ((w_start - lo) // step) * step, stretch_end + 1, step))
+                if j == len(lows):
+                    break
+                lo = max(lo, highs[j])
+                j += 1
+    out.sort()  # already sorted in practice; Timsort checks that in one pass
+    if len(set(out)) != len(out):
+        out = sorted(set(out))
+    return out
 
 
 def why_not_bookable(

@@ -108,12 +108,10 @@ class Window:
 
 
 def load_window(provider_ids, span_start, span_end, now):
-    """Load time off and busy time of the providers with two queries (schedules from the catalog)."""
+    """Load busy time of the providers with one query (schedules and time off from the catalog)."""
     catalog = current_catalog()
     schedules = {pid: catalog.schedules.get(pid) for pid in provider_ids}
-    time_off = {pid: [] for pid in provider_ids}
-    for off in TimeOff.objects(provider__in=provider_ids, start__lt=span_end, end__gt=span_start).no_dereference():
-        time_off[off.provider.id].append((_utc(off.start), _utc(off.end)))
+    time_off = _time_off(catalog, provider_ids, span_start, span_end)
     busy = {pid: [] for pid in provider_ids}
     appointments = Appointment.objects(
         provider__in=provider_ids, status__in=ACTIVE_STATUSES,
@@ -123,6 +121,19 @@ def load_window(provider_ids, span_start, span_end, now):
         if is_blocking(appt, now):
             busy[appt.provider.id].append((_utc(appt.block_start), _utc(appt.block_end)))
     return Window(schedules, time_off, busy)
+
+
+def _time_off(catalog, provider_ids, span_start, span_end):
+    """{provider id: [(start, end)]} time off overlapping the span: from the catalog snapshot when it
+    holds time off, else one query."""
+    time_off = {pid: [] for pid in provider_ids}
+    if catalog.time_off is not None:
+        for pid in provider_ids:
+            time_off[pid] = [(s, e) for s, e in catalog.time_off.get(pid, ()) if s < span_end and e > span_start]
+        return time_off
+    for off in TimeOff.objects(provider__in=provider_ids, start__lt=span_end, end__gt=span_start).no_dereference():
+        time_off[off.provider.id].append((_utc(off.start), _utc(off.end)))
+    return time_off
 
 
 def find_slots(service, providers, clinic, first, days, now):
@@ -165,13 +176,21 @@ def claim_time(provider_id, appointment_id, block_start, block_end, expires_at, 
     With `partial=True` (a staff override) the units another appointment holds are left to it and
     every other unit is claimed, so the overriding appointment still blocks later bookings.
     """
-    units = claim_units(block_start, block_end)
-    docs = [{"provider": provider_id, "unit": u, "appointment": appointment_id, "expires_at": expires_at}
-            for u in units]
+    _claim(provider_id, appointment_id, block_start, block_end, expires_at, now, partial)
+    changed("availability", provider=provider_id)
+
+
+def _claim_docs(provider_id, appointment_id, block_start, block_end, expires_at):
+    return [{"provider": provider_id, "unit": u, "appointment": appointment_id, "expires_at": expires_at}
+            for u in claim_units(block_start, block_end)]
+
+
+def _claim(provider_id, appointment_id, block_start, block_end, expires_at, now, partial=False):
+    """claim_time without telling the caches (the caller does, once the appointment is written)."""
+    docs = _claim_docs(provider_id, appointment_id, block_start, block_end, expires_at)
     collection = TimeClaim._get_collection()
     try:
         collection.insert_many(docs, ordered=False)
-        changed("availability")
         return
     except pymongo.errors.BulkWriteError as exc:
         taken = [docs[err["index"]]["unit"] for err in exc.details.get("writeErrors", []) if err.get("code") == 11000]
@@ -200,7 +219,6 @@ def claim_time(provider_id, appointment_id, block_start, block_end, expires_at, 
     if unresolved and not partial:
         release_time(appointment_id)
         raise Conflict(REASONS["busy"], code="slot_taken")
-    changed("availability")
 
 
 # A booking writes its claims, then its appointment, within one request; claims older than this
@@ -240,8 +258,8 @@ def release_time(appointment_id, now=None, only_expiring=False):
     if not claims:
         return
     collection.delete_many(query)
-    changed("availability")
     provider_id = claims[0]["provider"]
+    changed("availability", provider=provider_id)
     first = min(c["unit"] for c in claims)
     last = max(c["unit"] for c in claims) + UNIT
     for other in Appointment.objects(provider=provider_id, override=True, status__in=ACTIVE_STATUSES,
@@ -251,7 +269,7 @@ def release_time(appointment_id, now=None, only_expiring=False):
 
 
 def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked_by="patient",
-         pay_online=True, override=False, by_staff=False, notes=""):
+         pay_online=True, override=False, by_staff=False, notes="", audit=None):
     """Book a time: `confirmed` at once when free of charge, else `held` until the hold expires.
 
     Staff bookings pass `pay_online=False` (confirmed at once, paid at the desk) and may pass
@@ -262,6 +280,8 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
     `by_staff=True` (any staff booking) lifts the minimum notice and the booking grid, and admits
     a walk-in that already started today; working hours, time off and the horizon still apply.
     `notes` (e.g. the override's reason) is written with the appointment itself.
+    `audit`, an unsaved AuditEvent, is written with the booking (its record defaults to the
+    appointment) in the same database command when the server allows.
     """
     if not isinstance(start, datetime) or start.tzinfo is None:
         raise ValidationFailed("The start time needs a timezone offset.", fields={"start": "needs an offset"})
@@ -276,9 +296,8 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
     provider = catalog.provider_for(service, provider_id)
     rules = service_rules(service, clinic)
     week, overrides = schedule_days(catalog.schedules.get(provider.id))
-    time_off = [(_utc(t.start), _utc(t.end)) for t in TimeOff.objects(
-        provider=provider.id, start__lt=start + rules.duration + rules.buffer_after,
-        end__gt=start - rules.buffer_before)]
+    time_off = _time_off(catalog, [provider.id], start - rules.buffer_before,
+                         start + rules.duration + rules.buffer_after)[provider.id]
     # Busy time is not read here: the claim below is the guard, and it cannot race.
     check_now = now
     if by_staff:
@@ -312,13 +331,7 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
         status="held" if paid else "confirmed", hold_expires_at=hold_expires_at,
         amount=service.price, currency=service.currency, created_at=now, updated_at=now,
         booked_by=booked_by, override=override, notes=notes[:2000])
-    claim_time(provider.id, appointment.id, appointment.block_start, appointment.block_end,
-               hold_expires_at, now, partial=override)
-    try:
-        appointment.save(force_insert=True)
-    except Exception:
-        release_time(appointment.id)
-        raise
+    _write_booking(appointment, provider.id, hold_expires_at, now, override, audit)
     if appointment.status == "confirmed":
         from models.outbox import appointment_confirmed  # confirmation, reminders: sent by the sweep
 
@@ -335,6 +348,94 @@ def check_hold_limits(live, clinic, creates_hold):
     if len(live) >= max_upcoming:
         raise Conflict(f"You already have {max_upcoming} upcoming appointments, the most that can be booked "
                        "online. Please call the clinic to book more.", code="too_many_holds")
+
+
+# MongoDB 8.0's client-level bulkWrite lets the claims, the appointment and its audit event go in one
+# ordered command; False once the server turned out older (then one command each).
+_one_batch = True
+
+
+def _write_booking(appointment, provider_id, expires_at, now, override, audit):
+    """Write a booking's claims, then the appointment, then its audit event; tell the caches last.
+
+    The caches hear of it only once the appointment is written, so a free-time read that sees the
+    new version also sees the appointment. Raises Conflict (nothing written) when the time is taken.
+    """
+    global _one_batch
+    if audit is not None and not audit.record:
+        audit.record = f"Appointment:{appointment.id}"
+    done = False
+    if _one_batch and not override:
+        try:
+            done = _write_in_one_batch(appointment, provider_id, expires_at, audit)
+        except pymongo.errors.InvalidOperation:  # the server is older than MongoDB 8.0
+            _one_batch = False
+    if not done:
+        # Some unit is claimed already (perhaps by a lapsed hold, which may be taken over) or the
+        # server cannot batch across collections: claim with takeovers, then write the rest.
+        _claim(provider_id, appointment.id, appointment.block_start, appointment.block_end,
+               expires_at, now, partial=override)
+        try:
+            appointment.save(force_insert=True)
+        except Exception:
+            release_time(appointment.id)
+            raise
+        if audit is not None:
+            audit.save()
+    changed("availability", provider=provider_id)
+
+
+def _write_in_one_batch(appointment, provider_id, expires_at, audit):
+    """One ordered bulkWrite: claims, appointment, audit. True when written; False when a unit was
+    taken (whatever landed is given back); raises on other failures, leaving nothing behind."""
+    appointment.validate()
+    db = Appointment._get_db()
+    claims_ns = f"{db.name}.{TimeClaim._get_collection_name()}"
+    docs = _claim_docs(provider_id, appointment.id, appointment.block_start, appointment.block_end, expires_at)
+    ops = [pymongo.InsertOne(d, namespace=claims_ns) for d in docs]
+    ops.append(pymongo.InsertOne(appointment.to_mongo(), namespace=f"{db.name}.{Appointment._get_collection_name()}"))
+    if audit is not None:
+        audit.id = audit.id or ObjectId()
+        audit.validate()
+        ops.append(pymongo.InsertOne(audit.to_mongo(), namespace=f"{db.name}.{type(audit)._get_collection_name()}"))
+    try:
+        db.client.bulk_write(ops, ordered=True)
+    except pymongo.errors.ClientBulkWriteException as exc:
+        first = min(exc.write_errors or [], key=lambda e: e["idx"], default=None)
+        failed = first["idx"] if first else None
+        if audit is not None and failed == len(ops) - 1 and exc.error is None:
+            # Only the audit event failed: the booking stands; try the event on its own.
+            _mark_written(appointment)
+            audit.save()
+            return True
+        _undo_batch(appointment)
+        if failed is not None and failed < len(docs) and exc.error is None and first.get("code") == 11000:
+            return False
+        raise
+    except pymongo.errors.InvalidOperation:
+        raise  # nothing was sent
+    except pymongo.errors.PyMongoError:
+        _undo_batch(appointment)
+        raise
+    _mark_written(appointment)
+    if audit is not None:
+        _mark_written(audit)
+    return True
+
+
+def _undo_batch(appointment):
+    """Best effort: remove whatever part of a failed batch landed (the sweeper covers the rest)."""
+    try:
+        TimeClaim._get_collection().delete_many({"appointment": appointment.id})
+        Appointment._get_collection().delete_one({"_id": appointment.id})
+    except pymongo.errors.PyMongoError:
+        pass
+
+
+def _mark_written(document):
+    """Let a document inserted outside save() behave as saved (later saves update it)."""
+    document._created = False
+    document._clear_changed_fields()
 
 
 def get_patient_appointment(patient, appointment_id):

@@ -7,6 +7,7 @@ other processes. Without a cache installed, every call loads it afresh.
 """
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 
 from bson import ObjectId
 from mongoengine import signals
@@ -23,6 +24,9 @@ class Catalog:
     services: dict
     providers: dict
     schedules: dict = field(default_factory=dict)
+    # Provider id -> [(start, end)] UTC time off that has not ended long ago; None: not loaded
+    # (then the readers query it). Kept here so a booking or a free-time read needs no query for it.
+    time_off: dict = None
 
     def require_clinic(self):
         """The clinic, or a clear error when none is configured."""
@@ -55,17 +59,28 @@ class Catalog:
 
 
 def load_catalog():
-    """Load the catalog from the database: four queries."""
+    """Load the catalog from the database: five queries."""
+    # Time off that ended more than a day ago can no longer touch a bookable time.
+    recent = datetime.now(timezone.utc) - timedelta(days=1)
+    time_off = {}
+    for off in TimeOff.objects(end__gt=recent).only("provider", "start", "end").no_dereference():
+        time_off.setdefault(off.provider.id, []).append((_utc(off.start), _utc(off.end)))
     return Catalog(
         clinic=Clinic.get(),
         services={s.id: s for s in Service.objects()},
         providers={p.id: p for p in Provider.objects(active=True).no_dereference()},
         schedules={s.provider.id: s for s in Schedule.objects().no_dereference()},
+        time_off=time_off,
     )
+
+
+def _utc(dt):
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
 
 
 _source = None
 _listeners = []
+_with_provider = set()  # listeners that also take the provider a change concerns
 
 
 def set_catalog_source(source):
@@ -79,24 +94,45 @@ def current_catalog():
     return _source() if _source is not None else load_catalog()
 
 
-def on_change(listener):
-    """Register `listener(kind)` to hear of catalog ("catalog") and availability ("availability") changes."""
+def on_change(listener, with_provider=False):
+    """Register `listener(kind)` to hear of catalog ("catalog") and availability ("availability") changes.
+
+    With `with_provider=True` it is called as `listener(kind, provider_id)`, the id being None
+    when the change concerns every provider (a service or the clinic's settings).
+    """
     if listener not in _listeners:
         _listeners.append(listener)
+    if with_provider:
+        _with_provider.add(listener)
 
 
-def changed(kind):
-    """Tell the listeners that the catalog or the availability changed."""
+def changed(kind, provider=None):
+    """Tell the listeners that the catalog or the availability (of one provider, or all) changed."""
     for listener in list(_listeners):
-        listener(kind)
+        if listener in _with_provider:
+            listener(kind, provider)
+        else:
+            listener(kind)
+
+
+def _ref_id(value):
+    """The id behind a reference field's raw value (ObjectId, DBRef or document)."""
+    return getattr(value, "id", value)
 
 
 def _catalog_saved(sender, document, **kwargs):
-    changed("catalog")
+    # A provider's own record or weekly hours touch only that provider's free times.
+    if isinstance(document, Provider):
+        changed("catalog", provider=document.id)
+    elif isinstance(document, Schedule):
+        changed("catalog", provider=_ref_id(document._data.get("provider")))
+    else:
+        changed("catalog")
 
 
 def _time_off_saved(sender, document, **kwargs):
-    changed("availability")
+    # Time off lives in the catalog snapshot, so it reloads; only that provider's free times move.
+    changed("catalog", provider=_ref_id(document._data.get("provider")))
 
 
 for _document in (Clinic, Service, Provider, Schedule):

@@ -5,8 +5,8 @@ from datetime import date, datetime, timedelta, timezone
 from flask import Blueprint, current_app, jsonify, make_response, request
 from flask_jwt_extended import get_jwt, jwt_required, unset_jwt_cookies
 
-from clinic.audit import audit
-from models import booking
+from clinic.audit import audit, audit_event
+from models import booking, freetimes
 from models.catalog import current_catalog
 from models.documents import Appointment, Provider, Service, utcnow
 from models.errors import Conflict, DomainError, ValidationFailed
@@ -201,17 +201,9 @@ def list_slots():
     # isascii: "³" passes isdigit() but not int().
     if not (raw_days.isascii() and raw_days.isdigit()) or not 1 <= int(raw_days) <= 31:
         raise ValidationFailed("'days' must be a whole number from 1 to 31.", fields={"days": "1 to 31"})
-    cache = current_app.extensions["caches"]
-    cached, key = cache.get_slots(("v1", service.id, provider_id or "any", first.isoformat(), raw_days))
-    if cached is None:
-        tz = clinic.timezone
-        cached = [{"provider": str(p.id), "provider_name": p.name, "start": booking.local_iso(s, tz),
-                   "end": booking.local_iso(e, tz), "t": s.timestamp()}
-                  for s, e, p in booking.find_slots(service, providers, clinic, first, int(raw_days), now)]
-        cache.put_slots(key, cached)
-    # A cached answer may be up to a few seconds old: drop what has since come inside the notice.
-    earliest = (now + timedelta(minutes=service.min_notice_minutes or 0)).timestamp()
-    return jsonify([{k: v for k, v in slot.items() if k != "t"} for slot in cached if slot["t"] >= earliest])
+    body = freetimes.slots_json(service, providers, clinic, first, int(raw_days), now,
+                                current_app.extensions["caches"])
+    return current_app.response_class(body, mimetype="application/json")
 
 
 @bp.post("/appointments")
@@ -230,12 +222,13 @@ def book_for_patient(patient, service_id, provider_id, start):
     """Book through the shared rule and audit the outcome (pages and API both call this)."""
     booking_attempt_allowed(patient)
     try:
-        appt = booking.book(patient, service_id, provider_id, start, utcnow())
+        # The audit event is written in the booking's own database command.
+        appt = booking.book(patient, service_id, provider_id, start, utcnow(),
+                            audit=audit_event(f"patient:{patient.id}", "appointment.book"))
     except Conflict as exc:
         audit(f"patient:{patient.id}", "appointment.book", record=f"Provider:{provider_id}",
               outcome=f"refused:{exc.code}")
         raise
-    audit(f"patient:{patient.id}", "appointment.book", record=f"Appointment:{appt.id}")
     return appt
 
 

@@ -30,6 +30,8 @@ from clinic.servers import free_port, start_localstripe, start_redis, start_seca
 from tests.helpers import clean_env, start_gunicorn, stop_process, wait_http  # noqa: E402
 
 PASSWORD = "bench password 1"
+ANY_SIZES = (4, 20, 50)
+MIXED_PATIENTS = 20
 
 
 def seed(config, patients):
@@ -51,11 +53,24 @@ def seed(config, patients):
                                                    breaks=[Break(start="12:00", end="13:00")])
                                           for d in range(7)]).save()
         providers.append(provider)
+    # "Any provider" at three clinic sizes: Any 4, Any 20 and Any 50 are offered by the first 4, 20
+    # and 50 of fifty more providers (same weekly hours, so the figure is about provider count).
+    any_services = {n: Service(name=f"Any {n}", duration_minutes=15, price=0, min_notice_minutes=0,
+                               horizon_days=400).save() for n in ANY_SIZES}
+    for i in range(max(ANY_SIZES)):
+        provider = Provider(name=f"Dr Any {i:02d}", services=[s for n, s in any_services.items() if i < n]).save()
+        Schedule(provider=provider, days=[DayHours(weekday=d, start="08:00", end="18:00",
+                                                   breaks=[Break(start="12:00", end="13:00")])
+                                          for d in range(7)]).save()
+    mixed = Provider(name="Dr Mixed", services=[call]).save()
+    Schedule(provider=mixed, days=[DayHours(weekday=d, start="08:00", end="18:00") for d in range(7)]).save()
+    providers.append(mixed)
     pw_hash = hash_password(PASSWORD)
     Patient.objects.insert([Patient(email=f"bench{i}@example.com", name=f"Bench Patient {i}",
                                     password_hash=pw_hash) for i in range(patients)])
     create_staff("reception@bench.test", "reception", PASSWORD)
     return {"call": str(call.id), "consult": str(consult.id),
+            "any": {n: str(svc.id) for n, svc in any_services.items()},
             "providers": {p.name: str(p.id) for p in providers}}, StaffUser
 
 
@@ -98,6 +113,7 @@ def main():
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--race-patients", type=int, default=40)
     parser.add_argument("--race-slots", type=int, default=5)
+    parser.add_argument("--any-repeats", type=int, default=5, help="runs per 'any provider' figure (median)")
     args = parser.parse_args()
 
     started = []
@@ -118,7 +134,7 @@ def main():
               "STRIPE_WEBHOOK_SECRET": "whsec_bench", "SECRET_KEY": "bench-secret-key",
               "JWT_SECRET_KEY": "bench-jwt-secret-key"}
     patients = max(args.race_patients, 60)
-    ids, _ = seed(config, patients)
+    ids, _ = seed(config, patients + MIXED_PATIENTS)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = clean_env(**config, COOKIE_SECURE="0", COUNT_DB_COMMANDS="1")
@@ -127,7 +143,7 @@ def main():
     try:
         wait_http(base + "/readyz", 200, timeout=90, process=proc)
         print(f"gunicorn: {args.workers} workers at {base}; load: {args.threads} threads x {args.seconds:.0f} s")
-        sessions = [login(base, f"bench{i}@example.com") for i in range(patients)]
+        sessions = [login(base, f"bench{i}@example.com") for i in range(patients + MIXED_PATIENTS)]
         now = datetime.now(timezone.utc)
 
         # Busy calendar for the slots figure: book a spread of times for Dr Slots.
@@ -137,7 +153,7 @@ def main():
                                                         "from": first_day.isoformat(), "days": 7}, timeout=30).json()
         for i, slot in enumerate(week[::6][:30]):
             # The last patients, so the booking phase's patients have no overlapping appointments.
-            sessions[-1 - i % 10].post(f"{base}/api/appointments", timeout=30, json={
+            sessions[patients - 1 - i % 10].post(f"{base}/api/appointments", timeout=30, json={
                 "service": ids["call"], "provider": slot_provider, "start": slot["start"]})
 
         hello = requests.Session()
@@ -148,10 +164,48 @@ def main():
             lambda i, n: hello.get(f"{base}/api/slots", params=slot_params, timeout=30).status_code,
             args.seconds, args.threads)
 
+        # The same figure while 2 more clients book another provider's times as fast as they go
+        # (every booking bumps that provider's version only, so this provider's answers stay cached).
+        mixed_provider = ids["providers"]["Dr Mixed"]
+        mixed_free = []
+        for month in range(4):
+            mixed_free += requests.get(f"{base}/api/slots", timeout=60, params={
+                "service": ids["call"], "provider": mixed_provider, "days": 31,
+                "from": (first_day + timedelta(days=31 * month)).isoformat()}).json()
+        mixed_cursor = iter(range(len(mixed_free)))
+        counter_lock = threading.Lock()
+        mixed_codes = Counter()
+        stop_booking = threading.Event()
+
+        def book_mixed():
+            local = Counter()
+            while not stop_booking.is_set():
+                with counter_lock:
+                    k = next(mixed_cursor, None)
+                if k is None:
+                    break
+                # Patients of their own, so no booking here overlaps one of theirs elsewhere.
+                local[sessions[patients + k % MIXED_PATIENTS].post(f"{base}/api/appointments", timeout=30, json={
+                    "service": ids["call"], "provider": mixed_provider,
+                    "start": mixed_free[k]["start"]}).status_code] += 1
+            with counter_lock:
+                mixed_codes.update(local)
+
+        bookers = [threading.Thread(target=book_mixed) for _ in range(2)]
+        for t in bookers:
+            t.start()
+        mixed_started = time.monotonic()
+        mixed_rps, mixed_slot_codes = load(
+            lambda i, n: hello.get(f"{base}/api/slots", params=slot_params, timeout=30).status_code,
+            args.seconds, args.threads)
+        stop_booking.set()
+        for t in bookers:
+            t.join()
+        mixed_book_rps = sum(mixed_codes.values()) / (time.monotonic() - mixed_started)
+
         # The same figure with the cache defeated: every request asks for a window nobody asked for
         # (a global counter walks 119 start days x 7 lengths before anything repeats).
         counter = iter(range(10**9))
-        counter_lock = threading.Lock()
 
         def uncached(i, n):
             with counter_lock:
@@ -187,7 +241,8 @@ def main():
         # Database commands per request.
         db = {}
         # A cache miss (a week nobody asked for), then the same request again from the cache.
-        miss_params = dict(slot_params, **{"from": (first_day + timedelta(days=100)).isoformat()})
+        # (14 days: the uncached figure above asked for 7 to 13.)
+        miss_params = dict(slot_params, **{"from": (first_day + timedelta(days=100)).isoformat(), "days": 14})
         db["slots"] = int(hello.get(f"{base}/api/slots", params=miss_params, timeout=30).headers["X-DB-Commands"])
         db["slots_cached"] = int(hello.get(f"{base}/api/slots", params=miss_params,
                                            timeout=30).headers["X-DB-Commands"])
@@ -198,24 +253,83 @@ def main():
         db["webhook"] = webhook_commands(base, config["STRIPE_WEBHOOK_SECRET"])
         db["admin_list_20"], db["admin_list_100"] = admin_list_commands(base, ids, sessions)
 
+        any_ms, any_commands = slots_any(base, ids, first_day, args.any_repeats)
+        db["slots_any_4"], db["slots_any_50"] = any_commands[4], any_commands[50]
+
         race = run_race(base, ids, sessions[: args.race_patients], args.race_slots, first_day + timedelta(days=2))
+        rss = worker_rss_mb(proc.pid)
 
         print(f"hello   /healthz            {hello_rps:8.1f} req/s  {dict(hello_codes)}")
         print(f"slots   /api/slots 7 days   {slots_rps:8.1f} req/s  {dict(slot_codes)}")
         print(f"slots   uncached (cache off) {uncached_rps:7.1f} req/s  {dict(uncached_codes)}")
         print(f"book    POST /appointments  {book_rps:8.1f} req/s  {dict(book_codes)}")
+        print(f"slots   while 2 book others {mixed_rps:8.1f} req/s  {dict(mixed_slot_codes)}; "
+              f"bookings {mixed_book_rps:.1f}/s {dict(mixed_codes)}")
         print(f"slots/hello ratio           {slots_rps / hello_rps:8.3f}  (aim >= 0.25)")
-        print(f"MongoDB commands/request    {db}  (aim: slots <= 3, book <= 6, admin lists equal)")
+        print(f"slots mixed/idle ratio      {mixed_rps / slots_rps:8.3f}  (aim >= 0.6)")
+        print("any provider, 31 days       " + ", ".join(f"{n}: {ms:.0f} ms" for n, ms in any_ms.items())
+              + f"  scaling {any_ms[50] / any_ms[4] / 12.5:.3f} (aim <= 1.2)")
+        print(f"MongoDB commands/request    {db}  (aim: slots <= 3, book <= 4, admin lists equal)")
+        print(f"workers' resident memory    {rss} MB")
         print(f"race                        {race}")
         result = {"hello_rps": round(hello_rps, 1), "slots_rps": round(slots_rps, 1),
                   "slots_uncached_rps": round(uncached_rps, 1),
                   "book_rps": round(book_rps, 1), "slots_vs_hello": round(slots_rps / hello_rps, 3),
+                  "slots_mixed_rps": round(mixed_rps, 1), "slots_mixed_vs_idle": round(mixed_rps / slots_rps, 3),
+                  "mixed_book_rps": round(mixed_book_rps, 1),
+                  "mixed_errors_5xx": sum(n for code, n in list(mixed_codes.items()) + list(mixed_slot_codes.items())
+                                          if isinstance(code, int) and code >= 500),
+                  "slots_any_ms": {str(n): round(ms, 1) for n, ms in any_ms.items()},
+                  "any_scaling": round(any_ms[50] / any_ms[4] / 12.5, 3),
+                  "book_db_commands": db["book"], "worker_rss_mb": rss,
                   "db_commands": db, "race": race}
         print(json.dumps(result))
     finally:
         stop_process(proc)
         for server in reversed(started):
             server.stop()
+
+
+def slots_any(base, ids, first_day, repeats):
+    """Median ms of an uncached "any provider" answer over 31 days at each clinic size, and the
+    MongoDB commands of one such request per size.
+
+    Each request starts on a date nobody asked for yet, so every provider's part is a miss.
+    """
+    import statistics
+
+    timings, commands = {}, {}
+    offset = 130
+    for n in ANY_SIZES:
+        runs = []
+        for _ in range(repeats):
+            offset += 1
+            started = time.perf_counter()
+            resp = requests.get(f"{base}/api/slots", timeout=120, params={
+                "service": ids["any"][n], "from": (first_day + timedelta(days=offset)).isoformat(), "days": 31})
+            runs.append((time.perf_counter() - started) * 1000)
+            resp.raise_for_status()
+            commands[n] = int(resp.headers["X-DB-Commands"])
+        timings[n] = statistics.median(runs)
+    return timings, commands
+
+
+def worker_rss_mb(master_pid):
+    """Resident memory (MB) of each gunicorn worker, read from /proc."""
+    sizes = []
+    try:
+        with open(f"/proc/{master_pid}/task/{master_pid}/children") as f:
+            children = f.read().split()
+    except OSError:
+        return []
+    for pid in children:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                rss_kb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+            sizes.append(round(rss_kb / 1024, 1))
+        except (OSError, StopIteration):
+            pass
+    return sizes
 
 
 def webhook_commands(base, secret):

@@ -88,7 +88,8 @@ SHUTDOWN = {"errorCode": 50}
 
 def test_claims_insert_failing_leaves_nothing_and_the_retry_books(failpoint, booking_setup):
     client, service, provider = booking_setup
-    failpoint.fail(["insert"], {"times": 4}, **SHUTDOWN)
+    # "bulkWrite": claims, appointment and audit event go in one command on MongoDB 8.0 and later.
+    failpoint.fail(["insert", "bulkWrite"], {"times": 4}, **SHUTDOWN)
     resp = post_booking(client, service, provider, at(3, 10))
     assert resp.status_code == 503 and resp.get_json()["error"]["code"] == "unavailable"
     failpoint.off()
@@ -97,8 +98,10 @@ def test_claims_insert_failing_leaves_nothing_and_the_retry_books(failpoint, boo
     assert retry.status_code == 201
 
 
-def test_appointment_insert_failing_releases_the_claims(failpoint, booking_setup):
+def test_appointment_insert_failing_releases_the_claims(failpoint, booking_setup, monkeypatch):
     client, service, provider = booking_setup
+    # One command per collection, as on servers older than MongoDB 8.0 (no client-level bulkWrite).
+    monkeypatch.setattr("models.booking._one_batch", False)
     # Let the claims through, then fail the appointment's own insert (and pymongo's retry).
     failpoint.fail(["insert"], {"skip": 1, "times": 4}, **SHUTDOWN)
     resp = post_booking(client, service, provider, at(3, 11))
@@ -218,7 +221,7 @@ def test_killing_a_worker_mid_request_loses_or_duplicates_nothing(failpoint, mak
             sessions.append(s)
         starts = [at(4, 9) + timedelta(minutes=15 * i) for i in range(len(sessions))]
         # Inserts hang for a while, so the bookings are mid-request when the workers die.
-        failpoint.fail(["insert"], "alwaysOn", blockConnection=True, blockTimeMS=4000)
+        failpoint.fail(["insert", "bulkWrite"], "alwaysOn", blockConnection=True, blockTimeMS=4000)
         results = [None] * len(sessions)
 
         def attempt(i):
