@@ -357,6 +357,9 @@ def cancel(appointment, now, reason="", by_staff=False, actor=None):
     from models.payments import after_cancellation
 
     after_cancellation(appointment, now, by_staff=by_staff, status_before=appointment.status, actor=actor)
+    from models.waitlist import time_freed  # the freed time goes to the first patient in line
+
+    time_freed(appointment.provider.id, now)
     appointment.reload()
     return appointment
 

@@ -50,6 +50,7 @@ class SweepReport:
     orphans: int = 0
     problems: list = field(default_factory=list)
     skipped: bool = False
+    offered: list = field(default_factory=list)
 
     def lines(self):
         """Human-readable summary lines."""
@@ -63,6 +64,8 @@ class SweepReport:
             out.append(f"sweep: {len(self.refunded)} payment(s) refunded")
         if self.synced:
             out.append(f"sweep: {len(self.synced)} payment(s) re-synced with Stripe")
+        if self.offered:
+            out.append(f"sweep: {len(self.offered)} waitlist offer(s) made")
         if self.orphans:
             out.append(f"sweep: {self.orphans} stale time claim(s) deleted")
         out += [f"sweep: problem: {p}" for p in self.problems]
@@ -98,6 +101,9 @@ def sweep(now=None):
         _reconcile_payments(now, report)
         _recent_payments(now, report)
         _tidy_claims(now, report)
+        from models.waitlist import sweep_waitlist  # freed times go to the first patient in line
+
+        report.offered = sweep_waitlist(now, report)
     finally:
         lease.release()
     return report
