@@ -17,15 +17,14 @@ index (409). So one time is never offered to two patients at once, and nobody el
 """
 
 import logging
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, timedelta
 
 from bson import ObjectId
 from mongoengine import DateField, DateTimeField, Document, ListField, ReferenceField, StringField
 
 from models import booking
 from models.catalog import changed, current_catalog
-from models.documents import Appointment, Patient, Provider, Service, TimeClaim, utcnow
+from models.documents import Appointment, Patient, Provider, Service, TimeClaim, utcnow  # noqa: F401
 from models.errors import Conflict, NotFound, ValidationFailed
 
 log = logging.getLogger(__name__)
@@ -185,7 +184,6 @@ def offer_free_times(now, provider_id=None):
     clinic = catalog.clinic
     if clinic is None:
         return []
-    zone = ZoneInfo(clinic.timezone)
     today = booking.local_today(clinic.timezone, now)
     offered = []
     for entry in WaitlistEntry.objects(status="waiting").order_by("created_at", "id").no_dereference():
@@ -277,5 +275,3 @@ def local_range(entry, tz):
     return f"{a:%a} {a.day} {a:%b} – {b:%a} {b.day} {b:%b %Y}"
 
 
-__all__ = ["WaitlistEntry", "join", "leave", "accept", "offer_free_times", "expire_lapsed", "time_freed",
-           "time", "utcnow"]
