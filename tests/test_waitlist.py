@@ -177,3 +177,20 @@ def test_reschedule_frees_the_old_time_for_the_waitlist(app, full_day):
     assert resp.status_code == 200, resp.get_json()
     first = f["first"].get("/api/waitlist").get_json()[0]
     assert first["status"] == "offered" and datetime.fromisoformat(first["offer"]["start"]) == at(f["day"], 9)
+
+
+def test_staff_see_the_waitlist_in_the_back_office(app, full_day):
+    from tests.factories import make_staff, staff_login
+
+    make_staff("reception")
+    make_staff("provider", email="doc@clinic.test")
+    staff = app.test_client()
+    assert staff_login(staff, "reception@clinic.test").status_code == 302
+    page = staff.get("/admin/waitlist/")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "first@example.com" in html and "second@example.com" in html and "waiting" in html
+    assert staff.get("/admin/waitlist/new/").status_code in (302, 403)
+    doc = app.test_client()
+    staff_login(doc, "doc@clinic.test")
+    assert doc.get("/admin/waitlist/").status_code in (302, 403)
