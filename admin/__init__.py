@@ -39,6 +39,9 @@ def init_admin(app):
     admin.add_view(DayView(name="Day view", endpoint="day", url="/admin/day"))
     admin.add_view(AppointmentView(d.Appointment, name="Appointments", endpoint="appointments"))
     admin.add_view(PatientView(d.Patient, name="Patients", endpoint="patients"))
+    from admin.waitlist import add_waitlist_view  # the waitlist, read-only
+
+    add_waitlist_view(admin)
     admin.add_view(ProviderView(d.Provider, name="Providers", endpoint="providers", category="Clinic"))
     admin.add_view(ServiceView(d.Service, name="Services", endpoint="services", category="Clinic"))
     admin.add_view(ScheduleView(d.Schedule, name="Schedules", endpoint="schedules", category="Clinic"))

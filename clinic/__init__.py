@@ -63,6 +63,7 @@ def create_app(config=None):
 
     from clinic import health, monitoring, security
     from portal import api, pages
+    from portal import api_selfservice  # noqa: F401 — reschedule and waitlist routes on api.bp
     from webhooks import stripe_webhook
 
     security.init_app(app)

@@ -70,6 +70,7 @@ def load_settings(env=None):
         "PAYMENT_FLOW": (env.get("PAYMENT_FLOW") or "elements").strip().lower(),
         "COOKIE_SECURE": _flag(env.get("COOKIE_SECURE"), True),
         "HOLD_MINUTES": _int(env, "HOLD_MINUTES", 15),
+        "WAITLIST_OFFER_MINUTES": _int(env, "WAITLIST_OFFER_MINUTES", 30),  # how long a waitlist offer holds its time
         # How many proxies in front of the app set X-Forwarded-For/-Proto (1 behind nginx or a load
         # balancer). Client addresses (sign-in throttling, audit) and https (HSTS, Secure cookies)
         # come from those headers only when this says the proxy is trusted.

@@ -493,6 +493,9 @@ def cancel(appointment, now, reason="", by_staff=False, actor=None):
         from models.outbox import appointment_cancelled  # queued reminders of the old version drop
 
         appointment_cancelled(appointment, now)
+    from models.waitlist import time_freed  # the freed time goes to the first patient in line
+
+    time_freed(appointment.provider.id, now)
     appointment.reload()
     return appointment
 

@@ -77,6 +77,7 @@ class Service(Document):
     """A bookable service with its booking policy."""
 
     name = StringField(required=True, max_length=200, unique=True)
+    description = StringField(max_length=1000, default="")  # shown to patients on the booking page
     duration_minutes = IntField(required=True, min_value=5, max_value=8 * 60)
     price = IntField(required=True, min_value=0)  # minor units
     currency = StringField(required=True, default="gbp", validation=_validate_currency)

@@ -51,6 +51,7 @@ class SweepReport:
     problems: list = field(default_factory=list)
     skipped: bool = False
     mail: object = None  # the outbox's DeliveryReport
+    offered: list = field(default_factory=list)
 
     def lines(self):
         """Human-readable summary lines."""
@@ -64,6 +65,8 @@ class SweepReport:
             out.append(f"sweep: {len(self.refunded)} payment(s) refunded")
         if self.synced:
             out.append(f"sweep: {len(self.synced)} payment(s) re-synced with Stripe")
+        if self.offered:
+            out.append(f"sweep: {len(self.offered)} waitlist offer(s) made")
         if self.orphans:
             out.append(f"sweep: {self.orphans} stale time claim(s) deleted")
         out += [f"sweep: problem: {p}" for p in self.problems]
@@ -101,7 +104,10 @@ def sweep(now=None):
         _reconcile_payments(now, report)
         _recent_payments(now, report)
         _tidy_claims(now, report)
-        _send_mail(now, report)
+        from models.waitlist import sweep_waitlist  # freed times go to the first patient in line
+
+        report.offered = sweep_waitlist(now, report)
+        _send_mail(now, report)  # last, so this pass's offers go out at once
     finally:
         lease.release()
     return report

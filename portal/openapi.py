@@ -184,6 +184,53 @@ SPEC = {
 }
 
 
+# Patient self-service (portal/api_selfservice.py): reschedule and the waitlist.
+WAITLIST_ENTRY = {
+    "type": "object", "required": ["id", "service", "provider", "from", "to", "status", "offer"],
+    "properties": {
+        "id": OBJECT_ID, "service": {"type": "object"}, "provider": {"type": "object", "nullable": True},
+        "from": {"type": "string", "format": "date"}, "to": {"type": "string", "format": "date"},
+        "timezone": {"type": "string"}, "note": {"type": "string"},
+        "status": {"type": "string", "enum": ["waiting", "offered", "booked", "expired"]},
+        "offer": {"type": "object", "nullable": True, "required": ["start", "end", "provider", "expires_at"],
+                  "properties": {"start": {"type": "string", "format": "date-time"},
+                                 "end": {"type": "string", "format": "date-time"},
+                                 "provider": {"type": "object"},
+                                 "expires_at": {"type": "string", "format": "date-time"}}},
+    },
+}
+ENTRY_ID = {"name": "entry_id", "in": "path", "required": True, "schema": {"type": "string"}}
+SPEC["paths"].update({
+    "/api/appointments/{appointment_id}/reschedule": {"post": {
+        "summary": "Move to another free time of the same service; the payment carries over",
+        "parameters": [APPOINTMENT_ID],
+        "requestBody": _json_body({"type": "object", "required": ["start"],
+                                   "properties": {"start": {"type": "string"}, "provider": {"type": "string"}}}),
+        "responses": {**_ok("Moved", {"$ref": "#/components/schemas/Appointment"}),
+                      **_errors(400, 401, 403, 404, 409, 413, 415, 422, 503)}}},
+    "/api/waitlist": {
+        "get": {"summary": "The patient's waitlist entries",
+                "responses": {**_ok("Entries", {"type": "array", "items": WAITLIST_ENTRY}), **_errors(401, 503)}},
+        "post": {"summary": "Join the waitlist for a service (and provider) between two dates in the clinic's zone",
+                 "requestBody": _json_body({"type": "object", "required": ["service", "from", "to"],
+                                            "properties": {"service": {"type": "string"},
+                                                           "provider": {"type": "string"},
+                                                           "from": {"type": "string", "format": "date"},
+                                                           "to": {"type": "string", "format": "date"}}}),
+                 "responses": {**_ok("Joined", WAITLIST_ENTRY, "201"),
+                               **_errors(400, 401, 403, 404, 409, 413, 415, 422, 503)}}},
+    "/api/waitlist/{entry_id}": {"delete": {
+        "summary": "Leave the waitlist; an open offer goes to the next patient in line",
+        "parameters": [ENTRY_ID],
+        "responses": {"204": {"description": "Left"}, **_errors(400, 401, 403, 404, 503)}}},
+    "/api/waitlist/{entry_id}/accept": {"post": {
+        "summary": "Book the offered time while the offer holds it",
+        "parameters": [ENTRY_ID],
+        "responses": {**_ok("Booked", {"$ref": "#/components/schemas/Appointment"}, "201"),
+                      **_errors(400, 401, 403, 404, 409, 503)}}},
+})
+
+
 @bp.get("/api/openapi.json")
 def openapi_document():
     """The OpenAPI document of the patient API and the webhook."""

@@ -1,8 +1,5 @@
 """The patient portal's server-rendered pages (they work without JavaScript)."""
 
-from datetime import date, timedelta
-from zoneinfo import ZoneInfo
-
 from flask import Blueprint, flash, g, make_response, redirect, render_template, request, url_for
 from flask_jwt_extended import get_jwt, unset_jwt_cookies
 from flask_wtf import FlaskForm
@@ -11,13 +8,12 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from clinic.audit import audit
 from models import booking
-from models.documents import Appointment, Clinic, Service, utcnow
+from models.documents import utcnow
 from models.errors import DomainError, Throttled
-from models.catalog import current_catalog
-from portal.api import book_for_patient, parse_instant
 from portal.auth import (change_password_guarded, issue_tokens, patient_page, register_patient_counted,
                          registration_allowed, revoke, revoke_cookies, sign_in)
 from portal.payment import payment_context, payment_page
+from models.reschedule import reschedule_blocker
 
 bp = Blueprint("portal", __name__, url_prefix="/portal")
 
@@ -103,21 +99,10 @@ def register():
         else:
             audit(f"patient:{patient.id}", "patient.register", record=f"Patient:{patient.id}")
             flash("Welcome! Your account is ready.", "info")
-            return issue_tokens(redirect(url_for("portal.dashboard")), patient)
+            return issue_tokens(redirect(safe_next(request.args.get("next"))), patient)
     elif form.errors:
         status = 400
     return render_template("portal/register.html", form=form), status
-
-
-@bp.get("/")
-@patient_page
-def dashboard():
-    """The signed-in patient's home page."""
-    clinic = Clinic.get()
-    now = utcnow()
-    upcoming = list(Appointment.objects(patient=g.patient.id, end__gte=now).order_by("start").select_related())
-    return render_template("portal/dashboard.html", clinic=clinic, patient=g.patient, upcoming=upcoming,
-                           now=now, effective_status=booking.effective_status, human_time=booking.human_time)
 
 
 @bp.post("/logout")
@@ -157,65 +142,6 @@ def change_password():
     return render_template("portal/password.html", form=form), status
 
 
-# --- Booking pages ---------------------------------------------------------------------------
-
-def _week_start(raw, clinic, now):
-    try:
-        return date.fromisoformat(raw) if raw else booking.local_today(clinic.timezone, now)
-    except ValueError:
-        return booking.local_today(clinic.timezone, now)
-
-
-@bp.route("/book", methods=["GET", "POST"])
-@patient_page
-def book():
-    """Choose a service, a provider (or any), then one of a week's free times; POST books it."""
-    clinic = booking.require_clinic()
-    now = utcnow()
-    if request.method == "POST":
-        form = request.form
-        try:
-            start = parse_instant(form.get("start", ""))
-            appt = book_for_patient(g.patient, form.get("service", ""), form.get("provider", ""), start)
-        except DomainError as exc:
-            flash(exc.message, "error")
-            return redirect(url_for("portal.book", service=form.get("service"),
-                                    provider=form.get("choice") or form.get("provider"),
-                                    week=form.get("week")))
-        return redirect(url_for("portal.appointment", appointment_id=appt.id))
-
-    services = list(Service.objects(active=True).order_by("name"))
-    service = provider = None
-    providers, days, first = [], [], None
-    service_id, provider_choice = request.args.get("service", ""), request.args.get("provider", "")
-    if service_id:
-        try:
-            service = booking.get_service(service_id)
-        except DomainError as exc:
-            flash(exc.message, "error")
-    if service:
-        providers = current_catalog().providers_offering(service)
-    if service and provider_choice:
-        chosen = [p for p in providers if str(p.id) == provider_choice] if provider_choice != "any" else providers
-        if chosen:
-            provider = chosen[0] if provider_choice != "any" else None
-            first = _week_start(request.args.get("week"), clinic, now)
-            slots = booking.find_slots(service, chosen, clinic, first, 7, now)
-            by_day = {}
-            for start, end, p in slots:
-                local_start = start.astimezone(ZoneInfo(clinic.timezone))
-                by_day.setdefault(local_start.date(), []).append((start, end, p, local_start))
-            days = sorted(by_day.items())
-        else:
-            flash("Choose a provider who offers this service.", "error")
-    return render_template(
-        "portal/book.html", clinic=clinic, services=services, service=service, providers=providers,
-        provider=provider, provider_choice=provider_choice, days=days, first=first,
-        prev_week=(first - timedelta(days=7)) if first else None,
-        next_week=(first + timedelta(days=7)) if first else None,
-        today=booking.local_today(clinic.timezone, now), human_time=booking.human_time)
-
-
 @bp.get("/appointments/<appointment_id>")
 @patient_page
 @payment_page
@@ -229,7 +155,8 @@ def appointment(appointment_id):
     pay = payment_context(appt, now, f"patient:{g.patient.id}")
     return render_template(
         "portal/appointment.html", appt=appt, clinic=clinic, status=booking.effective_status(appt, now),
-        blocker=booking.cancellation_blocker(appt, now, clinic), human_time=booking.human_time, pay=pay)
+        blocker=booking.cancellation_blocker(appt, now, clinic), human_time=booking.human_time, pay=pay,
+        move_blocker=reschedule_blocker(appt, now, clinic))
 
 
 @bp.post("/appointments/<appointment_id>/cancel")
@@ -265,3 +192,4 @@ def appointment_ics(appointment_id):
 
 
 from portal import reset  # noqa: E402,F401  (adds /portal/forgot and /portal/reset/<token>)
+from portal import booking_pages  # noqa: E402,F401 — booking, dashboard, reschedule and waitlist pages

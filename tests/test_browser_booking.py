@@ -5,8 +5,6 @@ import re
 from tests.factories import PASSWORD, make_clinic, make_patient, make_provider, make_service
 
 
-
-
 def sign_in(page, base):
     page.goto(f"{base}/portal/login")
     page.get_by_label("Email").fill("pat@example.com")
@@ -25,24 +23,26 @@ def test_book_a_free_service_and_see_the_confirmation(live_server, page):
     sign_in(page, base)
 
     page.get_by_role("link", name="Book an appointment").click()
-    page.get_by_label("Service").select_option(label="Follow-up call (15 min, free)")
-    page.get_by_role("button", name="Next").click()
-    page.get_by_label("Provider").select_option(label="Any provider")
-    page.get_by_role("button", name="Show free times").click()
+    page.get_by_role("link", name=re.compile(r"^Follow-up call 15 min · Free")).click()
+    page.get_by_role("link", name="Dr Amira Shah").click()
+    page.locator("table.cal td.free a").nth(1).click()
     assert page.get_by_text("Europe/London").first.is_visible()
 
-    # Each time is a button whose accessible name is the full date and time with the zone.
-    first = page.get_by_role("button", name=re.compile(r"^Book \w+day \d+ \w+ \d{4}, \d\d:\d\d (GMT|BST) "
-                                                        r"\(Europe.London\) with Dr Amira Shah$")).first
-    label = first.get_attribute("aria-label")
+    # Each time is a link whose accessible name starts with its visible text, then the date and zone.
+    first = page.get_by_role("link", name=re.compile(r"^\d\d:\d\d ?, \w+day \d+ \w+ (GMT|BST)$")).first
+    label = first.inner_text().split("\n")[0].strip()
     first.click()
+    assert page.locator("#review").get_by_text("Free of charge").is_visible()
+    assert page.locator("#review").get_by_text("up to 2 hours before it starts").count() == 0  # the default 24 h
+    page.get_by_role("button", name="Book this time").click()
     page.wait_for_url(re.compile(rf"{re.escape(base)}/portal/appointments/[0-9a-f]{{24}}$"))
     assert page.get_by_role("heading", name="Your appointment is confirmed").is_visible()
-    when = label.removeprefix("Book ").split(" (Europe/London)")[0]
-    assert page.get_by_text(when).is_visible()
+    assert page.locator("#when").get_by_text(label).count() == 1
     assert page.get_by_text("Free of charge").is_visible()
     assert page.get_by_role("link", name="Add to your calendar (.ics)").is_visible()
 
     # The booked time is gone from the list for the next visitor.
-    page.goto(f"{base}/portal/book?service={call.id}&provider=any")
-    assert page.get_by_role("button", name=label).count() == 0
+    page.go_back()
+    page.go_back()
+    page.reload()
+    assert page.locator("a.time", has_text=re.compile("^" + label)).count() == 0

@@ -1,0 +1,145 @@
+"""Reschedule: move an appointment to another free time of the same service, claiming before releasing.
+
+The order is what makes it safe:
+
+1. the new time is checked like a new booking (hours, grid, notice, horizon, time off, the
+   patient's other appointments) and the cancellation window applies, as for cancel;
+2. the new time's 5-minute units are claimed under a temporary owner with the same unique index
+   every booking uses, so a race with another patient is lost by exactly one of the two (409
+   `slot_taken`, and then the old time is untouched);
+3. the appointment is moved with a guarded update (only if it still is where it was, and active);
+4. the new claims are handed to the appointment, and only then are the old units it no longer
+   needs released.
+
+So the appointment never ends up with both times or with neither. It stays the same document:
+its Payment (keyed by the appointment) carries over, and so does its hold expiry when unpaid.
+"""
+
+import pymongo.errors
+from bson import ObjectId
+
+from models import booking
+from models.availability import why_not_bookable
+from models.catalog import changed, current_catalog
+from models.documents import ACTIVE_STATUSES, Appointment, TimeClaim, TimeOff
+from models.errors import Conflict, ValidationFailed
+
+
+def reschedule_blocker(appointment, now, clinic=None):
+    """Why the patient may not move this appointment online now, or None when they may."""
+    status = booking.effective_status(appointment, now)
+    if status not in ("held", "confirmed"):
+        return f"This appointment is {status.replace('_', ' ')} and cannot be moved."
+    if getattr(appointment, "booked_by", "") == "waitlist-offer":
+        return "Accept the waitlist offer first."
+    blocker = booking.cancellation_blocker(appointment, now, clinic)
+    if blocker:
+        return blocker.replace("cancelled online", "moved or cancelled online")
+    return None
+
+
+def _claim_units(provider_id, owner_id, units, expires_at, now):
+    """Claim exactly these units for `owner_id`, taking over lapsed holds; all or nothing."""
+    if not units:
+        return
+    collection = TimeClaim._get_collection()
+    docs = [{"provider": provider_id, "unit": u, "appointment": owner_id, "expires_at": expires_at}
+            for u in units]
+    taken = []
+    try:
+        collection.insert_many(docs, ordered=False)
+    except pymongo.errors.BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(err.get("code") != 11000 for err in errors):
+            collection.delete_many({"appointment": owner_id})
+            raise
+        taken = [docs[err["index"]]["unit"] for err in errors]
+    for unit in taken:
+        moved = collection.find_one_and_update(
+            {"provider": provider_id, "unit": unit, "expires_at": {"$ne": None, "$lte": now}},
+            {"$set": {"appointment": owner_id, "expires_at": expires_at}})
+        if moved is None:
+            collection.delete_many({"appointment": owner_id})
+            raise Conflict(booking.REASONS["busy"], code="slot_taken")
+    changed("availability")
+
+
+def reschedule(appointment, new_start, now, provider_id=None, actor="patient", by_staff=False):
+    """Move the appointment to `new_start` (same service; same provider unless one is named).
+
+    Raises Conflict (`slot_taken`, `inside_cancellation_window`, `patient_overlap`,
+    `provider_away`, `not_movable`) or ValidationFailed (`not_bookable_*`); nothing changes then.
+    Returns the moved appointment; the patient is notified and the old time is offered to the
+    waitlist.
+    """
+    if new_start.tzinfo is None:
+        raise ValidationFailed("The start time needs a timezone offset.", fields={"start": "needs an offset"})
+    if not 2000 <= new_start.year <= 2200:
+        raise ValidationFailed("That time is too far ahead to book yet.", code="not_bookable_horizon",
+                               fields={"start": "horizon"})
+    new_start = booking._utc(new_start)
+    catalog = current_catalog()
+    clinic = catalog.require_clinic()
+    if not by_staff:
+        blocker = reschedule_blocker(appointment, now, clinic)
+        if blocker:
+            inside = booking.effective_status(appointment, now) == "confirmed" and \
+                booking.cancellation_blocker(appointment, now, clinic) is not None
+            raise Conflict(blocker, code="inside_cancellation_window" if inside else "not_movable")
+    elif appointment.status not in ACTIVE_STATUSES:
+        raise Conflict("This appointment is closed and cannot be moved.", code="not_movable")
+    service = catalog.service(appointment.service.id)
+    provider = catalog.provider_for(service, provider_id or appointment.provider.id)
+    rules = booking.service_rules(service, clinic)
+    week, overrides = booking.schedule_days(catalog.schedules.get(provider.id))
+    time_off = [(booking._utc(t.start), booking._utc(t.end)) for t in TimeOff.objects(
+        provider=provider.id, start__lt=new_start + rules.duration + rules.buffer_after,
+        end__gt=new_start - rules.buffer_before)]
+    reason = why_not_bookable(tz=clinic.timezone, days=week, overrides=overrides, time_off=time_off,
+                              busy=[], rules=rules, now=now, start=new_start)
+    if reason == "busy":
+        raise Conflict("The provider is away at that time.", code="provider_away")
+    if reason:
+        raise ValidationFailed(booking.REASONS[reason], code=f"not_bookable_{reason}", fields={"start": reason})
+    old_start, old_provider = booking._utc(appointment.start), appointment.provider.id
+    if new_start == old_start and provider.id == old_provider:
+        raise ValidationFailed("That is the time you already have.", code="same_time", fields={"start": "same"})
+    new_end = new_start + rules.duration
+    mine = Appointment.objects(patient=appointment.patient.id, status__in=ACTIVE_STATUSES, start__lt=new_end,
+                               end__gt=new_start, id__ne=appointment.id).only("status", "hold_expires_at")
+    if any(booking.is_blocking(a, now) for a in mine):
+        raise Conflict("You already have an appointment at that time.", code="patient_overlap")
+
+    block_start, block_end = new_start - rules.buffer_before, new_end + rules.buffer_after
+    old_block = (booking._utc(appointment.block_start), booking._utc(appointment.block_end))
+    old_units = set(booking.claim_units(*old_block))
+    new_units = booking.claim_units(block_start, block_end)
+    # Units the appointment already holds with this provider stay put; only the others are claimed.
+    to_claim = [u for u in new_units if provider.id != old_provider or u not in old_units]
+    expires_at = appointment.hold_expires_at if appointment.status == "held" else None
+    owner = ObjectId()
+    _claim_units(provider.id, owner, to_claim, expires_at, now)
+    moved = Appointment.objects(id=appointment.id, status__in=ACTIVE_STATUSES, start=appointment.start,
+                                provider=old_provider).update_one(
+        set__start=new_start, set__end=new_end, set__block_start=block_start, set__block_end=block_end,
+        set__provider=provider.id, set__updated_at=now, inc__version=1)
+    claims = TimeClaim._get_collection()
+    if not moved:
+        claims.delete_many({"appointment": owner})
+        changed("availability")
+        raise Conflict("This appointment changed meanwhile; reload and try again.", code="not_movable")
+    claims.update_many({"appointment": owner}, {"$set": {"appointment": appointment.id}})
+    keep = set(new_units) if provider.id == old_provider else set()
+    claims.delete_many({"appointment": appointment.id, "provider": old_provider,
+                        "unit": {"$in": [u for u in old_units if u not in keep]}})
+    appointment.reload()
+    if appointment.status != "held":
+        # Paid (or confirmed) meanwhile: its time is secured, like any confirmed appointment's.
+        claims.update_many({"appointment": appointment.id}, {"$set": {"expires_at": None}})
+    changed("availability")
+    from models import notify, waitlist
+
+    notify.rescheduled(appointment, old_start, now)
+    waitlist.time_freed(old_provider, now)  # the old time goes to the first patient in line
+    return appointment
+

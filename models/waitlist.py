@@ -1,0 +1,277 @@
+"""The waitlist: patients ask for a service (optionally a provider) between two dates; freed times are
+offered to the first patient in line, held for them with the ordinary hold mechanism.
+
+An offer is a `held` Appointment of the waiting patient (`booked_by="waitlist-offer"`) whose time
+claims lapse with the offer (`WAITLIST_OFFER_MINUTES`, default 30). While it holds, the time is
+busy for everybody else: availability does not show it and a booking of it hits the claims' unique
+index (409). So one time is never offered to two patients at once, and nobody else sees it as free.
+
+- Accepting turns the offer into an ordinary booking: `confirmed` for a free service, otherwise
+  `held` for payment for the clinic's usual hold length.
+- An offer that lapses (or is declined by leaving the waitlist) marks the entry `expired` and the
+  time goes to the next patient in line.
+- Who is offered what: entries are served first come, first served; each gets the earliest free
+  time of its service (and provider, if named) inside its date range. So a time freed by a
+  cancellation, a lapsed hold, a reschedule or new working hours reaches the first matching patient.
+  `offer_free_times` is called right after a time is freed and by every sweep pass.
+"""
+
+import logging
+from datetime import date, datetime, timedelta
+
+from bson import ObjectId
+from mongoengine import DateField, DateTimeField, Document, ListField, ReferenceField, StringField
+
+from models import booking
+from models.catalog import changed, current_catalog
+from models.documents import Appointment, Patient, Provider, Service, TimeClaim, utcnow  # noqa: F401
+from models.errors import Conflict, NotFound, ValidationFailed
+
+log = logging.getLogger(__name__)
+WAITLIST_STATUSES = ("waiting", "offered", "booked", "expired")
+OFFER_MARK = "waitlist-offer"
+DEFAULT_OFFER_MINUTES = 30
+MAX_RANGE_DAYS = 92
+MAX_ENTRIES_PER_PATIENT = 10
+
+
+class WaitlistEntry(Document):
+    """One patient waiting for a time of a service (optionally with one provider) between two local dates."""
+
+    patient = ReferenceField(Patient, required=True)
+    service = ReferenceField(Service, required=True)
+    provider = ReferenceField(Provider)  # None: any provider who offers the service
+    date_from = DateField(required=True)  # local dates in the clinic's zone, inclusive
+    date_to = DateField(required=True)
+    status = StringField(required=True, choices=WAITLIST_STATUSES, default="waiting")
+    created_at = DateTimeField(default=utcnow)  # place in line
+    updated_at = DateTimeField(default=utcnow)
+    offer = ReferenceField(Appointment)  # the held appointment of the current (or last) offer
+    offer_expires_at = DateTimeField()
+    declined = ListField(DateTimeField())  # starts offered to this entry before: never offered again
+    note = StringField(default="")  # why it ended, for the patient
+    meta = {"collection": "waitlist_entries",
+            "indexes": [("status", "created_at"), ("patient", "created_at")]}
+
+
+def offer_minutes():
+    """How long an offer holds its time: `WAITLIST_OFFER_MINUTES` of the app, else 30."""
+    try:
+        from flask import current_app
+
+        return int(current_app.config.get("WAITLIST_OFFER_MINUTES") or DEFAULT_OFFER_MINUTES)
+    except RuntimeError:  # outside an app (a script): the default
+        return DEFAULT_OFFER_MINUTES
+
+
+def join(patient, service_id, provider_id, date_from, date_to, now):
+    """Put the patient in line for a service (and provider) between two local dates."""
+    catalog = current_catalog()
+    clinic = catalog.require_clinic()
+    service = catalog.service(service_id)
+    provider = catalog.provider_for(service, provider_id) if provider_id else None
+    today = booking.local_today(clinic.timezone, now)
+    if not isinstance(date_from, date) or not isinstance(date_to, date):
+        raise ValidationFailed("Dates look like 2026-12-01.", fields={"from": "invalid date"})
+    if date_to < date_from:
+        raise ValidationFailed("The last day comes before the first.", fields={"to": "before from"})
+    if date_to < today:
+        raise ValidationFailed("Those dates are in the past.", fields={"to": "past"})
+    if (date_to - max(date_from, today)).days >= MAX_RANGE_DAYS:
+        raise ValidationFailed(f"Choose at most {MAX_RANGE_DAYS} days.", fields={"to": "too long"})
+    if WaitlistEntry.objects(patient=patient.id, status__in=("waiting", "offered")).count() >= MAX_ENTRIES_PER_PATIENT:
+        raise Conflict("You are already waiting for many times; leave one first.", code="too_many_entries")
+    entry = WaitlistEntry(patient=patient, service=service, provider=provider, date_from=date_from,
+                          date_to=date_to, created_at=now, updated_at=now).save()
+    return entry
+
+
+def entries_of(patient):
+    """The patient's waitlist entries, newest first."""
+    return list(WaitlistEntry.objects(patient=patient.id).order_by("-created_at"))
+
+
+def get_entry(patient, entry_id):
+    """One of the patient's own entries, or NotFound."""
+    entry = (WaitlistEntry.objects(id=entry_id, patient=patient.id).first()
+             if ObjectId.is_valid(str(entry_id)) else None)
+    if entry is None:
+        raise NotFound("That waitlist entry does not exist.", code="waitlist_not_found")
+    return entry
+
+
+def offer_is_open(entry, now):
+    """True while the entry's offer still holds its time."""
+    if entry.status != "offered" or entry.offer is None or entry.offer_expires_at is None:
+        return False
+    return booking._utc(entry.offer_expires_at) > now
+
+
+def leave(entry, now):
+    """Leave the waitlist; an open offer is given back and goes to the next patient in line."""
+    offer_id = entry.offer.id if entry.offer is not None and entry.status == "offered" else None
+    entry.delete()
+    if offer_id is not None:
+        _end_offer(offer_id, now, "declined")
+        offer_free_times(now)
+
+
+def accept(entry, now):
+    """Book the offered time: confirmed when free of charge, else held for payment as usual."""
+    if not offer_is_open(entry, now):
+        raise Conflict("This offer is no longer open.", code="offer_closed")
+    appt = Appointment.objects(id=entry.offer.id).first()
+    clinic = current_catalog().require_clinic()
+    paid = (appt.amount or 0) > 0
+    hold_expires_at = now + timedelta(minutes=clinic.hold_minutes or 15) if paid else None
+    claims = TimeClaim._get_collection()
+    # The claims are extended first, and only while the offer still holds them.
+    total = claims.count_documents({"appointment": appt.id})
+    extended = claims.update_many({"appointment": appt.id, "expires_at": {"$gt": now}},
+                                  {"$set": {"expires_at": hold_expires_at}}).modified_count
+    if not total or extended < total:
+        raise Conflict("This offer is no longer open.", code="offer_closed")
+    moved = Appointment.objects(id=appt.id, status="held", booked_by=OFFER_MARK, hold_expires_at__gt=now).update_one(
+        set__status="held" if paid else "confirmed", set__hold_expires_at=hold_expires_at,
+        set__booked_by="waitlist", set__updated_at=now)
+    if not moved:
+        raise Conflict("This offer is no longer open.", code="offer_closed")
+    WaitlistEntry.objects(id=entry.id, status="offered").update_one(
+        set__status="booked", set__updated_at=now, set__note="You accepted the offered time.")
+    changed("availability")
+    appt.reload()
+    entry.reload()
+    return appt
+
+
+def _end_offer(appointment_id, now, why):
+    """Close an offer's held appointment and give its time back (a guarded update)."""
+    moved = Appointment.objects(id=appointment_id, status="held", booked_by=OFFER_MARK).update_one(
+        set__status="expired", set__updated_at=now, set__cancel_reason=f"Waitlist offer {why}.")
+    booking.release_time(appointment_id, now=now, only_expiring=True)
+    return moved
+
+
+def expire_lapsed(now):
+    """Close lapsed offers (the entry becomes `expired`) and entries whose dates have passed."""
+    ended = 0
+    for entry in WaitlistEntry.objects(status="offered"):
+        appt = Appointment.objects(id=entry.offer.id).only("status", "booked_by").first() if entry.offer else None
+        still_offered = appt is not None and appt.status == "held" and appt.booked_by == OFFER_MARK
+        if still_offered and entry.offer_expires_at and booking._utc(entry.offer_expires_at) > now:
+            continue
+        if still_offered:
+            _end_offer(appt.id, now, "lapsed")
+        WaitlistEntry.objects(id=entry.id, status="offered").update_one(
+            set__status="expired", set__updated_at=now,
+            set__note="The offered time was not accepted in time; it went to the next patient in line.")
+        ended += 1
+    clinic = current_catalog().clinic
+    if clinic is not None:
+        today = booking.local_today(clinic.timezone, now)
+        ended += WaitlistEntry.objects(status="waiting", date_to__lt=today).update(
+            set__status="expired", set__updated_at=now, set__note="The dates you asked for have passed.")
+    return ended
+
+
+def offer_free_times(now, provider_id=None):
+    """Offer free times to waiting patients, first in line first; return the entries offered a time.
+
+    With `provider_id` only the entries that this provider could serve are considered (the hook
+    after a time of theirs was freed); the sweep passes none and considers everyone.
+    """
+    catalog = current_catalog()
+    clinic = catalog.clinic
+    if clinic is None:
+        return []
+    today = booking.local_today(clinic.timezone, now)
+    offered = []
+    for entry in WaitlistEntry.objects(status="waiting").order_by("created_at", "id").no_dereference():
+        try:
+            service = catalog.service(entry.service.id)
+        except NotFound:
+            continue
+        if entry.provider is not None:
+            providers = [p for p in catalog.providers_offering(service) if p.id == entry.provider.id]
+        else:
+            providers = catalog.providers_offering(service)
+        if provider_id is not None:
+            providers = [p for p in providers if p.id == provider_id]
+        first = max(entry.date_from, today)
+        if not providers or entry.date_to < first:
+            continue
+        days = (entry.date_to - first).days + 1
+        declined = {booking._utc(d) for d in entry.declined or []}
+        for start, end, provider in booking.find_slots(service, providers, clinic, first, days, now):
+            if start in declined:
+                continue
+            if _make_offer(entry, service, provider, start, end, clinic, now):
+                offered.append(entry)
+                break
+    return offered
+
+
+def _make_offer(entry, service, provider, start, end, clinic, now):
+    """Hold one time for the entry's patient; False when someone took it first."""
+    rules = booking.service_rules(service, clinic)
+    expires = now + timedelta(minutes=offer_minutes())
+    appt = Appointment(
+        id=ObjectId(), patient=entry.patient.id, provider=provider.id, service=service.id, start=start, end=end,
+        block_start=start - rules.buffer_before, block_end=end + rules.buffer_after, status="held",
+        hold_expires_at=expires, amount=service.price, currency=service.currency, created_at=now,
+        updated_at=now, booked_by=OFFER_MARK)
+    try:
+        booking.claim_time(provider.id, appt.id, appt.block_start, appt.block_end, expires, now)
+    except Conflict:
+        return False
+    try:
+        appt.save(force_insert=True)
+    except Exception:
+        booking.release_time(appt.id)
+        raise
+    moved = WaitlistEntry.objects(id=entry.id, status="waiting").update_one(
+        set__status="offered", set__offer=appt.id, set__offer_expires_at=expires, set__updated_at=now,
+        push__declined=start, set__note="")
+    if not moved:  # the patient left meanwhile: give the time back
+        _end_offer(appt.id, now, "withdrawn")
+        return False
+    from models import notify
+
+    entry.reload()
+    notify.waitlist_offer(entry, service, provider, start, end, now)
+    return True
+
+
+def time_freed(provider_id, now):
+    """A provider's time was freed (cancel, lapsed hold, reschedule): offer it to the first in line.
+
+    Never lets a failure here undo the change that freed the time: the sweep tries again.
+    """
+    try:
+        return offer_free_times(now, provider_id=provider_id)
+    except Exception:  # noqa: BLE001 — the sweep retries; the caller's change stands
+        log.exception("waitlist: offering freed time of provider %s failed; the sweep will retry", provider_id)
+        return []
+
+
+def sweep_waitlist(now, report=None):
+    """The sweep's waitlist step: close lapsed offers and passed entries, then offer free times."""
+    try:
+        expire_lapsed(now)
+        offered = offer_free_times(now)
+    except Exception as exc:  # noqa: BLE001 — reported; the next pass tries again
+        log.exception("waitlist sweep failed")
+        if report is not None:
+            report.problems.append(f"waitlist offers not made ({exc.__class__.__name__})")
+        return []
+    return offered
+
+
+def local_range(entry, tz):
+    """The entry's dates for people: 'Tue 1 Dec – Fri 4 Dec 2026'."""
+    a, b = entry.date_from, entry.date_to
+    if isinstance(a, datetime):
+        a, b = a.date(), b.date()
+    return f"{a:%a} {a.day} {a:%b} – {b:%a} {b.day} {b:%b %Y}"
+
+

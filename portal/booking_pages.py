@@ -1,0 +1,465 @@
+"""Patient self-service pages: the one-screen booking page, the dashboard, reschedule, the waitlist.
+
+Routes on the portal blueprint (`portal.*` endpoints), server-rendered and working without
+JavaScript; `static/book.js` only adds the browser's time zone to the address.
+
+The booking page is one address, `/portal/book`, whose query says how far the patient got:
+`service` › `provider` ("any" or an id) › `day` (in the month `month`) › `start` (the review).
+Anyone may browse it; booking (POST) needs a signed-in patient, and the review step sends visitors
+to sign in or register with `next` pointing back to the review. `tz` (an IANA zone the page sends)
+adds the patient's own time beside the clinic's when they differ.
+"""
+
+from calendar import Calendar
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import jwt as pyjwt
+from flask import current_app, flash, g, redirect, render_template, request, url_for
+from flask_jwt_extended import get_jwt, verify_jwt_in_request
+from flask_jwt_extended.exceptions import JWTExtendedException
+from flask_wtf import FlaskForm
+from wtforms import DateField, SelectField
+from wtforms.validators import DataRequired
+
+from clinic.audit import audit
+from models import booking, waitlist
+from models.catalog import current_catalog
+from models.documents import Appointment, Payment, utcnow
+from models.errors import Conflict, DomainError, NotFound
+from models.reschedule import reschedule, reschedule_blocker
+from portal.api import book_for_patient, parse_instant
+from portal.auth import current_patient, issue_tokens, patient_page
+from portal.pages import bp
+
+SYMBOLS = {"gbp": "£", "eur": "€", "usd": "$"}
+PARTS = (("Morning", 0, 12), ("Afternoon", 12, 17), ("Evening", 17, 24))
+STEPS = ("Service", "Clinician", "Time", "Review", "Pay")
+
+
+@bp.app_template_filter("money")
+def money(amount, currency="gbp"):
+    """Minor units as people read money: '£60.00' (or '60.00 CHF' for a currency without a symbol)."""
+    amount = amount or 0
+    symbol = SYMBOLS.get((currency or "").lower())
+    text = f"{amount / 100:,.2f}"
+    return f"{symbol}{text}" if symbol else f"{text} {(currency or '').upper()}"
+
+
+def patient_zone(raw, clinic_zone):
+    """The patient's zone from the page's `tz`, when valid and different from the clinic's."""
+    if not raw or raw == clinic_zone or len(raw) > 64:
+        return None
+    try:
+        return ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def optional_patient():
+    """(patient or None, response or None): a visitor is None; a session whose access token lapsed
+    but whose refresh token lives is renewed by answering a redirect to the same address."""
+    try:
+        verify_jwt_in_request(optional=True)
+        patient = current_patient()
+        if patient is not None:
+            return patient, None
+    except (pyjwt.PyJWTError, JWTExtendedException):
+        pass
+    if request.cookies.get(current_app.config["JWT_REFRESH_COOKIE_NAME"]):
+        try:
+            verify_jwt_in_request(refresh=True)
+            patient = current_patient()
+            if patient is not None:
+                return None, issue_tokens(redirect(request.full_path), patient, sid=get_jwt()["sid"], refresh=False)
+        except (pyjwt.PyJWTError, JWTExtendedException):
+            pass
+    return None, None
+
+
+@dataclass
+class Picker:
+    """What the calendar and the day's times show, for booking or for a move."""
+
+    month: date
+    days_free: set
+    day: date = None
+    parts: list = field(default_factory=list)  # [(label, [(start, local, patient_local, provider)])]
+    prev_month: date = None
+    next_month: date = None
+    weeks: list = field(default_factory=list)
+
+
+def build_picker(service, providers, clinic, now, month_raw, day_raw, skip=None):
+    """Free times of the month (days marked) and of the chosen day, grouped by part of day.
+
+    With several providers each time is listed once (the first free provider is kept for it).
+    `skip` is a start to leave out (the patient's own current time, when moving).
+    """
+    zone = ZoneInfo(clinic.timezone)
+    today = booking.local_today(clinic.timezone, now)
+    day = _parse_date(day_raw)
+    month = _parse_month(month_raw) or (day.replace(day=1) if day else today.replace(day=1))
+    if month < today.replace(day=1):
+        month = today.replace(day=1)
+    last = (month.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    first = max(month, today)
+    found = booking.find_slots(service, providers, clinic, first, (last - first).days + 1, now) if first <= last else []
+    by_day = {}
+    for start, _end, provider in found:
+        if skip is not None and start == skip:
+            continue
+        local = start.astimezone(zone)
+        times = by_day.setdefault(local.date(), {})
+        times.setdefault(start, (start, local, provider))
+    if day is None or day not in by_day:
+        day = min(by_day) if by_day and (day is None or day.replace(day=1) != month) else day
+    picker = Picker(month=month, days_free=set(by_day), day=day)
+    picker.prev_month = (month - timedelta(days=1)).replace(day=1) if month > today.replace(day=1) else None
+    picker.next_month = last + timedelta(days=1)
+    picker.weeks = Calendar(firstweekday=0).monthdatescalendar(month.year, month.month)
+    if day in by_day:
+        for label, lo, hi in PARTS:
+            times = [t for t in sorted(by_day[day].values(), key=lambda t: t[0]) if lo <= t[1].hour < hi]
+            if times:
+                picker.parts.append((label, times))
+    return picker
+
+
+def _parse_date(raw):
+    try:
+        return date.fromisoformat(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def _parse_month(raw):
+    try:
+        return date.fromisoformat(f"{raw}-01") if raw else None
+    except ValueError:
+        return None
+
+
+def book_url(**params):
+    """The booking page's address with the given query (empty values left out)."""
+    clean = {k: v for k, v in params.items() if v not in (None, "")}
+    return url_for("portal.book") + ("?" + urlencode(clean) if clean else "")
+
+
+def policy_text(service, clinic):
+    """The cancellation policy of a service, in one or two sentences."""
+    hours = service.cancellation_window_hours or 0
+    refund = "you get a full refund" if service.refund_rule == "full" else "the price is not refunded"
+    phone = f" on {clinic.phone}" if clinic.phone else ""
+    if not hours:
+        return f"You can cancel or move this appointment online until it starts; if you cancel, {refund}."
+    return (f"You can cancel or move this appointment online up to {hours} hour{'s' if hours != 1 else ''} "
+            f"before it starts; if you cancel, {refund}. Later than that, please call the clinic{phone}.")
+
+
+@bp.get("/book")
+def book():
+    """The one-screen booking page: service › clinician › time (month calendar, day's times) › review."""
+    catalog = current_catalog()
+    clinic = catalog.require_clinic()
+    now = utcnow()
+    patient, renewed = optional_patient()
+    if renewed is not None:
+        return renewed
+    services = sorted((s for s in catalog.services.values() if s.active), key=lambda s: s.name)
+    args = request.args
+    tz_raw = args.get("tz", "")
+    pzone = patient_zone(tz_raw, clinic.timezone)
+    ctx = dict(clinic=clinic, services=services, service=None, providers=[], provider=None,
+               provider_choice="", picker=None, review=None, patient=patient, pzone=pzone,
+               tz=tz_raw if pzone else "", book_url=book_url, step=0)
+    service_id = args.get("service", "")
+    if service_id:
+        try:
+            ctx["service"] = catalog.service(service_id)
+        except DomainError as exc:
+            flash(exc.message, "error")
+    service = ctx["service"]
+    if service is None:
+        return render_template("portal/book.html", **ctx)
+    providers = catalog.providers_offering(service)
+    choice = args.get("provider", "any") or "any"
+    chosen = providers if choice == "any" else [p for p in providers if str(p.id) == choice]
+    if not chosen:
+        flash("Choose a clinician who offers this service.", "error")
+        choice, chosen = "any", providers
+    ctx.update(providers=providers, provider_choice=choice, provider=None if choice == "any" else chosen[0],
+               step=2)
+    ctx["picker"] = build_picker(service, chosen, clinic, now, args.get("month"), args.get("day"))
+    start_raw = args.get("start")
+    if start_raw:
+        ctx["review"] = review_context(service, chosen, clinic, now, start_raw, ctx["picker"])
+        if ctx["review"] is None:
+            flash("That time is no longer free. Please choose another.", "error")
+        else:
+            ctx["step"] = 3
+    return render_template("portal/book.html", **ctx)
+
+
+def review_context(service, chosen, clinic, now, start_raw, picker):
+    """What the review step shows, or None when the time is not (or no longer) free."""
+    try:
+        start = booking._utc(parse_instant(start_raw))
+    except DomainError:
+        return None
+    local = start.astimezone(ZoneInfo(clinic.timezone))
+    free = [p for s, _e, p in booking.find_slots(service, chosen, clinic, local.date(), 1, now) if s == start]
+    if not free:
+        return None
+    return {"start": start, "local": local, "end": start + timedelta(minutes=service.duration_minutes),
+            "providers": free, "start_iso": local.isoformat(),
+            "hold_minutes": clinic.hold_minutes or 15, "policy": policy_text(service, clinic)}
+
+
+@bp.post("/book")
+@patient_page
+def book_post():
+    """Book the reviewed time; with "any" clinician, the first one still free at that time gets it."""
+    form = request.form
+    service_id, choice = form.get("service", ""), form.get("provider", "")
+    back = book_url(service=service_id, provider=choice, day=form.get("day"), tz=form.get("tz"))
+    try:
+        start = parse_instant(form.get("start", ""))
+        if choice == "any":
+            catalog = current_catalog()
+            service = catalog.service(service_id)
+            clinic = catalog.require_clinic()
+            local_day = start.astimezone(ZoneInfo(clinic.timezone)).date()
+            candidates = [p for s, _e, p in booking.find_slots(service, catalog.providers_offering(service), clinic,
+                                                              local_day, 1, utcnow())
+                          if s == booking._utc(start)]
+            if not candidates:
+                raise Conflict("That time is no longer free. Please choose another.", code="slot_taken")
+            for n, provider in enumerate(candidates):
+                try:
+                    appt = book_for_patient(g.patient, service_id, str(provider.id), start)
+                    break
+                except Conflict as exc:
+                    if exc.code != "slot_taken" or n == len(candidates) - 1:
+                        raise
+        else:
+            appt = book_for_patient(g.patient, service_id, choice, start)
+    except DomainError as exc:
+        flash(exc.message, "error")
+        return redirect(back)
+    if appt.status == "confirmed":
+        flash("Your appointment is booked.", "info")
+    return redirect(url_for("portal.appointment", appointment_id=appt.id))
+
+
+# --- Dashboard ------------------------------------------------------------------------------
+
+def _still_free(appt, clinic, now):
+    """True when an expired hold's time could be booked again now."""
+    try:
+        service = current_catalog().service(appt.service.id)
+        provider = current_catalog().provider_for(service, appt.provider.id)
+    except DomainError:
+        return False
+    start = booking._utc(appt.start)
+    local_day = start.astimezone(ZoneInfo(clinic.timezone)).date()
+    return any(s == start for s, _e, _p in booking.find_slots(service, [provider], clinic, local_day, 1, now))
+
+
+@bp.get("/")
+@patient_page
+def dashboard():
+    """The patient's home: upcoming, past (with receipts) and cancelled/expired, each in its own list."""
+    clinic = booking.require_clinic()
+    now = utcnow()
+    appts = list(Appointment.objects(patient=g.patient.id, booked_by__ne=waitlist.OFFER_MARK)
+                 .order_by("start").select_related())
+    upcoming, past, closed = [], [], []
+    for a in appts:
+        status = booking.effective_status(a, now)
+        if status in ("cancelled", "expired"):
+            closed.append((a, status))
+        elif booking._utc(a.end) < now or status in ("completed", "no_show"):
+            past.append((a, status))
+        else:
+            upcoming.append((a, status))
+    past.reverse()
+    closed.sort(key=lambda item: item[0].updated_at or item[0].start, reverse=True)
+    paid = {p.appointment.id: p for p in Payment.objects(appointment__in=[a.id for a, _ in past]).no_dereference()}
+    again = {a.id for a, status in closed[:10] if status == "expired" and booking._utc(a.start) > now
+             and _still_free(a, clinic, now)}
+    offers = [e for e in waitlist.entries_of(g.patient) if waitlist.offer_is_open(e, now)]
+    audit(f"patient:{g.patient.id}", "appointment.list", record=f"Patient:{g.patient.id}")
+    return render_template("portal/dashboard.html", clinic=clinic, patient=g.patient, upcoming=upcoming,
+                           past=past, closed=closed, paid=paid, again=again, offers=offers, now=now,
+                           human_time=booking.human_time, book_url=book_url)
+
+
+@bp.get("/appointments/<appointment_id>/receipt")
+@patient_page
+def receipt(appointment_id):
+    """A receipt for a paid (or free) appointment."""
+    appt = booking.get_patient_appointment(g.patient, appointment_id)
+    clinic = booking.require_clinic()
+    payment = Payment.objects(appointment=appt.id).first()
+    if appt.amount and (payment is None or payment.status not in ("succeeded", "refunded")):
+        raise NotFound("There is no receipt for this appointment: it was not paid.", code="no_receipt")
+    audit(f"patient:{g.patient.id}", "appointment.receipt", record=f"Appointment:{appt.id}")
+    return render_template("portal/receipt.html", appt=appt, clinic=clinic, payment=payment, patient=g.patient,
+                           human_time=booking.human_time)
+
+
+# --- Reschedule -----------------------------------------------------------------------------
+
+@bp.get("/appointments/<appointment_id>/reschedule")
+@patient_page
+def reschedule_page(appointment_id):
+    """Choose a new time for the same service (any clinician who offers it), then confirm."""
+    appt = booking.get_patient_appointment(g.patient, appointment_id)
+    catalog = current_catalog()
+    clinic = catalog.require_clinic()
+    now = utcnow()
+    blocker = reschedule_blocker(appt, now, clinic)
+    service = catalog.service(appt.service.id)
+    providers = catalog.providers_offering(service)
+    choice = request.args.get("provider", str(appt.provider.id))
+    chosen = providers if choice == "any" else [p for p in providers if str(p.id) == choice] or providers
+    picker = None if blocker else build_picker(service, chosen, clinic, now, request.args.get("month"),
+                                               request.args.get("day"), skip=booking._utc(appt.start))
+    review = None
+    if not blocker and request.args.get("start"):
+        review = review_context(service, chosen, clinic, now, request.args["start"], picker)
+        if review is None:
+            flash("That time is no longer free. Please choose another.", "error")
+    pzone = patient_zone(request.args.get("tz", ""), clinic.timezone)
+
+    def move_url(**params):
+        clean = {k: v for k, v in params.items() if v not in (None, "")}
+        return url_for("portal.reschedule_page", appointment_id=appt.id) + ("?" + urlencode(clean) if clean else "")
+
+    return render_template("portal/reschedule.html", appt=appt, clinic=clinic, service=service, providers=providers,
+                           provider_choice=choice, picker=picker, review=review, blocker=blocker, pzone=pzone,
+                           tz=request.args.get("tz", "") if pzone else "", move_url=move_url,
+                           human_time=booking.human_time)
+
+
+@bp.post("/appointments/<appointment_id>/reschedule")
+@patient_page
+def reschedule_post(appointment_id):
+    """Move the appointment to the reviewed time; the old time is released only once the new one is held."""
+    appt = booking.get_patient_appointment(g.patient, appointment_id)
+    form = request.form
+    try:
+        start = parse_instant(form.get("start", ""))
+        providers = [p for p in form.getlist("provider") if p]
+        last_error = None
+        for provider_id in providers or [None]:
+            try:
+                appt = reschedule(appt, start, utcnow(), provider_id=provider_id, actor=f"patient:{g.patient.id}")
+                last_error = None
+                break
+            except Conflict as exc:
+                last_error = exc
+                if exc.code != "slot_taken":
+                    break
+        if last_error is not None:
+            raise last_error
+    except DomainError as exc:
+        audit(f"patient:{g.patient.id}", "appointment.reschedule", record=f"Appointment:{appt.id}",
+              outcome=f"refused:{exc.code}")
+        flash(exc.message, "error")
+        return redirect(url_for("portal.reschedule_page", appointment_id=appt.id))
+    audit(f"patient:{g.patient.id}", "appointment.reschedule", record=f"Appointment:{appt.id}")
+    clinic = booking.require_clinic()
+    flash(f"Your appointment is moved to {booking.human_time(appt.start, clinic.timezone)}.", "info")
+    return redirect(url_for("portal.appointment", appointment_id=appt.id))
+
+
+# --- Waitlist -------------------------------------------------------------------------------
+
+class WaitlistForm(FlaskForm):
+    """Join the waitlist."""
+
+    service = SelectField("Service", validators=[DataRequired()])
+    provider = SelectField("Clinician")
+    date_from = DateField("First day", validators=[DataRequired()])
+    date_to = DateField("Last day", validators=[DataRequired()])
+
+
+@bp.route("/waitlist", methods=["GET", "POST"])
+@patient_page
+def waitlist_page():
+    """The patient's waitlist: offers to accept, entries to leave, and a form to join."""
+    catalog = current_catalog()
+    clinic = catalog.require_clinic()
+    now = utcnow()
+    services = sorted((s for s in catalog.services.values() if s.active), key=lambda s: s.name)
+    providers = sorted(catalog.providers.values(), key=lambda p: p.name)
+    form = WaitlistForm(formdata=request.form if request.method == "POST" else None)
+    form.service.choices = [(str(s.id), s.name) for s in services]
+    form.provider.choices = [("any", "Any clinician")] + [(str(p.id), p.name) for p in providers]
+    status = 200
+    if request.method == "GET":
+        today = booking.local_today(clinic.timezone, now)
+        form.service.data = request.args.get("service") or (form.service.choices[0][0] if services else None)
+        form.provider.data = request.args.get("provider") or "any"
+        form.date_from.data = _parse_date(request.args.get("from")) or today
+        form.date_to.data = _parse_date(request.args.get("to")) or today + timedelta(days=13)
+    elif form.validate_on_submit():
+        provider = form.provider.data if form.provider.data != "any" else None
+        try:
+            entry = waitlist.join(g.patient, form.service.data, provider, form.date_from.data, form.date_to.data, now)
+        except DomainError as exc:
+            target = {"from": form.date_from, "to": form.date_to, "provider": form.provider}
+            placed = False
+            for name in exc.fields or {}:
+                if name in target:
+                    target[name].errors = list(target[name].errors) + [exc.message]
+                    placed = True
+            if not placed:
+                flash(exc.message, "error")
+            status = exc.status
+        else:
+            audit(f"patient:{g.patient.id}", "waitlist.join", record=f"WaitlistEntry:{entry.id}")
+            waitlist.time_freed(None, now)
+            entry.reload()
+            flash("You are on the waitlist. We will offer you a time as soon as one frees up."
+                  if entry.status == "waiting" else "A time is free already: it is held for you below.", "info")
+            return redirect(url_for("portal.waitlist_page"))
+    else:
+        status = 400
+    entries = waitlist.entries_of(g.patient)
+    return render_template("portal/waitlist.html", form=form, entries=entries, clinic=clinic, now=now,
+                           open_offer=lambda e: waitlist.offer_is_open(e, now), human_time=booking.human_time,
+                           local_range=waitlist.local_range), status
+
+
+@bp.post("/waitlist/<entry_id>/accept")
+@patient_page
+def waitlist_accept(entry_id):
+    """Accept an offer: the time is booked (held for payment when the service has a price)."""
+    entry = waitlist.get_entry(g.patient, entry_id)
+    try:
+        appt = waitlist.accept(entry, utcnow())
+    except DomainError as exc:
+        audit(f"patient:{g.patient.id}", "waitlist.accept", record=f"WaitlistEntry:{entry.id}",
+              outcome=f"refused:{exc.code}")
+        flash(exc.message, "error")
+        return redirect(url_for("portal.waitlist_page"))
+    audit(f"patient:{g.patient.id}", "waitlist.accept", record=f"Appointment:{appt.id}")
+    flash("The offered time is yours." + (" Pay to confirm it." if appt.status == "held" else ""), "info")
+    return redirect(url_for("portal.appointment", appointment_id=appt.id))
+
+
+@bp.post("/waitlist/<entry_id>/leave")
+@patient_page
+def waitlist_leave(entry_id):
+    """Leave the waitlist; an open offer goes to the next patient in line."""
+    entry = waitlist.get_entry(g.patient, entry_id)
+    waitlist.leave(entry, utcnow())
+    audit(f"patient:{g.patient.id}", "waitlist.leave", record=f"WaitlistEntry:{entry_id}")
+    flash("You have left that waitlist.", "info")
+    return redirect(url_for("portal.waitlist_page"))
+

@@ -1,0 +1,199 @@
+"""The waitlist: a freed time is offered to the first patient in line and held for them."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from models import Appointment, TimeClaim
+from models.sweep import sweep
+from models.waitlist import WaitlistEntry
+from tests.factories import api_login, at, csrf_header, future_day, make_clinic, make_patient, make_provider, make_service
+
+
+@pytest.fixture
+def setup(app):
+    clinic = make_clinic()
+    consult = make_service("Consultation", duration=30, price=6000, cancel_hours=0)
+    # One short working hour a day: two times (09:00, 09:30), easy to fill.
+    one = make_provider([consult], name="Dr One", hours=("09:00", "10:00"), lunch=None)
+    for email in ("pat@example.com", "first@example.com", "second@example.com", "other@example.com"):
+        make_patient(email=email)
+    return {"clinic": clinic, "consult": consult, "one": one}
+
+
+def signed_in(app, email):
+    client = app.test_client()
+    assert api_login(client, email=email).status_code == 200
+    return client
+
+
+def book(client, service, provider, start):
+    return client.post("/api/appointments", headers=csrf_header(client), json={
+        "service": str(service.id), "provider": str(provider.id), "start": start.isoformat()})
+
+
+def join(client, service, day, provider=None):
+    body = {"service": str(service.id), "from": day.isoformat(), "to": day.isoformat()}
+    if provider is not None:
+        body["provider"] = str(provider.id)
+    return client.post("/api/waitlist", headers=csrf_header(client), json=body)
+
+
+def slots(client, service, day):
+    return client.get("/api/slots", query_string={"service": str(service.id), "from": day.isoformat(),
+                                                  "days": 1}).get_json()
+
+
+@pytest.fixture
+def full_day(app, setup):
+    """Both times of the day booked by `pat`; two patients wait in line for that day."""
+    s = setup
+    day = future_day(4)
+    pat = signed_in(app, "pat@example.com")
+    booked = [book(pat, s["consult"], s["one"], at(day, 9, m)).get_json() for m in (0, 30)]
+    for appt in booked:  # paid: confirmed, their time secured
+        Appointment.objects(id=appt["id"]).update_one(set__status="confirmed", set__hold_expires_at=None)
+        TimeClaim.objects(appointment=appt["id"]).update(set__expires_at=None)
+    first, second = signed_in(app, "first@example.com"), signed_in(app, "second@example.com")
+    e1 = join(first, s["consult"], day)
+    assert e1.status_code == 201, e1.get_json()
+    assert e1.get_json()["status"] == "waiting" and e1.get_json()["offer"] is None
+    e2 = join(second, s["consult"], day, provider=s["one"])
+    assert e2.status_code == 201
+    return dict(s, day=day, pat=pat, booked=booked, first=first, second=second,
+                e1=e1.get_json()["id"], e2=e2.get_json()["id"])
+
+
+def test_join_list_and_leave(app, full_day):
+    f = full_day
+    listed = f["first"].get("/api/waitlist").get_json()
+    assert [e["id"] for e in listed] == [f["e1"]]
+    assert listed[0]["service"]["name"] == "Consultation" and listed[0]["from"] == f["day"].isoformat()
+    assert f["second"].delete(f"/api/waitlist/{f['e1']}", headers=csrf_header(f["second"])).status_code == 404
+    assert f["first"].delete(f"/api/waitlist/{f['e1']}", headers=csrf_header(f["first"])).status_code == 204
+    assert f["first"].get("/api/waitlist").get_json() == []
+
+
+def test_bad_waitlist_input_is_422(app, full_day):
+    f = full_day
+    for body in ({"service": str(f["consult"].id), "from": "soon", "to": "2026-12-01"},
+                 {"service": str(f["consult"].id), "from": "2026-12-05", "to": "2026-12-01"},
+                 {"service": str(f["consult"].id), "from": "2020-01-01", "to": "2020-01-02"},
+                 {"service": str(f["consult"].id), "from": f["day"].isoformat(), "to": f["day"].isoformat(),
+                  "provider": 7}):
+        resp = f["first"].post("/api/waitlist", headers=csrf_header(f["first"]), json=body)
+        assert resp.status_code == 422, (body, resp.get_json())
+        assert resp.get_json()["error"]["code"]
+
+
+def test_cancellation_offers_the_time_to_the_first_in_line_and_holds_it(app, full_day):
+    f = full_day
+    cancelled = f["booked"][0]
+    resp = f["pat"].post(f"/api/appointments/{cancelled['id']}/cancel", headers=csrf_header(f["pat"]))
+    assert resp.status_code == 200, resp.get_json()
+
+    first = f["first"].get("/api/waitlist").get_json()[0]
+    assert first["status"] == "offered"
+    assert datetime.fromisoformat(first["offer"]["start"]) == at(f["day"], 9)
+    expires = datetime.fromisoformat(first["offer"]["expires_at"])
+    assert timedelta(minutes=29) < expires - datetime.now(timezone.utc) <= timedelta(minutes=30)
+    from models.outbox import OutboxMessage
+
+    [offer_mail] = OutboxMessage.objects(kind="waitlist_offer", subject=f"WaitlistEntry:{f['e1']}")
+    assert offer_mail.expires_at is not None and offer_mail.context["url"] == "/portal/waitlist"
+    # Second in line is not offered the same time.
+    assert f["second"].get("/api/waitlist").get_json()[0]["status"] == "waiting"
+
+    # The offer holds the time against everybody else: not shown as free, and not bookable.
+    other = signed_in(app, "other@example.com")
+    assert slots(other, f["consult"], f["day"]) == []
+    taken = book(other, f["consult"], f["one"], at(f["day"], 9))
+    assert taken.status_code == 409 and taken.get_json()["error"]["code"] == "slot_taken"
+    # The offer is not one of the patient's appointments until accepted.
+    assert f["first"].get("/api/appointments").get_json() == []
+
+    # Accepting books it: held for payment as usual.
+    assert f["second"].post(f"/api/waitlist/{f['e1']}/accept", headers=csrf_header(f["second"])).status_code == 404
+    resp = f["first"].post(f"/api/waitlist/{f['e1']}/accept", headers=csrf_header(f["first"]))
+    assert resp.status_code == 201, resp.get_json()
+    appt = resp.get_json()
+    assert appt["status"] == "held" and datetime.fromisoformat(appt["start"]) == at(f["day"], 9)
+    hold = datetime.fromisoformat(appt["hold_expires_at"]) - datetime.now(timezone.utc)
+    assert timedelta(minutes=14) < hold <= timedelta(minutes=15)
+    assert f["first"].get("/api/waitlist").get_json()[0]["status"] == "booked"
+    assert [a["id"] for a in f["first"].get("/api/appointments").get_json()] == [appt["id"]]
+    # Accepting twice does nothing more.
+    again = f["first"].post(f"/api/waitlist/{f['e1']}/accept", headers=csrf_header(f["first"]))
+    assert again.status_code == 409 and again.get_json()["error"]["code"] == "offer_closed"
+
+
+def test_an_offer_that_lapses_goes_to_the_next_in_line(app, full_day):
+    f = full_day
+    f["pat"].post(f"/api/appointments/{f['booked'][1]['id']}/cancel", headers=csrf_header(f["pat"]))
+    offered = WaitlistEntry.objects.get(id=f["e1"])
+    assert offered.status == "offered"
+    # The sweep runs after the offer's 30 minutes.
+    with app.app_context():
+        report = sweep(now=datetime.now(timezone.utc) + timedelta(minutes=31))
+    assert len(report.offered) == 1
+    assert WaitlistEntry.objects.get(id=f["e1"]).status == "expired"
+    assert Appointment.objects.get(id=offered.offer.id).status == "expired"
+    second = WaitlistEntry.objects.get(id=f["e2"])
+    assert second.status == "offered"
+    assert Appointment.objects.get(id=second.offer.id).start.replace(tzinfo=timezone.utc) == at(f["day"], 9, 30)
+    # The first patient's lapsed offer can no longer be accepted, and reads as expired.
+    resp = f["first"].post(f"/api/waitlist/{f['e1']}/accept", headers=csrf_header(f["first"]))
+    assert resp.status_code == 409
+    assert f["first"].get("/api/waitlist").get_json()[0]["status"] == "expired"
+
+
+def test_leaving_with_an_open_offer_passes_it_on(app, full_day):
+    f = full_day
+    f["pat"].post(f"/api/appointments/{f['booked'][0]['id']}/cancel", headers=csrf_header(f["pat"]))
+    assert WaitlistEntry.objects.get(id=f["e1"]).status == "offered"
+    assert f["first"].delete(f"/api/waitlist/{f['e1']}", headers=csrf_header(f["first"])).status_code == 204
+    second = f["second"].get("/api/waitlist").get_json()[0]
+    assert second["status"] == "offered" and datetime.fromisoformat(second["offer"]["start"]) == at(f["day"], 9)
+
+
+def test_a_lapsed_hold_is_offered_by_the_sweep(app, full_day):
+    f = full_day
+    # Pat's two times were only held, unpaid; the holds lapse and the sweep frees both times.
+    lapse = datetime.now(timezone.utc) + timedelta(minutes=1)
+    for appt in f["booked"]:
+        Appointment.objects(id=appt["id"]).update_one(set__status="held", set__hold_expires_at=lapse)
+        TimeClaim.objects(appointment=appt["id"]).update(set__expires_at=lapse)
+    with app.app_context():
+        report = sweep(now=datetime.now(timezone.utc) + timedelta(minutes=16))
+    assert len(report.expired) == 2 and len(report.offered) == 2
+    starts = sorted(Appointment.objects.get(id=WaitlistEntry.objects.get(id=e).offer.id).start
+                    for e in (f["e1"], f["e2"]))
+    assert len(set(starts)) == 2  # never the same time to two patients
+    assert WaitlistEntry.objects.get(id=f["e1"]).status == "offered"
+
+
+def test_reschedule_frees_the_old_time_for_the_waitlist(app, full_day):
+    f = full_day
+    other_day = f["day"] + timedelta(days=1)
+    resp = f["pat"].post(f"/api/appointments/{f['booked'][0]['id']}/reschedule", headers=csrf_header(f["pat"]),
+                         json={"start": at(other_day, 9).isoformat()})
+    assert resp.status_code == 200, resp.get_json()
+    first = f["first"].get("/api/waitlist").get_json()[0]
+    assert first["status"] == "offered" and datetime.fromisoformat(first["offer"]["start"]) == at(f["day"], 9)
+
+
+def test_staff_see_the_waitlist_in_the_back_office(app, full_day):
+    from tests.factories import make_staff, staff_login
+
+    make_staff("reception")
+    make_staff("provider", email="doc@clinic.test")
+    staff = app.test_client()
+    assert staff_login(staff, "reception@clinic.test").status_code == 302
+    page = staff.get("/admin/waitlist/")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "first@example.com" in html and "second@example.com" in html and "waiting" in html
+    assert staff.get("/admin/waitlist/new/").status_code in (302, 403)
+    doc = app.test_client()
+    staff_login(doc, "doc@clinic.test")
+    assert doc.get("/admin/waitlist/").status_code in (302, 403)
