@@ -114,8 +114,10 @@ def main(argv=None):
         for server in reversed(started):
             server.stop()
 
-    # Ctrl-C and SIGTERM both stop what we started.
+    # Ctrl-C and SIGTERM both stop what we started. SIGINT is set explicitly: a shell starts
+    # background jobs with it ignored, and Python would then never raise KeyboardInterrupt.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         servers, env = start_missing(args.host, args.port)
         started.extend(servers)

@@ -208,7 +208,11 @@ class CheckoutStandInProcess:
         self.server = start_checkout_standin(localstripe)
         self.url = self.server.url
         if webhook_url:
-            register_localstripe_webhook(self.url, webhook_url, secret)
+            try:
+                register_localstripe_webhook(self.url, webhook_url, secret)
+            except Exception:
+                self.stop()
+                raise
 
     @property
     def requests(self):
