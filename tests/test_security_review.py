@@ -598,3 +598,28 @@ def test_9_the_payment_refetch_from_stripe_is_capped(app, stripe_base, monkeypat
     answers = [client.get(f"/api/appointments/{held.id}/payment").status_code for _ in range(30)]
     assert answers == [200] * 30
     assert len(calls) == payments.PAGE_REFETCHES_PER_MINUTE
+
+
+def test_gdpr_account_page_in_the_browser(live_server, page):
+    """In Chromium: from the dashboard to the account page; a wrong password shows on its field."""
+    base, _app = live_server(COOKIE_SECURE=False)
+    make_clinic()
+    make_patient()
+    page.goto(f"{base}/portal/login")
+    page.get_by_label("Email").fill("pat@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base}/portal/")
+    page.get_by_role("link", name="Your account").click()
+    page.wait_for_url(f"{base}/portal/account")
+    assert page.get_by_role("link", name="Download your data (JSON)").is_visible()
+    page.get_by_label("Your password").fill("not my password")
+    page.get_by_role("button", name="Delete my account").click()
+    field = page.get_by_label("Your password")
+    assert field.get_attribute("aria-invalid") == "true"
+    assert page.locator("#password-error").inner_text() == "The password is not correct."
+    field.fill(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{base}/portal/login")
+    assert page.get_by_text("Your account is deleted.").is_visible()
+    assert Patient.objects(name="Erased patient").count() == 1
