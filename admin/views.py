@@ -78,7 +78,7 @@ class StaffUserView(SecureModelView):
         """Normalise the email, hash a new password, and end sessions when access changes."""
         model.email = normalise_email(model.email)
         if form.password.data:
-            validate_password(form.password.data)
+            validate_password(form.password.data, email=model.email, name=model.name)
             model.password_hash = hash_password(form.password.data)
         elif is_created:
             raise DomainError("A new staff user needs a password.")

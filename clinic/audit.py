@@ -1,17 +1,22 @@
 """Request-side helpers that fill in the audit context (actor, request id, address)."""
 
+import re
 import uuid
 
-from flask import g, request
+from flask import current_app, g, request
 
 from models.audit import new_audit, record_audit
 
 
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
 def request_id():
-    """The id of the current request (from `X-Request-ID` when a proxy set one)."""
+    """The id of the current request: our own, or `X-Request-ID` from a trusted proxy (TRUSTED_PROXIES)."""
     if "request_id" not in g:
-        incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming[:64] if incoming.isascii() and incoming else uuid.uuid4().hex
+        # Any client can send the header; only a proxy we trust may name the request in the audit.
+        incoming = request.headers.get("X-Request-ID", "") if current_app.config.get("TRUSTED_PROXIES") else ""
+        g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
     return g.request_id
 
 

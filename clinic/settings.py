@@ -127,6 +127,10 @@ def derived_settings(config):
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SECURE": secure,
         "JWT_TOKEN_LOCATION": ["cookies"],
+        # Over HTTPS the token cookies carry the __Host- prefix: Secure, path /, no Domain, so no
+        # sibling subdomain can set or shadow them. (The CSRF cookies keep their names: pages read them.)
+        "JWT_ACCESS_COOKIE_NAME": "__Host-access_token" if secure else "access_token_cookie",
+        "JWT_REFRESH_COOKIE_NAME": "__Host-refresh_token" if secure else "refresh_token_cookie",
         "JWT_COOKIE_SECURE": secure,
         "JWT_COOKIE_SAMESITE": "Lax",
         "JWT_COOKIE_CSRF_PROTECT": True,

@@ -655,7 +655,9 @@ def _apply_intent(payment, pi, actor, now):
 
 def _amount_mismatch(payment, pi):
     """Why the money received differs from what the Payment asks for (Stripe's fulfilment advice), or ""."""
-    received, currency = pi.get("amount_received"), (pi.get("currency") or "").lower()
+    # A succeeded intent received its whole amount; localstripe leaves `amount_received` out.
+    received = pi.get("amount_received") if pi.get("amount_received") is not None else pi.get("amount")
+    currency = (pi.get("currency") or "").lower()
     if currency != (payment.currency or "").lower():
         return f"received {received} {currency}, expected {payment.amount} {payment.currency}"
     if received is None or int(received) < payment.amount:
@@ -1115,6 +1117,22 @@ def stop_and_sync(payment, actor="system", now=None):
     return sync_payment(payment, actor, now)
 
 
+# Pages (and scripts polling them) re-fetch one payment from Stripe at most this often a minute;
+# past that they show what we know, and the webhook still moves the payment at once.
+PAGE_REFETCHES_PER_MINUTE = 20
+
+
+def _refetch_allowed(payment):
+    """True for the first PAGE_REFETCHES_PER_MINUTE re-fetches of a payment in each minute."""
+    from clinic.extensions import get_redis, rkey
+
+    key = rkey("payment-refetch", payment.id)
+    pipe = get_redis().pipeline(transaction=True)
+    pipe.set(key, 0, ex=60, nx=True)
+    pipe.incr(key)
+    return pipe.execute()[1] <= PAGE_REFETCHES_PER_MINUTE
+
+
 def page_state(appointment, now, actor="system"):
     """The payment as the appointment page shows it, re-synced from Stripe while it is under way.
 
@@ -1124,7 +1142,7 @@ def page_state(appointment, now, actor="system"):
     """
     payment = Payment.objects(appointment=appointment.id).no_dereference().first()
     if payment is not None and payment.status in ("pending", "processing", "failed") and (
-            payment.stripe_payment_intent or payment.stripe_checkout_session):
+            payment.stripe_payment_intent or payment.stripe_checkout_session) and _refetch_allowed(payment):
         try:
             sync_payment(payment, actor, now)
             payment.reload()

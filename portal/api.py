@@ -11,7 +11,8 @@ from models.catalog import current_catalog
 from models.documents import Appointment, Provider, Service, utcnow
 from models.errors import Conflict, DomainError, ValidationFailed
 from portal.auth import (booking_attempt_allowed, change_password_guarded, current_patient, issue_tokens,
-                         register_patient_counted, registration_allowed, revoke, revoke_cookies, sign_in)
+                         logout_identity, register_patient_counted, registration_allowed, revoke,
+                         revoke_cookies, sign_in)
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -80,13 +81,12 @@ def refresh():
 
 
 @bp.post("/auth/logout")
-@jwt_required()
 def logout():
-    """Revoke this session's tokens on the server and clear the cookies."""
-    patient = current_patient()
-    revoke(get_jwt())
+    """Revoke this session's tokens on the server (even once the access token expired) and clear the cookies."""
+    _patient, payload = logout_identity()
+    revoke(payload)
     revoke_cookies()
-    audit(f"patient:{patient.id}", "patient.logout", record=f"Patient:{patient.id}")
+    audit(f"patient:{payload['sub']}", "patient.logout", record=f"Patient:{payload['sub']}")
     response = make_response(jsonify(signed_out=True))
     unset_jwt_cookies(response)
     return response

@@ -274,6 +274,28 @@ def revoke_cookies():
             continue
 
 
+def logout_identity():
+    """The patient and token payload a sign-out ends, even when the access token has expired.
+
+    An expired access token still proves the CSRF double-submit (its `csrf` claim), so sign-out
+    can revoke the refresh token that would otherwise live on for the rest of the session.
+    """
+    import hmac
+
+    from flask_jwt_extended.exceptions import CSRFError
+
+    try:
+        verify_jwt_in_request()
+        return current_patient(), get_jwt()
+    except pyjwt.ExpiredSignatureError:
+        payload = decode_token(request.cookies.get(current_app.config["JWT_ACCESS_COOKIE_NAME"], ""),
+                               allow_expired=True)
+        sent = request.headers.get("X-CSRF-TOKEN") or request.form.get("jwt_csrf") or ""
+        if not sent or not hmac.compare_digest(sent, str(payload.get("csrf", ""))):
+            raise CSRFError("CSRF double submit tokens do not match") from None
+        return Patient.objects(id=payload["sub"]).first(), payload
+
+
 def current_patient():
     """The patient of the verified token in this request."""
     from flask_jwt_extended import current_user
@@ -304,6 +326,8 @@ def patient_page(view):
                         return issue_tokens(response, patient, sid=get_jwt()["sid"], refresh=False)
                 except (pyjwt.PyJWTError, JWTExtendedException):
                     pass
+            # The cookies are cleared: their tokens are revoked too, so no copy outlives them.
+            revoke_cookies()
             response = redirect(url_for("portal.login", next=request.path))
             unset_jwt_cookies(response)
             return response

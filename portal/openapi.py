@@ -68,7 +68,7 @@ SPEC = {
             "Appointment": APPOINTMENT,
             "Patient": PATIENT,
         },
-        "securitySchemes": {"cookieAuth": {"type": "apiKey", "in": "cookie", "name": "access_token_cookie"}},
+        "securitySchemes": {"cookieAuth": {"type": "apiKey", "in": "cookie", "name": "__Host-access_token"}},
     },
     "paths": {
         "/api/auth/register": {"post": {

@@ -75,7 +75,7 @@ def test_login_sets_httponly_samesite_secure_cookies(client):
     resp = api_login(client)
     assert resp.status_code == 200
     cookies = set_cookies(resp)
-    for name in ("access_token_cookie", "refresh_token_cookie"):
+    for name in ("__Host-access_token", "__Host-refresh_token"):
         header = cookies[name]
         assert "HttpOnly" in header and "SameSite=Lax" in header and "Secure" in header
     for name in ("csrf_access_token", "csrf_refresh_token"):
@@ -113,16 +113,16 @@ def test_state_change_without_csrf_token_is_refused(client):
 def test_logout_revokes_tokens_on_the_server(client):
     make_patient()
     api_login(client)
-    stolen_access = client.get_cookie("access_token_cookie").value
-    stolen_refresh = client.get_cookie("refresh_token_cookie").value
+    stolen_access = client.get_cookie("__Host-access_token").value
+    stolen_refresh = client.get_cookie("__Host-refresh_token").value
     stolen_csrf = client.get_cookie("csrf_refresh_token").value
     assert client.post("/api/auth/logout", headers=csrf_header(client)).status_code == 200
     assert client.get("/api/me").status_code == 401
     # Replaying the old cookies after logout does not work either.
-    client.set_cookie("access_token_cookie", stolen_access)
+    client.set_cookie("__Host-access_token", stolen_access)
     replay = client.get("/api/me")
     assert replay.status_code == 401 and replay.get_json()["error"]["code"] == "token_revoked"
-    client.set_cookie("refresh_token_cookie", stolen_refresh)
+    client.set_cookie("__Host-refresh_token", stolen_refresh)
     client.set_cookie("csrf_refresh_token", stolen_csrf)
     assert client.post("/api/auth/refresh", headers={"X-CSRF-TOKEN": stolen_csrf}).status_code == 401
 
@@ -130,11 +130,11 @@ def test_logout_revokes_tokens_on_the_server(client):
 def test_refresh_issues_a_new_access_token(client):
     make_patient()
     api_login(client)
-    old = client.get_cookie("access_token_cookie").value
+    old = client.get_cookie("__Host-access_token").value
     time.sleep(1.1)  # a new iat, so a new token
     resp = client.post("/api/auth/refresh", headers=csrf_header(client, refresh=True))
     assert resp.status_code == 200
-    assert client.get_cookie("access_token_cookie").value != old
+    assert client.get_cookie("__Host-access_token").value != old
     assert client.get("/api/me").status_code == 200
 
 
@@ -179,7 +179,7 @@ def test_wrong_password_and_unknown_email_answer_identically(client):
     unknown = api_login(client, email="nobody@example.com", password="wrong password")
     assert wrong.status_code == unknown.status_code == 401
     assert wrong.get_json() == unknown.get_json()
-    assert "access_token_cookie" not in set_cookies(wrong)
+    assert "__Host-access_token" not in set_cookies(wrong)
 
 
 def test_wrong_password_and_unknown_email_take_similar_time(make_app):

@@ -6,7 +6,7 @@ def test_register_login_logout_in_the_browser(live_server, page):
     page.goto(f"{base}/portal/register")
     page.get_by_label("Full name").fill("Browser Patient")
     page.get_by_label("Email").fill("browser@example.com")
-    page.get_by_label("Password (at least 8 characters)").fill("browser pass 1")
+    page.get_by_label("Password (at least 8 characters)").fill("quiet harbour lamp")
     page.get_by_role("button", name="Create account").click()
     page.wait_for_url(f"{base}/portal/")
     assert page.get_by_role("heading", name="Hello, Browser Patient").is_visible()
@@ -21,7 +21,7 @@ def test_register_login_logout_in_the_browser(live_server, page):
 
     # Signing in through the form, using only the keyboard, opens it again.
     page.get_by_label("Email").fill("browser@example.com")
-    page.get_by_label("Password").fill("browser pass 1")
+    page.get_by_label("Password").fill("quiet harbour lamp")
     page.keyboard.press("Enter")
     page.wait_for_url(f"{base}/portal/")
     assert page.get_by_role("heading", name="Hello, Browser Patient").is_visible()

@@ -32,7 +32,7 @@ def signed_in_cookies(fuzz_app):
     client = fuzz_app.test_client()
     assert api_login(client).status_code == 200
     return {name: client.get_cookie(name).value
-            for name in ("access_token_cookie", "refresh_token_cookie", "csrf_access_token")}
+            for name in ("__Host-access_token", "__Host-refresh_token", "csrf_access_token")}
 
 
 def test_api_never_fails_and_matches_its_document(api_schema, signed_in_cookies):

@@ -512,3 +512,114 @@ def test_gdpr_account_page_offers_password_export_and_delete(app, diary):
     assert done.status_code == 302 and "/portal/login" in done.headers["Location"]
     assert client.get("/portal/account").status_code == 302
     assert Patient.objects(name="Erased patient").count() == 1
+
+
+# --- 9. Lower severity -----------------------------------------------------------------------------
+
+def test_9_sign_out_after_the_access_token_expired_revokes_the_refresh_token(make_app):
+    """Replays: sign-out after the access token expired left the refresh token valid for 12 hours."""
+    from datetime import timedelta as td
+
+    app = make_app(JWT_ACCESS_TOKEN_EXPIRES=td(seconds=1))
+    app.config["JWT_ACCESS_TOKEN_EXPIRES"] = td(seconds=1)
+    make_patient()
+    client = signed_in(app)
+    refresh = client.get_cookie("__Host-refresh_token").value
+    refresh_csrf = client.get_cookie("csrf_refresh_token").value
+    time.sleep(2)
+    assert client.get("/api/me").get_json()["error"]["code"] == "token_expired"
+    assert client.post("/api/auth/logout", headers={"X-CSRF-TOKEN": "forged"}).status_code == 403
+    assert client.post("/api/auth/logout", headers=csrf_header(client)).status_code == 200
+    client.set_cookie("__Host-refresh_token", refresh)
+    client.set_cookie("csrf_refresh_token", refresh_csrf)
+    replay = client.post("/api/auth/refresh", headers={"X-CSRF-TOKEN": refresh_csrf})
+    assert replay.status_code == 401 and replay.get_json()["error"]["code"] == "token_revoked"
+
+
+def test_9_jwt_cookies_are_session_scoped_with_the_host_prefix(make_app):
+    """Replays: the JWT cookies lived for one year and had no __Host- prefix."""
+    secure_app = make_app()
+    make_patient()
+    secure = signed_in(secure_app)
+    login = secure.post("/api/auth/login", json={"email": "pat@example.com", "password": PASSWORD})
+    headers = {h.split("=", 1)[0]: h for h in login.headers.getlist("Set-Cookie")}
+    for name in ("__Host-access_token", "__Host-refresh_token"):
+        header = headers[name]
+        assert "Secure" in header and "Path=/" in header and "Domain" not in header
+        assert "Max-Age" not in header and "Expires" not in header
+    plain = make_app(COOKIE_SECURE=False).test_client()
+    login = plain.post("/api/auth/login", json={"email": "pat@example.com", "password": PASSWORD})
+    assert any(h.startswith("access_token_cookie=") and "Expires" not in h for h in login.headers.getlist("Set-Cookie"))
+
+
+@pytest.mark.parametrize("prefix", ["+", " ", ""])
+def test_9_a_future_signature_timestamp_is_refused_however_written(client, prefix):
+    """Replays: a `t=+<future>` signature timestamp slipped past the future-timestamp check."""
+    import stripe
+
+    from tests.test_payments_helpers import WEBHOOK_SECRET
+
+    payload = '{"id": "evt_future", "object": "event", "type": "charge.succeeded", "data": {"object": {}}}'
+    future = int(time.time()) + 3600
+    signature = stripe.WebhookSignature._compute_signature(f"{future}.{payload}", WEBHOOK_SECRET)
+    resp = client.post("/webhooks/stripe", data=payload, content_type="application/json",
+                       headers={"Stripe-Signature": f"t={prefix}{future},v1={signature}"})
+    assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "bad_signature"
+
+
+def test_9_x_request_id_is_taken_only_from_a_trusted_proxy(make_app):
+    """Replays: X-Request-ID from any client was written into the audit record."""
+    direct = make_app().test_client()
+    make_patient()
+    direct.post("/api/auth/login", json={"email": "pat@example.com", "password": "wrong password"},
+                headers={"X-Request-ID": "forged-by-client"})
+    assert AuditEvent.objects(request_id="forged-by-client").count() == 0
+    proxied = make_app(TRUSTED_PROXIES=1).test_client()
+    proxied.post("/api/auth/login", json={"email": "pat@example.com", "password": "wrong password"},
+                 headers={"X-Request-ID": "proxy-7f3a", "X-Forwarded-For": "203.0.113.9"})
+    assert AuditEvent.objects(request_id="proxy-7f3a").count() == 1
+    proxied.post("/api/auth/login", json={"email": "pat@example.com", "password": "wrong password"},
+                 headers={"X-Request-ID": "<script>", "X-Forwarded-For": "203.0.113.9"})
+    assert AuditEvent.objects(request_id="<script>").count() == 0
+
+
+def test_9_the_payment_refetch_from_stripe_is_capped(app, stripe_base, monkeypatch):
+    """Replays: GET /api/appointments/ID/payment called Stripe on every request, without limit."""
+    from models import payments
+    from tests.test_payments_helpers import api_post, book_held, clinic_with_service
+
+    service, provider = clinic_with_service()
+    held = book_held(service, provider)
+    client = signed_in(app)
+    assert api_post(client, f"/api/appointments/{held.id}/payment").status_code == 200
+    calls = []
+    real = payments.sync_payment
+    monkeypatch.setattr(payments, "sync_payment", lambda *a, **k: calls.append(1) or real(*a, **k))
+    answers = [client.get(f"/api/appointments/{held.id}/payment").status_code for _ in range(30)]
+    assert answers == [200] * 30
+    assert len(calls) == payments.PAGE_REFETCHES_PER_MINUTE
+
+
+def test_gdpr_account_page_in_the_browser(live_server, page):
+    """In Chromium: from the dashboard to the account page; a wrong password shows on its field."""
+    base, _app = live_server(COOKIE_SECURE=False)
+    make_clinic()
+    make_patient()
+    page.goto(f"{base}/portal/login")
+    page.get_by_label("Email").fill("pat@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base}/portal/")
+    page.get_by_role("link", name="Your account").click()
+    page.wait_for_url(f"{base}/portal/account")
+    assert page.get_by_role("link", name="Download your data (JSON)").is_visible()
+    page.get_by_label("Your password").fill("not my password")
+    page.get_by_role("button", name="Delete my account").click()
+    field = page.get_by_label("Your password")
+    assert field.get_attribute("aria-invalid") == "true"
+    assert page.locator("#password-error").inner_text() == "The password is not correct."
+    field.fill(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{base}/portal/login")
+    assert page.get_by_text("Your account is deleted.").is_visible()
+    assert Patient.objects(name="Erased patient").count() == 1

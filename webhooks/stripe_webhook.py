@@ -57,12 +57,17 @@ def verify_event(payload, header):
 
 
 def _signed_at(header):
-    """The `t=` timestamp of a Stripe-Signature header (0 when there is none)."""
-    for part in header.split(","):
-        key, _, value = part.strip().partition("=")
-        if key == "t" and value.isdigit():
-            return int(value)
-    return 0
+    """The `t=` timestamp of a Stripe-Signature header, parsed exactly as stripe-python parses it.
+
+    stripe-python takes the first `t` item and calls int() on it, which also accepts "+170…",
+    " 170…" and "1_70…"; reading it the same way means the future check below sees the very
+    number the signature check will use (0 when there is none or it is not a number).
+    """
+    try:
+        timestamp, _ = stripe.WebhookSignature._get_timestamp_and_signatures(header, "v1")
+    except (ValueError, IndexError, TypeError):
+        return 0
+    return timestamp
 
 
 # --- handlers: each takes the event's object (a dict) and answers an outcome slug -------------
