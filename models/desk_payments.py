@@ -25,7 +25,8 @@ PAYABLE_STATUSES = ("confirmed", "checked_in", "completed", "no_show")
 
 def due_at_desk(appointment, payment):
     """Minor units still to take at the desk for an appointment (0 when nothing is due)."""
-    if not appointment.amount or appointment.status not in PAYABLE_STATUSES:
+    # A no-show may still be charged (mark_paid_at_desk allows it) but is not listed as due.
+    if not appointment.amount or appointment.status not in ("confirmed", "checked_in", "completed"):
         return 0
     if payment is not None and payment.status in ("succeeded", "refunded", "pending", "processing"):
         return 0
