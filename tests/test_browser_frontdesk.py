@@ -85,6 +85,19 @@ def desk(live_server):
         mark_paid_at_desk(made[0], "cash", now, "staff:seed")
     if made[2] is not None and made[2].start < now:
         Appointment.objects(id=made[2].id).update_one(set__status="no_show")
+    # Three past weeks of visits, paid online, with a no-show each week, for the chart.
+    for weeks_ago in (1, 2, 3):
+        for i in range(2 + weeks_ago):
+            start = datetime.combine(today - timedelta(days=7 * weeks_ago), datetime.min.time(), LONDON) \
+                + timedelta(hours=9 + i)
+            status = "no_show" if i == 0 else "completed"
+            past = Appointment(patient=people[i % 4], provider=three, service=consult, start=start,
+                               end=start + timedelta(minutes=30), block_start=start,
+                               block_end=start + timedelta(minutes=30), status=status, amount=6000,
+                               currency="gbp", booked_by="patient").save()
+            if status == "completed":
+                Payment(appointment=past, patient=people[i % 4], amount=6000, currency="gbp",
+                        status="succeeded", stripe_payment_intent=f"pi_past_{weeks_ago}_{i}").save()
     return {"base": base, "app": app, "consult": consult, "call": call, "one": one, "two": two,
             "three": three, "patient": pat}
 
@@ -123,6 +136,12 @@ def test_reception_signs_in_and_reads_todays_numbers(desk, page):
     page.get_by_role("link", name="Day view", exact=True).first.click()
     page.wait_for_url(re.compile(r"/admin/day/"))
     assert_accessible(page, "day view")
+    # Open one appointment's details (phone, record, amount due, the actions that make sense).
+    due = page.locator(".fd-appt", has_text="£60.00 due").first
+    if due.count():
+        due.locator("summary").click()
+        assert due.get_by_role("button", name=re.compile("Paid in cash")).is_visible()
+        assert_accessible(page, "day view with details open")
     shoot(page, "day.png")
     page.get_by_role("link", name="Week", exact=True).click()
     page.wait_for_url(re.compile(r"/admin/day/week"))
