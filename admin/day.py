@@ -15,7 +15,7 @@ from clinic.audit import audit
 from models import booking, frontdesk
 from models.accounts import normalise_email
 from models.catalog import current_catalog
-from models.daygrid import build_grid, week_summary
+from models.daygrid import build_grid, free_now, week_summary
 from models.desk_payments import DESK_METHODS, cancel_at_desk, mark_paid_at_desk
 from models.documents import Appointment, Clinic, Patient, utcnow
 from models.errors import DomainError, ValidationFailed
@@ -189,6 +189,10 @@ class DayView(StaffAccessMixin, BaseView):
             values["day"] = local_now.date().isoformat()
             values["time"] = f"{local_now:%H}:{local_now.minute - local_now.minute % 5:02d}"
             values["walkin"] = True
+            if not values["provider"]:
+                # Preselect whoever is working and free right now.
+                free = free_now(tz, self._providers(), now)
+                values["provider"] = str(free.id) if free else ""
         if not values["day"]:
             values["day"] = booking.local_today(tz, now).isoformat()
         return values

@@ -317,3 +317,40 @@ def test_cancel_without_confirmation_only_asks(app, desk):
     assert Appointment.objects.get(id=appt.id).status == "confirmed"
     page = client.get(resp.headers["Location"]).get_data(as_text=True)
     assert "Free of charge: there is nothing to refund." in page
+
+
+def test_walk_in_form_starts_now_with_a_provider_free_now(app, desk):
+    now = now_utc()
+    local = now.astimezone(LONDON)
+    if local.hour == 23 and local.minute >= 40:
+        pytest.skip("Dr One's day is over")
+    client = signed_in(app)
+    page = client.get("/admin/day/new?walkin=1").get_data(as_text=True)
+    assert "Walk-in: book now" in page
+    assert f'value="{local:%H}:{local.minute - local.minute % 5:02d}"' in page
+    assert f'value="{desk["one"].id}" selected' in page
+    # Dr One busy now: not offered for the walk-in.
+    raw_appointment(desk["patient"], desk["one"], desk["consult"], now - timedelta(minutes=10))
+    busy = client.get("/admin/day/new?walkin=1").get_data(as_text=True)
+    assert f'value="{desk["one"].id}" selected' not in busy
+
+
+def test_bad_input_answers_with_a_page_not_a_traceback(app, desk):
+    client = signed_in(app)
+    assert client.get("/admin/day/?day=not-a-date").status_code == 200
+    assert client.get("/admin/day/week?day=2026-13-40").status_code == 200
+    assert client.get("/admin/day/cancel?appointment=nope").status_code == 404
+    token = desk_token(client)
+    assert client.post("/admin/day/act", data={"op": "explode", "appointment": "x", "csrf_token": token}).status_code == 403
+    resp = client.post("/admin/day/book", data={"csrf_token": token, "patient": "new", "name": "A B", "phone": "12",
+                                               "service": "zzz", "provider": "zzz", "day": "2026-11-30",
+                                               "time": "10:00"})
+    assert resp.status_code == 422 and "phone number" in resp.get_data(as_text=True)
+    resp = client.post("/admin/day/book", data={"csrf_token": token, "patient": str(desk["patient"].id),
+                                               "service": "zzz", "provider": "zzz", "day": "2026-11-30",
+                                               "time": "10:00"})
+    assert resp.status_code == 404 and "That service does not exist." in resp.get_data(as_text=True)
+    resp = client.post("/admin/day/book", data={"csrf_token": token, "patient": str(desk["patient"].id),
+                                               "service": str(desk["call"].id), "provider": str(desk["one"].id),
+                                               "day": "2026-11-30", "time": "25:99"})
+    assert resp.status_code == 422 and Appointment.objects(patient=desk["patient"].id).count() == 0
