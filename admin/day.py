@@ -15,7 +15,7 @@ from clinic.audit import audit
 from models import booking, frontdesk
 from models.accounts import normalise_email
 from models.catalog import current_catalog
-from models.daygrid import build_grid, week_summary
+from models.daygrid import build_grid, free_now, week_summary
 from models.desk_payments import DESK_METHODS, cancel_at_desk, mark_paid_at_desk
 from models.documents import Appointment, Clinic, Patient, utcnow
 from models.errors import DomainError, ValidationFailed
@@ -149,9 +149,13 @@ class DayView(StaffAccessMixin, BaseView):
             else:
                 if request.form.get("confirm") != "yes":
                     return redirect(url_for(".cancel_form", appointment=str(appointment.id), day=day_raw))
-                _, refunded = cancel_at_desk(appointment, now, request.form.get("reason", ""), staff_actor())
+                _, refunded, pending = cancel_at_desk(appointment, now, request.form.get("reason", ""),
+                                                      staff_actor())
                 message = f"Cancelled {label}."
-                if refunded:
+                if refunded and pending:
+                    message += (f" Refund of {money(refunded, appointment.currency)} requested; Stripe has not "
+                                "confirmed it yet (the home page lists it until it does).")
+                elif refunded:
                     message += f" Refund of {money(refunded, appointment.currency)} made."
         except DomainError as exc:
             audit(staff_actor(), f"appointment.{op}", record=f"Appointment:{appointment.id}",
@@ -189,6 +193,10 @@ class DayView(StaffAccessMixin, BaseView):
             values["day"] = local_now.date().isoformat()
             values["time"] = f"{local_now:%H}:{local_now.minute - local_now.minute % 5:02d}"
             values["walkin"] = True
+            if not values["provider"]:
+                # Preselect whoever is working and free right now.
+                free = free_now(tz, self._providers(), now)
+                values["provider"] = str(free.id) if free else ""
         if not values["day"]:
             values["day"] = booking.local_today(tz, now).isoformat()
         return values

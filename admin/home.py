@@ -18,26 +18,33 @@ CHART_W, CHART_H, PAD_L, PAD_B, PAD_T = 320, 180, 36, 28, 12
 
 
 def _nice_max(value):
-    """A round top for an axis at or above `value` (1, 2, 5 × 10^n)."""
+    """A round top for an axis at or above `value` (2, 4, 10 × 10^n: its half is round too)."""
     if value <= 0:
-        return 1
+        return 2
     scale = 1
     while True:
-        for step in (1, 2, 5):
+        for step in (2, 4, 10):
             if step * scale >= value:
                 return step * scale
         scale *= 10
 
 
-def bar_chart(rows, series, fmt=str):
-    """Geometry of a grouped bar chart: one group per row, one bar per (key, label, css class)."""
-    top = _nice_max(max([r[key] for r in rows for key, _, _ in series] + [0]))
-    plot_w, plot_h = CHART_W - PAD_L - 8, CHART_H - PAD_B - PAD_T
+def _count(value):
+    return f"{value:g}"
+
+
+def bar_chart(rows, series, fmt=_count, pad_l=PAD_L, floor=2):
+    """Geometry of a grouped bar chart: one group per row, one bar per (key, label, css class).
+
+    The axis reaches at least `floor`, so empty weeks still get a readable scale.
+    """
+    top = _nice_max(max([r[key] for r in rows for key, _, _ in series] + [floor]))
+    plot_w, plot_h = CHART_W - pad_l - 8, CHART_H - PAD_B - PAD_T
     group_w = plot_w / max(len(rows), 1)
     bar_w = (group_w - 12) / max(len(series), 1)
     bars, labels = [], []
     for i, row in enumerate(rows):
-        x0 = PAD_L + i * group_w + 6
+        x0 = pad_l + i * group_w + 6
         labels.append((x0 + (group_w - 12) / 2, f"{row['start'].day} {row['start']:%b}"))
         for j, (key, label, css) in enumerate(series):
             h = plot_h * row[key] / top
@@ -45,7 +52,7 @@ def bar_chart(rows, series, fmt=str):
                          "h": round(h, 1), "css": css, "title": f"{label}, week of {row['start']:%d %b}: {fmt(row[key])}"})
     ticks = [(round(PAD_T + plot_h - plot_h * f, 1), fmt(top * f)) for f in (0, 0.5, 1)]
     return {"w": CHART_W, "h": CHART_H, "bars": bars, "labels": labels, "ticks": ticks, "base": PAD_T + plot_h,
-            "pad_l": PAD_L, "series": series}
+            "pad_l": pad_l, "series": series}
 
 
 class HomeView(StaffAccessMixin, AdminIndexView):
@@ -80,7 +87,8 @@ class HomeView(StaffAccessMixin, AdminIndexView):
                 "counts": bar_chart(figures.weeks, (("bookings", "Bookings", "bar-bookings"),
                                                     ("no_shows", "No-shows", "bar-noshows"))),
                 "revenue": bar_chart(figures.weeks, (("revenue", "Revenue", "bar-revenue"),),
-                                     fmt=lambda v: money(int(v), currency)),
+                                     fmt=lambda v: money(int(v), currency).replace(".00", ""), pad_l=56,
+                                     floor=2000),
             }
         return self.render("admin_clinic/home.html", figures=figures, buckets=BUCKETS, role=role,
                            provider=provider, money=money, tz=tz, now=now, human_time=human_time,

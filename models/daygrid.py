@@ -125,10 +125,10 @@ def build_grid(day, tz, providers, now, step_minutes=15, show_all=False):
                 cell = cell_end
         columns.append(col)
     hour_lines = []
-    mark = first
-    while mark < last:
-        hour_lines.append((_minutes(_utc(mark) - top_utc), f"{mark:%H:%M}"))
-        mark = (mark + timedelta(hours=1)).astimezone(zone)
+    mark = top_utc  # step in UTC: on the days the clocks change a local hour repeats or is skipped
+    while mark < bottom_utc:
+        hour_lines.append((_minutes(mark - top_utc), f"{mark.astimezone(zone):%H:%M}"))
+        mark += timedelta(hours=1)
     grid = Grid(day=day, tz=tz, top=first, minutes=total, columns=columns, hours=hour_lines, hidden=hidden)
     if top_utc <= now < bottom_utc:
         grid.now_top = _minutes(now - top_utc)
@@ -161,3 +161,14 @@ def week_summary(first, tz, providers, now):
                           "free_minutes": max(worked - booked, 0)})
         rows.append((provider, cells))
     return days, rows
+
+
+def free_now(tz, providers, now):
+    """The first of `providers` (in order) who is working and free at `now`, or None."""
+    zone = ZoneInfo(tz)
+    grid = build_grid(_local(now, zone).date(), tz, providers, now)
+    for col in grid.columns:
+        for top, height, at in col.gaps:
+            if _utc(at) <= now < _utc(at) + timedelta(minutes=height):
+                return col.provider
+    return None

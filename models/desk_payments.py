@@ -25,7 +25,8 @@ PAYABLE_STATUSES = ("confirmed", "checked_in", "completed", "no_show")
 
 def due_at_desk(appointment, payment):
     """Minor units still to take at the desk for an appointment (0 when nothing is due)."""
-    if not appointment.amount or appointment.status not in PAYABLE_STATUSES:
+    # A no-show may still be charged (mark_paid_at_desk allows it) but is not listed as due.
+    if not appointment.amount or appointment.status not in ("confirmed", "checked_in", "completed"):
         return 0
     if payment is not None and payment.status in ("succeeded", "refunded", "pending", "processing"):
         return 0
@@ -73,7 +74,10 @@ def mark_paid_at_desk(appointment, method, now, actor):
 
 def cancel_at_desk(appointment, now, reason, actor):
     """Cancel for staff: the booking rule's cancel (Stripe refunds included), and money taken at the
-    desk recorded as given back when the refund rule says so. Returns (appointment, refunded minor units)."""
+    desk recorded as given back when the refund rule says so.
+
+    Returns (appointment, refunded minor units, whether that refund is still pending at Stripe).
+    """
     if not (reason or "").strip():
         raise ValidationFailed("Give a reason for the cancellation.", fields={"reason": "required"})
     from models.frontdesk import refund_preview
@@ -82,12 +86,14 @@ def cancel_at_desk(appointment, now, reason, actor):
     before = Payment.objects(appointment=appointment.id).no_dereference().first()
     booking.cancel(appointment, now, reason=reason.strip(), by_staff=True, actor=actor)
     if preview is None:
-        return appointment, 0
+        return appointment, 0, False
     amount, _currency, how = preview
+    pending = False
     if how == "card":
         # booking.cancel asked Stripe; what it reserved (sent, or left pending for the sweeper) counts.
         after = Payment.objects(id=before.id).first()
         amount = (after.amount_refunded or 0) - (before.amount_refunded or 0)
+        pending = any(r.status == "pending" for r in after.refunds[len(before.refunds):])
     else:
         payment = Payment.objects(appointment=appointment.id).no_dereference().first()
         entry = Refund(amount=amount, status="succeeded", created_at=now,
@@ -100,4 +106,4 @@ def cancel_at_desk(appointment, now, reason, actor):
         else:
             amount = 0
     appointment.reload()
-    return appointment, amount
+    return appointment, amount, pending

@@ -30,20 +30,23 @@ def test_reception_books_and_checks_in_from_the_day_view(live_server, page):
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{base}/admin/")
 
-    page.get_by_role("link", name="Day view").click()
-    page.get_by_label("Patient email").fill("pat@example.com")
-    page.get_by_label("Service").select_option(label="Call")
+    page.get_by_role("link", name="Day view", exact=True).first.click()
+    page.get_by_role("link", name="Book", exact=True).click()
+    page.get_by_label("Find a patient").fill("pat@example.com")
+    page.get_by_role("button", name="Find").click()
+    page.get_by_label("Service").select_option(label="Call (15 min, free)")
     page.get_by_label("Provider").select_option(label="Dr Day")
     page.get_by_role("button", name="Show free times").click()
-    first_time = page.get_by_role("button", name="Book ").first
-    first_time.click()
+    page.get_by_role("button", name="Choose ").first.click()
+    page.get_by_role("button", name="Book", exact=True).click()
     assert page.get_by_text("Booked Pat Example").is_visible()
     appt = Appointment.objects.get(patient=patient.id)
     assert appt.status == "confirmed"
 
+    page.locator(f"#appt-{appt.id} summary").click()
     page.get_by_role("button", name="Check in Pat Example").click()
-    assert page.get_by_text("Pat Example: check in done.").is_visible()
-    assert page.locator(f"[data-appointment='{appt.id}'] .status").inner_text() == "checked in"
+    assert page.get_by_text("Checked in Pat Example").is_visible()
+    assert page.locator(f"[data-appointment='{appt.id}'] .status").inner_text() == "arrived"
     assert Appointment.objects.get(id=appt.id).status == "checked_in"
 
     # The appointments list and its action menu work under the page's CSP.
