@@ -199,6 +199,22 @@ class SecureModelView(StaffAccessMixin, ModelView):
                   record=f"{self.model.__name__}:{request.args.get('id', '')[:24]}")
         return super().details_view()
 
+    def scaffold_form(self):
+        """Forms use the same labels and help as the lists (`column_labels`, `column_descriptions`)."""
+        form_class = super().scaffold_form()
+        for name in set(self.column_labels or {}) | set(self.column_descriptions or {}):
+            unbound = getattr(form_class, name, None)
+            if unbound is None or not hasattr(unbound, "kwargs"):
+                continue
+            if name in (self.column_labels or {}):
+                if unbound.args:
+                    unbound.args = (self.column_labels[name],) + tuple(unbound.args[1:])
+                else:
+                    unbound.kwargs["label"] = self.column_labels[name]
+            if name in (self.column_descriptions or {}) and not unbound.kwargs.get("description"):
+                unbound.kwargs["description"] = self.column_descriptions[name]
+        return form_class
+
     # Plain words instead of Flask-Admin's defaults and MongoDB's raw errors.
 
     def search_placeholder(self):

@@ -101,7 +101,9 @@ def test_every_page_answers_or_refuses_for_every_role(app, seeded, role):
         assert answers["/admin/staff/"] == 403
     if role == "provider":
         assert answers["/admin/time_off/new/"] == 200
-        assert answers["/admin/schedules/new/"] == 200
+        assert answers["/admin/schedules/new/"] == 302  # they have hours already: it opens those
+        own = Schedule.objects.get(provider=StaffUser.objects.get(email=ROLES["provider"]).provider.id)
+        assert client.get(f"/admin/schedules/edit/?id={own.id}").status_code == 200
         assert answers["/admin/patients/"] == 403
 
 
@@ -156,3 +158,64 @@ def test_duplicate_and_invalid_input_is_explained_on_the_field(app, seeded):
     assert "A service named “General consultation” already exists." in page
     assert "Enter an amount like 55.00" in page
     assert Service.objects(name="General consultation").count() == 1
+
+
+def test_exports_and_patient_forms_are_audited_without_secrets(app, seeded):
+    from models import AuditEvent
+
+    client = app.test_client()
+    assert staff_login(client, ROLES["reception"], DEMO_PASSWORD).status_code == 302
+    staff = StaffUser.objects.get(email=ROLES["reception"])
+    actor = f"staff:{staff.id}"
+    # Each export streams: read it to its end before the next request, as a browser would.
+    appointments = client.get("/admin/appointments/export/csv/")
+    assert appointments.status_code == 200 and "Pat Demo" in appointments.get_data(as_text=True)
+    payments = client.get("/admin/payments/export/csv/")
+    assert payments.status_code == 200
+    assert "60.00" in payments.get_data(as_text=True) and "GBP" in payments.get_data(as_text=True)
+    assert "General consultation with Dr Amira Shah" in payments.get_data(as_text=True)
+    client.get(f"/admin/patients/edit/?id={seeded['patient'].id}")
+    client.get(f"/admin/payments/details/?id={first_id(Payment)}")
+    events = {(e.actor, e.action, e.record) for e in AuditEvent.objects(actor=actor)}
+    assert (actor, "Appointment.export", "Appointment") in events
+    assert (actor, "Payment.export", "Payment") in events
+    assert (actor, "Patient.edit", f"Patient:{seeded['patient'].id}") in events
+    assert (actor, "Payment.read", f"Payment:{first_id(Payment)}") in events
+    # The provider role may not export: refused, and nothing exported is recorded.
+    provider = app.test_client()
+    assert staff_login(provider, ROLES["provider"], DEMO_PASSWORD).status_code == 302
+    assert provider.get("/admin/appointments/export/csv/").status_code in (302, 403)
+    provider_staff = StaffUser.objects.get(email=ROLES["provider"])
+    assert AuditEvent.objects(actor=f"staff:{provider_staff.id}", action="Appointment.export").count() == 0
+
+
+def test_lists_read_like_a_clinic(app, seeded):
+    client = app.test_client()
+    assert staff_login(client, ROLES["reception"], DEMO_PASSWORD).status_code == 302
+    payments = client.get("/admin/payments/").get_data(as_text=True)
+    assert "60.00 GBP" in payments and "6000" not in payments
+    assert "General consultation with Dr Amira Shah" in payments
+    assert str(seeded["paid"].id) + "<" not in payments  # the appointment is named, not an id
+    appointments = client.get("/admin/appointments/").get_data(as_text=True)
+    assert "60.00 GBP" in appointments and ("GMT" in appointments or "BST" in appointments)
+    patients = client.get("/admin/patients/").get_data(as_text=True)
+    assert 'placeholder="Search name, email or phone"' in patients
+    assert 'placeholder="None"' not in patients
+    # A patient's page lists their appointments and payments.
+    detail = client.get(f"/admin/patients/details/?id={seeded['patient'].id}").get_data(as_text=True)
+    assert "Appointments" in detail and "Payments" in detail
+    assert "General consultation" in detail and "Follow-up call" in detail and "60.00 GBP" in detail
+    # Appointments can be filtered by patient (name, email or phone).
+    other = Patient(email="other@example.com", name="Olive Other", password_hash="x").save()
+    from models import Provider, Service
+
+    book(other, str(Service.objects.get(name="Follow-up call").id),
+         str(Provider.objects.get(email="tom.evans@clinic.test").id), at(seeded["day"], 15),
+         datetime.now(timezone.utc))
+    from admin.views import FilterPatientText
+
+    view = next(v for v in app.extensions["clinic_admin"]._views if getattr(v, "endpoint", "") == "appointments")
+    index = next(i for i, f in enumerate(view._filters) if isinstance(f, FilterPatientText))
+    filtered = client.get(f"/admin/appointments/?flt0_{view.get_filter_arg(index, view._filters[index])}=olive")
+    text = filtered.get_data(as_text=True)
+    assert "Olive Other" in text and "Pat Demo" not in text
