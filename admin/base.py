@@ -224,7 +224,7 @@ class SecureModelView(StaffAccessMixin, ModelView):
         if not names:
             return None
         listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
-        return f"Search {listed}".lower().capitalize()
+        return f"Search {listed}"
 
     def _duplicate_message(self, name, value):
         label = self.column_labels.get(name, name.replace("_", " ")).lower()

@@ -509,6 +509,7 @@ class PaymentView(SecureModelView):
     column_formatters = {
         "created_at": local_formatter("created_at"), "updated_at": local_formatter("updated_at"),
         "patient": patient_formatter, "status": words_formatter,
+        "flow": lambda v, c, m, n: {"elements": "card form", "checkout": "Stripe Checkout"}.get(m.flow, m.flow or ""),
         "amount": money_formatter("amount"), "amount_refunded": money_formatter("amount_refunded"),
         "appointment": lambda v, c, m, n: link(url_for("appointments.details_view", id=str(m.appointment.id)),
                                                appointment_text(m.appointment, clinic_zone()))

@@ -136,6 +136,9 @@ def test_admin_saves_every_create_form(app, seeded):
     assert resp.status_code == 302, resp.get_data(as_text=True)
     off = TimeOff.objects.get(reason="Conference")
     assert off.start.replace(tzinfo=timezone.utc) == datetime(2027, 7, 1, 8, 0, tzinfo=timezone.utc)
+    edit = client.get(f"/admin/time_off/edit/?id={off.id}").get_data(as_text=True)
+    assert 'type="datetime-local"' in edit and 'value="2027-07-01T09:00"' in edit  # shown in local time
+    assert "Local time in Europe/London." in edit
     resp = post("/admin/staff/new/", {"email": "Nurse@Clinic.test", "name": "Nurse", "role": "reception",
                                       "password": "a long enough pass", "active": "y"})
     assert resp.status_code == 302, resp.get_data(as_text=True)
