@@ -125,7 +125,24 @@ def test_admin_saves_every_create_form(app, seeded):
                                          "min_notice_minutes": "60", "horizon_days": "60",
                                          "cancellation_window_hours": "24"})
     assert resp.status_code == 302, resp.get_data(as_text=True)
-    assert Service.objects.get(name="Massage").price == 5500
+    massage = Service.objects.get(name="Massage")
+    assert massage.price == 5500
+    edit = client.get(f"/admin/services/edit/?id={massage.id}").get_data(as_text=True)
+    assert 'value="55.00"' in edit
+    resp = post(f"/admin/services/edit/?id={massage.id}", {
+        "name": "Massage", "duration_minutes": "60", "price": "57.50", "currency": "gbp", "refund_rule": "full",
+        "active": "y", "buffer_before_minutes": "0", "buffer_after_minutes": "0", "min_notice_minutes": "60",
+        "horizon_days": "60", "cancellation_window_hours": "24"})
+    assert resp.status_code == 302, resp.get_data(as_text=True)
+    assert Service.objects.get(id=massage.id).price == 5750
+    from models import Clinic
+
+    clinic = Clinic.get()
+    resp = post(f"/admin/clinic/edit/?id={clinic.id}", {
+        "name": "Riverside Clinic", "timezone": "Europe/Londres", "currency": "gbp", "hold_minutes": "15",
+        "slot_step_minutes": "15", "default_cancellation_hours": "24", "phone": "+44 20 7946 0123"})
+    assert resp.status_code == 200 and "is not an IANA timezone" in resp.get_data(as_text=True)
+    assert Clinic.get().timezone == "Europe/London"
     resp = post("/admin/providers/new/", {"name": "Dr New", "email": "new@clinic.test",
                                           "services": [str(consult.id)], "active": "y"})
     assert resp.status_code == 302, resp.get_data(as_text=True)

@@ -73,6 +73,15 @@ def test_back_office_pages_have_no_serious_axe_violations(live_server, page, rol
         found = axe_violations(page)
         if found:
             problems[path] = found
+    if role == "reception":
+        # The appointments list filtered to one patient, reached from the patient's page.
+        page.goto(base + f"/admin/patients/details/?id={ids['patient']}")
+        page.get_by_role("link", name="Open these appointments in the appointments list").click()
+        page.wait_for_load_state("load")
+        assert page.get_by_text("Pat Demo").first.is_visible()
+        found = axe_violations(page)
+        if found:
+            problems["appointments filtered by patient"] = found
     assert not problems, problems
 
 
