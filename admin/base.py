@@ -290,11 +290,13 @@ class SecureModelView(StaffAccessMixin, ModelView):
             flash(exc.message, "error")
             return True
         if isinstance(exc, MongoValidationError):
-            errors = {name: getattr(err, "message", str(err)) for name, err in (exc.errors or {}).items()}
+            # A document's clean() reports under "__all__", naming its field on the inner error.
+            errors = {(getattr(err, "field_name", None) if name == "__all__" else name) or name:
+                      getattr(err, "message", None) or str(err) for name, err in (exc.errors or {}).items()}
             if errors and self._field_errors(form, errors):
                 flash("Please correct the highlighted fields.", "error")
             else:
-                flash(f"This cannot be saved: {exc.message}.", "error")
+                flash("This cannot be saved: " + ("; ".join(map(str, errors.values())) or exc.message) + ".", "error")
             return True
         if isinstance(exc, NotUniqueError):
             if form is None or self._check_unique(form):

@@ -239,3 +239,19 @@ def test_lists_read_like_a_clinic(app, seeded):
     filtered = client.get(f"/admin/appointments/?flt0_{view.get_filter_arg(index, view._filters[index])}=olive")
     text = filtered.get_data(as_text=True)
     assert "Olive Other" in text and "Pat Demo" not in text
+
+
+def test_a_rule_of_the_model_is_shown_on_its_field(app, seeded):
+    from models import Service
+
+    client = app.test_client()
+    assert staff_login(client, ROLES["admin"], DEMO_PASSWORD).status_code == 302
+    token = form_csrf(client.get("/admin/services/new/").get_data(as_text=True))
+    resp = client.post("/admin/services/new/", data={
+        "csrf_token": token, "name": "Odd length", "duration_minutes": "32", "price": "10.00",
+        "currency": "gbp", "refund_rule": "full", "min_notice_minutes": "0", "horizon_days": "30",
+        "cancellation_window_hours": "0", "buffer_before_minutes": "0", "buffer_after_minutes": "0"})
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 200
+    assert 'id="duration_minutes-error"' in page and "duration_minutes must be a multiple of 5" in page
+    assert Service.objects(name="Odd length").count() == 0
