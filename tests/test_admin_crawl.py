@@ -255,3 +255,51 @@ def test_a_rule_of_the_model_is_shown_on_its_field(app, seeded):
     assert resp.status_code == 200
     assert 'id="duration_minutes-error"' in page and "duration_minutes must be a multiple of 5" in page
     assert Service.objects(name="Odd length").count() == 0
+
+
+def test_edit_forms_save_for_the_roles_that_may_use_them(app, seeded):
+    from models import Provider
+
+    def signed_in(role):
+        client = app.test_client()
+        assert staff_login(client, ROLES[role], DEMO_PASSWORD).status_code == 302
+        return client
+
+    def post(client, path, data):
+        token = form_csrf(client.get(path).get_data(as_text=True))
+        return client.post(path, data=dict(data, csrf_token=token))
+
+    patient = seeded["patient"]
+    resp = post(signed_in("reception"), f"/admin/patients/edit/?id={patient.id}",
+                {"name": "Pat Demo", "email": "patient@clinic.test", "phone": "+44 20 7946 9999", "active": "y"})
+    assert resp.status_code == 302, resp.get_data(as_text=True)
+    assert Patient.objects.get(id=patient.id).phone == "+44 20 7946 9999"
+
+    admin = signed_in("admin")
+    amira = Provider.objects.get(email="amira.shah@clinic.test")
+    nurse = StaffUser.objects.get(email=ROLES["reception"])
+    resp = post(admin, f"/admin/staff/edit/?id={nurse.id}",
+                {"email": nurse.email, "name": "Rita R.", "role": "reception", "provider": "__None", "active": "y"})
+    assert resp.status_code == 302, resp.get_data(as_text=True)
+    assert StaffUser.objects.get(id=nurse.id).name == "Rita R."
+    resp = post(admin, f"/admin/providers/edit/?id={amira.id}",
+                {"name": "Dr Amira Shah", "email": "Amira.Shah@Clinic.test",
+                 "services": [str(s.id) for s in amira.services], "active": "y"})
+    assert resp.status_code == 302, resp.get_data(as_text=True)
+    assert Provider.objects.get(id=amira.id).email == "amira.shah@clinic.test"
+    # A second patient may not take the first one's email: said on the field.
+    other = Patient(email="other@example.com", name="Olive Other", password_hash="x").save()
+    resp = post(signed_in("reception"), f"/admin/patients/edit/?id={other.id}",
+                {"name": "Olive Other", "email": "Patient@Clinic.test", "phone": "", "active": "y"})
+    assert resp.status_code == 200
+    assert "Another patient already has this email (Patient@Clinic.test)." in resp.get_data(as_text=True)
+
+    off = TimeOff.objects.get(reason="Training")
+    resp = post(signed_in("provider"), f"/admin/time_off/edit/?id={off.id}",
+                {"start": "2027-01-04T09:00", "end": "2027-01-04T08:00", "reason": "Training"})
+    assert resp.status_code == 200 and "The end must be after the start." in resp.get_data(as_text=True)
+    resp = post(signed_in("provider"), f"/admin/time_off/edit/?id={off.id}",
+                {"start": "2027-01-04T09:00", "end": "2027-01-04T13:00", "reason": "Training"})
+    assert resp.status_code == 302, resp.get_data(as_text=True)
+    assert TimeOff.objects.get(id=off.id).start.replace(tzinfo=timezone.utc) == datetime(
+        2027, 1, 4, 9, 0, tzinfo=timezone.utc)  # GMT in January
