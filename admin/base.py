@@ -212,6 +212,22 @@ class SecureModelView(StaffAccessMixin, ModelView):
                   record=f"{self.model.__name__}:{request.args.get('id', '')[:24]}")
         return super().details_view()
 
+    def scaffold_form(self):
+        """Forms use the same labels and help as the lists (`column_labels`, `column_descriptions`)."""
+        form_class = super().scaffold_form()
+        for name in set(self.column_labels or {}) | set(self.column_descriptions or {}):
+            unbound = getattr(form_class, name, None)
+            if unbound is None or not hasattr(unbound, "kwargs"):
+                continue
+            if name in (self.column_labels or {}):
+                if unbound.args:
+                    unbound.args = (self.column_labels[name],) + tuple(unbound.args[1:])
+                else:
+                    unbound.kwargs["label"] = self.column_labels[name]
+            if name in (self.column_descriptions or {}) and not unbound.kwargs.get("description"):
+                unbound.kwargs["description"] = self.column_descriptions[name]
+        return form_class
+
     # Plain words instead of Flask-Admin's defaults and MongoDB's raw errors.
 
     def search_placeholder(self):
@@ -221,7 +237,7 @@ class SecureModelView(StaffAccessMixin, ModelView):
         if not names:
             return None
         listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
-        return f"Search {listed}".lower().capitalize()
+        return f"Search {listed}"
 
     def _duplicate_message(self, name, value):
         label = self.column_labels.get(name, name.replace("_", " ")).lower()
@@ -287,11 +303,13 @@ class SecureModelView(StaffAccessMixin, ModelView):
             flash(exc.message, "error")
             return True
         if isinstance(exc, MongoValidationError):
-            errors = {name: getattr(err, "message", str(err)) for name, err in (exc.errors or {}).items()}
+            # A document's clean() reports under "__all__", naming its field on the inner error.
+            errors = {(getattr(err, "field_name", None) if name == "__all__" else name) or name:
+                      getattr(err, "message", None) or str(err) for name, err in (exc.errors or {}).items()}
             if errors and self._field_errors(form, errors):
                 flash("Please correct the highlighted fields.", "error")
             else:
-                flash(f"This cannot be saved: {exc.message}.", "error")
+                flash("This cannot be saved: " + ("; ".join(map(str, errors.values())) or exc.message) + ".", "error")
             return True
         if isinstance(exc, NotUniqueError):
             if form is None or self._check_unique(form):

@@ -15,7 +15,7 @@ from mongoengine.errors import NotUniqueError
 from mongoengine.errors import ValidationError as MongoValidationError
 from flask_admin.contrib.mongoengine.filters import BaseMongoEngineFilter
 from mongoengine.queryset.visitor import Q
-from wtforms import PasswordField
+from wtforms import PasswordField, StringField
 from wtforms.validators import Optional
 
 from admin.base import SecureModelView, clinic_zone, local_formatter, staff_actor, staff_role
@@ -57,6 +57,7 @@ class ClinicView(SecureModelView):
     column_descriptions = {"timezone": "An IANA zone such as Europe/London; schedules are in this zone.",
                            "currency": "Three-letter code in lower case, e.g. gbp."}
     column_formatters = {"currency": lambda v, c, m, n: (m.currency or "").upper()}
+    form_overrides = {"currency": StringField, "timezone": StringField}
 
 
 class StaffUserView(SecureModelView):
@@ -117,7 +118,7 @@ class ServiceView(SecureModelView):
     column_searchable_list = ("name",)
     column_default_sort = "name"
     record_noun = "service"
-    form_overrides = {"price": MoneyField}
+    form_overrides = {"price": MoneyField, "currency": StringField}
     column_labels = {"duration_minutes": "Duration (minutes)", "buffer_before_minutes": "Buffer before (minutes)",
                      "buffer_after_minutes": "Buffer after (minutes)", "min_notice_minutes": "Minimum notice (minutes)",
                      "horizon_days": "Bookable ahead (days)", "cancellation_window_hours": "Cancellation window (hours)",
@@ -513,6 +514,7 @@ class PaymentView(SecureModelView):
     column_formatters = {
         "created_at": local_formatter("created_at"), "updated_at": local_formatter("updated_at"),
         "patient": patient_formatter, "status": words_formatter,
+        "flow": lambda v, c, m, n: {"elements": "card form", "checkout": "Stripe Checkout"}.get(m.flow, m.flow or ""),
         "amount": money_formatter("amount"), "amount_refunded": money_formatter("amount_refunded"),
         "appointment": lambda v, c, m, n: link(url_for("appointments.details_view", id=str(m.appointment.id)),
                                                appointment_text(m.appointment, clinic_zone()))

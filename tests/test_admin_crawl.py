@@ -101,7 +101,9 @@ def test_every_page_answers_or_refuses_for_every_role(app, seeded, role):
         assert answers["/admin/staff/"] == 403
     if role == "provider":
         assert answers["/admin/time_off/new/"] == 200
-        assert answers["/admin/schedules/new/"] == 200
+        assert answers["/admin/schedules/new/"] == 302  # they have hours already: it opens those
+        own = Schedule.objects.get(provider=StaffUser.objects.get(email=ROLES["provider"]).provider.id)
+        assert client.get(f"/admin/schedules/edit/?id={own.id}").status_code == 200
         assert answers["/admin/patients/"] == 403
 
 
@@ -123,7 +125,24 @@ def test_admin_saves_every_create_form(app, seeded):
                                          "min_notice_minutes": "60", "horizon_days": "60",
                                          "cancellation_window_hours": "24"})
     assert resp.status_code == 302, resp.get_data(as_text=True)
-    assert Service.objects.get(name="Massage").price == 5500
+    massage = Service.objects.get(name="Massage")
+    assert massage.price == 5500
+    edit = client.get(f"/admin/services/edit/?id={massage.id}").get_data(as_text=True)
+    assert 'value="55.00"' in edit
+    resp = post(f"/admin/services/edit/?id={massage.id}", {
+        "name": "Massage", "duration_minutes": "60", "price": "57.50", "currency": "gbp", "refund_rule": "full",
+        "active": "y", "buffer_before_minutes": "0", "buffer_after_minutes": "0", "min_notice_minutes": "60",
+        "horizon_days": "60", "cancellation_window_hours": "24"})
+    assert resp.status_code == 302, resp.get_data(as_text=True)
+    assert Service.objects.get(id=massage.id).price == 5750
+    from models import Clinic
+
+    clinic = Clinic.get()
+    resp = post(f"/admin/clinic/edit/?id={clinic.id}", {
+        "name": "Riverside Clinic", "timezone": "Europe/Londres", "currency": "gbp", "hold_minutes": "15",
+        "slot_step_minutes": "15", "default_cancellation_hours": "24", "phone": "+44 20 7946 0123"})
+    assert resp.status_code == 200 and "is not an IANA timezone" in resp.get_data(as_text=True)
+    assert Clinic.get().timezone == "Europe/London"
     resp = post("/admin/providers/new/", {"name": "Dr New", "email": "new@clinic.test",
                                           "services": [str(consult.id)], "active": "y"})
     assert resp.status_code == 302, resp.get_data(as_text=True)
@@ -134,6 +153,9 @@ def test_admin_saves_every_create_form(app, seeded):
     assert resp.status_code == 302, resp.get_data(as_text=True)
     off = TimeOff.objects.get(reason="Conference")
     assert off.start.replace(tzinfo=timezone.utc) == datetime(2027, 7, 1, 8, 0, tzinfo=timezone.utc)
+    edit = client.get(f"/admin/time_off/edit/?id={off.id}").get_data(as_text=True)
+    assert 'type="datetime-local"' in edit and 'value="2027-07-01T09:00"' in edit  # shown in local time
+    assert "Local time in Europe/London." in edit
     resp = post("/admin/staff/new/", {"email": "Nurse@Clinic.test", "name": "Nurse", "role": "reception",
                                       "password": "a long enough pass", "active": "y"})
     assert resp.status_code == 302, resp.get_data(as_text=True)
@@ -156,3 +178,128 @@ def test_duplicate_and_invalid_input_is_explained_on_the_field(app, seeded):
     assert "A service named “General consultation” already exists." in page
     assert "Enter an amount like 55.00" in page
     assert Service.objects(name="General consultation").count() == 1
+
+
+def test_exports_and_patient_forms_are_audited_without_secrets(app, seeded):
+    from models import AuditEvent
+
+    client = app.test_client()
+    assert staff_login(client, ROLES["reception"], DEMO_PASSWORD).status_code == 302
+    staff = StaffUser.objects.get(email=ROLES["reception"])
+    actor = f"staff:{staff.id}"
+    # Each export streams: read it to its end before the next request, as a browser would.
+    appointments = client.get("/admin/appointments/export/csv/")
+    assert appointments.status_code == 200 and "Pat Demo" in appointments.get_data(as_text=True)
+    payments = client.get("/admin/payments/export/csv/")
+    assert payments.status_code == 200
+    assert "60.00" in payments.get_data(as_text=True) and "GBP" in payments.get_data(as_text=True)
+    assert "General consultation with Dr Amira Shah" in payments.get_data(as_text=True)
+    client.get(f"/admin/patients/edit/?id={seeded['patient'].id}")
+    client.get(f"/admin/payments/details/?id={first_id(Payment)}")
+    events = {(e.actor, e.action, e.record) for e in AuditEvent.objects(actor=actor)}
+    assert (actor, "Appointment.export", "Appointment") in events
+    assert (actor, "Payment.export", "Payment") in events
+    assert (actor, "Patient.edit", f"Patient:{seeded['patient'].id}") in events
+    assert (actor, "Payment.read", f"Payment:{first_id(Payment)}") in events
+    # The provider role may not export: refused, and nothing exported is recorded.
+    provider = app.test_client()
+    assert staff_login(provider, ROLES["provider"], DEMO_PASSWORD).status_code == 302
+    assert provider.get("/admin/appointments/export/csv/").status_code in (302, 403)
+    provider_staff = StaffUser.objects.get(email=ROLES["provider"])
+    assert AuditEvent.objects(actor=f"staff:{provider_staff.id}", action="Appointment.export").count() == 0
+
+
+def test_lists_read_like_a_clinic(app, seeded):
+    client = app.test_client()
+    assert staff_login(client, ROLES["reception"], DEMO_PASSWORD).status_code == 302
+    payments = client.get("/admin/payments/").get_data(as_text=True)
+    assert "60.00 GBP" in payments and "6000" not in payments
+    assert "General consultation with Dr Amira Shah" in payments
+    assert str(seeded["paid"].id) + "<" not in payments  # the appointment is named, not an id
+    appointments = client.get("/admin/appointments/").get_data(as_text=True)
+    assert "60.00 GBP" in appointments and ("GMT" in appointments or "BST" in appointments)
+    patients = client.get("/admin/patients/").get_data(as_text=True)
+    assert 'placeholder="Search name, email or phone"' in patients
+    assert 'placeholder="None"' not in patients
+    # A patient's page lists their appointments and payments.
+    detail = client.get(f"/admin/patients/details/?id={seeded['patient'].id}").get_data(as_text=True)
+    assert "Appointments" in detail and "Payments" in detail
+    assert "General consultation" in detail and "Follow-up call" in detail and "60.00 GBP" in detail
+    # Appointments can be filtered by patient (name, email or phone).
+    other = Patient(email="other@example.com", name="Olive Other", password_hash="x").save()
+    from models import Provider, Service
+
+    book(other, str(Service.objects.get(name="Follow-up call").id),
+         str(Provider.objects.get(email="tom.evans@clinic.test").id), at(seeded["day"], 15),
+         datetime.now(timezone.utc))
+    from admin.views import FilterPatientText
+
+    view = next(v for v in app.extensions["clinic_admin"]._views if getattr(v, "endpoint", "") == "appointments")
+    index = next(i for i, f in enumerate(view._filters) if isinstance(f, FilterPatientText))
+    filtered = client.get(f"/admin/appointments/?flt0_{view.get_filter_arg(index, view._filters[index])}=olive")
+    text = filtered.get_data(as_text=True)
+    assert "Olive Other" in text and "Pat Demo" not in text
+
+
+def test_a_rule_of_the_model_is_shown_on_its_field(app, seeded):
+    from models import Service
+
+    client = app.test_client()
+    assert staff_login(client, ROLES["admin"], DEMO_PASSWORD).status_code == 302
+    token = form_csrf(client.get("/admin/services/new/").get_data(as_text=True))
+    resp = client.post("/admin/services/new/", data={
+        "csrf_token": token, "name": "Odd length", "duration_minutes": "32", "price": "10.00",
+        "currency": "gbp", "refund_rule": "full", "min_notice_minutes": "0", "horizon_days": "30",
+        "cancellation_window_hours": "0", "buffer_before_minutes": "0", "buffer_after_minutes": "0"})
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 200
+    assert 'id="duration_minutes-error"' in page and "duration_minutes must be a multiple of 5" in page
+    assert Service.objects(name="Odd length").count() == 0
+
+
+def test_edit_forms_save_for_the_roles_that_may_use_them(app, seeded):
+    from models import Provider
+
+    def signed_in(role):
+        client = app.test_client()
+        assert staff_login(client, ROLES[role], DEMO_PASSWORD).status_code == 302
+        return client
+
+    def post(client, path, data):
+        token = form_csrf(client.get(path).get_data(as_text=True))
+        return client.post(path, data=dict(data, csrf_token=token))
+
+    patient = seeded["patient"]
+    resp = post(signed_in("reception"), f"/admin/patients/edit/?id={patient.id}",
+                {"name": "Pat Demo", "email": "patient@clinic.test", "phone": "+44 20 7946 9999", "active": "y"})
+    assert resp.status_code == 302, resp.get_data(as_text=True)
+    assert Patient.objects.get(id=patient.id).phone == "+44 20 7946 9999"
+
+    admin = signed_in("admin")
+    amira = Provider.objects.get(email="amira.shah@clinic.test")
+    nurse = StaffUser.objects.get(email=ROLES["reception"])
+    resp = post(admin, f"/admin/staff/edit/?id={nurse.id}",
+                {"email": nurse.email, "name": "Rita R.", "role": "reception", "provider": "__None", "active": "y"})
+    assert resp.status_code == 302, resp.get_data(as_text=True)
+    assert StaffUser.objects.get(id=nurse.id).name == "Rita R."
+    resp = post(admin, f"/admin/providers/edit/?id={amira.id}",
+                {"name": "Dr Amira Shah", "email": "Amira.Shah@Clinic.test",
+                 "services": [str(s.id) for s in amira.services], "active": "y"})
+    assert resp.status_code == 302, resp.get_data(as_text=True)
+    assert Provider.objects.get(id=amira.id).email == "amira.shah@clinic.test"
+    # A second patient may not take the first one's email: said on the field.
+    other = Patient(email="other@example.com", name="Olive Other", password_hash="x").save()
+    resp = post(signed_in("reception"), f"/admin/patients/edit/?id={other.id}",
+                {"name": "Olive Other", "email": "Patient@Clinic.test", "phone": "", "active": "y"})
+    assert resp.status_code == 200
+    assert "Another patient already has this email (Patient@Clinic.test)." in resp.get_data(as_text=True)
+
+    off = TimeOff.objects.get(reason="Training")
+    resp = post(signed_in("provider"), f"/admin/time_off/edit/?id={off.id}",
+                {"start": "2027-01-04T09:00", "end": "2027-01-04T08:00", "reason": "Training"})
+    assert resp.status_code == 200 and "The end must be after the start." in resp.get_data(as_text=True)
+    resp = post(signed_in("provider"), f"/admin/time_off/edit/?id={off.id}",
+                {"start": "2027-01-04T09:00", "end": "2027-01-04T13:00", "reason": "Training"})
+    assert resp.status_code == 302, resp.get_data(as_text=True)
+    assert TimeOff.objects.get(id=off.id).start.replace(tzinfo=timezone.utc) == datetime(
+        2027, 1, 4, 9, 0, tzinfo=timezone.utc)  # GMT in January
