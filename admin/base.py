@@ -89,7 +89,7 @@ class ClinicSecureForm(SecureForm):
     def hidden_tag(self, *fields):
         """The form's hidden fields (its CSRF token among them)."""
         # Each field renders itself escaped (Markup); joining on Markup keeps that.
-        return Markup("").join(f() for f in self if f.widget.input_type == "hidden")
+        return Markup("").join(f() for f in self if getattr(f.widget, "input_type", None) == "hidden")
 
 
 class SecureModelView(StaffAccessMixin, ModelView):
