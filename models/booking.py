@@ -335,7 +335,7 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
     if appointment.status == "confirmed":
         from models.outbox import appointment_confirmed  # confirmation, reminders: sent by the sweep
 
-        appointment_confirmed(appointment, now)
+        appointment_confirmed(appointment, now, fresh=True)
     return appointment
 
 

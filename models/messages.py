@@ -41,8 +41,9 @@ def money(amount, currency):
 
 def local_time(dt, tz):
     """An instant in the clinic's zone with the zone named: 'Tuesday 24 November 2026, 09:00 GMT'."""
-    local = _utc(dt).astimezone(ZoneInfo(tz))
-    return f"{local:%A} {local.day} {local:%B %Y, %H:%M} {local.tzname()}"
+    from models.booking import human_time  # the one formatter pages and emails share
+
+    return human_time(dt, tz)
 
 
 def _instant(value):

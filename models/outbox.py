@@ -66,6 +66,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import pymongo.errors
 from mongoengine import (
     DateTimeField,
     DictField,
@@ -178,28 +179,80 @@ def enqueue_for_appointment(kind, appointment, now, *, context=None, due_at=None
                    patient_id=patient.id, now=now)
 
 
+@dataclass
+class _Facts:
+    """What queuing needs to know about an appointment."""
+
+    id: object
+    version: int
+    start: object
+    patient_id: object
+    email: str
+    reminder_hours: list
+
+
+def _facts(appointment, fresh=False):
+    """The appointment as stored; `fresh`: the document in hand was just written (a new booking),
+    so nothing is read again (booking's cost is counted in commands per request)."""
+    from models.documents import Service
+
+    appt = appointment if fresh else Appointment.objects(id=_ref_id(appointment)).only(
+        "patient", "service", "start", "version").no_dereference().first()
+    if appt is None:
+        return None
+    patient = appt.patient if isinstance(appt.patient, Patient) else \
+        Patient.objects(id=_ref_id(appt.patient)).only("email").first()
+    service = appt.service if isinstance(appt.service, Service) else \
+        Service.objects(id=_ref_id(appt.service)).only("reminder_hours").first()
+    if patient is None or not patient.email:
+        return None
+    hours = getattr(service, "reminder_hours", None)
+    return _Facts(appt.id, appt.version or 0, _utc(appt.start), patient.id, patient.email,
+                  list(DEFAULT_REMINDER_HOURS if hours is None else hours))
+
+
+def _reminder_docs(facts, now):
+    docs = []
+    for lead in sorted(set(int(h) for h in facts.reminder_hours if h), reverse=True):
+        due = facts.start - timedelta(hours=lead)
+        if due > now:  # none for a lead time already inside at booking
+            docs.append(("reminder", f"{lead}h", due))
+    return docs
+
+
+def _queue_all(facts, items, now):
+    """Insert several messages about one appointment in one command; already queued ones stay."""
+    if facts is None or not items:
+        return 0
+    docs = [OutboxMessage(kind=kind, to=facts.email, subject=f"Appointment:{facts.id}",
+                          version=facts.version, variant=variant, due_at=due or now,
+                          appointment=facts.id, patient=facts.patient_id, created_at=now).to_mongo()
+            for kind, variant, due in items]
+    try:
+        return len(OutboxMessage._get_collection().insert_many(docs, ordered=False).inserted_ids)
+    except pymongo.errors.BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(err.get("code") != 11000 for err in errors):
+            raise
+        return len(docs) - len(errors)
+
+
 def queue_reminders(appointment, now):
     """Queue a reminder at each of the service's lead times still ahead (none inside one already)."""
-    appt = Appointment.objects(id=_ref_id(appointment)).first()
-    if appt is None:
-        return []
-    hours = getattr(appt.service, "reminder_hours", None)
-    hours = DEFAULT_REMINDER_HOURS if hours is None else hours
-    queued = []
-    for lead in sorted(set(int(h) for h in hours if h), reverse=True):
-        due = _utc(appt.start) - timedelta(hours=lead)
-        if due > now:
-            queued.append(enqueue_for_appointment("reminder", appt, now, due_at=due, variant=f"{lead}h"))
-    return queued
+    facts = _facts(appointment)
+    return _queue_all(facts, _reminder_docs(facts, now) if facts else [], now)
 
 
-def appointment_confirmed(appointment, now, paid=False):
-    """Queue what a confirmed booking sends: the confirmation (.ics), a receipt when paid, reminders."""
+def appointment_confirmed(appointment, now, paid=False, fresh=False):
+    """Queue what a confirmed booking sends: the confirmation (.ics), a receipt when paid, reminders.
+
+    `fresh=True` when `appointment` is the document just inserted (its version and references are
+    current): then this costs one database command.
+    """
     try:
-        enqueue_for_appointment("confirmed", appointment, now)
-        if paid:
-            enqueue_for_appointment("receipt", appointment, now)
-        queue_reminders(appointment, now)
+        facts = _facts(appointment, fresh)
+        items = [("confirmed", "", None)] + ([("receipt", "", None)] if paid else [])
+        _queue_all(facts, items + (_reminder_docs(facts, now) if facts else []), now)
     except Exception:  # email must never undo a booking; the outbox view shows what is missing
         log.exception("could not queue the confirmation of appointment %s", _ref_id(appointment))
 

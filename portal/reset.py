@@ -114,3 +114,23 @@ def api_reset():
     patient = reset.reset_password(body["token"], body["password"], utcnow())
     audit(f"patient:{patient.id}", "patient.password_reset", record=f"Patient:{patient.id}")
     return jsonify(reset=True)
+
+
+# The API document (/api/openapi.json) describes these two endpoints too.
+from portal.openapi import SPEC, _errors, _json_body, _ok  # noqa: E402
+
+SPEC["paths"].update({
+    "/api/auth/password/forgot": {"post": {
+        "summary": "Email a password reset link when the account exists (the same answer either way)",
+        "requestBody": _json_body({"type": "object", "required": ["email"],
+                                   "properties": {"email": {"type": "string"}}}),
+        "responses": {**_ok("Accepted", {"type": "object", "properties": {"message": {"type": "string"}}},
+                            "202"),
+                      **_errors(400, 413, 415, 422, 429, 503)}}},
+    "/api/auth/password/reset": {"post": {
+        "summary": "Set a new password with a link's token (once, within 30 minutes); every session ends",
+        "requestBody": _json_body({"type": "object", "required": ["token", "password"],
+                                   "properties": {"token": {"type": "string"}, "password": {"type": "string"}}}),
+        "responses": {**_ok("Changed", {"type": "object", "properties": {"reset": {"type": "boolean"}}}),
+                      **_errors(400, 413, 415, 422, 429, 503)}}},
+})

@@ -17,7 +17,8 @@ def test_benchmark_runs_and_prints_its_figures():
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["hello_rps"] > 0 and figures["slots_rps"] > 0 and figures["book_rps"] > 0
-    assert figures["db_commands"]["slots"] <= 3 and figures["db_commands"]["book"] <= 6
+    # book: 6, plus the one insert that queues its confirmation and reminders in the outbox.
+    assert figures["db_commands"]["slots"] <= 3 and figures["db_commands"]["book"] <= 7
     assert figures["db_commands"]["admin_list_20"] == figures["db_commands"]["admin_list_100"]
     race = figures["race"]
     assert race["won"] == race["slots"] == 3 and race["double_booked"] == 0 and race["errors_5xx"] == 0

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from icalendar import Calendar
 
 from models.booking import book, cancel
-from models.documents import utcnow
+from models.documents import Appointment, utcnow
 from models.outbox import OutboxMessage, deliver_due, parse_smtp_url
 from models.sweep import sweep
 from tests.factories import (
@@ -98,6 +98,11 @@ def test_booking_a_free_service_sends_one_confirmation_with_a_valid_ics(make_app
     reminders = OutboxMessage.objects(kind="reminder", to="ics@example.com")
     assert sorted(m.variant for m in reminders) == ["24h", "2h"]
     assert all(m.status == "queued" for m in reminders)
+    # Queuing the same change again is the same messages (the unique key), not new ones.
+    from models.outbox import appointment_confirmed
+
+    appointment_confirmed(Appointment.objects.get(id=appt_id), utcnow())
+    assert OutboxMessage.objects(to="ics@example.com").count() == 3
 
 
 def test_two_sweeps_started_together_send_a_due_reminder_once(make_app, smtp_server):

@@ -152,3 +152,56 @@ def test_a_staff_created_patient_gets_an_invitation_whose_link_staff_never_see(b
     # Queuing again makes a new link (a new message), never a resend of the old one.
     queue_invitation(Patient.objects.get(email="walkin@example.com"))
     assert OutboxMessage.objects(kind="invitation", to="walkin@example.com").count() == 2
+
+
+def _form_fields(html):
+    """The name → value pairs a browser would post from the page's edit form."""
+    fields = {}
+    for tag in re.findall(r"<input[^>]*>", html):
+        name = re.search(r'name="([^"]+)"', tag)
+        if not name or 'type="submit"' in tag or 'type="checkbox"' in tag and "checked" not in tag:
+            continue
+        value = re.search(r'value="([^"]*)"', tag)
+        fields[name.group(1)] = value.group(1) if value else ("y" if 'type="checkbox"' in tag else "")
+    for name, body in re.findall(r'<textarea[^>]*name="([^"]+)"[^>]*>(.*?)</textarea>', html, re.S):
+        fields[name] = body.strip()
+    for name, body in re.findall(r'<select[^>]*name="([^"]+)"[^>]*>(.*?)</select>', html, re.S):
+        chosen = re.search(r'<option[^>]*selected[^>]*value="([^"]*)"|<option[^>]*value="([^"]*)"[^>]*selected',
+                           body)
+        if chosen:
+            fields[name] = chosen.group(1) or chosen.group(2)
+    return fields
+
+
+def test_an_admin_sets_a_services_reminder_hours_and_bookings_follow_them(make_app, picky):
+    _handler, url = picky
+    app = make_app(SMTP_URL=url)
+    make_clinic()
+    service = make_service(name="Physio", price=0)
+    provider = make_provider([service])
+    make_staff("admin")
+    client = app.test_client()
+    assert staff_login(client, "admin@clinic.test").status_code == 302
+    html = client.get(f"/admin/services/edit/?id={service.id}").get_data(as_text=True)
+    data = _form_fields(html)
+    assert data["reminder_hours-0"] == "24" and data["reminder_hours-1"] == "2"
+    data["reminder_hours-0"] = "48"
+    del data["reminder_hours-1"]
+    resp = client.post(f"/admin/services/edit/?id={service.id}", data=data)
+    assert resp.status_code == 302
+    service.reload()
+    assert service.reminder_hours == [48]
+    book(make_patient("physio@example.com"), service.id, provider.id, at(future_day(5), 10), utcnow())
+    assert [m.variant for m in OutboxMessage.objects(kind="reminder")] == ["48h"]
+
+
+def test_queued_mail_stops_for_a_closed_account_and_follows_a_changed_email(booked):
+    app, handler = booked
+    Patient.objects(email="fine@example.com").update_one(set__active=False)
+    Patient.objects(email="later@example.com").update_one(set__email="later-new@example.com")
+    handler.refuse_later = False
+    with app.app_context():
+        deliver_due(utcnow())
+    assert OutboxMessage.objects.get(kind="confirmed", to="fine@example.com").drop_reason == "patient account closed"
+    assert OutboxMessage.objects.get(kind="confirmed", to="later-new@example.com").status == "sent"
+    assert [rcpts for rcpts, _ in handler.accepted] == [["later-new@example.com"]]
