@@ -54,12 +54,13 @@ def seed(config, patients):
                                           for d in range(7)]).save()
         providers.append(provider)
     # "Any provider" at three clinic sizes: Any 4, Any 20 and Any 50 are offered by the first 4, 20
-    # and 50 of fifty more providers (same weekly hours, so the figure is about provider count).
+    # and 50 of fifty more providers. Each starts a minute later than the one before, so no two share
+    # weekly hours (or times): nothing computed for one provider can serve another.
     any_services = {n: Service(name=f"Any {n}", duration_minutes=15, price=0, min_notice_minutes=0,
                                horizon_days=400).save() for n in ANY_SIZES}
     for i in range(max(ANY_SIZES)):
         provider = Provider(name=f"Dr Any {i:02d}", services=[s for n, s in any_services.items() if i < n]).save()
-        Schedule(provider=provider, days=[DayHours(weekday=d, start="08:00", end="18:00",
+        Schedule(provider=provider, days=[DayHours(weekday=d, start=f"07:{i:02d}", end="18:00",
                                                    breaks=[Break(start="12:00", end="13:00")])
                                           for d in range(7)]).save()
     mixed = Provider(name="Dr Mixed", services=[call]).save()
