@@ -15,7 +15,6 @@
 * When Redis does not answer, both fall back to the database: reads keep working.
 """
 
-import json
 import logging
 import threading
 import time
@@ -138,27 +137,6 @@ class Caches:
                 if pid in entries:
                     pipe.set(key, _encode(stamp, *entries[pid]), ex=SLOTS_TTL)
             pipe.execute()
-        except redis.RedisError:
-            pass
-
-    def get_slots(self, parts):
-        """Cached free times for the request `parts`, or (None, key to store them under)."""
-        versions = self.versions()
-        if versions is None:
-            return None, None
-        key = self._key("slots", versions[0], versions[1], *parts)
-        try:
-            raw = self.redis.get(key)
-        except redis.RedisError:
-            return None, None
-        return (json.loads(raw) if raw else None), key
-
-    def put_slots(self, key, value):
-        """Store free times under a key made by `get_slots`."""
-        if key is None:
-            return
-        try:
-            self.redis.set(key, json.dumps(value), ex=SLOTS_TTL)
         except redis.RedisError:
             pass
 

@@ -336,14 +336,20 @@ def _us(value) -> int:
     return (_to_utc(value) - EPOCH) // _ONE_US
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=512)
+def _window_table(tz: str, day_list: tuple) -> dict:
+    """A memo of _day_windows for one zone and set of weekly hours, keyed by (override, date).
+
+    Providers sharing weekly hours share the work, and the answers depend only on the arguments
+    (zone rules come from the tz database, which does not change under us). Looking the weekly
+    hours up once per call, rather than once per date, keeps their hashing out of the loop.
+    """
+    return {}
+
+
 def _day_windows(tz: str, day_list: tuple, override: Optional[tuple], day: date) -> tuple:
     """One local date's windows as (start_us, end_us, window or None); the window is kept only
-    when the UTC offset moves inside it (a clock change), for the wall-clock walk.
-
-    Memoised: providers sharing weekly hours share the work, and the answer depends only on
-    the arguments (zone rules come from the tz database, which does not change under us).
-    """
+    when the UTC offset moves inside it (a clock change), for the wall-clock walk."""
     zone = ZoneInfo(tz)
     by_date = {day: list(override)} if override is not None else {}
     out = []
@@ -381,9 +387,15 @@ def free_starts(
     lows = [b0 - length - after for b0, _ in blocked]
     highs = [b1 + before for _, b1 in blocked]
     out: list[int] = []
+    table = _window_table(zone_name, day_list)
+    if len(table) > 20_000:  # bound the memo (a year of dates for dozens of override patterns)
+        table.clear()
     for d in _dates(first, last):
         override = tuple(by_date[d]) if d in by_date else None
-        for w_start, w_end, clock_change in _day_windows(zone_name, day_list, override, d):
+        windows = table.get((override, d))
+        if windows is None:
+            windows = table[(override, d)] = _day_windows(zone_name, day_list, override, d)
+        for w_start, w_end, clock_change in windows:
             if clock_change is not None:
                 for slot in _grid(clock_change, zone, rules):
                     s = _us(slot[0])

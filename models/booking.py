@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pymongo.errors
 from bson import ObjectId
+from mongoengine import signals
 
 from models.availability import DateOverride as DayOverride
 from models.availability import SlotRules, WorkingDay, free_slots, why_not_bookable
@@ -388,6 +389,8 @@ def _write_booking(appointment, provider_id, expires_at, now, override, audit):
 def _write_in_one_batch(appointment, provider_id, expires_at, audit):
     """One ordered bulkWrite: claims, appointment, audit. True when written; False when a unit was
     taken (whatever landed is given back); raises on other failures, leaving nothing behind."""
+    # Written without save(), so MongoEngine's save signals are sent here, as save() would.
+    signals.pre_save.send(Appointment, document=appointment)
     appointment.validate()
     db = Appointment._get_db()
     claims_ns = f"{db.name}.{TimeClaim._get_collection_name()}"
@@ -406,6 +409,7 @@ def _write_in_one_batch(appointment, provider_id, expires_at, audit):
         if audit is not None and failed == len(ops) - 1 and exc.error is None:
             # Only the audit event failed: the booking stands; try the event on its own.
             _mark_written(appointment)
+            signals.post_save.send(Appointment, document=appointment, created=True)
             audit.save()
             return True
         _undo_batch(appointment)
@@ -418,8 +422,10 @@ def _write_in_one_batch(appointment, provider_id, expires_at, audit):
         _undo_batch(appointment)
         raise
     _mark_written(appointment)
+    signals.post_save.send(Appointment, document=appointment, created=True)
     if audit is not None:
         _mark_written(audit)
+        signals.post_save.send(type(audit), document=audit, created=True)
     return True
 
 

@@ -10,11 +10,13 @@ re-serialised; "any provider" interleaves the parts by start time (ties by provi
 
 import json
 from bisect import bisect_left
+from operator import itemgetter
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from models.availability import EPOCH, free_starts
 from models.booking import load_window, schedule_days, service_rules
+from models.catalog import current_catalog
 
 UTC = timezone.utc
 _US = 1_000_000
@@ -41,13 +43,24 @@ def free_times(service, providers, clinic, first, days, now):
     span_start = datetime.combine(first - timedelta(days=1), time(0), zone).astimezone(UTC)
     span_end = datetime.combine(last + timedelta(days=2), time(0), zone).astimezone(UTC)
     window = load_window([p.id for p in providers], span_start, span_end, now)
+    catalog = current_catalog()
+    # The schedules as the core's values, worked out once per catalog snapshot (which is not changed
+    # in place: a save loads a new one).
+    core_days = catalog.__dict__.setdefault("_core_days", {})
     found = {}
     for provider in providers:
-        week, overrides = schedule_days(window.schedules.get(provider.id))
+        schedule = window.schedules.get(provider.id)
+        key = (provider.id, id(schedule))
+        if key not in core_days:
+            core_days[key] = schedule_days(schedule)
+        week, overrides = core_days[key]
         found[provider.id] = free_starts(tz=clinic.timezone, days=week, overrides=overrides,
                                          time_off=window.time_off[provider.id], busy=window.busy[provider.id],
                                          rules=rules, now=now, first=first, last=last)
     return found
+
+
+_MINUTES = [f"{m // 60:02d}:{m % 60:02d}:00" for m in range(24 * 60)]
 
 
 class LocalIso:
@@ -57,29 +70,41 @@ class LocalIso:
         self.zone = ZoneInfo(tz)
         self.offsets = {}
         self.dates = {}
+        self.done = {}  # an answer's slots mostly end where the next one starts
 
     def _exact(self, us):
         return (EPOCH + timedelta(microseconds=us)).astimezone(self.zone).isoformat()
 
+    def _offset(self, bucket):
+        at = EPOCH + timedelta(microseconds=bucket * _BUCKET_US)
+        begin = at.astimezone(self.zone)
+        end = (at + timedelta(microseconds=_BUCKET_US - 1)).astimezone(self.zone)
+        steady = begin.utcoffset() == end.utcoffset()
+        offset = (begin.utcoffset() // timedelta(microseconds=1), begin.isoformat()[19:]) if steady else False
+        self.offsets[bucket] = offset
+        return offset
+
     def __call__(self, us):
         """The instant as local ISO 8601 text."""
+        text = self.done.get(us)
+        if text is not None:
+            return text
         bucket = us // _BUCKET_US
         offset = self.offsets.get(bucket)
         if offset is None:
-            at = EPOCH + timedelta(microseconds=bucket * _BUCKET_US)
-            begin = at.astimezone(self.zone)
-            end = (at + timedelta(microseconds=_BUCKET_US - 1)).astimezone(self.zone)
-            steady = begin.utcoffset() == end.utcoffset()
-            offset = (begin.utcoffset() // timedelta(microseconds=1), begin.isoformat()[19:]) if steady else False
-            self.offsets[bucket] = offset
+            offset = self._offset(bucket)
         if offset is False or us % _US:
-            return self._exact(us)
-        day, rest = divmod(us + offset[0], _DAY_US)
-        prefix = self.dates.get(day)
-        if prefix is None:
-            prefix = self.dates[day] = (date(1970, 1, 1) + timedelta(days=day)).isoformat() + "T"
-        seconds = rest // _US
-        return f"{prefix}{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}{offset[1]}"
+            text = self._exact(us)
+        else:
+            day, rest = divmod(us + offset[0], _DAY_US)
+            prefix = self.dates.get(day)
+            if prefix is None:
+                prefix = self.dates[day] = (date(1970, 1, 1) + timedelta(days=day)).isoformat() + "T"
+            minute, second = divmod(rest // _US, 60)
+            clock = _MINUTES[minute] if not second else f"{minute // 60:02d}:{minute % 60:02d}:{second:02d}"
+            text = prefix + clock + offset[1]
+        self.done[us] = text
+        return text
 
 
 def render(provider, starts, length_us, iso, tails=None):
@@ -90,13 +115,10 @@ def render(provider, starts, length_us, iso, tails=None):
     """
     head = '{"provider":"%s","provider_name":%s,"start":"' % (provider.id, json.dumps(provider.name))
     tails = {} if tails is None else tails
-    out = []
     for s in starts:
-        tail = tails.get(s)
-        if tail is None:
-            tail = tails[s] = f'{iso(s)}","end":"{iso(s + length_us)}"}}'
-        out.append(head + tail)
-    return out
+        if s not in tails:
+            tails[s] = f'{iso(s)}","end":"{iso(s + length_us)}"}}'
+    return [head + tails[s] for s in starts]
 
 
 def slots_json(service, providers, clinic, first, days, now, cache=None):
@@ -131,5 +153,7 @@ def slots_json(service, providers, clinic, first, days, now, cache=None):
         k = bisect_left(starts, earliest)
         all_starts.extend(starts[k:])
         all_items.extend(items[k:])
+    if len(all_starts) < 2:
+        return "[" + ",".join(all_items) + "]"
     order = sorted(range(len(all_starts)), key=all_starts.__getitem__)
-    return "[" + ",".join([all_items[i] for i in order]) + "]"
+    return "[" + ",".join(itemgetter(*order)(all_items)) + "]"

@@ -128,3 +128,86 @@ def test_booking_any_offered_slot_succeeds_and_removes_it(app):
                 return
 
     run()
+
+
+# ---------------------------------------------------------------- the integer fast path
+
+
+def _reference_slots(tz, days, overrides, time_off, busy, rules, now, first, last):
+    """free_slots as it was written before the fast path: every candidate on the wall-clock grid,
+    each checked against the blocked time. Slow and obviously right; the fast path must agree."""
+    from models.availability import _Blocked, _conflicts, _dates, _grid, _overrides_by_date, _windows_for
+
+    zone, day_list, by_date = ZoneInfo(tz), tuple(days), _overrides_by_date(overrides)
+    blocked = _Blocked(list(time_off), list(busy))
+    earliest, latest = now + rules.min_notice, now + rules.horizon
+    found = set()
+    for d in _dates(first, last):
+        for window in _windows_for(zone, day_list, by_date, d):
+            for slot in _grid(window, zone, rules):
+                if earliest <= slot[0] <= latest and not _conflicts(slot, rules, blocked):
+                    found.add(slot)
+    return sorted(found)
+
+
+@st.composite
+def span_scenario(draw):
+    from models.availability import DateOverride
+
+    tz, day, days, rules, busy, now = draw(scenario())
+    span = draw(st.integers(1, 9))
+    first = day - timedelta(days=draw(st.integers(0, 3)))
+    last = first + timedelta(days=span - 1)
+    zone = ZoneInfo(tz)
+    overrides = []
+    for _ in range(draw(st.integers(0, 2))):
+        o_day = first + timedelta(days=draw(st.integers(0, span - 1)))
+        start = draw(st.integers(0, 20)) * 60 + draw(st.sampled_from([0, 30]))
+        length = draw(st.integers(0, 8)) * 60
+        overrides.append(DateOverride(date=o_day, intervals=(
+            ((time(start // 60, start % 60), time(min(start + length, 23 * 60 + 59) // 60,
+                                                   min(start + length, 23 * 60 + 59) % 60)),)
+            if length else ())))
+    time_off = []
+    for _ in range(draw(st.integers(0, 3))):
+        o_day = first + timedelta(days=draw(st.integers(0, span - 1)))
+        start = datetime.combine(o_day, time(draw(st.integers(0, 23))), zone).astimezone(UTC)
+        time_off.append((start, start + timedelta(minutes=draw(st.integers(1, 48)) * 15)))
+    return tz, days, tuple(overrides), time_off, busy, rules, now, first, last
+
+
+@given(span_scenario())
+@settings(max_examples=300, deadline=None)
+def test_fast_path_offers_exactly_what_the_per_slot_walk_offers(case):
+    tz, days, overrides, time_off, busy, rules, now, first, last = case
+    expected = _reference_slots(tz, days, overrides, time_off, busy, rules, now, first, last)
+    assert free_slots(tz=tz, days=days, overrides=overrides, time_off=time_off, busy=busy, rules=rules,
+                      now=now, first=first, last=last) == expected
+
+
+@given(st.sampled_from(ZONES + ["Australia/Lord_Howe", "Asia/Kathmandu", "America/St_Johns"]),
+       st.integers(0, 4 * 365 * 24 * 3600), st.sampled_from([0, 0, 0, 7, 123456]))
+@settings(max_examples=400, deadline=None)
+def test_local_iso_formatter_writes_what_isoformat_writes(tz, seconds, micro):
+    from models.freetimes import LocalIso
+
+    base = datetime(2025, 1, 1, tzinfo=UTC)
+    instant = base + timedelta(seconds=seconds, microseconds=micro)
+    us = (instant - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    assert LocalIso(tz)(us) == instant.astimezone(ZoneInfo(tz)).isoformat()
+
+
+def test_local_iso_formatter_across_clock_changes():
+    from models.freetimes import LocalIso
+
+    iso = LocalIso("Europe/London")
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    # Every minute around the spring and autumn changes of 2027, through one formatter (its caches).
+    for middle in (datetime(2027, 3, 28, 1, tzinfo=UTC), datetime(2027, 10, 31, 1, tzinfo=UTC)):
+        for minute in range(-180, 180):
+            instant = middle + timedelta(minutes=minute)
+            assert iso((instant - epoch) // timedelta(microseconds=1)) == \
+                instant.astimezone(LONDON_ZONE).isoformat()
+
+
+LONDON_ZONE = ZoneInfo("Europe/London")

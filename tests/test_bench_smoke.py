@@ -11,14 +11,20 @@ from tests.helpers import ROOT, clean_env
 def test_benchmark_runs_and_prints_its_figures():
     result = subprocess.run(
         [sys.executable, os.path.join(ROOT, "tests", "bench.py"), "--seconds", "1", "--threads", "4",
-         "--race-patients", "12", "--race-slots", "3"],
+         "--race-patients", "12", "--race-slots", "3", "--any-repeats", "1"],
         cwd=ROOT, env=clean_env(REDIS_URL=os.environ.get("REDIS_URL", "")), capture_output=True,
         text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["hello_rps"] > 0 and figures["slots_rps"] > 0 and figures["book_rps"] > 0
-    # book: 6, plus the one insert that queues its confirmation and reminders in the outbox.
-    assert figures["db_commands"]["slots"] <= 3 and figures["db_commands"]["book"] <= 7
+    assert figures["db_commands"]["slots"] <= 3 and figures["db_commands"]["book"] <= 4
+    assert figures["book_db_commands"] == figures["db_commands"]["book"]
+    # Free times for "any provider" cost the same commands with 4 providers as with 50.
+    assert figures["db_commands"]["slots_any_4"] == figures["db_commands"]["slots_any_50"] <= 3
+    assert figures["slots_mixed_rps"] > 0 and figures["slots_mixed_vs_idle"] > 0
+    assert figures["mixed_errors_5xx"] == 0
+    assert set(figures["slots_any_ms"]) == {"4", "20", "50"} and figures["any_scaling"] > 0
+    assert figures["worker_rss_mb"] and all(mb > 0 for mb in figures["worker_rss_mb"])
     assert figures["db_commands"]["admin_list_20"] == figures["db_commands"]["admin_list_100"]
     race = figures["race"]
     assert race["won"] == race["slots"] == 3 and race["double_booked"] == 0 and race["errors_5xx"] == 0
