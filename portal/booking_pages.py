@@ -272,7 +272,7 @@ def _still_free(appt, clinic, now):
 @patient_page
 def dashboard():
     """The patient's home: upcoming, past (with receipts) and cancelled/expired, each in its own list."""
-    clinic = booking.require_clinic()
+    clinic = current_catalog().clinic  # None before the clinic is set up: the lists are empty then
     now = utcnow()
     appts = list(Appointment.objects(patient=g.patient.id, booked_by__ne=waitlist.OFFER_MARK)
                  .order_by("start").select_related())
