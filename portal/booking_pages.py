@@ -91,6 +91,13 @@ class Picker:
     next_month: date = None
     weeks: list = field(default_factory=list)
 
+    def nearby_days(self):
+        """The free days just before and after the chosen one in this month (None when there is none)."""
+        days = sorted(self.days_free)
+        before = [d for d in days if self.day and d < self.day]
+        after = [d for d in days if self.day and d > self.day]
+        return (before[-1] if before else None), (after[0] if after else None)
+
 
 def build_picker(service, providers, clinic, now, month_raw, day_raw, skip=None):
     """Free times of the month (days marked) and of the chosen day, grouped by part of day.

@@ -36,6 +36,11 @@ def test_visitors_browse_and_the_review_sends_them_to_sign_in_and_back(app, setu
     page = client.get(f"/portal/book?service={s['consult'].id}&provider=any&day={day}").get_data(as_text=True)
     assert page.count(">10:00<span") == 1  # two clinicians free at 10:00, listed once
     assert "Morning" in page and "Afternoon" in page
+    # The next free day is one link away from the times, and the waitlist is offered too.
+    following = day + timedelta(days=1)
+    assert f'day={following.isoformat()}&amp;service={s["consult"].id}&amp;provider=any#times">' \
+        f'{following.strftime("%a")} {following.day}' in page
+    assert f'/portal/waitlist?service={s["consult"].id}&amp;provider=any">Join the waitlist</a>' in page
     start = at(day, 10).isoformat()
     review = client.get(f"/portal/book?service={s['consult'].id}&provider=any&day={day}&start={quote(start)}")
     html = review.get_data(as_text=True)
