@@ -3,7 +3,7 @@ reschedule, a waitlist offer, and axe-core on every portal page at desktop and p
 
 import os
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 
 import pytest
 
