@@ -198,3 +198,20 @@ def test_staff_see_the_waitlist_in_the_back_office(app, full_day):
     doc = app.test_client()
     staff_login(doc, "doc@clinic.test")
     assert doc.get("/admin/waitlist/").status_code in (302, 403)
+
+
+def test_new_working_hours_are_offered_by_the_sweep(app, full_day):
+    from models import Schedule
+
+    f = full_day
+    with app.app_context():
+        assert sweep().offered == []  # nothing free yet
+        schedule = Schedule.objects.get(provider=f["one"].id)
+        for day in schedule.days:
+            day.end = "10:30"
+        schedule.save()
+        report = sweep()
+    assert len(report.offered) == 1
+    first = f["first"].get("/api/waitlist").get_json()[0]
+    assert first["status"] == "offered" and datetime.fromisoformat(first["offer"]["start"]) == at(f["day"], 10)
+    assert f["second"].get("/api/waitlist").get_json()[0]["status"] == "waiting"
