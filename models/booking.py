@@ -446,7 +446,8 @@ def _mark_written(document):
 
 def get_patient_appointment(patient, appointment_id):
     """One of the patient's own appointments, or NotFound (also for someone else's)."""
-    appointment = (Appointment.objects(id=appointment_id, patient=patient.id).first()
+    # A waitlist offer (models/waitlist.py) becomes the patient's own only once accepted.
+    appointment = (Appointment.objects(id=appointment_id, patient=patient.id, booked_by__ne="waitlist-offer").first()
                    if ObjectId.is_valid(str(appointment_id)) else None)
     if appointment is None:
         raise NotFound("That appointment does not exist.", code="appointment_not_found")

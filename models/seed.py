@@ -15,12 +15,15 @@ from models.documents import (
 DEMO_PASSWORD = "clinic-demo-2026"
 
 SERVICES = [
-    dict(name="General consultation", duration_minutes=30, price=6000, buffer_after_minutes=5,
+    dict(name="General consultation", description="Thirty minutes with a doctor to talk through a new "
+         "problem or a long-standing one.", duration_minutes=30, price=6000, buffer_after_minutes=5,
          min_notice_minutes=120, horizon_days=60, cancellation_window_hours=24),
-    dict(name="Physiotherapy session", duration_minutes=45, price=7500, buffer_before_minutes=5,
+    dict(name="Physiotherapy session", description="Assessment and treatment of joint, muscle or back "
+         "pain, with exercises to take home.", duration_minutes=45, price=7500, buffer_before_minutes=5,
          buffer_after_minutes=10, min_notice_minutes=240, horizon_days=90,
          cancellation_window_hours=48),
-    dict(name="Follow-up call", duration_minutes=15, price=0, min_notice_minutes=60,
+    dict(name="Follow-up call", description="A short phone call about results or how a treatment is "
+         "going.", duration_minutes=15, price=0, min_notice_minutes=60,
          horizon_days=30, cancellation_window_hours=2),
 ]
 PROVIDERS = [

@@ -91,6 +91,13 @@ class Picker:
     next_month: date = None
     weeks: list = field(default_factory=list)
 
+    def nearby_days(self):
+        """The free days just before and after the chosen one in this month (None when there is none)."""
+        days = sorted(self.days_free)
+        before = [d for d in days if self.day and d < self.day]
+        after = [d for d in days if self.day and d > self.day]
+        return (before[-1] if before else None), (after[0] if after else None)
+
 
 def build_picker(service, providers, clinic, now, month_raw, day_raw, skip=None):
     """Free times of the month (days marked) and of the chosen day, grouped by part of day.
@@ -272,7 +279,7 @@ def _still_free(appt, clinic, now):
 @patient_page
 def dashboard():
     """The patient's home: upcoming, past (with receipts) and cancelled/expired, each in its own list."""
-    clinic = booking.require_clinic()
+    clinic = current_catalog().clinic  # None before the clinic is set up: the lists are empty then
     now = utcnow()
     appts = list(Appointment.objects(patient=g.patient.id, booked_by__ne=waitlist.OFFER_MARK)
                  .order_by("start").select_related())

@@ -3,7 +3,7 @@ reschedule, a waitlist offer, and axe-core on every portal page at desktop and p
 
 import os
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 
 import pytest
 
@@ -128,6 +128,7 @@ def test_booking_on_a_phone(clinic, browser):
     height = page.evaluate("document.documentElement.scrollHeight")
     # A whole day of times (08:00–19:00, every 15 minutes, two clinicians) with the calendar above it.
     assert height <= 3 * PHONE["height"], height
+    print(f"\nphone: page {height} px tall with {page.locator('a.time').count()} times; width {width}")
     times = page.locator("a.time")
     assert times.count() >= 35
     # The visible text of every time is part of its accessible name (WCAG 2.5.3).
@@ -180,6 +181,7 @@ def test_keyboard_only_booking_takes_few_key_presses(clinic, browser):
     appt = Appointment.objects.get()
     assert appt.start.replace(tzinfo=timezone.utc).astimezone(at(day, 9).tzinfo).strftime("%H:%M") == chosen
     assert len(presses) <= 15, presses
+    print(f"\nkeyboard: {len(presses)} key presses to book the fourth time of the day: {presses}")
     assert not page.problems, page.problems
 
 

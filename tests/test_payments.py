@@ -247,7 +247,7 @@ def test_late_payment_for_a_time_someone_else_took_is_refunded_in_full(app, stri
     assert [(r.amount, r.metadata["refund_key"]) for r in refunds] == [(5000, f"refund:{payment.id}:0")]
     client = signed_in(app)
     page = client.get(f"/portal/appointments/{appt.id}").get_data(as_text=True)
-    assert "Refunded: 50.00 GBP" in page and "booked by someone else" in page
+    assert "Refunded: £50.00" in page and "booked by someone else" in page
 
 
 # --- refunds on cancellation ------------------------------------------------------------------------
@@ -455,7 +455,7 @@ def test_a_payment_arriving_after_the_start_time_is_refunded_not_confirmed(app, 
     assert payment.status == "refunded" and payment.amount_refunded == 5000
     assert [r.amount for r in stripe_client(stripe_base).v1.refunds.list({"payment_intent": pi_id}).data] == [5000]
     page = client.get(f"/portal/appointments/{held.id}").get_data(as_text=True)
-    assert "Refunded: 50.00 GBP" in page and "after the appointment&#39;s start time" in page
+    assert "Refunded: £50.00" in page and "after the appointment&#39;s start time" in page
 
 
 @pytest.mark.parametrize("change", ["time_off", "hours"])
@@ -485,4 +485,4 @@ def test_a_late_payment_for_a_time_the_provider_no_longer_works_is_refunded(app,
     payment = Payment.objects.get(appointment=appt.id)
     assert payment.status == "refunded" and payment.amount_refunded == 5000
     page = signed_in(app).get(f"/portal/appointments/{appt.id}").get_data(as_text=True)
-    assert "Refunded: 50.00 GBP" in page and "no longer available" in page
+    assert "Refunded: £50.00" in page and "no longer available" in page

@@ -109,8 +109,11 @@ def test_cancellation_offers_the_time_to_the_first_in_line_and_holds_it(app, ful
     assert slots(other, f["consult"], f["day"]) == []
     taken = book(other, f["consult"], f["one"], at(f["day"], 9))
     assert taken.status_code == 409 and taken.get_json()["error"]["code"] == "slot_taken"
-    # The offer is not one of the patient's appointments until accepted.
+    # The offer is not one of the patient's appointments until accepted: not listed, not payable.
     assert f["first"].get("/api/appointments").get_json() == []
+    offer_id = str(WaitlistEntry.objects.get(id=f["e1"]).offer.id)
+    assert f["first"].get(f"/api/appointments/{offer_id}").status_code == 404
+    assert f["first"].post(f"/api/appointments/{offer_id}/payment", headers=csrf_header(f["first"])).status_code == 404
 
     # Accepting books it: held for payment as usual.
     assert f["second"].post(f"/api/waitlist/{f['e1']}/accept", headers=csrf_header(f["second"])).status_code == 404
@@ -122,6 +125,7 @@ def test_cancellation_offers_the_time_to_the_first_in_line_and_holds_it(app, ful
     assert timedelta(minutes=14) < hold <= timedelta(minutes=15)
     assert f["first"].get("/api/waitlist").get_json()[0]["status"] == "booked"
     assert [a["id"] for a in f["first"].get("/api/appointments").get_json()] == [appt["id"]]
+    assert appt["id"] == offer_id and f["first"].get(f"/api/appointments/{offer_id}").status_code == 200
     # Accepting twice does nothing more.
     again = f["first"].post(f"/api/waitlist/{f['e1']}/accept", headers=csrf_header(f["first"]))
     assert again.status_code == 409 and again.get_json()["error"]["code"] == "offer_closed"
@@ -197,3 +201,20 @@ def test_staff_see_the_waitlist_in_the_back_office(app, full_day):
     doc = app.test_client()
     staff_login(doc, "doc@clinic.test")
     assert doc.get("/admin/waitlist/").status_code in (302, 403)
+
+
+def test_new_working_hours_are_offered_by_the_sweep(app, full_day):
+    from models import Schedule
+
+    f = full_day
+    with app.app_context():
+        assert sweep().offered == []  # nothing free yet
+        schedule = Schedule.objects.get(provider=f["one"].id)
+        for day in schedule.days:
+            day.end = "10:30"
+        schedule.save()
+        report = sweep()
+    assert len(report.offered) == 1
+    first = f["first"].get("/api/waitlist").get_json()[0]
+    assert first["status"] == "offered" and datetime.fromisoformat(first["offer"]["start"]) == at(f["day"], 10)
+    assert f["second"].get("/api/waitlist").get_json()[0]["status"] == "waiting"

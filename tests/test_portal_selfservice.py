@@ -1,0 +1,139 @@
+"""The self-service pages without JavaScript (plain HTTP): booking, sign-in coming back to the review,
+the dashboard's lists, an expired hold's reason and "book this time again", and the waitlist form."""
+
+import re
+from datetime import timedelta
+from urllib.parse import quote, unquote
+
+import pytest
+
+from models import Appointment, Payment, TimeClaim
+from models.documents import utcnow
+from tests.factories import PASSWORD, api_login, at, form_csrf, future_day, make_clinic, make_patient, make_provider, make_service
+
+
+@pytest.fixture
+def setup(app):
+    clinic = make_clinic()
+    consult = make_service("Consultation", duration=30, price=6000, cancel_hours=24)
+    consult.description = "Thirty minutes with a doctor."
+    consult.save()
+    one = make_provider([consult], name="Dr One")
+    two = make_provider([consult], name="Dr Two")
+    make_patient()
+    return {"clinic": clinic, "consult": consult, "one": one, "two": two}
+
+
+def jwt_csrf(client):
+    return client.get_cookie("csrf_access_token").value
+
+
+def test_visitors_browse_and_the_review_sends_them_to_sign_in_and_back(app, setup):
+    s, client = setup, app.test_client()
+    day = future_day(3)
+    page = client.get("/portal/book").get_data(as_text=True)
+    assert "Consultation" in page and "£60.00" in page and "Thirty minutes with a doctor." in page
+    page = client.get(f"/portal/book?service={s['consult'].id}&provider=any&day={day}").get_data(as_text=True)
+    assert page.count(">10:00<span") == 1  # two clinicians free at 10:00, listed once
+    assert "Morning" in page and "Afternoon" in page
+    # The next free day is one link away from the times, and the waitlist is offered too.
+    following = day + timedelta(days=1)
+    assert f'day={following.isoformat()}&amp;service={s["consult"].id}&amp;provider=any#times">' \
+        f'{following.strftime("%a")} {following.day}' in page
+    assert f'/portal/waitlist?service={s["consult"].id}&amp;provider=any">Join the waitlist</a>' in page
+    start = at(day, 10).isoformat()
+    review = client.get(f"/portal/book?service={s['consult'].id}&provider=any&day={day}&start={quote(start)}")
+    html = review.get_data(as_text=True)
+    assert "Any available: Dr One or Dr Two" in html
+    assert "held for you for 15 minutes" in html and "up to 24 hours before it starts" in html
+    assert "Hold this time" not in html  # no booking before signing in
+    login_link = re.search(r'href="(/portal/login\?next=[^"]+)"', html).group(1).replace("&amp;", "&")
+    form = client.get(login_link).get_data(as_text=True)
+    answer = client.post(login_link, data={"csrf_token": form_csrf(form), "email": "pat@example.com",
+                                           "password": PASSWORD})
+    assert answer.status_code == 302
+    back = unquote(answer.headers["Location"])
+    assert back.startswith("/portal/book?") and f"start={start}" in back and back.endswith("#review")
+    html = client.get(answer.headers["Location"].split("#")[0]).get_data(as_text=True)
+    assert "Hold this time and pay £60.00" in html
+
+    # Without JavaScript: the form posts "any" and a clinician free at that time is picked.
+    booked = client.post("/portal/book", data={
+        "csrf_token": form_csrf(html), "jwt_csrf": jwt_csrf(client), "service": str(s["consult"].id),
+        "provider": "any", "start": start})
+    assert booked.status_code == 302 and "/portal/appointments/" in booked.headers["Location"]
+    # The same time again, "any": the other clinician gets it.
+    other = make_patient(email="two@example.com")
+    second = app.test_client()
+    api_login(second, email=other.email)
+    html = second.get(f"/portal/book?service={s['consult'].id}&provider=any&day={day}&start={quote(start)}").get_data(as_text=True)
+    assert second.post("/portal/book", data={
+        "csrf_token": form_csrf(html), "jwt_csrf": jwt_csrf(second), "service": str(s["consult"].id),
+        "provider": "any", "start": start}).status_code == 302
+    assert {a.provider.name for a in Appointment.objects(start=at(day, 10))} == {"Dr One", "Dr Two"}
+
+
+def test_a_time_no_longer_free_is_not_reviewed(app, setup):
+    s, client = setup, app.test_client()
+    html = client.get(f"/portal/book?service={s['consult'].id}&provider={s['one'].id}&day={future_day(3)}"
+                      f"&start={quote(at(future_day(3), 12, 10).isoformat())}").get_data(as_text=True)
+    assert "That time is no longer free" in html and 'id="review"' not in html
+
+
+def test_dashboard_lists_and_an_expired_hold_offers_its_time_again(app, setup):
+    s = setup
+    client = app.test_client()
+    api_login(client)
+    from models.booking import book
+    from models.documents import Patient
+
+    pat, now = Patient.objects.get(email="pat@example.com"), utcnow()
+    upcoming = book(pat, str(s["consult"].id), str(s["one"].id), at(future_day(3), 9), now)
+    lapsed = book(pat, str(s["consult"].id), str(s["one"].id), at(future_day(3), 14), now)
+    Appointment.objects(id=lapsed.id).update_one(set__hold_expires_at=now - timedelta(minutes=1))
+    TimeClaim.objects(appointment=lapsed.id).update(set__expires_at=now - timedelta(minutes=1))
+    cancelled = book(pat, str(s["consult"].id), str(s["two"].id), at(future_day(4), 9), now)
+    Appointment.objects(id=cancelled.id).update_one(set__status="cancelled", set__cancel_reason="cancelled by patient")
+    past = Appointment(patient=pat, provider=s["one"], service=s["consult"], start=now - timedelta(days=2),
+                       end=now - timedelta(days=2, minutes=-30), block_start=now - timedelta(days=2),
+                       block_end=now - timedelta(days=2, minutes=-30), status="completed", amount=6000,
+                       currency="gbp").save()
+    Payment(appointment=past, patient=pat, amount=6000, currency="gbp", status="succeeded",
+            stripe_payment_intent="pi_receipt").save()
+
+    html = client.get("/portal/").get_data(as_text=True)
+    sections = {name: html.split(f'id="{name}"')[1].split("</ul>")[0] for name in ("upcoming", "past", "closed")}
+    assert str(upcoming.id) in sections["upcoming"] and "payment needed" in sections["upcoming"]
+    assert str(lapsed.id) not in sections["upcoming"]
+    assert str(past.id) in sections["past"] and f"/portal/appointments/{past.id}/receipt" in sections["past"]
+    assert str(lapsed.id) in sections["closed"] and str(cancelled.id) in sections["closed"]
+    assert "payment was not completed by then, so it was released" in sections["closed"]
+    assert "Book this time again" in sections["closed"]
+    receipt = client.get(f"/portal/appointments/{past.id}/receipt").get_data(as_text=True)
+    assert "£60.00" in receipt and "pi_receipt" in receipt
+    assert client.get(f"/portal/appointments/{upcoming.id}/receipt").status_code == 404
+
+    # Once somebody else holds that time, it is no longer offered again.
+    other = make_patient(email="x@example.com")
+    book(other, str(s["consult"].id), str(s["one"].id), at(future_day(3), 14), utcnow())
+    html = client.get("/portal/").get_data(as_text=True)
+    assert "Book this time again" not in html
+
+
+def test_waitlist_form_shows_errors_on_the_field(app, setup):
+    s, client = setup, app.test_client()
+    api_login(client)
+    form = client.get("/portal/waitlist").get_data(as_text=True)
+    answer = client.post("/portal/waitlist", data={
+        "csrf_token": form_csrf(form), "jwt_csrf": jwt_csrf(client), "service": str(s["consult"].id),
+        "provider": "any", "date_from": "2026-12-10", "date_to": "2026-12-01"})
+    assert answer.status_code == 422
+    html = answer.get_data(as_text=True)
+    assert 'aria-invalid="true"' in html and "The last day comes before the first." in html
+    answer = client.post("/portal/waitlist", data={
+        "csrf_token": form_csrf(form), "jwt_csrf": jwt_csrf(client), "service": str(s["consult"].id),
+        "provider": str(s["one"].id), "date_from": future_day(3).isoformat(), "date_to": future_day(3).isoformat()})
+    assert answer.status_code == 302
+    # Times are free that day already: one is held for the patient at once.
+    html = client.get("/portal/waitlist").get_data(as_text=True)
+    assert "A time is held for you:" in html and "Accept this time" in html
