@@ -61,3 +61,15 @@ def stop_process(proc, sig=None):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=5)
+
+
+def save_screenshot(page, name):
+    """Save a full-page screenshot into `$SCREENSHOTS` when it names a folder (else do nothing).
+
+    README's pictures are refreshed with `SCREENSHOTS=docs/screenshots ./scripts/test -k browser`;
+    an ordinary run leaves the committed files alone.
+    """
+    folder = os.environ.get("SCREENSHOTS")
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        page.screenshot(path=os.path.join(folder, name), full_page=True)

@@ -4,7 +4,6 @@ Every page visited is checked with axe-core (no serious or critical violations).
 
 import re
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,26 +12,20 @@ from models import Appointment, Patient, Payment, StaffUser
 from models.booking import book
 from models.desk_payments import mark_paid_at_desk
 from tests.factories import PASSWORD, make_clinic, make_patient, make_provider, make_service, make_staff
+from tests.helpers import save_screenshot
 from tests.test_payments_helpers import CARD_OK, api_post, card_token, signed_in
 
 LONDON = ZoneInfo("Europe/London")
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
-# The shared Flask-Admin layout (its <html> and dark navbar) belongs to the back-office layout
-# work (issue #12), which fixes and tests it: its page-level rule is listed here by id and the
-# navbar is left out of the scan, so that nothing else on these pages can pass unnoticed.
-# Empty LAYOUT_GAPS and drop the exclusion once that layout lands.
-LAYOUT_GAPS = {"html-has-lang"}
-LAYOUT_EXCLUDE = {"exclude": [["nav.navbar"]]}
 
 
 def assert_accessible(page, what):
     """axe-core finds no serious or critical violation on the page."""
     from axe_playwright_python.sync_playwright import Axe
 
-    results = Axe().run(page, context=LAYOUT_EXCLUDE)
+    results = Axe().run(page)
     bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
            for v in results.response["violations"]
-           if v["impact"] in ("serious", "critical") and v["id"] not in LAYOUT_GAPS]
+           if v["impact"] in ("serious", "critical")]
     assert not bad, f"{what}: {bad}"
 
 
@@ -112,8 +105,7 @@ def sign_in(page, base, email="reception@clinic.test"):
 
 
 def shoot(page, name):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+    save_screenshot(page, name)
 
 
 def test_reception_signs_in_and_reads_todays_numbers(desk, page):

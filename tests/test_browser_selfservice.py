@@ -10,11 +10,10 @@ import pytest
 from models import Appointment, Payment, TimeClaim
 from models.waitlist import WaitlistEntry
 from tests.factories import PASSWORD, at, future_day, make_clinic, make_patient, make_provider, make_service
-from tests.helpers import ROOT
+from tests.helpers import save_screenshot
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
-SHOTS = os.path.join(ROOT, "docs", "screenshots")
 
 
 def axe_script():
@@ -90,8 +89,7 @@ def test_browse_before_signing_in_then_register_and_come_back_to_the_review(clin
     # Each time once, although two clinicians are free at 10:00.
     assert page.locator("a.time", has_text=re.compile(r"^10:00")).count() == 1
     assert page.get_by_text("Europe/London (GMT)").is_visible()
-    os.makedirs(SHOTS, exist_ok=True)
-    page.screenshot(path=os.path.join(SHOTS, "booking-desktop.png"), full_page=True)
+    save_screenshot(page, "booking-desktop.png")
 
     page.locator("a.time", has_text=re.compile(r"^10:00")).click()
     review = page.locator("#review")
@@ -99,7 +97,7 @@ def test_browse_before_signing_in_then_register_and_come_back_to_the_review(clin
     assert review.get_by_text("£60.00").is_visible()
     assert review.get_by_text("held for you for 15 minutes").is_visible()
     assert review.get_by_text("up to 24 hours before it starts").is_visible()
-    page.screenshot(path=os.path.join(SHOTS, "booking-review-desktop.png"), full_page=True)
+    save_screenshot(page, "booking-review-desktop.png")
 
     review.get_by_role("link", name="Create an account").click()
     page.get_by_label("Full name").fill("Nora New")
@@ -122,7 +120,7 @@ def test_booking_on_a_phone(clinic, browser):
     sign_in(page, c["base"])
     day = future_day(3)
     page.goto(f"{c['base']}/portal/book?service={c['consult'].id}&provider=any&day={day.isoformat()}")
-    page.screenshot(path=os.path.join(SHOTS, "booking-phone.png"), full_page=True)
+    save_screenshot(page, "booking-phone.png")
     width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     assert width[0] <= width[1], f"horizontal scroll: {width}"
     height = page.evaluate("document.documentElement.scrollHeight")

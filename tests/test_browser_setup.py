@@ -2,20 +2,16 @@
 "55.00", a provider, weekly hours with a lunch break, a day off — and the portal's booking page
 then offers the new provider's times without the break and without the day off."""
 
-import os
 import re
 from datetime import timedelta
 
 from models import Provider, Schedule, Service, TimeOff
 from tests.factories import PASSWORD, future_day, make_clinic, make_patient, make_staff
-
-SHOTS = os.environ.get("ADMIN_SCREENSHOTS")  # a folder: save screenshots of the forms there
-
+from tests.helpers import save_screenshot
 
 def shot(page, name):
-    """Save a full-page screenshot when ADMIN_SCREENSHOTS names a folder."""
-    if SHOTS:
-        page.screenshot(path=os.path.join(SHOTS, name), full_page=True)
+    """Save a full-page screenshot when SCREENSHOTS names a folder."""
+    save_screenshot(page, name)
 
 
 def working_days():
