@@ -653,3 +653,16 @@ def test_1_parallel_bookings_from_one_account_cannot_outrun_the_hold_limit(live_
         thread.join(120)
     assert statuses.count(201) == 2 and statuses.count(409) == len(starts) - 2, statuses
     assert Appointment.objects(status="held").count() == 2
+
+
+def test_7_create_staff_command_refuses_a_weak_password_with_the_reason(app, monkeypatch):
+    runner = app.test_cli_runner()
+    monkeypatch.setenv("STAFF_PASSWORD", "password123")
+    weak = runner.invoke(args=["create-staff", "--email", "boss@clinic.test", "--role", "admin"])
+    assert weak.exit_code != 0 and "too common" in weak.output
+    monkeypatch.setenv("STAFF_PASSWORD", "boss-clinic-2026")
+    personal = runner.invoke(args=["create-staff", "--email", "boss@clinic.test", "--role", "admin"])
+    assert personal.exit_code != 0 and "email address or your name" in personal.output
+    monkeypatch.setenv("STAFF_PASSWORD", "amber kettle orbit")
+    ok = runner.invoke(args=["create-staff", "--email", "boss@clinic.test", "--role", "admin"])
+    assert ok.exit_code == 0 and StaffUser.objects(email="boss@clinic.test").count() == 1
