@@ -123,8 +123,21 @@ class LoginThrottle:
             pipe.decr(keys["dev"])
         pipe.execute()
 
-    def failure(self, attempt):
+    def _as_attempt(self, attempt, email, ip):
+        if isinstance(attempt, Attempt):
+            return attempt
+        # Older call style failure(scope, email, ip): count it as an attempt now.
+        keys = self._keys(attempt, self.account_id(email), ip, None)
+        pipe = self.redis.pipeline(transaction=True)
+        for name in ("acct", "pair"):
+            pipe.set(keys[name], 0, ex=self.window, nx=True)
+            pipe.incr(keys[name])
+        counts = pipe.execute()
+        return Attempt(keys=keys, account_count=counts[1], ip_count=0, trusted=False)
+
+    def failure(self, attempt, email=None, ip=None):
         """The password was wrong: count the address, lock the account with backoff past the limit."""
+        attempt = self._as_attempt(attempt, email, ip)
         keys = attempt.keys
         pipe = self.redis.pipeline(transaction=True)
         pipe.set(keys["ip"], 0, ex=self.window, nx=True)
@@ -135,12 +148,13 @@ class LoginThrottle:
         if ip_count >= self.ip_limit:
             self.redis.set(keys["lock_ip"], 1, ex=self.max_lock)
 
-    def success(self, attempt):
+    def success(self, attempt, email=None, ip=None):
         """The password was right: this client's failures are forgiven; the account's attempt is undone.
 
         The account's own count (which an outsider may be raising) is not reset by a success, so
         a correct sign-in from elsewhere does not hand the outsider a fresh set of guesses.
         """
+        attempt = self._as_attempt(attempt, email, ip)
         keys = attempt.keys
         pipe = self.redis.pipeline(transaction=True)
         pipe.decr(keys["acct"])

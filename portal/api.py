@@ -11,8 +11,8 @@ from models.catalog import current_catalog
 from models.documents import Appointment, Provider, Service, utcnow
 from models.errors import Conflict, DomainError, ValidationFailed
 from portal.auth import (booking_attempt_allowed, change_password_guarded, current_patient, issue_tokens,
-                         logout_identity, register_patient_counted, registration_allowed, revoke,
-                         revoke_cookies, sign_in)
+                         logout_identity, one_booking_at_a_time, register_patient_counted,
+                         registration_allowed, revoke, revoke_cookies, sign_in)
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -222,9 +222,11 @@ def book_for_patient(patient, service_id, provider_id, start):
     """Book through the shared rule and audit the outcome (pages and API both call this)."""
     booking_attempt_allowed(patient)
     try:
-        # The audit event is written in the booking's own database command.
-        appt = booking.book(patient, service_id, provider_id, start, utcnow(),
-                            audit=audit_event(f"patient:{patient.id}", "appointment.book"))
+        # One booking at a time per patient (the hold limits cannot be raced); the audit event is
+        # written in the booking's own database command.
+        with one_booking_at_a_time(patient):
+            appt = booking.book(patient, service_id, provider_id, start, utcnow(),
+                                audit=audit_event(f"patient:{patient.id}", "appointment.book"))
     except Conflict as exc:
         audit(f"patient:{patient.id}", "appointment.book", record=f"Provider:{provider_id}",
               outcome=f"refused:{exc.code}")

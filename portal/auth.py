@@ -9,12 +9,14 @@ that check the request fails closed with 503.
 """
 
 import time
+from contextlib import contextmanager
 from datetime import timedelta
 from functools import wraps
 
 import jwt as pyjwt
 from flask import after_this_request, current_app, g, redirect, request, url_for
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from redis.exceptions import LockError
 from flask_jwt_extended import (
     create_access_token,
     create_refresh_token,
@@ -174,6 +176,24 @@ def booking_attempt_allowed(patient):
                BOOKING_LIMIT_MESSAGE)
     rate_limit(get_redis(), rkey("book-ip", request.remote_addr or "unknown"),
                config.get("BOOKINGS_PER_ADDRESS_10MIN", 60), 600, BOOKING_LIMIT_MESSAGE)
+
+
+@contextmanager
+def one_booking_at_a_time(patient):
+    """Serialise one patient's bookings (a Redis lock), so parallel requests cannot outrun the hold limits."""
+    from models.errors import Conflict
+
+    lock = get_redis().lock(rkey("book-lock", patient.id), timeout=30, blocking_timeout=10)
+    if not lock.acquire():
+        raise Conflict("Another booking of yours is still being made. Please try again.",
+                       code="booking_in_progress")
+    try:
+        yield
+    finally:
+        try:
+            lock.release()
+        except LockError:
+            pass  # it lapsed after 30 s: nothing of ours to release
 
 
 def register_patient_counted(email, password, name, phone=None):

@@ -623,3 +623,46 @@ def test_gdpr_account_page_in_the_browser(live_server, page):
     page.wait_for_url(f"{base}/portal/login")
     assert page.get_by_text("Your account is deleted.").is_visible()
     assert Patient.objects(name="Erased patient").count() == 1
+
+
+def test_1_parallel_bookings_from_one_account_cannot_outrun_the_hold_limit(live_server):
+    """The hoarding replay in parallel: 12 simultaneous bookings from one account."""
+    base, app = live_server(COOKIE_SECURE=False)
+    make_clinic()
+    paid = make_service("Physio", duration=30, price=6000)
+    provider = make_provider([paid], name="Dr Busy")
+    make_patient()
+    session = requests.Session()
+    assert session.post(f"{base}/api/auth/login", json={"email": "pat@example.com", "password": PASSWORD},
+                        timeout=60).status_code == 200
+    token = session.cookies.get("csrf_access_token")
+    day = future_day(2)
+    starts = [at(day, h, m) for h in (9, 10, 11, 13, 14, 15) for m in (0, 30)]
+    statuses = [None] * len(starts)
+    barrier = threading.Barrier(len(starts))
+
+    def attempt(i):
+        barrier.wait()
+        statuses[i] = session.post(f"{base}/api/appointments", timeout=60, headers={"X-CSRF-TOKEN": token}, json={
+            "service": str(paid.id), "provider": str(provider.id), "start": starts[i].isoformat()}).status_code
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(len(starts))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert statuses.count(201) == 2 and statuses.count(409) == len(starts) - 2, statuses
+    assert Appointment.objects(status="held").count() == 2
+
+
+def test_7_create_staff_command_refuses_a_weak_password_with_the_reason(app, monkeypatch):
+    runner = app.test_cli_runner()
+    monkeypatch.setenv("STAFF_PASSWORD", "password123")
+    weak = runner.invoke(args=["create-staff", "--email", "boss@clinic.test", "--role", "admin"])
+    assert weak.exit_code != 0 and "too common" in weak.output
+    monkeypatch.setenv("STAFF_PASSWORD", "boss-clinic-2026")
+    personal = runner.invoke(args=["create-staff", "--email", "boss@clinic.test", "--role", "admin"])
+    assert personal.exit_code != 0 and "email address or your name" in personal.output
+    monkeypatch.setenv("STAFF_PASSWORD", "amber kettle orbit")
+    ok = runner.invoke(args=["create-staff", "--email", "boss@clinic.test", "--role", "admin"])
+    assert ok.exit_code == 0 and StaffUser.objects(email="boss@clinic.test").count() == 1
