@@ -2,7 +2,7 @@
 
 from flask import flash
 from flask_admin.actions import action
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from admin.base import SecureModelView, local_formatter, staff_actor
 from clinic.audit import audit
@@ -20,11 +20,13 @@ def rendered_body(view, context, model, name):
     try:
         rendered = render(model, utcnow(), preview=True)
     except Exception as exc:  # a template edit gone wrong shows here, not as a 500
-        return Markup(f"<p>Cannot render this message: {escape(str(exc))}</p>")
-    return Markup(f"<p><strong>Subject:</strong> {escape(rendered.subject)}</p>"
-                  f"<pre style=\"white-space:pre-wrap\">{escape(rendered.text)}</pre>"
-                  + (f"<p>Attached: {escape(', '.join(a[0] for a in rendered.attachments))}</p>"
-                     if rendered.attachments else ""))
+        return Markup("<p>Cannot render this message: {}</p>").format(str(exc))
+    # Markup.format escapes every value it puts in.
+    body = Markup('<p><strong>Subject:</strong> {}</p><pre style="white-space:pre-wrap">{}</pre>').format(
+        rendered.subject, rendered.text)
+    if rendered.attachments:
+        body += Markup("<p>Attached: {}</p>").format(", ".join(a[0] for a in rendered.attachments))
+    return body
 
 
 class OutboxView(SecureModelView):

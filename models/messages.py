@@ -141,7 +141,9 @@ def render(message, now, public_url=None, preview=False):
     html = env.get_template(f"email/{message.kind}.html").render(ctx)
     subject = " ".join(str(getattr(text_module, "subject", "") or message.kind).split())
     rendered = Rendered(subject=subject, text=str(text_module).strip() + "\n", html=html)
-    if message.kind in ("confirmed", "rescheduled") and appt is not None and clinic is not None:
+    if message.kind in ("confirmed", "rescheduled", "cancelled") and appt is not None and clinic is not None:
+        # A cancellation's file has METHOD:CANCEL, so calendars that took the event remove it.
+        method = "CANCEL" if message.kind == "cancelled" else "PUBLISH"
         rendered.attachments.append(("appointment.ics", "text", "calendar",
-                                     appointment_ics(appt, clinic, public_url), {"method": "PUBLISH"}))
+                                     appointment_ics(appt, clinic, public_url, method), {"method": method}))
     return rendered

@@ -380,6 +380,10 @@ class SmtpSender:
         except smtplib.SMTPServerDisconnected as exc:
             self.conn = None
             raise Unreachable(f"the SMTP server dropped the connection: {exc}") from None
+        except smtplib.SMTPSenderRefused as exc:
+            # MAIL_FROM is refused for every message alike: a set-up problem, not this message's.
+            raise Unreachable(f"the SMTP server refuses the sender {exc.sender}: {exc.smtp_code} "
+                              f"{_text(exc.smtp_error)} (check MAIL_FROM)") from None
         except smtplib.SMTPException:
             raise  # the server answered and refused this message (SMTPException is an OSError)
         except OSError as exc:

@@ -1,6 +1,5 @@
 """Reading what the test SMTP server (aiosmtpd, its own process) received, from its Maildir."""
 
-import mailbox
 import os
 import time
 from email import policy
@@ -18,12 +17,13 @@ class SmtpBox:
 
     def messages(self, to=None):
         """Every message received (parsed, oldest first), optionally only those to `to`."""
-        box = mailbox.Maildir(self.mail_dir, factory=None, create=True)
         found = []
-        for key in box.keys():
-            path = os.path.join(self.mail_dir, box._lookup(key))
-            with open(path, "rb") as fh:
-                found.append((os.path.getmtime(path), BytesParser(policy=policy.default).parse(fh)))
+        for sub in ("new", "cur"):  # Maildir keeps delivered messages here, one file each
+            folder = os.path.join(self.mail_dir, sub)
+            for name in os.listdir(folder):
+                path = os.path.join(folder, name)
+                with open(path, "rb") as fh:
+                    found.append((os.path.getmtime(path), BytesParser(policy=policy.default).parse(fh)))
         found.sort(key=lambda item: item[0])
         out = [m for _, m in found]
         if to is not None:

@@ -232,3 +232,59 @@ def test_a_paid_booking_sends_confirmation_and_receipt_and_a_cancellation_names_
     cancelled = [m for m in smtp_server.wait_for(3, "paying@example.com") if m["Subject"].startswith("Cancelled")]
     assert len(cancelled) == 1
     assert "Refund: £50.00" in _text(cancelled[0])
+
+
+def test_reschedule_and_waitlist_messages_render_with_their_context(make_app, smtp_server):
+    """The kinds other actions queue through the generic functions (see models/outbox.py)."""
+    from models.outbox import enqueue, enqueue_for_appointment
+
+    app = make_app(SMTP_URL=smtp_server.url, PUBLIC_URL=PUBLIC)
+    _clinic, service, provider = _setup()
+    patient = make_patient("moved@example.com", name="Mo Ved")
+    now = utcnow()
+    old_start, new_start = at(future_day(4), 9), at(future_day(5), 15)
+    appt = book(patient, service.id, provider.id, old_start, now)
+    # What a reschedule does: move the time, bump the version, queue the notice and new reminders.
+    Appointment.objects(id=appt.id).update_one(set__start=new_start, set__end=new_start + timedelta(minutes=30),
+                                               inc__version=1)
+    enqueue_for_appointment("rescheduled", appt, now, context={"old_start": old_start.isoformat()})
+    offer_end = now + timedelta(hours=2)
+    enqueue("waitlist_offer", patient.email, "WaitlistEntry:abc", version=1, patient_id=patient.id,
+            expires_at=offer_end, now=now,
+            context={"service": "Check-up", "provider": "Dr Test", "start": at(future_day(6), 10).isoformat(),
+                     "end": at(future_day(6), 10, 30).isoformat(), "expires_at": offer_end.isoformat(),
+                     "url": "/portal/waitlist"})
+    with app.app_context():
+        report = sweep(now)
+    assert len(report.mail.sent) == 2 and len(report.mail.dropped) == 1  # the old confirmation
+    received = {m["Subject"].split(":")[0]: m for m in smtp_server.wait_for(2, patient.email)}
+    moved = _text(received["Moved"])
+    old_local, new_local = old_start.astimezone(LONDON), new_start.astimezone(LONDON)
+    assert f"from {old_local:%A} {old_local.day} {old_local:%B %Y, %H:%M}" in moved
+    assert f"{new_local:%H:%M} {new_local.tzname()} (Europe/London)" in moved
+    _cal, event = _ics_event(received["Moved"])
+    assert event.decoded("dtstart") == new_start and int(event["sequence"]) == 1
+    offer = _text(received["A time is free"])
+    assert "Check-up with Dr Test" in offer and f"{PUBLIC}/portal/waitlist" in offer
+    # The old time's reminders stay queued until due, and are then dropped: their version is old.
+    assert {m.status for m in OutboxMessage.objects(kind="reminder", version=0)} == {"queued"}
+    with app.app_context():
+        sweep(old_start.astimezone(timezone.utc) - timedelta(hours=23))
+    assert {m.status for m in OutboxMessage.objects(kind="reminder", version=0)} == {"dropped", "queued"}
+
+
+def test_a_cancellation_carries_a_calendar_cancel(make_app, smtp_server):
+    app = make_app(SMTP_URL=smtp_server.url, PUBLIC_URL=PUBLIC)
+    _clinic, service, provider = _setup()
+    patient = make_patient("calcancel@example.com")
+    now = utcnow()
+    appt = book(patient, service.id, provider.id, at(future_day(3), 15), now)
+    with app.app_context():
+        sweep(now)
+    cancel(appt, now, reason="cancelled by patient")
+    with app.app_context():
+        sweep(now)
+    cancelled = [m for m in smtp_server.wait_for(2, patient.email) if m["Subject"].startswith("Cancelled")][0]
+    cal, event = _ics_event(cancelled)
+    assert str(cal["method"]) == "CANCEL" and str(event["status"]) == "CANCELLED"
+    assert str(event["uid"]) == f"appointment-{appt.id}@clinic" and int(event["sequence"]) == 1

@@ -33,6 +33,12 @@ class Picky:
         self.accepted = []
         self.refuse_later = True
 
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if address.startswith("unverified@"):
+            return "550 5.7.1 Sender address not allowed"
+        envelope.mail_from = address
+        return "250 OK"
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.startswith("bounce@"):
             return "550 5.1.1 No such mailbox here"
@@ -205,3 +211,12 @@ def test_queued_mail_stops_for_a_closed_account_and_follows_a_changed_email(book
     assert OutboxMessage.objects.get(kind="confirmed", to="fine@example.com").drop_reason == "patient account closed"
     assert OutboxMessage.objects.get(kind="confirmed", to="later-new@example.com").status == "sent"
     assert [rcpts for rcpts, _ in handler.accepted] == [["later-new@example.com"]]
+
+
+def test_a_refused_sender_is_a_set_up_problem_and_spends_no_attempt(booked):
+    app, handler = booked
+    with app.app_context():
+        report = deliver_due(utcnow(), mail_from="Clinic <unverified@clinic.example>")
+    assert report.sent == report.failed == [] and "check MAIL_FROM" in report.problems[0]
+    assert OutboxMessage.objects(kind="confirmed", status="queued", attempts=0).count() == 3
+    assert handler.accepted == []
