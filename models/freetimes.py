@@ -10,8 +10,8 @@ re-serialised; "any provider" interleaves the parts by start time (ties by provi
 
 import json
 from bisect import bisect_left
-from operator import itemgetter
 from datetime import date, datetime, time, timedelta, timezone
+from operator import itemgetter
 from zoneinfo import ZoneInfo
 
 from models.availability import EPOCH, free_starts
