@@ -196,6 +196,7 @@ def test_books_a_new_caller_in_at_most_8_clicks_and_3_page_loads(desk, page):
     page.keyboard.type("Nadia Caller")
     click(page.get_by_label("Phone"))
     page.keyboard.type("07700 900123")
+    shoot(page, "book.png")
     click(page.get_by_role("button", name="Book", exact=True))
     page.wait_for_url(re.compile(r"/admin/day/\?day="))
     page.wait_for_load_state("load")
@@ -255,6 +256,7 @@ def test_cancels_a_paid_appointment_confirming_the_stated_refund(desk, page, str
     page.wait_for_url(re.compile(r"/admin/day/cancel"))
     assert page.locator("#refund-question").inner_text() == "Refund £60.00?"
     assert_accessible(page, "cancel confirmation")
+    shoot(page, "cancel.png")
     page.get_by_label("Reason for the cancellation").fill("Patient called: unwell")
     page.get_by_role("button", name="Cancel and refund £60.00").click()
     page.wait_for_url(re.compile(r"/admin/day/\?day="))

@@ -355,3 +355,18 @@ def test_bad_input_answers_with_a_page_not_a_traceback(app, desk):
                                                "service": str(desk["call"].id), "provider": str(desk["one"].id),
                                                "day": "2026-11-30", "time": "25:99"})
     assert resp.status_code == 422 and Appointment.objects(patient=desk["patient"].id).count() == 0
+
+
+def test_day_grid_on_the_days_the_clocks_change(app, desk):
+    from datetime import date
+
+    from models.daygrid import build_grid
+
+    early = make_provider([desk["call"]], name="Dr Early", hours=("00:00", "05:00"), lunch=None)
+    now = now_utc()
+    spring = build_grid(date(2027, 3, 28), "Europe/London", [early], now)
+    assert [label for _, label in spring.hours] == ["00:00", "02:00", "03:00", "04:00"]
+    assert spring.minutes == 4 * 60  # 00:00 GMT to 05:00 BST is four real hours
+    autumn = build_grid(date(2027, 10, 31), "Europe/London", [early], now)
+    assert [label for _, label in autumn.hours] == ["00:00", "01:00", "01:00", "02:00", "03:00", "04:00"]
+    assert autumn.minutes == 6 * 60
