@@ -147,6 +147,19 @@ def test_reception_signs_in_and_reads_todays_numbers(desk, page):
     page.wait_for_url(re.compile(r"/admin/day/week"))
     assert_accessible(page, "week view")
     shoot(page, "week.png")
+    page.get_by_role("link", name="Day", exact=True).click()
+    page.get_by_role("link", name="Print day sheet").click()
+    page.wait_for_url(re.compile(r"/admin/day/print"))
+    assert page.get_by_role("cell", name="+44 7700 900002").first.is_visible()
+    assert_accessible(page, "day sheet")
+    # Patient search from home: by a phone number typed the way the caller says it.
+    page.goto(f"{desk['base']}/admin/")
+    page.get_by_label("Find a patient").fill("07700 900002")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_role("link", name="Book Rosa Diaz").click()
+    page.wait_for_url(re.compile(r"/admin/day/new\?patient="))
+    assert page.get_by_label(re.compile("Rosa Diaz")).is_checked()
+    assert_accessible(page, "booking form for a found patient")
 
 
 def test_books_a_walk_in_starting_in_10_minutes(desk, page):
