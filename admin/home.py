@@ -33,9 +33,12 @@ def _count(value):
     return f"{value:g}"
 
 
-def bar_chart(rows, series, fmt=_count, pad_l=PAD_L):
-    """Geometry of a grouped bar chart: one group per row, one bar per (key, label, css class)."""
-    top = _nice_max(max([r[key] for r in rows for key, _, _ in series] + [0]))
+def bar_chart(rows, series, fmt=_count, pad_l=PAD_L, floor=2):
+    """Geometry of a grouped bar chart: one group per row, one bar per (key, label, css class).
+
+    The axis reaches at least `floor`, so empty weeks still get a readable scale.
+    """
+    top = _nice_max(max([r[key] for r in rows for key, _, _ in series] + [floor]))
     plot_w, plot_h = CHART_W - pad_l - 8, CHART_H - PAD_B - PAD_T
     group_w = plot_w / max(len(rows), 1)
     bar_w = (group_w - 12) / max(len(series), 1)
@@ -84,7 +87,8 @@ class HomeView(StaffAccessMixin, AdminIndexView):
                 "counts": bar_chart(figures.weeks, (("bookings", "Bookings", "bar-bookings"),
                                                     ("no_shows", "No-shows", "bar-noshows"))),
                 "revenue": bar_chart(figures.weeks, (("revenue", "Revenue", "bar-revenue"),),
-                                     fmt=lambda v: money(int(v), currency).replace(".00", ""), pad_l=56),
+                                     fmt=lambda v: money(int(v), currency).replace(".00", ""), pad_l=56,
+                                     floor=2000),
             }
         return self.render("admin_clinic/home.html", figures=figures, buckets=BUCKETS, role=role,
                            provider=provider, money=money, tz=tz, now=now, human_time=human_time,

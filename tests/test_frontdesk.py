@@ -370,3 +370,20 @@ def test_day_grid_on_the_days_the_clocks_change(app, desk):
     autumn = build_grid(date(2027, 10, 31), "Europe/London", [early], now)
     assert [label for _, label in autumn.hours] == ["00:00", "01:00", "01:00", "02:00", "03:00", "04:00"]
     assert autumn.minutes == 6 * 60
+
+
+def test_chart_bars_are_drawn_to_scale_with_a_readable_axis():
+    from datetime import date
+
+    from admin.home import bar_chart
+
+    rows = [{"start": date(2026, 11, 2 + 7 * i), "bookings": b, "no_shows": n} for i, (b, n) in
+            enumerate(((5, 1), (4, 0), (0, 0), (10, 2)))]
+    chart = bar_chart(rows, (("bookings", "Bookings", "b"), ("no_shows", "No-shows", "n")))
+    heights = {bar["title"]: bar["h"] for bar in chart["bars"]}
+    assert heights["Bookings, week of 23 Nov: 10"] == 2 * heights["Bookings, week of 02 Nov: 5"]
+    assert heights["Bookings, week of 16 Nov: 0"] == 0
+    assert [label for _, label in chart["ticks"]] == ["0", "5", "10"]
+    empty = bar_chart([{"start": date(2026, 11, 2), "bookings": 0, "no_shows": 0}],
+                      (("bookings", "Bookings", "b"),))
+    assert [label for _, label in empty["ticks"]] == ["0", "1", "2"]
