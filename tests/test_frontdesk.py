@@ -387,3 +387,23 @@ def test_chart_bars_are_drawn_to_scale_with_a_readable_axis():
     empty = bar_chart([{"start": date(2026, 11, 2), "bookings": 0, "no_shows": 0}],
                       (("bookings", "Bookings", "b"),))
     assert [label for _, label in empty["ticks"]] == ["0", "1", "2"]
+
+
+def test_callers_are_found_by_date_of_birth_and_a_known_email_is_not_duplicated(app, desk):
+    from datetime import date
+
+    from models.errors import Conflict
+    from models.frontdesk import create_caller, find_patients, has_email
+
+    caller = create_caller("Ola Born", "+44 7700 900777", date_of_birth="01/02/1990")
+    assert caller.date_of_birth == date(1990, 2, 1) and not has_email(caller)
+    assert [p.id for p in find_patients("01/02/1990")] == [caller.id]
+    assert [p.id for p in find_patients("1990-02-01")] == [caller.id]
+    assert find_patients("02/01/1990") == []
+    with pytest.raises(Conflict):
+        create_caller("Pat Again", "07700 900888", email="PAT@example.com")
+    assert Patient.objects(name="Pat Again").count() == 0
+    # A caller without an email cannot sign in: the stored hash matches no password anyone knows.
+    from models.accounts import authenticate
+
+    assert authenticate(Patient, caller.email, "") is None
