@@ -149,9 +149,13 @@ class DayView(StaffAccessMixin, BaseView):
             else:
                 if request.form.get("confirm") != "yes":
                     return redirect(url_for(".cancel_form", appointment=str(appointment.id), day=day_raw))
-                _, refunded = cancel_at_desk(appointment, now, request.form.get("reason", ""), staff_actor())
+                _, refunded, pending = cancel_at_desk(appointment, now, request.form.get("reason", ""),
+                                                      staff_actor())
                 message = f"Cancelled {label}."
-                if refunded:
+                if refunded and pending:
+                    message += (f" Refund of {money(refunded, appointment.currency)} requested; Stripe has not "
+                                "confirmed it yet (the home page lists it until it does).")
+                elif refunded:
                     message += f" Refund of {money(refunded, appointment.currency)} made."
         except DomainError as exc:
             audit(staff_actor(), f"appointment.{op}", record=f"Appointment:{appointment.id}",

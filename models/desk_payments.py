@@ -74,7 +74,10 @@ def mark_paid_at_desk(appointment, method, now, actor):
 
 def cancel_at_desk(appointment, now, reason, actor):
     """Cancel for staff: the booking rule's cancel (Stripe refunds included), and money taken at the
-    desk recorded as given back when the refund rule says so. Returns (appointment, refunded minor units)."""
+    desk recorded as given back when the refund rule says so.
+
+    Returns (appointment, refunded minor units, whether that refund is still pending at Stripe).
+    """
     if not (reason or "").strip():
         raise ValidationFailed("Give a reason for the cancellation.", fields={"reason": "required"})
     from models.frontdesk import refund_preview
@@ -83,12 +86,14 @@ def cancel_at_desk(appointment, now, reason, actor):
     before = Payment.objects(appointment=appointment.id).no_dereference().first()
     booking.cancel(appointment, now, reason=reason.strip(), by_staff=True, actor=actor)
     if preview is None:
-        return appointment, 0
+        return appointment, 0, False
     amount, _currency, how = preview
+    pending = False
     if how == "card":
         # booking.cancel asked Stripe; what it reserved (sent, or left pending for the sweeper) counts.
         after = Payment.objects(id=before.id).first()
         amount = (after.amount_refunded or 0) - (before.amount_refunded or 0)
+        pending = any(r.status == "pending" for r in after.refunds[len(before.refunds):])
     else:
         payment = Payment.objects(appointment=appointment.id).no_dereference().first()
         entry = Refund(amount=amount, status="succeeded", created_at=now,
@@ -101,4 +106,4 @@ def cancel_at_desk(appointment, now, reason, actor):
         else:
             amount = 0
     appointment.reload()
-    return appointment, amount
+    return appointment, amount, pending
