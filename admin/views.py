@@ -97,14 +97,30 @@ class ProviderView(SecureModelView):
 
     read_roles = FRONT_DESK
     record_noun = "provider"
-    column_list = ("name", "email", "services", "active")
+    column_list = ("name", "email", "services", "active", "hours")
     column_filters = ("active",)
     column_searchable_list = ("name", "email")
     column_default_sort = "name"
-    column_formatters = {"services": names_formatter}
+    column_labels = {"hours": "Weekly hours"}
+    column_formatters = {"services": names_formatter, "hours": lambda v, c, m, n: hours_link(m)}
+
+    def after_list_loaded(self, rows):
+        """Which providers of the page have weekly hours, in one query."""
+        g.page_schedules = {s.provider.id: s.id for s in
+                            Schedule.objects(provider__in=[r.id for r in rows]).only("id", "provider").no_dereference()}
     form_overrides = {"email": ClinicEmailField}
     column_descriptions = {"services": "The services this provider offers. Set their weekly hours under "
                                        "Clinic → Schedules."}
+
+
+def hours_link(provider):
+    """A link to the provider's weekly hours (or to set them) for admins; plain words for others."""
+    schedule_id = (g.get("page_schedules") or {}).get(provider.id)
+    if staff_role() != "admin":
+        return "set" if schedule_id else "not set"
+    if schedule_id:
+        return link(url_for("schedules.edit_view", id=str(schedule_id)), f"Edit hours of {provider.name}")
+    return link(url_for("schedules.create_view", provider=str(provider.id)), f"Set hours of {provider.name}")
 
 
 class ServiceView(SecureModelView):

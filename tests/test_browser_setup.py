@@ -70,9 +70,10 @@ def test_a_clinic_sets_itself_up_in_the_back_office(live_server, page):
     provider = Provider.objects.get(name="Dr Nova Reed")
     assert [s.id for s in provider.services] == [service.id]
 
-    # Weekly hours, Monday to Friday 09:00–17:00, each with a lunch break 12:00–13:00.
-    page.goto(f"{base}/admin/schedules/new/")
-    page.get_by_label("Provider").select_option(label="Dr Nova Reed")
+    # Weekly hours, Monday to Friday 09:00–17:00, each with a lunch break 12:00–13:00: from the
+    # providers list, whose new row offers to set them.
+    page.get_by_role("link", name="Set hours of Dr Nova Reed").click()
+    assert page.get_by_label("Provider").input_value() == str(provider.id)
     for index, name in enumerate(("Monday", "Tuesday", "Wednesday", "Thursday", "Friday")):
         day = page.locator(f"#day-{index}")
         day.get_by_label(f"Open on {name}").check()
