@@ -83,6 +83,35 @@ class MoneyField(StringField):
         return f"{int(self.data) // 100}.{int(self.data) % 100:02d}"
 
 
+class HoursListField(StringField):
+    """A list of whole hours typed as "24, 2" (reminder lead times), stored as [24, 2].
+
+    One labelled text input, instead of Flask-Admin's add/remove rows (unlabelled inputs and
+    inline handlers, which the back office's CSP and axe both refuse). Empty means no reminders.
+    """
+
+    def __init__(self, label=None, validators=None, max_hours=24 * 14, **kwargs):
+        self.max_hours = max_hours
+        kwargs.setdefault("description", "Hours before the appointment, separated by commas, e.g. 24, 2.")
+        kwargs.setdefault("render_kw", {"inputmode": "numeric", "autocomplete": "off"})
+        super().__init__(label, validators, **kwargs)
+
+    def process_formdata(self, valuelist):
+        """Parse "24, 2" into [24, 2]; anything else is an error on this field."""
+        if not valuelist:
+            return
+        parts = [p.strip() for p in (valuelist[0] or "").replace(";", ",").split(",") if p.strip()]
+        if not all(p.isascii() and p.isdigit() and 1 <= int(p) <= self.max_hours for p in parts):
+            self.data = None
+            raise ValueError(f"Enter whole hours from 1 to {self.max_hours}, separated by commas, e.g. 24, 2.")
+        self.data = sorted({int(p) for p in parts}, reverse=True)
+
+    def _value(self):
+        if self.raw_data:
+            return self.raw_data[0]
+        return ", ".join(str(h) for h in (self.data or []))
+
+
 class ClinicEmailField(EmailField):
     """An email input checked by the same rule as sign-up (`normalise_email`), stored normalised.
 

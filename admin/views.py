@@ -22,6 +22,7 @@ from admin.base import SecureModelView, clinic_zone, local_formatter, staff_acto
 from admin.fields import (
     ClinicEmailField,
     LocalDateTimeField,
+    HoursListField,
     MoneyField,
     appointment_text,
     format_money,
@@ -134,11 +135,11 @@ class ServiceView(SecureModelView):
     column_searchable_list = ("name",)
     column_default_sort = "name"
     record_noun = "service"
-    form_overrides = {"price": MoneyField, "currency": StringField}
+    form_overrides = {"price": MoneyField, "currency": StringField, "reminder_hours": HoursListField}
     column_labels = {"duration_minutes": "Duration (minutes)", "buffer_before_minutes": "Buffer before (minutes)",
                      "buffer_after_minutes": "Buffer after (minutes)", "min_notice_minutes": "Minimum notice (minutes)",
                      "horizon_days": "Bookable ahead (days)", "cancellation_window_hours": "Cancellation window (hours)",
-                     "refund_rule": "Refund on cancellation"}
+                     "refund_rule": "Refund on cancellation", "reminder_hours": "Email reminders (hours before)"}
     column_descriptions = {"price": "An amount like 55.00, in the currency below; 0.00 for a free service.",
                            "currency": "Three-letter code in lower case, e.g. gbp.",
                            "duration_minutes": "A multiple of 5 minutes."}
