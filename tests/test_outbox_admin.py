@@ -190,9 +190,12 @@ def test_an_admin_sets_a_services_reminder_hours_and_bookings_follow_them(make_a
     assert staff_login(client, "admin@clinic.test").status_code == 302
     html = client.get(f"/admin/services/edit/?id={service.id}").get_data(as_text=True)
     data = _form_fields(html)
-    assert data["reminder_hours-0"] == "24" and data["reminder_hours-1"] == "2"
-    data["reminder_hours-0"] = "48"
-    del data["reminder_hours-1"]
+    assert data["reminder_hours"] == "24, 2"
+    data["reminder_hours"] = "48, 2x"
+    refused = client.post(f"/admin/services/edit/?id={service.id}", data=data)
+    assert refused.status_code == 200 and "Enter whole hours" in refused.get_data(as_text=True)
+    assert service.reload().reminder_hours == [24, 2]
+    data["reminder_hours"] = "48"
     resp = client.post(f"/admin/services/edit/?id={service.id}", data=data)
     assert resp.status_code == 302
     service.reload()
