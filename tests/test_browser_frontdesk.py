@@ -2,6 +2,7 @@
 patient in and undoes it, and cancels a paid appointment after reading the refund it states.
 Every page visited is checked with axe-core (no serious or critical violations)."""
 
+import os
 import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -112,6 +113,10 @@ def sign_in(page, base, email="reception@clinic.test"):
 
 
 def shoot(page, name):
+    """Save the README's screenshot of this page, when asked (UPDATE_SCREENSHOTS=1): an ordinary
+    run leaves the committed pictures alone."""
+    if not os.environ.get("UPDATE_SCREENSHOTS"):
+        return
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
 
