@@ -144,7 +144,7 @@ def derived_settings(config):
         "JWT_SESSION_COOKIE": True,
         # Flask refuses a session cookie signed longer ago than this (the staff absolute limit).
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=config.get("STAFF_SESSION_HOURS", 12)),
-        # A 10 MB body is refused before any view reads it.
+        # A body over 1 MB is refused (413) before any view reads it.
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "WTF_CSRF_TIME_LIMIT": None,
     }

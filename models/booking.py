@@ -223,8 +223,9 @@ def _claim(provider_id, appointment_id, block_start, block_end, expires_at, now,
 
 
 # A booking writes its claims, then its appointment, within one request; claims older than this
-# whose appointment never appeared were left by a process that died in between.
-ORPHAN_AFTER = timedelta(seconds=60)
+# whose appointment never appeared were left by a process that died in between, and a new booking
+# may take them over. (The sweeper deletes such claims later: sweep.DELETE_ORPHANS_AFTER.)
+TAKE_OVER_ORPHANS_AFTER = timedelta(seconds=60)
 
 
 def _take_over_orphans(collection, provider_id, units, appointment_id, expires_at, now):
@@ -233,7 +234,7 @@ def _take_over_orphans(collection, provider_id, units, appointment_id, expires_a
                                   {"_id": 1, "unit": 1, "appointment": 1}))
     owners = {c["appointment"] for c in claims}
     alive = {a["_id"] for a in Appointment._get_collection().find({"_id": {"$in": list(owners)}}, {"_id": 1})}
-    cutoff = ObjectId.from_datetime(now - ORPHAN_AFTER)
+    cutoff = ObjectId.from_datetime(now - TAKE_OVER_ORPHANS_AFTER)
     held = set(units)
     for claim in claims:
         if claim["appointment"] in alive or claim["_id"] >= cutoff:

@@ -171,6 +171,11 @@ def create_caller(name, phone, email="", date_of_birth=None):
     patient = Patient(email=email, name=name, phone=phone, date_of_birth=date_of_birth,
                       password_hash=hash_password(secrets.token_urlsafe(32)))
     patient.save(force_insert=True)
+    if has_email(patient):
+        # A caller who gave an email is invited to choose a password (models/reset.py, 7 days).
+        from models.reset import queue_invitation
+
+        queue_invitation(patient)
     return patient
 
 

@@ -32,7 +32,9 @@ from models.documents import Appointment, Payment, TimeClaim, utcnow
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 300
 STUCK_AFTER = timedelta(minutes=1)
-ORPHAN_AFTER = timedelta(minutes=2)
+# Orphan claims (appointment never written) are deleted once older than this: later than a booking
+# may take them over (booking.TAKE_OVER_ORPHANS_AFTER), so the two never act on a claim at once.
+DELETE_ORPHANS_AFTER = timedelta(minutes=2)
 RECENT = timedelta(days=1)
 ACTOR = "sweeper"
 _RELEASE = ("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) "
@@ -52,6 +54,7 @@ class SweepReport:
     skipped: bool = False
     mail: object = None  # the outbox's DeliveryReport
     offered: list = field(default_factory=list)
+    completed: int = 0
 
     def lines(self):
         """Human-readable summary lines."""
@@ -69,6 +72,8 @@ class SweepReport:
             out.append(f"sweep: {len(self.offered)} waitlist offer(s) made")
         if self.orphans:
             out.append(f"sweep: {self.orphans} stale time claim(s) deleted")
+        if self.completed:
+            out.append(f"sweep: {self.completed} visit(s) completed")
         out += [f"sweep: problem: {p}" for p in self.problems]
         if self.mail is not None:
             out += [f"sweep: {line}" for line in self.mail.lines()]
@@ -104,6 +109,7 @@ def sweep(now=None):
         _reconcile_payments(now, report)
         _recent_payments(now, report)
         _tidy_claims(now, report)
+        _complete_visits(now, report)
         from models.waitlist import sweep_waitlist  # freed times go to the first patient in line
 
         report.offered = sweep_waitlist(now, report)
@@ -111,6 +117,19 @@ def sweep(now=None):
     finally:
         lease.release()
     return report
+
+
+def _complete_visits(now, report):
+    """A checked-in appointment whose end has passed is `completed` (its version bumped, so any
+    message still queued for it is dropped). No-shows and unattended visits stay as they are."""
+    from models.audit import record_audit
+
+    for appointment_id in Appointment.objects(status="checked_in", end__lte=now).scalar("id"):
+        # Guarded per appointment: an undo of the check-in meanwhile wins.
+        if Appointment.objects(id=appointment_id, status="checked_in").update_one(
+                set__status="completed", set__updated_at=now, inc__version=1):
+            record_audit(ACTOR, "appointment.complete", record=f"Appointment:{appointment_id}")
+            report.completed += 1
 
 
 def _note(outcome, appointment_id, report):
@@ -183,7 +202,7 @@ def _reconcile_payments(now, report):
 def _tidy_claims(now, report):
     collection = TimeClaim._get_collection()
     # Claims made in the last day but over two minutes ago: a pass a minute sees each of them.
-    window = {"$gte": ObjectId.from_datetime(now - RECENT), "$lt": ObjectId.from_datetime(now - ORPHAN_AFTER)}
+    window = {"$gte": ObjectId.from_datetime(now - RECENT), "$lt": ObjectId.from_datetime(now - DELETE_ORPHANS_AFTER)}
     ids = {c["appointment"] for c in collection.find({"_id": window}, {"appointment": 1})}
     if not ids:
         return

@@ -39,7 +39,7 @@ def test_reception_books_and_checks_in_from_the_day_view(live_server, page):
     page.get_by_role("button", name="Show free times").click()
     page.get_by_role("button", name="Choose ").first.click()
     page.get_by_role("button", name="Book", exact=True).click()
-    assert page.get_by_text("Booked Pat Example").is_visible()
+    page.get_by_text("Booked Pat Example").wait_for()  # the click navigates: wait for the new page
     appt = Appointment.objects.get(patient=patient.id)
     assert appt.status == "confirmed"
 

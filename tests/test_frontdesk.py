@@ -407,3 +407,14 @@ def test_callers_are_found_by_date_of_birth_and_a_known_email_is_not_duplicated(
     from models.accounts import authenticate
 
     assert authenticate(Patient, caller.email, "") is None
+
+
+def test_a_caller_created_at_the_desk_with_an_email_is_invited_to_set_a_password(app, desk):
+    from models.frontdesk import create_caller
+    from models.outbox import OutboxMessage
+
+    with_email = create_caller("Ivy Invite", "07700 900555", email="ivy@example.com")
+    [invite] = OutboxMessage.objects(kind="invitation", patient=with_email.id)
+    assert invite.to == "ivy@example.com" and invite.status == "queued"
+    without = create_caller("Nel Noemail", "07700 900556")
+    assert OutboxMessage.objects(kind="invitation", patient=without.id).count() == 0

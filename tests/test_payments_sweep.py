@@ -153,3 +153,22 @@ def test_sweep_command_reports_late_confirmations(app, stripe_base):
     assert result.exit_code == 0, result.output
     assert "0 hold(s) expired" in result.output and "1 late payment(s) confirmed" in result.output
     assert Appointment.objects.get(id=appt.id).status == "confirmed"
+
+
+def test_a_checked_in_visit_is_completed_once_it_has_ended(app):
+    from models import AuditEvent
+
+    service, provider = clinic_with_service(price=0)
+    visit = book_held(service, provider)
+    waiting = book_held(service, provider, email="second@example.com",
+                        start=visit.start.replace(tzinfo=timezone.utc) + timedelta(hours=1))
+    Appointment.objects(id__in=[visit.id, waiting.id]).update(set__status="checked_in")
+    end = visit.end.replace(tzinfo=timezone.utc)
+    before = run_sweep(app, end - timedelta(minutes=1))
+    assert before.completed == 0 and Appointment.objects.get(id=visit.id).status == "checked_in"
+    report = run_sweep(app, end + timedelta(minutes=1))
+    assert report.completed == 1 and "sweep: 1 visit(s) completed" in report.lines()
+    done = Appointment.objects.get(id=visit.id)
+    assert done.status == "completed" and done.version == visit.version + 1
+    assert Appointment.objects.get(id=waiting.id).status == "checked_in"  # its end is still ahead
+    assert AuditEvent.objects(action="appointment.complete", record=f"Appointment:{visit.id}").count() == 1
