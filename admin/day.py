@@ -245,15 +245,25 @@ class DayView(StaffAccessMixin, BaseView):
             abort(403, "Your role cannot book appointments.")
         values = self._booking_values(request.form)
         try:
-            patient = self._patient_for(values)
             start = self._parse_start(values)
             reason = values["override_reason"]
             if values["override"] and not reason:
                 raise ValidationFailed("An override needs a reason.", fields={"override_reason": "required"})
             notes = f"Override: {reason[:500]}" if values["override"] else ""
-            appointment = booking.book(patient, values["service"], values["provider"], start, utcnow(),
-                                       booked_by=staff_actor(), pay_online=False, override=values["override"],
-                                       by_staff=True, notes=notes)
+
+            def book_for(patient):
+                return booking.book(patient, values["service"], values["provider"], start, utcnow(),
+                                    booked_by=staff_actor(), pay_online=False, override=values["override"],
+                                    by_staff=True, notes=notes)
+
+            patient = self._existing_patient(values)
+            if patient is not None:
+                appointment = book_for(patient)
+            else:
+                # A new caller is saved only with their booking: a refused time leaves no record.
+                patient, appointment = frontdesk.book_new_caller(
+                    values["name"], values["phone"], values["email"], values["date_of_birth"], book_for)
+                audit(staff_actor(), "patient.create", record=f"Patient:{patient.id}")
         except DomainError as exc:
             audit(staff_actor(), "appointment.book", record=f"Provider:{values['provider'][:24]}",
                   outcome=f"refused:{exc.code}")
@@ -272,8 +282,8 @@ class DayView(StaffAccessMixin, BaseView):
         day = booking._utc(appointment.start).astimezone(ZoneInfo(clinic_zone())).date()
         return redirect(url_for(".index", day=day.isoformat()) + f"#appt-{appointment.id}")
 
-    def _patient_for(self, values):
-        """The chosen patient, one found by email (older forms), or a new caller created inline."""
+    def _existing_patient(self, values):
+        """The chosen patient, or one found by email (older forms); None for a new caller."""
         if ObjectId.is_valid(values["patient"]):
             patient = Patient.objects(id=values["patient"], active=True).first()
             if patient is None:
@@ -287,12 +297,7 @@ class DayView(StaffAccessMixin, BaseView):
         if not values["name"] and not values["phone"]:
             raise ValidationFailed("Choose a patient, or give a new caller's name and phone.",
                                    fields={"name": "required", "phone": "required"})
-        patient = frontdesk.create_caller(values["name"], values["phone"], values["email"],
-                                          values["date_of_birth"])
-        audit(staff_actor(), "patient.create", record=f"Patient:{patient.id}")
-        # Later errors re-render the form with this patient chosen, not a second new caller.
-        values["patient"] = str(patient.id)
-        return patient
+        return None
 
     def _parse_start(self, values):
         raw = request.form.get("start", "")

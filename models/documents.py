@@ -37,6 +37,16 @@ def utcnow():
     return datetime.now(timezone.utc)
 
 
+# Callers added at the desk without an email get a unique address in this reserved domain (RFC
+# 6761: nothing can be delivered there), so `Patient.email` stays unique and required.
+NO_EMAIL_DOMAIN = "no-email.invalid"
+
+
+def deliverable(address):
+    """True for an email address worth sending to (not a desk placeholder)."""
+    return bool(address) and not str(address).lower().endswith("@" + NO_EMAIL_DOMAIN)
+
+
 def _validate_zone(name):
     try:
         ZoneInfo(name)

@@ -14,12 +14,11 @@ from bson import ObjectId
 
 from models.accounts import _clean_text, hash_password, normalise_email
 from models.booking import _utc, claim_time
-from models.documents import Appointment, Patient, Payment
+from models.documents import NO_EMAIL_DOMAIN, Appointment, Patient, Payment, deliverable
 from models.errors import Conflict, ValidationFailed
 
 # Staff-created patients without an email get an address in the reserved `.invalid` domain
 # (RFC 2606): Patient.email stays unique and required, and no message can ever be delivered to it.
-NO_EMAIL_DOMAIN = "no-email.invalid"
 SYMBOLS = {"gbp": "£", "eur": "€", "usd": "$"}
 
 
@@ -96,7 +95,7 @@ def undo_no_show(appointment, now):
 
 def has_email(patient):
     """False for a patient created at the desk without an email."""
-    return bool(patient.email) and not patient.email.endswith("@" + NO_EMAIL_DOMAIN)
+    return deliverable(patient.email)
 
 
 def parse_birth_date(raw):
@@ -143,7 +142,7 @@ def find_patients(query, limit=10):
     return list(found.order_by("name").limit(limit))
 
 
-def create_caller(name, phone, email="", date_of_birth=None):
+def create_caller(name, phone, email="", date_of_birth=None, invite=True):
     """Create a patient at the desk from a phone call: name and phone are enough.
 
     The password is unusable until the patient sets one (an invitation, when they gave an email).
@@ -171,12 +170,33 @@ def create_caller(name, phone, email="", date_of_birth=None):
     patient = Patient(email=email, name=name, phone=phone, date_of_birth=date_of_birth,
                       password_hash=hash_password(secrets.token_urlsafe(32)))
     patient.save(force_insert=True)
+    if invite:
+        invite_caller(patient)
+    return patient
+
+
+def invite_caller(patient):
+    """A caller who gave an email is invited to choose a password (models/reset.py, 7 days)."""
     if has_email(patient):
-        # A caller who gave an email is invited to choose a password (models/reset.py, 7 days).
         from models.reset import queue_invitation
 
         queue_invitation(patient)
-    return patient
+
+
+def book_new_caller(name, phone, email, date_of_birth, book):
+    """Add a new caller and book them in one step: `book(patient)` makes the appointment.
+
+    A refused booking leaves no patient behind (nor an invitation), so retrying with another time
+    never piles up duplicate records. Returns (patient, appointment).
+    """
+    patient = create_caller(name, phone, email, date_of_birth, invite=False)
+    try:
+        appointment = book(patient)
+    except Exception:
+        Patient.objects(id=patient.id).delete()
+        raise
+    invite_caller(patient)
+    return patient, appointment
 
 
 # --- money on cancellation -----------------------------------------------------------------------

@@ -77,7 +77,7 @@ from mongoengine import (
     StringField,
 )
 
-from models.documents import Appointment, Patient, utcnow
+from models.documents import Appointment, Patient, deliverable, utcnow
 
 log = logging.getLogger(__name__)
 UTC = timezone.utc
@@ -153,6 +153,8 @@ def enqueue(kind, to, subject, *, version=0, context=None, due_at=None, variant=
     """Queue one message (idempotent on kind, subject, version, variant); return its document."""
     if kind not in KINDS:
         raise ValueError(f"unknown message kind {kind!r}")
+    if not deliverable(to):
+        return None  # a caller added at the desk without an email: nothing to send
     now = now or utcnow()
     message = OutboxMessage(kind=kind, to=to, subject=subject, version=int(version or 0),
                             variant=variant or "", context=context or {},
@@ -172,7 +174,7 @@ def enqueue_for_appointment(kind, appointment, now, *, context=None, due_at=None
     if current is None:
         return None
     patient = Patient.objects(id=_ref_id(current.patient)).only("email").first()
-    if patient is None or not patient.email:
+    if patient is None or not deliverable(patient.email):
         return None
     return enqueue(kind, patient.email, f"Appointment:{current.id}", version=current.version or 0,
                    context=context, due_at=due_at, variant=variant, appointment_id=current.id,
@@ -204,7 +206,7 @@ def _facts(appointment, fresh=False):
         Patient.objects(id=_ref_id(appt.patient)).only("email").first()
     service = appt.service if isinstance(appt.service, Service) else \
         Service.objects(id=_ref_id(appt.service)).only("reminder_hours").first()
-    if patient is None or not patient.email:
+    if patient is None or not deliverable(patient.email):
         return None
     hours = getattr(service, "reminder_hours", None)
     return _Facts(appt.id, appt.version or 0, _utc(appt.start), patient.id, patient.email,

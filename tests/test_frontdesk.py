@@ -9,7 +9,7 @@ import pytest
 from models import Appointment, AuditEvent, Patient, Payment, StaffUser
 from models.booking import book
 from models.desk_payments import mark_paid_at_desk
-from models.documents import Refund
+from models.documents import Refund, utcnow
 from models.glance import glance
 from tests.factories import (
     LONDON,
@@ -194,9 +194,17 @@ def test_a_refused_booking_keeps_every_value_typed(app, desk):
     html = resp.get_data(as_text=True)
     assert "outside the provider&#39;s working hours" in html or "outside the provider's working hours" in html
     assert 'value="22:00"' in html and f'value="{day.isoformat()}"' in html and f'value="{desk["two"].id}" selected' in html
-    # The caller was created once and is now the chosen patient: a retry does not duplicate them.
-    assert Patient.objects(name="Odd Hours").count() == 1
-    assert "checked" in html.split("Odd Hours")[0].rsplit("<input", 1)[-1] or 'checked>' in html
+    # A refused booking saves no patient: the new caller's name and phone stay in the form, and
+    # the retry with a working time creates the caller once, with the booking.
+    assert Patient.objects(name="Odd Hours").count() == 0
+    assert 'value="Odd Hours"' in html and 'value="07700 900999"' in html
+    retry = client.post("/admin/day/book", data={
+        "csrf_token": form_csrf(html), "patient": "new", "name": "Odd Hours", "phone": "07700 900999",
+        "service": str(desk["consult"].id), "provider": str(desk["two"].id), "day": day.isoformat(),
+        "time": "10:00"})
+    assert retry.status_code == 302
+    [caller] = Patient.objects(name="Odd Hours")
+    assert Appointment.objects(patient=caller.id).count() == 1
 
 
 def test_day_grid_columns_gaps_and_hidden_cancelled(app, desk):
@@ -418,3 +426,9 @@ def test_a_caller_created_at_the_desk_with_an_email_is_invited_to_set_a_password
     assert invite.to == "ivy@example.com" and invite.status == "queued"
     without = create_caller("Nel Noemail", "07700 900556")
     assert OutboxMessage.objects(kind="invitation", patient=without.id).count() == 0
+    # Booked at the desk, a caller without an email gets no confirmation or reminders either
+    # (their placeholder address is in a domain nothing can be delivered to).
+    booked = book(without, str(desk["call"].id), str(desk["one"].id), at(future_day(3), 10), utcnow(),
+                  booked_by="staff:x", pay_online=False, by_staff=True)
+    assert booked.status == "confirmed"
+    assert OutboxMessage.objects(patient=without.id).count() == 0
