@@ -10,6 +10,7 @@ from clinic.audit import audit
 from models import booking
 from models.documents import utcnow
 from models.errors import DomainError, Throttled
+from models.frontdesk import refund_preview
 from portal.auth import (change_password_guarded, issue_tokens, patient_page, register_patient_counted,
                          registration_allowed, revoke, revoke_cookies, sign_in)
 from portal.payment import payment_context, payment_page
@@ -153,17 +154,23 @@ def appointment(appointment_id):
     audit(f"patient:{g.patient.id}", "appointment.read", record=f"Appointment:{appt.id}")
     # Re-fetched from Stripe while a payment is under way: the page never trusts a redirect.
     pay = payment_context(appt, now, f"patient:{g.patient.id}")
+    blocker = booking.cancellation_blocker(appt, now, clinic)
+    # Cancelling takes two steps: the page first says what the patient gets back.
+    confirm_cancel = request.args.get("cancel") == "1" and not blocker
     return render_template(
         "portal/appointment.html", appt=appt, clinic=clinic, status=booking.effective_status(appt, now),
-        blocker=booking.cancellation_blocker(appt, now, clinic), human_time=booking.human_time, pay=pay,
-        move_blocker=reschedule_blocker(appt, now, clinic))
+        blocker=blocker, human_time=booking.human_time, pay=pay,
+        move_blocker=reschedule_blocker(appt, now, clinic), confirm_cancel=confirm_cancel,
+        refund=refund_preview(appt, now) if confirm_cancel else None)
 
 
 @bp.post("/appointments/<appointment_id>/cancel")
 @patient_page
 def cancel_appointment(appointment_id):
-    """Cancel from the appointment page."""
+    """Cancel from the appointment page, once the patient has seen what they get back."""
     appt = booking.get_patient_appointment(g.patient, appointment_id)
+    if request.form.get("confirm") != "yes":
+        return redirect(url_for("portal.appointment", appointment_id=appt.id, cancel="1") + "#cancel")
     try:
         booking.cancel(appt, utcnow(), reason="cancelled by patient", actor=f"patient:{g.patient.id}")
     except DomainError as exc:

@@ -257,7 +257,8 @@ def test_a_waitlist_offer_is_accepted_after_another_patient_cancels(clinic, brow
     sign_in(other, c["base"], email="other@example.com")
     eleven = next(a for a in taken if a.start.replace(tzinfo=timezone.utc) == at(day, 11).astimezone(timezone.utc))
     other.goto(f"{c['base']}/portal/appointments/{eleven.id}")
-    other.get_by_role("button", name="Cancel this appointment").click()
+    other.get_by_role("link", name="Cancel this appointment").click()
+    other.get_by_role("button", name="Yes, cancel it").click()
     assert other.get_by_text("Your appointment is cancelled.").is_visible()
     # Olive does not see it as free: it is held for Pat.
     other.goto(f"{c['base']}/portal/book?service={c['consult'].id}&provider={c['tom'].id}&day={day.isoformat()}")

@@ -137,3 +137,42 @@ def test_waitlist_form_shows_errors_on_the_field(app, setup):
     # Times are free that day already: one is held for the patient at once.
     html = client.get("/portal/waitlist").get_data(as_text=True)
     assert "A time is held for you:" in html and "Accept this time" in html
+
+
+def test_cancelling_takes_two_steps_and_states_the_refund_first(app, setup):
+    from models.booking import book, cancel
+    from models.documents import Patient
+    from tests.test_payments_helpers import CARD_OK, api_post, card_token
+
+    s, client = setup, app.test_client()
+    assert api_login(client).status_code == 200
+    patient = Patient.objects.get(email="pat@example.com")
+    appt = book(patient, str(s["consult"].id), str(s["one"].id), at(future_day(5), 10), utcnow())
+    stripe_base = app.config["STRIPE_API_BASE"]
+    assert api_post(client, f"/api/appointments/{appt.id}/payment").status_code == 200
+    paid = api_post(client, f"/api/appointments/{appt.id}/payment/confirm",
+                    {"token": card_token(stripe_base, CARD_OK)["id"]})
+    assert paid.get_json()["appointment_status"] == "confirmed"
+
+    page = client.get(f"/portal/appointments/{appt.id}").get_data(as_text=True)
+    assert 'cancel=1#cancel">Cancel this appointment</a>' in page and "Yes, cancel it" not in page
+    ask = client.get(f"/portal/appointments/{appt.id}?cancel=1").get_data(as_text=True)
+    assert "Cancel this appointment?" in ask
+    # A post without the confirmation (an old form, a stray click) only leads to the question.
+    early = client.post(f"/portal/appointments/{appt.id}/cancel",
+                        data={"csrf_token": form_csrf(ask), "jwt_csrf": jwt_csrf(client)})
+    assert early.status_code == 302 and early.headers["Location"].endswith("?cancel=1#cancel")
+    assert Appointment.objects.get(id=appt.id).status == "confirmed"
+    assert "You will be refunded £60.00 to the card you paid with." in ask
+    done = client.post(f"/portal/appointments/{appt.id}/cancel",
+                       data={"csrf_token": form_csrf(ask), "jwt_csrf": jwt_csrf(client), "confirm": "yes"})
+    assert done.status_code == 302 and Appointment.objects.get(id=appt.id).status == "cancelled"
+    assert Payment.objects.get(appointment=appt.id).amount_refunded == 6000
+
+    # A cancellation by the clinic shows as such; the staff's own note is not shown to the patient.
+    other = book(patient, str(s["consult"].id), str(s["two"].id), at(future_day(6), 11), utcnow(),
+                 booked_by="staff:reception", pay_online=False)
+    cancel(other, utcnow(), reason="Patient phoned: feeling better", by_staff=True, actor="staff:reception")
+    dashboard = client.get("/portal/").get_data(as_text=True)
+    assert "Cancelled by the clinic." in dashboard and "Cancelled by you." in dashboard
+    assert "feeling better" not in dashboard
