@@ -220,9 +220,15 @@ def review_context(service, chosen, clinic, now, start_raw, picker):
     free = [p for s, _e, p in booking.find_slots(service, chosen, clinic, local.date(), 1, now) if s == start]
     if not free:
         return None
+    policy = policy_text(service, clinic)
+    hours = service.cancellation_window_hours or 0
+    if hours and start - now < timedelta(hours=hours):
+        # Said before committing: this time is already inside the window, so online changes are over.
+        policy = (f"This time starts within {hours} hour{'s' if hours != 1 else ''}, so once booked it "
+                  f"cannot be cancelled or moved online. " + policy)
     return {"start": start, "local": local, "end": start + timedelta(minutes=service.duration_minutes),
             "providers": free, "start_iso": local.isoformat(),
-            "hold_minutes": clinic.hold_minutes or 15, "policy": policy_text(service, clinic)}
+            "hold_minutes": clinic.hold_minutes or 15, "policy": policy}
 
 
 @bp.post("/book")

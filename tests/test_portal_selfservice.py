@@ -176,3 +176,23 @@ def test_cancelling_takes_two_steps_and_states_the_refund_first(app, setup):
     dashboard = client.get("/portal/").get_data(as_text=True)
     assert "Cancelled by the clinic." in dashboard and "Cancelled by you." in dashboard
     assert "feeling better" not in dashboard
+
+
+def test_the_review_warns_when_the_time_is_already_inside_the_cancellation_window(app, setup):
+    from datetime import datetime, timezone
+
+    s, client = setup, app.test_client()
+    slots = client.get(f"/api/slots?service={s['consult'].id}&provider={s['one'].id}&days=7").get_json()
+    soon = slots[0]  # the provider works every day, so the first free time is under 24 hours away
+    assert datetime.fromisoformat(soon["start"]) - datetime.now(timezone.utc) < timedelta(hours=24)
+    later = next(x for x in slots if datetime.fromisoformat(x["start"]) - datetime.now(timezone.utc) > timedelta(hours=48))
+    warning = "This time starts within 24 hours, so once booked it cannot be cancelled or moved online."
+
+    def review(slot):
+        day = slot["start"][:10]
+        url = (f"/portal/book?service={s['consult'].id}&provider={s['one'].id}&day={day}"
+               f"&start={quote(slot['start'])}")
+        return client.get(url).get_data(as_text=True)
+
+    assert warning in review(soon)
+    assert warning not in review(later) and "up to 24 hours before it starts" in review(later)
