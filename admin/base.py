@@ -1,5 +1,6 @@
 """What every back-office view shares: the staff user loader, role checks, audit, bulk loading."""
 
+from bson import ObjectId
 from flask import abort, flash, g, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.helpers import is_form_submitted
@@ -138,6 +139,13 @@ class SecureModelView(StaffAccessMixin, ModelView):
     def get_query(self):
         """Provider staff see only their own records."""
         return self._scoped(super().get_query())
+
+    def get_one(self, id):
+        """The record, or None for an id that cannot exist (Flask-Admin then says "Record does not
+        exist." instead of showing the database's raw ObjectId error)."""
+        if not ObjectId.is_valid(str(id)):
+            return None
+        return super().get_one(id)
 
     def get_list(self, page, sort_column, sort_desc, search, filters, execute=True, page_size=None):
         """Load referenced documents in bulk: one query per referenced collection, not per row."""

@@ -303,3 +303,20 @@ def test_edit_forms_save_for_the_roles_that_may_use_them(app, seeded):
     assert resp.status_code == 302, resp.get_data(as_text=True)
     assert TimeOff.objects.get(id=off.id).start.replace(tzinfo=timezone.utc) == datetime(
         2027, 1, 4, 9, 0, tzinfo=timezone.utc)  # GMT in January
+
+
+def test_a_malformed_record_id_says_it_does_not_exist(make_app):
+    """/admin/…/details/?id=zzz: the plain "Record does not exist.", not MongoDB's ObjectId error."""
+    from models.seed import DEMO_PASSWORD, seed_demo
+    from tests.factories import staff_login
+
+    app = make_app()
+    with app.app_context():
+        seed_demo()
+    client = app.test_client()
+    assert staff_login(client, "admin@clinic.test", DEMO_PASSWORD).status_code == 302
+    for view in ("patients", "outbox", "appointments", "payments"):
+        resp = client.get(f"/admin/{view}/details/?id=zzz", follow_redirects=True)
+        body = resp.get_data(as_text=True)
+        assert resp.status_code == 200, (view, resp.status_code)
+        assert "Record does not exist" in body and "not a valid ObjectId" not in body, view
