@@ -44,7 +44,11 @@ class DayView(StaffAccessMixin, BaseView):
         try:
             return date.fromisoformat(raw)
         except ValueError:
-            return booking.local_today(clinic_zone(), utcnow())
+            today = booking.local_today(clinic_zone(), utcnow())
+            if raw:
+                # Said on the page: a mistyped date must not pass for today's sheet unnoticed.
+                flash(f"“{raw[:20]}” is not a date; showing today, {today:%A %-d %B %Y}.", "warning")
+            return today
 
     def _providers(self):
         if staff_role() == "provider":

@@ -347,6 +347,9 @@ def test_walk_in_form_starts_now_with_a_provider_free_now(app, desk):
 def test_bad_input_answers_with_a_page_not_a_traceback(app, desk):
     client = signed_in(app)
     assert client.get("/admin/day/?day=not-a-date").status_code == 200
+    for path in ("/admin/day/?day=2026-02-30", "/admin/day/print?day=2026-02-30", "/admin/day/week?day=xx"):
+        page = client.get(path).get_data(as_text=True)
+        assert "is not a date; showing today" in page, path
     assert client.get("/admin/day/week?day=2026-13-40").status_code == 200
     assert client.get("/admin/day/cancel?appointment=nope").status_code == 404
     token = desk_token(client)
