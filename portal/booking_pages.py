@@ -175,7 +175,9 @@ def book():
     patient, renewed = optional_patient()
     if renewed is not None:
         return renewed
-    services = sorted((s for s in catalog.services.values() if s.active), key=lambda s: s.name)
+    # Only services some clinician offers: a service nobody provides has no time to book.
+    services = sorted((s for s in catalog.services.values() if s.active and catalog.providers_offering(s)),
+                      key=lambda s: s.name)
     args = request.args
     tz_raw = args.get("tz", "")
     pzone = patient_zone(tz_raw, clinic.timezone)
@@ -408,7 +410,9 @@ def waitlist_page():
     catalog = current_catalog()
     clinic = catalog.require_clinic()
     now = utcnow()
-    services = sorted((s for s in catalog.services.values() if s.active), key=lambda s: s.name)
+    # Only services some clinician offers: a service nobody provides has no time to book.
+    services = sorted((s for s in catalog.services.values() if s.active and catalog.providers_offering(s)),
+                      key=lambda s: s.name)
     providers = sorted(catalog.providers.values(), key=lambda p: p.name)
     form = WaitlistForm(formdata=request.form if request.method == "POST" else None)
     form.service.choices = [(str(s.id), s.name) for s in services]

@@ -196,3 +196,9 @@ def test_the_review_warns_when_the_time_is_already_inside_the_cancellation_windo
 
     assert warning in review(soon)
     assert warning not in review(later) and "up to 24 hours before it starts" in review(later)
+
+
+def test_a_service_no_clinician_offers_is_not_offered_for_booking(app, setup):
+    orphan = make_service("Orphan therapy", duration=30, price=1000)
+    page = app.test_client().get("/portal/book").get_data(as_text=True)
+    assert "Consultation" in page and orphan.name not in page
