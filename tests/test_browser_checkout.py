@@ -53,7 +53,7 @@ def test_a_new_patient_pays_on_the_hosted_checkout_page(checkout_site, page):
     base, stand_in, service, provider = checkout_site
     appt_id = register_and_hold(page, base, service, provider)
     page.goto(f"{base}/portal/appointments/{appt_id}")
-    page.get_by_role("button", name="Pay 60.00 GBP with Stripe").click()
+    page.get_by_role("button", name="Pay £60.00 with Stripe").click()
 
     # Stripe's page (the stand-in), which says it is a local test page.
     page.wait_for_url(re.compile(rf"{re.escape(stand_in.url)}/checkout/pay/cs_test_\w+$"))
@@ -77,7 +77,7 @@ def test_three_d_secure_on_the_hosted_page_then_the_webhook_confirms(checkout_si
     base, stand_in, service, provider = checkout_site
     appt_id = register_and_hold(page, base, service, provider)
     page.goto(f"{base}/portal/appointments/{appt_id}")
-    page.get_by_role("button", name="Pay 60.00 GBP with Stripe").click()
+    page.get_by_role("button", name="Pay £60.00 with Stripe").click()
     page.get_by_label("Card number").fill("4000002500003155")
     page.get_by_role("button", name="Pay 60.00 GBP").click()
     page.get_by_role("button", name="Complete authentication").click()

@@ -24,7 +24,7 @@ def payment_page(live_server, stripe_base, page):
     page.get_by_label("Password").fill(PASSWORD)
     page.keyboard.press("Enter")
     page.wait_for_url(f"{base}/portal/appointments/{appt.id}")
-    assert page.get_by_role("heading", name="Pay 50.00 GBP to confirm").is_visible()
+    assert page.get_by_role("heading", name="Pay £50.00 to confirm").is_visible()
     return page, appt
 
 
@@ -63,8 +63,8 @@ def test_declined_card_in_the_browser_says_so_and_can_try_again(payment_page):
     alert = page.get_by_role("alert")
     alert.wait_for()
     assert alert.inner_text() == "Your card was declined."
-    assert page.get_by_role("button", name="Pay 50.00 GBP").is_enabled()
+    assert page.get_by_role("button", name="Pay £50.00").is_enabled()
     assert Appointment.objects.get(id=appt.id).status == "held"
     page.get_by_label("Card number").fill("4242424242424242")
-    page.get_by_role("button", name="Pay 50.00 GBP").click()
+    page.get_by_role("button", name="Pay £50.00").click()
     page.get_by_role("heading", name=CONFIRMED).wait_for()

@@ -147,7 +147,7 @@ def test_payment_page_loads_stripe_js_under_a_csp_widened_on_that_page_only(app,
     page = resp.get_data(as_text=True)
     assert f'<script src="{stripe_base}/js.stripe.com/v3/">' in page
     assert '<script src="/static/pay.js" defer>' in page and "<script>" not in page
-    assert 'role="group" aria-labelledby="card-label"' in page and ">Pay 50.00 GBP</button>" in page
+    assert 'role="group" aria-labelledby="card-label"' in page and ">Pay £50.00</button>" in page
     csp = resp.headers["Content-Security-Policy"]
     script_src = [d for d in csp.split(";") if d.strip().startswith("script-src")][0]
     assert stripe_base in script_src and "'self'" in script_src and "unsafe-inline" not in script_src

@@ -167,7 +167,7 @@ def test_checkout_form_on_the_page_redirects_to_stripe(checkout_app, booked, sta
 
     patient = signed_in(checkout_app)
     page = patient.get(f"/portal/appointments/{booked.id}").get_data(as_text=True)
-    assert "Pay 50.00 GBP with Stripe" in page and "pay.js" not in page
+    assert "Pay £50.00 with Stripe" in page and "pay.js" not in page
     resp = patient.post(f"/portal/appointments/{booked.id}/checkout", data={
         "csrf_token": form_csrf(page), "jwt_csrf": patient.get_cookie("csrf_access_token").value})
     assert resp.status_code == 303 and resp.headers["Location"].startswith(f"{stand_in.url}/checkout/pay/cs_test_")
@@ -195,7 +195,9 @@ def test_checkout_form_is_refused_while_the_page_takes_cards(elements_app, stand
     pi_id = start(elements_app, appt)["payment_intent"]
     page = patient.get(f"/portal/appointments/{appt.id}").get_data(as_text=True)
     assert "with Stripe</button>" not in page and 'id="pay-form"' in page
-    form = {"csrf_token": form_csrf(page), "jwt_csrf": patient.get_cookie("csrf_access_token").value}
+    # A page form's CSRF token (the cancel question's; this page's card form sends its own header).
+    token = form_csrf(patient.get(f"/portal/appointments/{appt.id}?cancel=1").get_data(as_text=True))
+    form = {"csrf_token": token, "jwt_csrf": patient.get_cookie("csrf_access_token").value}
     resp = patient.post(f"/portal/appointments/{appt.id}/checkout", data=form,
                         headers={"Accept": "application/json"})
     assert resp.status_code == 409, resp.status_code
