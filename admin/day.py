@@ -24,7 +24,7 @@ from models.frontdesk import money
 STAFF = ("admin", "reception", "provider")
 DESK = ("admin", "reception")
 ACTIONS = {"check_in": STAFF, "undo_check_in": STAFF, "no_show": STAFF, "undo_no_show": STAFF,
-           "cancel": DESK, "pay": DESK}
+           "cancel": DESK, "pay": DESK, "move": DESK}
 DONE = {"check_in": "Checked in", "undo_check_in": "Check-in undone for", "no_show": "Marked as no-show:",
         "undo_no_show": "No-show undone for"}
 UNDO = {"check_in": "undo_check_in", "no_show": "undo_no_show"}
@@ -123,6 +123,46 @@ class DayView(StaffAccessMixin, BaseView):
         refund = frontdesk.refund_preview(appointment, utcnow())
         return self.render("admin_clinic/cancel.html", a=appointment, status=status, refund=refund,
                            error=None, reason="", **self._common(day))
+
+    @expose("/move", methods=("GET", "POST"))
+    def move(self):
+        """Move an appointment to another time (and provider): the new time is claimed first."""
+        if staff_role() not in ACTIONS["move"]:
+            abort(403, "Your role cannot move appointments.")
+        appointment = self._appointment(request.values.get("appointment", ""))
+        now, tz = utcnow(), clinic_zone()
+        service = current_catalog().service(appointment.service.id)
+        providers = current_catalog().providers_offering(service)
+        local = booking._utc(appointment.start).astimezone(ZoneInfo(tz))
+        values = {"day": request.values.get("new_day", local.date().isoformat())[:10],
+                  "time": request.values.get("new_time", f"{local:%H:%M}")[:5],
+                  "provider": request.values.get("provider", str(appointment.provider.id))[:24]}
+        error, status = None, 200
+        if request.method == "POST":
+            from models.reschedule import reschedule
+
+            old = f"{local:%H:%M} on {local:%a %-d %b}"
+            try:
+                try:
+                    start = datetime.combine(date.fromisoformat(values["day"]),
+                                             time.fromisoformat(values["time"])).replace(tzinfo=ZoneInfo(tz))
+                except ValueError:
+                    raise ValidationFailed("Give the date and the time as HH:MM.", fields={"time": "invalid"}) from None
+                moved = reschedule(appointment, start, now, provider_id=values["provider"],
+                                   actor=staff_actor(), by_staff=True)
+            except DomainError as exc:
+                audit(staff_actor(), "appointment.reschedule", record=f"Appointment:{appointment.id}",
+                      outcome=f"refused:{exc.code}")
+                error, status = exc.message, exc.status
+            else:
+                audit(staff_actor(), "appointment.reschedule", record=f"Appointment:{appointment.id}")
+                new_local = booking._utc(moved.start).astimezone(ZoneInfo(tz))
+                flash(f"Moved {moved.patient.name} from {old} to {new_local:%H:%M} on {new_local:%a %-d %b} "
+                      f"with {moved.provider.name}. They are emailed the new time.", "success")
+                return redirect(url_for(".index", day=new_local.date().isoformat()) + f"#appt-{moved.id}")
+        return self.render("admin_clinic/move.html", a=appointment, v=values, providers=providers,
+                           status_text=booking.effective_status(appointment, now), error=error,
+                           **self._common(local.date())), status
 
     @expose("/act", methods=("POST",))
     def act(self):

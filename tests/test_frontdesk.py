@@ -435,3 +435,40 @@ def test_a_caller_created_at_the_desk_with_an_email_is_invited_to_set_a_password
                   booked_by="staff:x", pay_online=False, by_staff=True)
     assert booked.status == "confirmed"
     assert OutboxMessage.objects(patient=without.id).count() == 0
+
+
+def test_reception_moves_an_appointment_from_the_day_view(app, desk):
+    from models.outbox import OutboxMessage
+    from models.documents import TimeClaim
+
+    day = future_day(3)
+    appt = book(desk["patient"], str(desk["consult"].id), str(desk["two"].id), at(day, 10), utcnow(),
+                booked_by="staff:x", pay_online=False, by_staff=True)
+    client = signed_in(app)
+    grid = client.get(f"/admin/day/?day={day}").get_data(as_text=True)
+    assert f'/admin/day/move?appointment={appt.id}' in grid
+    form = client.get(f"/admin/day/move?appointment={appt.id}").get_data(as_text=True)
+    assert "Move Pat Example" in form and 'value="10:00"' in form
+    # Refused (outside the provider's hours): the page says why and nothing moves.
+    refused = client.post("/admin/day/move", data={"csrf_token": form_csrf(form), "appointment": str(appt.id),
+                                                   "new_day": day.isoformat(), "new_time": "22:00",
+                                                   "provider": str(desk["two"].id)})
+    assert refused.status_code == 422 and "working hours" in refused.get_data(as_text=True)
+    assert Appointment.objects.get(id=appt.id).start == at(day, 10)
+    moved = client.post("/admin/day/move", data={"csrf_token": form_csrf(form), "appointment": str(appt.id),
+                                                 "new_day": day.isoformat(), "new_time": "14:30",
+                                                 "provider": str(desk["one"].id)})
+    assert moved.status_code == 302
+    again = Appointment.objects.get(id=appt.id)
+    assert again.start == at(day, 14, 30) and again.provider.id == desk["one"].id
+    assert TimeClaim.objects(appointment=appt.id, provider=desk["two"].id).count() == 0
+    assert TimeClaim.objects(appointment=appt.id, provider=desk["one"].id).count() > 0
+    follow = client.get(moved.headers["Location"]).get_data(as_text=True)
+    assert "Moved Pat Example from 10:00" in follow and "to 14:30" in follow
+    assert OutboxMessage.objects(kind="rescheduled", subject=f"Appointment:{appt.id}").count() == 1
+    assert AuditEvent.objects(action="appointment.reschedule", record=f"Appointment:{appt.id}",
+                              outcome="ok").count() == 1
+    # A provider cannot move appointments.
+    provider_client = app.test_client()
+    assert staff_login(provider_client, "provider@clinic.test").status_code == 302
+    assert provider_client.get(f"/admin/day/move?appointment={appt.id}").status_code == 403
