@@ -53,6 +53,7 @@ from models.booking import (
 from models.catalog import current_catalog
 from models.documents import Appointment, Payment, Refund, TimeClaim, TimeOff, utcnow
 from models.errors import Conflict, DependencyDown, DomainError, NotFound, ValidationFailed
+from models.stores import get_redis, rkey
 
 log = logging.getLogger(__name__)
 
@@ -240,8 +241,6 @@ def _move_payment(payment, new_status, now, **extra):
 @contextmanager
 def _payment_lock(payment):
     """One payment attempt at a time per Payment (a double click must not confirm twice)."""
-    from clinic.extensions import get_redis, rkey
-
     client, key, token = get_redis(), rkey("payment-lock", payment.id), uuid.uuid4().hex
     if not client.set(key, token, nx=True, ex=PAYMENT_LOCK_SECONDS):
         raise Conflict("A payment for this appointment is already in progress.",
@@ -1124,8 +1123,6 @@ PAGE_REFETCHES_PER_MINUTE = 20
 
 def _refetch_allowed(payment):
     """True for the first PAGE_REFETCHES_PER_MINUTE re-fetches of a payment in each minute."""
-    from clinic.extensions import get_redis, rkey
-
     key = rkey("payment-refetch", payment.id)
     pipe = get_redis().pipeline(transaction=True)
     pipe.set(key, 0, ex=60, nx=True)

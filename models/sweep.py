@@ -28,6 +28,7 @@ from bson import ObjectId
 
 from models.booking import release_time
 from models.documents import Appointment, Payment, TimeClaim, utcnow
+from models.stores import get_redis, rkey
 
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 300
@@ -84,8 +85,6 @@ class Lease:
     """A Redis lease: held by one sweeper at a time, lapsing by itself if its holder dies."""
 
     def __init__(self, name="sweep", seconds=LEASE_SECONDS):
-        from clinic.extensions import get_redis, rkey
-
         self.redis, self.key, self.seconds = get_redis(), rkey("lease", name), seconds
         self.token = uuid.uuid4().hex
 
