@@ -27,7 +27,6 @@ Rules of this module (every door calls them: the portal, the webhook, the sweepe
 
 import logging
 import re
-import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -39,6 +38,7 @@ import stripe
 from bson import ObjectId
 from flask import current_app, g, has_request_context
 from mongoengine import NotUniqueError
+from redis.exceptions import LockError
 
 from models.audit import record_audit
 from models.availability import SlotRules, why_not_bookable
@@ -240,16 +240,22 @@ def _move_payment(payment, new_status, now, **extra):
 
 @contextmanager
 def _payment_lock(payment):
-    """One payment attempt at a time per Payment (a double click must not confirm twice)."""
-    client, key, token = get_redis(), rkey("payment-lock", payment.id), uuid.uuid4().hex
-    if not client.set(key, token, nx=True, ex=PAYMENT_LOCK_SECONDS):
+    """One payment attempt at a time per Payment (a double click must not confirm twice).
+
+    redis-py's `Lock` (SET NX with a random token, deleted only by its holder): a second attempt
+    does not wait but is refused at once, and the lock lapses by itself after PAYMENT_LOCK_SECONDS.
+    """
+    lock = get_redis().lock(rkey("payment-lock", payment.id), timeout=PAYMENT_LOCK_SECONDS, blocking=False)
+    if not lock.acquire():
         raise Conflict("A payment for this appointment is already in progress.",
                        code="payment_in_progress")
     try:
         yield
     finally:
-        client.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) "
-                    "end return 0", 1, key, token)
+        try:
+            lock.release()
+        except LockError:
+            pass  # it lapsed (another attempt may hold it now): nothing of ours to release
 
 
 # --- starting a payment --------------------------------------------------------------------------
