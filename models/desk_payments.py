@@ -1,6 +1,6 @@
 """Money taken at the front desk: cash or the card terminal, recorded as a Payment so takings add up.
 
-Online payments go through Stripe (models/payments.py). A staff booking of a paid service is
+Online payments go through Stripe (models/payments/). A staff booking of a paid service is
 confirmed at once and paid at the desk; this module records that payment (method `cash` or
 `card_terminal`, `paid_at` now) and, when such an appointment is cancelled with a refund due, records
 the money given back at the desk. Stripe is never called for desk money.

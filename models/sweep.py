@@ -15,19 +15,20 @@ event for a cancel or a refund and never retries a delivery. So the sweeper re-f
    appointments that were not secured by a payment.
 4. Inconsistencies it cannot fix are reported.
 
-A pass holds a lease (Redis `SET NX EX` under the app's key prefix), so running the sweeper from
+A pass holds a lease (redis-py's `Lock` under the app's key prefix), so running the sweeper from
 several machines at once does each pass once; every step is a guarded update anyway.
 """
 
 import logging
-import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from bson import ObjectId
+from redis.exceptions import LockError
 
 from models.booking import release_time
 from models.documents import Appointment, Payment, TimeClaim, utcnow
+from models.stores import get_redis, rkey
 
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 300
@@ -37,8 +38,6 @@ STUCK_AFTER = timedelta(minutes=1)
 DELETE_ORPHANS_AFTER = timedelta(minutes=2)
 RECENT = timedelta(days=1)
 ACTOR = "sweeper"
-_RELEASE = ("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) "
-            "end return 0")
 
 
 @dataclass
@@ -81,19 +80,25 @@ class SweepReport:
 
 
 class Lease:
-    """A Redis lease: held by one sweeper at a time, lapsing by itself if its holder dies."""
+    """A Redis lease: held by one sweeper at a time, lapsing by itself if its holder dies.
+
+    redis-py's `Lock` under `lease:<name>`: acquiring never waits (a second sweeper skips its
+    pass), and only the holder's token releases it.
+    """
 
     def __init__(self, name="sweep", seconds=LEASE_SECONDS):
-        from clinic.extensions import get_redis, rkey
-
-        self.redis, self.key, self.seconds = get_redis(), rkey("lease", name), seconds
-        self.token = uuid.uuid4().hex
+        self.lock = get_redis().lock(rkey("lease", name), timeout=seconds, blocking=False)
 
     def acquire(self):
-        return bool(self.redis.set(self.key, self.token, nx=True, ex=self.seconds))
+        """Take the lease; False when another sweeper holds it."""
+        return bool(self.lock.acquire())
 
     def release(self):
-        self.redis.eval(_RELEASE, 1, self.key, self.token)
+        """Give the lease back (nothing to do when it lapsed meanwhile)."""
+        try:
+            self.lock.release()
+        except LockError:
+            pass  # it lapsed after LEASE_SECONDS: another sweeper may hold it now, leave theirs
 
 
 def sweep(now=None):

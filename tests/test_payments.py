@@ -350,7 +350,7 @@ def test_a_second_charge_is_refunded_even_when_its_sync_raced_the_first(app, hel
     """Two intents of one Payment both took money (the patient paid in two tabs). The sync of the
     second read the Payment just before the sync of the first made it succeed: the patient must
     still get the second charge back, and the Payment must keep following the first."""
-    import models.payments as payments
+    from models.payments import sync as payments  # where the sync looks the Payment up
 
     client = signed_in(app)
     first = api_post(client, f"/api/appointments/{held.id}/payment").get_json()["payment_intent"]

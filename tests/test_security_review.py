@@ -585,7 +585,7 @@ def test_9_x_request_id_is_taken_only_from_a_trusted_proxy(make_app):
 
 def test_9_the_payment_refetch_from_stripe_is_capped(app, stripe_base, monkeypatch):
     """Replays: GET /api/appointments/ID/payment called Stripe on every request, without limit."""
-    from models import payments
+    from models.payments import sync as payments  # where page_state calls sync_payment
     from tests.test_payments_helpers import api_post, book_held, clinic_with_service
 
     service, provider = clinic_with_service()

@@ -1,0 +1,66 @@
+"""After a cancellation: refund a paid appointment under its service's rule, or stop its payment."""
+
+import pymongo.errors
+import redis
+
+from models.documents import Appointment, Payment
+from models.errors import DomainError
+from models.payments.gateway import InvalidRequestError, StripeError, stripe_api
+from models.payments.ledger import log
+from models.payments.refunds import refund_payment
+from models.payments.sync import sync_payment
+
+
+def refund_due(appointment, status_before):
+    """Whether a cancelled, paid appointment is refunded: always when it was still only held
+    (the patient never had a confirmed booking), otherwise under its service's refund rule."""
+    if status_before == "held":
+        return True
+    service = Appointment.objects(id=appointment.id).first().service
+    return getattr(service, "refund_rule", "full") == "full"
+
+
+def after_cancellation(appointment, now, by_staff=False, status_before=None, actor=None):
+    """Called by `booking.cancel` once an appointment is cancelled: settle its money.
+
+    A paid appointment is refunded (never above what was paid) when its service's rule says so;
+    an unpaid one has its PaymentIntent / Checkout Session stopped so it cannot take money later
+    (if it had just succeeded, the sync refunds it). Stripe being down leaves a pending refund
+    or a pending payment that the sweeper finishes; the cancellation itself stands.
+    """
+    payment = Payment.objects(appointment=appointment.id).no_dereference().first()
+    if payment is None:
+        return None
+    actor = actor or ("staff" if by_staff else "system")
+    try:
+        if payment.status in ("pending", "failed", "processing"):
+            _stop_remote(payment)
+            return sync_payment(payment, actor, now).outcome
+        if payment.status == "succeeded" and refund_due(appointment, status_before):
+            refund_payment(payment, reason="appointment cancelled", actor=actor, now=now)
+            return "refunded"
+    except (StripeError, DomainError, pymongo.errors.PyMongoError, redis.RedisError) as exc:
+        log.warning("payment %s: settling the cancellation is left to the sweeper: %s", payment.id, exc)
+        return "deferred"
+    return None
+
+
+def _stop_remote(payment):
+    """Cancel the PaymentIntent, or expire the Checkout Session, when Stripe still allows it."""
+    client = stripe_api()
+    if payment.stripe_checkout_session:
+        try:
+            client.v1.checkout.sessions.expire(payment.stripe_checkout_session)
+        except InvalidRequestError:
+            pass  # already complete or expired: the sync that follows reads which
+    if payment.stripe_payment_intent:
+        try:
+            client.v1.payment_intents.cancel(payment.stripe_payment_intent)
+        except InvalidRequestError:
+            pass  # already succeeded or cancelled: the sync that follows reads which
+
+
+def stop_and_sync(payment, actor="system", now=None):
+    """Stop the payment at Stripe, then re-sync it (the sweeper's step before expiring a hold)."""
+    _stop_remote(payment)
+    return sync_payment(payment, actor, now)

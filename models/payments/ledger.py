@@ -1,0 +1,104 @@
+"""The Payment ledger: which status may follow which, the guarded moves, the per-Payment lock."""
+
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import pymongo.errors
+from bson import ObjectId
+from flask import g, has_request_context
+from mongoengine import NotUniqueError
+from redis.exceptions import LockError
+
+from models.audit import record_audit
+from models.documents import Payment
+from models.errors import Conflict
+from models.stores import get_redis, rkey
+
+
+log = logging.getLogger("models.payments")  # one logger for the package, as before the split
+
+CONFIRMED_STATUSES = ("confirmed", "checked_in", "completed", "no_show")
+
+# From which statuses a Payment may move to each status. Stripe's object is the truth, so money
+# that arrived is always recorded; what never happens is a step back to an earlier state.
+ALLOWED_FROM = {
+    "pending": ("failed", "canceled"),          # a fresh attempt after a decline or a replacement
+    "processing": ("pending", "failed"),
+    "failed": ("pending", "processing"),
+    "canceled": ("pending", "failed"),
+    "succeeded": ("pending", "processing", "failed", "canceled"),
+    "refunded": ("succeeded",),
+}
+
+PAYMENT_LOCK_SECONDS = 30
+
+
+@dataclass
+class SyncResult:
+    """What one sync did: `outcome` is a short slug kept on the StripeEvent and in reports."""
+
+    outcome: str
+    payment: Payment = None
+
+
+def _ref_id(value):
+    """The ObjectId behind a reference (a document, a DBRef or an ObjectId)."""
+    return getattr(value, "id", value)
+
+
+def _audit(actor, action, record, outcome="ok"):
+    request_id = g.get("request_id", "") if has_request_context() else ""
+    try:
+        record_audit(actor, action, record=record, outcome=outcome, request_id=request_id)
+    except pymongo.errors.PyMongoError:  # the change itself is done; do not undo it for the log
+        log.exception("could not write audit event %s %s", action, record)
+
+
+def _move_payment(payment, new_status, now, **extra):
+    """Guarded update of a Payment's status; True when this call moved it."""
+    if payment.status == new_status:
+        return False
+    updates = {"set__status": new_status, "set__updated_at": now}
+    updates.update({f"set__{k}": v for k, v in extra.items()})
+    moved = Payment.objects(id=payment.id, status__in=ALLOWED_FROM[new_status]).update_one(**updates)
+    payment.reload()
+    return bool(moved)
+
+
+@contextmanager
+def _payment_lock(payment):
+    """One payment attempt at a time per Payment (a double click must not confirm twice).
+
+    redis-py's `Lock` (SET NX with a random token, deleted only by its holder): a second attempt
+    does not wait but is refused at once, and the lock lapses by itself after PAYMENT_LOCK_SECONDS.
+    """
+    lock = get_redis().lock(rkey("payment-lock", payment.id), timeout=PAYMENT_LOCK_SECONDS, blocking=False)
+    if not lock.acquire():
+        raise Conflict("A payment for this appointment is already in progress.",
+                       code="payment_in_progress")
+    try:
+        yield
+    finally:
+        try:
+            lock.release()
+        except LockError:
+            pass  # it lapsed (another attempt may hold it now): nothing of ours to release
+
+
+def payment_for(appointment, flow, now):
+    """The appointment's one Payment, created on first use (a unique index guards the race)."""
+    payment = Payment.objects(appointment=appointment.id).first()
+    if payment is None:
+        payment = Payment(id=ObjectId(), appointment=appointment, patient=appointment.patient,
+                          amount=appointment.amount, currency=appointment.currency, status="pending",
+                          flow=flow, created_at=now, updated_at=now)
+        try:
+            payment.save(force_insert=True)
+        except NotUniqueError:
+            payment = Payment.objects(appointment=appointment.id).first()
+    if payment.flow != flow and payment.status in ("pending", "failed", "canceled"):
+        Payment.objects(id=payment.id, status__in=("pending", "failed", "canceled")).update_one(
+            set__flow=flow, set__updated_at=now)
+        payment.reload()
+    return payment

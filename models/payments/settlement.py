@@ -1,0 +1,167 @@
+"""Settlement: a succeeded payment confirms its appointment, or its money goes back (amount checked)."""
+
+from datetime import timedelta
+
+from models.availability import SlotRules, why_not_bookable
+from models.booking import _utc, claim_time, claim_units, release_time, schedule_days
+from models.catalog import current_catalog
+from models.documents import Appointment, Payment, TimeClaim, TimeOff
+from models.errors import Conflict
+from models.payments.gateway import _find_refund, stripe_api
+from models.payments.ledger import ALLOWED_FROM, CONFIRMED_STATUSES, _audit, _move_payment, _ref_id, log
+from models.payments.refunds import refund_payment
+
+
+LATE_TAKEN_REASON = ("The payment arrived after the hold had expired and the time had been "
+                     "booked by someone else; the payment was refunded in full.")
+
+LATE_STARTED_REASON = ("The payment arrived after the appointment's start time; the payment was "
+                       "refunded in full.")
+
+LATE_UNAVAILABLE_REASON = ("The payment arrived when the provider was no longer available at that "
+                           "time; the payment was refunded in full.")
+
+# Why a paid appointment could not be confirmed: (cancel_reason, outcome) by cause.
+UNCONFIRMABLE = {
+    "taken": (LATE_TAKEN_REASON, "refunded_time_taken"),
+    "started": (LATE_STARTED_REASON, "refunded_started"),
+    "unavailable": (LATE_UNAVAILABLE_REASON, "refunded_unavailable"),
+}
+
+CANCELLED_BEFORE_PAID_REASON = "appointment cancelled before its payment completed"
+
+
+def _amount_mismatch(payment, pi):
+    """Why the money received differs from what the Payment asks for (Stripe's fulfilment advice), or ""."""
+    # A succeeded intent received its whole amount; localstripe leaves `amount_received` out.
+    received = pi.get("amount_received") if pi.get("amount_received") is not None else pi.get("amount")
+    currency = (pi.get("currency") or "").lower()
+    if currency != (payment.currency or "").lower():
+        return f"received {received} {currency}, expected {payment.amount} {payment.currency}"
+    if received is None or int(received) < payment.amount:
+        return f"received {received} {currency}, expected {payment.amount} {payment.currency}"
+    return ""
+
+
+def _refuse_mismatched_money(payment, pi, actor, now):
+    """A short or wrong-currency payment: never confirm; refund it in full and flag it for staff."""
+    why = _amount_mismatch(payment, pi)
+    key = f"refund:{payment.id}:{pi['id']}:mismatch"
+    if _find_refund(pi["id"], key) is None:
+        stripe_api().v1.refunds.create(
+            {"payment_intent": pi["id"], "metadata": {"refund_key": key, "payment_id": str(payment.id)}},
+            options={"idempotency_key": key})
+        _audit(actor, "payment.refund", f"Payment:{payment.id}", outcome="amount_mismatch")
+    flagged = Payment.objects(id=payment.id, flag="").update_one(
+        set__flag=f"amount mismatch: {why}; refunded"[:300], set__updated_at=now)
+    if payment.status in ALLOWED_FROM["failed"]:
+        _move_payment(payment, "failed", now)  # the appointment stays held and payable in full
+    payment.reload()
+    if flagged:
+        _audit(actor, "payment.flagged", f"Payment:{payment.id}", outcome="amount_mismatch")
+    return "amount_mismatch_refunded"
+
+
+def _unavailable_because(appt, now):
+    """Why the provider can no longer give the appointment its time, whoever holds the claims:
+    "started" (its start has passed), "unavailable" (time off over it, buffers included, or it is
+    now outside the provider's hours); None when the time can still be given."""
+    start = _utc(appt.start)
+    if start <= now:
+        return "started"
+    provider_id = _ref_id(appt.provider)
+    block_start, block_end = _utc(appt.block_start), _utc(appt.block_end)
+    if TimeOff.objects(provider=provider_id, start__lt=block_end, end__gt=block_start).first():
+        return "unavailable"
+    catalog = current_catalog()
+    if catalog.clinic is None:
+        return None
+    days, overrides = schedule_days(catalog.schedules.get(provider_id))
+    # The appointment's own booked length and buffers; notice, horizon and grid are booking-time
+    # policies a paid appointment is not held to again.
+    rules = SlotRules(duration=_utc(appt.end) - start,
+                      step=timedelta(minutes=catalog.clinic.slot_step_minutes or 15),
+                      buffer_before=start - block_start, buffer_after=block_end - _utc(appt.end),
+                      min_notice=timedelta(0), horizon=timedelta(days=36500))
+    reason = why_not_bookable(tz=catalog.clinic.timezone, days=days, overrides=overrides, time_off=[],
+                              busy=[], rules=rules, now=now, start=start)
+    return "unavailable" if reason == "outside_hours" else None
+
+
+def _secure_time(appt, now):
+    """Make the appointment's claims permanent; re-claim the time when some lapsed and went.
+
+    Returns False when the time now belongs to someone else. Claims with `expires_at` None can
+    never be taken over, so once this returns True the time is the appointment's for good.
+    """
+    collection = TimeClaim._get_collection()
+    units = claim_units(appt.block_start, appt.block_end)
+    collection.update_many({"appointment": appt.id}, {"$set": {"expires_at": None}})
+    if collection.count_documents({"appointment": appt.id}) == len(units):
+        return True
+    release_time(appt.id)
+    try:
+        claim_time(_ref_id(appt.provider), appt.id, appt.block_start, appt.block_end, None, now)
+    except Conflict:
+        return False
+    return True
+
+
+def settle_paid(payment, actor, now, first_time):
+    """Bring the appointment in line with a succeeded payment: confirm it, or give the money back."""
+    if payment.status != "succeeded":
+        return "unchanged"
+    appt = Appointment.objects(id=_ref_id(payment.appointment)).no_dereference().first()
+    if appt is None:
+        log.error("payment %s has no appointment", payment.id)
+        return "appointment_missing"
+    record = f"Appointment:{appt.id}"
+    if appt.status in CONFIRMED_STATUSES:
+        return "already_confirmed"
+    decided = [cause for cause, (text, _outcome) in UNCONFIRMABLE.items() if appt.cancel_reason == text]
+    if appt.status == "expired" and decided:
+        # Decided before (the time could not be given): finish the refund, never confirm after it.
+        return _refund_unconfirmable(payment, decided[0], actor, now)
+    if appt.status in ("held", "expired"):
+        late = appt.status == "expired" or (
+            appt.hold_expires_at is not None and _utc(appt.hold_expires_at) <= now)
+        cause = _unavailable_because(appt, now)
+        if cause is None and _secure_time(appt, now):
+            moved = Appointment.objects(id=appt.id, status__in=("held", "expired")).update_one(
+                set__status="confirmed", set__updated_at=now, inc__version=1)
+            if moved:
+                _audit(actor, "appointment.confirm", record, outcome="late_payment" if late else "ok")
+                from models.outbox import appointment_confirmed  # confirmation, receipt, reminders
+
+                appointment_confirmed(appt, now, paid=True)
+                return "confirmed_late" if late else "confirmed"
+            appt.reload()
+            if appt.status in CONFIRMED_STATUSES:
+                return "already_confirmed"
+            release_time(appt.id)  # cancelled meanwhile: the claims we just made must not block
+        else:
+            cause = cause or "taken"
+            text = UNCONFIRMABLE[cause][0]
+            moved = Appointment.objects(id=appt.id, status__in=("held", "expired")).update_one(
+                set__status="expired", set__updated_at=now, set__cancel_reason=text, inc__version=1)
+            appt.reload()
+            if moved or appt.status == "expired":
+                release_time(appt.id)  # its time goes back to the diary
+                _audit(actor, "appointment.expire", record,
+                       outcome="time_taken_refunded" if cause == "taken" else f"{cause}_refunded")
+                return _refund_unconfirmable(payment, cause, actor, now)
+            if appt.status in CONFIRMED_STATUSES:
+                return "already_confirmed"
+    if appt.status == "cancelled" and first_time:
+        # Cancelled while the payment was still on its way: the patient gets it all back.
+        refund_payment(payment, reason=CANCELLED_BEFORE_PAID_REASON, actor=actor, now=now)
+        return "refunded_cancelled"
+    return "unchanged"
+
+
+def _refund_unconfirmable(payment, cause, actor, now):
+    """Refund in full a payment whose appointment could not be confirmed (see UNCONFIRMABLE)."""
+    labels = {"taken": "late payment, time taken", "started": "payment after the start time",
+              "unavailable": "provider unavailable at that time"}
+    refund_payment(payment, reason=labels[cause], actor=actor, now=now)
+    return UNCONFIRMABLE[cause][1]
