@@ -2,7 +2,7 @@
 
     python tests/bench.py [--seconds 5] [--workers 4] [--threads 8]
 
-Starts SecantusDB, redis-server and localstripe (or uses MONGODB_URI / REDIS_URL when set), seeds a
+Starts SecantusDB, the embedded Valkey and localstripe (or uses MONGODB_URI / REDIS_URL when set), seeds a
 clinic, starts gunicorn with several workers, and measures, in the same run and under the same
 load: requests per second on /healthz (the cheapest route), on /api/slots (one provider, 7 days,
 with appointments booked) and on POST /api/appointments (distinct free times); MongoDB commands per
