@@ -143,12 +143,7 @@ class DayView(StaffAccessMixin, BaseView):
 
             old = f"{local:%H:%M} on {local:%a %-d %b}"
             try:
-                try:
-                    start = datetime.combine(date.fromisoformat(values["day"]),
-                                             time.fromisoformat(values["time"])).replace(tzinfo=ZoneInfo(tz))
-                except ValueError:
-                    raise ValidationFailed("Give the date and the time as HH:MM.", fields={"time": "invalid"}) from None
-                moved = reschedule(appointment, start, now, provider_id=values["provider"],
+                moved = reschedule(appointment, self._parse_start(values), now, provider_id=values["provider"],
                                    actor=staff_actor(), by_staff=True)
             except DomainError as exc:
                 audit(staff_actor(), "appointment.reschedule", record=f"Appointment:{appointment.id}",
