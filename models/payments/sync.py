@@ -33,14 +33,19 @@ def _payment_for_metadata(metadata):
     return payment
 
 
+def _payment_following(field, obj):
+    """The Payment that follows a Stripe object (by its id in `field`), else the one its metadata names."""
+    return (Payment.objects(**{field: obj["id"]}).no_dereference().first()
+            or _payment_for_metadata(obj.get("metadata")))
+
+
 def sync_payment_intent(intent, actor="system", now=None):
     """Re-fetch a PaymentIntent and move its Payment and Appointment forward (idempotent)."""
     now = now or utcnow()
     pi = _fetch_intent(_id_of(intent))
     if pi is None:
         return SyncResult("unknown_intent")
-    payment = (Payment.objects(stripe_payment_intent=pi["id"]).no_dereference().first()
-               or _payment_for_metadata(pi.get("metadata")))
+    payment = _payment_following("stripe_payment_intent", pi)
     if payment is None:
         return SyncResult("unknown_payment")
     if payment.stripe_payment_intent != pi["id"]:
@@ -81,8 +86,7 @@ def sync_checkout_session(session, actor="system", now=None):
     s = _fetch_session(_id_of(session))
     if s is None:
         return SyncResult("unknown_session")
-    payment = (Payment.objects(stripe_checkout_session=s["id"]).no_dereference().first()
-               or _payment_for_metadata(s.get("metadata")))
+    payment = _payment_following("stripe_checkout_session", s)
     if payment is None:
         return SyncResult("unknown_payment")
     pi_id = _id_of(s.get("payment_intent"))
