@@ -101,7 +101,7 @@ def validate_settings(config):
             if not config.get(name):
                 raise ConfigError(
                     f"{name} is not set; set it in the environment or in .env "
-                    "(the one-machine stack `python -m clinic.devstack` generates dev values)"
+                    "(the one-machine stack `python -m devstack` generates dev values)"
                 )
     if config.get("PAYMENT_FLOW") not in PAYMENT_FLOWS:
         raise ConfigError(f"PAYMENT_FLOW must be one of {', '.join(PAYMENT_FLOWS)}")

@@ -26,7 +26,7 @@ import requests
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from clinic.servers import free_port, start_localstripe, start_redis, start_secantus  # noqa: E402
+from devstack.servers import free_port, start_localstripe, start_redis, start_secantus  # noqa: E402
 from tests.helpers import clean_env, start_gunicorn, stop_process, wait_http  # noqa: E402
 
 PASSWORD = "bench password 1"

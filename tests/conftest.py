@@ -7,7 +7,7 @@ import pymongo
 import pytest
 import redis
 
-from clinic.servers import start_localstripe, start_redis, start_secantus
+from devstack.servers import start_localstripe, start_redis, start_secantus
 
 TEST_SECRETS = {
     "SECRET_KEY": "test-secret-key-0123456789abcdef",
@@ -114,7 +114,7 @@ def live_server(make_app):
 
     from werkzeug.serving import make_server
 
-    from clinic.servers import free_port
+    from devstack.servers import free_port
 
     def start(port=None, **overrides):
         app = make_app(**overrides)
@@ -169,7 +169,7 @@ def smtp_server(tmp_path_factory):
     Tests point the app at it with `make_app(SMTP_URL=smtp_server.url)` and read what arrived
     with `smtp_server.messages(to=...)` (use a recipient address of the test's own).
     """
-    from clinic.servers import start_smtp
+    from devstack.servers import start_smtp
     from tests.mail import SmtpBox
 
     server = start_smtp(str(tmp_path_factory.mktemp("mail")))

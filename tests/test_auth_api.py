@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from clinic.servers import start_redis
+from devstack.servers import start_redis
 from models import AuditEvent, Patient
 from tests.factories import PASSWORD, api_login, csrf_header, make_patient
 

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import requests
 
-from clinic.servers import free_port
+from devstack.servers import free_port
 from models import Appointment
 from tests.factories import PASSWORD, make_clinic, make_patient, make_provider, make_service
 from tests.helpers import clean_env, start_gunicorn, stop_process, wait_http

@@ -19,7 +19,7 @@ STRONG_PASSWORD = "violet-harbour-lantern-42"
 @pytest.fixture
 def checkout_site(live_server, stripe_base):
     """A clinic taking payments through Checkout, with the stand-in delivering its events."""
-    from clinic.servers import free_port
+    from devstack.servers import free_port
 
     # The app's address is needed before the stand-in starts (its webhook) and vice versa.
     app_port = free_port()

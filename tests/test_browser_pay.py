@@ -2,7 +2,7 @@
 
 import pytest
 
-from clinic.servers import register_localstripe_webhook
+from devstack.servers import register_localstripe_webhook
 from models import Appointment, Payment
 from tests.factories import PASSWORD
 from tests.test_payments_helpers import WEBHOOK_SECRET, book_held, clinic_with_service

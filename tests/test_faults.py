@@ -13,7 +13,7 @@ import pymongo
 import pytest
 import requests
 
-from clinic.servers import free_port, start_redis
+from devstack.servers import free_port, start_redis
 from models import Appointment, TimeClaim
 from tests.factories import (
     PASSWORD,

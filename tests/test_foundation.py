@@ -12,7 +12,7 @@ import pymongo
 import pytest
 import requests
 
-from clinic.servers import free_port, start_redis
+from devstack.servers import free_port, start_redis
 from clinic.settings import ConfigError
 from tests.helpers import BIN, ROOT, clean_env, start_gunicorn, stop_process, wait_http
 
@@ -285,7 +285,7 @@ def test_devstack_runs_seeds_stops_everything_and_keeps_data(tmp_path):
     env = clean_env(CLINIC_INSTANCE=str(tmp_path / "instance"), PYTHONUNBUFFERED="1")
 
     def run_once():
-        proc = subprocess.Popen([sys.executable, "-m", "clinic.devstack", "--port", str(port)],
+        proc = subprocess.Popen([sys.executable, "-m", "devstack", "--port", str(port)],
                                 cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, start_new_session=True)
         try:

@@ -13,7 +13,7 @@ import subprocess
 import pytest
 import requests
 
-from clinic.servers import free_port
+from devstack.servers import free_port
 from tests.helpers import ROOT, wait_http
 
 PASSWORD = "quiet-meadow-copper-71"

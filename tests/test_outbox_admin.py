@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from aiosmtpd.controller import Controller
 
-from clinic.servers import free_port
+from devstack.servers import free_port
 from models import AuditEvent, Patient, StaffUser
 from models.booking import book
 from models.documents import utcnow

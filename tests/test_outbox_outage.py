@@ -3,7 +3,7 @@
 import time
 from datetime import timedelta
 
-from clinic.servers import start_smtp
+from devstack.servers import start_smtp
 from models.documents import utcnow
 from models.outbox import OutboxMessage
 from models.sweep import sweep

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from clinic.servers import register_localstripe_webhook
+from devstack.servers import register_localstripe_webhook
 from models import Appointment, AuditEvent, Payment, StripeEvent, TimeClaim
 from tests.factories import LONDON
 from tests.test_payments_helpers import (
@@ -411,7 +411,7 @@ def failing_refunds(stripe_base):
 def test_a_failed_refund_retried_by_two_sweepers_is_given_back_once(make_app, stripe_base, failing_refunds):
     """A refund left pending is retried by two sweepers that both read it; Stripe says it failed.
     The reservation goes back once: a later full refund still returns 50.00, not 100.00."""
-    from clinic.servers import free_port
+    from devstack.servers import free_port
     from models.payments import refund_payment, retry_pending_refunds
 
     app = make_app()

@@ -2,7 +2,7 @@
 
 import pytest
 
-from clinic.servers import free_port
+from devstack.servers import free_port
 from models import Appointment, AuditEvent, Payment, StaffUser, StripeEvent
 from models.errors import NotFound
 from tests.factories import form_csrf, make_staff, staff_login

@@ -1,7 +1,7 @@
 """Stripe Checkout (PAYMENT_FLOW=checkout).
 
 localstripe has no Checkout Sessions, so these tests run against the one-machine stack's Checkout
-stand-in (`clinic.checkout_standin`, started as its own process in front of the real localstripe),
+stand-in (`devstack.checkout_standin`, started as its own process in front of the real localstripe),
 the same server `./scripts/run` starts. It records every Checkout request exactly as our Stripe client
 sent it; "paying" posts a card to its hosted page, which charges a real PaymentIntent in
 localstripe with the session's metadata, so refunds and re-fetches after it run against

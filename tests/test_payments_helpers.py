@@ -197,13 +197,13 @@ class StripeProxy:
 
 
 class CheckoutStandInProcess:
-    """The stack's Checkout stand-in (`clinic.checkout_standin`) in its own process, for tests.
+    """The stack's Checkout stand-in (`devstack.checkout_standin`) in its own process, for tests.
 
     `url` goes in `STRIPE_API_BASE`; `pay()` posts a card to the hosted page as a patient would.
     """
 
     def __init__(self, localstripe, webhook_url=None, secret=WEBHOOK_SECRET):
-        from clinic.servers import register_localstripe_webhook, start_checkout_standin
+        from devstack.servers import register_localstripe_webhook, start_checkout_standin
 
         self.server = start_checkout_standin(localstripe)
         self.url = self.server.url

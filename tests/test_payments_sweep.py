@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 import redis
 from bson import ObjectId
 
-from clinic.servers import free_port
+from devstack.servers import free_port
 from models import Appointment, Payment, TimeClaim
 from tests.test_payments_helpers import (
     CARD_OK,

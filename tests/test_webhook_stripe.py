@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from clinic.servers import free_port
+from devstack.servers import free_port
 from models import Appointment, AuditEvent, Payment, StripeEvent
 from tests.test_payments_helpers import (
     api_post,

@@ -15,7 +15,7 @@ through to localstripe unchanged, so the app needs one `STRIPE_API_BASE` and nev
   also passed on to localstripe), retried a few times like Stripe's deliveries.
 - `GET /_standin/requests` lists the Checkout requests received (tests check what the app sent).
 
-Run it as `python -m clinic.checkout_standin --port P --localstripe URL [--state FILE]`; with
+Run it as `python -m devstack.checkout_standin --port P --localstripe URL [--state FILE]`; with
 `--state` its sessions survive a restart.
 """
 

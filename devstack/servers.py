@@ -130,13 +130,13 @@ def register_localstripe_webhook(api_base, url, secret, webhook_id="clinic"):
 
 
 def start_checkout_standin(localstripe_url, port=None, log_path=None, state_path=None):
-    """Start the Checkout stand-in (`clinic.checkout_standin`) in front of localstripe.
+    """Start the Checkout stand-in (`devstack.checkout_standin`) in front of localstripe.
 
     Point `STRIPE_API_BASE` at it: it answers Checkout Sessions and the hosted page itself and
     passes everything else through to localstripe.
     """
     port = port or free_port()
-    cmd = [sys.executable, "-m", "clinic.checkout_standin", "--port", str(port),
+    cmd = [sys.executable, "-m", "devstack.checkout_standin", "--port", str(port),
            "--localstripe", localstripe_url]
     if state_path:
         cmd += ["--state", state_path]
