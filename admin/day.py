@@ -12,6 +12,7 @@ from flask_login import current_user
 
 from admin.base import StaffAccessMixin, clinic_zone, staff_actor, staff_role
 from clinic.audit import audit
+from clinic.errors import status_of
 from models import booking, frontdesk
 from models.accounts import normalise_email
 from models.catalog import current_catalog
@@ -148,7 +149,7 @@ class DayView(StaffAccessMixin, BaseView):
             except DomainError as exc:
                 audit(staff_actor(), "appointment.reschedule", record=f"Appointment:{appointment.id}",
                       outcome=f"refused:{exc.code}")
-                error, status = exc.message, exc.status
+                error, status = exc.message, status_of(exc)
             else:
                 audit(staff_actor(), "appointment.reschedule", record=f"Appointment:{appointment.id}")
                 new_local = booking._utc(moved.start).astimezone(ZoneInfo(tz))
@@ -203,7 +204,7 @@ class DayView(StaffAccessMixin, BaseView):
                 return self.render("admin_clinic/cancel.html", a=appointment,
                                    status=booking.effective_status(appointment, now),
                                    refund=frontdesk.refund_preview(appointment, now), error=exc.message,
-                                   reason=request.form.get("reason", ""), **self._common(self._day(day_raw))), exc.status
+                                   reason=request.form.get("reason", ""), **self._common(self._day(day_raw))), status_of(exc)
             flash(exc.message, "error")
             return redirect(url_for(".index", day=day_raw))
         audit(staff_actor(), f"appointment.{op}", record=f"Appointment:{appointment.id}")
@@ -306,9 +307,9 @@ class DayView(StaffAccessMixin, BaseView):
         except DomainError as exc:
             audit(staff_actor(), "appointment.book", record=f"Provider:{values['provider'][:24]}",
                   outcome=f"refused:{exc.code}")
-            hint = " Tick “Book over the conflict” and give a reason to override." if exc.status == 409 \
+            hint = " Tick “Book over the conflict” and give a reason to override." if status_of(exc) == 409 \
                 and exc.code != "email_taken" else ""
-            return self._render_booking(values, error=exc.message + hint, status=exc.status,
+            return self._render_booking(values, error=exc.message + hint, status=status_of(exc),
                                         fields=getattr(exc, "fields", None))
         if values["override"]:
             audit(staff_actor(), "appointment.override", record=f"Appointment:{appointment.id}")

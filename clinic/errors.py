@@ -1,4 +1,8 @@
-"""Every failure answers in the contract's shape: JSON `{"error": {code, message}}` or an HTML page."""
+"""Every failure answers in the contract's shape: JSON `{"error": {code, message}}` or an HTML page.
+
+The HTTP status and headers of each domain error are decided here (`STATUS_OF_ERROR`, `headers_of`),
+not in the domain.
+"""
 
 import logging
 
@@ -10,7 +14,17 @@ from flask_wtf.csrf import CSRFError as WTFCSRFError
 from flask import jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from models.errors import DomainError
+from models.errors import (
+    Conflict,
+    DependencyDown,
+    DomainError,
+    Forbidden,
+    InvalidCredentials,
+    NotFound,
+    Throttled,
+    ValidationFailed,
+)
+from models.payments import PaymentDeclined, PaymentProviderError, RefundFailed
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +44,36 @@ CODES = {
     503: "unavailable",
 }
 HTML_PREFIXES = ("/portal", "/admin")
+
+# The HTTP status of each domain error: the nearest class in an error's MRO that is listed here wins
+# (PaymentUnavailable is a DependencyDown, so 503). The domain knows nothing of HTTP.
+STATUS_OF_ERROR = {
+    DomainError: 400,
+    InvalidCredentials: 401,
+    PaymentDeclined: 402,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    ValidationFailed: 422,
+    Throttled: 429,
+    PaymentProviderError: 502,
+    RefundFailed: 502,
+    DependencyDown: 503,
+}
+
+
+def status_of(exc):
+    """The HTTP status a domain error answers with."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS_OF_ERROR:
+            return STATUS_OF_ERROR[cls]
+    return 400
+
+
+def headers_of(exc):
+    """The HTTP headers a domain error answers with: Retry-After when it says when to try again."""
+    retry_after = getattr(exc, "retry_after", None)
+    return {"Retry-After": str(retry_after)} if retry_after else {}
 
 
 def wants_html():
@@ -62,7 +106,7 @@ def register_error_handlers(app):
 
     @app.errorhandler(DomainError)
     def handle_domain_error(exc):
-        return error_response(exc.status, exc.message, exc.code, exc.fields, exc.headers)
+        return error_response(status_of(exc), exc.message, exc.code, exc.fields, headers_of(exc))
 
     @app.errorhandler(HTTPException)
     def handle_http_error(exc):

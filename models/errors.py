@@ -1,70 +1,65 @@
-"""Domain exceptions: the rules raise them, the doors turn them into HTTP answers."""
+"""Domain exceptions: the rules raise them, the doors turn them into HTTP answers.
+
+Which HTTP status and headers each one answers with is the wiring's business (`clinic/errors.py`);
+here an error carries only what the rule knows: a stable `code`, a message, the fields at fault and,
+when trying again later may work, after how many seconds (`retry_after`).
+"""
 
 
 class DomainError(Exception):
     """A rule refused an operation; `code` is a stable slug, `message` is for people."""
 
-    status = 400
     code = "bad_request"
 
-    def __init__(self, message, code=None, fields=None, headers=None):
+    def __init__(self, message, code=None, fields=None, retry_after=None):
         super().__init__(message)
         self.message = message
         if code:
             self.code = code
         self.fields = fields or {}
-        self.headers = headers or {}
+        self.retry_after = max(1, int(retry_after)) if retry_after is not None else None
 
 
 class ValidationFailed(DomainError):
-    """The input is well-formed but not acceptable (422)."""
+    """The input is well-formed but not acceptable."""
 
-    status = 422
     code = "invalid"
 
 
 class NotFound(DomainError):
-    """The record does not exist or is not the caller's (404)."""
+    """The record does not exist or is not the caller's."""
 
-    status = 404
     code = "not_found"
 
 
 class Conflict(DomainError):
-    """The operation collides with the current state, e.g. a time already taken (409)."""
+    """The operation collides with the current state, e.g. a time already taken."""
 
-    status = 409
     code = "conflict"
 
 
 class Forbidden(DomainError):
-    """The caller may not do this (403)."""
+    """The caller may not do this."""
 
-    status = 403
     code = "forbidden"
 
 
 class DependencyDown(DomainError):
-    """A server the operation needs (MongoDB, Redis, Stripe) is not answering (503)."""
+    """A server the operation needs (MongoDB, Redis, Stripe) is not answering."""
 
-    status = 503
     code = "unavailable"
 
 
 class Throttled(DomainError):
-    """Too many attempts; try again after `retry_after` seconds (429)."""
+    """Too many attempts; try again after `retry_after` seconds."""
 
-    status = 429
     code = "too_many_requests"
 
     def __init__(self, retry_after, message=None):
-        self.retry_after = max(1, int(retry_after))
-        super().__init__(message or "Too many attempts. Please wait and try again.",
-                         headers={"Retry-After": str(self.retry_after)})
+        super().__init__(message or "Too many attempts. Please wait and try again.", retry_after=retry_after)
 
 
 class InvalidCredentials(DomainError):
-    """The email and password do not match an active account (401, one message for every case)."""
+    """The email and password do not match an active account (one message for every case)."""
 
-    status = 401
     code = "invalid_credentials"

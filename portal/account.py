@@ -14,6 +14,7 @@ from wtforms import PasswordField
 from wtforms.validators import DataRequired, Length
 
 from clinic.audit import audit
+from clinic.errors import status_of
 from models.documents import utcnow
 from models.errors import DomainError
 from models.privacy import erase_patient, export_patient
@@ -97,7 +98,7 @@ def delete_page():
                 target.errors = list(target.errors) + [exc.message]
             else:
                 flash(exc.message, "error")
-            return render_template("portal/account.html", patient=g.patient, form=form), exc.status
+            return render_template("portal/account.html", patient=g.patient, form=form), status_of(exc)
         response = redirect(url_for("portal.login"))
         unset_jwt_cookies(response)
         flash("Your account is deleted. Your personal details have been erased.", "info")

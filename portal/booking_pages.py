@@ -25,6 +25,7 @@ from wtforms import DateField, SelectField
 from wtforms.validators import DataRequired
 
 from clinic.audit import audit
+from clinic.errors import status_of
 from models import booking, waitlist
 from models.catalog import current_catalog
 from models.documents import Appointment, Payment, utcnow
@@ -437,7 +438,7 @@ def waitlist_page():
                     placed = True
             if not placed:
                 flash(exc.message, "error")
-            status = exc.status
+            status = status_of(exc)
         else:
             audit(f"patient:{g.patient.id}", "waitlist.join", record=f"WaitlistEntry:{entry.id}")
             waitlist.time_freed(None, now)

@@ -7,6 +7,7 @@ from wtforms import EmailField, PasswordField, StringField, TelField
 from wtforms.validators import DataRequired, Length, Optional
 
 from clinic.audit import audit
+from clinic.errors import status_of
 from models import booking
 from models.documents import utcnow
 from models.errors import DomainError, Throttled
@@ -77,7 +78,7 @@ def login():
             return response
         except DomainError as exc:
             flash(exc.message, "error")
-            status = exc.status
+            status = status_of(exc)
         else:
             return issue_tokens(redirect(safe_next(request.args.get("next"))), patient)
     elif form.errors:
@@ -96,7 +97,7 @@ def register():
             patient = register_patient_counted(form.email.data, form.password.data, form.name.data, form.phone.data)
         except DomainError as exc:
             apply_domain_error(form, exc)
-            status = exc.status
+            status = status_of(exc)
         else:
             audit(f"patient:{patient.id}", "patient.register", record=f"Patient:{patient.id}")
             flash("Welcome! Your account is ready.", "info")
@@ -132,7 +133,7 @@ def change_password():
             audit(f"patient:{g.patient.id}", "patient.password_change",
                   record=f"Patient:{g.patient.id}", outcome="failure")
             apply_domain_error(form, exc)
-            status = exc.status
+            status = status_of(exc)
         else:
             revoke(get_jwt())
             audit(f"patient:{g.patient.id}", "patient.password_change", record=f"Patient:{g.patient.id}")

@@ -10,6 +10,7 @@ from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
 from clinic.audit import audit
+from clinic.errors import status_of
 from clinic.extensions import get_redis, rkey
 from models import reset
 from models.documents import utcnow
@@ -86,7 +87,7 @@ def reset_page(token):
                 return _private(make_response(render_template(
                     "portal/reset.html", form=None, invalid=reset.INVALID_LINK), 410))
             apply_domain_error(form, exc)
-            status = exc.status
+            status = status_of(exc)
         else:
             audit(f"patient:{patient.id}", "patient.password_reset", record=f"Patient:{patient.id}")
             flash("Your password is changed and you are signed out everywhere. "

@@ -20,22 +20,20 @@ log = logging.getLogger("models.payments")
 
 
 class PaymentDeclined(DomainError):
-    """The card was declined (402); the appointment stays held and payable."""
+    """The card was declined; the appointment stays held and payable."""
 
-    status = 402
     code = "card_declined"
 
 
 class PaymentUnavailable(DependencyDown):
-    """Stripe is not answering (503)."""
+    """Stripe is not answering."""
 
     code = "payments_unavailable"
 
 
 class PaymentProviderError(DomainError):
-    """Stripe refused a request we did not expect it to refuse (502)."""
+    """Stripe refused a request we did not expect it to refuse."""
 
-    status = 502
     code = "payment_provider_error"
 
 
@@ -70,7 +68,7 @@ def translate_stripe_errors(func):
                 log.warning("Stripe unavailable: %s", exc)
                 raise PaymentUnavailable("Card payments are not available right now; your time is "
                                          "still held. Please try again in a moment.",
-                                         headers={"Retry-After": "5"}) from None
+                                         retry_after=5) from None
             log.error("Stripe refused a request: %s", exc)
             raise PaymentProviderError("The payment provider refused the request; nothing was "
                                        "charged. Please try again or call the clinic.") from None

@@ -10,7 +10,6 @@ from models.payments.ledger import _audit, _move_payment, log
 class RefundFailed(DomainError):
     """Stripe refused a refund for good (the reservation was given back)."""
 
-    status = 502
     code = "refund_failed"
 
 
