@@ -45,10 +45,11 @@ def create_app(config=None):
     if not app.debug:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from clinic.extensions import csrf, jwt, login_manager, mongo, redis_store, stripe_client
+    from clinic.extensions import csrf, jwt, login_manager, mongo, rate_limits, redis_store, stripe_client
 
     mongo.init_app(app)
     redis_store.init_app(app)
+    rate_limits.init_app(app)
     stripe_client.init_app(app)
     from clinic.cache import caches
 

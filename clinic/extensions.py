@@ -4,8 +4,9 @@ import mongoengine
 import pymongo.errors
 import redis
 import stripe
-from flask import current_app
+from flask import current_app, request
 from flask_jwt_extended import JWTManager
+from flask_limiter import Limiter
 from flask_login import LoginManager
 from flask_wtf import CSRFProtect
 
@@ -93,6 +94,34 @@ class Redis:
         return self.prefix + ":".join(str(p) for p in parts)
 
 
+class RateLimits:
+    """flask-limiter over the app's own Redis (its connection pool, under its key prefix).
+
+    One Limiter per app, built in `init_app`: a Limiter keeps the storage and key prefix of the
+    first app it was given, and tests build many apps against different Redis servers. No limit
+    applies by default; a door declares its own (e.g. the registration limit in `portal/auth.py`).
+    A Redis that does not answer raises RedisError, which answers 503 (fail closed).
+    """
+
+    def init_app(self, app):
+        """Attach a Limiter keyed by the client's address, sharing the app's Redis connections."""
+        client = app.extensions["redis"].client
+        app.extensions["rate_limits"] = Limiter(
+            key_func=lambda: request.remote_addr or "unknown",
+            app=app,
+            storage_uri=app.config["REDIS_URL"],
+            storage_options={"connection_pool": client.connection_pool,
+                             "key_prefix": app.config.get("REDIS_PREFIX", "") + "limits"},
+            strategy="fixed-window",  # like the counters it replaced: the window opens at the first event
+            swallow_errors=False,
+        )
+
+
+def get_limiter():
+    """The current app's flask-limiter Limiter."""
+    return current_app.extensions["rate_limits"]
+
+
 class Stripe:
     """The Stripe client: explicit retries and timeouts, `STRIPE_API_BASE` honoured."""
 
@@ -132,6 +161,7 @@ def _first_line(exc):
 
 mongo = Mongo()
 redis_store = Redis()
+rate_limits = RateLimits()
 stripe_client = Stripe()
 
 

@@ -189,22 +189,3 @@ def rate_limit(redis, key, limit, window, message=None):
     if count > limit:
         raise Throttled(ttl if ttl and ttl > 0 else window, message or "Too many attempts from your network. "
                                                                        "Please wait and try again.")
-
-
-def over_limit(redis, key, limit, window, message=None):
-    """Raise Throttled when `key` already counts `limit` events (nothing is counted here)."""
-    pipe = redis.pipeline(transaction=False)
-    pipe.get(key)
-    pipe.ttl(key)
-    count, ttl = pipe.execute()
-    if int(count or 0) >= limit:
-        raise Throttled(ttl if ttl and ttl > 0 else window, message or "Too many attempts from your network. "
-                                                                       "Please wait and try again.")
-
-
-def count_event(redis, key, window):
-    """Count one event under `key` for `window` seconds."""
-    pipe = redis.pipeline(transaction=True)
-    pipe.set(key, 0, ex=window, nx=True)
-    pipe.incr(key)
-    pipe.execute()

@@ -31,11 +31,11 @@ from flask_jwt_extended.exceptions import JWTExtendedException
 
 from clinic.audit import audit
 from clinic.errors import error_response
-from clinic.extensions import get_redis, jwt, rkey
+from clinic.extensions import get_limiter, get_redis, jwt, rkey
 from models.accounts import authenticate
 from models.documents import Patient
-from models.errors import InvalidCredentials
-from models.throttle import LoginThrottle, count_event, over_limit
+from models.errors import InvalidCredentials, Throttled
+from models.throttle import LoginThrottle
 
 INVALID_LOGIN = "Email or password is not correct."
 
@@ -149,19 +149,45 @@ def guarded_password_check(scope, email, check):
     return ok
 
 
-def _registration_key():
-    return rkey("register", request.remote_addr or "unknown")
+REGISTRATION_LIMIT_MESSAGE = "Too many attempts from your network. Please wait and try again."
+
+
+def _registration_counted_in_this_request(_response):
+    return bool(g.get("registration_counted"))
+
+
+def _registration_refused(request_limit):
+    # flask-limiter calls this on a breach; raising keeps the contract's 429 (and the page's form)
+    # with Retry-After until the address's window closes.
+    raise Throttled(request_limit.reset_at - time.time(), REGISTRATION_LIMIT_MESSAGE)
+
+
+def _registration_limit():
+    """The current app's per-address registration limit (a flask-limiter shared limit, built once)."""
+    limiter = get_limiter()
+    limit = getattr(limiter, "clinic_registration_limit", None)
+    if limit is None:
+        limit = limiter.shared_limit(
+            lambda: f"{current_app.config.get('REGISTRATIONS_PER_HOUR', REGISTRATIONS_PER_HOUR)} per hour",
+            scope="register",
+            # Checked before the work, counted after it, and only when registration_counted() said
+            # so: failed attempts (a weak password) must not lock out a waiting-room tablet.
+            deduct_when=_registration_counted_in_this_request,
+            on_breach=_registration_refused,
+        )
+        limiter.clinic_registration_limit = limit
+    return limit
 
 
 def registration_allowed():
     """Refuse a registration once this address made REGISTRATIONS_PER_HOUR accounts (or duplicates) this hour."""
-    limit = current_app.config.get("REGISTRATIONS_PER_HOUR", REGISTRATIONS_PER_HOUR)
-    over_limit(get_redis(), _registration_key(), limit, 3600)
+    with _registration_limit():
+        pass
 
 
 def registration_counted():
-    """Count a registration that created an account, or that hit an existing email (a probe)."""
-    count_event(get_redis(), _registration_key(), 3600)
+    """Count this request's registration (an account created, or an existing email hit: a probe)."""
+    g.registration_counted = True
 
 
 BOOKING_LIMIT_MESSAGE = "Too many booking attempts. Please wait a few minutes and try again."
