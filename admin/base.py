@@ -11,6 +11,7 @@ from markupsafe import Markup
 from mongoengine.errors import NotUniqueError
 from mongoengine.errors import ValidationError as MongoValidationError
 
+from admin.roles import ADMIN_ONLY, EVERYONE, NOBODY
 from clinic.audit import audit
 from clinic.extensions import login_manager
 from models.booking import human_time
@@ -73,7 +74,7 @@ def neutralise_cell(value):
 class StaffAccessMixin:
     """Server-side role check shared by every back-office view."""
 
-    read_roles = ("admin", "reception", "provider")
+    read_roles = EVERYONE
 
     def is_accessible(self):
         return staff_role() in self.read_roles
@@ -105,10 +106,10 @@ class SecureModelView(StaffAccessMixin, ModelView):
     can_delete = False  # nothing clinical or financial is ever deleted
     can_view_details = True
     page_size = 25
-    write_roles = ("admin",)
+    write_roles = ADMIN_ONLY
     allow_create = True
     allow_edit = True
-    export_roles = ()
+    export_roles = NOBODY
     # Views showing patient data write an AuditEvent on every list and detail read.
     audit_reads = False
     # Field naming the provider a record belongs to; the provider role sees only its own.

@@ -11,6 +11,7 @@ from flask_admin import BaseView, expose
 from flask_login import current_user
 
 from admin.base import StaffAccessMixin, clinic_zone, staff_actor, staff_role
+from admin.roles import DAY_ACTIONS, EVERYONE, FRONT_DESK
 from clinic.audit import audit
 from clinic.errors import status_of
 from models import booking, frontdesk
@@ -22,10 +23,6 @@ from models.documents import Appointment, Clinic, Patient, utcnow
 from models.errors import DomainError, ValidationFailed
 from models.frontdesk import money
 
-STAFF = ("admin", "reception", "provider")
-DESK = ("admin", "reception")
-ACTIONS = {"check_in": STAFF, "undo_check_in": STAFF, "no_show": STAFF, "undo_no_show": STAFF,
-           "cancel": DESK, "pay": DESK, "move": DESK}
 DONE = {"check_in": "Checked in", "undo_check_in": "Check-in undone for", "no_show": "Marked as no-show:",
         "undo_no_show": "No-show undone for"}
 UNDO = {"check_in": "undo_check_in", "no_show": "undo_no_show"}
@@ -35,7 +32,7 @@ PX_PER_MINUTE = 2
 class DayView(StaffAccessMixin, BaseView):
     """One day of the clinic as a schedule, its week, its print sheet, and booking for a patient."""
 
-    read_roles = STAFF
+    read_roles = EVERYONE
     extra_css = ["/static/frontdesk.css"]
 
     # --- reading ---------------------------------------------------------------------------------
@@ -59,7 +56,7 @@ class DayView(StaffAccessMixin, BaseView):
     def _common(self, day):
         tz = clinic_zone()
         return dict(day=day, tz=tz, zone=ZoneInfo(tz), role=staff_role(), money=money,
-                    today=booking.local_today(tz, utcnow()), can_book=staff_role() in DESK,
+                    today=booking.local_today(tz, utcnow()), can_book=staff_role() in FRONT_DESK,
                     prev_day=day - timedelta(days=1), next_day=day + timedelta(days=1),
                     human_time=booking.human_time)
 
@@ -77,7 +74,7 @@ class DayView(StaffAccessMixin, BaseView):
         op, _, undo_id = request.args.get("undo", "").partition(":")
         if op in UNDO.values() and ObjectId.is_valid(undo_id):
             undo = (op, undo_id)
-        return self.render("admin_clinic/day.html", grid=grid, show_all=show_all, now=now, actions=ACTIONS,
+        return self.render("admin_clinic/day.html", grid=grid, show_all=show_all, now=now, actions=DAY_ACTIONS,
                            px=PX_PER_MINUTE, undo=undo, methods=DESK_METHODS, **self._common(day))
 
     @expose("/week")
@@ -116,7 +113,7 @@ class DayView(StaffAccessMixin, BaseView):
     @expose("/cancel")
     def cancel_form(self):
         """Ask for the reason and state the refund before cancelling."""
-        if staff_role() not in ACTIONS["cancel"]:
+        if staff_role() not in DAY_ACTIONS["cancel"]:
             abort(403, "Your role cannot cancel appointments.")
         appointment = self._appointment(request.args.get("appointment", ""))
         day = self._day()
@@ -128,7 +125,7 @@ class DayView(StaffAccessMixin, BaseView):
     @expose("/move", methods=("GET", "POST"))
     def move(self):
         """Move an appointment to another time (and provider): the new time is claimed first."""
-        if staff_role() not in ACTIONS["move"]:
+        if staff_role() not in DAY_ACTIONS["move"]:
             abort(403, "Your role cannot move appointments.")
         appointment = self._appointment(request.values.get("appointment", ""))
         now, tz = utcnow(), clinic_zone()
@@ -164,7 +161,7 @@ class DayView(StaffAccessMixin, BaseView):
     def act(self):
         """Check in, undo, mark no-show, cancel or take payment for one appointment (role-checked)."""
         op = request.form.get("op", "")
-        if staff_role() not in ACTIONS.get(op, ()):
+        if staff_role() not in DAY_ACTIONS.get(op, ()):
             abort(403, "Your role cannot do that.")
         appointment = self._appointment(request.form.get("appointment", ""))
         day_raw = request.form.get("day", "")
@@ -274,14 +271,14 @@ class DayView(StaffAccessMixin, BaseView):
     @expose("/new", methods=("GET", "POST"))
     def new(self):
         """The booking form: find or add the patient, pick service, provider, day and time."""
-        if staff_role() not in DESK:
+        if staff_role() not in FRONT_DESK:
             abort(403, "Your role cannot book appointments.")
         return self._render_booking(self._booking_values(request.values))
 
     @expose("/book", methods=("POST",))
     def book(self):
         """Book a patient (found, or a new caller added inline) into a time; staff rules apply."""
-        if staff_role() not in DESK:
+        if staff_role() not in FRONT_DESK:
             abort(403, "Your role cannot book appointments.")
         values = self._booking_values(request.form)
         try:

@@ -8,6 +8,7 @@ from flask_admin import AdminIndexView, expose
 from flask_login import current_user
 
 from admin.base import StaffAccessMixin, clinic_zone, staff_actor, staff_role
+from admin.roles import FRONT_DESK
 from clinic.audit import audit
 from models.booking import _utc, human_time
 from models.documents import Clinic, utcnow
@@ -75,7 +76,7 @@ class HomeView(StaffAccessMixin, AdminIndexView):
                              currency=clinic.currency if clinic else "gbp")
         query = ""
         found = []
-        if role in ("admin", "reception"):
+        if role in FRONT_DESK:
             query = request.args.get("q", "").strip()[:100]
             if query:
                 found = find_patients(query)

@@ -5,12 +5,11 @@ from flask_admin.actions import action
 from markupsafe import Markup
 
 from admin.base import SecureModelView, local_formatter, staff_actor
+from admin.roles import FRONT_DESK, NOBODY
 from clinic.audit import audit
 from models.documents import utcnow
 from models.errors import DomainError
 from models.outbox import OutboxMessage, resend
-
-FRONT_DESK = ("admin", "reception")
 
 
 def rendered_body(view, context, model, name):
@@ -33,7 +32,7 @@ class OutboxView(SecureModelView):
     """Outgoing email (admin and reception): kind, recipient, status, attempts, last error."""
 
     read_roles = FRONT_DESK
-    write_roles = ()
+    write_roles = NOBODY
     audit_reads = True  # bodies name patients and their appointments
     column_list = ("created_at", "kind", "to", "status", "attempts", "due_at", "sent_at", "last_error")
     column_details_list = ("kind", "to", "status", "attempts", "last_error", "drop_reason", "due_at",

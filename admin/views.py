@@ -32,6 +32,7 @@ from admin.fields import (
     to_local_naive,
     words_formatter,
 )
+from admin.roles import ADMIN_ONLY, EVERYONE, FRONT_DESK, SCHEDULE_EDITORS
 from admin.schedule import WEEKDAYS, ScheduleForm, apply_row_buttons, prefill, validate_schedule
 from clinic.audit import audit
 from models import booking, frontdesk
@@ -39,14 +40,11 @@ from models.accounts import hash_password, normalise_email, validate_password
 from models.documents import Appointment, Payment, Patient, Provider, Schedule, StaffUser, utcnow
 from models.errors import DomainError
 
-FRONT_DESK = ("admin", "reception")
-EVERYONE = ("admin", "reception", "provider")
-
 
 class ClinicView(SecureModelView):
     """Clinic settings: timezone, currency, hold length and default policies (admin only)."""
 
-    read_roles = ("admin",)
+    read_roles = ADMIN_ONLY
     allow_create = False
     record_noun = "clinic"
     column_list = ("name", "timezone", "currency", "hold_minutes", "slot_step_minutes",
@@ -64,7 +62,7 @@ class ClinicView(SecureModelView):
 class StaffUserView(SecureModelView):
     """Staff accounts and roles (admin only); passwords are set here, never shown."""
 
-    read_roles = ("admin",)
+    read_roles = ADMIN_ONLY
     record_noun = "staff user"
     column_list = ("email", "name", "role", "provider", "active", "created_at")
     column_details_list = ("email", "name", "role", "provider", "active", "created_at")
@@ -155,7 +153,7 @@ class ScheduleView(SecureModelView):
     """
 
     read_roles = EVERYONE
-    write_roles = ("admin", "provider")
+    write_roles = SCHEDULE_EDITORS
     provider_field = "provider"
     record_noun = "schedule"
     editor_template = "admin_clinic/schedule_form.html"
@@ -602,7 +600,7 @@ class StripeEventView(SecureModelView):
 class AuditEventView(SecureModelView):
     """The audit trail (read-only, admin only)."""
 
-    read_roles = ("admin",)
+    read_roles = ADMIN_ONLY
     write_roles = ()
     column_list = ("at", "actor", "action", "record", "outcome", "ip", "request_id")
     column_filters = ("action", "outcome", "actor", "at")

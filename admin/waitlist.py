@@ -1,14 +1,15 @@
 """The waitlist in the back office: read-only, for reception and admins (who is waiting, who was offered what)."""
 
 from admin.base import SecureModelView, local_formatter
+from admin.roles import FRONT_DESK, NOBODY
 
 
 class WaitlistView(SecureModelView):
     """Patients waiting for a time, first in line first; offers and their expiry. Read-only: patients
     join and leave in the portal, and the sweep makes the offers."""
 
-    read_roles = ("admin", "reception")
-    write_roles = ()
+    read_roles = FRONT_DESK
+    write_roles = NOBODY
     can_view_details = True
     column_list = ("created_at", "patient", "service", "provider", "date_from", "date_to", "status",
                    "offer_expires_at", "note")
