@@ -11,7 +11,7 @@ from markupsafe import Markup
 from mongoengine.errors import NotUniqueError
 from mongoengine.errors import ValidationError as MongoValidationError
 
-from admin.roles import ADMIN_ONLY, EVERYONE, NOBODY
+from admin.roles import ADMIN_ONLY, EVERYONE, NOBODY, SEES_MONEY
 from clinic.audit import audit
 from clinic.extensions import login_manager
 from models.booking import human_time
@@ -116,6 +116,29 @@ class SecureModelView(StaffAccessMixin, ModelView):
     provider_field = None
     # What one record is called in messages ("a service named …").
     record_noun = "record"
+    # Columns that show money: left out of the list, the details and sorting for the roles that do
+    # not see money (admin.roles.SEES_MONEY).
+    money_columns = ()
+
+    def _visible_columns(self, columns):
+        """`columns` ((name, label) pairs) without the money columns when this role may not see money."""
+        if not self.money_columns or staff_role() in SEES_MONEY:
+            return columns
+        return [column for column in columns if column[0] not in self.money_columns]
+
+    def _get_column_by_idx(self, idx):
+        # The list's sort links count the columns shown, so a sort index names a shown column.
+        columns = self._visible_columns(self._list_columns)
+        if idx is None or idx < 0 or idx >= len(columns):
+            return None
+        return columns[idx]
+
+    def render(self, template, **kwargs):
+        """Render, leaving out the columns this role may not see."""
+        for key in ("list_columns", "details_columns"):
+            if key in kwargs:
+                kwargs[key] = self._visible_columns(kwargs[key])
+        return super().render(template, **kwargs)
 
     @property
     def can_create(self):

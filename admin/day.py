@@ -11,7 +11,7 @@ from flask_admin import BaseView, expose
 from flask_login import current_user
 
 from admin.base import StaffAccessMixin, clinic_zone, staff_actor, staff_role
-from admin.roles import DAY_ACTIONS, EVERYONE, FRONT_DESK
+from admin.roles import DAY_ACTIONS, EVERYONE, FRONT_DESK, SEES_MONEY
 from clinic.audit import audit
 from clinic.errors import status_of
 from models import booking, frontdesk
@@ -56,6 +56,7 @@ class DayView(StaffAccessMixin, BaseView):
     def _common(self, day):
         tz = clinic_zone()
         return dict(day=day, tz=tz, zone=ZoneInfo(tz), role=staff_role(), money=money,
+                    sees_money=staff_role() in SEES_MONEY, front_desk=FRONT_DESK,
                     today=booking.local_today(tz, utcnow()), can_book=staff_role() in FRONT_DESK,
                     prev_day=day - timedelta(days=1), next_day=day + timedelta(days=1),
                     human_time=booking.human_time)
@@ -225,6 +226,9 @@ class DayView(StaffAccessMixin, BaseView):
         times = [t for t in source.getlist("time") if t] if hasattr(source, "getlist") else [source.get("time", "")]
         values["time"] = (times[-1] if times else "").strip()[:5]
         values["override"] = source.get("override") == "yes"
+        # `walkin_done`: a walk-in form sent again (Find, Show free times, a refused Book) stays a
+        # walk-in, with the day and time it was given.
+        values["walkin"] = bool(source.get("walkin_done"))
         if source.get("walkin"):
             local_now = booking._utc(now).astimezone(ZoneInfo(tz))
             values["day"] = local_now.date().isoformat()

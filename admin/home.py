@@ -94,5 +94,5 @@ class HomeView(StaffAccessMixin, AdminIndexView):
         return self.render("admin_clinic/home.html", figures=figures, buckets=BUCKETS, role=role,
                            provider=provider, money=money, tz=tz, now=now, human_time=human_time,
                            minutes_left=minutes_left, query=query, found=found, charts=charts,
-                           clinic=clinic, user=current_user,
+                           clinic=clinic, user=current_user, front_desk=FRONT_DESK,
                            hhmm=lambda dt: _utc(dt).astimezone(ZoneInfo(tz)).strftime("%H:%M"))

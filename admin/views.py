@@ -378,6 +378,7 @@ class AppointmentView(SecureModelView):
     audit_reads = True
     provider_field = "provider"
     record_noun = "appointment"
+    money_columns = ("payment", "amount")
     column_list = ("start", "patient", "provider", "service", "status", "payment", "amount", "override")
     column_details_list = ("start", "end", "patient", "provider", "service", "status", "payment",
                            "hold_expires_at", "amount", "booked_by", "override",

@@ -84,12 +84,17 @@ def wants_html():
     return best != "application/json"
 
 
+def _error_template():
+    """The back office's pages answer errors in its own frame; everything else in the portal's."""
+    return "admin_clinic/error.html" if request.path.startswith("/admin") else "errors/error.html"
+
+
 def error_response(status, message, code=None, fields=None, headers=None):
     """Build the error answer for the current request."""
     code = code or CODES.get(status, "error")
     if wants_html():
         resp = make_response(
-            render_template("errors/error.html", status=status, code=code, message=message))
+            render_template(_error_template(), status=status, code=code, message=message))
     else:
         payload = {"error": {"code": code, "message": message}}
         if fields:
