@@ -34,6 +34,7 @@ class OutboxView(SecureModelView):
     read_roles = FRONT_DESK
     write_roles = NOBODY
     audit_reads = True  # bodies name patients and their appointments
+    extra_css = ["/static/outbox.css"]  # fewer columns on a phone
     column_list = ("created_at", "kind", "to", "status", "attempts", "due_at", "sent_at", "last_error")
     column_details_list = ("kind", "to", "status", "attempts", "last_error", "drop_reason", "due_at",
                            "sent_at", "created_at", "subject", "version", "variant", "body")
