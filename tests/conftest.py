@@ -170,7 +170,7 @@ def smtp_server(tmp_path_factory):
     with `smtp_server.messages(to=...)` (use a recipient address of the test's own).
     """
     from clinic.servers import start_smtp
-    from tests.mail import SmtpBox
+    from tests.support.mail import SmtpBox
 
     server = start_smtp(str(tmp_path_factory.mktemp("mail")))
     yield SmtpBox(server)

@@ -8,7 +8,7 @@ import pytest
 
 from models import Appointment, AuditEvent, Patient, Service, StaffUser
 from models.booking import book
-from tests.factories import (
+from tests.support.factories import (
     LONDON,
     at,
     future_day,

@@ -9,7 +9,7 @@ from models import Appointment, Patient, Payment, StaffUser, TimeOff
 from models.booking import book
 from models.documents import Schedule
 from models.seed import DEMO_PASSWORD, seed_demo
-from tests.factories import at, form_csrf, future_day, staff_login
+from tests.support.factories import at, form_csrf, future_day, staff_login
 
 ROLES = {"admin": "admin@clinic.test", "reception": "reception@clinic.test",
          "provider": "provider@clinic.test"}
@@ -308,7 +308,7 @@ def test_edit_forms_save_for_the_roles_that_may_use_them(app, seeded):
 def test_a_malformed_record_id_says_it_does_not_exist(make_app):
     """/admin/…/details/?id=zzz: the plain "Record does not exist.", not MongoDB's ObjectId error."""
     from models.seed import DEMO_PASSWORD, seed_demo
-    from tests.factories import staff_login
+    from tests.support.factories import staff_login
 
     app = make_app()
     with app.app_context():

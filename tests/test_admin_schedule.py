@@ -6,7 +6,7 @@ from datetime import date
 import pytest
 
 from models import Provider, Schedule
-from tests.factories import form_csrf, make_clinic, make_provider, make_service, make_staff, staff_login
+from tests.support.factories import form_csrf, make_clinic, make_provider, make_service, make_staff, staff_login
 
 
 @pytest.fixture

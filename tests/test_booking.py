@@ -5,7 +5,7 @@ from datetime import date, datetime, time, timedelta, timezone
 import pytest
 
 from models import Appointment, AuditEvent, TimeClaim, TimeOff
-from tests.factories import (
+from tests.support.factories import (
     LONDON,
     at,
     future_day,

@@ -2,7 +2,7 @@
 
 import re
 
-from tests.factories import PASSWORD, make_clinic, make_patient, make_provider, make_service
+from tests.support.factories import PASSWORD, make_clinic, make_patient, make_provider, make_service
 
 
 def sign_in(page, base):

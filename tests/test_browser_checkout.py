@@ -10,8 +10,8 @@ import re
 import pytest
 
 from models import Appointment, Payment
-from tests.factories import at, future_day, make_clinic, make_provider, make_service
-from tests.test_payments_helpers import CheckoutStandInProcess, wait_until
+from tests.support.factories import at, future_day, make_clinic, make_provider, make_service
+from tests.support.payments import CheckoutStandInProcess, wait_until
 
 STRONG_PASSWORD = "violet-harbour-lantern-42"
 

@@ -9,7 +9,7 @@ import pytest
 
 from models import Appointment, Payment, TimeClaim
 from models.waitlist import WaitlistEntry
-from tests.factories import PASSWORD, at, future_day, make_clinic, make_patient, make_provider, make_service
+from tests.support.factories import PASSWORD, at, future_day, make_clinic, make_patient, make_provider, make_service
 from tests.helpers import save_screenshot
 
 PHONE = {"width": 390, "height": 844}

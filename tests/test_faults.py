@@ -15,7 +15,7 @@ import requests
 
 from clinic.servers import free_port, start_redis
 from models import Appointment, TimeClaim
-from tests.factories import (
+from tests.support.factories import (
     PASSWORD,
     api_login,
     csrf_header,
@@ -25,7 +25,7 @@ from tests.factories import (
     make_service,
 )
 from tests.helpers import clean_env, start_gunicorn, stop_process, wait_http
-from tests.test_payments_helpers import (
+from tests.support.payments import (
     api_post,
     book_held,
     clinic_with_service,

@@ -11,7 +11,7 @@ from models.booking import book
 from models.desk_payments import mark_paid_at_desk
 from models.documents import Refund, utcnow
 from models.glance import glance
-from tests.factories import (
+from tests.support.factories import (
     LONDON,
     at,
     form_csrf,

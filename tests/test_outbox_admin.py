@@ -13,7 +13,7 @@ from models.booking import book
 from models.documents import utcnow
 from models.outbox import MAX_ATTEMPTS, OutboxMessage, deliver_due
 from models.reset import PasswordReset, queue_invitation
-from tests.factories import (
+from tests.support.factories import (
     at,
     form_csrf,
     future_day,

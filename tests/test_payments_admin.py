@@ -5,8 +5,8 @@ import pytest
 from clinic.servers import free_port
 from models import Appointment, AuditEvent, Payment, StaffUser, StripeEvent
 from models.errors import NotFound
-from tests.factories import form_csrf, make_staff, staff_login
-from tests.test_payments_helpers import (
+from tests.support.factories import form_csrf, make_staff, staff_login
+from tests.support.payments import (
     api_post,
     book_held,
     clinic_with_service,
@@ -115,7 +115,7 @@ def test_resync_object_routes_charges_and_refunds_to_the_payments_refunds(app, s
 
 def test_reception_cancels_a_paid_appointment_from_the_list_and_it_is_refunded(app, stripe_base):
     from models import Appointment, AuditEvent
-    from tests.factories import form_csrf, make_staff, staff_login
+    from tests.support.factories import form_csrf, make_staff, staff_login
     from tests.test_payments import _paid
 
     _client, appt, payment = _paid(app, stripe_base)

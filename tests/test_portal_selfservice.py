@@ -9,7 +9,7 @@ import pytest
 
 from models import Appointment, Payment, TimeClaim
 from models.documents import utcnow
-from tests.factories import PASSWORD, api_login, at, form_csrf, future_day, make_clinic, make_patient, make_provider, make_service
+from tests.support.factories import PASSWORD, api_login, at, form_csrf, future_day, make_clinic, make_patient, make_provider, make_service
 
 
 @pytest.fixture
@@ -142,7 +142,7 @@ def test_waitlist_form_shows_errors_on_the_field(app, setup):
 def test_cancelling_takes_two_steps_and_states_the_refund_first(app, setup):
     from models.booking import book, cancel
     from models.documents import Patient
-    from tests.test_payments_helpers import CARD_OK, api_post, card_token
+    from tests.support.payments import CARD_OK, api_post, card_token
 
     s, client = setup, app.test_client()
     assert api_login(client).status_code == 200

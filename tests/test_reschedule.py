@@ -7,7 +7,7 @@ import pytest
 
 from models import Appointment, AuditEvent, Payment, TimeClaim
 from models.booking import claim_units
-from tests.factories import api_login, at, csrf_header, future_day, make_clinic, make_patient, make_provider, make_service
+from tests.support.factories import api_login, at, csrf_header, future_day, make_clinic, make_patient, make_provider, make_service
 
 
 @pytest.fixture

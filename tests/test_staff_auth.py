@@ -5,7 +5,7 @@ import re
 import pytest
 
 from models import AuditEvent, StaffUser
-from tests.factories import PASSWORD, api_login, make_patient, make_staff
+from tests.support.factories import PASSWORD, api_login, make_patient, make_staff
 
 
 def csrf_from(html):

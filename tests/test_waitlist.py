@@ -7,7 +7,7 @@ import pytest
 from models import Appointment, TimeClaim
 from models.sweep import sweep
 from models.waitlist import WaitlistEntry
-from tests.factories import api_login, at, csrf_header, future_day, make_clinic, make_patient, make_provider, make_service
+from tests.support.factories import api_login, at, csrf_header, future_day, make_clinic, make_patient, make_provider, make_service
 
 
 @pytest.fixture
@@ -187,7 +187,7 @@ def test_reschedule_frees_the_old_time_for_the_waitlist(app, full_day):
 
 
 def test_staff_see_the_waitlist_in_the_back_office(app, full_day):
-    from tests.factories import make_staff, staff_login
+    from tests.support.factories import make_staff, staff_login
 
     make_staff("reception")
     make_staff("provider", email="doc@clinic.test")

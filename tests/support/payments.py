@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 import requests
 import stripe
 
-from tests.factories import (
+from tests.support.factories import (
     api_login,
     at,
     csrf_header,
