@@ -9,6 +9,10 @@ import redis
 
 from clinic.servers import start_localstripe, start_redis, start_secantus
 
+# The shared fixtures beyond the servers live in tests/support/: signed-in clients (`patient_client`,
+# `staff_client`), the clinic builder (`clinic_world`) and the fake Stripe gateway (`fake_gateway`).
+pytest_plugins = ["tests.support.clients", "tests.support.world", "tests.support.fake_gateway"]
+
 TEST_SECRETS = {
     "SECRET_KEY": "test-secret-key-0123456789abcdef",
     "JWT_SECRET_KEY": "test-jwt-secret-0123456789abcdef",
