@@ -67,14 +67,10 @@ def failpoint(mongo_uri):
 
 
 @pytest.fixture
-def booking_setup(app):
-    make_clinic()
-    service = make_service("Call", duration=15, price=0, notice=0)
-    provider = make_provider([service], name="Dr Fault")
-    make_patient()
-    client = app.test_client()
-    assert api_login(client).status_code == 200
-    return client, service, provider
+def booking_setup(app, clinic_world, patient_client):
+    world = clinic_world(services={"call": dict(name="Call", duration=15, price=0, notice=0)},
+                         providers={"provider": dict(name="Dr Fault")})
+    return patient_client, world["call"], world["provider"]
 
 
 def post_booking(client, service, provider, start):

@@ -58,7 +58,7 @@ def build_world(services=None, providers=None, clinic=None, patients=(), staff=(
     - `clinic`: `make_clinic` arguments, plus any other Clinic field to set (e.g. `max_held`);
     - `services`: key -> `make_service` arguments (in order; `name` defaults to the key);
     - `providers`: key -> `make_provider` arguments, `services` given as service keys (default:
-      all of them);
+      all of them); `schedule=False` (with an optional `email`) makes one without hours;
     - `patients`: emails (or `make_patient` argument dicts), registered in order;
     - `staff`: roles, one staff user each (`<role>@clinic.test`); `provider_staff`: the key of the
       provider that the `provider` role's user is linked to.
@@ -84,7 +84,14 @@ def build_world(services=None, providers=None, clinic=None, patients=(), staff=(
     for key, spec in (DEFAULT_PROVIDERS if providers is None else providers).items():
         spec = dict(spec)
         offered = [made_services[k] for k in spec.pop("services", list(made_services))]
-        made_providers[key] = make_provider(offered, **spec)
+        if spec.pop("schedule", True):
+            made_providers[key] = make_provider(offered, **spec)
+        else:  # a provider with no weekly hours yet (what the schedule editor starts from)
+            from models import Provider
+
+            name = spec.pop("name")
+            email = spec.pop("email", None) or f"{name.lower().replace(' ', '.')}@clinic.test"
+            made_providers[key] = Provider(name=name, email=email, services=offered).save()
     made_staff = {}
     for role in staff:
         made_staff[role] = make_staff(role)
