@@ -9,7 +9,7 @@ import pytest
 
 from models import Appointment, Payment, TimeClaim
 from models.waitlist import WaitlistEntry
-from tests.support.factories import PASSWORD, at, future_day, make_clinic, make_patient, make_provider, make_service
+from tests.support.factories import PASSWORD, at, future_day
 from tests.helpers import save_screenshot
 
 PHONE = {"width": 390, "height": 844}
@@ -32,21 +32,18 @@ def axe_problems(page):
 
 
 @pytest.fixture
-def clinic(live_server):
+def clinic(live_server, clinic_world):
     base, app = live_server(COOKIE_SECURE=False)
-    clinic = make_clinic()
-    consult = make_service("General consultation", duration=30, price=6000, notice=0, cancel_hours=24)
-    consult.description = "A 30-minute appointment with a doctor to talk through a new problem."
-    consult.save()
-    call = make_service("Follow-up call", duration=15, price=0, notice=0, cancel_hours=2)
-    call.description = "A short phone call about results or how a treatment is going."
-    call.save()
-    amira = make_provider([consult, call], name="Dr Amira Shah", hours=("08:00", "19:00"), lunch=("12:30", "13:30"))
-    tom = make_provider([consult, call], name="Dr Tom Evans", hours=("09:00", "17:00"))
-    make_patient()
-    make_patient(email="other@example.com", name="Olive Other")
-    return {"base": base, "app": app, "clinic": clinic, "consult": consult, "call": call, "amira": amira,
-            "tom": tom}
+    world = clinic_world(
+        services={"consult": dict(name="General consultation", duration=30, price=6000, notice=0, cancel_hours=24,
+                                  description="A 30-minute appointment with a doctor to talk through a new problem."),
+                  "call": dict(name="Follow-up call", duration=15, price=0, notice=0, cancel_hours=2,
+                               description="A short phone call about results or how a treatment is going.")},
+        providers={"amira": dict(name="Dr Amira Shah", hours=("08:00", "19:00"), lunch=("12:30", "13:30")),
+                   "tom": dict(name="Dr Tom Evans", hours=("09:00", "17:00"))},
+        patients=["pat@example.com", dict(email="other@example.com", name="Olive Other")])
+    world.update(base=base, app=app)
+    return world
 
 
 def new_page(browser, size=DESKTOP, **options):

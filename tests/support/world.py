@@ -28,6 +28,7 @@ class World(dict):
 
     def __init__(self, clinic, services, providers, patients, staff):
         super().__init__()
+        assert not set(services) & set(providers), "clinic_world: one key per service and provider"
         self.clinic, self.services, self.providers = clinic, services, providers
         self.patients, self.staff = patients, staff
         self["clinic"] = clinic
