@@ -9,7 +9,8 @@ import pytest
 
 from models import Appointment, Payment, TimeClaim
 from models.waitlist import WaitlistEntry
-from tests.support.factories import PASSWORD, at, future_day
+from tests.support.browser import portal_sign_in
+from tests.support.factories import at, future_day
 from tests.helpers import save_screenshot
 
 PHONE = {"width": 390, "height": 844}
@@ -54,14 +55,6 @@ def new_page(browser, size=DESKTOP, **options):
     page.on("console", lambda msg: page.problems.append(msg.text) if "Content Security Policy" in msg.text else None)
     page.on("pageerror", lambda exc: page.problems.append(str(exc)))
     return page
-
-
-def sign_in(page, base, email="pat@example.com"):
-    page.goto(f"{base}/portal/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base}/portal/")
 
 
 def day_link(page, day):
@@ -114,7 +107,7 @@ def test_browse_before_signing_in_then_register_and_come_back_to_the_review(clin
 def test_booking_on_a_phone(clinic, browser):
     c = clinic
     page = new_page(browser, PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
-    sign_in(page, c["base"])
+    portal_sign_in(page, c["base"])
     day = future_day(3)
     page.goto(f"{c['base']}/portal/book?service={c['consult'].id}&provider=any&day={day.isoformat()}")
     save_screenshot(page, "booking-phone.png")
@@ -143,7 +136,7 @@ def test_booking_on_a_phone(clinic, browser):
 def test_keyboard_only_booking_takes_few_key_presses(clinic, browser):
     c = clinic
     page = new_page(browser, DESKTOP)
-    sign_in(page, c["base"])
+    portal_sign_in(page, c["base"])
     day = future_day(3)
     page.goto(f"{c['base']}/portal/book?service={c['call'].id}&provider=any&day={day.isoformat()}")
     presses = []
@@ -197,7 +190,7 @@ def test_reschedule_in_the_portal(clinic, browser):
     c = clinic
     day = future_day(4)
     page = new_page(browser, DESKTOP)
-    sign_in(page, c["base"])
+    portal_sign_in(page, c["base"])
     page.goto(f"{c['base']}/portal/book?service={c['call'].id}&provider={c['tom'].id}&day={day.isoformat()}")
     page.locator("a.time", has_text=re.compile(r"^10:00")).click()
     page.get_by_role("button", name="Book this time").click()
@@ -238,7 +231,7 @@ def test_a_waitlist_offer_is_accepted_after_another_patient_cancels(clinic, brow
         start += timedelta(minutes=30)
     assert taken
     page = new_page(browser, DESKTOP)
-    sign_in(page, c["base"])
+    portal_sign_in(page, c["base"])
     page.goto(f"{c['base']}/portal/book?service={c['consult'].id}&provider={c['tom'].id}&day={day.isoformat()}")
     assert page.locator("a.time").count() == 0 or page.url  # the day is full
     page.goto(f"{c['base']}/portal/waitlist")
@@ -251,7 +244,7 @@ def test_a_waitlist_offer_is_accepted_after_another_patient_cancels(clinic, brow
 
     # Olive cancels her 11:00 through her own session (the API); the time is offered to Pat at once.
     other = new_page(browser, DESKTOP)
-    sign_in(other, c["base"], email="other@example.com")
+    portal_sign_in(other, c["base"], email="other@example.com")
     eleven = next(a for a in taken if a.start.replace(tzinfo=timezone.utc) == at(day, 11).astimezone(timezone.utc))
     other.goto(f"{c['base']}/portal/appointments/{eleven.id}")
     other.get_by_role("link", name="Cancel this appointment").click()
@@ -319,7 +312,7 @@ def test_axe_finds_no_serious_problem_on_any_portal_page(clinic, browser, size):
     for url in urls[:6]:
         anonymous.goto(url)
         assert not axe_problems(anonymous), (url, axe_problems(anonymous))
-    sign_in(page, c["base"])
+    portal_sign_in(page, c["base"])
     found = {}
     for url in urls[2:] + [f"{c['base']}/portal/appointments/{held.id}"]:
         page.goto(url)
