@@ -9,6 +9,10 @@ import redis
 
 from devstack.servers import start_localstripe, start_redis, start_secantus
 
+# The shared fixtures beyond the servers live in tests/support/: signed-in clients (`patient_client`,
+# `staff_client`), the clinic builder (`clinic_world`) and the fake Stripe gateway (`fake_gateway`).
+pytest_plugins = ["tests.support.clients", "tests.support.world", "tests.support.fake_gateway"]
+
 TEST_SECRETS = {
     "SECRET_KEY": "test-secret-key-0123456789abcdef",
     "JWT_SECRET_KEY": "test-jwt-secret-0123456789abcdef",
@@ -170,7 +174,7 @@ def smtp_server(tmp_path_factory):
     with `smtp_server.messages(to=...)` (use a recipient address of the test's own).
     """
     from devstack.servers import start_smtp
-    from tests.mail import SmtpBox
+    from tests.support.mail import SmtpBox
 
     server = start_smtp(str(tmp_path_factory.mktemp("mail")))
     yield SmtpBox(server)

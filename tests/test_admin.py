@@ -8,7 +8,7 @@ import pytest
 
 from models import Appointment, AuditEvent, Patient, Service, StaffUser
 from models.booking import book
-from tests.factories import (
+from tests.support.factories import (
     LONDON,
     at,
     future_day,
@@ -20,6 +20,7 @@ from tests.factories import (
     make_staff,
     staff_login,
 )
+from tests.support.clients import signed_in_staff
 
 ADMIN, RECEPTION, PROVIDER = "admin", "reception", "provider"
 
@@ -44,24 +45,12 @@ VIEW_ACCESS = {
 
 
 @pytest.fixture
-def clinic(app):
-    make_clinic()
-    consult = make_service("Consultation", duration=30, price=5000)
-    call = make_service("Call", duration=15, price=0)
-    one = make_provider([consult, call], name="Dr One")
-    two = make_provider([consult, call], name="Dr Two")
-    for role in (ADMIN, RECEPTION):
-        make_staff(role)
-    provider_staff = make_staff(PROVIDER)
-    StaffUser.objects(id=provider_staff.id).update_one(set__provider=one)
-    patient = make_patient()
-    return {"consult": consult, "call": call, "one": one, "two": two, "patient": patient}
-
-
-def signed_in_staff(app, role):
-    client = app.test_client()
-    assert staff_login(client, f"{role}@clinic.test").status_code == 302
-    return client
+def clinic(app, clinic_world):
+    return clinic_world(
+        services={"consult": dict(name="Consultation", duration=30, price=5000),
+                  "call": dict(name="Call", duration=15, price=0)},
+        providers={"one": dict(name="Dr One"), "two": dict(name="Dr Two")},
+        staff=(ADMIN, RECEPTION), provider_staff="one", patients=["pat@example.com"])
 
 
 @pytest.mark.parametrize("role", [ADMIN, RECEPTION, PROVIDER])

@@ -9,13 +9,28 @@ from models import Appointment, Patient, Payment, StaffUser, TimeOff
 from models.booking import book
 from models.documents import Schedule
 from models.seed import DEMO_PASSWORD, seed_demo
-from tests.factories import at, form_csrf, future_day, staff_login
+from tests.support.factories import at, form_csrf, future_day, staff_login
 
 ROLES = {"admin": "admin@clinic.test", "reception": "reception@clinic.test",
          "provider": "provider@clinic.test"}
 MODEL_VIEWS = ("appointments", "patients", "providers", "services", "schedules", "time_off",
                "payments", "stripe_events", "staff", "clinic", "audit")
 SECRETS = ("$argon2", "password_hash", "Password Hash", "token_generation", "Token Generation")
+# The service form's fields as the tests fill them unless they say otherwise.
+SERVICE_FORM = {"duration_minutes": "30", "currency": "gbp", "refund_rule": "full", "buffer_before_minutes": "0",
+                "buffer_after_minutes": "0", "min_notice_minutes": "0", "horizon_days": "30",
+                "cancellation_window_hours": "0"}
+
+
+def post_form(client, path, data):
+    """Post a back-office form as a browser does, with the CSRF token of the page it was opened on."""
+    token = form_csrf(client.get(path).get_data(as_text=True))
+    return client.post(path, data=dict(data, csrf_token=token))
+
+
+def post_service(client, path="/admin/services/new/", **fields):
+    """Post the service form (create, or edit at `path`): `fields` over SERVICE_FORM."""
+    return post_form(client, path, dict(SERVICE_FORM, **fields))
 
 
 @pytest.fixture
@@ -115,24 +130,18 @@ def test_admin_saves_every_create_form(app, seeded):
     assert staff_login(client, ROLES["admin"], DEMO_PASSWORD).status_code == 302
 
     def post(path, data):
-        token = form_csrf(client.get(path).get_data(as_text=True))
-        return client.post(path, data=dict(data, csrf_token=token))
+        return post_form(client, path, data)
 
     consult = Service.objects.get(name="General consultation")
-    resp = post("/admin/services/new/", {"name": "Massage", "duration_minutes": "60", "price": "55.00",
-                                         "currency": "gbp", "refund_rule": "full", "active": "y",
-                                         "buffer_before_minutes": "0", "buffer_after_minutes": "0",
-                                         "min_notice_minutes": "60", "horizon_days": "60",
-                                         "cancellation_window_hours": "24"})
+    massage_form = dict(name="Massage", duration_minutes="60", price="55.00", active="y", min_notice_minutes="60",
+                        horizon_days="60", cancellation_window_hours="24")
+    resp = post_service(client, **massage_form)
     assert resp.status_code == 302, resp.get_data(as_text=True)
     massage = Service.objects.get(name="Massage")
     assert massage.price == 5500
     edit = client.get(f"/admin/services/edit/?id={massage.id}").get_data(as_text=True)
     assert 'value="55.00"' in edit
-    resp = post(f"/admin/services/edit/?id={massage.id}", {
-        "name": "Massage", "duration_minutes": "60", "price": "57.50", "currency": "gbp", "refund_rule": "full",
-        "active": "y", "buffer_before_minutes": "0", "buffer_after_minutes": "0", "min_notice_minutes": "60",
-        "horizon_days": "60", "cancellation_window_hours": "24"})
+    resp = post_service(client, f"/admin/services/edit/?id={massage.id}", **dict(massage_form, price="57.50"))
     assert resp.status_code == 302, resp.get_data(as_text=True)
     assert Service.objects.get(id=massage.id).price == 5750
     from models import Clinic
@@ -167,11 +176,7 @@ def test_duplicate_and_invalid_input_is_explained_on_the_field(app, seeded):
 
     client = app.test_client()
     assert staff_login(client, ROLES["admin"], DEMO_PASSWORD).status_code == 302
-    token = form_csrf(client.get("/admin/services/new/").get_data(as_text=True))
-    resp = client.post("/admin/services/new/", data={
-        "csrf_token": token, "name": "General consultation", "duration_minutes": "30", "price": "12.5x",
-        "currency": "gbp", "refund_rule": "full", "min_notice_minutes": "0", "horizon_days": "30",
-        "cancellation_window_hours": "0", "buffer_before_minutes": "0", "buffer_after_minutes": "0"})
+    resp = post_service(client, name="General consultation", price="12.5x")
     page = resp.get_data(as_text=True)
     assert resp.status_code == 200
     assert "E11000" not in page
@@ -246,11 +251,7 @@ def test_a_rule_of_the_model_is_shown_on_its_field(app, seeded):
 
     client = app.test_client()
     assert staff_login(client, ROLES["admin"], DEMO_PASSWORD).status_code == 302
-    token = form_csrf(client.get("/admin/services/new/").get_data(as_text=True))
-    resp = client.post("/admin/services/new/", data={
-        "csrf_token": token, "name": "Odd length", "duration_minutes": "32", "price": "10.00",
-        "currency": "gbp", "refund_rule": "full", "min_notice_minutes": "0", "horizon_days": "30",
-        "cancellation_window_hours": "0", "buffer_before_minutes": "0", "buffer_after_minutes": "0"})
+    resp = post_service(client, name="Odd length", duration_minutes="32", price="10.00")
     page = resp.get_data(as_text=True)
     assert resp.status_code == 200
     assert 'id="duration_minutes-error"' in page and "duration_minutes must be a multiple of 5" in page
@@ -265,10 +266,7 @@ def test_edit_forms_save_for_the_roles_that_may_use_them(app, seeded):
         assert staff_login(client, ROLES[role], DEMO_PASSWORD).status_code == 302
         return client
 
-    def post(client, path, data):
-        token = form_csrf(client.get(path).get_data(as_text=True))
-        return client.post(path, data=dict(data, csrf_token=token))
-
+    post = post_form
     patient = seeded["patient"]
     resp = post(signed_in("reception"), f"/admin/patients/edit/?id={patient.id}",
                 {"name": "Pat Demo", "email": "patient@clinic.test", "phone": "+44 20 7946 9999", "active": "y"})
@@ -308,7 +306,7 @@ def test_edit_forms_save_for_the_roles_that_may_use_them(app, seeded):
 def test_a_malformed_record_id_says_it_does_not_exist(make_app):
     """/admin/…/details/?id=zzz: the plain "Record does not exist.", not MongoDB's ObjectId error."""
     from models.seed import DEMO_PASSWORD, seed_demo
-    from tests.factories import staff_login
+    from tests.support.factories import staff_login
 
     app = make_app()
     with app.app_context():

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from models import Appointment, StaffUser
-from tests.factories import (
+from tests.support.factories import (
     LONDON,
     form_csrf,
     make_clinic,

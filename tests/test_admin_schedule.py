@@ -6,21 +6,16 @@ from datetime import date
 import pytest
 
 from models import Provider, Schedule
-from tests.factories import form_csrf, make_clinic, make_provider, make_service, make_staff, staff_login
+from tests.support.factories import form_csrf, staff_login
 
 
 @pytest.fixture
-def setup(app):
-    make_clinic()
-    consult = make_service("Consultation")
-    provider = Provider(name="Dr Blank", email="blank@clinic.test", services=[consult]).save()
-    other = make_provider([consult], name="Dr Busy")
-    make_staff("admin")
-    make_staff("provider")
-    from models import StaffUser
-
-    StaffUser.objects(email="provider@clinic.test").update_one(set__provider=provider)
-    return {"provider": provider, "other": other}
+def setup(app, clinic_world):
+    return clinic_world(
+        services={"consult": dict(name="Consultation")},
+        providers={"provider": dict(name="Dr Blank", email="blank@clinic.test", schedule=False),
+                   "other": dict(name="Dr Busy")},
+        staff=["admin"], provider_staff="provider")
 
 
 def week_form(token, provider_id=None, **changes):
@@ -39,14 +34,8 @@ def week_form(token, provider_id=None, **changes):
     return {k: v for k, v in data.items() if v is not None}
 
 
-def admin_client(app):
-    client = app.test_client()
-    assert staff_login(client, "admin@clinic.test").status_code == 302
-    return client
-
-
-def test_admin_creates_weekly_hours_with_breaks_and_overrides(app, setup):
-    client = admin_client(app)
+def test_admin_creates_weekly_hours_with_breaks_and_overrides(app, setup, staff_client):
+    client = staff_client("admin")
     page = client.get(f"/admin/schedules/new/?provider={setup['provider'].id}").get_data(as_text=True)
     for day in ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"):
         assert f"<legend>{day}</legend>" in page
@@ -77,8 +66,8 @@ def test_admin_creates_weekly_hours_with_breaks_and_overrides(app, setup):
     ({"days-2-start": "9am"}, "Enter a time like 09:00."),
     ({"overrides-0-start": "10:00", "overrides-0-end": "11:00"}, "Enter the date, like 2027-12-24."),
 ])
-def test_mistakes_are_shown_on_the_field_and_nothing_is_saved(app, setup, changes, message):
-    client = admin_client(app)
+def test_mistakes_are_shown_on_the_field_and_nothing_is_saved(app, setup, staff_client, changes, message):
+    client = staff_client("admin")
     token = form_csrf(client.get("/admin/schedules/new/").get_data(as_text=True))
     resp = client.post("/admin/schedules/new/", data=week_form(token, setup["provider"].id, **changes))
     page = resp.get_data(as_text=True)
@@ -88,8 +77,8 @@ def test_mistakes_are_shown_on_the_field_and_nothing_is_saved(app, setup, change
     assert Schedule.objects(provider=setup["provider"].id).count() == 0
 
 
-def test_rows_are_added_and_removed_without_javascript(app, setup):
-    client = admin_client(app)
+def test_rows_are_added_and_removed_without_javascript(app, setup, staff_client):
+    client = staff_client("admin")
     token = form_csrf(client.get("/admin/schedules/new/").get_data(as_text=True))
     data = {k: v for k, v in week_form(token, setup["provider"].id).items() if k != "save"}
     added = client.post("/admin/schedules/new/", data=dict(data, add_break="2"))
@@ -102,8 +91,8 @@ def test_rows_are_added_and_removed_without_javascript(app, setup):
     assert 'name="overrides-0-date"' in override
 
 
-def test_a_provider_with_a_schedule_is_refused_on_the_field(app, setup):
-    client = admin_client(app)
+def test_a_provider_with_a_schedule_is_refused_on_the_field(app, setup, staff_client):
+    client = staff_client("admin")
     token = form_csrf(client.get("/admin/schedules/new/").get_data(as_text=True))
     resp = client.post("/admin/schedules/new/", data=week_form(token, setup["other"].id))
     assert "Dr Busy already has a schedule: edit that one instead." in resp.get_data(as_text=True)

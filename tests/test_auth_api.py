@@ -7,7 +7,7 @@ import pytest
 
 from devstack.servers import start_redis
 from models import AuditEvent, Patient
-from tests.factories import PASSWORD, api_login, csrf_header, make_patient
+from tests.support.factories import PASSWORD, api_login, csrf_header, make_patient
 
 
 def set_cookies(resp):

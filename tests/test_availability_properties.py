@@ -91,7 +91,7 @@ def test_booking_any_offered_slot_succeeds_and_removes_it(app):
     """Against the real database: a random offered slot books, and nothing offered overlaps it after."""
     from models import Appointment, Schedule
     from models.booking import book, find_slots
-    from tests.factories import make_clinic, make_patient, make_provider, make_service
+    from tests.support.factories import make_clinic, make_patient, make_provider, make_service
 
     clinic = make_clinic()
     patients = [make_patient(email=f"prop{i}@example.com") for i in range(3)]

@@ -5,37 +5,28 @@ from datetime import date, datetime, time, timedelta, timezone
 import pytest
 
 from models import Appointment, AuditEvent, TimeClaim, TimeOff
-from tests.factories import (
+from tests.support.factories import (
     LONDON,
     at,
     future_day,
-    api_login,
     csrf_header,
     make_clinic,
     make_patient,
     make_provider,
     make_service,
 )
+from tests.support.clients import signed_in
 
 
 @pytest.fixture
-def clinic_setup(app):
-    clinic = make_clinic()
-    consult = make_service("Consultation", duration=30, price=5000, after=10)
-    physio = make_service("Physio", duration=45, price=7000)
-    free = make_service("Call", duration=15, price=0)
-    provider = make_provider([consult, physio, free], name="Dr One")
-    other = make_provider([consult, free], name="Dr Two")
-    make_patient()
-    make_patient(email="other@example.com")
-    return {"clinic": clinic, "consult": consult, "physio": physio, "free": free,
-            "provider": provider, "other": other}
-
-
-def signed_in(app, email="pat@example.com"):
-    client = app.test_client()
-    assert api_login(client, email=email).status_code == 200
-    return client
+def clinic_setup(app, clinic_world):
+    return clinic_world(
+        services={"consult": dict(name="Consultation", duration=30, price=5000, after=10),
+                  "physio": dict(name="Physio", duration=45, price=7000),
+                  "free": dict(name="Call", duration=15, price=0)},
+        providers={"provider": dict(name="Dr One", services=["consult", "physio", "free"]),
+                   "other": dict(name="Dr Two", services=["consult", "free"])},
+        patients=["pat@example.com", "other@example.com"])
 
 
 def post_booking(client, service, provider, start):

@@ -9,7 +9,7 @@ import requests
 
 from devstack.servers import free_port
 from models import Appointment
-from tests.factories import PASSWORD, make_clinic, make_patient, make_provider, make_service
+from tests.support.factories import PASSWORD, make_clinic, make_patient, make_provider, make_service
 from tests.helpers import clean_env, start_gunicorn, stop_process, wait_http
 
 LONDON = ZoneInfo("Europe/London")

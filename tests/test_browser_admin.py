@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from models import Appointment
-from tests.factories import PASSWORD, make_clinic, make_patient, make_provider, make_service, make_staff
+from tests.support.factories import PASSWORD, make_clinic, make_patient, make_provider, make_service, make_staff
 
 
 

@@ -12,7 +12,7 @@ from models import Patient, Payment, Provider, Schedule, Service, TimeOff
 from models.booking import book
 from models.seed import DEMO_PASSWORD, seed_demo
 from tests.a11y import axe_violations
-from tests.factories import at, future_day
+from tests.support.factories import at, future_day
 
 ROLE_PAGES = {
     "admin": ["/admin/", "/admin/day/", "/admin/appointments/", "/admin/appointments/details/?id={appointment}",

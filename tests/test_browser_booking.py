@@ -2,15 +2,8 @@
 
 import re
 
-from tests.factories import PASSWORD, make_clinic, make_patient, make_provider, make_service
-
-
-def sign_in(page, base):
-    page.goto(f"{base}/portal/login")
-    page.get_by_label("Email").fill("pat@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base}/portal/")
+from tests.support.browser import portal_sign_in
+from tests.support.factories import make_clinic, make_patient, make_provider, make_service
 
 
 def test_book_a_free_service_and_see_the_confirmation(live_server, page):
@@ -20,7 +13,7 @@ def test_book_a_free_service_and_see_the_confirmation(live_server, page):
     make_service("Consultation", duration=30, price=5000)
     make_provider([call], name="Dr Amira Shah")
     make_patient()
-    sign_in(page, base)
+    portal_sign_in(page, base)
 
     page.get_by_role("link", name="Book an appointment").click()
     page.get_by_role("link", name=re.compile(r"^Follow-up call 15 min · Free")).click()

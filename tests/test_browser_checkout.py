@@ -10,14 +10,14 @@ import re
 import pytest
 
 from models import Appointment, Payment
-from tests.factories import at, future_day, make_clinic, make_provider, make_service
-from tests.test_payments_helpers import CheckoutStandInProcess, wait_until
+from tests.support.factories import at, future_day
+from tests.support.payments import CheckoutStandInProcess, wait_until
 
 STRONG_PASSWORD = "violet-harbour-lantern-42"
 
 
 @pytest.fixture
-def checkout_site(live_server, stripe_base):
+def checkout_site(live_server, stripe_base, clinic_world):
     """A clinic taking payments through Checkout, with the stand-in delivering its events."""
     from devstack.servers import free_port
 
@@ -26,10 +26,9 @@ def checkout_site(live_server, stripe_base):
     stand_in = CheckoutStandInProcess(stripe_base, webhook_url=f"http://127.0.0.1:{app_port}/webhooks/stripe")
     base, app = live_server(COOKIE_SECURE=False, PAYMENT_FLOW="checkout", STRIPE_API_BASE=stand_in.url,
                             PUBLIC_URL=f"http://127.0.0.1:{app_port}", port=app_port)
-    make_clinic()
-    service = make_service("Physiotherapy", duration=45, price=6000)
-    provider = make_provider([service], name="Dr Lena Ortiz")
-    yield base, stand_in, service, provider
+    world = clinic_world(services={"physio": dict(name="Physiotherapy", duration=45, price=6000)},
+                         providers={"provider": dict(name="Dr Lena Ortiz")})
+    yield base, stand_in, world.service, world.provider
     stand_in.stop()
 
 

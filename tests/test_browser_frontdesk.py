@@ -11,9 +11,9 @@ import pytest
 from models import Appointment, Patient, Payment, StaffUser
 from models.booking import book
 from models.desk_payments import mark_paid_at_desk
-from tests.factories import PASSWORD, make_clinic, make_patient, make_provider, make_service, make_staff
+from tests.support.factories import PASSWORD, make_patient
 from tests.helpers import save_screenshot
-from tests.test_payments_helpers import CARD_OK, api_post, card_token, signed_in
+from tests.support.payments import CARD_OK, api_post, card_token, signed_in
 
 LONDON = ZoneInfo("Europe/London")
 
@@ -34,24 +34,25 @@ def local_now():
 
 
 @pytest.fixture
-def desk(live_server):
+def desk(live_server, clinic_world):
     """A clinic with a full day: three providers (one works round the clock so tests can book now),
     a paid and a free service with 2 hours' notice, reception, and appointments in every state."""
     base, app = live_server(COOKIE_SECURE=False)
-    make_clinic()
-    consult = make_service("Consultation", duration=30, price=6000, notice=120)
-    call = make_service("Phone call", duration=15, price=0, notice=120)
     # Dr Okafor works from 3 hours before now until late, so walk-ins can be booked whenever the
     # suite runs and the grid (and its screenshot) stays a working day's height.
     hour = local_now().hour
-    one = make_provider([consult, call], name="Dr Ada Okafor", lunch=None,
-                        hours=(f"{max(hour - 3, 0):02d}:00", "23:55" if hour >= 17 else f"{hour + 6:02d}:00"))
-    two = make_provider([consult, call], name="Dr Ben Hale", hours=("08:00", "18:00"))
-    three = make_provider([consult], name="Dr Cara Lind", hours=("09:00", "17:00"), lunch=("13:00", "13:30"))
-    make_staff("reception")
-    admin = make_staff("admin")
-    StaffUser.objects(id=admin.id).update_one(set__name="Admin")
-    pat = make_patient()
+    world = clinic_world(
+        services={"consult": dict(name="Consultation", duration=30, price=6000, notice=120),
+                  "call": dict(name="Phone call", duration=15, price=0, notice=120)},
+        providers={"one": dict(name="Dr Ada Okafor", lunch=None,
+                               hours=(f"{max(hour - 3, 0):02d}:00", "23:55" if hour >= 17 else f"{hour + 6:02d}:00")),
+                   "two": dict(name="Dr Ben Hale", hours=("08:00", "18:00")),
+                   "three": dict(name="Dr Cara Lind", services=["consult"], hours=("09:00", "17:00"),
+                                 lunch=("13:00", "13:30"))},
+        staff=("reception", "admin"), patients=["pat@example.com"])
+    consult, call, one, two, three = (world[key] for key in ("consult", "call", "one", "two", "three"))
+    StaffUser.objects(id=world.staff["admin"].id).update_one(set__name="Admin")
+    pat = world.patient
     Patient.objects(id=pat.id).update_one(set__phone="+44 7700 900001")
     now = datetime.now(timezone.utc)
     today = local_now().date()

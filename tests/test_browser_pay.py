@@ -4,8 +4,8 @@ import pytest
 
 from devstack.servers import register_localstripe_webhook
 from models import Appointment, Payment
-from tests.factories import PASSWORD
-from tests.test_payments_helpers import WEBHOOK_SECRET, book_held, clinic_with_service
+from tests.support.factories import PASSWORD
+from tests.support.payments import WEBHOOK_SECRET, book_held, clinic_with_service
 
 CONFIRMED = "Your appointment is confirmed"
 

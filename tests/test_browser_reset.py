@@ -4,7 +4,7 @@ password → signed in with it; the same link a second time is refused."""
 import re
 
 from models.sweep import sweep
-from tests.factories import make_clinic, make_patient
+from tests.support.factories import make_clinic, make_patient
 
 LINK = re.compile(r"https?://[^/\s]+(/portal/reset/[A-Za-z0-9_\-]+)")
 

@@ -9,7 +9,8 @@ import pytest
 
 from models import Appointment, Payment, TimeClaim
 from models.waitlist import WaitlistEntry
-from tests.factories import PASSWORD, at, future_day, make_clinic, make_patient, make_provider, make_service
+from tests.support.browser import portal_sign_in
+from tests.support.factories import at, future_day
 from tests.helpers import save_screenshot
 
 PHONE = {"width": 390, "height": 844}
@@ -32,21 +33,18 @@ def axe_problems(page):
 
 
 @pytest.fixture
-def clinic(live_server):
+def clinic(live_server, clinic_world):
     base, app = live_server(COOKIE_SECURE=False)
-    clinic = make_clinic()
-    consult = make_service("General consultation", duration=30, price=6000, notice=0, cancel_hours=24)
-    consult.description = "A 30-minute appointment with a doctor to talk through a new problem."
-    consult.save()
-    call = make_service("Follow-up call", duration=15, price=0, notice=0, cancel_hours=2)
-    call.description = "A short phone call about results or how a treatment is going."
-    call.save()
-    amira = make_provider([consult, call], name="Dr Amira Shah", hours=("08:00", "19:00"), lunch=("12:30", "13:30"))
-    tom = make_provider([consult, call], name="Dr Tom Evans", hours=("09:00", "17:00"))
-    make_patient()
-    make_patient(email="other@example.com", name="Olive Other")
-    return {"base": base, "app": app, "clinic": clinic, "consult": consult, "call": call, "amira": amira,
-            "tom": tom}
+    world = clinic_world(
+        services={"consult": dict(name="General consultation", duration=30, price=6000, notice=0, cancel_hours=24,
+                                  description="A 30-minute appointment with a doctor to talk through a new problem."),
+                  "call": dict(name="Follow-up call", duration=15, price=0, notice=0, cancel_hours=2,
+                               description="A short phone call about results or how a treatment is going.")},
+        providers={"amira": dict(name="Dr Amira Shah", hours=("08:00", "19:00"), lunch=("12:30", "13:30")),
+                   "tom": dict(name="Dr Tom Evans", hours=("09:00", "17:00"))},
+        patients=["pat@example.com", dict(email="other@example.com", name="Olive Other")])
+    world.update(base=base, app=app)
+    return world
 
 
 def new_page(browser, size=DESKTOP, **options):
@@ -57,14 +55,6 @@ def new_page(browser, size=DESKTOP, **options):
     page.on("console", lambda msg: page.problems.append(msg.text) if "Content Security Policy" in msg.text else None)
     page.on("pageerror", lambda exc: page.problems.append(str(exc)))
     return page
-
-
-def sign_in(page, base, email="pat@example.com"):
-    page.goto(f"{base}/portal/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base}/portal/")
 
 
 def day_link(page, day):
@@ -117,7 +107,7 @@ def test_browse_before_signing_in_then_register_and_come_back_to_the_review(clin
 def test_booking_on_a_phone(clinic, browser):
     c = clinic
     page = new_page(browser, PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
-    sign_in(page, c["base"])
+    portal_sign_in(page, c["base"])
     day = future_day(3)
     page.goto(f"{c['base']}/portal/book?service={c['consult'].id}&provider=any&day={day.isoformat()}")
     save_screenshot(page, "booking-phone.png")
@@ -146,7 +136,7 @@ def test_booking_on_a_phone(clinic, browser):
 def test_keyboard_only_booking_takes_few_key_presses(clinic, browser):
     c = clinic
     page = new_page(browser, DESKTOP)
-    sign_in(page, c["base"])
+    portal_sign_in(page, c["base"])
     day = future_day(3)
     page.goto(f"{c['base']}/portal/book?service={c['call'].id}&provider=any&day={day.isoformat()}")
     presses = []
@@ -200,7 +190,7 @@ def test_reschedule_in_the_portal(clinic, browser):
     c = clinic
     day = future_day(4)
     page = new_page(browser, DESKTOP)
-    sign_in(page, c["base"])
+    portal_sign_in(page, c["base"])
     page.goto(f"{c['base']}/portal/book?service={c['call'].id}&provider={c['tom'].id}&day={day.isoformat()}")
     page.locator("a.time", has_text=re.compile(r"^10:00")).click()
     page.get_by_role("button", name="Book this time").click()
@@ -241,7 +231,7 @@ def test_a_waitlist_offer_is_accepted_after_another_patient_cancels(clinic, brow
         start += timedelta(minutes=30)
     assert taken
     page = new_page(browser, DESKTOP)
-    sign_in(page, c["base"])
+    portal_sign_in(page, c["base"])
     page.goto(f"{c['base']}/portal/book?service={c['consult'].id}&provider={c['tom'].id}&day={day.isoformat()}")
     assert page.locator("a.time").count() == 0 or page.url  # the day is full
     page.goto(f"{c['base']}/portal/waitlist")
@@ -254,7 +244,7 @@ def test_a_waitlist_offer_is_accepted_after_another_patient_cancels(clinic, brow
 
     # Olive cancels her 11:00 through her own session (the API); the time is offered to Pat at once.
     other = new_page(browser, DESKTOP)
-    sign_in(other, c["base"], email="other@example.com")
+    portal_sign_in(other, c["base"], email="other@example.com")
     eleven = next(a for a in taken if a.start.replace(tzinfo=timezone.utc) == at(day, 11).astimezone(timezone.utc))
     other.goto(f"{c['base']}/portal/appointments/{eleven.id}")
     other.get_by_role("link", name="Cancel this appointment").click()
@@ -322,7 +312,7 @@ def test_axe_finds_no_serious_problem_on_any_portal_page(clinic, browser, size):
     for url in urls[:6]:
         anonymous.goto(url)
         assert not axe_problems(anonymous), (url, axe_problems(anonymous))
-    sign_in(page, c["base"])
+    portal_sign_in(page, c["base"])
     found = {}
     for url in urls[2:] + [f"{c['base']}/portal/appointments/{held.id}"]:
         page.goto(url)

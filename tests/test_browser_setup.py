@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 
 from models import Provider, Schedule, Service, TimeOff
-from tests.factories import PASSWORD, future_day, make_clinic, make_patient, make_staff
+from tests.support.factories import PASSWORD, future_day, make_clinic, make_patient, make_staff
 from tests.helpers import save_screenshot
 
 def shot(page, name):

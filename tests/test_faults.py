@@ -15,7 +15,7 @@ import requests
 
 from devstack.servers import free_port, start_redis
 from models import Appointment, TimeClaim
-from tests.factories import (
+from tests.support.factories import (
     PASSWORD,
     api_login,
     csrf_header,
@@ -25,7 +25,7 @@ from tests.factories import (
     make_service,
 )
 from tests.helpers import clean_env, start_gunicorn, stop_process, wait_http
-from tests.test_payments_helpers import (
+from tests.support.payments import (
     api_post,
     book_held,
     clinic_with_service,
@@ -67,14 +67,10 @@ def failpoint(mongo_uri):
 
 
 @pytest.fixture
-def booking_setup(app):
-    make_clinic()
-    service = make_service("Call", duration=15, price=0, notice=0)
-    provider = make_provider([service], name="Dr Fault")
-    make_patient()
-    client = app.test_client()
-    assert api_login(client).status_code == 200
-    return client, service, provider
+def booking_setup(app, clinic_world, patient_client):
+    world = clinic_world(services={"call": dict(name="Call", duration=15, price=0, notice=0)},
+                         providers={"provider": dict(name="Dr Fault")})
+    return patient_client, world["call"], world["provider"]
 
 
 def post_booking(client, service, provider, start):

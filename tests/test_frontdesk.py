@@ -11,39 +11,25 @@ from models.booking import book
 from models.desk_payments import mark_paid_at_desk
 from models.documents import Refund, utcnow
 from models.glance import glance
-from tests.factories import (
+from tests.support.factories import (
     LONDON,
     at,
     form_csrf,
     future_day,
-    make_clinic,
     make_patient,
     make_provider,
-    make_service,
-    make_staff,
     staff_login,
 )
+from tests.support.clients import signed_in_staff
 
 
 @pytest.fixture
-def desk(app):
-    make_clinic()
-    consult = make_service("Consultation", duration=30, price=6000, notice=120)
-    call = make_service("Call", duration=15, price=0, notice=120)
-    one = make_provider([consult, call], name="Dr One", hours=("00:00", "23:55"), lunch=None)
-    two = make_provider([consult, call], name="Dr Two")
-    for role in ("admin", "reception"):
-        make_staff(role)
-    provider_staff = make_staff("provider")
-    StaffUser.objects(id=provider_staff.id).update_one(set__provider=one)
-    patient = make_patient()
-    return {"consult": consult, "call": call, "one": one, "two": two, "patient": patient}
-
-
-def signed_in(app, role="reception"):
-    client = app.test_client()
-    assert staff_login(client, f"{role}@clinic.test").status_code == 302
-    return client
+def desk(app, clinic_world):
+    return clinic_world(
+        services={"consult": dict(name="Consultation", duration=30, price=6000, notice=120),
+                  "call": dict(name="Call", duration=15, price=0, notice=120)},
+        providers={"one": dict(name="Dr One", hours=("00:00", "23:55"), lunch=None), "two": dict(name="Dr Two")},
+        staff=("admin", "reception"), provider_staff="one", patients=["pat@example.com"])
 
 
 def desk_token(client):
@@ -110,7 +96,7 @@ def test_home_figures_match_the_database(app, desk):
     assert figures.weeks[0]["revenue"] == 6000
     assert figures.weeks[-1]["revenue"] >= 12000
 
-    page = signed_in(app).get("/admin/").get_data(as_text=True)
+    page = signed_in_staff(app, "reception").get("/admin/").get_data(as_text=True)
     statuses = dict(re.findall(r'data-status="(\w+)"><span class="fd-figure">(\d+)</span>', page))
     assert statuses == {"to_come": "2", "arrived": "1", "no_show": "1", "cancelled": "1"}
     assert 'id="takings-today">£120.00<' in page
@@ -122,7 +108,7 @@ def test_home_figures_match_the_database(app, desk):
 def test_provider_home_shows_only_its_own_day_and_no_money(app, desk):
     now = now_utc()
     raw_appointment(desk["patient"], desk["two"], desk["consult"], now + timedelta(minutes=5))
-    page = signed_in(app, "provider").get("/admin/").get_data(as_text=True)
+    page = signed_in_staff(app, "provider").get("/admin/").get_data(as_text=True)
     statuses = dict(re.findall(r'data-status="(\w+)"><span class="fd-figure">(\d+)</span>', page))
     assert statuses["to_come"] == "0"
     assert "Takings" not in page and "Find a patient" not in page
@@ -158,7 +144,7 @@ def test_staff_may_book_inside_notice_and_walk_ins_already_started(app, desk):
 
 
 def test_new_caller_booked_with_name_and_phone_only_and_audited(app, desk):
-    client = signed_in(app)
+    client = signed_in_staff(app, "reception")
     day = future_day(2)
     form_page = client.get(f"/admin/day/new?day={day}&time=10:00&provider={desk['two'].id}").get_data(as_text=True)
     assert 'value="10:00"' in form_page and f'value="{desk["two"].id}" selected' in form_page
@@ -183,7 +169,7 @@ def test_new_caller_booked_with_name_and_phone_only_and_audited(app, desk):
 
 
 def test_a_refused_booking_keeps_every_value_typed(app, desk):
-    client = signed_in(app)
+    client = signed_in_staff(app, "reception")
     day = future_day(2)
     token = form_csrf(client.get("/admin/day/new").get_data(as_text=True))
     resp = client.post("/admin/day/book", data={
@@ -212,7 +198,7 @@ def test_day_grid_columns_gaps_and_hidden_cancelled(app, desk):
     keep = raw_appointment(desk["patient"], desk["two"], desk["consult"], at(day, 10))
     gone = raw_appointment(desk["patient"], desk["two"], desk["consult"], at(day, 11), status="cancelled")
     Patient.objects(id=desk["patient"].id).update_one(set__phone="+44 20 7946 0000")
-    client = signed_in(app)
+    client = signed_in_staff(app, "reception")
     page = client.get(f"/admin/day/?day={day}").get_data(as_text=True)
     assert f'id="appt-{keep.id}"' in page and f'id="appt-{gone.id}"' not in page
     assert "+44 20 7946 0000" in page and "£60.00 due" in page
@@ -234,7 +220,7 @@ def test_provider_sees_own_column_and_only_its_actions(app, desk):
     now = now_utc()
     mine = raw_appointment(desk["patient"], desk["one"], desk["call"], now - timedelta(minutes=1))
     theirs = raw_appointment(desk["patient"], desk["two"], desk["call"], now + timedelta(minutes=1))
-    client = signed_in(app, "provider")
+    client = signed_in_staff(app, "provider")
     page = client.get("/admin/day/").get_data(as_text=True)
     assert f'id="appt-{mine.id}"' in page and f'id="appt-{theirs.id}"' not in page
     assert "Dr Two" not in page and "Cancel…" not in page and "Paid in cash" not in page
@@ -254,7 +240,7 @@ def test_check_in_and_no_show_each_undo(app, desk):
     appt = book(desk["patient"], str(desk["call"].id), str(desk["one"].id),
                 now.astimezone(LONDON).replace(second=0, microsecond=0) - timedelta(minutes=now.astimezone(LONDON).minute % 5),
                 now, booked_by="staff:x", pay_online=False, by_staff=True)
-    client = signed_in(app)
+    client = signed_in_staff(app, "reception")
     token = desk_token(client)
     resp = client.post("/admin/day/act", data={"op": "check_in", "appointment": str(appt.id), "csrf_token": token})
     assert Appointment.objects.get(id=appt.id).status == "checked_in"
@@ -276,7 +262,7 @@ def test_check_in_and_no_show_each_undo(app, desk):
 def test_no_show_refused_before_start(app, desk):
     day = future_day(2)
     appt = raw_appointment(desk["patient"], desk["two"], desk["call"], at(day, 10))
-    client = signed_in(app)
+    client = signed_in_staff(app, "reception")
     token = desk_token(client)
     resp = client.post("/admin/day/act", data={"op": "no_show", "appointment": str(appt.id), "csrf_token": token},
                        follow_redirects=True)
@@ -287,7 +273,7 @@ def test_no_show_refused_before_start(app, desk):
 def test_mark_paid_at_desk_adds_to_takings_and_cancel_gives_it_back(app, desk):
     now = now_utc()
     appt = raw_appointment(desk["patient"], desk["one"], desk["consult"], now + timedelta(minutes=1))
-    client = signed_in(app)
+    client = signed_in_staff(app, "reception")
     token = desk_token(client)
     before = glance(now, "Europe/London").takings_today if appt.start.replace(tzinfo=timezone.utc).astimezone(LONDON).date() == now.astimezone(LONDON).date() else None
     resp = client.post("/admin/day/act", data={"op": "pay", "method": "card_terminal", "appointment": str(appt.id),
@@ -319,7 +305,7 @@ def test_mark_paid_at_desk_adds_to_takings_and_cancel_gives_it_back(app, desk):
 
 def test_cancel_without_confirmation_only_asks(app, desk):
     appt = raw_appointment(desk["patient"], desk["two"], desk["call"], at(future_day(2), 10))
-    client = signed_in(app)
+    client = signed_in_staff(app, "reception")
     token = desk_token(client)
     resp = client.post("/admin/day/act", data={"op": "cancel", "appointment": str(appt.id), "csrf_token": token})
     assert resp.status_code == 302 and "/admin/day/cancel" in resp.headers["Location"]
@@ -333,7 +319,7 @@ def test_walk_in_form_starts_now_with_a_provider_free_now(app, desk):
     local = now.astimezone(LONDON)
     if local.hour == 23 and local.minute >= 40:
         pytest.skip("Dr One's day is over")
-    client = signed_in(app)
+    client = signed_in_staff(app, "reception")
     page = client.get("/admin/day/new?walkin=1").get_data(as_text=True)
     assert "Walk-in: book now" in page
     assert f'value="{local:%H}:{local.minute - local.minute % 5:02d}"' in page
@@ -345,7 +331,7 @@ def test_walk_in_form_starts_now_with_a_provider_free_now(app, desk):
 
 
 def test_bad_input_answers_with_a_page_not_a_traceback(app, desk):
-    client = signed_in(app)
+    client = signed_in_staff(app, "reception")
     assert client.get("/admin/day/?day=not-a-date").status_code == 200
     for path in ("/admin/day/?day=2026-02-30", "/admin/day/print?day=2026-02-30", "/admin/day/week?day=xx"):
         page = client.get(path).get_data(as_text=True)
@@ -444,7 +430,7 @@ def test_reception_moves_an_appointment_from_the_day_view(app, desk):
     day = future_day(3)
     appt = book(desk["patient"], str(desk["consult"].id), str(desk["two"].id), at(day, 10), utcnow(),
                 booked_by="staff:x", pay_online=False, by_staff=True)
-    client = signed_in(app)
+    client = signed_in_staff(app, "reception")
     grid = client.get(f"/admin/day/?day={day}").get_data(as_text=True)
     assert f'/admin/day/move?appointment={appt.id}' in grid
     form = client.get(f"/admin/day/move?appointment={appt.id}").get_data(as_text=True)

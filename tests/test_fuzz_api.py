@@ -10,7 +10,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.factories import api_login, make_clinic, make_patient, make_provider, make_service
+from tests.support.factories import api_login, make_clinic, make_patient, make_provider, make_service
 
 @pytest.fixture
 def fuzz_app(make_app):

@@ -11,7 +11,7 @@ from models.booking import book, cancel
 from models.documents import Appointment, utcnow
 from models.outbox import OutboxMessage, deliver_due, parse_smtp_url
 from models.sweep import sweep
-from tests.factories import (
+from tests.support.factories import (
     LONDON,
     api_login,
     at,
@@ -209,7 +209,7 @@ def test_smtp_url_forms():
 def test_a_paid_booking_sends_confirmation_and_receipt_and_a_cancellation_names_the_refund(
         make_app, smtp_server, stripe_base):
     from tests.test_payments import pay
-    from tests.test_payments_helpers import CARD_OK, api_post, book_held, clinic_with_service, signed_in
+    from tests.support.payments import CARD_OK, api_post, book_held, clinic_with_service, signed_in
 
     app = make_app(SMTP_URL=smtp_server.url, PUBLIC_URL=PUBLIC)
     service, provider = clinic_with_service()

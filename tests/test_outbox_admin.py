@@ -13,7 +13,7 @@ from models.booking import book
 from models.documents import utcnow
 from models.outbox import MAX_ATTEMPTS, OutboxMessage, deliver_due
 from models.reset import PasswordReset, queue_invitation
-from tests.factories import (
+from tests.support.factories import (
     at,
     form_csrf,
     future_day,
@@ -62,12 +62,11 @@ def picky():
 
 
 @pytest.fixture
-def booked(make_app, picky):
+def booked(make_app, picky, clinic_world):
     handler, url = picky
     app = make_app(SMTP_URL=url, PUBLIC_URL="http://clinic.test")
-    make_clinic()
-    service = make_service(name="Check-up", price=0)
-    provider = make_provider([service])
+    world = clinic_world(services={"check_up": dict(name="Check-up", price=0)})
+    service, provider = world.service, world.provider
     now = utcnow()
     for hour, email in ((9, "bounce@example.com"), (10, "later@example.com"), (11, "fine@example.com")):
         book(make_patient(email), service.id, provider.id, at(future_day(3), hour), now)

@@ -7,8 +7,8 @@ from devstack.servers import start_smtp
 from models.documents import utcnow
 from models.outbox import OutboxMessage
 from models.sweep import sweep
-from tests.factories import api_login, at, csrf_header, future_day, make_clinic, make_patient, make_provider, make_service
-from tests.mail import SmtpBox
+from tests.support.factories import api_login, at, csrf_header, future_day, make_clinic, make_patient, make_provider, make_service
+from tests.support.mail import SmtpBox
 
 
 def test_bookings_go_on_while_smtp_is_down_and_every_message_is_sent_once_it_is_back(make_app, tmp_path):

@@ -11,7 +11,7 @@ from models.outbox import OutboxMessage
 from models.reset import PasswordReset, reset_password
 from models.errors import ValidationFailed
 from models.sweep import sweep
-from tests.factories import PASSWORD, api_login, make_clinic, make_patient
+from tests.support.factories import PASSWORD, api_login, make_clinic, make_patient
 
 LINK = re.compile(r"http://clinic\.test/portal/reset/([A-Za-z0-9_\-]+)")
 

@@ -6,8 +6,8 @@ import pytest
 
 from devstack.servers import register_localstripe_webhook
 from models import Appointment, AuditEvent, Payment, StripeEvent, TimeClaim
-from tests.factories import LONDON
-from tests.test_payments_helpers import (
+from tests.support.factories import LONDON
+from tests.support.payments import (
     CARD_3DS,
     CARD_DECLINED,
     CARD_OK,
@@ -158,7 +158,7 @@ def test_payment_page_loads_stripe_js_under_a_csp_widened_on_that_page_only(app,
 
 
 def test_payment_refused_for_other_patients_free_and_lapsed_appointments(app, held, stripe_base):
-    from tests.factories import make_patient, make_service
+    from tests.support.factories import make_patient, make_service
 
     make_patient(email="other@example.com")
     other = signed_in(app, "other@example.com")
@@ -387,7 +387,7 @@ def test_a_second_charge_is_refunded_even_when_its_sync_raced_the_first(app, hel
 @pytest.fixture
 def failing_refunds(stripe_base):
     """A Stripe whose refunds are created but fail (real Stripe can; localstripe never does)."""
-    from tests.test_payments_helpers import StripeProxy
+    from tests.support.payments import StripeProxy
 
     made = []
 

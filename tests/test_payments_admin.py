@@ -5,8 +5,9 @@ import pytest
 from devstack.servers import free_port
 from models import Appointment, AuditEvent, Payment, StaffUser, StripeEvent
 from models.errors import NotFound
-from tests.factories import form_csrf, make_staff, staff_login
-from tests.test_payments_helpers import (
+from tests.support.clients import signed_in_staff
+from tests.support.factories import form_csrf
+from tests.support.payments import (
     api_post,
     book_held,
     clinic_with_service,
@@ -16,13 +17,6 @@ from tests.test_payments_helpers import (
     signed_in,
     stripe_client,
 )
-
-
-def signed_in_staff(app, role):
-    make_staff(role)
-    client = app.test_client()
-    assert staff_login(client, f"{role}@clinic.test").status_code == 302
-    return client
 
 
 @pytest.fixture
@@ -52,7 +46,7 @@ def resync(client, event):
 def test_reception_resyncs_a_stuck_payment_and_it_is_confirmed(stuck):
     app, appt, event = stuck
     assert event.outcome == "failed: transient" and event.processed_at is None
-    staff = signed_in_staff(app, "reception")
+    staff = signed_in_staff(app, "reception", create=True)
     page = resync(staff, event)
     assert page.status_code == 200
     assert "1 event(s) re-synced from Stripe." in page.get_data(as_text=True)
@@ -71,7 +65,7 @@ def test_reception_resyncs_a_stuck_payment_and_it_is_confirmed(stuck):
 
 def test_provider_staff_cannot_resync(stuck):
     app, appt, event = stuck
-    staff = signed_in_staff(app, "provider")
+    staff = signed_in_staff(app, "provider", create=True)
     assert staff.get("/admin/stripe_events/").status_code == 403
     token = form_csrf(staff.get("/admin/time_off/new/").get_data(as_text=True))
     staff.post("/admin/stripe_events/action/", data={"action": "resync", "rowid": str(event.id),
@@ -85,7 +79,7 @@ def test_resync_of_an_event_for_no_payment_says_so(app):
     clinic_with_service()
     post_event(app.test_client(), make_event("customer.created", {"id": "cus_123", "object": "customer"}))
     event = StripeEvent.objects.get(object_id="cus_123")
-    page = resync(signed_in_staff(app, "reception"), event).get_data(as_text=True)
+    page = resync(signed_in_staff(app, "reception", create=True), event).get_data(as_text=True)
     assert "can be re-synced from Stripe" in page and "event(s) re-synced" not in page
     assert AuditEvent.objects(action="stripe_event.resync", outcome="refused:not_resyncable").count() == 1
 
@@ -115,7 +109,7 @@ def test_resync_object_routes_charges_and_refunds_to_the_payments_refunds(app, s
 
 def test_reception_cancels_a_paid_appointment_from_the_list_and_it_is_refunded(app, stripe_base):
     from models import Appointment, AuditEvent
-    from tests.factories import form_csrf, make_staff, staff_login
+    from tests.support.factories import form_csrf, make_staff, staff_login
     from tests.test_payments import _paid
 
     _client, appt, payment = _paid(app, stripe_base)

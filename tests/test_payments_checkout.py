@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from models import Appointment, Payment, TimeClaim
-from tests.test_payments_helpers import (
+from tests.support.payments import (
     CheckoutStandInProcess,
     api_post,
     book_held,
@@ -163,7 +163,7 @@ def test_event_for_a_session_stripe_does_not_know_changes_nothing(checkout_app, 
 
 
 def test_checkout_form_on_the_page_redirects_to_stripe(checkout_app, booked, stand_in):
-    from tests.factories import form_csrf
+    from tests.support.factories import form_csrf
 
     patient = signed_in(checkout_app)
     page = patient.get(f"/portal/appointments/{booked.id}").get_data(as_text=True)
@@ -187,7 +187,7 @@ def elements_app(make_app, stand_in):
 
 
 def test_checkout_form_is_refused_while_the_page_takes_cards(elements_app, stand_in, stripe_base):
-    from tests.factories import form_csrf
+    from tests.support.factories import form_csrf
 
     service, provider = clinic_with_service()
     appt = book_held(service, provider)
@@ -212,7 +212,7 @@ def test_checkout_form_is_refused_while_the_page_takes_cards(elements_app, stand
 
 
 def test_card_token_is_refused_while_payments_go_through_checkout(checkout_app, booked, stand_in, stripe_base):
-    from tests.test_payments_helpers import CARD_OK, card_token
+    from tests.support.payments import CARD_OK, card_token
 
     session_id = start(checkout_app, booked)["session"]
     patient = signed_in(checkout_app)
@@ -249,7 +249,7 @@ def test_switching_to_checkout_cancels_the_card_pages_intent(elements_app, check
 def test_switching_to_the_card_page_expires_the_open_session(checkout_app, elements_app, stand_in, stripe_base):
     """PAYMENT_FLOW changed from checkout to elements while a session was open: the session is
     expired before the card page takes the card, so it can no longer be paid as well."""
-    from tests.test_payments_helpers import CARD_OK, card_token
+    from tests.support.payments import CARD_OK, card_token
 
     service, provider = clinic_with_service()
     appt = book_held(service, provider)

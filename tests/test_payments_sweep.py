@@ -7,7 +7,7 @@ from bson import ObjectId
 
 from devstack.servers import free_port
 from models import Appointment, Payment, TimeClaim
-from tests.test_payments_helpers import (
+from tests.support.payments import (
     CARD_OK,
     api_post,
     book_held,

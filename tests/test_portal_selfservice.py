@@ -9,19 +9,15 @@ import pytest
 
 from models import Appointment, Payment, TimeClaim
 from models.documents import utcnow
-from tests.factories import PASSWORD, api_login, at, form_csrf, future_day, make_clinic, make_patient, make_provider, make_service
+from tests.support.factories import PASSWORD, api_login, at, form_csrf, future_day, make_patient, make_service
 
 
 @pytest.fixture
-def setup(app):
-    clinic = make_clinic()
-    consult = make_service("Consultation", duration=30, price=6000, cancel_hours=24)
-    consult.description = "Thirty minutes with a doctor."
-    consult.save()
-    one = make_provider([consult], name="Dr One")
-    two = make_provider([consult], name="Dr Two")
-    make_patient()
-    return {"clinic": clinic, "consult": consult, "one": one, "two": two}
+def setup(app, clinic_world):
+    return clinic_world(
+        services={"consult": dict(name="Consultation", duration=30, price=6000, cancel_hours=24,
+                                  description="Thirty minutes with a doctor.")},
+        providers={"one": dict(name="Dr One"), "two": dict(name="Dr Two")}, patients=["pat@example.com"])
 
 
 def jwt_csrf(client):
@@ -142,7 +138,7 @@ def test_waitlist_form_shows_errors_on_the_field(app, setup):
 def test_cancelling_takes_two_steps_and_states_the_refund_first(app, setup):
     from models.booking import book, cancel
     from models.documents import Patient
-    from tests.test_payments_helpers import CARD_OK, api_post, card_token
+    from tests.support.payments import CARD_OK, api_post, card_token
 
     s, client = setup, app.test_client()
     assert api_login(client).status_code == 200

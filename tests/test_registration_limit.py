@@ -6,7 +6,7 @@ import redis
 
 from devstack.servers import start_redis
 from models import Patient
-from tests.factories import form_csrf
+from tests.support.factories import form_csrf
 
 
 def _register(client, n, password="long enough", addr="198.51.100.1"):

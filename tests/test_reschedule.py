@@ -7,27 +7,19 @@ import pytest
 
 from models import Appointment, AuditEvent, Payment, TimeClaim
 from models.booking import claim_units
-from tests.factories import api_login, at, csrf_header, future_day, make_clinic, make_patient, make_provider, make_service
+from tests.support.factories import at, csrf_header, future_day
+from tests.support.clients import signed_in
 
 
 @pytest.fixture
-def setup(app):
-    clinic = make_clinic()
-    # The race below holds a new paid time each round: more than the default 2 unpaid holds.
-    clinic.update(max_held=10)
-    consult = make_service("Consultation", duration=30, price=6000, after=10, cancel_hours=24)
-    free = make_service("Call", duration=15, price=0, cancel_hours=2)
-    one = make_provider([consult, free], name="Dr One")
-    two = make_provider([consult, free], name="Dr Two")
-    make_patient()
-    make_patient(email="other@example.com")
-    return {"clinic": clinic, "consult": consult, "free": free, "one": one, "two": two}
-
-
-def signed_in(app, email="pat@example.com"):
-    client = app.test_client()
-    assert api_login(client, email=email).status_code == 200
-    return client
+def setup(app, clinic_world):
+    return clinic_world(
+        # The race below holds a new paid time each round: more than the default 2 unpaid holds.
+        clinic={"max_held": 10},
+        services={"consult": dict(name="Consultation", duration=30, price=6000, after=10, cancel_hours=24),
+                  "free": dict(name="Call", duration=15, price=0, cancel_hours=2)},
+        providers={"one": dict(name="Dr One"), "two": dict(name="Dr Two")},
+        patients=["pat@example.com", "other@example.com"])
 
 
 def book(client, service, provider, start):

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from models.documents import Appointment, AuditEvent, Patient, StaffUser
-from tests.factories import (
+from tests.support.factories import (
     PASSWORD,
     api_login,
     at,
@@ -26,14 +26,7 @@ from tests.factories import (
     make_staff,
     staff_login,
 )
-
-
-def signed_in(app, email="pat@example.com", **environ):
-    client = app.test_client()
-    if environ:
-        client.environ_base.update(environ)
-    assert api_login(client, email=email).status_code == 200
-    return client
+from tests.support.clients import signed_in
 
 
 def book(client, service, provider, start):
@@ -49,15 +42,13 @@ def free_starts(client, service, provider, first, days):
 
 
 @pytest.fixture
-def diary(app):
-    make_clinic()
-    paid = make_service("Physio", duration=30, price=6000)
-    free = make_service("Call", duration=15, price=0)
-    provider = make_provider([paid, free], name="Dr Busy")
-    for n in range(3):
-        make_patient(email=f"hoarder{n}@example.com", name=f"Hoarder {n}")
-    make_patient()
-    return {"paid": paid, "free": free, "provider": provider}
+def diary(app, clinic_world):
+    return clinic_world(
+        services={"paid": dict(name="Physio", duration=30, price=6000),
+                  "free": dict(name="Call", duration=15, price=0)},
+        providers={"provider": dict(name="Dr Busy")},
+        patients=[*(dict(email=f"hoarder{n}@example.com", name=f"Hoarder {n}") for n in range(3)),
+                  "pat@example.com"])
 
 
 # --- 1. One patient can take every time ----------------------------------------------------------
@@ -406,8 +397,8 @@ def test_10_a_short_or_foreign_payment_never_confirms_and_is_refunded_and_flagge
     """Pays a short (or wrong-currency) amount through localstripe against a real Payment."""
     from models import payments
     from models.documents import Payment
-    from tests.test_payments_helpers import (api_post, book_held, clinic_with_service, confirm_at_stripe,
-                                             stripe_client)
+    from tests.support.payments import (api_post, book_held, clinic_with_service, confirm_at_stripe,
+                                        stripe_client)
 
     service, provider = clinic_with_service(price=5000)
     held = book_held(service, provider)
@@ -557,7 +548,7 @@ def test_9_a_future_signature_timestamp_is_refused_however_written(client, prefi
     """Replays: a `t=+<future>` signature timestamp slipped past the future-timestamp check."""
     import stripe
 
-    from tests.test_payments_helpers import WEBHOOK_SECRET
+    from tests.support.payments import WEBHOOK_SECRET
 
     payload = '{"id": "evt_future", "object": "event", "type": "charge.succeeded", "data": {"object": {}}}'
     future = int(time.time()) + 3600
@@ -586,7 +577,7 @@ def test_9_x_request_id_is_taken_only_from_a_trusted_proxy(make_app):
 def test_9_the_payment_refetch_from_stripe_is_capped(app, stripe_base, monkeypatch):
     """Replays: GET /api/appointments/ID/payment called Stripe on every request, without limit."""
     from models.payments import sync as payments  # where page_state calls sync_payment
-    from tests.test_payments_helpers import api_post, book_held, clinic_with_service
+    from tests.support.payments import api_post, book_held, clinic_with_service
 
     service, provider = clinic_with_service()
     held = book_held(service, provider)

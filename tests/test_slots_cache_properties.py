@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from models import Appointment, Schedule, Service, TimeClaim, TimeOff
 from models.catalog import changed
 from models.errors import Conflict
-from tests.factories import LONDON, future_day, make_clinic, make_patient, make_provider, make_service
+from tests.support.factories import LONDON, future_day, make_clinic, make_patient, make_provider, make_service
 
 UTC = timezone.utc
 DAYS = 3  # local dates the reads cover, from `first`

@@ -1,20 +1,9 @@
 """Staff sign-in to the back office with Flask-Login: CSRF form, cookie flags, throttling, audit."""
 
-import re
-
 import pytest
 
 from models import AuditEvent, StaffUser
-from tests.factories import PASSWORD, api_login, make_patient, make_staff
-
-
-def csrf_from(html):
-    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
-
-
-def staff_login(client, email="reception@clinic.test", password=PASSWORD):
-    token = csrf_from(client.get("/admin/login").get_data(as_text=True))
-    return client.post("/admin/login", data={"email": email, "password": password, "csrf_token": token})
+from tests.support.factories import PASSWORD, api_login, form_csrf, make_patient, make_staff, staff_login
 
 
 def test_back_office_sends_anonymous_visitors_to_sign_in(client):
@@ -58,7 +47,7 @@ def test_staff_throttled_after_repeated_failures(client):
 def test_logout_ends_the_staff_session(client):
     make_staff("reception")
     staff_login(client)
-    token = csrf_from(client.get("/admin/login").get_data(as_text=True))
+    token = form_csrf(client.get("/admin/login").get_data(as_text=True))
     resp = client.post("/admin/logout", data={"csrf_token": token})
     assert resp.status_code == 302
     assert client.get("/admin/").status_code == 302
@@ -92,7 +81,7 @@ def test_staff_sign_ins_are_audited(client):
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/admin"])
 def test_next_parameter_cannot_leave_the_back_office(client, target):
     make_staff("admin")
-    token = csrf_from(client.get("/admin/login").get_data(as_text=True))
+    token = form_csrf(client.get("/admin/login").get_data(as_text=True))
     resp = client.post(f"/admin/login?next={target}",
                        data={"email": "admin@clinic.test", "password": PASSWORD, "csrf_token": token})
     assert resp.status_code == 302 and resp.headers["Location"].endswith("/admin/")

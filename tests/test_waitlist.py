@@ -7,24 +7,17 @@ import pytest
 from models import Appointment, TimeClaim
 from models.sweep import sweep
 from models.waitlist import WaitlistEntry
-from tests.factories import api_login, at, csrf_header, future_day, make_clinic, make_patient, make_provider, make_service
+from tests.support.factories import at, csrf_header, future_day
+from tests.support.clients import signed_in
 
 
 @pytest.fixture
-def setup(app):
-    clinic = make_clinic()
-    consult = make_service("Consultation", duration=30, price=6000, cancel_hours=0)
-    # One short working hour a day: two times (09:00, 09:30), easy to fill.
-    one = make_provider([consult], name="Dr One", hours=("09:00", "10:00"), lunch=None)
-    for email in ("pat@example.com", "first@example.com", "second@example.com", "other@example.com"):
-        make_patient(email=email)
-    return {"clinic": clinic, "consult": consult, "one": one}
-
-
-def signed_in(app, email):
-    client = app.test_client()
-    assert api_login(client, email=email).status_code == 200
-    return client
+def setup(app, clinic_world):
+    return clinic_world(
+        services={"consult": dict(name="Consultation", duration=30, price=6000, cancel_hours=0)},
+        # One short working hour a day: two times (09:00, 09:30), easy to fill.
+        providers={"one": dict(name="Dr One", hours=("09:00", "10:00"), lunch=None)},
+        patients=["pat@example.com", "first@example.com", "second@example.com", "other@example.com"])
 
 
 def book(client, service, provider, start):
@@ -187,7 +180,7 @@ def test_reschedule_frees_the_old_time_for_the_waitlist(app, full_day):
 
 
 def test_staff_see_the_waitlist_in_the_back_office(app, full_day):
-    from tests.factories import make_staff, staff_login
+    from tests.support.factories import make_staff, staff_login
 
     make_staff("reception")
     make_staff("provider", email="doc@clinic.test")

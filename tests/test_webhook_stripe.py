@@ -6,7 +6,7 @@ import pytest
 
 from devstack.servers import free_port
 from models import Appointment, AuditEvent, Payment, StripeEvent
-from tests.test_payments_helpers import (
+from tests.support.payments import (
     api_post,
     book_held,
     clinic_with_service,

@@ -1,4 +1,4 @@
-"""Shared set-up for the payment tests (no tests here): a booked appointment, cards, signed events.
+"""Stripe helpers for the payment tests: a booked appointment, cards, signed events, Stripe stand-ins.
 
 Everything talks to the real localstripe the `stripe_base` fixture started; the only thing a test
 does "behind the app's back" is what a browser or Stripe itself would do (tokenise a card, confirm
@@ -13,16 +13,14 @@ from datetime import datetime, timezone
 import requests
 import stripe
 
-from tests.factories import (
-    api_login,
+from tests.support.clients import signed_in  # noqa: F401 — the payment tests import it from here
+from tests.support.factories import (
     at,
     csrf_header,
     future_day,
-    make_clinic,
     make_patient,
-    make_provider,
-    make_service,
 )
+from tests.support.world import build_world
 
 WEBHOOK_SECRET = "whsec_test_clinic"  # tests/conftest.py TEST_SECRETS
 PUBLISHABLE_KEY = "pk_test_clinic"
@@ -37,14 +35,12 @@ def start_at(days=3, hour=10):
 
 
 def clinic_with_service(price=5000, cancel_hours=24, refund_rule="full"):
-    """A clinic, a paid service and a provider; returns (service, provider)."""
-    make_clinic()
-    service = make_service("Consultation", duration=30, price=price, cancel_hours=cancel_hours)
+    """A clinic, a paid service and a provider (`clinic_world`'s builder); returns (service, provider)."""
+    consult = dict(name="Consultation", duration=30, price=price, cancel_hours=cancel_hours)
     if refund_rule != "full":
-        service.refund_rule = refund_rule
-        service.save()
-    provider = make_provider([service], name="Dr Pay")
-    return service, provider
+        consult["refund_rule"] = refund_rule
+    world = build_world(services={"consult": consult}, providers={"provider": dict(name="Dr Pay")})
+    return world.service, world.provider
 
 
 def book_held(service, provider, email="pat@example.com", start=None, now=None):
@@ -57,14 +53,8 @@ def book_held(service, provider, email="pat@example.com", start=None, now=None):
                 now or datetime.now(timezone.utc))
 
 
-def signed_in(app, email="pat@example.com"):
-    """A test client signed in as the patient."""
-    client = app.test_client()
-    assert api_login(client, email=email).status_code == 200
-    return client
-
-
 def api_post(client, path, body=None):
+    """POST JSON as the patient's browser does, with the CSRF header of its cookie."""
     return client.post(path, headers=csrf_header(client), json=body or {})
 
 

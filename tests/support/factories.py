@@ -81,7 +81,7 @@ def form_csrf(html):
     return match.group(1)
 
 
-def staff_login(client, email, password=PASSWORD):
+def staff_login(client, email="reception@clinic.test", password=PASSWORD):
     """Sign a staff user in through the real form."""
     token = form_csrf(client.get("/admin/login").get_data(as_text=True))
     return client.post("/admin/login", data={"email": email, "password": password, "csrf_token": token})

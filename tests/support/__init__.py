@@ -1,0 +1,1 @@
+"""Support code shared by the tests (no tests here): factories, builders, clients, Stripe helpers."""
