@@ -164,10 +164,10 @@ def _registration_refused(request_limit):
 
 def _registration_limit():
     """The current app's per-address registration limit (a flask-limiter shared limit, built once)."""
-    limiter = get_limiter()
-    limit = getattr(limiter, "clinic_registration_limit", None)
+    built = current_app.extensions.setdefault("clinic_limits", {})
+    limit = built.get("register")
     if limit is None:
-        limit = limiter.shared_limit(
+        limit = get_limiter().shared_limit(
             lambda: f"{current_app.config.get('REGISTRATIONS_PER_HOUR', REGISTRATIONS_PER_HOUR)} per hour",
             scope="register",
             # Checked before the work, counted after it, and only when registration_counted() said
@@ -175,12 +175,14 @@ def _registration_limit():
             deduct_when=_registration_counted_in_this_request,
             on_breach=_registration_refused,
         )
-        limiter.clinic_registration_limit = limit
+        built["register"] = limit
     return limit
 
 
 def registration_allowed():
     """Refuse a registration once this address made REGISTRATIONS_PER_HOUR accounts (or duplicates) this hour."""
+    # Entering flask-limiter's limit checks it (429 via _registration_refused, 503 when Redis is
+    # down); the count itself comes after the response, when registration_counted() was called.
     with _registration_limit():
         pass
 
