@@ -64,7 +64,6 @@ def create_app(config=None):
 
     from clinic import health, monitoring, security
     from portal import api, pages
-    from portal import api_selfservice  # noqa: F401 — reschedule and waitlist routes on api.bp
     from webhooks import stripe_webhook
 
     security.init_app(app)
@@ -72,18 +71,15 @@ def create_app(config=None):
     app.register_blueprint(health.bp)
     from portal import openapi
 
-    app.register_blueprint(openapi.bp)
-    app.register_blueprint(api.bp)
+    openapi.init_app(app)  # the JSON doors' blueprints (flask-smorest) and /api/openapi.json
     app.register_blueprint(pages.bp)
     app.register_blueprint(stripe_webhook.bp)
     from portal import payment
 
-    app.register_blueprint(payment.api_bp)
     app.register_blueprint(payment.page_bp)
     csrf.exempt(payment.api_bp)
     from portal import account
 
-    app.register_blueprint(account.api_bp)
     app.register_blueprint(account.page_bp)
     csrf.exempt(account.api_bp)
     # The JSON API and webhooks authenticate by JWT double-submit or signature, not form CSRF.

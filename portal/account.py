@@ -7,7 +7,7 @@ sign-in throttle, ends every session and clears the cookies.
 
 import json
 
-from flask import Blueprint, flash, g, jsonify, make_response, redirect, render_template, url_for
+from flask import Blueprint, after_this_request, flash, g, make_response, redirect, render_template, url_for
 from flask_jwt_extended import jwt_required, unset_jwt_cookies
 from flask_wtf import FlaskForm
 from wtforms import PasswordField
@@ -18,9 +18,11 @@ from clinic.errors import status_of
 from models.documents import utcnow
 from models.errors import DomainError
 from models.privacy import erase_patient, export_patient
+from portal import openapi
 from portal.auth import current_patient, password_guarded, patient_page, revoke_cookies
+from portal.schemas import DeleteBody, ErasedSchema, ExportSchema
 
-api_bp = Blueprint("account_api", __name__, url_prefix="/api")
+api_bp = openapi.Blueprint("account_api", __name__, url_prefix="/api", description="The patient's data rights")
 page_bp = Blueprint("account", __name__, url_prefix="/portal")
 
 
@@ -47,24 +49,25 @@ def _erase(patient, password):
     audit(f"patient:{patient.id}", "patient.erase", record=f"Patient:{patient.id}")
 
 
-@api_bp.get("/me/export")
+@api_bp.route("/me/export")
+@api_bp.errors(401, 503)
 @jwt_required()
+@api_bp.response(200, ExportSchema)
 def export_api():
     """Everything stored about the signed-in patient, as JSON."""
-    return jsonify(_export(current_patient()))
+    return _export(current_patient())
 
 
-@api_bp.post("/me/delete")
+@api_bp.route("/me/delete", methods=["POST"])
+@api_bp.errors(400, 401, 403, 409, 413, 415, 429, 503)
 @jwt_required()
-def delete_api():
+@api_bp.arguments(DeleteBody)
+@api_bp.response(200, ErasedSchema)
+def delete_api(body):
     """Erase the signed-in patient's personal data (password required); sign-in ends."""
-    from portal.api import json_body
-
-    body = json_body(required=("password",))
     _erase(current_patient(), body["password"])
-    response = make_response(jsonify(erased=True))
-    unset_jwt_cookies(response)
-    return response
+    after_this_request(lambda response: unset_jwt_cookies(response) or response)
+    return {"erased": True}
 
 
 @page_bp.get("/account")

@@ -1,20 +1,19 @@
 """Patient self-service in the JSON API: reschedule and the waitlist (routes on the `/api` blueprint).
 
-Imported once by the app factory, which registers `portal.api.bp` with these routes on it.
+Imported once by `portal.openapi.init_app`, which registers `portal.api.bp` with these routes on it.
 """
 
-from datetime import date
-
-from flask import jsonify
+from flask import current_app
+from flask_jwt_extended import jwt_required
 
 from clinic.audit import audit
 from models import booking, waitlist
 from models.documents import utcnow
-from models.errors import DomainError, ValidationFailed
+from models.errors import DomainError
 from models.reschedule import reschedule
-from portal.api import appointment_json, bp, json_body, parse_instant, string_field
+from portal.api import bp
 from portal.auth import current_patient
-from flask_jwt_extended import jwt_required
+from portal.schemas import AppointmentSchema, RescheduleBody, WaitlistBody, WaitlistEntrySchema, appointment_view
 
 
 def entry_status(entry, now):
@@ -24,41 +23,30 @@ def entry_status(entry, now):
     return entry.status
 
 
-def entry_json(entry, clinic, now):
-    """The patient's view of a waitlist entry; the offer while it holds its time."""
+def entry_view(entry, clinic, now):
+    """What WaitlistEntrySchema dumps: the patient's view of an entry, with the offer while it holds its time."""
     status = entry_status(entry, now)
     offer = None
     if status == "offered":
         appt = entry.offer
         offer = {"start": booking.local_iso(appt.start, clinic.timezone),
                  "end": booking.local_iso(appt.end, clinic.timezone),
-                 "provider": {"id": str(appt.provider.id), "name": appt.provider.name},
+                 "provider": appt.provider,
                  "expires_at": booking.local_iso(entry.offer_expires_at, clinic.timezone)}
-    return {"id": str(entry.id),
-            "service": {"id": str(entry.service.id), "name": entry.service.name},
-            "provider": {"id": str(entry.provider.id), "name": entry.provider.name} if entry.provider else None,
+    return {"id": entry.id, "service": entry.service, "provider": entry.provider or None,
             "from": entry.date_from.isoformat()[:10], "to": entry.date_to.isoformat()[:10],
             "timezone": clinic.timezone, "status": status, "offer": offer,
             "note": entry.note or ""}
 
 
-def parse_day(value, name):
-    """A local date like 2026-12-01, or 422."""
-    try:
-        return date.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise ValidationFailed(f"'{name}' must be a date like 2026-12-01.", fields={name: "invalid date"}) from None
-
-
-@bp.post("/appointments/<appointment_id>/reschedule")
+@bp.route("/appointments/<appointment_id>/reschedule", methods=["POST"])
+@bp.errors(400, 401, 403, 404, 409, 413, 415, 503)
 @jwt_required()
-def reschedule_appointment(appointment_id):
+@bp.arguments(RescheduleBody)
+@bp.response(200, AppointmentSchema)
+def reschedule_appointment(body, appointment_id):
     """Move the patient's appointment to another free time (same service; payment carries over)."""
-    body = json_body(required=("start",), optional=("provider",))
-    start = parse_instant(string_field(body, "start"))
-    provider = body["provider"]
-    if provider is not None and not isinstance(provider, str):
-        raise ValidationFailed("'provider' must be a string.", fields={"provider": "must be a string"})
+    start, provider = body["start"], body.get("provider")
     patient = current_patient()
     appt = booking.get_patient_appointment(patient, appointment_id)
     try:
@@ -68,52 +56,56 @@ def reschedule_appointment(appointment_id):
               outcome=f"refused:{exc.code}")
         raise
     audit(f"patient:{patient.id}", "appointment.reschedule", record=f"Appointment:{appt.id}")
-    return jsonify(appointment_json(appt, booking.require_clinic()))
+    return appointment_view(appt, booking.require_clinic())
 
 
-@bp.post("/waitlist")
+@bp.route("/waitlist", methods=["POST"])
+@bp.errors(400, 401, 403, 404, 409, 413, 415, 503)
 @jwt_required()
-def join_waitlist():
+@bp.arguments(WaitlistBody)
+@bp.response(201, WaitlistEntrySchema)
+def join_waitlist(body):
     """Join the waitlist for a service (optionally one provider) between two local dates (201)."""
-    body = json_body(required=("service", "from", "to"), optional=("provider",))
-    provider = body["provider"]
-    if provider is not None and not isinstance(provider, str):
-        raise ValidationFailed("'provider' must be a string.", fields={"provider": "must be a string"})
     patient = current_patient()
     now = utcnow()
-    entry = waitlist.join(patient, string_field(body, "service"), provider or None,
-                          parse_day(body["from"], "from"), parse_day(body["to"], "to"), now)
+    entry = waitlist.join(patient, body["service"], body.get("provider") or None, body["from_"], body["to"], now)
     audit(f"patient:{patient.id}", "waitlist.join", record=f"WaitlistEntry:{entry.id}")
     # A time that is free already is offered at once (first in line permitting).
     waitlist.time_freed(None, now)
     entry.reload()
-    return jsonify(entry_json(entry, booking.require_clinic(), now)), 201
+    return entry_view(entry, booking.require_clinic(), now)
 
 
-@bp.get("/waitlist")
+@bp.route("/waitlist")
+@bp.errors(401, 503)
 @jwt_required()
+@bp.response(200, WaitlistEntrySchema(many=True))
 def list_waitlist():
     """The signed-in patient's waitlist entries, newest first."""
     patient = current_patient()
     now = utcnow()
     clinic = booking.require_clinic()
     audit(f"patient:{patient.id}", "waitlist.list", record=f"Patient:{patient.id}")
-    return jsonify([entry_json(e, clinic, now) for e in waitlist.entries_of(patient)])
+    return [entry_view(e, clinic, now) for e in waitlist.entries_of(patient)]
 
 
-@bp.delete("/waitlist/<entry_id>")
+@bp.route("/waitlist/<entry_id>", methods=["DELETE"])
+@bp.errors(400, 401, 403, 404, 503)
 @jwt_required()
+@bp.response(204)
 def leave_waitlist(entry_id):
     """Leave the waitlist (204); an open offer goes to the next patient in line."""
     patient = current_patient()
     entry = waitlist.get_entry(patient, entry_id)
     waitlist.leave(entry, utcnow())
     audit(f"patient:{patient.id}", "waitlist.leave", record=f"WaitlistEntry:{entry_id}")
-    return "", 204
+    return current_app.response_class(status=204)
 
 
-@bp.post("/waitlist/<entry_id>/accept")
+@bp.route("/waitlist/<entry_id>/accept", methods=["POST"])
+@bp.errors(400, 401, 403, 404, 409, 503)
 @jwt_required()
+@bp.response(201, AppointmentSchema)
 def accept_offer(entry_id):
     """Book the offered time while the offer holds it (201 with the appointment)."""
     patient = current_patient()
@@ -125,4 +117,4 @@ def accept_offer(entry_id):
               outcome=f"refused:{exc.code}")
         raise
     audit(f"patient:{patient.id}", "waitlist.accept", record=f"Appointment:{appt.id}")
-    return jsonify(appointment_json(appt, booking.require_clinic())), 201
+    return appointment_view(appt, booking.require_clinic())

@@ -31,7 +31,8 @@ from models.catalog import current_catalog
 from models.documents import Appointment, Payment, utcnow
 from models.errors import Conflict, DomainError, NotFound
 from models.reschedule import reschedule, reschedule_blocker
-from portal.api import book_for_patient, parse_instant
+from portal.door import book_for_patient
+from portal.schemas import parse_instant
 from portal.auth import current_patient, issue_tokens, patient_page
 from portal.pages import bp
 

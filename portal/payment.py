@@ -22,7 +22,7 @@ its CSP) to the configured Stripe origins.
 
 from collections.abc import Mapping
 
-from flask import Blueprint, current_app, g, jsonify, redirect, request, url_for
+from flask import Blueprint, current_app, g, redirect, request, url_for
 from flask_jwt_extended import jwt_required
 
 from clinic.audit import audit
@@ -30,9 +30,11 @@ from clinic.security import stripe_csp
 from models import booking, payments
 from models.documents import utcnow
 from models.errors import DomainError
+from portal import openapi
 from portal.auth import current_patient, patient_page
+from portal.schemas import CardTokenBody, PaymentConfirmSchema, PaymentStartSchema, PaymentStateSchema, payment_view
 
-api_bp = Blueprint("payment_api", __name__, url_prefix="/api")
+api_bp = openapi.Blueprint("payment_api", __name__, url_prefix="/api", description="Paying for an appointment")
 page_bp = Blueprint("payment_pages", __name__, url_prefix="/portal")
 
 
@@ -82,21 +84,10 @@ def payment_context(appt, now, actor):
     }
 
 
-def payment_json(payment, appt, now):
-    """The patient's view of an appointment's payment."""
-    return {
-        "appointment": str(appt.id),
-        "appointment_status": booking.effective_status(appt, now),
-        "status": payment.status if payment else "none",
-        "amount": appt.amount,
-        "currency": appt.currency,
-        "amount_refunded": payment.amount_refunded if payment else 0,
-        "refunds": [{"amount": r.amount, "status": r.status} for r in payment.refunds] if payment else [],
-    }
-
-
-@api_bp.post("/appointments/<appointment_id>/payment")
+@api_bp.route("/appointments/<appointment_id>/payment", methods=["POST"])
+@api_bp.errors(400, 401, 403, 404, 409, 422, 503)
 @jwt_required()
+@api_bp.response(200, PaymentStartSchema)
 def start(appointment_id):
     """Start paying for one of the patient's own held appointments."""
     patient = current_patient()
@@ -108,45 +99,54 @@ def start(appointment_id):
         audit(actor, "payment.start", record=f"Appointment:{appt.id}", outcome=f"refused:{exc.code}")
         raise
     audit(actor, "payment.start", record=f"Appointment:{appt.id}")
-    return jsonify(answer)
+    return answer
 
 
-@api_bp.post("/appointments/<appointment_id>/payment/confirm")
+@api_bp.route("/appointments/<appointment_id>/payment/confirm", methods=["POST"])
+@api_bp.errors(400, 401, 402, 403, 404, 409, 413, 415, 503)
 @jwt_required()
-def confirm(appointment_id):
+@api_bp.arguments(CardTokenBody)
+@api_bp.response(200, PaymentConfirmSchema)
+def confirm(body, appointment_id):
     """Confirm the PaymentIntent with a card token from Stripe.js (402 when declined)."""
     patient = current_patient()
     appt = booking.get_patient_appointment(patient, appointment_id)
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise DomainError("The request body must be a JSON object.", code="malformed_json")
     actor = f"patient:{patient.id}"
     try:
-        answer = payments.pay_with_token(appt, body.get("token"), utcnow(), actor=actor)
+        answer = payments.pay_with_token(appt, body["token"], utcnow(), actor=actor)
     except DomainError as exc:
         audit(actor, "payment.confirm", record=f"Appointment:{appt.id}", outcome=f"refused:{exc.code}")
         raise
     audit(actor, "payment.confirm", record=f"Appointment:{appt.id}", outcome=answer["status"])
-    return jsonify(answer)
+    return answer
 
 
-@api_bp.get("/appointments/<appointment_id>/payment")
-@jwt_required()
-def show(appointment_id):
-    """The payment's state as Stripe has it now (re-fetched while it is under way)."""
+def _payment_state(appointment_id):
+    """The patient's payment for one of their appointments, re-fetched from Stripe while under way."""
     patient = current_patient()
     appt = booking.get_patient_appointment(patient, appointment_id)
     now = utcnow()
     payment = payments.page_state(appt, now, f"patient:{patient.id}")
     audit(f"patient:{patient.id}", "payment.read", record=f"Appointment:{appt.id}")
-    return jsonify(payment_json(payment, appt, now))
+    return payment_view(payment, appt, now)
 
 
-@api_bp.post("/appointments/<appointment_id>/payment/sync")
+@api_bp.route("/appointments/<appointment_id>/payment")
+@api_bp.errors(401, 404, 503)
 @jwt_required()
+@api_bp.response(200, PaymentStateSchema)
+def show(appointment_id):
+    """The payment's state as Stripe has it now (re-fetched while it is under way)."""
+    return _payment_state(appointment_id)
+
+
+@api_bp.route("/appointments/<appointment_id>/payment/sync", methods=["POST"])
+@api_bp.errors(400, 401, 403, 404, 503)
+@jwt_required()
+@api_bp.response(200, PaymentStateSchema)
 def sync(appointment_id):
     """Same as GET, for pages that return from Stripe and want the server to look now."""
-    return show(appointment_id)
+    return _payment_state(appointment_id)
 
 
 @page_bp.post("/appointments/<appointment_id>/checkout")

@@ -1,10 +1,11 @@
 """Forgotten passwords: the pages `/portal/forgot`, `/portal/reset/<token>` and their API twins.
 
-The routes sit on the portal's and the API's blueprints (imported once by `portal.pages`); the
-rules live in `models.reset`. The forgot answer is the same whatever the email.
+The pages sit on the portal's blueprint (imported once by `portal.pages`), the API twins on this
+module's `api_bp` (registered by `portal.openapi`); the rules live in `models.reset`. The forgot
+answer is the same whatever the email.
 """
 
-from flask import flash, jsonify, make_response, redirect, render_template, request, url_for
+from flask import flash, make_response, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
@@ -15,10 +16,12 @@ from clinic.extensions import get_redis, rkey
 from models import reset
 from models.documents import utcnow
 from models.errors import DomainError, Throttled
-from portal.api import bp as api_bp
-from portal.api import json_body
+from portal import openapi
 from portal.pages import apply_domain_error
 from portal.pages import bp as pages_bp
+from portal.schemas import ForgotBody, PasswordResetSchema, ResetBody, ResetSentSchema
+
+api_bp = openapi.Blueprint("reset_api", __name__, url_prefix="/api", description="Forgotten passwords")
 
 SENT = ("If an account exists for that email, we have sent it a link to choose a new password. "
         f"The link works once, for {reset.RESET_MINUTES} minutes.")
@@ -98,40 +101,22 @@ def reset_page(token):
     return _private(make_response(render_template("portal/reset.html", form=form), status))
 
 
-@api_bp.post("/auth/password/forgot")
-def api_forgot():
+@api_bp.route("/auth/password/forgot", methods=["POST"])
+@api_bp.errors(400, 413, 415, 429, 503)
+@api_bp.arguments(ForgotBody)
+@api_bp.response(202, ResetSentSchema)
+def api_forgot(body):
     """202 whatever the email; when the account exists, a reset link is emailed."""
-    body = json_body(required=("email",))
-    if not isinstance(body["email"], str):
-        raise DomainError("'email' must be a string.", code="malformed_json")
     _request(body["email"])
-    return jsonify(message=SENT), 202
+    return {"message": SENT}
 
 
-@api_bp.post("/auth/password/reset")
-def api_reset():
+@api_bp.route("/auth/password/reset", methods=["POST"])
+@api_bp.errors(400, 413, 415, 429, 503)
+@api_bp.arguments(ResetBody)
+@api_bp.response(200, PasswordResetSchema)
+def api_reset(body):
     """Set a new password with a link's token (once); every session of the patient ends."""
-    body = json_body(required=("token", "password"))
     patient = reset.reset_password(body["token"], body["password"], utcnow())
     audit(f"patient:{patient.id}", "patient.password_reset", record=f"Patient:{patient.id}")
-    return jsonify(reset=True)
-
-
-# The API document (/api/openapi.json) describes these two endpoints too.
-from portal.openapi import SPEC, _errors, _json_body, _ok  # noqa: E402
-
-SPEC["paths"].update({
-    "/api/auth/password/forgot": {"post": {
-        "summary": "Email a password reset link when the account exists (the same answer either way)",
-        "requestBody": _json_body({"type": "object", "required": ["email"],
-                                   "properties": {"email": {"type": "string"}}}),
-        "responses": {**_ok("Accepted", {"type": "object", "properties": {"message": {"type": "string"}}},
-                            "202"),
-                      **_errors(400, 413, 415, 422, 429, 503)}}},
-    "/api/auth/password/reset": {"post": {
-        "summary": "Set a new password with a link's token (once, within 30 minutes); every session ends",
-        "requestBody": _json_body({"type": "object", "required": ["token", "password"],
-                                   "properties": {"token": {"type": "string"}, "password": {"type": "string"}}}),
-        "responses": {**_ok("Changed", {"type": "object", "properties": {"reset": {"type": "boolean"}}}),
-                      **_errors(400, 413, 415, 422, 429, 503)}}},
-})
+    return {"reset": True}

@@ -1,0 +1,41 @@
+"""What the patient's pages and the JSON API share: booking under the patient's throttle and
+one-at-a-time lock, and the free times (read through the app's slot cache)."""
+
+from flask import current_app
+
+from clinic.audit import audit, audit_event
+from models import booking, freetimes
+from models.catalog import current_catalog
+from models.documents import utcnow
+from models.errors import Conflict
+from portal.auth import booking_attempt_allowed, one_booking_at_a_time
+
+
+def book_for_patient(patient, service_id, provider_id, start):
+    """Book through the shared rule and audit the outcome (pages and API both call this)."""
+    booking_attempt_allowed(patient)
+    try:
+        # One booking at a time per patient (the hold limits cannot be raced); the audit event is
+        # written in the booking's own database command.
+        with one_booking_at_a_time(patient):
+            appt = booking.book(patient, service_id, provider_id, start, utcnow(),
+                                audit=audit_event(f"patient:{patient.id}", "appointment.book"))
+    except Conflict as exc:
+        audit(f"patient:{patient.id}", "appointment.book", record=f"Provider:{provider_id}",
+              outcome=f"refused:{exc.code}")
+        raise
+    return appt
+
+
+def free_times_json(service_id, provider_id, first, days, now):
+    """The free times of a service (one provider's, or all who offer it) as the API's JSON text.
+
+    `first` None means the clinic's today. The text comes whole from the domain, parts of it from
+    the app's slot cache, so the answer is never parsed and dumped again.
+    """
+    catalog = current_catalog()
+    service = catalog.service(service_id)
+    clinic = catalog.require_clinic()
+    providers = [catalog.provider_for(service, provider_id)] if provider_id else catalog.providers_offering(service)
+    first = first or booking.local_today(clinic.timezone, now)
+    return freetimes.slots_json(service, providers, clinic, first, days, now, current_app.extensions["caches"])

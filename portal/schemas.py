@@ -1,0 +1,535 @@
+"""The patient API's schemas (marshmallow): they check what comes in, shape what goes out, and are
+the OpenAPI document at /api/openapi.json (flask-smorest turns them into it).
+
+Inputs ignore keys they do not name, as the API always has. An empty required string counts as
+missing. Outputs name every field they send, so the schemathesis run catches drift.
+"""
+
+from datetime import date, datetime, timedelta, timezone
+
+from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, post_dump, pre_load, validate
+
+from models import booking
+from models.documents import utcnow
+from models.errors import ValidationFailed
+
+OBJECT_ID = r"^[0-9a-fA-F]{24}$"
+APPOINTMENT_STATUSES = ("held", "confirmed", "checked_in", "completed", "no_show", "cancelled", "expired")
+INSTANT_HELP = "must be an ISO 8601 time with an offset, e.g. 2026-11-30T09:00:00+00:00"
+DATE_TIME = {"format": "date-time"}
+
+
+# --- Fields ----------------------------------------------------------------------------------
+
+class Text(fields.String):
+    """A string; a required one may not be empty (the API always treated "" as missing)."""
+
+    default_error_messages = {"required": "is required", "null": "is required", "invalid": "must be a string"}
+
+    def __init__(self, **kwargs):
+        if kwargs.get("required"):
+            kwargs.setdefault("validate", validate.Length(min=1, error="is required"))
+        else:
+            kwargs.setdefault("allow_none", True)
+        super().__init__(**kwargs)
+
+
+class Id(fields.String):
+    """A document id: a stored ObjectId (or a reference) out, a 24-hex-digit string in."""
+
+    default_error_messages = {"required": "is required", "null": "is required", "invalid": "is not a valid id"}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("validate", validate.Regexp(OBJECT_ID, error="is not a valid id"))
+        super().__init__(**kwargs)
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else str(getattr(value, "id", value))
+
+
+def _instant(value):
+    """An aware datetime from ISO 8601 text with an offset, or None."""
+    try:
+        parsed = datetime.fromisoformat(value)
+        # Years at the ends of the calendar overflow once converted to UTC.
+        parsed.astimezone(timezone.utc) + timedelta(days=800)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def parse_instant(value, name="start"):
+    """An ISO 8601 instant with an offset, or ValidationFailed (422); the pages' forms use it too."""
+    parsed = _instant(value)
+    if parsed is None:
+        raise ValidationFailed(f"'{name}' {INSTANT_HELP}.", fields={name: "invalid time"})
+    return parsed
+
+
+class Instant(fields.String):
+    """An instant with an offset (documented as an OpenAPI date-time)."""
+
+    default_error_messages = {"required": "is required", "null": "is required", "invalid": INSTANT_HELP}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("metadata", DATE_TIME)
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if value == "":
+            raise self.make_error("required")
+        parsed = _instant(value) if isinstance(value, str) else None
+        if parsed is None:
+            raise self.make_error("invalid")
+        return parsed
+
+
+class Day(fields.Date):
+    """A calendar date like 2026-11-30 (read as Python's `date.fromisoformat` reads it)."""
+
+    default_error_messages = {"required": "is required", "null": "is required",
+                              "invalid": "must be a date like 2026-11-30"}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise self.make_error("invalid")
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise self.make_error("invalid") from None
+
+
+class WholeNumber(fields.Integer):
+    """An integer written in ASCII digits only ("³" and "７" pass int(), not this)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not (isinstance(value, str) and value.isascii() and value.isdigit()):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+# --- Inputs ------------------------------------------------------------------------------------
+
+class Body(Schema):
+    """A JSON body: keys it does not name are ignored."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+
+class Query(Body):
+    """Query arguments: an empty value counts as absent."""
+
+    @pre_load
+    def drop_empty(self, data, **kwargs):
+        """`?provider=` means no provider, as it always did."""
+        return {key: data[key] for key in data if data[key] != ""}
+
+
+class RegisterBody(Body):
+    """Create a patient."""
+
+    email = Text(required=True)
+    password = Text(required=True)
+    name = Text(required=True)
+    phone = Text()
+
+
+class LoginBody(Body):
+    """Sign in."""
+
+    email = Text(required=True)
+    password = Text(required=True)
+
+
+class PasswordChangeBody(Body):
+    """Change the password."""
+
+    current_password = Text(required=True)
+    new_password = Text(required=True)
+
+
+class ForgotBody(Body):
+    """Ask for a password reset link."""
+
+    email = Text(required=True)
+
+
+class ResetBody(Body):
+    """Set a new password with a link's token."""
+
+    # Any JSON value: the rule answers a token that is not one with its own code (invalid_token).
+    token = fields.Raw(required=True, metadata={"type": "string"},
+                       error_messages={"required": "is required", "null": "is required"})
+    password = Text(required=True)
+
+
+class DeleteBody(Body):
+    """Erase the account; the password confirms it."""
+
+    password = Text(required=True)
+
+
+class ProvidersQuery(Query):
+    """Which providers to list."""
+
+    service = Id()
+
+
+def _within_ten_years(value):
+    if abs((value - utcnow().date()).days) > 3660:
+        raise ValidationError("must be a date like 2026-11-30, within ten years of today")
+
+
+class SlotsQuery(Query):
+    """Which free times to list."""
+
+    service = Id(required=True)
+    provider = Id()
+    from_ = Day(data_key="from", validate=_within_ten_years,
+                error_messages={"invalid": "must be a date like 2026-11-30, within ten years of today"})
+    days = WholeNumber(load_default=7, validate=validate.Range(min=1, max=31, error="must be a whole number "
+                                                                                   "from 1 to 31"),
+                       error_messages={"invalid": "must be a whole number from 1 to 31"})
+
+
+class BookingBody(Body):
+    """Book a time."""
+
+    service = Text(required=True)
+    provider = Text(required=True)
+    start = Instant(required=True)
+
+
+class RescheduleBody(Body):
+    """Move an appointment."""
+
+    start = Instant(required=True)
+    provider = Text()
+
+
+class WaitlistBody(Body):
+    """Join the waitlist between two dates in the clinic's zone."""
+
+    service = Text(required=True)
+    provider = Text()
+    from_ = Day(data_key="from", required=True)
+    to = Day(required=True)
+
+
+class CardTokenBody(Body):
+    """A card tokenised by Stripe.js."""
+
+    token = Text(required=True)
+
+
+# --- Outputs -------------------------------------------------------------------------------------
+
+class ErrorDetail(Schema):
+    """What went wrong."""
+
+    code = fields.String(required=True, metadata={"description": "A stable slug, e.g. slot_taken"})
+    message = fields.String(required=True, metadata={"description": "For people"})
+    fields_ = fields.Dict(data_key="fields", keys=fields.String(), values=fields.String(),
+                          metadata={"description": "The input fields at fault"})
+
+
+class ErrorSchema(Schema):
+    """Every error answer: `{"error": {"code", "message"}}`."""
+
+    error = fields.Nested(ErrorDetail, required=True)
+
+
+class PatientSchema(Schema):
+    """The signed-in patient's profile."""
+
+    id = Id(required=True)
+    email = fields.String(required=True)
+    name = fields.String(required=True)
+    phone = fields.String(allow_none=True)
+
+
+class ServiceSchema(Schema):
+    """A bookable service; money in minor units."""
+
+    id = Id(required=True)
+    name = fields.String(required=True)
+    duration_minutes = fields.Integer(required=True)
+    price = fields.Integer(required=True)
+    currency = fields.String(required=True)
+
+
+class ProviderSchema(Schema):
+    """A provider and the services they offer."""
+
+    id = Id(required=True)
+    name = fields.String(required=True)
+    services = fields.List(Id(), required=True)
+
+
+class SlotSchema(Schema):
+    """A free time."""
+
+    provider = Id(required=True)
+    provider_name = fields.String(required=True)
+    start = fields.String(required=True, metadata=DATE_TIME)
+    end = fields.String(required=True, metadata=DATE_TIME)
+
+
+class NamedRef(Schema):
+    """Another record, by id and name."""
+
+    id = Id(required=True)
+    name = fields.String(required=True)
+
+
+class AppointmentSchema(Schema):
+    """The patient's view of an appointment, times in the clinic's zone."""
+
+    id = Id(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(APPOINTMENT_STATUSES))
+    start = fields.String(required=True, metadata=DATE_TIME)
+    end = fields.String(required=True, metadata=DATE_TIME)
+    timezone = fields.String()
+    hold_expires_at = fields.String(required=True, allow_none=True, metadata=DATE_TIME)
+    amount = fields.Integer(required=True, validate=validate.Range(min=0))
+    currency = fields.String(required=True)
+    service = fields.Nested(NamedRef, allow_none=True)
+    provider = fields.Nested(NamedRef, allow_none=True)
+
+
+def appointment_view(appt, clinic, services=None, providers=None, now=None):
+    """What AppointmentSchema dumps: an appointment with its times in the clinic's zone."""
+    tz = clinic.timezone
+    service = services.get(appt.service.id) if services else appt.service
+    provider = providers.get(appt.provider.id) if providers else appt.provider
+    return {"id": appt.id, "status": booking.effective_status(appt, now or utcnow()),
+            "start": booking.local_iso(appt.start, tz), "end": booking.local_iso(appt.end, tz),
+            "timezone": tz, "hold_expires_at": booking.local_iso(appt.hold_expires_at, tz),
+            "amount": appt.amount, "currency": appt.currency, "service": service, "provider": provider}
+
+
+class PaymentStartSchema(Schema):
+    """How to pay: the PaymentIntent's client secret (elements) or the Checkout Session's URL."""
+
+    flow = fields.String(required=True, validate=validate.OneOf(("elements", "checkout")))
+    client_secret = fields.String()
+    publishable_key = fields.String(allow_none=True)
+    payment_intent = fields.String()
+    amount = fields.Integer()
+    currency = fields.String()
+    url = fields.String()
+    session = fields.String()
+
+
+class PaymentConfirmSchema(Schema):
+    """The payment after the card was confirmed; a 3-D Secure step answers requires_action."""
+
+    status = fields.String(required=True)
+    intent_status = fields.String(required=True, metadata={"description": "The PaymentIntent's status at Stripe"})
+    appointment_status = fields.String(required=True)
+    requires_action = fields.Boolean(required=True)
+    client_secret = fields.String(metadata={"description": "Only when requires_action"})
+
+
+class RefundSchema(Schema):
+    """A refund of (part of) the payment."""
+
+    amount = fields.Integer(required=True)
+    status = fields.String(required=True, allow_none=True)
+
+
+class PaymentStateSchema(Schema):
+    """An appointment's payment as Stripe has it now."""
+
+    appointment = Id(required=True)
+    appointment_status = fields.String(required=True)
+    status = fields.String(required=True, metadata={"description": "The payment's status, or none"})
+    amount = fields.Integer(required=True)
+    currency = fields.String(required=True)
+    amount_refunded = fields.Integer(required=True)
+    refunds = fields.List(fields.Nested(RefundSchema), required=True)
+
+
+def payment_view(payment, appt, now):
+    """What PaymentStateSchema dumps for an appointment's payment (status none when there is none)."""
+    return {"appointment": appt.id, "appointment_status": booking.effective_status(appt, now),
+            "status": payment.status if payment else "none", "amount": appt.amount, "currency": appt.currency,
+            "amount_refunded": payment.amount_refunded if payment else 0,
+            "refunds": payment.refunds if payment else []}
+
+
+class OfferSchema(Schema):
+    """A time held for the patient while the offer lasts."""
+
+    start = fields.String(required=True, metadata=DATE_TIME)
+    end = fields.String(required=True, metadata=DATE_TIME)
+    provider = fields.Nested(NamedRef, required=True)
+    expires_at = fields.String(required=True, metadata=DATE_TIME)
+
+
+class WaitlistEntrySchema(Schema):
+    """A waitlist entry, with its offer while it holds a time."""
+
+    id = Id(required=True)
+    service = fields.Nested(NamedRef, required=True)
+    provider = fields.Nested(NamedRef, required=True, allow_none=True)
+    from_ = fields.String(data_key="from", attribute="from", required=True, metadata={"format": "date"})
+    to = fields.String(required=True, metadata={"format": "date"})
+    timezone = fields.String()
+    status = fields.String(required=True, validate=validate.OneOf(("waiting", "offered", "booked", "expired")))
+    offer = fields.Nested(OfferSchema, required=True, allow_none=True)
+    note = fields.String()
+
+
+class RefreshedSchema(Schema):
+    """A new access cookie was set."""
+
+    refreshed = fields.Boolean(required=True)
+
+
+class SignedOutSchema(Schema):
+    """The session's tokens are revoked."""
+
+    signed_out = fields.Boolean(required=True)
+
+
+class PasswordChangedSchema(Schema):
+    """The password is changed; other sessions ended."""
+
+    changed = fields.Boolean(required=True)
+
+
+class ResetSentSchema(Schema):
+    """The same answer whatever the email."""
+
+    message = fields.String(required=True)
+
+
+class PasswordResetSchema(Schema):
+    """The password is set; every session ended."""
+
+    reset = fields.Boolean(required=True)
+
+
+class ErasedSchema(Schema):
+    """The patient's personal data is replaced; sign-in has ended."""
+
+    erased = fields.Boolean(required=True)
+
+
+class Record(Schema):
+    """A stored record as exported: the fields named here, and every other field it holds."""
+
+    class Meta:
+        unknown = INCLUDE  # documented as additionalProperties: true
+
+    id = fields.String(required=True)
+
+    @post_dump(pass_original=True)
+    def keep_every_field(self, data, original, **kwargs):
+        """An export holds everything stored, not only the fields a schema names."""
+        return {**original, **data}
+
+
+class PatientRecord(Record):
+    """The stored patient (never the password hash)."""
+
+    email = fields.String()
+    name = fields.String()
+    phone = fields.String(allow_none=True)
+    active = fields.Boolean()
+    created_at = fields.String(metadata=DATE_TIME)
+
+
+class AppointmentRecord(Record):
+    """A stored appointment."""
+
+    service = fields.String()
+    provider = fields.String()
+    start = fields.String(metadata=DATE_TIME)
+    end = fields.String(metadata=DATE_TIME)
+    status = fields.String()
+    amount = fields.Integer()
+    currency = fields.String()
+
+
+class PaymentRecord(Record):
+    """A stored payment."""
+
+    appointment = fields.String()
+    status = fields.String()
+    amount = fields.Integer()
+    currency = fields.String()
+    amount_refunded = fields.Integer()
+
+
+class AuditRecord(Record):
+    """An audit event about the patient."""
+
+    at = fields.String(metadata=DATE_TIME)
+    actor = fields.String()
+    action = fields.String()
+    record = fields.String()
+    outcome = fields.String()
+
+
+class ExportSchema(Schema):
+    """Everything stored about the patient."""
+
+    exported_at = fields.String(required=True, metadata=DATE_TIME)
+    patient = fields.Nested(PatientRecord, required=True)
+    appointments = fields.List(fields.Nested(AppointmentRecord), required=True)
+    payments = fields.List(fields.Nested(PaymentRecord), required=True)
+    other_records = fields.Dict(keys=fields.String(), values=fields.List(fields.Nested(Record)), required=True,
+                                metadata={"description": "Other collections' records, by collection"})
+    audit_events = fields.List(fields.Nested(AuditRecord), required=True)
+    not_included = fields.String(required=True)
+
+
+# --- Outside the patient API (documented in the same document) -----------------------------------
+
+class StripeEventBody(Schema):
+    """A Stripe event, as Stripe sends it (verified by the Stripe-Signature header)."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    id = fields.String()
+    type = fields.String()
+    data = fields.Dict()
+
+
+class WebhookReceivedSchema(Schema):
+    """The event is stored (once) and handled, ignored or a duplicate."""
+
+    received = fields.Boolean(required=True)
+    duplicate = fields.Boolean()
+    handled = fields.Boolean()
+    outcome = fields.String(allow_none=True)
+
+
+class AliveSchema(Schema):
+    """The process runs."""
+
+    status = fields.String(required=True)
+
+
+class ChecksSchema(Schema):
+    """Each dependency's state: ok or down."""
+
+    mongodb = fields.String(required=True, validate=validate.OneOf(("ok", "down")))
+    redis = fields.String(required=True, validate=validate.OneOf(("ok", "down")))
+
+
+class ReadySchema(Schema):
+    """MongoDB and Redis answer."""
+
+    status = fields.String(required=True)
+    checks = fields.Nested(ChecksSchema, required=True)
+
+
+class NotReadySchema(ErrorSchema):
+    """Not ready: the error, and each dependency's state."""
+
+    checks = fields.Nested(ChecksSchema, required=True)
