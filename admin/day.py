@@ -12,14 +12,15 @@ from flask_login import current_user
 
 from admin.base import StaffAccessMixin, clinic_zone, staff_actor, staff_role
 from clinic.audit import audit
-from models import booking, frontdesk
+from models import booking
+from models.booking import frontdesk
 from models.accounts import normalise_email
 from models.catalog import current_catalog
 from models.daygrid import build_grid, free_now, week_summary
-from models.desk_payments import DESK_METHODS, cancel_at_desk, mark_paid_at_desk
+from models.payments.desk import DESK_METHODS, cancel_at_desk, mark_paid_at_desk, refund_preview
 from models.documents import Appointment, Clinic, Patient, utcnow
 from models.errors import DomainError, ValidationFailed
-from models.frontdesk import money
+from models.booking.frontdesk import money
 
 STAFF = ("admin", "reception", "provider")
 DESK = ("admin", "reception")
@@ -120,7 +121,7 @@ class DayView(StaffAccessMixin, BaseView):
         appointment = self._appointment(request.args.get("appointment", ""))
         day = self._day()
         status = booking.effective_status(appointment, utcnow())
-        refund = frontdesk.refund_preview(appointment, utcnow())
+        refund = refund_preview(appointment, utcnow())
         return self.render("admin_clinic/cancel.html", a=appointment, status=status, refund=refund,
                            error=None, reason="", **self._common(day))
 
@@ -139,7 +140,7 @@ class DayView(StaffAccessMixin, BaseView):
                   "provider": request.values.get("provider", str(appointment.provider.id))[:24]}
         error, status = None, 200
         if request.method == "POST":
-            from models.reschedule import reschedule
+            from models.booking.reschedule import reschedule
 
             old = f"{local:%H:%M} on {local:%a %-d %b}"
             try:
@@ -202,7 +203,7 @@ class DayView(StaffAccessMixin, BaseView):
             if op == "cancel":
                 return self.render("admin_clinic/cancel.html", a=appointment,
                                    status=booking.effective_status(appointment, now),
-                                   refund=frontdesk.refund_preview(appointment, now), error=exc.message,
+                                   refund=refund_preview(appointment, now), error=exc.message,
                                    reason=request.form.get("reason", ""), **self._common(self._day(day_raw))), exc.status
             flash(exc.message, "error")
             return redirect(url_for(".index", day=day_raw))

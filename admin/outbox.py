@@ -8,14 +8,15 @@ from admin.base import SecureModelView, local_formatter, staff_actor
 from clinic.audit import audit
 from models.documents import utcnow
 from models.errors import DomainError
-from models.outbox import OutboxMessage, resend
+from models.messages.delivery import resend
+from models.messages.outbox import OutboxMessage
 
 FRONT_DESK = ("admin", "reception")
 
 
 def rendered_body(view, context, model, name):
     """The plain-text body as it would be sent now (reset links hidden)."""
-    from models.messages import render
+    from models.messages.rendering import render
 
     try:
         rendered = render(model, utcnow(), preview=True)

@@ -34,7 +34,8 @@ from admin.fields import (
 )
 from admin.schedule import WEEKDAYS, ScheduleForm, apply_row_buttons, prefill, validate_schedule
 from clinic.audit import audit
-from models import booking, frontdesk
+from models import booking
+from models.booking import frontdesk
 from models.accounts import hash_password, normalise_email, validate_password
 from models.documents import Appointment, Payment, Patient, Provider, Schedule, StaffUser, utcnow
 from models.errors import DomainError
@@ -474,7 +475,7 @@ class PatientView(SecureModelView):
     def after_model_change(self, form, model, is_created):
         audit(staff_actor(), "patient.create" if is_created else "patient.update", record=f"Patient:{model.id}")
         if is_created:  # they choose their own password from an emailed link
-            from models.reset import queue_invitation
+            from models.accounts.reset import queue_invitation
 
             queue_invitation(model)
 

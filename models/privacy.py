@@ -19,8 +19,13 @@ from mongoengine import ReferenceField
 from mongoengine.base import get_document
 from mongoengine.base.common import _document_registry
 
-from models.accounts import check_password
-from models.documents import Appointment, AuditEvent, Patient, Payment
+from models.accounts.users import check_password
+from models.accounts.documents import Patient
+from models.audit import AuditEvent
+from models.booking.cancellation import cancel
+from models.booking.documents import Appointment
+from models.booking.rules import is_blocking
+from models.payments.documents import Payment
 from models.errors import Conflict, ValidationFailed
 
 ERASED_NAME = "Erased patient"
@@ -92,8 +97,6 @@ def erase_patient(patient, password, now):
     Raises ValidationFailed (wrong password, on the `password` field) or Conflict
     (`upcoming_appointments`). Returns the erased patient.
     """
-    from models.booking import cancel, is_blocking
-
     if not check_password(patient.password_hash, password if isinstance(password, str) else ""):
         raise ValidationFailed("The password is not correct.", fields={"password": "incorrect"})
     live = [a for a in Appointment.objects(patient=patient.id, status__in=("held", "confirmed", "checked_in"),

@@ -26,8 +26,17 @@ from datetime import timedelta
 from bson import ObjectId
 from redis.exceptions import LockError
 
-from models.booking import release_time
-from models.documents import Appointment, Payment, TimeClaim, utcnow
+from models.audit import record_audit
+from models.booking.claims import release_time
+from models.booking.waitlist import sweep_waitlist
+from models.booking.documents import Appointment, TimeClaim
+from models.clock import utcnow
+from models.messages.delivery import deliver_due
+from models.payments.cancellation import stop_and_sync
+from models.payments.documents import Payment
+from models.payments.refunds import retry_pending_refunds
+from models.payments.settlement import settle_paid
+from models.payments.sync import sync_payment
 from models.stores import get_redis, rkey
 
 log = logging.getLogger(__name__)
@@ -115,8 +124,7 @@ def sweep(now=None):
         _recent_payments(now, report)
         _tidy_claims(now, report)
         _complete_visits(now, report)
-        from models.waitlist import sweep_waitlist  # freed times go to the first patient in line
-
+        # Freed times go to the first patient in line.
         report.offered = sweep_waitlist(now, report)
         _send_mail(now, report)  # last, so this pass's offers go out at once
     finally:
@@ -127,8 +135,6 @@ def sweep(now=None):
 def _complete_visits(now, report):
     """A checked-in appointment whose end has passed is `completed` (its version bumped, so any
     message still queued for it is dropped). No-shows and unattended visits stay as they are."""
-    from models.audit import record_audit
-
     for appointment_id in Appointment.objects(status="checked_in", end__lte=now).scalar("id"):
         # Guarded per appointment: an undo of the check-in meanwhile wins.
         if Appointment.objects(id=appointment_id, status="checked_in").update_one(
@@ -145,8 +151,6 @@ def _note(outcome, appointment_id, report):
 
 
 def _expire_holds(now, report):
-    from models import payments
-
     lapsed = Appointment.objects(status="held", hold_expires_at__lte=now).only("id").no_dereference()
     for appt in lapsed:
         aid = str(appt.id)
@@ -154,12 +158,12 @@ def _expire_holds(now, report):
         if payment is not None and (payment.stripe_payment_intent or payment.stripe_checkout_session):
             try:
                 if payment.status == "succeeded":
-                    outcome = payments.settle_paid(payment, ACTOR, now, first_time=False)
+                    outcome = settle_paid(payment, ACTOR, now, first_time=False)
                 elif payment.status == "refunded":
                     outcome = None  # refunded before: nothing to settle, expire it
                 else:
                     # Stop it first, so it cannot take money once the time is released.
-                    outcome = payments.stop_and_sync(payment, ACTOR, now).outcome
+                    outcome = stop_and_sync(payment, ACTOR, now).outcome
             except Exception as exc:  # Stripe or the database not answering: next pass
                 log.warning("sweep: hold %s left for the next pass: %s", aid, exc)
                 report.problems.append(f"hold {aid} not expired: its payment could not be "
@@ -181,14 +185,12 @@ def _expire_holds(now, report):
 
 
 def _reconcile_payments(now, report):
-    from models import payments
-
     stuck = Payment.objects(status__in=("pending", "processing"), updated_at__lte=now - STUCK_AFTER)
     for payment in stuck.no_dereference():
         if not (payment.stripe_payment_intent or payment.stripe_checkout_session):
             continue
         try:
-            result = payments.sync_payment(payment, ACTOR, now)
+            result = sync_payment(payment, ACTOR, now)
         except Exception as exc:
             report.problems.append(f"payment {payment.id} could not be re-synced ({exc.__class__.__name__})")
             continue
@@ -198,7 +200,7 @@ def _reconcile_payments(now, report):
 
     for payment in Payment.objects(refunds__status="pending").no_dereference():
         try:
-            if payments.retry_pending_refunds(payment, ACTOR, now, older_than=now - STUCK_AFTER):
+            if retry_pending_refunds(payment, ACTOR, now, older_than=now - STUCK_AFTER):
                 report.refunded.append(str(payment.appointment.id))
         except Exception as exc:
             report.problems.append(f"refund of payment {payment.id} still pending ({exc.__class__.__name__})")
@@ -228,8 +230,6 @@ def _tidy_claims(now, report):
 def _recent_payments(now, report):
     """Payments that moved in the last day: settle the ones whose appointment never caught up
     (a crash between the payment's update and the appointment's) and report what is wrong."""
-    from models import payments
-
     recent = list(Payment.objects(status__in=("succeeded", "refunded"),
                                   updated_at__gte=now - RECENT).no_dereference())
     appts = {a.id: a for a in Appointment.objects(id__in=[p.appointment.id for p in recent]).only("status")}
@@ -241,7 +241,7 @@ def _recent_payments(now, report):
             report.problems.append(f"payment {payment.id} belongs to no appointment")
         elif payment.status == "succeeded" and appt.status in ("held", "expired"):
             try:
-                _note(payments.settle_paid(payment, ACTOR, now, first_time=False), str(appt.id), report)
+                _note(settle_paid(payment, ACTOR, now, first_time=False), str(appt.id), report)
             except Exception as exc:
                 report.problems.append(f"paid appointment {appt.id} could not be settled "
                                        f"({exc.__class__.__name__})")
@@ -252,8 +252,6 @@ def _recent_payments(now, report):
 
 def _send_mail(now, report):
     """Send the email that is due from the outbox (each message claimed atomically)."""
-    from models.outbox import deliver_due
-
     try:
         report.mail = deliver_due(now)
     except Exception as exc:  # the database hiccuped: the messages stay queued for the next pass

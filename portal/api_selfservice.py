@@ -8,10 +8,11 @@ from datetime import date
 from flask import jsonify
 
 from clinic.audit import audit
-from models import booking, waitlist
+from models import booking
+from models.booking import waitlist
 from models.documents import utcnow
 from models.errors import DomainError, ValidationFailed
-from models.reschedule import reschedule
+from models.booking.reschedule import reschedule
 from portal.api import appointment_json, bp, json_body, parse_instant, string_field
 from portal.auth import current_patient
 from flask_jwt_extended import jwt_required

@@ -25,11 +25,12 @@ from wtforms import DateField, SelectField
 from wtforms.validators import DataRequired
 
 from clinic.audit import audit
-from models import booking, waitlist
+from models import booking
+from models.booking import waitlist
 from models.catalog import current_catalog
 from models.documents import Appointment, Payment, utcnow
 from models.errors import Conflict, DomainError, NotFound
-from models.reschedule import reschedule, reschedule_blocker
+from models.booking.reschedule import reschedule, reschedule_blocker
 from portal.api import book_for_patient, parse_instant
 from portal.auth import current_patient, issue_tokens, patient_page
 from portal.pages import bp

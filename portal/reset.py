@@ -1,7 +1,7 @@
 """Forgotten passwords: the pages `/portal/forgot`, `/portal/reset/<token>` and their API twins.
 
 The routes sit on the portal's and the API's blueprints (imported once by `portal.pages`); the
-rules live in `models.reset`. The forgot answer is the same whatever the email.
+rules live in `models.accounts.reset`. The forgot answer is the same whatever the email.
 """
 
 from flask import flash, jsonify, make_response, redirect, render_template, request, url_for
@@ -11,7 +11,7 @@ from wtforms.validators import DataRequired, Length
 
 from clinic.audit import audit
 from clinic.extensions import get_redis, rkey
-from models import reset
+from models.accounts import reset
 from models.documents import utcnow
 from models.errors import DomainError, Throttled
 from portal.api import bp as api_bp

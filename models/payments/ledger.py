@@ -11,7 +11,7 @@ from mongoengine import NotUniqueError
 from redis.exceptions import LockError
 
 from models.audit import record_audit
-from models.documents import Payment
+from models.payments.documents import Payment
 from models.errors import Conflict
 from models.stores import get_redis, rkey
 

@@ -2,11 +2,16 @@
 
 from datetime import timedelta
 
-from models.availability import SlotRules, why_not_bookable
-from models.booking import _utc, claim_time, claim_units, release_time, schedule_days
-from models.catalog import current_catalog
-from models.documents import Appointment, Payment, TimeClaim, TimeOff
+from models.booking.availability import SlotRules, why_not_bookable
+from models.booking.claims import claim_time, claim_units, release_time
+from models.booking.rules import schedule_days
+from models.clock import _utc
+from models.catalog.snapshot import current_catalog
+from models.booking.documents import Appointment, TimeClaim
+from models.catalog.documents import TimeOff
+from models.payments.documents import Payment
 from models.errors import Conflict
+from models.messages.outbox import appointment_confirmed
 from models.payments.gateway import _find_refund, stripe_api
 from models.payments.ledger import ALLOWED_FROM, CONFIRMED_STATUSES, _audit, _move_payment, _ref_id, log
 from models.payments.refunds import refund_payment
@@ -131,9 +136,7 @@ def settle_paid(payment, actor, now, first_time):
                 set__status="confirmed", set__updated_at=now, inc__version=1)
             if moved:
                 _audit(actor, "appointment.confirm", record, outcome="late_payment" if late else "ok")
-                from models.outbox import appointment_confirmed  # confirmation, receipt, reminders
-
-                appointment_confirmed(appt, now, paid=True)
+                appointment_confirmed(appt, now, paid=True)  # confirmation, receipt, reminders
                 return "confirmed_late" if late else "confirmed"
             appt.reload()
             if appt.status in CONFIRMED_STATUSES:

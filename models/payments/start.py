@@ -5,8 +5,10 @@ from datetime import timedelta
 
 from flask import current_app
 
-from models.booking import _utc, effective_status
-from models.documents import Appointment, Payment, TimeClaim
+from models.booking.rules import effective_status
+from models.clock import _utc
+from models.booking.documents import Appointment, TimeClaim
+from models.payments.documents import Payment
 from models.errors import Conflict, ValidationFailed
 from models.payments.gateway import (
     CardError,

@@ -2,7 +2,8 @@
 
 from bson import ObjectId
 
-from models.documents import Payment, utcnow
+from models.clock import utcnow
+from models.payments.documents import Payment
 from models.errors import DomainError, NotFound
 from models.payments.gateway import (
     InvalidRequestError,

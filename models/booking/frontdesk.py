@@ -12,9 +12,12 @@ from zoneinfo import ZoneInfo
 
 from bson import ObjectId
 
-from models.accounts import _clean_text, hash_password, normalise_email
-from models.booking import _utc, claim_time
-from models.documents import NO_EMAIL_DOMAIN, Appointment, Patient, Payment, deliverable
+from models.accounts.users import _clean_text, hash_password, normalise_email
+from models.booking.claims import claim_time
+from models.clock import _utc
+from models.accounts.documents import NO_EMAIL_DOMAIN, Patient, deliverable
+from models.booking.documents import Appointment
+from models.accounts.reset import queue_invitation
 from models.errors import Conflict, ValidationFailed
 
 # Staff-created patients without an email get an address in the reserved `.invalid` domain
@@ -176,10 +179,8 @@ def create_caller(name, phone, email="", date_of_birth=None, invite=True):
 
 
 def invite_caller(patient):
-    """A caller who gave an email is invited to choose a password (models/reset.py, 7 days)."""
+    """A caller who gave an email is invited to choose a password (models/accounts/reset.py, 7 days)."""
     if has_email(patient):
-        from models.reset import queue_invitation
-
         queue_invitation(patient)
 
 
@@ -197,28 +198,6 @@ def book_new_caller(name, phone, email, date_of_birth, book):
         raise
     invite_caller(patient)
     return patient, appointment
-
-
-# --- money on cancellation -----------------------------------------------------------------------
-
-def refund_preview(appointment, now):
-    """What cancelling now would give back: (amount, currency, how) or None when nothing would be.
-
-    `how` is "card" for an online payment (refunded through Stripe) or "desk" for cash or the card
-    terminal (given back at the desk and recorded).
-    """
-    from models.payments import refund_due
-
-    payment = Payment.objects(appointment=appointment.id).no_dereference().first()
-    if payment is None or payment.status != "succeeded":
-        return None
-    if not refund_due(appointment, appointment.status):
-        return None
-    left = payment.amount - (payment.amount_refunded or 0)
-    if left <= 0:
-        return None
-    how = "card" if (payment.method or "online") == "online" else "desk"
-    return left, payment.currency, how
 
 
 def minutes_left(until, now):
