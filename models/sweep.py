@@ -23,13 +23,13 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from bson import ObjectId
 from redis.exceptions import LockError
 
 from models.audit import record_audit
-from models.booking.claims import release_time
+from models.booking import status
+from models.booking.claims import DELETE_ORPHANS_AFTER, release_time, tidy_claims  # noqa: F401
 from models.booking.waitlist import sweep_waitlist
-from models.booking.documents import Appointment, TimeClaim
+from models.booking.documents import Appointment
 from models.clock import utcnow
 from models.messages.delivery import deliver_due
 from models.payments.cancellation import stop_and_sync
@@ -42,9 +42,6 @@ from models.stores import get_redis, rkey
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 300
 STUCK_AFTER = timedelta(minutes=1)
-# Orphan claims (appointment never written) are deleted once older than this: later than a booking
-# may take them over (booking.TAKE_OVER_ORPHANS_AFTER), so the two never act on a claim at once.
-DELETE_ORPHANS_AFTER = timedelta(minutes=2)
 RECENT = timedelta(days=1)
 ACTOR = "sweeper"
 
@@ -137,8 +134,7 @@ def _complete_visits(now, report):
     message still queued for it is dropped). No-shows and unattended visits stay as they are."""
     for appointment_id in Appointment.objects(status="checked_in", end__lte=now).scalar("id"):
         # Guarded per appointment: an undo of the check-in meanwhile wins.
-        if Appointment.objects(id=appointment_id, status="checked_in").update_one(
-                set__status="completed", set__updated_at=now, inc__version=1):
+        if status.move(appointment_id, "completed", now, only_from=("checked_in",)):
             record_audit(ACTOR, "appointment.complete", record=f"Appointment:{appointment_id}")
             report.completed += 1
 
@@ -176,8 +172,7 @@ def _expire_holds(now, report):
                     report.problems.append(f"hold {aid} lapsed with a payment still processing")
                 continue
         # Guarded update: only a still-held, still-lapsed appointment moves to expired.
-        moved = Appointment.objects(id=appt.id, status="held", hold_expires_at__lte=now).update_one(
-            set__status="expired", set__updated_at=now, inc__version=1)
+        moved = status.move(appt.id, "expired", now, only_from=("held",), where={"hold_expires_at__lte": now})
         if moved:
             # Claims secured by a payment (expires_at None) are never released here.
             release_time(appt.id, now=now, only_expiring=True)
@@ -207,24 +202,9 @@ def _reconcile_payments(now, report):
 
 
 def _tidy_claims(now, report):
-    collection = TimeClaim._get_collection()
-    # Claims made in the last day but over two minutes ago: a pass a minute sees each of them.
-    window = {"$gte": ObjectId.from_datetime(now - RECENT), "$lt": ObjectId.from_datetime(now - DELETE_ORPHANS_AFTER)}
-    ids = {c["appointment"] for c in collection.find({"_id": window}, {"appointment": 1})}
-    if not ids:
-        return
-    existing = {a["_id"]: a.get("status") for a in Appointment._get_collection().find(
-        {"_id": {"$in": list(ids)}}, {"status": 1})}
-    orphans = [i for i in ids if i not in existing]
-    if orphans:
-        report.orphans += collection.delete_many({"appointment": {"$in": orphans}, "_id": window}).deleted_count
-    closed = [i for i, status in existing.items() if status in ("cancelled", "expired")]
-    if closed:
-        report.orphans += collection.delete_many(
-            {"appointment": {"$in": closed}, "expires_at": {"$ne": None}}).deleted_count
-        for aid in closed:
-            if collection.count_documents({"appointment": aid}, limit=1):
-                report.problems.append(f"closed appointment {aid} still holds time secured by a payment")
+    deleted, problems = tidy_claims(now)
+    report.orphans += deleted
+    report.problems += problems
 
 
 def _recent_payments(now, report):

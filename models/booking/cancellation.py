@@ -4,9 +4,9 @@ and the freed time is offered to the waitlist."""
 
 from datetime import timedelta
 
-from models.booking import hooks
+from models.audit import appointment_record, audited
+from models.booking import hooks, status
 from models.booking.claims import release_time
-from models.booking.documents import Appointment
 from models.booking.rules import effective_status
 from models.booking.waitlist import time_freed
 from models.catalog.documents import Clinic
@@ -31,6 +31,7 @@ def cancellation_blocker(appointment, now, clinic=None):
     return None
 
 
+@audited("appointment.cancel", appointment_record)
 def cancel(appointment, now, reason="", by_staff=False, actor=None):
     """Cancel an appointment within policy (staff may cancel at any time) and free its time.
 
@@ -40,8 +41,8 @@ def cancel(appointment, now, reason="", by_staff=False, actor=None):
         blocker = cancellation_blocker(appointment, now)
         if blocker:
             raise Conflict(blocker, code="cancellation_window")
-    moved = Appointment.objects(id=appointment.id, status__in=("held", "confirmed", "checked_in")).update_one(
-        set__status="cancelled", set__updated_at=now, set__cancel_reason=reason[:500], inc__version=1)
+    moved = status.move(appointment.id, "cancelled", now, only_from=("held", "confirmed", "checked_in"),
+                        set__cancel_reason=reason[:500])
     if not moved:
         raise Conflict("This appointment was already closed.", code="already_closed")
     release_time(appointment.id)

@@ -1,4 +1,5 @@
-"""Booking rules shared by the portal, the back office and the payment sync.
+"""Time claims, and the one module that writes them (bookings, payments, reschedules, the waitlist
+and the sweep all call it).
 
 No double booking: every appointment claims its provider's time, buffers included, as 5-minute
 `TimeClaim` units under a unique index on (provider, unit). Claims are inserted before the
@@ -88,7 +89,7 @@ def _claim(provider_id, appointment_id, block_start, block_end, expires_at, now,
 
 # A booking writes its claims, then its appointment, within one request; claims older than this
 # whose appointment never appeared were left by a process that died in between, and a new booking
-# may take them over. (The sweeper deletes such claims later: sweep.DELETE_ORPHANS_AFTER.)
+# may take them over. (The sweep deletes such claims later: DELETE_ORPHANS_AFTER.)
 TAKE_OVER_ORPHANS_AFTER = timedelta(seconds=60)
 
 
@@ -132,3 +133,117 @@ def release_time(appointment_id, now=None, only_expiring=False):
                                      block_start__lt=last, block_end__gt=first, id__ne=appointment_id):
         claim_time(provider_id, other.id, _utc(other.block_start), _utc(other.block_end),
                    None, now or datetime.now(timezone.utc), partial=True)
+
+
+def claim_exact_units(provider_id, owner_id, units, expires_at, now):
+    """Claim exactly these units for `owner_id`, taking over lapsed holds; all or nothing."""
+    if not units:
+        return
+    collection = TimeClaim._get_collection()
+    docs = [{"provider": provider_id, "unit": u, "appointment": owner_id, "expires_at": expires_at}
+            for u in units]
+    taken = []
+    try:
+        collection.insert_many(docs, ordered=False)
+    except pymongo.errors.BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(err.get("code") != 11000 for err in errors):
+            collection.delete_many({"appointment": owner_id})
+            raise
+        taken = [docs[err["index"]]["unit"] for err in errors]
+    for unit in taken:
+        moved = collection.find_one_and_update(
+            {"provider": provider_id, "unit": unit, "expires_at": {"$ne": None, "$lte": now}},
+            {"$set": {"appointment": owner_id, "expires_at": expires_at}})
+        if moved is None:
+            collection.delete_many({"appointment": owner_id})
+            raise Conflict(REASONS["busy"], code="slot_taken")
+    changed("availability")
+
+
+def hand_over(from_owner, to_appointment):
+    """Give every unit `from_owner` claimed to `to_appointment` (a reschedule's new time)."""
+    TimeClaim._get_collection().update_many({"appointment": from_owner}, {"$set": {"appointment": to_appointment}})
+
+
+def drop_claims(owner, provider_id=None, units=None):
+    """Delete an owner's claims (only these units of this provider when given); no cache news."""
+    query = {"appointment": owner}
+    if provider_id is not None:
+        query["provider"] = provider_id
+    if units is not None:
+        query["unit"] = {"$in": list(units)}
+    return TimeClaim._get_collection().delete_many(query).deleted_count
+
+
+def make_permanent(appointment_id):
+    """A paid or confirmed appointment's claims never lapse: `expires_at` None on every one."""
+    TimeClaim._get_collection().update_many({"appointment": appointment_id}, {"$set": {"expires_at": None}})
+
+
+def extend_claims(appointment_id, until, live_after=None):
+    """Move the lapse of an appointment's lapsing claims to `until`.
+
+    With `live_after` only claims still live then are moved, and the answer says whether every
+    claim was (a waitlist offer is accepted only while all its claims hold); else it is True.
+    """
+    collection = TimeClaim._get_collection()
+    if live_after is None:
+        collection.update_many({"appointment": appointment_id, "expires_at": {"$ne": None}},
+                               {"$set": {"expires_at": until}})
+        return True
+    total = collection.count_documents({"appointment": appointment_id})
+    extended = collection.update_many({"appointment": appointment_id, "expires_at": {"$gt": live_after}},
+                                      {"$set": {"expires_at": until}}).modified_count
+    return bool(total) and extended >= total
+
+
+def secure_time(appointment, now):
+    """Make the appointment's claims permanent; re-claim the time when some lapsed and went.
+
+    Returns False when the time now belongs to someone else. Claims with `expires_at` None can
+    never be taken over, so once this returns True the time is the appointment's for good.
+    """
+    collection = TimeClaim._get_collection()
+    units = claim_units(appointment.block_start, appointment.block_end)
+    make_permanent(appointment.id)
+    if collection.count_documents({"appointment": appointment.id}) == len(units):
+        return True
+    release_time(appointment.id)
+    provider_id = getattr(appointment.provider, "id", appointment.provider)
+    try:
+        claim_time(provider_id, appointment.id, appointment.block_start, appointment.block_end, None, now)
+    except Conflict:
+        return False
+    return True
+
+
+# Orphan claims (appointment never written) are deleted once older than this: later than a booking
+# may take them over (TAKE_OVER_ORPHANS_AFTER), so the two never act on a claim at once.
+DELETE_ORPHANS_AFTER = timedelta(minutes=2)
+RECENT = timedelta(days=1)
+
+
+def tidy_claims(now):
+    """The sweep's part: delete claims left by a process that died mid-booking, and the lapsing
+    claims of closed appointments; returns (claims deleted, problems to report)."""
+    collection = TimeClaim._get_collection()
+    deleted, problems = 0, []
+    # Claims made in the last day but over two minutes ago: a pass a minute sees each of them.
+    window = {"$gte": ObjectId.from_datetime(now - RECENT), "$lt": ObjectId.from_datetime(now - DELETE_ORPHANS_AFTER)}
+    ids = {c["appointment"] for c in collection.find({"_id": window}, {"appointment": 1})}
+    if not ids:
+        return deleted, problems
+    existing = {a["_id"]: a.get("status") for a in Appointment._get_collection().find(
+        {"_id": {"$in": list(ids)}}, {"status": 1})}
+    orphans = [i for i in ids if i not in existing]
+    if orphans:
+        deleted += collection.delete_many({"appointment": {"$in": orphans}, "_id": window}).deleted_count
+    closed = [i for i, status in existing.items() if status in ("cancelled", "expired")]
+    if closed:
+        deleted += collection.delete_many(
+            {"appointment": {"$in": closed}, "expires_at": {"$ne": None}}).deleted_count
+        for aid in closed:
+            if collection.count_documents({"appointment": aid}, limit=1):
+                problems.append(f"closed appointment {aid} still holds time secured by a payment")
+    return deleted, problems

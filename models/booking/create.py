@@ -13,7 +13,7 @@ from flask import current_app, has_app_context
 from mongoengine import signals
 
 from models.booking.availability import why_not_bookable
-from models.booking.claims import _claim, _claim_docs, release_time
+from models.booking.claims import _claim, _claim_docs, drop_claims, release_time
 from models.booking.documents import ACTIVE_STATUSES, Appointment, TimeClaim
 from models.booking.rules import REASONS, _time_off, is_blocking, schedule_days, service_rules
 from models.catalog.snapshot import changed, current_catalog
@@ -184,7 +184,7 @@ def _write_in_one_batch(appointment, provider_id, expires_at, audit):
 def _undo_batch(appointment):
     """Best effort: remove whatever part of a failed batch landed (the sweeper covers the rest)."""
     try:
-        TimeClaim._get_collection().delete_many({"appointment": appointment.id})
+        drop_claims(appointment.id)
         Appointment._get_collection().delete_one({"_id": appointment.id})
     except pymongo.errors.PyMongoError:
         pass

@@ -15,17 +15,17 @@ So the appointment never ends up with both times or with neither. It stays the s
 its Payment (keyed by the appointment) carries over, and so does its hold expiry when unpaid.
 """
 
-import pymongo.errors
 from bson import ObjectId
 
 from models.booking.cancellation import cancellation_blocker
-from models.booking.claims import claim_units
+from models.booking.claims import claim_exact_units, claim_units, drop_claims, hand_over, make_permanent
 from models.booking.rules import REASONS, effective_status, is_blocking, schedule_days, service_rules
 from models.clock import _utc
 from models.booking.availability import why_not_bookable
 from models.catalog.snapshot import changed, current_catalog
-from models.booking.documents import ACTIVE_STATUSES, Appointment, TimeClaim
+from models.booking.documents import ACTIVE_STATUSES, Appointment
 from models.catalog.documents import TimeOff
+from models.audit import appointment_record, audited
 from models.booking import waitlist
 from models.errors import Conflict, ValidationFailed
 from models.messages import notify
@@ -44,32 +44,7 @@ def reschedule_blocker(appointment, now, clinic=None):
     return None
 
 
-def _claim_units(provider_id, owner_id, units, expires_at, now):
-    """Claim exactly these units for `owner_id`, taking over lapsed holds; all or nothing."""
-    if not units:
-        return
-    collection = TimeClaim._get_collection()
-    docs = [{"provider": provider_id, "unit": u, "appointment": owner_id, "expires_at": expires_at}
-            for u in units]
-    taken = []
-    try:
-        collection.insert_many(docs, ordered=False)
-    except pymongo.errors.BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(err.get("code") != 11000 for err in errors):
-            collection.delete_many({"appointment": owner_id})
-            raise
-        taken = [docs[err["index"]]["unit"] for err in errors]
-    for unit in taken:
-        moved = collection.find_one_and_update(
-            {"provider": provider_id, "unit": unit, "expires_at": {"$ne": None, "$lte": now}},
-            {"$set": {"appointment": owner_id, "expires_at": expires_at}})
-        if moved is None:
-            collection.delete_many({"appointment": owner_id})
-            raise Conflict(REASONS["busy"], code="slot_taken")
-    changed("availability")
-
-
+@audited("appointment.reschedule", appointment_record)
 def reschedule(appointment, new_start, now, provider_id=None, actor="patient", by_staff=False):
     """Move the appointment to `new_start` (same service; same provider unless one is named).
 
@@ -124,24 +99,22 @@ def reschedule(appointment, new_start, now, provider_id=None, actor="patient", b
     to_claim = [u for u in new_units if provider.id != old_provider or u not in old_units]
     expires_at = appointment.hold_expires_at if appointment.status == "held" else None
     owner = ObjectId()
-    _claim_units(provider.id, owner, to_claim, expires_at, now)
+    claim_exact_units(provider.id, owner, to_claim, expires_at, now)
     moved = Appointment.objects(id=appointment.id, status__in=ACTIVE_STATUSES, start=appointment.start,
                                 provider=old_provider).update_one(
         set__start=new_start, set__end=new_end, set__block_start=block_start, set__block_end=block_end,
         set__provider=provider.id, set__updated_at=now, inc__version=1)
-    claims = TimeClaim._get_collection()
     if not moved:
-        claims.delete_many({"appointment": owner})
+        drop_claims(owner)
         changed("availability")
         raise Conflict("This appointment changed meanwhile; reload and try again.", code="not_movable")
-    claims.update_many({"appointment": owner}, {"$set": {"appointment": appointment.id}})
+    hand_over(owner, appointment.id)
     keep = set(new_units) if provider.id == old_provider else set()
-    claims.delete_many({"appointment": appointment.id, "provider": old_provider,
-                        "unit": {"$in": [u for u in old_units if u not in keep]}})
+    drop_claims(appointment.id, old_provider, [u for u in old_units if u not in keep])
     appointment.reload()
     if appointment.status != "held":
         # Paid (or confirmed) meanwhile: its time is secured, like any confirmed appointment's.
-        claims.update_many({"appointment": appointment.id}, {"$set": {"expires_at": None}})
+        make_permanent(appointment.id)
     changed("availability")
     notify.rescheduled(appointment, old_start, now)
     waitlist.time_freed(old_provider, now)  # the old time goes to the first patient in line

@@ -22,12 +22,13 @@ from datetime import date, datetime, timedelta
 from bson import ObjectId
 from mongoengine import DateField, DateTimeField, Document, ListField, ReferenceField, StringField
 
-from models.booking.claims import claim_time, release_time
+from models.booking import status
+from models.booking.claims import claim_time, extend_claims, release_time
 from models.booking.rules import find_slots, service_rules
 from models.clock import _utc, local_today
 from models.catalog.snapshot import changed, current_catalog
 from models.accounts.documents import Patient  # noqa: F401
-from models.booking.documents import Appointment, TimeClaim
+from models.booking.documents import Appointment
 from models.catalog.documents import Provider, Service
 from models.clock import utcnow
 from models.errors import Conflict, NotFound, ValidationFailed
@@ -130,30 +131,27 @@ def accept(entry, now):
     clinic = current_catalog().require_clinic()
     paid = (appt.amount or 0) > 0
     hold_expires_at = now + timedelta(minutes=clinic.hold_minutes or 15) if paid else None
-    claims = TimeClaim._get_collection()
     # The claims are extended first, and only while the offer still holds them.
-    total = claims.count_documents({"appointment": appt.id})
-    extended = claims.update_many({"appointment": appt.id, "expires_at": {"$gt": now}},
-                                  {"$set": {"expires_at": hold_expires_at}}).modified_count
-    if not total or extended < total:
+    if not extend_claims(appt.id, hold_expires_at, live_after=now):
         raise Conflict("This offer is no longer open.", code="offer_closed")
-    moved = Appointment.objects(id=appt.id, status="held", booked_by=OFFER_MARK, hold_expires_at__gt=now).update_one(
-        set__status="held" if paid else "confirmed", set__hold_expires_at=hold_expires_at,
-        set__booked_by="waitlist", set__updated_at=now)
+    # The offer becomes the patient's own booking; not a new version (nothing was queued for the offer).
+    moved = status.move(appt.id, "held" if paid else "confirmed", now, only_from=("held",), bump=False,
+                        where={"booked_by": OFFER_MARK, "hold_expires_at__gt": now},
+                        set__hold_expires_at=hold_expires_at, set__booked_by="waitlist")
     if not moved:
         raise Conflict("This offer is no longer open.", code="offer_closed")
     WaitlistEntry.objects(id=entry.id, status="offered").update_one(
         set__status="booked", set__updated_at=now, set__note="You accepted the offered time.")
     changed("availability")
-    appt.reload()
+    status.adopt(appt, moved)
     entry.reload()
     return appt
 
 
 def _end_offer(appointment_id, now, why):
     """Close an offer's held appointment and give its time back (a guarded update)."""
-    moved = Appointment.objects(id=appointment_id, status="held", booked_by=OFFER_MARK).update_one(
-        set__status="expired", set__updated_at=now, set__cancel_reason=f"Waitlist offer {why}.")
+    moved = status.move(appointment_id, "expired", now, only_from=("held",), bump=False,
+                        where={"booked_by": OFFER_MARK}, set__cancel_reason=f"Waitlist offer {why}.")
     release_time(appointment_id, now=now, only_expiring=True)
     return moved
 

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from flask import current_app
 
+from models.audit import audited
 from models.clock import utcnow
 from models.errors import Conflict
 from models.messages.documents import OutboxMessage
@@ -256,6 +257,7 @@ def _describe(exc):
     return f"{exc.__class__.__name__}: {exc}"[:500]
 
 
+@audited("outbox.resend", lambda message_id, *args, **kwargs: f"OutboxMessage:{message_id}")
 def resend(message_id, now=None):
     """Queue a failed (or dropped) message again, due now, with a fresh attempt count.
 

@@ -9,6 +9,7 @@ the money given back at the desk. Stripe is never called for desk money.
 
 from mongoengine import NotUniqueError
 
+from models.audit import appointment_record, audited
 from models.booking.cancellation import cancel
 from models.payments.documents import Payment, Refund
 from models.errors import Conflict, ValidationFailed
@@ -35,6 +36,7 @@ def due_at_desk(appointment, payment):
     return appointment.amount
 
 
+@audited("appointment.pay", appointment_record)
 def mark_paid_at_desk(appointment, method, now, actor):
     """Record that the patient paid the appointment's price at the desk; returns the Payment.
 
@@ -74,6 +76,7 @@ def mark_paid_at_desk(appointment, method, now, actor):
     return payment
 
 
+@audited("appointment.cancel", appointment_record)
 def cancel_at_desk(appointment, now, reason, actor):
     """Cancel for staff: the booking rule's cancel (Stripe refunds included), and money taken at the
     desk recorded as given back when the refund rule says so.

@@ -7,7 +7,8 @@ from flask import current_app
 
 from models.booking.rules import effective_status
 from models.clock import _utc
-from models.booking.documents import Appointment, TimeClaim
+from models.booking.claims import extend_claims
+from models.booking.documents import Appointment
 from models.payments.documents import Payment
 from models.errors import Conflict, ValidationFailed
 from models.payments.gateway import (
@@ -256,8 +257,7 @@ def _extend_hold(appointment, until, now):
     if not moved:
         raise Conflict("The hold on this time has expired. Please book a time again.",
                        code="hold_expired")
-    TimeClaim._get_collection().update_many(
-        {"appointment": appointment.id, "expires_at": {"$ne": None}}, {"$set": {"expires_at": until}})
+    extend_claims(appointment.id, until)
     appointment.reload()
 
 

@@ -2,6 +2,7 @@
 
 from bson import ObjectId
 
+from models.audit import audited
 from models.clock import utcnow
 from models.payments.documents import Payment
 from models.errors import DomainError, NotFound
@@ -165,6 +166,8 @@ def _intent_of_charge_or_refund(object_id):
 
 
 @translate_stripe_errors
+@audited("stripe_event.resync", lambda object_id, *args, **kwargs: f"StripeObject:{object_id}",
+         outcome=lambda result: result)
 def resync_object(object_id, actor="system", now=None):
     """Fetch one Stripe object again by its id and apply it (staff's "Re-sync from Stripe").
 
