@@ -7,11 +7,11 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from models.booking.availability import merge, subtract, working_intervals
-from models.booking.rules import effective_status, is_blocking, schedule_days
-from models.clock import _utc
-from models.catalog.snapshot import current_catalog
 from models.booking.documents import Appointment
+from models.booking.rules import effective_status, is_blocking, schedule_days
 from models.catalog.documents import TimeOff
+from models.catalog.snapshot import current_catalog
+from models.clock import _utc
 from models.payments.desk import due_at_desk
 from models.payments.documents import Payment
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from models.clock import _utc, local_today
 from models.booking.documents import Appointment
+from models.booking.frontdesk import money
+from models.clock import _utc, local_today
 from models.payments.desk import due_at_desk
 from models.payments.documents import Payment
-from models.booking.frontdesk import money
 
 LAPSING_WITHIN = timedelta(minutes=15)
 STUCK_AFTER = timedelta(minutes=10)

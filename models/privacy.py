@@ -19,14 +19,14 @@ from mongoengine import ReferenceField
 from mongoengine.base import get_document
 from mongoengine.base.common import _document_registry
 
-from models.accounts.users import check_password
 from models.accounts.documents import Patient
+from models.accounts.users import check_password
 from models.audit import AuditEvent
 from models.booking.cancellation import cancel
 from models.booking.documents import Appointment
 from models.booking.rules import is_blocking
-from models.payments.documents import Payment
 from models.errors import Conflict, ValidationFailed
+from models.payments.documents import Payment
 
 ERASED_NAME = "Erased patient"
 # Never exported: secrets, or bookkeeping that says nothing about the person.
@@ -106,8 +106,6 @@ def erase_patient(patient, password, now):
                        "delete your account.", code="upcoming_appointments")
     for appointment in live:
         cancel(appointment, now, reason="account erased", actor=f"patient:{patient.id}")
-    Patient.objects(id=patient.id).update_one(
-        set__email=f"erased-{patient.id}@erased.invalid", set__name=ERASED_NAME, set__phone="",
-        set__password_hash="!erased", set__active=False, inc__token_generation=1)
-    patient.reload()
+    patient.modify(set__email=f"erased-{patient.id}@erased.invalid", set__name=ERASED_NAME, set__phone="",
+                   set__password_hash="!erased", set__active=False, inc__token_generation=1)
     return patient

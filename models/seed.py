@@ -1,7 +1,7 @@
 """Idempotent demo data: running it twice leaves the same data."""
 
-from models.accounts.users import hash_password
 from models.accounts.documents import Patient, StaffUser
+from models.accounts.users import hash_password
 from models.catalog.documents import Break, Clinic, DayHours, Provider, Schedule, Service
 
 DEMO_PASSWORD = "clinic-demo-2026"

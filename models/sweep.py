@@ -28,8 +28,8 @@ from redis.exceptions import LockError
 from models.audit import record_audit
 from models.booking import status
 from models.booking.claims import DELETE_ORPHANS_AFTER, release_time, tidy_claims  # noqa: F401
-from models.booking.waitlist import sweep_waitlist
 from models.booking.documents import Appointment
+from models.booking.waitlist import sweep_waitlist
 from models.clock import utcnow
 from models.messages.delivery import deliver_due
 from models.payments.cancellation import stop_and_sync

@@ -1,13 +1,12 @@
 """The accounts' documents: patients, staff users and the set-password links."""
 
-
 from mongoengine import (
-    ObjectIdField,
     BooleanField,
     DateField,
     DateTimeField,
     Document,
     IntField,
+    ObjectIdField,
     ReferenceField,
     StringField,
 )
@@ -15,10 +14,7 @@ from mongoengine import (
 from models.catalog.documents import Provider
 from models.clock import utcnow
 
-
 ROLES = ("admin", "reception", "provider")
-
-
 # Callers added at the desk without an email get a unique address in this reserved domain (RFC
 # 6761: nothing can be delivered there), so `Patient.email` stays unique and required.
 NO_EMAIL_DOMAIN = "no-email.invalid"

@@ -94,6 +94,5 @@ def reset_password(token, password, now):
         raise ValidationFailed(INVALID_LINK, code="invalid_token", fields={"token": "invalid"})
     # Other open links of this patient are spent too: one reset closes them all.
     PasswordReset.objects(patient=patient.id, used_at=None).update(set__used_at=now)
-    patient.update(set__password_hash=hash_password(password), inc__token_generation=1)
-    patient.reload()
+    patient.modify(set__password_hash=hash_password(password), inc__token_generation=1)
     return patient

@@ -8,8 +8,8 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from mongoengine import NotUniqueError
 
 from models.accounts.documents import ROLES, Patient, StaffUser
-from models.errors import Conflict, Throttled, ValidationFailed
 from models.accounts.passwords import MAX_PASSWORD, MIN_PASSWORD, check_password_rules  # noqa: F401
+from models.errors import Conflict, Throttled, ValidationFailed
 
 hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 # Each argon2 computation takes 64 MiB: a burst of sign-ins must queue, not exhaust memory.
@@ -150,6 +150,5 @@ def change_patient_password(patient, current, new):
         raise ValidationFailed("The current password is not correct.",
                                fields={"current_password": "incorrect"})
     validate_password(new, "new_password", email=patient.email, name=patient.name)
-    patient.update(set__password_hash=hash_password(new), inc__token_generation=1)
-    patient.reload()
+    patient.modify(set__password_hash=hash_password(new), inc__token_generation=1)
     return patient

@@ -17,8 +17,7 @@ from models.booking.claims import _claim, _claim_docs, drop_claims, release_time
 from models.booking.documents import ACTIVE_STATUSES, Appointment, TimeClaim
 from models.booking.rules import REASONS, _time_off, is_blocking, schedule_days, service_rules
 from models.catalog.snapshot import changed, current_catalog
-from models.clock import as_utc as _utc
-from models.clock import local_today
+from models.clock import _utc, local_today
 from models.errors import Conflict, ValidationFailed
 from models.messages.outbox import appointment_confirmed  # confirmation, reminders: sent by the sweep
 from models.messages.rendering import appointment_ics

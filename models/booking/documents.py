@@ -1,6 +1,5 @@
 """The booking's documents: appointments and the 5-minute time claims that keep them from overlapping."""
 
-
 from mongoengine import (
     BooleanField,
     DateTimeField,
@@ -14,10 +13,7 @@ from models.accounts.documents import Patient
 from models.catalog.documents import Provider, Service
 from models.clock import utcnow
 
-
 APPOINTMENT_STATUSES = ("held", "confirmed", "checked_in", "completed", "no_show", "cancelled", "expired")
-
-
 # Statuses whose time is claimed (a held one only until its hold expires).
 ACTIVE_STATUSES = ("held", "confirmed", "checked_in")
 

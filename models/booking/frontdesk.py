@@ -12,13 +12,13 @@ from zoneinfo import ZoneInfo
 
 from bson import ObjectId
 
+from models.accounts.documents import NO_EMAIL_DOMAIN, Patient, deliverable
+from models.accounts.reset import queue_invitation
 from models.accounts.users import _clean_text, hash_password, normalise_email
 from models.audit import appointment_record, audited
 from models.booking import status
 from models.booking.claims import claim_time
 from models.clock import _utc
-from models.accounts.documents import NO_EMAIL_DOMAIN, Patient, deliverable
-from models.accounts.reset import queue_invitation
 from models.errors import Conflict, ValidationFailed
 
 # Staff-created patients without an email get an address in the reserved `.invalid` domain

@@ -17,16 +17,16 @@ its Payment (keyed by the appointment) carries over, and so does its hold expiry
 
 from bson import ObjectId
 
-from models.booking.cancellation import cancellation_blocker
-from models.booking.claims import claim_exact_units, claim_units, drop_claims, hand_over, make_permanent
-from models.booking.rules import REASONS, effective_status, is_blocking, schedule_days, service_rules
-from models.clock import _utc
-from models.booking.availability import why_not_bookable
-from models.catalog.snapshot import changed, current_catalog
-from models.booking.documents import ACTIVE_STATUSES, Appointment
-from models.catalog.documents import TimeOff
 from models.audit import appointment_record, audited
 from models.booking import waitlist
+from models.booking.availability import why_not_bookable
+from models.booking.cancellation import cancellation_blocker
+from models.booking.claims import claim_exact_units, claim_units, drop_claims, hand_over, make_permanent
+from models.booking.documents import ACTIVE_STATUSES, Appointment
+from models.booking.rules import REASONS, effective_status, is_blocking, schedule_days, service_rules
+from models.catalog.documents import TimeOff
+from models.catalog.snapshot import changed, current_catalog
+from models.clock import _utc
 from models.errors import Conflict, ValidationFailed
 from models.messages import notify
 

@@ -22,15 +22,14 @@ from datetime import date, datetime, timedelta
 from bson import ObjectId
 from mongoengine import DateField, DateTimeField, Document, ListField, ReferenceField, StringField
 
+from models.accounts.documents import Patient  # noqa: F401
 from models.booking import status
 from models.booking.claims import claim_time, extend_claims, release_time
-from models.booking.rules import find_slots, service_rules
-from models.clock import _utc, local_today
-from models.catalog.snapshot import changed, current_catalog
-from models.accounts.documents import Patient  # noqa: F401
 from models.booking.documents import Appointment
+from models.booking.rules import find_slots, service_rules
 from models.catalog.documents import Provider, Service
-from models.clock import utcnow
+from models.catalog.snapshot import changed, current_catalog
+from models.clock import _utc, local_today, utcnow
 from models.errors import Conflict, NotFound, ValidationFailed
 from models.messages import notify
 

@@ -24,8 +24,6 @@ from mongoengine import (
 
 
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
-
-
 REFUND_RULES = ("full", "none")
 
 

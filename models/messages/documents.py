@@ -16,8 +16,6 @@ KINDS = ("confirmed", "receipt", "cancelled", "rescheduled", "reminder", "passwo
 
 
 APPOINTMENT_KINDS = ("confirmed", "receipt", "cancelled", "rescheduled", "reminder")
-
-
 TOKEN_KINDS = ("password_reset", "invitation")  # carry a set-password link
 
 

@@ -66,8 +66,7 @@ from mongoengine import NotUniqueError
 from models.accounts.documents import Patient, deliverable
 from models.booking.documents import Appointment
 from models.catalog.documents import Service
-from models.clock import as_utc as _utc
-from models.clock import utcnow
+from models.clock import _utc, utcnow
 from models.messages.documents import (  # noqa: F401 (the outbox's names, for its callers)
     APPOINTMENT_KINDS,
     KINDS,

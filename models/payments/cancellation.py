@@ -5,8 +5,8 @@ import redis
 
 from models.booking import hooks
 from models.booking.documents import Appointment
-from models.payments.documents import Payment
 from models.errors import DomainError
+from models.payments.documents import Payment
 from models.payments.gateway import InvalidRequestError, StripeError, stripe_api
 from models.payments.ledger import log
 from models.payments.refunds import refund_payment

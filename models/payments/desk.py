@@ -11,9 +11,9 @@ from mongoengine import NotUniqueError
 
 from models.audit import appointment_record, audited
 from models.booking.cancellation import cancel
-from models.payments.documents import Payment, Refund
 from models.errors import Conflict, ValidationFailed
 from models.payments.cancellation import refund_due
+from models.payments.documents import Payment, Refund
 from models.payments.ledger import _audit
 
 

@@ -1,6 +1,5 @@
 """The payments' documents: one Payment per appointment with its refunds, and Stripe's events as received."""
 
-
 from mongoengine import (
     DateTimeField,
     Document,
@@ -14,7 +13,6 @@ from mongoengine import (
 from models.accounts.documents import Patient
 from models.booking.documents import Appointment
 from models.clock import utcnow
-
 
 PAYMENT_STATUSES = ("pending", "processing", "succeeded", "failed", "canceled", "refunded")
 

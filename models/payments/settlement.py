@@ -5,13 +5,13 @@ from datetime import timedelta
 from models.booking import status
 from models.booking.availability import SlotRules, why_not_bookable
 from models.booking.claims import release_time, secure_time
-from models.booking.rules import schedule_days
-from models.clock import _utc
-from models.catalog.snapshot import current_catalog
 from models.booking.documents import Appointment
+from models.booking.rules import schedule_days
 from models.catalog.documents import TimeOff
-from models.payments.documents import Payment
+from models.catalog.snapshot import current_catalog
+from models.clock import _utc
 from models.messages.outbox import appointment_confirmed
+from models.payments.documents import Payment
 from models.payments.gateway import _find_refund, stripe_api
 from models.payments.ledger import ALLOWED_FROM, CONFIRMED_STATUSES, _audit, _move_payment, _ref_id, log
 from models.payments.refunds import refund_payment
