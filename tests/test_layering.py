@@ -131,3 +131,16 @@ def test_importing_one_module_of_a_context_loads_cleanly(module):
     result = subprocess.run([sys.executable, "-c", f"import {module}"], cwd=ROOT, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_every_process_that_can_cancel_has_the_payments_subscriber():
+    """Importing any module of the domain (here only booking's cancellation) subscribes payments to
+    cancellations, through `models/__init__.py`: booking never imports payments."""
+    import subprocess
+
+    code = ("import models.booking.cancellation\n"
+            "from models.booking import hooks\n"
+            "from models.payments.cancellation import after_cancellation\n"
+            "assert hooks._after_cancel == [after_cancellation], hooks._after_cancel\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
