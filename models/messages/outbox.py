@@ -1,5 +1,8 @@
 """The email outbox: every message is a MongoDB document first, and the sweep sends it by SMTP.
 
+This module queues messages and decides at send time whether one still fits (`why_drop`);
+`models/messages/delivery.py` sends them (`deliver_due`, `resend`).
+
 Why: sending inside a request freezes booking when the mail server is down, and reminders kept
 anywhere but the database get lost, duplicated or sent after a cancellation. Here:
 
@@ -7,7 +10,7 @@ anywhere but the database get lost, duplicated or sent after a cancellation. Her
   (booking, payment confirmation, cancellation …). The unique index on
   (kind, subject, version, variant) makes queuing idempotent: the same change queued twice is
   one message.
-- `deliver_due(now)` (called by every sweep pass, `flask sweep`) claims due messages one at a time
+- `delivery.deliver_due(now)` (called by every sweep pass, `flask sweep`) claims due messages one at a time
   with `find_one_and_update` (status `queued` → `sending`, with a lease), so two sweepers, or two
   machines, never send the same message. A sender that dies mid-send leaves a lapsed lease; the
   message is tried again then (SMTP cannot be exactly-once; the Message-ID stays the same, so
