@@ -14,14 +14,15 @@ from admin.base import StaffAccessMixin, clinic_zone, staff_actor, staff_role
 from admin.roles import DAY_ACTIONS, EVERYONE, FRONT_DESK, SEES_MONEY
 from clinic.audit import audit
 from clinic.errors import status_of
-from models import booking, frontdesk
+from models import booking
+from models.booking import frontdesk
 from models.accounts import normalise_email
 from models.catalog import current_catalog
 from models.daygrid import build_grid, free_now, week_summary
-from models.desk_payments import DESK_METHODS, cancel_at_desk, mark_paid_at_desk
+from models.payments.desk import DESK_METHODS, cancel_at_desk, mark_paid_at_desk, refund_preview
 from models.documents import Appointment, Clinic, Patient, utcnow
 from models.errors import DomainError, ValidationFailed
-from models.frontdesk import money
+from models.booking.frontdesk import money
 
 DONE = {"check_in": "Checked in", "undo_check_in": "Check-in undone for", "no_show": "Marked as no-show:",
         "undo_no_show": "No-show undone for"}
@@ -119,7 +120,7 @@ class DayView(StaffAccessMixin, BaseView):
         appointment = self._appointment(request.args.get("appointment", ""))
         day = self._day()
         status = booking.effective_status(appointment, utcnow())
-        refund = frontdesk.refund_preview(appointment, utcnow())
+        refund = refund_preview(appointment, utcnow())
         return self.render("admin_clinic/cancel.html", a=appointment, status=status, refund=refund,
                            error=None, reason="", **self._common(day))
 
@@ -138,18 +139,17 @@ class DayView(StaffAccessMixin, BaseView):
                   "provider": request.values.get("provider", str(appointment.provider.id))[:24]}
         error, status = None, 200
         if request.method == "POST":
-            from models.reschedule import reschedule
+            from models.booking.reschedule import reschedule
 
             old = f"{local:%H:%M} on {local:%a %-d %b}"
             try:
-                moved = reschedule(appointment, self._parse_start(values), now, provider_id=values["provider"],
-                                   actor=staff_actor(), by_staff=True)
+                start = self._parse_start(values)  # a time that cannot be read: nothing is tried
+                # The action audits itself, done or refused.
+                moved = reschedule(appointment, start, now, provider_id=values["provider"],
+                                   actor=staff_actor(), by_staff=True, audit_as=staff_actor())
             except DomainError as exc:
-                audit(staff_actor(), "appointment.reschedule", record=f"Appointment:{appointment.id}",
-                      outcome=f"refused:{exc.code}")
                 error, status = exc.message, status_of(exc)
             else:
-                audit(staff_actor(), "appointment.reschedule", record=f"Appointment:{appointment.id}")
                 new_local = booking._utc(moved.start).astimezone(ZoneInfo(tz))
                 flash(f"Moved {moved.patient.name} from {old} to {new_local:%H:%M} on {new_local:%a %-d %b} "
                       f"with {moved.provider.name}. They are emailed the new time.", "success")
@@ -171,24 +171,26 @@ class DayView(StaffAccessMixin, BaseView):
         local_start = booking._utc(appointment.start).astimezone(ZoneInfo(tz))
         label = f"{appointment.patient.name} ({local_start:%H:%M} with {appointment.provider.name})"
         undo = None
+        audited = {"audit_as": staff_actor()}  # each action audits itself, done or refused
         try:
             if op == "check_in":
-                frontdesk.check_in(appointment, now, tz)
+                frontdesk.check_in(appointment, now, tz, **audited)
             elif op == "undo_check_in":
-                frontdesk.undo_check_in(appointment, now, tz)
+                frontdesk.undo_check_in(appointment, now, tz, **audited)
             elif op == "no_show":
-                frontdesk.mark_no_show(appointment, now)
+                frontdesk.mark_no_show(appointment, now, **audited)
             elif op == "undo_no_show":
-                frontdesk.undo_no_show(appointment, now)
+                frontdesk.undo_no_show(appointment, now, **audited)
             elif op == "pay":
-                payment = mark_paid_at_desk(appointment, request.form.get("method", ""), now, staff_actor())
+                payment = mark_paid_at_desk(appointment, request.form.get("method", ""), now, staff_actor(),
+                                            **audited)
                 message = (f"Payment recorded: {money(payment.amount, payment.currency)} "
                            f"by {DESK_METHODS[payment.method]} from {label}.")
             else:
                 if request.form.get("confirm") != "yes":
                     return redirect(url_for(".cancel_form", appointment=str(appointment.id), day=day_raw))
                 _, refunded, pending = cancel_at_desk(appointment, now, request.form.get("reason", ""),
-                                                      staff_actor())
+                                                      staff_actor(), **audited)
                 message = f"Cancelled {label}."
                 if refunded and pending:
                     message += (f" Refund of {money(refunded, appointment.currency)} requested; Stripe has not "
@@ -196,16 +198,13 @@ class DayView(StaffAccessMixin, BaseView):
                 elif refunded:
                     message += f" Refund of {money(refunded, appointment.currency)} made."
         except DomainError as exc:
-            audit(staff_actor(), f"appointment.{op}", record=f"Appointment:{appointment.id}",
-                  outcome=f"refused:{exc.code}")
             if op == "cancel":
                 return self.render("admin_clinic/cancel.html", a=appointment,
                                    status=booking.effective_status(appointment, now),
-                                   refund=frontdesk.refund_preview(appointment, now), error=exc.message,
+                                   refund=refund_preview(appointment, now), error=exc.message,
                                    reason=request.form.get("reason", ""), **self._common(self._day(day_raw))), status_of(exc)
             flash(exc.message, "error")
             return redirect(url_for(".index", day=day_raw))
-        audit(staff_actor(), f"appointment.{op}", record=f"Appointment:{appointment.id}")
         if op in DONE:
             message = f"{DONE[op]} {label}."
             if op in UNDO:

@@ -12,7 +12,7 @@ from admin.roles import FRONT_DESK
 from clinic.audit import audit
 from models.booking import _utc, human_time
 from models.documents import Clinic, utcnow
-from models.frontdesk import find_patients, minutes_left, money
+from models.booking.frontdesk import find_patients, minutes_left, money
 from models.glance import BUCKETS, glance
 
 CHART_W, CHART_H, PAD_L, PAD_B, PAD_T = 320, 180, 36, 28, 12

@@ -6,15 +6,15 @@ from markupsafe import Markup
 
 from admin.base import SecureModelView, local_formatter, staff_actor
 from admin.roles import FRONT_DESK, NOBODY
-from clinic.audit import audit
 from models.documents import utcnow
 from models.errors import DomainError
-from models.outbox import OutboxMessage, resend
+from models.messages.delivery import resend
+from models.messages.outbox import OutboxMessage
 
 
 def rendered_body(view, context, model, name):
     """The plain-text body as it would be sent now (reset links hidden)."""
-    from models.messages import render
+    from models.messages.rendering import render
 
     try:
         rendered = render(model, utcnow(), preview=True)
@@ -59,13 +59,11 @@ class OutboxView(SecureModelView):
         for message in self.get_query().filter(id__in=ids):
             record = f"OutboxMessage:{message.id}"
             try:
-                resend(message.id)
+                resend(message.id, audit_as=staff_actor())  # the action audits itself, done or refused
             except DomainError as exc:
                 flash(exc.message, "error")
-                audit(staff_actor(), "outbox.resend", record=record, outcome=f"refused:{exc.code}")
                 continue
             done += 1
-            audit(staff_actor(), "outbox.resend", record=record)
         if done:
             flash(f"{done} message(s) queued again; they go out with the next sweep (within a minute).",
                   "success")

@@ -35,7 +35,8 @@ from admin.fields import (
 from admin.roles import ADMIN_ONLY, EVERYONE, FRONT_DESK, SCHEDULE_EDITORS
 from admin.schedule import WEEKDAYS, ScheduleForm, apply_row_buttons, prefill, validate_schedule
 from clinic.audit import audit
-from models import booking, frontdesk
+from models import booking
+from models.booking import frontdesk
 from models.accounts import hash_password, normalise_email, validate_password
 from models.documents import Appointment, Payment, Patient, Provider, Schedule, StaffUser, utcnow
 from models.errors import DomainError
@@ -411,14 +412,11 @@ class AppointmentView(SecureModelView):
         now = utcnow()
         for appointment in self.get_query().filter(id__in=ids):
             try:
-                operation(appointment, now)
+                operation(appointment, now, audit_as=staff_actor())  # the action audits itself
             except DomainError as exc:
                 failed.append(exc.message)
-                audit(staff_actor(), f"appointment.{verb}", record=f"Appointment:{appointment.id}",
-                      outcome=f"refused:{exc.code}")
             else:
                 done += 1
-                audit(staff_actor(), f"appointment.{verb}", record=f"Appointment:{appointment.id}")
         if done:
             flash(f"{done} appointment(s): {verb.replace('_', ' ')} done.", "success")
         for message in sorted(set(failed)):
@@ -427,13 +425,14 @@ class AppointmentView(SecureModelView):
     @action("cancel", "Cancel (refund when paid)", "Cancel the selected appointments?")
     def action_cancel(self, ids):
         """Cancel as staff: any time, with a refund when paid."""
-        self._apply(ids, lambda a, now: booking.cancel(a, now, reason=f"cancelled by {staff_actor()}",
-                                                       by_staff=True, actor=staff_actor()), "cancel")
+        self._apply(ids, lambda a, now, **audited: booking.cancel(a, now, reason=f"cancelled by {staff_actor()}",
+                                                                by_staff=True, actor=staff_actor(), **audited),
+                    "cancel")
 
     @action("check_in", "Check in")
     def action_check_in(self, ids):
         """Mark today's confirmed appointments as arrived."""
-        self._apply(ids, lambda a, now: frontdesk.check_in(a, now, clinic_zone()), "check_in")
+        self._apply(ids, lambda a, now, **audited: frontdesk.check_in(a, now, clinic_zone(), **audited), "check_in")
 
     @action("no_show", "Mark as no-show")
     def action_no_show(self, ids):
@@ -473,7 +472,7 @@ class PatientView(SecureModelView):
     def after_model_change(self, form, model, is_created):
         audit(staff_actor(), "patient.create" if is_created else "patient.update", record=f"Patient:{model.id}")
         if is_created:  # they choose their own password from an emailed link
-            from models.reset import queue_invitation
+            from models.accounts.reset import queue_invitation
 
             queue_invitation(model)
 
@@ -584,16 +583,14 @@ class StripeEventView(SecureModelView):
         actor, done = staff_actor(), 0
         for event in self.get_query().filter(id__in=ids):
             record = f"StripeEvent:{event.id}"
-            try:
-                outcome = resync_object(event.object_id, actor=actor)
+            try:  # the action audits itself, done or refused
+                outcome = resync_object(event.object_id, actor=actor, audit_as=actor, audit_record=record)
             except DomainError as exc:
                 flash(exc.message, "error")
-                audit(actor, "stripe_event.resync", record=record, outcome=f"refused:{exc.code}")
                 continue
             done += 1
             StripeEvent.objects(id=event.id, processed_at=None).update_one(set__processed_at=utcnow())
             StripeEvent.objects(id=event.id).update_one(set__outcome=f"resynced: {outcome}"[:200])
-            audit(actor, "stripe_event.resync", record=record, outcome=outcome)
         if done:
             flash(f"{done} event(s) re-synced from Stripe.", "success")
 

@@ -23,6 +23,6 @@ class WaitlistView(SecureModelView):
 
 def add_waitlist_view(admin):
     """Register the waitlist view (Flask-Admin) under Appointments."""
-    from models.waitlist import WaitlistEntry
+    from models.booking.waitlist import WaitlistEntry
 
     admin.add_view(WaitlistView(WaitlistEntry, name="Waitlist", endpoint="waitlist"))

@@ -1,10 +1,35 @@
-"""The audit trail: who read or changed patient data, when, and with what outcome."""
+"""The audit trail: who read or changed patient data, when, and with what outcome.
 
+Actions audit themselves: one decorated with `@audited(...)` and called with `audit_as=<actor>`
+writes "refused:<code>" when it refuses (a DomainError, which then goes on to the door) and, unless
+it writes its own event with its change, "ok" when it is done. The doors keep no copies of that.
+"""
+
+import functools
 import logging
 
-from models.documents import AuditEvent, utcnow
+from mongoengine import DateTimeField, Document, StringField
+
+from flask import g, has_request_context, request
+
+from models.clock import utcnow
+from models.errors import DomainError
 
 log = logging.getLogger(__name__)
+
+
+class AuditEvent(Document):
+    """An append-only record of who read or changed what (never the data itself)."""
+
+    at = DateTimeField(default=utcnow, required=True)
+    actor = StringField(required=True)  # "patient:<id>", "staff:<id>", "stripe", "system", "anonymous"
+    action = StringField(required=True)
+    record = StringField(default="")  # "Appointment:<id>"
+    outcome = StringField(default="ok")
+    request_id = StringField(default="")
+    ip = StringField(default="")
+    meta = {"collection": "audit_events", "auto_create_index": False,
+            "indexes": ["-at", ("actor", "-at"), ("record", "-at")]}
 
 
 def record_audit(actor, action, record="", outcome="ok", request_id="", ip="", at=None):
@@ -18,3 +43,41 @@ def new_audit(actor, action, record="", outcome="ok", request_id="", ip="", at=N
     """An audit event not yet written, for an action that writes it with its own change."""
     return AuditEvent(actor=actor, action=action, record=record, outcome=outcome,
                       request_id=request_id, ip=ip, at=at or utcnow())
+
+
+def audit_here(actor, action, record="", outcome="ok"):
+    """Write an audit event; inside a request it carries the request's id and client address."""
+    request_id, ip = "", ""
+    if has_request_context():
+        request_id, ip = g.get("request_id", ""), request.remote_addr or ""
+    return record_audit(actor, action, record=record, outcome=outcome, request_id=request_id, ip=ip)
+
+
+def audited(action, record, on_success=True, outcome=None):
+    """Make an action audit itself when called with `audit_as=<actor>` (see the module's docstring).
+
+    `record(*args, **kwargs)` names what the event is about from the action's own arguments (a
+    caller may name it instead with `audit_record=`); `outcome(result)` the success's outcome
+    ("ok" by default); `on_success=False` for an action that writes its success event itself.
+    """
+    def decorate(function):
+        @functools.wraps(function)
+        def action_audited(*args, audit_as=None, audit_record=None, **kwargs):
+            if audit_as is None:
+                return function(*args, **kwargs)
+            about = audit_record or record(*args, **kwargs)
+            try:
+                result = function(*args, **kwargs)
+            except DomainError as exc:
+                audit_here(audit_as, action, about, outcome=f"refused:{exc.code}")
+                raise
+            if on_success:
+                audit_here(audit_as, action, about, outcome=outcome(result) if outcome else "ok")
+            return result
+        return action_audited
+    return decorate
+
+
+def appointment_record(appointment, *args, **kwargs):
+    """The audit record of an action whose first argument is an appointment."""
+    return f"Appointment:{appointment.id}"

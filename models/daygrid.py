@@ -6,10 +6,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from models.availability import merge, subtract, working_intervals
-from models.booking import _utc, effective_status, is_blocking, schedule_days
-from models.catalog import current_catalog
-from models.documents import Appointment, Payment, TimeOff
+from models.booking.availability import merge, subtract, working_intervals
+from models.booking.documents import Appointment
+from models.booking.rules import effective_status, is_blocking, schedule_days
+from models.catalog.documents import TimeOff
+from models.catalog.snapshot import current_catalog
+from models.clock import _utc
+from models.payments.desk import due_at_desk
+from models.payments.documents import Payment
 
 HIDDEN_BY_DEFAULT = ("cancelled", "expired")
 
@@ -79,8 +83,6 @@ def build_grid(day, tz, providers, now, step_minutes=15, show_all=False):
     def pos(start, end):
         start, end = max(_utc(start), top_utc), min(_utc(end), bottom_utc)
         return _minutes(start - top_utc), max(_minutes(end - start), 0)
-
-    from models.desk_payments import due_at_desk
 
     columns, hidden = [], 0
     for provider in providers:

@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from models.booking import _utc, local_today
-from models.documents import Appointment, Payment
-from models.frontdesk import money
+from models.booking.documents import Appointment
+from models.booking.frontdesk import money
+from models.clock import _utc, local_today
+from models.payments.desk import due_at_desk
+from models.payments.documents import Payment
 
 LAPSING_WITHIN = timedelta(minutes=15)
 STUCK_AFTER = timedelta(minutes=10)
@@ -86,8 +88,6 @@ def glance(now, tz, provider_id=None, currency="gbp"):
                                           hold_expires_at__lte=now + LAPSING_WITHIN), provider_id)
     result.lapsing = [(a, _utc(a.hold_expires_at)) for a in
                       lapsing.order_by("hold_expires_at").select_related(max_depth=1)]
-    from models.desk_payments import due_at_desk
-
     result.due = [(a, due) for a in todays if (due := due_at_desk(a, payments.get(a.id)))]
     if provider_id:
         return result  # providers see their day, not the clinic's money

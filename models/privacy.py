@@ -19,9 +19,14 @@ from mongoengine import ReferenceField
 from mongoengine.base import get_document
 from mongoengine.base.common import _document_registry
 
-from models.accounts import check_password
-from models.documents import Appointment, AuditEvent, Patient, Payment
+from models.accounts.documents import Patient
+from models.accounts.users import check_password
+from models.audit import AuditEvent
+from models.booking.cancellation import cancel
+from models.booking.documents import Appointment
+from models.booking.rules import is_blocking
 from models.errors import Conflict, ValidationFailed
+from models.payments.documents import Payment
 
 ERASED_NAME = "Erased patient"
 # Never exported: secrets, or bookkeeping that says nothing about the person.
@@ -92,8 +97,6 @@ def erase_patient(patient, password, now):
     Raises ValidationFailed (wrong password, on the `password` field) or Conflict
     (`upcoming_appointments`). Returns the erased patient.
     """
-    from models.booking import cancel, is_blocking
-
     if not check_password(patient.password_hash, password if isinstance(password, str) else ""):
         raise ValidationFailed("The password is not correct.", fields={"password": "incorrect"})
     live = [a for a in Appointment.objects(patient=patient.id, status__in=("held", "confirmed", "checked_in"),
@@ -103,8 +106,6 @@ def erase_patient(patient, password, now):
                        "delete your account.", code="upcoming_appointments")
     for appointment in live:
         cancel(appointment, now, reason="account erased", actor=f"patient:{patient.id}")
-    Patient.objects(id=patient.id).update_one(
-        set__email=f"erased-{patient.id}@erased.invalid", set__name=ERASED_NAME, set__phone="",
-        set__password_hash="!erased", set__active=False, inc__token_generation=1)
-    patient.reload()
+    patient.modify(set__email=f"erased-{patient.id}@erased.invalid", set__name=ERASED_NAME, set__phone="",
+                   set__password_hash="!erased", set__active=False, inc__token_generation=1)
     return patient

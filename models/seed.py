@@ -1,16 +1,8 @@
 """Idempotent demo data: running it twice leaves the same data."""
 
-from models.accounts import hash_password
-from models.documents import (
-    Break,
-    Clinic,
-    DayHours,
-    Patient,
-    Provider,
-    Schedule,
-    Service,
-    StaffUser,
-)
+from models.accounts.documents import Patient, StaffUser
+from models.accounts.users import hash_password
+from models.catalog.documents import Break, Clinic, DayHours, Provider, Schedule, Service
 
 DEMO_PASSWORD = "clinic-demo-2026"
 

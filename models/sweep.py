@@ -23,19 +23,25 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from bson import ObjectId
 from redis.exceptions import LockError
 
-from models.booking import release_time
-from models.documents import Appointment, Payment, TimeClaim, utcnow
+from models.audit import record_audit
+from models.booking import status
+from models.booking.claims import DELETE_ORPHANS_AFTER, release_time, tidy_claims  # noqa: F401
+from models.booking.documents import Appointment
+from models.booking.waitlist import sweep_waitlist
+from models.clock import utcnow
+from models.messages.delivery import deliver_due
+from models.payments.cancellation import stop_and_sync
+from models.payments.documents import Payment
+from models.payments.refunds import retry_pending_refunds
+from models.payments.settlement import settle_paid
+from models.payments.sync import sync_payment
 from models.stores import get_redis, rkey
 
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 300
 STUCK_AFTER = timedelta(minutes=1)
-# Orphan claims (appointment never written) are deleted once older than this: later than a booking
-# may take them over (booking.TAKE_OVER_ORPHANS_AFTER), so the two never act on a claim at once.
-DELETE_ORPHANS_AFTER = timedelta(minutes=2)
 RECENT = timedelta(days=1)
 ACTOR = "sweeper"
 
@@ -115,8 +121,7 @@ def sweep(now=None):
         _recent_payments(now, report)
         _tidy_claims(now, report)
         _complete_visits(now, report)
-        from models.waitlist import sweep_waitlist  # freed times go to the first patient in line
-
+        # Freed times go to the first patient in line.
         report.offered = sweep_waitlist(now, report)
         _send_mail(now, report)  # last, so this pass's offers go out at once
     finally:
@@ -127,12 +132,9 @@ def sweep(now=None):
 def _complete_visits(now, report):
     """A checked-in appointment whose end has passed is `completed` (its version bumped, so any
     message still queued for it is dropped). No-shows and unattended visits stay as they are."""
-    from models.audit import record_audit
-
     for appointment_id in Appointment.objects(status="checked_in", end__lte=now).scalar("id"):
         # Guarded per appointment: an undo of the check-in meanwhile wins.
-        if Appointment.objects(id=appointment_id, status="checked_in").update_one(
-                set__status="completed", set__updated_at=now, inc__version=1):
+        if status.move(appointment_id, "completed", now, only_from=("checked_in",)):
             record_audit(ACTOR, "appointment.complete", record=f"Appointment:{appointment_id}")
             report.completed += 1
 
@@ -145,8 +147,6 @@ def _note(outcome, appointment_id, report):
 
 
 def _expire_holds(now, report):
-    from models import payments
-
     lapsed = Appointment.objects(status="held", hold_expires_at__lte=now).only("id").no_dereference()
     for appt in lapsed:
         aid = str(appt.id)
@@ -154,12 +154,12 @@ def _expire_holds(now, report):
         if payment is not None and (payment.stripe_payment_intent or payment.stripe_checkout_session):
             try:
                 if payment.status == "succeeded":
-                    outcome = payments.settle_paid(payment, ACTOR, now, first_time=False)
+                    outcome = settle_paid(payment, ACTOR, now, first_time=False)
                 elif payment.status == "refunded":
                     outcome = None  # refunded before: nothing to settle, expire it
                 else:
                     # Stop it first, so it cannot take money once the time is released.
-                    outcome = payments.stop_and_sync(payment, ACTOR, now).outcome
+                    outcome = stop_and_sync(payment, ACTOR, now).outcome
             except Exception as exc:  # Stripe or the database not answering: next pass
                 log.warning("sweep: hold %s left for the next pass: %s", aid, exc)
                 report.problems.append(f"hold {aid} not expired: its payment could not be "
@@ -172,8 +172,7 @@ def _expire_holds(now, report):
                     report.problems.append(f"hold {aid} lapsed with a payment still processing")
                 continue
         # Guarded update: only a still-held, still-lapsed appointment moves to expired.
-        moved = Appointment.objects(id=appt.id, status="held", hold_expires_at__lte=now).update_one(
-            set__status="expired", set__updated_at=now, inc__version=1)
+        moved = status.move(appt.id, "expired", now, only_from=("held",), where={"hold_expires_at__lte": now})
         if moved:
             # Claims secured by a payment (expires_at None) are never released here.
             release_time(appt.id, now=now, only_expiring=True)
@@ -181,14 +180,12 @@ def _expire_holds(now, report):
 
 
 def _reconcile_payments(now, report):
-    from models import payments
-
     stuck = Payment.objects(status__in=("pending", "processing"), updated_at__lte=now - STUCK_AFTER)
     for payment in stuck.no_dereference():
         if not (payment.stripe_payment_intent or payment.stripe_checkout_session):
             continue
         try:
-            result = payments.sync_payment(payment, ACTOR, now)
+            result = sync_payment(payment, ACTOR, now)
         except Exception as exc:
             report.problems.append(f"payment {payment.id} could not be re-synced ({exc.__class__.__name__})")
             continue
@@ -198,38 +195,21 @@ def _reconcile_payments(now, report):
 
     for payment in Payment.objects(refunds__status="pending").no_dereference():
         try:
-            if payments.retry_pending_refunds(payment, ACTOR, now, older_than=now - STUCK_AFTER):
+            if retry_pending_refunds(payment, ACTOR, now, older_than=now - STUCK_AFTER):
                 report.refunded.append(str(payment.appointment.id))
         except Exception as exc:
             report.problems.append(f"refund of payment {payment.id} still pending ({exc.__class__.__name__})")
 
 
 def _tidy_claims(now, report):
-    collection = TimeClaim._get_collection()
-    # Claims made in the last day but over two minutes ago: a pass a minute sees each of them.
-    window = {"$gte": ObjectId.from_datetime(now - RECENT), "$lt": ObjectId.from_datetime(now - DELETE_ORPHANS_AFTER)}
-    ids = {c["appointment"] for c in collection.find({"_id": window}, {"appointment": 1})}
-    if not ids:
-        return
-    existing = {a["_id"]: a.get("status") for a in Appointment._get_collection().find(
-        {"_id": {"$in": list(ids)}}, {"status": 1})}
-    orphans = [i for i in ids if i not in existing]
-    if orphans:
-        report.orphans += collection.delete_many({"appointment": {"$in": orphans}, "_id": window}).deleted_count
-    closed = [i for i, status in existing.items() if status in ("cancelled", "expired")]
-    if closed:
-        report.orphans += collection.delete_many(
-            {"appointment": {"$in": closed}, "expires_at": {"$ne": None}}).deleted_count
-        for aid in closed:
-            if collection.count_documents({"appointment": aid}, limit=1):
-                report.problems.append(f"closed appointment {aid} still holds time secured by a payment")
+    deleted, problems = tidy_claims(now)
+    report.orphans += deleted
+    report.problems += problems
 
 
 def _recent_payments(now, report):
     """Payments that moved in the last day: settle the ones whose appointment never caught up
     (a crash between the payment's update and the appointment's) and report what is wrong."""
-    from models import payments
-
     recent = list(Payment.objects(status__in=("succeeded", "refunded"),
                                   updated_at__gte=now - RECENT).no_dereference())
     appts = {a.id: a for a in Appointment.objects(id__in=[p.appointment.id for p in recent]).only("status")}
@@ -241,7 +221,7 @@ def _recent_payments(now, report):
             report.problems.append(f"payment {payment.id} belongs to no appointment")
         elif payment.status == "succeeded" and appt.status in ("held", "expired"):
             try:
-                _note(payments.settle_paid(payment, ACTOR, now, first_time=False), str(appt.id), report)
+                _note(settle_paid(payment, ACTOR, now, first_time=False), str(appt.id), report)
             except Exception as exc:
                 report.problems.append(f"paid appointment {appt.id} could not be settled "
                                        f"({exc.__class__.__name__})")
@@ -252,8 +232,6 @@ def _recent_payments(now, report):
 
 def _send_mail(now, report):
     """Send the email that is due from the outbox (each message claimed atomically)."""
-    from models.outbox import deliver_due
-
     try:
         report.mail = deliver_due(now)
     except Exception as exc:  # the database hiccuped: the messages stay queued for the next pass

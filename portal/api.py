@@ -155,7 +155,7 @@ def list_appointments():
     """The signed-in patient's appointments, soonest first."""
     patient = current_patient()
     clinic = booking.require_clinic()
-    # A waitlist offer (models/waitlist.py) becomes the patient's appointment only once accepted.
+    # A waitlist offer (models/booking/waitlist.py) becomes the patient's appointment only once accepted.
     appts = list(Appointment.objects(patient=patient.id, booked_by__ne="waitlist-offer").order_by("start").no_dereference())
     services = {s.id: s for s in Service.objects(id__in={a.service.id for a in appts})}
     providers = {p.id: p for p in Provider.objects(id__in={a.provider.id for a in appts})}

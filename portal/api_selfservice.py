@@ -7,10 +7,11 @@ from flask import current_app
 from flask_jwt_extended import jwt_required
 
 from clinic.audit import audit
-from models import booking, waitlist
+from models import booking
+from models.booking import waitlist
 from models.documents import utcnow
 from models.errors import DomainError
-from models.reschedule import reschedule
+from models.booking.reschedule import reschedule
 from portal.api import bp
 from portal.auth import current_patient
 from portal.schemas import AppointmentSchema, RescheduleBody, WaitlistBody, WaitlistEntrySchema, appointment_view

@@ -35,7 +35,7 @@ from clinic.extensions import get_limiter, get_redis, jwt, rkey
 from models.accounts import authenticate
 from models.documents import Patient
 from models.errors import InvalidCredentials, Throttled
-from models.throttle import LoginThrottle
+from models.accounts.throttle import LoginThrottle
 
 INVALID_LOGIN = "Email or password is not correct."
 
@@ -197,7 +197,7 @@ BOOKING_LIMIT_MESSAGE = "Too many booking attempts. Please wait a few minutes an
 
 def booking_attempt_allowed(patient):
     """Count a booking attempt per account and per address (10-minute windows); 429 past either limit."""
-    from models.throttle import rate_limit
+    from models.accounts.throttle import rate_limit
 
     config = current_app.config
     rate_limit(get_redis(), rkey("book-acct", patient.id), config.get("BOOKINGS_PER_ACCOUNT_10MIN", 20), 600,

@@ -26,11 +26,12 @@ from wtforms.validators import DataRequired
 
 from clinic.audit import audit
 from clinic.errors import status_of
-from models import booking, waitlist
+from models import booking
+from models.booking import waitlist
 from models.catalog import current_catalog
 from models.documents import Appointment, Payment, utcnow
 from models.errors import Conflict, DomainError, NotFound
-from models.reschedule import reschedule, reschedule_blocker
+from models.booking.reschedule import reschedule, reschedule_blocker
 from portal.door import book_for_patient
 from portal.schemas import parse_instant
 from portal.auth import current_patient, issue_tokens, patient_page

@@ -4,7 +4,8 @@ one-at-a-time lock, and the free times (read through the app's slot cache)."""
 from flask import current_app
 
 from clinic.audit import audit, audit_event
-from models import booking, freetimes
+from models import booking
+from models.booking import freetimes
 from models.catalog import current_catalog
 from models.documents import utcnow
 from models.errors import Conflict

@@ -11,11 +11,11 @@ from clinic.errors import status_of
 from models import booking
 from models.documents import utcnow
 from models.errors import DomainError, Throttled
-from models.frontdesk import refund_preview
+from models.payments.desk import refund_preview
 from portal.auth import (change_password_guarded, issue_tokens, patient_page, register_patient_counted,
                          registration_allowed, revoke, revoke_cookies, sign_in)
 from portal.payment import payment_context, payment_page
-from models.reschedule import reschedule_blocker
+from models.booking.reschedule import reschedule_blocker
 
 bp = Blueprint("portal", __name__, url_prefix="/portal")
 

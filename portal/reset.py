@@ -1,7 +1,7 @@
 """Forgotten passwords: the pages `/portal/forgot`, `/portal/reset/<token>` and their API twins.
 
 The pages sit on the portal's blueprint (imported once by `portal.pages`), the API twins on this
-module's `api_bp` (registered by `portal.openapi`); the rules live in `models.reset`. The forgot
+module's `api_bp` (registered by `portal.openapi`); the rules live in `models.accounts.reset`. The forgot
 answer is the same whatever the email.
 """
 
@@ -13,7 +13,7 @@ from wtforms.validators import DataRequired, Length
 from clinic.audit import audit
 from clinic.errors import status_of
 from clinic.extensions import get_redis, rkey
-from models import reset
+from models.accounts import reset
 from models.documents import utcnow
 from models.errors import DomainError, Throttled
 from portal import openapi

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.factories import api_login, csrf_header, make_clinic, make_patient, make_provider, make_service
+from tests.support.factories import api_login, csrf_header, make_clinic, make_patient, make_provider, make_service
 
 
 @pytest.fixture

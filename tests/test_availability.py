@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from models.availability import (
+from models.booking.availability import (
     DateOverride,
     SlotRules,
     WorkingDay,

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models.availability import (
+from models.booking.availability import (
     SlotRules,
     WorkingDay,
     free_slots,
@@ -136,7 +136,7 @@ def test_booking_any_offered_slot_succeeds_and_removes_it(app):
 def _reference_slots(tz, days, overrides, time_off, busy, rules, now, first, last):
     """free_slots as it was written before the fast path: every candidate on the wall-clock grid,
     each checked against the blocked time. Slow and obviously right; the fast path must agree."""
-    from models.availability import _Blocked, _conflicts, _dates, _grid, _overrides_by_date, _windows_for
+    from models.booking.availability import _Blocked, _conflicts, _dates, _grid, _overrides_by_date, _windows_for
 
     zone, day_list, by_date = ZoneInfo(tz), tuple(days), _overrides_by_date(overrides)
     blocked = _Blocked(list(time_off), list(busy))
@@ -152,7 +152,7 @@ def _reference_slots(tz, days, overrides, time_off, busy, rules, now, first, las
 
 @st.composite
 def span_scenario(draw):
-    from models.availability import DateOverride
+    from models.booking.availability import DateOverride
 
     tz, day, days, rules, busy, now = draw(scenario())
     span = draw(st.integers(1, 9))
@@ -189,7 +189,7 @@ def test_fast_path_offers_exactly_what_the_per_slot_walk_offers(case):
        st.integers(0, 4 * 365 * 24 * 3600), st.sampled_from([0, 0, 0, 7, 123456]))
 @settings(max_examples=400, deadline=None)
 def test_local_iso_formatter_writes_what_isoformat_writes(tz, seconds, micro):
-    from models.freetimes import LocalIso
+    from models.booking.freetimes import LocalIso
 
     base = datetime(2025, 1, 1, tzinfo=UTC)
     instant = base + timedelta(seconds=seconds, microseconds=micro)
@@ -198,7 +198,7 @@ def test_local_iso_formatter_writes_what_isoformat_writes(tz, seconds, micro):
 
 
 def test_local_iso_formatter_across_clock_changes():
-    from models.freetimes import LocalIso
+    from models.booking.freetimes import LocalIso
 
     iso = LocalIso("Europe/London")
     epoch = datetime(1970, 1, 1, tzinfo=UTC)

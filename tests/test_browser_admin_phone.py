@@ -5,7 +5,7 @@ import re
 from datetime import datetime, timedelta, timezone
 
 from models import StaffUser
-from models.outbox import OutboxMessage
+from models.messages.outbox import OutboxMessage
 from models.seed import DEMO_PASSWORD, seed_demo
 from tests.a11y import axe_violations
 

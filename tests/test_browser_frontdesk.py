@@ -10,7 +10,7 @@ import pytest
 
 from models import Appointment, Patient, Payment, StaffUser
 from models.booking import book
-from models.desk_payments import mark_paid_at_desk
+from models.payments.desk import mark_paid_at_desk
 from tests.support.factories import PASSWORD, make_patient
 from tests.helpers import save_screenshot
 from tests.support.payments import CARD_OK, api_post, card_token, signed_in

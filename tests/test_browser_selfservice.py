@@ -8,7 +8,7 @@ from datetime import timedelta, timezone
 import pytest
 
 from models import Appointment, Payment, TimeClaim
-from models.waitlist import WaitlistEntry
+from models.booking.waitlist import WaitlistEntry
 from tests.support.browser import portal_sign_in
 from tests.support.factories import at, future_day
 from tests.helpers import save_screenshot
@@ -272,7 +272,7 @@ def portal_pages(c, browser):
     """Sign in, make data for every list, and return the portal's addresses to check."""
     from models.booking import book
     from models.documents import Patient, utcnow
-    from models.waitlist import join, offer_free_times
+    from models.booking.waitlist import join, offer_free_times
 
     pat = Patient.objects.get(email="pat@example.com")
     now = utcnow()

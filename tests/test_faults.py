@@ -97,7 +97,7 @@ def test_claims_insert_failing_leaves_nothing_and_the_retry_books(failpoint, boo
 def test_appointment_insert_failing_releases_the_claims(failpoint, booking_setup, monkeypatch):
     client, service, provider = booking_setup
     # One command per collection, as on servers older than MongoDB 8.0 (no client-level bulkWrite).
-    monkeypatch.setattr("models.booking._one_batch", False)
+    monkeypatch.setattr("models.booking.create._one_batch", False)
     # Let the claims through, then fail the appointment's own insert (and pymongo's retry).
     failpoint.fail(["insert"], {"skip": 1, "times": 4}, **SHUTDOWN)
     resp = post_booking(client, service, provider, at(3, 11))

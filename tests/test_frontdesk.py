@@ -8,7 +8,7 @@ import pytest
 
 from models import Appointment, AuditEvent, Patient, Payment, StaffUser
 from models.booking import book
-from models.desk_payments import mark_paid_at_desk
+from models.payments.desk import mark_paid_at_desk
 from models.documents import Refund, utcnow
 from models.glance import glance
 from tests.support.factories import (
@@ -162,7 +162,7 @@ def test_new_caller_booked_with_name_and_phone_only_and_audited(app, desk):
     follow = client.get(resp.headers["Location"]).get_data(as_text=True)
     assert "Booked Nia Caller for Consultation with Dr Two" in follow and "£60.00 to pay at the desk" in follow
     # Found again by phone (any spacing, +44 form) and by name.
-    from models.frontdesk import find_patients
+    from models.booking.frontdesk import find_patients
 
     assert [p.id for p in find_patients("+44 7700 900 123")] == [patient.id]
     assert [p.id for p in find_patients("nia")] == [patient.id]
@@ -390,7 +390,7 @@ def test_callers_are_found_by_date_of_birth_and_a_known_email_is_not_duplicated(
     from datetime import date
 
     from models.errors import Conflict
-    from models.frontdesk import create_caller, find_patients, has_email
+    from models.booking.frontdesk import create_caller, find_patients, has_email
 
     caller = create_caller("Ola Born", "+44 7700 900777", date_of_birth="01/02/1990")
     assert caller.date_of_birth == date(1990, 2, 1) and not has_email(caller)
@@ -407,8 +407,8 @@ def test_callers_are_found_by_date_of_birth_and_a_known_email_is_not_duplicated(
 
 
 def test_a_caller_created_at_the_desk_with_an_email_is_invited_to_set_a_password(app, desk):
-    from models.frontdesk import create_caller
-    from models.outbox import OutboxMessage
+    from models.booking.frontdesk import create_caller
+    from models.messages.outbox import OutboxMessage
 
     with_email = create_caller("Ivy Invite", "07700 900555", email="ivy@example.com")
     [invite] = OutboxMessage.objects(kind="invitation", patient=with_email.id)
@@ -424,7 +424,7 @@ def test_a_caller_created_at_the_desk_with_an_email_is_invited_to_set_a_password
 
 
 def test_reception_moves_an_appointment_from_the_day_view(app, desk):
-    from models.outbox import OutboxMessage
+    from models.messages.outbox import OutboxMessage
     from models.documents import TimeClaim
 
     day = future_day(3)

@@ -9,7 +9,8 @@ from icalendar import Calendar
 
 from models.booking import book, cancel
 from models.documents import Appointment, utcnow
-from models.outbox import OutboxMessage, deliver_due, parse_smtp_url
+from models.messages.delivery import deliver_due, parse_smtp_url
+from models.messages.outbox import OutboxMessage
 from models.sweep import sweep
 from tests.support.factories import (
     LONDON,
@@ -99,7 +100,7 @@ def test_booking_a_free_service_sends_one_confirmation_with_a_valid_ics(make_app
     assert sorted(m.variant for m in reminders) == ["24h", "2h"]
     assert all(m.status == "queued" for m in reminders)
     # Queuing the same change again is the same messages (the unique key), not new ones.
-    from models.outbox import appointment_confirmed
+    from models.messages.outbox import appointment_confirmed
 
     appointment_confirmed(Appointment.objects.get(id=appt_id), utcnow())
     assert OutboxMessage.objects(to="ics@example.com").count() == 3
@@ -235,8 +236,8 @@ def test_a_paid_booking_sends_confirmation_and_receipt_and_a_cancellation_names_
 
 
 def test_reschedule_and_waitlist_messages_render_with_their_context(make_app, smtp_server):
-    """The kinds other actions queue through the generic functions (see models/outbox.py)."""
-    from models.outbox import enqueue, enqueue_for_appointment
+    """The kinds other actions queue through the generic functions (see models/messages/outbox.py)."""
+    from models.messages.outbox import enqueue, enqueue_for_appointment
 
     app = make_app(SMTP_URL=smtp_server.url, PUBLIC_URL=PUBLIC)
     _clinic, service, provider = _setup()

@@ -11,8 +11,9 @@ from devstack.servers import free_port
 from models import AuditEvent, Patient, StaffUser
 from models.booking import book
 from models.documents import utcnow
-from models.outbox import MAX_ATTEMPTS, OutboxMessage, deliver_due
-from models.reset import PasswordReset, queue_invitation
+from models.messages.delivery import MAX_ATTEMPTS, deliver_due
+from models.messages.outbox import OutboxMessage
+from models.accounts.reset import PasswordReset, queue_invitation
 from tests.support.factories import (
     at,
     form_csrf,

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from devstack.servers import start_smtp
 from models.documents import utcnow
-from models.outbox import OutboxMessage
+from models.messages.outbox import OutboxMessage
 from models.sweep import sweep
 from tests.support.factories import api_login, at, csrf_header, future_day, make_clinic, make_patient, make_provider, make_service
 from tests.support.mail import SmtpBox

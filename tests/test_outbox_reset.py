@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from models.documents import utcnow
-from models.outbox import OutboxMessage
-from models.reset import PasswordReset, reset_password
+from models.messages.outbox import OutboxMessage
+from models.accounts.reset import PasswordReset, reset_password
 from models.errors import ValidationFailed
 from models.sweep import sweep
 from tests.support.factories import PASSWORD, api_login, make_clinic, make_patient

@@ -56,7 +56,7 @@ def test_reschedule_moves_the_same_appointment_and_frees_the_old_time(app, setup
     # The old time is free again: another patient books it.
     other = signed_in(app, "other@example.com")
     book(other, s["consult"], s["one"], at(day, 10))
-    from models.outbox import OutboxMessage
+    from models.messages.outbox import OutboxMessage
 
     [moved_mail] = OutboxMessage.objects(kind="rescheduled", subject=f"Appointment:{appt.id}")
     assert moved_mail.version == Appointment.objects.get(id=appt.id).version >= 1

@@ -257,7 +257,7 @@ def test_4_concurrent_wrong_passwords_are_counted_before_the_check(live_server):
 
 def test_4_argon2_checks_per_process_are_capped(app):
     """At most ARGON2_MAX_CONCURRENT argon2 computations run at once in a process."""
-    import models.accounts as accounts
+    import models.accounts.users as accounts
 
     running, peak, lock = [0], [0], threading.Lock()
     real = accounts.hasher
@@ -383,7 +383,7 @@ def test_7_weak_passwords_are_refused_for_staff_and_on_the_field(app):
 
 
 def test_7_the_common_list_is_shipped_and_large():
-    from models.passwords import common_passwords
+    from models.accounts.passwords import common_passwords
 
     assert len(common_passwords()) >= 10000
     assert {"123456", "password", "qwerty", "letmein"} <= common_passwords()

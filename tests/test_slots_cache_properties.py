@@ -56,7 +56,7 @@ def _fresh(app, service, providers, first):
     """The same answer computed from the database, bypassing the cache."""
     import json
 
-    from models import freetimes
+    from models.booking import freetimes
     from models.catalog import current_catalog
 
     with app.test_request_context():

@@ -6,7 +6,7 @@ import pytest
 
 from models import Appointment, TimeClaim
 from models.sweep import sweep
-from models.waitlist import WaitlistEntry
+from models.booking.waitlist import WaitlistEntry
 from tests.support.factories import at, csrf_header, future_day
 from tests.support.clients import signed_in
 
@@ -90,7 +90,7 @@ def test_cancellation_offers_the_time_to_the_first_in_line_and_holds_it(app, ful
     assert datetime.fromisoformat(first["offer"]["start"]) == at(f["day"], 9)
     expires = datetime.fromisoformat(first["offer"]["expires_at"])
     assert timedelta(minutes=29) < expires - datetime.now(timezone.utc) <= timedelta(minutes=30)
-    from models.outbox import OutboxMessage
+    from models.messages.outbox import OutboxMessage
 
     [offer_mail] = OutboxMessage.objects(kind="waitlist_offer", subject=f"WaitlistEntry:{f['e1']}")
     assert offer_mail.expires_at is not None and offer_mail.context["url"] == "/portal/waitlist"

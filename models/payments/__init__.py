@@ -24,8 +24,8 @@ Rules of this module (every door calls them: the portal, the webhook, the sweepe
   started, or whose time now falls in the provider's time off or outside their hours, is refunded
   in full like a time someone else took.
 
-The package, module by module (each name is re-exported here, so `models.payments.X` keeps
-working):
+The package, module by module (each name is offered here, loaded on first use, so
+`models.payments.X` keeps working):
 
 - `gateway`: the only module that imports `stripe`; fetches, error translation, localstripe quirks;
 - `ledger`: Payment statuses and their guarded moves, the per-Payment lock, audit;
@@ -33,94 +33,159 @@ working):
 - `sync`: the one adopt/apply path for intents and sessions, staff re-syncs, the page's re-fetch;
 - `settlement`: a succeeded payment confirms its appointment or is refunded (amount checked);
 - `refunds`: reserving, sending, retrying and mirroring refunds;
-- `cancellation`: what a cancellation does to the money (`after_cancellation`, via `booking.cancel`).
+- `cancellation`: what a cancellation does to the money (`after_cancellation`, subscribed to
+  `booking.cancel` through `models.booking.hooks`);
+- `desk`: money taken at the front desk (cash or the card terminal), and what a cancellation
+  would refund;
+- `documents`: Payment, Refund, StripeEvent.
 """
 
-# Re-exports: the doors, the sweeper and the tests import these names from `models.payments`.
-from models.payments.gateway import (  # noqa: F401
-    _fetch_intent,
-    _fetch_session,
-    _find_refund,
-    _id_of,
-    is_transient,
-    _not_found,
-    _obj,
-    _payment_method_from_token,
-    PaymentDeclined,
-    PaymentProviderError,
-    PaymentUnavailable,
-    status_from_intent,
-    stripe_api,
-    translate_stripe_errors,
-)
-from models.payments.ledger import (  # noqa: F401
-    ALLOWED_FROM,
-    _audit,
-    CONFIRMED_STATUSES,
-    _move_payment,
-    payment_for,
-    _payment_lock,
-    PAYMENT_LOCK_SECONDS,
-    _ref_id,
-    SyncResult,
-)
-from models.payments.refunds import (  # noqa: F401
-    _mark_refunded_if_done,
-    refund_payment,
-    _refund_stray_intent,
-    RefundFailed,
-    retry_pending_refunds,
-    _send_refund,
-    sync_refunds,
-)
-from models.payments.settlement import (  # noqa: F401
-    _amount_mismatch,
-    CANCELLED_BEFORE_PAID_REASON,
-    LATE_STARTED_REASON,
-    LATE_TAKEN_REASON,
-    LATE_UNAVAILABLE_REASON,
-    _refund_unconfirmable,
-    _refuse_mismatched_money,
-    _secure_time,
-    settle_paid,
-    _unavailable_because,
-    UNCONFIRMABLE,
-)
-from models.payments.sync import (  # noqa: F401
-    _apply_intent,
-    _intent_of_charge_or_refund,
-    PAGE_REFETCHES_PER_MINUTE,
-    page_state,
-    payment_for_intent_id,
-    _payment_for_metadata,
-    _refetch_allowed,
-    resync_object,
-    sync_checkout_session,
-    sync_payment,
-    sync_payment_intent,
-)
-from models.payments.start import (  # noqa: F401
-    _check_payable,
-    checkout_expiry,
-    CHECKOUT_MARGIN,
-    CHECKOUT_MIN_LIFETIME,
-    configured_flow,
-    _extend_hold,
-    _from_checkout,
-    _intent_params,
-    pay_with_token,
-    _refuse_if_settled,
-    require_flow,
-    _start_checkout,
-    start_payment,
-    _stop_checkout_session,
-    _stop_own_intent,
-    TOKEN_RE,
-    _usable_intent,
-)
-from models.payments.cancellation import (  # noqa: F401
-    after_cancellation,
-    refund_due,
-    stop_and_sync,
-    _stop_remote,
-)
+from typing import TYPE_CHECKING
+
+from models.facade import lazy_exports
+
+EXPORTS = {
+    "models.payments.gateway": (
+        "_fetch_intent", "_fetch_session", "_find_refund", "_id_of", "is_transient", "_not_found", "_obj",
+        "_payment_method_from_token", "PaymentDeclined", "PaymentProviderError", "PaymentUnavailable",
+        "status_from_intent", "stripe_api", "translate_stripe_errors",
+    ),
+    "models.payments.ledger": (
+        "ALLOWED_FROM", "_audit", "CONFIRMED_STATUSES", "_move_payment", "payment_for", "_payment_lock",
+        "PAYMENT_LOCK_SECONDS", "_ref_id", "SyncResult",
+    ),
+    "models.payments.refunds": (
+        "_mark_refunded_if_done", "refund_payment", "_refund_stray_intent", "RefundFailed",
+        "retry_pending_refunds", "_send_refund", "sync_refunds",
+    ),
+    "models.payments.settlement": (
+        "_amount_mismatch", "CANCELLED_BEFORE_PAID_REASON", "LATE_STARTED_REASON", "LATE_TAKEN_REASON",
+        "LATE_UNAVAILABLE_REASON", "_refund_unconfirmable", "_refuse_mismatched_money", "_secure_time",
+        "settle_paid", "_unavailable_because", "UNCONFIRMABLE",
+    ),
+    "models.payments.sync": (
+        "_apply_intent", "_intent_of_charge_or_refund", "PAGE_REFETCHES_PER_MINUTE", "page_state",
+        "payment_for_intent_id", "_payment_for_metadata", "_refetch_allowed", "resync_object",
+        "sync_checkout_session", "sync_payment", "sync_payment_intent",
+    ),
+    "models.payments.start": (
+        "_check_payable", "checkout_expiry", "CHECKOUT_MARGIN", "CHECKOUT_MIN_LIFETIME", "configured_flow",
+        "_extend_hold", "_from_checkout", "_intent_params", "pay_with_token", "_refuse_if_settled",
+        "require_flow", "_start_checkout", "start_payment", "_stop_checkout_session", "_stop_own_intent",
+        "TOKEN_RE", "_usable_intent",
+    ),
+    "models.payments.cancellation": (
+        "after_cancellation", "refund_due", "stop_and_sync", "_stop_remote",
+    ),
+    "models.payments.desk": (
+        "DESK_METHODS", "PAYABLE_STATUSES", "due_at_desk", "mark_paid_at_desk", "cancel_at_desk",
+        "refund_preview",
+    ),
+    "models.payments.documents": (
+        "PAYMENT_STATUSES", "Payment", "Refund", "StripeEvent",
+    ),
+}
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS)
+
+if TYPE_CHECKING:  # the same names, imported for readers and for the import graph
+    from models.payments.gateway import (  # noqa: F401
+        _fetch_intent,
+        _fetch_session,
+        _find_refund,
+        _id_of,
+        is_transient,
+        _not_found,
+        _obj,
+        _payment_method_from_token,
+        PaymentDeclined,
+        PaymentProviderError,
+        PaymentUnavailable,
+        status_from_intent,
+        stripe_api,
+        translate_stripe_errors,
+    )
+    from models.payments.ledger import (  # noqa: F401
+        ALLOWED_FROM,
+        _audit,
+        CONFIRMED_STATUSES,
+        _move_payment,
+        payment_for,
+        _payment_lock,
+        PAYMENT_LOCK_SECONDS,
+        _ref_id,
+        SyncResult,
+    )
+    from models.payments.refunds import (  # noqa: F401
+        _mark_refunded_if_done,
+        refund_payment,
+        _refund_stray_intent,
+        RefundFailed,
+        retry_pending_refunds,
+        _send_refund,
+        sync_refunds,
+    )
+    from models.payments.settlement import (  # noqa: F401
+        _amount_mismatch,
+        CANCELLED_BEFORE_PAID_REASON,
+        LATE_STARTED_REASON,
+        LATE_TAKEN_REASON,
+        LATE_UNAVAILABLE_REASON,
+        _refund_unconfirmable,
+        _refuse_mismatched_money,
+        _secure_time,
+        settle_paid,
+        _unavailable_because,
+        UNCONFIRMABLE,
+    )
+    from models.payments.sync import (  # noqa: F401
+        _apply_intent,
+        _intent_of_charge_or_refund,
+        PAGE_REFETCHES_PER_MINUTE,
+        page_state,
+        payment_for_intent_id,
+        _payment_for_metadata,
+        _refetch_allowed,
+        resync_object,
+        sync_checkout_session,
+        sync_payment,
+        sync_payment_intent,
+    )
+    from models.payments.start import (  # noqa: F401
+        _check_payable,
+        checkout_expiry,
+        CHECKOUT_MARGIN,
+        CHECKOUT_MIN_LIFETIME,
+        configured_flow,
+        _extend_hold,
+        _from_checkout,
+        _intent_params,
+        pay_with_token,
+        _refuse_if_settled,
+        require_flow,
+        _start_checkout,
+        start_payment,
+        _stop_checkout_session,
+        _stop_own_intent,
+        TOKEN_RE,
+        _usable_intent,
+    )
+    from models.payments.cancellation import (  # noqa: F401
+        after_cancellation,
+        refund_due,
+        stop_and_sync,
+        _stop_remote,
+    )
+    from models.payments.desk import (  # noqa: F401
+        DESK_METHODS,
+        PAYABLE_STATUSES,
+        due_at_desk,
+        mark_paid_at_desk,
+        cancel_at_desk,
+        refund_preview,
+    )
+    from models.payments.documents import (  # noqa: F401
+        PAYMENT_STATUSES,
+        Payment,
+        Refund,
+        StripeEvent,
+    )

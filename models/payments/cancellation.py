@@ -3,8 +3,10 @@
 import pymongo.errors
 import redis
 
-from models.documents import Appointment, Payment
+from models.booking import hooks
+from models.booking.documents import Appointment
 from models.errors import DomainError
+from models.payments.documents import Payment
 from models.payments.gateway import InvalidRequestError, StripeError, stripe_api
 from models.payments.ledger import log
 from models.payments.refunds import refund_payment
@@ -64,3 +66,7 @@ def stop_and_sync(payment, actor="system", now=None):
     """Stop the payment at Stripe, then re-sync it (the sweeper's step before expiring a hold)."""
     _stop_remote(payment)
     return sync_payment(payment, actor, now)
+
+
+# booking.cancel tells its subscribers; importing this module subscribes (models/__init__.py does).
+hooks.on_cancel(after_cancellation)

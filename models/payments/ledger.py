@@ -11,8 +11,8 @@ from mongoengine import NotUniqueError
 from redis.exceptions import LockError
 
 from models.audit import record_audit
-from models.documents import Payment
 from models.errors import Conflict
+from models.payments.documents import Payment
 from models.stores import get_redis, rkey
 
 
@@ -61,8 +61,10 @@ def _move_payment(payment, new_status, now, **extra):
         return False
     updates = {"set__status": new_status, "set__updated_at": now}
     updates.update({f"set__{k}": v for k, v in extra.items()})
-    moved = Payment.objects(id=payment.id, status__in=ALLOWED_FROM[new_status]).update_one(**updates)
-    payment.reload()
+    # One command: the guarded update, and the document in hand refreshed from what it wrote.
+    moved = payment.modify(query={"status__in": ALLOWED_FROM[new_status]}, **updates)
+    if not moved:
+        payment.reload()
     return bool(moved)
 
 
@@ -98,7 +100,7 @@ def payment_for(appointment, flow, now):
         except NotUniqueError:
             payment = Payment.objects(appointment=appointment.id).first()
     if payment.flow != flow and payment.status in ("pending", "failed", "canceled"):
-        Payment.objects(id=payment.id, status__in=("pending", "failed", "canceled")).update_one(
-            set__flow=flow, set__updated_at=now)
-        payment.reload()
+        if not payment.modify(query={"status__in": ("pending", "failed", "canceled")},
+                              set__flow=flow, set__updated_at=now):
+            payment.reload()
     return payment

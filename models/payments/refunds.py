@@ -1,8 +1,8 @@
 """Refunds: reserved on the Payment first (never above what was paid), then sent with a stable key."""
 
-from models.booking import _utc
-from models.documents import Payment, Refund, utcnow
+from models.clock import _utc, utcnow
 from models.errors import Conflict, DomainError
+from models.payments.documents import Payment, Refund
 from models.payments.gateway import StripeError, _find_refund, _obj, is_transient, stripe_api
 from models.payments.ledger import _audit, _move_payment, log
 

@@ -2,11 +2,16 @@
 
 from datetime import timedelta
 
-from models.availability import SlotRules, why_not_bookable
-from models.booking import _utc, claim_time, claim_units, release_time, schedule_days
-from models.catalog import current_catalog
-from models.documents import Appointment, Payment, TimeClaim, TimeOff
-from models.errors import Conflict
+from models.booking import status
+from models.booking.availability import SlotRules, why_not_bookable
+from models.booking.claims import release_time, secure_time
+from models.booking.documents import Appointment
+from models.booking.rules import schedule_days
+from models.catalog.documents import TimeOff
+from models.catalog.snapshot import current_catalog
+from models.clock import _utc
+from models.messages.outbox import appointment_confirmed
+from models.payments.documents import Payment
 from models.payments.gateway import _find_refund, stripe_api
 from models.payments.ledger import ALLOWED_FROM, CONFIRMED_STATUSES, _audit, _move_payment, _ref_id, log
 from models.payments.refunds import refund_payment
@@ -89,22 +94,8 @@ def _unavailable_because(appt, now):
 
 
 def _secure_time(appt, now):
-    """Make the appointment's claims permanent; re-claim the time when some lapsed and went.
-
-    Returns False when the time now belongs to someone else. Claims with `expires_at` None can
-    never be taken over, so once this returns True the time is the appointment's for good.
-    """
-    collection = TimeClaim._get_collection()
-    units = claim_units(appt.block_start, appt.block_end)
-    collection.update_many({"appointment": appt.id}, {"$set": {"expires_at": None}})
-    if collection.count_documents({"appointment": appt.id}) == len(units):
-        return True
-    release_time(appt.id)
-    try:
-        claim_time(_ref_id(appt.provider), appt.id, appt.block_start, appt.block_end, None, now)
-    except Conflict:
-        return False
-    return True
+    """Make the appointment's time its own for good (the claims' one writer: booking.claims)."""
+    return secure_time(appt, now)
 
 
 def settle_paid(payment, actor, now, first_time):
@@ -127,13 +118,10 @@ def settle_paid(payment, actor, now, first_time):
             appt.hold_expires_at is not None and _utc(appt.hold_expires_at) <= now)
         cause = _unavailable_because(appt, now)
         if cause is None and _secure_time(appt, now):
-            moved = Appointment.objects(id=appt.id, status__in=("held", "expired")).update_one(
-                set__status="confirmed", set__updated_at=now, inc__version=1)
+            moved = status.move(appt.id, "confirmed", now, only_from=("held", "expired"))
             if moved:
                 _audit(actor, "appointment.confirm", record, outcome="late_payment" if late else "ok")
-                from models.outbox import appointment_confirmed  # confirmation, receipt, reminders
-
-                appointment_confirmed(appt, now, paid=True)
+                appointment_confirmed(appt, now, paid=True)  # confirmation, receipt, reminders
                 return "confirmed_late" if late else "confirmed"
             appt.reload()
             if appt.status in CONFIRMED_STATUSES:
@@ -142,9 +130,11 @@ def settle_paid(payment, actor, now, first_time):
         else:
             cause = cause or "taken"
             text = UNCONFIRMABLE[cause][0]
-            moved = Appointment.objects(id=appt.id, status__in=("held", "expired")).update_one(
-                set__status="expired", set__updated_at=now, set__cancel_reason=text, inc__version=1)
-            appt.reload()
+            moved = status.move(appt.id, "expired", now, only_from=("held", "expired"), set__cancel_reason=text)
+            if moved:
+                status.adopt(appt, moved)
+            else:
+                appt.reload()
             if moved or appt.status == "expired":
                 release_time(appt.id)  # its time goes back to the diary
                 _audit(actor, "appointment.expire", record,

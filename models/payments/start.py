@@ -5,9 +5,11 @@ from datetime import timedelta
 
 from flask import current_app
 
-from models.booking import _utc, effective_status
-from models.documents import Appointment, Payment, TimeClaim
+from models.booking.claims import extend_claims
+from models.booking.rules import effective_status
+from models.clock import _utc
 from models.errors import Conflict, ValidationFailed
+from models.payments.documents import Payment
 from models.payments.gateway import (
     CardError,
     InvalidRequestError,
@@ -175,10 +177,10 @@ def _usable_intent(payment, appointment, actor, now):
         key = f"pi-create:{payment.id}:{old_id}"
     created = _obj(client.v1.payment_intents.create(_intent_params(payment, appointment),
                                                     options={"idempotency_key": key}))
-    moved = Payment.objects(id=payment.id, stripe_payment_intent=old_id,
-                            status__in=("pending", "failed", "canceled")).update_one(
-        set__stripe_payment_intent=created["id"], set__status="pending", set__updated_at=now)
-    payment.reload()
+    moved = payment.modify(query={"stripe_payment_intent": old_id, "status__in": ("pending", "failed", "canceled")},
+                           set__stripe_payment_intent=created["id"], set__status="pending", set__updated_at=now)
+    if not moved:
+        payment.reload()
     if moved:
         return created
     # Someone else replaced it first (a double click): use theirs, and make ours harmless.
@@ -248,15 +250,13 @@ def _extend_hold(appointment, until, now):
     old = _utc(appointment.hold_expires_at)
     if until <= old:
         return
-    moved = old > now and Appointment.objects(id=appointment.id, status="held",
-                                              hold_expires_at=old).update_one(
-        set__hold_expires_at=until, set__updated_at=now)
+    # Guarded and refreshed in one command (the document in hand is the one just written).
+    moved = old > now and appointment.modify(query={"status": "held", "hold_expires_at": old},
+                                             set__hold_expires_at=until, set__updated_at=now)
     if not moved:
         raise Conflict("The hold on this time has expired. Please book a time again.",
                        code="hold_expired")
-    TimeClaim._get_collection().update_many(
-        {"appointment": appointment.id, "expires_at": {"$ne": None}}, {"$set": {"expires_at": until}})
-    appointment.reload()
+    extend_claims(appointment.id, until)
 
 
 def _stop_own_intent(payment, appointment, actor, now, session_intent):

@@ -2,8 +2,10 @@
 
 from bson import ObjectId
 
-from models.documents import Payment, utcnow
+from models.audit import audited
+from models.clock import utcnow
 from models.errors import DomainError, NotFound
+from models.payments.documents import Payment
 from models.payments.gateway import (
     InvalidRequestError,
     StripeError,
@@ -56,10 +58,10 @@ def sync_payment_intent(intent, actor="system", now=None):
             # sync that read it before another made it succeed must not re-point it, or the money
             # of the intent it followed would be kept without a record; the other intent's
             # charge is refunded below instead.
-            Payment.objects(id=payment.id, stripe_payment_intent=payment.stripe_payment_intent,
-                            status__nin=("succeeded", "refunded")).update_one(
-                set__stripe_payment_intent=pi["id"], set__updated_at=now)
-            payment.reload()
+            if not payment.modify(query={"stripe_payment_intent": payment.stripe_payment_intent,
+                                         "status__nin": ("succeeded", "refunded")},
+                                  set__stripe_payment_intent=pi["id"], set__updated_at=now):
+                payment.reload()
         if payment.stripe_payment_intent != pi["id"]:
             if pi["status"] == "succeeded":
                 _refund_stray_intent(payment, pi, actor, now)
@@ -96,10 +98,10 @@ def sync_checkout_session(session, actor="system", now=None):
         # The Payment's current session's intent replaces one left from the card page (cancelled
         # when the flow was switched); an intent of a paid Payment is never replaced.
         if payment.stripe_payment_intent != pi_id and (payment.stripe_payment_intent is None or current):
-            Payment.objects(id=payment.id, stripe_payment_intent=payment.stripe_payment_intent,
-                            status__nin=("succeeded", "refunded")).update_one(
-                set__stripe_payment_intent=pi_id, set__updated_at=now)
-            payment.reload()
+            if not payment.modify(query={"stripe_payment_intent": payment.stripe_payment_intent,
+                                         "status__nin": ("succeeded", "refunded")},
+                                  set__stripe_payment_intent=pi_id, set__updated_at=now):
+                payment.reload()
         return sync_payment_intent(pi_id, actor, now)
     if not current:
         # Replaced by a newer session, or the Payment now follows a PaymentIntent of the card page.
@@ -164,6 +166,8 @@ def _intent_of_charge_or_refund(object_id):
 
 
 @translate_stripe_errors
+@audited("stripe_event.resync", lambda object_id, *args, **kwargs: f"StripeObject:{object_id}",
+         outcome=lambda result: result)
 def resync_object(object_id, actor="system", now=None):
     """Fetch one Stripe object again by its id and apply it (staff's "Re-sync from Stripe").
 

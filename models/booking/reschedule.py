@@ -15,55 +15,36 @@ So the appointment never ends up with both times or with neither. It stays the s
 its Payment (keyed by the appointment) carries over, and so does its hold expiry when unpaid.
 """
 
-import pymongo.errors
 from bson import ObjectId
 
-from models import booking
-from models.availability import why_not_bookable
-from models.catalog import changed, current_catalog
-from models.documents import ACTIVE_STATUSES, Appointment, TimeClaim, TimeOff
+from models.audit import appointment_record, audited
+from models.booking import waitlist
+from models.booking.availability import why_not_bookable
+from models.booking.cancellation import cancellation_blocker
+from models.booking.claims import claim_exact_units, claim_units, drop_claims, hand_over, make_permanent
+from models.booking.documents import ACTIVE_STATUSES, Appointment
+from models.booking.rules import REASONS, effective_status, is_blocking, schedule_days, service_rules
+from models.catalog.documents import TimeOff
+from models.catalog.snapshot import changed, current_catalog
+from models.clock import _utc
 from models.errors import Conflict, ValidationFailed
+from models.messages import notify
 
 
 def reschedule_blocker(appointment, now, clinic=None):
     """Why the patient may not move this appointment online now, or None when they may."""
-    status = booking.effective_status(appointment, now)
+    status = effective_status(appointment, now)
     if status not in ("held", "confirmed"):
         return f"This appointment is {status.replace('_', ' ')} and cannot be moved."
     if getattr(appointment, "booked_by", "") == "waitlist-offer":
         return "Accept the waitlist offer first."
-    blocker = booking.cancellation_blocker(appointment, now, clinic)
+    blocker = cancellation_blocker(appointment, now, clinic)
     if blocker:
         return blocker.replace("cancelled online", "moved or cancelled online")
     return None
 
 
-def _claim_units(provider_id, owner_id, units, expires_at, now):
-    """Claim exactly these units for `owner_id`, taking over lapsed holds; all or nothing."""
-    if not units:
-        return
-    collection = TimeClaim._get_collection()
-    docs = [{"provider": provider_id, "unit": u, "appointment": owner_id, "expires_at": expires_at}
-            for u in units]
-    taken = []
-    try:
-        collection.insert_many(docs, ordered=False)
-    except pymongo.errors.BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(err.get("code") != 11000 for err in errors):
-            collection.delete_many({"appointment": owner_id})
-            raise
-        taken = [docs[err["index"]]["unit"] for err in errors]
-    for unit in taken:
-        moved = collection.find_one_and_update(
-            {"provider": provider_id, "unit": unit, "expires_at": {"$ne": None, "$lte": now}},
-            {"$set": {"appointment": owner_id, "expires_at": expires_at}})
-        if moved is None:
-            collection.delete_many({"appointment": owner_id})
-            raise Conflict(booking.REASONS["busy"], code="slot_taken")
-    changed("availability")
-
-
+@audited("appointment.reschedule", appointment_record)
 def reschedule(appointment, new_start, now, provider_id=None, actor="patient", by_staff=False):
     """Move the appointment to `new_start` (same service; same provider unless one is named).
 
@@ -77,22 +58,22 @@ def reschedule(appointment, new_start, now, provider_id=None, actor="patient", b
     if not 2000 <= new_start.year <= 2200:
         raise ValidationFailed("That time is too far ahead to book yet.", code="not_bookable_horizon",
                                fields={"start": "horizon"})
-    new_start = booking._utc(new_start)
+    new_start = _utc(new_start)
     catalog = current_catalog()
     clinic = catalog.require_clinic()
     if not by_staff:
         blocker = reschedule_blocker(appointment, now, clinic)
         if blocker:
-            inside = booking.effective_status(appointment, now) == "confirmed" and \
-                booking.cancellation_blocker(appointment, now, clinic) is not None
+            inside = effective_status(appointment, now) == "confirmed" and \
+                cancellation_blocker(appointment, now, clinic) is not None
             raise Conflict(blocker, code="inside_cancellation_window" if inside else "not_movable")
     elif appointment.status not in ACTIVE_STATUSES:
         raise Conflict("This appointment is closed and cannot be moved.", code="not_movable")
     service = catalog.service(appointment.service.id)
     provider = catalog.provider_for(service, provider_id or appointment.provider.id)
-    rules = booking.service_rules(service, clinic)
-    week, overrides = booking.schedule_days(catalog.schedules.get(provider.id))
-    time_off = [(booking._utc(t.start), booking._utc(t.end)) for t in TimeOff.objects(
+    rules = service_rules(service, clinic)
+    week, overrides = schedule_days(catalog.schedules.get(provider.id))
+    time_off = [(_utc(t.start), _utc(t.end)) for t in TimeOff.objects(
         provider=provider.id, start__lt=new_start + rules.duration + rules.buffer_after,
         end__gt=new_start - rules.buffer_before)]
     reason = why_not_bookable(tz=clinic.timezone, days=week, overrides=overrides, time_off=time_off,
@@ -100,45 +81,41 @@ def reschedule(appointment, new_start, now, provider_id=None, actor="patient", b
     if reason == "busy":
         raise Conflict("The provider is away at that time.", code="provider_away")
     if reason:
-        raise ValidationFailed(booking.REASONS[reason], code=f"not_bookable_{reason}", fields={"start": reason})
-    old_start, old_provider = booking._utc(appointment.start), appointment.provider.id
+        raise ValidationFailed(REASONS[reason], code=f"not_bookable_{reason}", fields={"start": reason})
+    old_start, old_provider = _utc(appointment.start), appointment.provider.id
     if new_start == old_start and provider.id == old_provider:
         raise ValidationFailed("That is the time you already have.", code="same_time", fields={"start": "same"})
     new_end = new_start + rules.duration
     mine = Appointment.objects(patient=appointment.patient.id, status__in=ACTIVE_STATUSES, start__lt=new_end,
                                end__gt=new_start, id__ne=appointment.id).only("status", "hold_expires_at")
-    if any(booking.is_blocking(a, now) for a in mine):
+    if any(is_blocking(a, now) for a in mine):
         raise Conflict("You already have an appointment at that time.", code="patient_overlap")
 
     block_start, block_end = new_start - rules.buffer_before, new_end + rules.buffer_after
-    old_block = (booking._utc(appointment.block_start), booking._utc(appointment.block_end))
-    old_units = set(booking.claim_units(*old_block))
-    new_units = booking.claim_units(block_start, block_end)
+    old_block = (_utc(appointment.block_start), _utc(appointment.block_end))
+    old_units = set(claim_units(*old_block))
+    new_units = claim_units(block_start, block_end)
     # Units the appointment already holds with this provider stay put; only the others are claimed.
     to_claim = [u for u in new_units if provider.id != old_provider or u not in old_units]
     expires_at = appointment.hold_expires_at if appointment.status == "held" else None
     owner = ObjectId()
-    _claim_units(provider.id, owner, to_claim, expires_at, now)
+    claim_exact_units(provider.id, owner, to_claim, expires_at, now)
     moved = Appointment.objects(id=appointment.id, status__in=ACTIVE_STATUSES, start=appointment.start,
                                 provider=old_provider).update_one(
         set__start=new_start, set__end=new_end, set__block_start=block_start, set__block_end=block_end,
         set__provider=provider.id, set__updated_at=now, inc__version=1)
-    claims = TimeClaim._get_collection()
     if not moved:
-        claims.delete_many({"appointment": owner})
+        drop_claims(owner)
         changed("availability")
         raise Conflict("This appointment changed meanwhile; reload and try again.", code="not_movable")
-    claims.update_many({"appointment": owner}, {"$set": {"appointment": appointment.id}})
+    hand_over(owner, appointment.id)
     keep = set(new_units) if provider.id == old_provider else set()
-    claims.delete_many({"appointment": appointment.id, "provider": old_provider,
-                        "unit": {"$in": [u for u in old_units if u not in keep]}})
+    drop_claims(appointment.id, old_provider, [u for u in old_units if u not in keep])
     appointment.reload()
     if appointment.status != "held":
         # Paid (or confirmed) meanwhile: its time is secured, like any confirmed appointment's.
-        claims.update_many({"appointment": appointment.id}, {"$set": {"expires_at": None}})
+        make_permanent(appointment.id)
     changed("availability")
-    from models import notify, waitlist
-
     notify.rescheduled(appointment, old_start, now)
     waitlist.time_freed(old_provider, now)  # the old time goes to the first patient in line
     return appointment

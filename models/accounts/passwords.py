@@ -1,6 +1,6 @@
 """Password rules: length, not a common password, not built from the account's email or name.
 
-The common list (`models/data/common-passwords.txt`, 30,000 entries from zxcvbn, MIT) is read
+The common list (`models/accounts/data/common-passwords.txt`, 30,000 entries from zxcvbn, MIT) is read
 once per process. A password is refused when, lower-cased, it is on the list, or is a listed one
 with digits and symbols added at the end or the start ("password2026!", "1dragon"), or has fewer
 than four different characters ("aaaaaaaa", "abababab"), or contains the account's email, the

@@ -14,11 +14,12 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from mongoengine import DateTimeField, Document, ObjectIdField, StringField
-
-from models.accounts import hash_password, normalise_email, validate_password
-from models.documents import Patient, utcnow
+from models.accounts.documents import PasswordReset, Patient  # noqa: F401 (PasswordReset: for callers)
+from models.accounts.throttle import rate_limit
+from models.accounts.users import hash_password, normalise_email, validate_password
+from models.clock import utcnow
 from models.errors import ValidationFailed
+from models.messages.outbox import enqueue
 
 RESET_MINUTES = 30
 INVITATION_DAYS = 7
@@ -26,19 +27,6 @@ RESETS_PER_ADDRESS = 10  # requests an hour from one client address
 EMAILS_PER_ACCOUNT = 3  # reset emails an hour to one account
 INVALID_LINK = ("This link has expired or has already been used. "
                 "Ask for a new one below.")
-
-
-class PasswordReset(Document):
-    """One emailed set-password link (its token only as a hash)."""
-
-    token_hash = StringField(required=True, unique=True)
-    patient = ObjectIdField(required=True)
-    purpose = StringField(required=True, choices=("reset", "invitation"), default="reset")
-    created_at = DateTimeField(default=utcnow)
-    expires_at = DateTimeField(required=True)
-    used_at = DateTimeField()
-    meta = {"collection": "password_resets", "auto_create_index": False,
-            "indexes": [("patient", "used_at")]}
 
 
 def _hash(token):
@@ -51,8 +39,6 @@ def _account_key(email):
 
 def issue_link(patient, now, purpose="reset"):
     """Create a set-password link for the patient and queue its email; returns the raw token."""
-    from models.outbox import enqueue
-
     token = secrets.token_urlsafe(32)
     life = timedelta(minutes=RESET_MINUTES) if purpose == "reset" else timedelta(days=INVITATION_DAYS)
     link = PasswordReset(token_hash=_hash(token), patient=patient.id, purpose=purpose, created_at=now,
@@ -66,8 +52,6 @@ def issue_link(patient, now, purpose="reset"):
 
 def request_reset(email, ip, now, redis, key):
     """Email a reset link when the account exists; throttled per address (429) and per account."""
-    from models.throttle import rate_limit
-
     rate_limit(redis, key("reset", "ip", ip or "unknown"), RESETS_PER_ADDRESS, 3600)
     try:
         email = normalise_email(email)
@@ -110,6 +94,5 @@ def reset_password(token, password, now):
         raise ValidationFailed(INVALID_LINK, code="invalid_token", fields={"token": "invalid"})
     # Other open links of this patient are spent too: one reset closes them all.
     PasswordReset.objects(patient=patient.id, used_at=None).update(set__used_at=now)
-    patient.update(set__password_hash=hash_password(password), inc__token_generation=1)
-    patient.reload()
+    patient.modify(set__password_hash=hash_password(password), inc__token_generation=1)
     return patient

@@ -1,4 +1,4 @@
-"""The catalog: the clinic, its services, providers and weekly schedules — read often, changed rarely.
+"""The catalog snapshot: the clinic, its services, providers and schedules, loaded in bulk and cached.
 
 Availability and booking read it on every request, so it is loaded in bulk (four queries) and the
 app may install a cache for it (`set_catalog_source`); the cache is invalidated by every save of
@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from bson import ObjectId
 from mongoengine import signals
 
-from models.documents import Clinic, Provider, Schedule, Service, TimeOff
+from models.catalog.documents import Clinic, Provider, Schedule, Service, TimeOff
 from models.errors import NotFound, ValidationFailed
 
 

@@ -19,7 +19,7 @@ ones, so the answers do not reveal which emails exist.
 import hashlib
 from dataclasses import dataclass
 
-from models.accounts import normalise_email
+from models.accounts.users import normalise_email
 from models.errors import Throttled, ValidationFailed
 
 LOCKED_MESSAGE = "Too many sign-in attempts. Please wait and try again."

@@ -1,4 +1,5 @@
-"""Money taken at the front desk: cash or the card terminal, recorded as a Payment so takings add up.
+"""Money taken at the front desk (cash or the card terminal, recorded as a Payment so takings add up),
+and what cancelling an appointment would give back.
 
 Online payments go through Stripe (models/payments/). A staff booking of a paid service is
 confirmed at once and paid at the desk; this module records that payment (method `cash` or
@@ -8,14 +9,16 @@ the money given back at the desk. Stripe is never called for desk money.
 
 from mongoengine import NotUniqueError
 
-from models import booking
-from models.documents import Appointment, Payment, Refund
+from models.audit import appointment_record, audited
+from models.booking.cancellation import cancel
 from models.errors import Conflict, ValidationFailed
+from models.payments.cancellation import refund_due
+from models.payments.documents import Payment, Refund
+from models.payments.ledger import _audit
+
 
 def audit(actor, action, record, outcome="ok"):
     """The payments module's audit writer: works inside a request or outside one (CLI, tests)."""
-    from models.payments import _audit
-
     _audit(actor, action, record, outcome)
 
 
@@ -33,6 +36,7 @@ def due_at_desk(appointment, payment):
     return appointment.amount
 
 
+@audited("appointment.pay", appointment_record)
 def mark_paid_at_desk(appointment, method, now, actor):
     """Record that the patient paid the appointment's price at the desk; returns the Payment.
 
@@ -72,6 +76,7 @@ def mark_paid_at_desk(appointment, method, now, actor):
     return payment
 
 
+@audited("appointment.cancel", appointment_record)
 def cancel_at_desk(appointment, now, reason, actor):
     """Cancel for staff: the booking rule's cancel (Stripe refunds included), and money taken at the
     desk recorded as given back when the refund rule says so.
@@ -80,17 +85,15 @@ def cancel_at_desk(appointment, now, reason, actor):
     """
     if not (reason or "").strip():
         raise ValidationFailed("Give a reason for the cancellation.", fields={"reason": "required"})
-    from models.frontdesk import refund_preview
-
     preview = refund_preview(appointment, now)
     before = Payment.objects(appointment=appointment.id).no_dereference().first()
-    booking.cancel(appointment, now, reason=reason.strip(), by_staff=True, actor=actor)
+    cancel(appointment, now, reason=reason.strip(), by_staff=True, actor=actor)
     if preview is None:
         return appointment, 0, False
     amount, _currency, how = preview
     pending = False
     if how == "card":
-        # booking.cancel asked Stripe; what it reserved (sent, or left pending for the sweeper) counts.
+        # cancel asked Stripe; what it reserved (sent, or left pending for the sweeper) counts.
         after = Payment.objects(id=before.id).first()
         amount = (after.amount_refunded or 0) - (before.amount_refunded or 0)
         pending = any(r.status == "pending" for r in after.refunds[len(before.refunds):])
@@ -107,3 +110,23 @@ def cancel_at_desk(appointment, now, reason, actor):
             amount = 0
     appointment.reload()
     return appointment, amount, pending
+
+
+# --- money on cancellation -----------------------------------------------------------------------
+
+def refund_preview(appointment, now):
+    """What cancelling now would give back: (amount, currency, how) or None when nothing would be.
+
+    `how` is "card" for an online payment (refunded through Stripe) or "desk" for cash or the card
+    terminal (given back at the desk and recorded).
+    """
+    payment = Payment.objects(appointment=appointment.id).no_dereference().first()
+    if payment is None or payment.status != "succeeded":
+        return None
+    if not refund_due(appointment, appointment.status):
+        return None
+    left = payment.amount - (payment.amount_refunded or 0)
+    if left <= 0:
+        return None
+    how = "card" if (payment.method or "online") == "online" else "desk"
+    return left, payment.currency, how

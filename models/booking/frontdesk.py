@@ -12,9 +12,13 @@ from zoneinfo import ZoneInfo
 
 from bson import ObjectId
 
-from models.accounts import _clean_text, hash_password, normalise_email
-from models.booking import _utc, claim_time
-from models.documents import NO_EMAIL_DOMAIN, Appointment, Patient, Payment, deliverable
+from models.accounts.documents import NO_EMAIL_DOMAIN, Patient, deliverable
+from models.accounts.reset import queue_invitation
+from models.accounts.users import _clean_text, hash_password, normalise_email
+from models.audit import appointment_record, audited
+from models.booking import status
+from models.booking.claims import claim_time
+from models.clock import _utc
 from models.errors import Conflict, ValidationFailed
 
 # Staff-created patients without an email get an address in the reserved `.invalid` domain
@@ -35,57 +39,55 @@ def _local_date(dt, tz):
     return _utc(dt).astimezone(ZoneInfo(tz)).date()
 
 
+@audited("appointment.check_in", appointment_record)
 def check_in(appointment, now, tz):
     """Mark a confirmed appointment of today as arrived."""
     if _local_date(appointment.start, tz) != _local_date(now, tz):
         raise Conflict("Only today's appointments can be checked in.", code="not_today")
-    moved = Appointment.objects(id=appointment.id, status="confirmed").update_one(
-        set__status="checked_in", set__updated_at=now, inc__version=1)
+    moved = status.move(appointment.id, "checked_in", now, only_from=("confirmed",))
     if not moved:
         raise Conflict(f"This appointment is {appointment.status.replace('_', ' ')}; only confirmed "
                        "appointments can be checked in.", code="bad_transition")
-    appointment.reload()
-    return appointment
+    return status.adopt(appointment, moved)
 
 
+@audited("appointment.undo_check_in", appointment_record)
 def undo_check_in(appointment, now, tz):
     """Take back a check-in made by mistake (today only): the appointment is confirmed again."""
     if _local_date(appointment.start, tz) != _local_date(now, tz):
         raise Conflict("Only today's check-ins can be undone.", code="not_today")
-    moved = Appointment.objects(id=appointment.id, status="checked_in").update_one(
-        set__status="confirmed", set__updated_at=now)
+    # Not a new version: the reminders queued for it still fit.
+    moved = status.move(appointment.id, "confirmed", now, only_from=("checked_in",), bump=False)
     if not moved:
         raise Conflict("This appointment is not checked in, so there is nothing to undo.",
                        code="bad_transition")
-    appointment.reload()
-    return appointment
+    return status.adopt(appointment, moved)
 
 
+@audited("appointment.no_show", appointment_record)
 def mark_no_show(appointment, now):
     """Mark a confirmed appointment whose start has passed as a no-show."""
     if _utc(appointment.start) > now:
         raise Conflict("An appointment can be marked as a no-show only after it was due to start.",
                        code="not_started")
-    moved = Appointment.objects(id=appointment.id, status="confirmed").update_one(
-        set__status="no_show", set__updated_at=now, inc__version=1)
+    moved = status.move(appointment.id, "no_show", now, only_from=("confirmed",))
     if not moved:
         raise Conflict(f"This appointment is {appointment.status.replace('_', ' ')}; only confirmed "
                        "appointments can be marked as no-shows.", code="bad_transition")
-    appointment.reload()
-    return appointment
+    return status.adopt(appointment, moved)
 
 
+@audited("appointment.undo_no_show", appointment_record)
 def undo_no_show(appointment, now):
     """Take back a no-show (the patient turned up late after all): confirmed again, time re-claimed.
 
     The time is claimed again as a partial claim: units someone else booked since stay theirs.
     """
-    moved = Appointment.objects(id=appointment.id, status="no_show").update_one(
-        set__status="confirmed", set__updated_at=now)
+    moved = status.move(appointment.id, "confirmed", now, only_from=("no_show",), bump=False)
     if not moved:
         raise Conflict("This appointment is not marked as a no-show, so there is nothing to undo.",
                        code="bad_transition")
-    appointment.reload()
+    status.adopt(appointment, moved)
     claim_time(appointment.provider.id, appointment.id, _utc(appointment.block_start),
                _utc(appointment.block_end), None, now, partial=True)
     return appointment
@@ -176,10 +178,8 @@ def create_caller(name, phone, email="", date_of_birth=None, invite=True):
 
 
 def invite_caller(patient):
-    """A caller who gave an email is invited to choose a password (models/reset.py, 7 days)."""
+    """A caller who gave an email is invited to choose a password (models/accounts/reset.py, 7 days)."""
     if has_email(patient):
-        from models.reset import queue_invitation
-
         queue_invitation(patient)
 
 
@@ -197,28 +197,6 @@ def book_new_caller(name, phone, email, date_of_birth, book):
         raise
     invite_caller(patient)
     return patient, appointment
-
-
-# --- money on cancellation -----------------------------------------------------------------------
-
-def refund_preview(appointment, now):
-    """What cancelling now would give back: (amount, currency, how) or None when nothing would be.
-
-    `how` is "card" for an online payment (refunded through Stripe) or "desk" for cash or the card
-    terminal (given back at the desk and recorded).
-    """
-    from models.payments import refund_due
-
-    payment = Payment.objects(appointment=appointment.id).no_dereference().first()
-    if payment is None or payment.status != "succeeded":
-        return None
-    if not refund_due(appointment, appointment.status):
-        return None
-    left = payment.amount - (payment.amount_refunded or 0)
-    if left <= 0:
-        return None
-    how = "card" if (payment.method or "online") == "online" else "desk"
-    return left, payment.currency, how
 
 
 def minutes_left(until, now):

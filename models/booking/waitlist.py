@@ -22,10 +22,16 @@ from datetime import date, datetime, timedelta
 from bson import ObjectId
 from mongoengine import DateField, DateTimeField, Document, ListField, ReferenceField, StringField
 
-from models import booking
-from models.catalog import changed, current_catalog
-from models.documents import Appointment, Patient, Provider, Service, TimeClaim, utcnow  # noqa: F401
+from models.accounts.documents import Patient  # noqa: F401
+from models.booking import status
+from models.booking.claims import claim_time, extend_claims, release_time
+from models.booking.documents import Appointment
+from models.booking.rules import find_slots, service_rules
+from models.catalog.documents import Provider, Service
+from models.catalog.snapshot import changed, current_catalog
+from models.clock import _utc, local_today, utcnow
 from models.errors import Conflict, NotFound, ValidationFailed
+from models.messages import notify
 
 log = logging.getLogger(__name__)
 WAITLIST_STATUSES = ("waiting", "offered", "booked", "expired")
@@ -70,7 +76,7 @@ def join(patient, service_id, provider_id, date_from, date_to, now):
     clinic = catalog.require_clinic()
     service = catalog.service(service_id)
     provider = catalog.provider_for(service, provider_id) if provider_id else None
-    today = booking.local_today(clinic.timezone, now)
+    today = local_today(clinic.timezone, now)
     if not isinstance(date_from, date) or not isinstance(date_to, date):
         raise ValidationFailed("Dates look like 2026-12-01.", fields={"from": "invalid date"})
     if date_to < date_from:
@@ -104,7 +110,7 @@ def offer_is_open(entry, now):
     """True while the entry's offer still holds its time."""
     if entry.status != "offered" or entry.offer is None or entry.offer_expires_at is None:
         return False
-    return booking._utc(entry.offer_expires_at) > now
+    return _utc(entry.offer_expires_at) > now
 
 
 def leave(entry, now):
@@ -124,31 +130,28 @@ def accept(entry, now):
     clinic = current_catalog().require_clinic()
     paid = (appt.amount or 0) > 0
     hold_expires_at = now + timedelta(minutes=clinic.hold_minutes or 15) if paid else None
-    claims = TimeClaim._get_collection()
     # The claims are extended first, and only while the offer still holds them.
-    total = claims.count_documents({"appointment": appt.id})
-    extended = claims.update_many({"appointment": appt.id, "expires_at": {"$gt": now}},
-                                  {"$set": {"expires_at": hold_expires_at}}).modified_count
-    if not total or extended < total:
+    if not extend_claims(appt.id, hold_expires_at, live_after=now):
         raise Conflict("This offer is no longer open.", code="offer_closed")
-    moved = Appointment.objects(id=appt.id, status="held", booked_by=OFFER_MARK, hold_expires_at__gt=now).update_one(
-        set__status="held" if paid else "confirmed", set__hold_expires_at=hold_expires_at,
-        set__booked_by="waitlist", set__updated_at=now)
+    # The offer becomes the patient's own booking; not a new version (nothing was queued for the offer).
+    moved = status.move(appt.id, "held" if paid else "confirmed", now, only_from=("held",), bump=False,
+                        where={"booked_by": OFFER_MARK, "hold_expires_at__gt": now},
+                        set__hold_expires_at=hold_expires_at, set__booked_by="waitlist")
     if not moved:
         raise Conflict("This offer is no longer open.", code="offer_closed")
     WaitlistEntry.objects(id=entry.id, status="offered").update_one(
         set__status="booked", set__updated_at=now, set__note="You accepted the offered time.")
     changed("availability")
-    appt.reload()
+    status.adopt(appt, moved)
     entry.reload()
     return appt
 
 
 def _end_offer(appointment_id, now, why):
     """Close an offer's held appointment and give its time back (a guarded update)."""
-    moved = Appointment.objects(id=appointment_id, status="held", booked_by=OFFER_MARK).update_one(
-        set__status="expired", set__updated_at=now, set__cancel_reason=f"Waitlist offer {why}.")
-    booking.release_time(appointment_id, now=now, only_expiring=True)
+    moved = status.move(appointment_id, "expired", now, only_from=("held",), bump=False,
+                        where={"booked_by": OFFER_MARK}, set__cancel_reason=f"Waitlist offer {why}.")
+    release_time(appointment_id, now=now, only_expiring=True)
     return moved
 
 
@@ -158,7 +161,7 @@ def expire_lapsed(now):
     for entry in WaitlistEntry.objects(status="offered"):
         appt = Appointment.objects(id=entry.offer.id).only("status", "booked_by").first() if entry.offer else None
         still_offered = appt is not None and appt.status == "held" and appt.booked_by == OFFER_MARK
-        if still_offered and entry.offer_expires_at and booking._utc(entry.offer_expires_at) > now:
+        if still_offered and entry.offer_expires_at and _utc(entry.offer_expires_at) > now:
             continue
         if still_offered:
             _end_offer(appt.id, now, "lapsed")
@@ -168,7 +171,7 @@ def expire_lapsed(now):
         ended += 1
     clinic = current_catalog().clinic
     if clinic is not None:
-        today = booking.local_today(clinic.timezone, now)
+        today = local_today(clinic.timezone, now)
         ended += WaitlistEntry.objects(status="waiting", date_to__lt=today).update(
             set__status="expired", set__updated_at=now, set__note="The dates you asked for have passed.")
     return ended
@@ -184,7 +187,7 @@ def offer_free_times(now, provider_id=None):
     clinic = catalog.clinic
     if clinic is None:
         return []
-    today = booking.local_today(clinic.timezone, now)
+    today = local_today(clinic.timezone, now)
     offered = []
     for entry in WaitlistEntry.objects(status="waiting").order_by("created_at", "id").no_dereference():
         try:
@@ -201,8 +204,8 @@ def offer_free_times(now, provider_id=None):
         if not providers or entry.date_to < first:
             continue
         days = (entry.date_to - first).days + 1
-        declined = {booking._utc(d) for d in entry.declined or []}
-        for start, end, provider in booking.find_slots(service, providers, clinic, first, days, now):
+        declined = {_utc(d) for d in entry.declined or []}
+        for start, end, provider in find_slots(service, providers, clinic, first, days, now):
             if start in declined:
                 continue
             if _make_offer(entry, service, provider, start, end, clinic, now):
@@ -213,7 +216,7 @@ def offer_free_times(now, provider_id=None):
 
 def _make_offer(entry, service, provider, start, end, clinic, now):
     """Hold one time for the entry's patient; False when someone took it first."""
-    rules = booking.service_rules(service, clinic)
+    rules = service_rules(service, clinic)
     expires = now + timedelta(minutes=offer_minutes())
     appt = Appointment(
         id=ObjectId(), patient=entry.patient.id, provider=provider.id, service=service.id, start=start, end=end,
@@ -221,13 +224,13 @@ def _make_offer(entry, service, provider, start, end, clinic, now):
         hold_expires_at=expires, amount=service.price, currency=service.currency, created_at=now,
         updated_at=now, booked_by=OFFER_MARK)
     try:
-        booking.claim_time(provider.id, appt.id, appt.block_start, appt.block_end, expires, now)
+        claim_time(provider.id, appt.id, appt.block_start, appt.block_end, expires, now)
     except Conflict:
         return False
     try:
         appt.save(force_insert=True)
     except Exception:
-        booking.release_time(appt.id)
+        release_time(appt.id)
         raise
     moved = WaitlistEntry.objects(id=entry.id, status="waiting").update_one(
         set__status="offered", set__offer=appt.id, set__offer_expires_at=expires, set__updated_at=now,
@@ -235,8 +238,6 @@ def _make_offer(entry, service, provider, start, end, clinic, now):
     if not moved:  # the patient left meanwhile: give the time back
         _end_offer(appt.id, now, "withdrawn")
         return False
-    from models import notify
-
     entry.reload()
     notify.waitlist_offer(entry, service, provider, start, end, now)
     return True

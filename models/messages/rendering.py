@@ -10,7 +10,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-from models.documents import Appointment, Clinic, Patient, Payment
+from models.accounts.documents import Patient
+from models.booking.documents import Appointment
+from models.catalog.documents import Clinic
+from models.clock import human_time
+from models.payments.documents import Payment
 
 UTC = timezone.utc
 SYMBOLS = {"gbp": "£", "eur": "€", "usd": "$"}
@@ -41,9 +45,7 @@ def money(amount, currency):
 
 def local_time(dt, tz):
     """An instant in the clinic's zone with the zone named: 'Tuesday 24 November 2026, 09:00 GMT'."""
-    from models.booking import human_time  # the one formatter pages and emails share
-
-    return human_time(dt, tz)
+    return human_time(dt, tz)  # the one formatter pages and emails share
 
 
 def _instant(value):

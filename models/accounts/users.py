@@ -1,4 +1,4 @@
-"""Accounts: password hashing (argon2id), patients and staff users."""
+"""Users: password hashing (argon2id), registering patients, creating staff, signing in."""
 
 import threading
 import unicodedata
@@ -7,9 +7,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from mongoengine import NotUniqueError
 
-from models.documents import ROLES, Patient, StaffUser
+from models.accounts.documents import ROLES, Patient, StaffUser
+from models.accounts.passwords import MAX_PASSWORD, MIN_PASSWORD, check_password_rules  # noqa: F401
 from models.errors import Conflict, Throttled, ValidationFailed
-from models.passwords import MAX_PASSWORD, MIN_PASSWORD, check_password_rules  # noqa: F401
 
 hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 # Each argon2 computation takes 64 MiB: a burst of sign-ins must queue, not exhaust memory.
@@ -77,7 +77,7 @@ def normalise_email(raw):
 
 
 def validate_password(password, field="password", email="", name=""):
-    """Length 8 to 256, not a common password, not containing the email or name (models/passwords.py)."""
+    """Length 8 to 256, not a common password, not containing the email or name (models/accounts/passwords.py)."""
     return check_password_rules(password, field, email=email, name=name)
 
 
@@ -150,6 +150,5 @@ def change_patient_password(patient, current, new):
         raise ValidationFailed("The current password is not correct.",
                                fields={"current_password": "incorrect"})
     validate_password(new, "new_password", email=patient.email, name=patient.name)
-    patient.update(set__password_hash=hash_password(new), inc__token_generation=1)
-    patient.reload()
+    patient.modify(set__password_hash=hash_password(new), inc__token_generation=1)
     return patient

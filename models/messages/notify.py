@@ -1,19 +1,20 @@
 """The messages patient self-service sends: reschedule notices and waitlist offers, via the outbox.
 
-Both queue an `OutboxMessage` (models/outbox.py) right after the change that causes it; the sweep
+Both queue an `OutboxMessage` (models/messages/outbox.py) right after the change that causes it; the sweep
 sends it. Queuing never undoes the change: a failure is logged and the Outbox view shows the gap.
 """
 
 import logging
 
-from models import outbox
-from models.documents import Patient
+from models.accounts.documents import Patient
+from models.clock import as_utc
+from models.messages import outbox
 
 log = logging.getLogger(__name__)
 
 
 def _iso(dt):
-    return outbox._utc(dt).isoformat()
+    return as_utc(dt).isoformat()
 
 
 def rescheduled(appointment, old_start, now):

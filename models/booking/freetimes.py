@@ -14,9 +14,9 @@ from datetime import date, datetime, time, timedelta, timezone
 from operator import itemgetter
 from zoneinfo import ZoneInfo
 
-from models.availability import EPOCH, free_starts
-from models.booking import load_window, schedule_days, service_rules
-from models.catalog import current_catalog
+from models.booking.availability import EPOCH, free_starts
+from models.booking.rules import load_window, schedule_days, service_rules
+from models.catalog.snapshot import current_catalog
 
 UTC = timezone.utc
 _US = 1_000_000

@@ -1,0 +1,90 @@
+"""The accounts' documents: patients, staff users and the set-password links."""
+
+from mongoengine import (
+    BooleanField,
+    DateField,
+    DateTimeField,
+    Document,
+    IntField,
+    ObjectIdField,
+    ReferenceField,
+    StringField,
+)
+
+from models.catalog.documents import Provider
+from models.clock import utcnow
+
+ROLES = ("admin", "reception", "provider")
+# Callers added at the desk without an email get a unique address in this reserved domain (RFC
+# 6761: nothing can be delivered there), so `Patient.email` stays unique and required.
+NO_EMAIL_DOMAIN = "no-email.invalid"
+
+
+def deliverable(address):
+    """True for an email address worth sending to (not a desk placeholder)."""
+    return bool(address) and not str(address).lower().endswith("@" + NO_EMAIL_DOMAIN)
+
+
+class Patient(Document):
+    """A patient who books through the portal."""
+
+    email = StringField(required=True, max_length=254, unique=True)  # normalised lower case
+    name = StringField(required=True, max_length=200)
+    phone = StringField(max_length=50, default="")
+    date_of_birth = DateField()  # optional; reception finds callers by it
+    password_hash = StringField(required=True)
+    active = BooleanField(default=True)
+    created_at = DateTimeField(default=utcnow)
+    # Tokens carry the generation they were issued in; bumping it (password change) revokes them all.
+    token_generation = IntField(default=0)
+    meta = {"collection": "patients", "auto_create_index": False, "indexes": ["name"]}
+
+    def __str__(self):
+        return f"{self.name} <{self.email}>"
+
+
+class StaffUser(Document):
+    """A member of clinic staff who signs in to the back office."""
+
+    email = StringField(required=True, max_length=254, unique=True)
+    name = StringField(max_length=200, default="")
+    password_hash = StringField(required=True)
+    role = StringField(required=True, choices=ROLES)
+    provider = ReferenceField(Provider)  # for role "provider": whose schedule they manage
+    active = BooleanField(default=True)
+    created_at = DateTimeField(default=utcnow)
+    session_version = IntField(default=0)  # bumped to end every session of this user
+    meta = {"collection": "staff_users", "auto_create_index": False}
+
+    # Flask-Login's user protocol.
+    @property
+    def is_authenticated(self):
+        return True
+
+    @property
+    def is_active(self):
+        return bool(self.active)
+
+    @property
+    def is_anonymous(self):
+        return False
+
+    def get_id(self):
+        """The id Flask-Login keeps in the session, tied to the session version."""
+        return f"{self.id}:{self.session_version}"
+
+    def __str__(self):
+        return f"{self.name or self.email} ({self.role})"
+
+
+class PasswordReset(Document):
+    """One emailed set-password link (its token only as a hash)."""
+
+    token_hash = StringField(required=True, unique=True)
+    patient = ObjectIdField(required=True)
+    purpose = StringField(required=True, choices=("reset", "invitation"), default="reset")
+    created_at = DateTimeField(default=utcnow)
+    expires_at = DateTimeField(required=True)
+    used_at = DateTimeField()
+    meta = {"collection": "password_resets", "auto_create_index": False,
+            "indexes": [("patient", "used_at")]}

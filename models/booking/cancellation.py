@@ -1,0 +1,57 @@
+"""Cancelling: within the service's policy for a patient, at any time for staff; the time goes back,
+the money is settled by whoever subscribed to `hooks.after_cancel` (payments), the notice is queued
+and the freed time is offered to the waitlist."""
+
+from datetime import timedelta
+
+from models.audit import appointment_record, audited
+from models.booking import hooks, status
+from models.booking.claims import release_time
+from models.booking.rules import effective_status
+from models.booking.waitlist import time_freed
+from models.catalog.documents import Clinic
+from models.clock import as_utc as _utc
+from models.errors import Conflict
+from models.messages.outbox import appointment_cancelled
+
+def cancellation_blocker(appointment, now, clinic=None):
+    """Why the patient may not cancel online now, or None when they may."""
+    status = effective_status(appointment, now)
+    if status not in ("held", "confirmed"):
+        return f"This appointment is {status.replace('_', ' ')} and cannot be cancelled."
+    if status == "held":
+        return None
+    window = timedelta(hours=appointment.service.cancellation_window_hours or 0)
+    if _utc(appointment.start) - now < window:
+        clinic = clinic or Clinic.get()
+        phone = f" on {clinic.phone}" if clinic and clinic.phone else ""
+        hours = appointment.service.cancellation_window_hours
+        return (f"Appointments for {appointment.service.name} can't be cancelled online less than "
+                f"{hours} hour{'s' if hours != 1 else ''} before they start. Please call the clinic{phone}.")
+    return None
+
+
+@audited("appointment.cancel", appointment_record)
+def cancel(appointment, now, reason="", by_staff=False, actor=None):
+    """Cancel an appointment within policy (staff may cancel at any time) and free its time.
+
+    `actor` ("patient:<id>", "staff:<id>") is recorded on the refund's audit event.
+    """
+    if not by_staff:
+        blocker = cancellation_blocker(appointment, now)
+        if blocker:
+            raise Conflict(blocker, code="cancellation_window")
+    moved = status.move(appointment.id, "cancelled", now, only_from=("held", "confirmed", "checked_in"),
+                        set__cancel_reason=reason[:500])
+    if not moved:
+        raise Conflict("This appointment was already closed.", code="already_closed")
+    release_time(appointment.id)
+    # Its money: a refund when paid and due, or the unfinished payment stopped at Stripe
+    # (payments.after_cancellation, subscribed through the hook: payments sits above booking).
+    hooks.cancelled(appointment, now, by_staff=by_staff, status_before=appointment.status, actor=actor)
+    if appointment.status != "held":  # an abandoned unpaid hold was never confirmed by email
+        appointment_cancelled(appointment, now)  # queued reminders of the old version drop
+    # The freed time goes to the first patient in line.
+    time_freed(appointment.provider.id, now)
+    appointment.reload()
+    return appointment

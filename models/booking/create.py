@@ -1,0 +1,201 @@
+"""Making a booking: the checks a new appointment passes, then its claims, the appointment and its
+audit event written together (one command on MongoDB 8.0), and its confirmation queued.
+
+No double booking: see `models/booking/claims.py` (the one writer of time claims).
+"""
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+import pymongo.errors
+from bson import ObjectId
+from flask import current_app, has_app_context
+from mongoengine import signals
+
+from models.booking.availability import why_not_bookable
+from models.booking.claims import _claim, _claim_docs, drop_claims, release_time
+from models.booking.documents import ACTIVE_STATUSES, Appointment, TimeClaim
+from models.booking.rules import REASONS, _time_off, is_blocking, schedule_days, service_rules
+from models.catalog.snapshot import changed, current_catalog
+from models.clock import _utc, local_today
+from models.errors import Conflict, ValidationFailed
+from models.messages.outbox import appointment_confirmed  # confirmation, reminders: sent by the sweep
+from models.messages.rendering import appointment_ics
+
+def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked_by="patient",
+         pay_online=True, override=False, by_staff=False, notes="", audit=None):
+    """Book a time: `confirmed` at once when free of charge, else `held` until the hold expires.
+
+    Staff bookings pass `pay_online=False` (confirmed at once, paid at the desk) and may pass
+    `override=True` to book over a conflict: such an appointment claims every unit of its time that
+    nobody else holds (so later bookings still cannot land on it), is marked `override`, and the
+    caller audits it. Hours, grid, notice and horizon still apply.
+
+    `by_staff=True` (any staff booking) lifts the minimum notice and the booking grid, and admits
+    a walk-in that already started today; working hours, time off and the horizon still apply.
+    `notes` (e.g. the override's reason) is written with the appointment itself.
+    `audit`, an unsaved AuditEvent, is written with the booking (its record defaults to the
+    appointment) in the same database command when the server allows.
+    """
+    if not isinstance(start, datetime) or start.tzinfo is None:
+        raise ValidationFailed("The start time needs a timezone offset.", fields={"start": "needs an offset"})
+    if not 2000 <= start.year <= 2200:
+        # Far-off years are not bookable, and would overflow the arithmetic below.
+        raise ValidationFailed("That time is too far ahead to book yet.", code="not_bookable_horizon",
+                               fields={"start": "horizon"})
+    start = _utc(start)
+    catalog = current_catalog()
+    clinic = catalog.require_clinic()
+    service = catalog.service(service_id)
+    provider = catalog.provider_for(service, provider_id)
+    rules = service_rules(service, clinic)
+    week, overrides = schedule_days(catalog.schedules.get(provider.id))
+    time_off = _time_off(catalog, [provider.id], start - rules.buffer_before,
+                         start + rules.duration + rules.buffer_after)[provider.id]
+    # Busy time is not read here: the claim below is the guard, and it cannot race.
+    check_now = now
+    if by_staff:
+        rules = replace(rules, min_notice=timedelta(0))
+        if start < now and local_today(clinic.timezone, start) == local_today(clinic.timezone, now):
+            check_now = start  # a walk-in who already started today
+    reason = why_not_bookable(tz=clinic.timezone, days=week, overrides=overrides, time_off=time_off,
+                              busy=[], rules=rules, now=check_now, start=start)
+    if reason == "off_grid" and by_staff:
+        away = any(s < start + rules.duration + rules.buffer_after and e > start - rules.buffer_before
+                   for s, e in time_off)
+        reason = "busy" if away else None
+    if reason == "busy" and not override:
+        raise Conflict("The provider is away at that time.", code="provider_away")
+    if reason and reason != "busy":
+        raise ValidationFailed(REASONS[reason], code=f"not_bookable_{reason}", fields={"start": reason})
+    end = start + rules.duration
+    # One read of the patient's live appointments serves the overlap check and the hold limits.
+    mine = [a for a in Appointment.objects(patient=patient.id, status__in=ACTIVE_STATUSES, end__gt=now).only(
+        "status", "hold_expires_at", "start", "end") if is_blocking(a, now)]
+    if any(_utc(a.start) < end and _utc(a.end) > start for a in mine) and not override:
+        raise Conflict("You already have an appointment at that time.", code="patient_overlap")
+    paid = service.price > 0 and pay_online
+    if not str(booked_by).startswith("staff"):
+        check_hold_limits(mine, clinic, paid)
+    hold_minutes = hold_minutes or clinic.hold_minutes or 15
+    hold_expires_at = now + timedelta(minutes=hold_minutes) if paid else None
+    appointment = Appointment(
+        id=ObjectId(), patient=patient, provider=provider, service=service, start=start, end=end,
+        block_start=start - rules.buffer_before, block_end=end + rules.buffer_after,
+        status="held" if paid else "confirmed", hold_expires_at=hold_expires_at,
+        amount=service.price, currency=service.currency, created_at=now, updated_at=now,
+        booked_by=booked_by, override=override, notes=notes[:2000])
+    _write_booking(appointment, provider.id, hold_expires_at, now, override, audit)
+    if appointment.status == "confirmed":
+        appointment_confirmed(appointment, now, fresh=True)
+    return appointment
+
+
+def check_hold_limits(live, clinic, creates_hold):
+    """Refuse (409 too_many_holds) past the clinic's MAX_HELD unpaid holds or MAX_UPCOMING appointments."""
+    max_held, max_upcoming = clinic.max_held or 2, clinic.max_upcoming or 6
+    if creates_hold and sum(1 for a in live if a.status == "held") >= max_held:
+        raise Conflict(f"You already have {max_held} bookings waiting for payment. Pay for or cancel one "
+                       "before booking another.", code="too_many_holds")
+    if len(live) >= max_upcoming:
+        raise Conflict(f"You already have {max_upcoming} upcoming appointments, the most that can be booked "
+                       "online. Please call the clinic to book more.", code="too_many_holds")
+
+
+# MongoDB 8.0's client-level bulkWrite lets the claims, the appointment and its audit event go in one
+# ordered command; False once the server turned out older (then one command each).
+_one_batch = True
+
+
+def _write_booking(appointment, provider_id, expires_at, now, override, audit):
+    """Write a booking's claims, then the appointment, then its audit event; tell the caches last.
+
+    The caches hear of it only once the appointment is written, so a free-time read that sees the
+    new version also sees the appointment. Raises Conflict (nothing written) when the time is taken.
+    """
+    global _one_batch
+    if audit is not None and not audit.record:
+        audit.record = f"Appointment:{appointment.id}"
+    done = False
+    if _one_batch and not override:
+        try:
+            done = _write_in_one_batch(appointment, provider_id, expires_at, audit)
+        except pymongo.errors.InvalidOperation:  # the server is older than MongoDB 8.0
+            _one_batch = False
+    if not done:
+        # Some unit is claimed already (perhaps by a lapsed hold, which may be taken over) or the
+        # server cannot batch across collections: claim with takeovers, then write the rest.
+        _claim(provider_id, appointment.id, appointment.block_start, appointment.block_end,
+               expires_at, now, partial=override)
+        try:
+            appointment.save(force_insert=True)
+        except Exception:
+            release_time(appointment.id)
+            raise
+        if audit is not None:
+            audit.save()
+    changed("availability", provider=provider_id)
+
+
+def _write_in_one_batch(appointment, provider_id, expires_at, audit):
+    """One ordered bulkWrite: claims, appointment, audit. True when written; False when a unit was
+    taken (whatever landed is given back); raises on other failures, leaving nothing behind."""
+    # Written without save(), so MongoEngine's save signals are sent here, as save() would.
+    signals.pre_save.send(Appointment, document=appointment)
+    appointment.validate()
+    db = Appointment._get_db()
+    claims_ns = f"{db.name}.{TimeClaim._get_collection_name()}"
+    docs = _claim_docs(provider_id, appointment.id, appointment.block_start, appointment.block_end, expires_at)
+    ops = [pymongo.InsertOne(d, namespace=claims_ns) for d in docs]
+    ops.append(pymongo.InsertOne(appointment.to_mongo(), namespace=f"{db.name}.{Appointment._get_collection_name()}"))
+    if audit is not None:
+        audit.id = audit.id or ObjectId()
+        audit.validate()
+        ops.append(pymongo.InsertOne(audit.to_mongo(), namespace=f"{db.name}.{type(audit)._get_collection_name()}"))
+    try:
+        db.client.bulk_write(ops, ordered=True)
+    except pymongo.errors.ClientBulkWriteException as exc:
+        first = min(exc.write_errors or [], key=lambda e: e["idx"], default=None)
+        failed = first["idx"] if first else None
+        if audit is not None and failed == len(ops) - 1 and exc.error is None:
+            # Only the audit event failed: the booking stands; try the event on its own.
+            _mark_written(appointment)
+            signals.post_save.send(Appointment, document=appointment, created=True)
+            audit.save()
+            return True
+        _undo_batch(appointment)
+        if failed is not None and failed < len(docs) and exc.error is None and first.get("code") == 11000:
+            return False
+        raise
+    except pymongo.errors.InvalidOperation:
+        raise  # nothing was sent
+    except pymongo.errors.PyMongoError:
+        _undo_batch(appointment)
+        raise
+    _mark_written(appointment)
+    signals.post_save.send(Appointment, document=appointment, created=True)
+    if audit is not None:
+        _mark_written(audit)
+        signals.post_save.send(type(audit), document=audit, created=True)
+    return True
+
+
+def _undo_batch(appointment):
+    """Best effort: remove whatever part of a failed batch landed (the sweeper covers the rest)."""
+    try:
+        drop_claims(appointment.id)
+        Appointment._get_collection().delete_one({"_id": appointment.id})
+    except pymongo.errors.PyMongoError:
+        pass
+
+
+def _mark_written(document):
+    """Let a document inserted outside save() behave as saved (later saves update it)."""
+    document._created = False
+    document._clear_changed_fields()
+
+
+def ics_for(appointment, clinic):
+    """An iCalendar (.ics) document for one appointment (the same file the confirmation email carries)."""
+    public_url = current_app.config.get("PUBLIC_URL", "") if has_app_context() else ""
+    return appointment_ics(appointment, clinic, public_url)

@@ -1,0 +1,71 @@
+"""The booking's documents: appointments and the 5-minute time claims that keep them from overlapping."""
+
+from mongoengine import (
+    BooleanField,
+    DateTimeField,
+    Document,
+    IntField,
+    ReferenceField,
+    StringField,
+)
+
+from models.accounts.documents import Patient
+from models.catalog.documents import Provider, Service
+from models.clock import utcnow
+
+APPOINTMENT_STATUSES = ("held", "confirmed", "checked_in", "completed", "no_show", "cancelled", "expired")
+# Statuses whose time is claimed (a held one only until its hold expires).
+ACTIVE_STATUSES = ("held", "confirmed", "checked_in")
+
+
+class Appointment(Document):
+    """A booking of one service with one provider for one patient."""
+
+    patient = ReferenceField(Patient, required=True)
+    provider = ReferenceField(Provider, required=True)
+    service = ReferenceField(Service, required=True)
+    start = DateTimeField(required=True)
+    end = DateTimeField(required=True)
+    # The provider time this appointment blocks: start/end widened by the service's buffers.
+    block_start = DateTimeField(required=True)
+    block_end = DateTimeField(required=True)
+    status = StringField(required=True, choices=APPOINTMENT_STATUSES, default="held")
+    hold_expires_at = DateTimeField()
+    amount = IntField(default=0, min_value=0)
+    currency = StringField(default="gbp")
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+    booked_by = StringField(default="patient")  # "patient" or "staff:<id>"
+    override = BooleanField(default=False)  # staff booked over a conflict, audited
+    cancel_reason = StringField(max_length=500, default="")
+    notes = StringField(max_length=2000, default="")
+    # Bumped by every change of status or time; queued email for an older version is dropped.
+    version = IntField(default=0)
+    meta = {
+        "collection": "appointments",
+        "auto_create_index": False,
+        "indexes": [
+            ("provider", "block_start"),
+            ("patient", "start"),
+            ("status", "hold_expires_at"),
+            "start",
+        ],
+    }
+
+
+class TimeClaim(Document):
+    """One claimed 5-minute unit of a provider's time; the unique index forbids double booking."""
+
+    provider = ReferenceField(Provider, required=True)
+    unit = DateTimeField(required=True)  # UTC, on the 5-minute grid
+    appointment = ReferenceField(Appointment, required=True)
+    # Claims of an unpaid hold lapse at this instant; a later booking may take them over.
+    expires_at = DateTimeField()
+    meta = {
+        "collection": "time_claims",
+        "auto_create_index": False,
+        "indexes": [
+            {"fields": ("provider", "unit"), "unique": True},
+            "appointment",
+        ],
+    }

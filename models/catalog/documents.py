@@ -1,0 +1,166 @@
+"""The catalog's documents: the clinic, its services, providers, weekly schedules and time off.
+
+Schedules are local wall-clock times ("HH:MM") in the clinic's IANA zone; money is an integer in
+minor units plus an ISO currency code.
+"""
+
+import re
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from mongoengine import (
+    BooleanField,
+    DateField,
+    DateTimeField,
+    Document,
+    EmailField,
+    EmbeddedDocument,
+    EmbeddedDocumentListField,
+    IntField,
+    ListField,
+    ReferenceField,
+    StringField,
+    ValidationError,
+)
+
+
+HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+REFUND_RULES = ("full", "none")
+
+
+def _validate_zone(name):
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"{name!r} is not an IANA timezone") from None
+
+
+def _validate_currency(code):
+    if not re.fullmatch(r"[a-z]{3}", code or ""):
+        raise ValidationError("currency must be a three-letter ISO code in lower case")
+
+
+class Clinic(Document):
+    """The clinic: its timezone, currency and default policies (one per installation)."""
+
+    name = StringField(required=True, max_length=200)
+    timezone = StringField(required=True, default="Europe/London", validation=_validate_zone)
+    currency = StringField(required=True, default="gbp", validation=_validate_currency)
+    hold_minutes = IntField(default=15, min_value=1, max_value=24 * 60)
+    slot_step_minutes = IntField(default=15, min_value=5, max_value=240)
+    default_cancellation_hours = IntField(default=24, min_value=0)
+    phone = StringField(max_length=50, default="")
+    # Per patient, booking online (every door but staff): unpaid holds at once, upcoming appointments.
+    max_held = IntField(default=2, min_value=1, max_value=100)
+    max_upcoming = IntField(default=6, min_value=1, max_value=1000)
+    meta = {"collection": "clinics", "auto_create_index": False}
+
+    @classmethod
+    def get(cls):
+        """The installation's clinic (the first one)."""
+        return cls.objects.order_by("id").first()
+
+    def __str__(self):
+        return self.name
+
+
+class Service(Document):
+    """A bookable service with its booking policy."""
+
+    name = StringField(required=True, max_length=200, unique=True)
+    description = StringField(max_length=1000, default="")  # shown to patients on the booking page
+    duration_minutes = IntField(required=True, min_value=5, max_value=8 * 60)
+    price = IntField(required=True, min_value=0)  # minor units
+    currency = StringField(required=True, default="gbp", validation=_validate_currency)
+    buffer_before_minutes = IntField(default=0, min_value=0, max_value=240)
+    buffer_after_minutes = IntField(default=0, min_value=0, max_value=240)
+    min_notice_minutes = IntField(default=60, min_value=0)
+    horizon_days = IntField(default=60, min_value=1, max_value=730)
+    cancellation_window_hours = IntField(default=24, min_value=0)
+    refund_rule = StringField(default="full", choices=REFUND_RULES)
+    active = BooleanField(default=True)
+    # Hours before the start at which a reminder email goes out (none if booked inside one).
+    reminder_hours = ListField(IntField(min_value=1, max_value=24 * 14), default=lambda: [24, 2])
+    meta = {"collection": "services", "auto_create_index": False, "indexes": ["active"]}
+
+    def clean(self):
+        """Durations and buffers sit on the 5-minute grid that time claims use."""
+        for field in ("duration_minutes", "buffer_before_minutes", "buffer_after_minutes"):
+            if (getattr(self, field) or 0) % 5:
+                raise ValidationError(f"{field} must be a multiple of 5", field_name=field)
+
+    def __str__(self):
+        return self.name
+
+
+class Provider(Document):
+    """A clinician who delivers services."""
+
+    name = StringField(required=True, max_length=200)
+    email = EmailField(max_length=254)
+    services = ListField(ReferenceField(Service))
+    active = BooleanField(default=True)
+    meta = {"collection": "providers", "auto_create_index": False, "indexes": ["services", "active"]}
+
+    def __str__(self):
+        return self.name
+
+
+class Break(EmbeddedDocument):
+    """A break inside one day's working hours."""
+
+    start = StringField(required=True, regex=HHMM.pattern)
+    end = StringField(required=True, regex=HHMM.pattern)
+
+    def clean(self):
+        """A break ends after it starts."""
+        if self.start and self.end and self.end <= self.start:
+            raise ValidationError("a break must end after it starts")
+
+
+class DayHours(EmbeddedDocument):
+    """Working hours for one weekday, local wall-clock time."""
+
+    weekday = IntField(required=True, min_value=0, max_value=6)  # 0 = Monday
+    start = StringField(required=True, regex=HHMM.pattern)
+    end = StringField(required=True, regex=HHMM.pattern)
+    breaks = EmbeddedDocumentListField(Break)
+
+    def clean(self):
+        """Hours end after they start and breaks sit inside them."""
+        if self.start and self.end and self.end <= self.start:
+            raise ValidationError("working hours must end after they start")
+        for brk in self.breaks or []:
+            if brk.start < self.start or brk.end > self.end:
+                raise ValidationError("a break must lie inside the working hours")
+
+
+class DateOverride(EmbeddedDocument):
+    """Replaces the weekly hours on one local date (no intervals means closed)."""
+
+    date = DateField(required=True)
+    intervals = ListField(ListField(StringField(regex=HHMM.pattern), max_length=2))
+
+
+class Schedule(Document):
+    """A provider's weekly schedule with breaks and date overrides."""
+
+    provider = ReferenceField(Provider, required=True, unique=True)
+    days = EmbeddedDocumentListField(DayHours)
+    overrides = EmbeddedDocumentListField(DateOverride)
+    meta = {"collection": "schedules", "auto_create_index": False}
+
+
+class TimeOff(Document):
+    """A provider's absence, as UTC instants."""
+
+    provider = ReferenceField(Provider, required=True)
+    start = DateTimeField(required=True)
+    end = DateTimeField(required=True)
+    reason = StringField(max_length=200, default="")
+    meta = {"collection": "time_off", "auto_create_index": False,
+            "indexes": [("provider", "start", "end")]}
+
+    def clean(self):
+        """Time off ends after it starts."""
+        if self.start and self.end and self.end <= self.start:
+            raise ValidationError("time off must end after it starts")

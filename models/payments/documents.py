@@ -1,0 +1,72 @@
+"""The payments' documents: one Payment per appointment with its refunds, and Stripe's events as received."""
+
+from mongoengine import (
+    DateTimeField,
+    Document,
+    EmbeddedDocument,
+    EmbeddedDocumentListField,
+    IntField,
+    ReferenceField,
+    StringField,
+)
+
+from models.accounts.documents import Patient
+from models.booking.documents import Appointment
+from models.clock import utcnow
+
+PAYMENT_STATUSES = ("pending", "processing", "succeeded", "failed", "canceled", "refunded")
+
+
+class Refund(EmbeddedDocument):
+    """One refund against a payment."""
+
+    stripe_refund = StringField()
+    amount = IntField(required=True, min_value=1)
+    status = StringField(default="pending")
+    created_at = DateTimeField(default=utcnow)
+    reason = StringField(default="")
+
+
+class Payment(Document):
+    """The money side of an appointment, mirrored from Stripe."""
+
+    appointment = ReferenceField(Appointment, required=True, unique=True)
+    patient = ReferenceField(Patient, required=True)
+    amount = IntField(required=True, min_value=0)
+    currency = StringField(required=True)
+    status = StringField(required=True, choices=PAYMENT_STATUSES, default="pending")
+    flow = StringField(choices=("elements", "checkout"), default="elements")
+    stripe_payment_intent = StringField()
+    stripe_checkout_session = StringField()
+    # How the money came: online through Stripe, or taken at the front desk (models/desk_payments).
+    method = StringField(choices=("online", "cash", "card_terminal"), default="online")
+    paid_at = DateTimeField()  # set for desk payments
+    amount_refunded = IntField(default=0, min_value=0)
+    refunds = EmbeddedDocumentListField(Refund)
+    # Set when Stripe's money did not match what the Payment asks for (refunded; staff should look).
+    flag = StringField(default="", max_length=300)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+    meta = {
+        "collection": "payments",
+        "auto_create_index": False,
+        "indexes": [
+            {"fields": ["stripe_payment_intent"], "sparse": True},
+            {"fields": ["stripe_checkout_session"], "sparse": True},
+            ("status", "updated_at"),
+        ],
+    }
+
+
+class StripeEvent(Document):
+    """A Stripe webhook event, stored once by its id."""
+
+    event_id = StringField(required=True, unique=True)
+    type = StringField(required=True)
+    object_id = StringField()
+    created = DateTimeField()
+    received_at = DateTimeField(default=utcnow)
+    processed_at = DateTimeField()
+    outcome = StringField(default="received")
+    meta = {"collection": "stripe_events", "auto_create_index": False,
+            "indexes": ["-received_at", "object_id"]}
