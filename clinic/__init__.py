@@ -62,28 +62,16 @@ def create_app(config=None):
 
     register_error_handlers(app)
 
+    import portal
     from clinic import health, monitoring, security
-    from portal import api, pages
     from webhooks import stripe_webhook
 
     security.init_app(app)
     monitoring.init_app(app)
     app.register_blueprint(health.bp)
-    from portal import openapi
-
-    openapi.init_app(app)  # the JSON doors' blueprints (flask-smorest) and /api/openapi.json
-    app.register_blueprint(pages.bp)
+    portal.init_app(app)  # pages, and the JSON doors through flask-smorest with /api/openapi.json
     app.register_blueprint(stripe_webhook.bp)
-    from portal import payment
-
-    app.register_blueprint(payment.page_bp)
-    csrf.exempt(payment.api_bp)
-    from portal import account
-
-    app.register_blueprint(account.page_bp)
-    csrf.exempt(account.api_bp)
     # The JSON API and webhooks authenticate by JWT double-submit or signature, not form CSRF.
-    csrf.exempt(api.bp)
     csrf.exempt(stripe_webhook.bp)
     csrf.exempt(health.bp)
 

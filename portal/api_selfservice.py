@@ -1,6 +1,6 @@
 """Patient self-service in the JSON API: reschedule and the waitlist (routes on the `/api` blueprint).
 
-Imported once by `portal.openapi.init_app`, which registers `portal.api.bp` with these routes on it.
+Imported once by `portal.init_app`, which registers `portal.api.bp` with these routes on it.
 """
 
 from flask import current_app

@@ -136,10 +136,9 @@ def _document_other_doors(spec):
                       "503": _json(schemas.NotReadySchema, "A dependency is down")}}})
 
 
-def init_app(app):
-    """Register the JSON doors and serve their OpenAPI document at /api/openapi.json."""
+def init_api(app, blueprints):
+    """Serve the JSON doors' blueprints through flask-smorest and their OpenAPI document at /api/openapi.json."""
     from clinic.extensions import csrf
-    from portal import account, api, api_selfservice, payment, reset  # noqa: F401 — routes on their blueprints
 
     for key, value in {"API_TITLE": "Clinic booking patient API", "API_VERSION": "1.0.0",
                        "OPENAPI_VERSION": "3.0.3", "OPENAPI_URL_PREFIX": "/api",
@@ -149,7 +148,7 @@ def init_app(app):
     rest.init_app(app)
     rest.spec.components.security_scheme(
         "cookieAuth", {"type": "apiKey", "in": "cookie", "name": "__Host-access_token"})
-    for blueprint in (api.bp, payment.api_bp, account.api_bp, reset.api_bp):
+    for blueprint in blueprints:
         rest.register_blueprint(blueprint)
         # The JSON API authenticates by JWT double-submit (X-CSRF-TOKEN), not by a form's token.
         csrf.exempt(blueprint)

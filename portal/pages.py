@@ -197,7 +197,3 @@ def appointment_ics(appointment_id):
     response.headers["Content-Type"] = "text/calendar; charset=utf-8"
     response.headers["Content-Disposition"] = f'attachment; filename="appointment-{appt.id}.ics"'
     return response
-
-
-from portal import reset  # noqa: E402,F401  (adds /portal/forgot and /portal/reset/<token>)
-from portal import booking_pages  # noqa: E402,F401 — booking, dashboard, reschedule and waitlist pages
