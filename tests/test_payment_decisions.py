@@ -201,6 +201,54 @@ def test_a_second_intent_that_took_money_for_a_paid_payment_is_refunded_once(wor
     assert payment.status == "succeeded" and payment.amount_refunded == 0  # its own money is kept
 
 
+def session_started(appt, fake, now, **session):
+    """The appointment's Payment following a Checkout Session at the fake Stripe that names no intent."""
+    from models.payments.ledger import payment_for
+
+    payment = payment_for(appt, "checkout", now)
+    s = fake.add_session(session.pop("amount_total", payment.amount), currency=session.pop("currency", "gbp"),
+                         metadata={"payment_id": str(payment.id), "appointment_id": str(appt.id)}, **session)
+    Payment.objects(id=payment.id).update_one(set__stripe_checkout_session=s["id"])
+    payment.reload()
+    return payment, s
+
+
+def test_a_session_paid_in_full_without_an_intent_confirms(world, fake_gateway, ctx):
+    from models.payments.sync import sync_checkout_session
+
+    now = _now()
+    appt = book_held(world.service, world.provider, now=now)
+    payment, s = session_started(appt, fake_gateway, now)
+    assert sync_checkout_session(s["id"], now=now).outcome == "confirmed"
+    assert Appointment.objects.get(id=appt.id).status == "confirmed"
+    assert (Payment.objects.get(id=payment.id).status, Payment.objects.get(id=payment.id).flag) == ("succeeded", "")
+
+
+@pytest.mark.parametrize("money", [dict(amount_total=4000), dict(currency="eur"),
+                                   dict(amount_total=0, payment_status="no_payment_required")],
+                         ids=["short", "wrong_currency", "nothing_paid"])
+def test_a_session_paid_without_an_intent_whose_money_does_not_match_is_flagged_and_never_confirms(
+        world, fake_gateway, ctx, money):
+    from models import AuditEvent
+    from models.payments.sync import sync_checkout_session
+
+    now = _now()
+    appt = book_held(world.service, world.provider, now=now)
+    payment, s = session_started(appt, fake_gateway, now, **money)
+    assert sync_checkout_session(s["id"], now=now).outcome == "amount_mismatch_flagged"
+    payment.reload()
+    assert payment.flag.startswith("amount mismatch:") and "not refunded" in payment.flag
+    assert payment.status == "failed"  # payable again in full; staff settle the session by hand
+    assert Appointment.objects.get(id=appt.id).status == "held"
+    assert fake_gateway.calls_of("refunds.create") == []  # no intent to refund through
+    # Synced again (the webhook and the page both ask): flagged once, never confirmed.
+    flag = payment.flag
+    assert sync_checkout_session(s["id"], now=now).outcome == "amount_mismatch_flagged"
+    assert Payment.objects.get(id=payment.id).flag == flag
+    assert Appointment.objects.get(id=appt.id).status == "held"
+    assert AuditEvent.objects(action="payment.flagged", record=f"Payment:{payment.id}").count() == 1
+
+
 # --- refunds --------------------------------------------------------------------------------------
 
 def test_partial_refunds_add_up_to_the_payment_and_never_past_it(world, fake_gateway, ctx):

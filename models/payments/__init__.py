@@ -37,6 +37,7 @@ The package, module by module (each name is offered here, loaded on first use, s
   `booking.cancel` through `models.booking.hooks`);
 - `desk`: money taken at the front desk (cash or the card terminal), and what a cancellation
   would refund;
+- `inbox`: Stripe's webhook events, stored once and handed to the sync (`receive_event`);
 - `documents`: Payment, Refund, StripeEvent.
 """
 
@@ -80,6 +81,9 @@ EXPORTS = {
     "models.payments.desk": (
         "DESK_METHODS", "PAYABLE_STATUSES", "due_at_desk", "mark_paid_at_desk", "cancel_at_desk",
         "refund_preview",
+    ),
+    "models.payments.inbox": (
+        "EventDeferred", "EventFailed", "EventInProgress", "EventReceipt", "receive_event",
     ),
     "models.payments.documents": (
         "PAYMENT_STATUSES", "Payment", "Refund", "StripeEvent",
@@ -182,6 +186,13 @@ if TYPE_CHECKING:  # the same names, imported for readers and for the import gra
         mark_paid_at_desk,
         cancel_at_desk,
         refund_preview,
+    )
+    from models.payments.inbox import (  # noqa: F401
+        EventDeferred,
+        EventFailed,
+        EventInProgress,
+        EventReceipt,
+        receive_event,
     )
     from models.payments.documents import (  # noqa: F401
         PAYMENT_STATUSES,

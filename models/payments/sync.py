@@ -18,7 +18,7 @@ from models.payments.gateway import (
     stripe_api,
     translate_stripe_errors,
 )
-from models.payments.ledger import SyncResult, _audit, _move_payment, _ref_id, log
+from models.payments.ledger import ALLOWED_FROM, SyncResult, _audit, _move_payment, _ref_id, log
 from models.payments.refunds import _refund_stray_intent, sync_refunds
 from models.payments.settlement import _amount_mismatch, _refuse_mismatched_money, settle_paid
 from models.stores import get_redis, rkey
@@ -41,6 +41,31 @@ def _payment_following(field, obj):
             or _payment_for_metadata(obj.get("metadata")))
 
 
+def _adopt_intent(payment, pi_id, now):
+    """Make the Payment follow `pi_id`, unless it is paid; True when it follows it now.
+
+    Guarded on the intent it followed when read, so of two syncs adopting at once one wins; and
+    never once the Payment is paid: a sync that read it before another made it succeed must not
+    re-point it, or the money of the intent it followed would be kept without a record.
+    """
+    if payment.stripe_payment_intent != pi_id:
+        if not payment.modify(query={"stripe_payment_intent": payment.stripe_payment_intent,
+                                     "status__nin": ("succeeded", "refunded")},
+                              set__stripe_payment_intent=pi_id, set__updated_at=now):
+            payment.reload()
+    return payment.stripe_payment_intent == pi_id
+
+
+def _apply_status(payment, new_status, actor, now):
+    """Move the Payment to what Stripe says (guarded, audited); a succeeded payment is settled."""
+    moved = _move_payment(payment, new_status, now)
+    if moved:
+        _audit(actor, f"payment.{new_status}", f"Payment:{payment.id}")
+    if payment.status == "succeeded":
+        return SyncResult(settle_paid(payment, actor, now, first_time=moved), payment)
+    return SyncResult(f"payment_{new_status}" if moved else "unchanged", payment)
+
+
 def sync_payment_intent(intent, actor="system", now=None):
     """Re-fetch a PaymentIntent and move its Payment and Appointment forward (idempotent)."""
     now = now or utcnow()
@@ -51,18 +76,12 @@ def sync_payment_intent(intent, actor="system", now=None):
     if payment is None:
         return SyncResult("unknown_payment")
     if payment.stripe_payment_intent != pi["id"]:
-        if payment.stripe_payment_intent is None or (
-                pi["status"] == "succeeded" and payment.status not in ("succeeded", "refunded")):
-            # A Checkout intent seen for the first time, or money on an intent we had replaced:
-            # adopt it (money that arrived is never ignored). Never once the Payment is paid: a
-            # sync that read it before another made it succeed must not re-point it, or the money
-            # of the intent it followed would be kept without a record; the other intent's
-            # charge is refunded below instead.
-            if not payment.modify(query={"stripe_payment_intent": payment.stripe_payment_intent,
-                                         "status__nin": ("succeeded", "refunded")},
-                                  set__stripe_payment_intent=pi["id"], set__updated_at=now):
-                payment.reload()
-        if payment.stripe_payment_intent != pi["id"]:
+        # A Checkout intent seen for the first time, or money on an intent we had replaced: adopt
+        # it (money that arrived is never ignored). Never over a paid Payment: the other intent's
+        # charge is refunded below instead.
+        adopt = payment.stripe_payment_intent is None or (
+            pi["status"] == "succeeded" and payment.status not in ("succeeded", "refunded"))
+        if not (adopt and _adopt_intent(payment, pi["id"], now)):
             if pi["status"] == "succeeded":
                 _refund_stray_intent(payment, pi, actor, now)
                 return SyncResult("duplicate_charge_refunded", payment)
@@ -74,12 +93,47 @@ def _apply_intent(payment, pi, actor, now):
     new_status = status_from_intent(pi)
     if new_status == "succeeded" and _amount_mismatch(payment, pi):
         return SyncResult(_refuse_mismatched_money(payment, pi, actor, now), payment)
-    moved = _move_payment(payment, new_status, now)
-    if moved:
-        _audit(actor, f"payment.{new_status}", f"Payment:{payment.id}")
-    if payment.status == "succeeded":
-        return SyncResult(settle_paid(payment, actor, now, first_time=moved), payment)
-    return SyncResult(f"payment_{new_status}" if moved else "unchanged", payment)
+    return _apply_status(payment, new_status, actor, now)
+
+
+def _status_from_session(s):
+    """Our Payment status for a Checkout Session that has no PaymentIntent."""
+    if s.get("status") == "expired":
+        return "canceled"
+    if s.get("status") == "complete":
+        return "succeeded" if s.get("payment_status") in ("paid", "no_payment_required") else "processing"
+    return "pending"
+
+
+def _money_of_session(s):
+    """A session's total in the shape `_amount_mismatch` reads from an intent (all of it received)."""
+    return {"amount_received": s.get("amount_total"), "currency": s.get("currency")}
+
+
+def _flag_mismatched_session(payment, s, actor, now):
+    """Money of a session without an intent that does not match: never confirm; flag it for staff.
+
+    Without a PaymentIntent there is nothing to refund through, so staff settle it by hand; the
+    Payment is failed like a refused intent's, and the appointment stays held and payable in full.
+    """
+    why = _amount_mismatch(payment, _money_of_session(s))
+    flagged = Payment.objects(id=payment.id, flag="").update_one(
+        set__flag=f"amount mismatch: {why}; session {s['id']} has no PaymentIntent, not refunded"[:300],
+        set__updated_at=now)
+    if payment.status in ALLOWED_FROM["failed"]:
+        _move_payment(payment, "failed", now)
+    payment.reload()
+    if flagged:
+        _audit(actor, "payment.flagged", f"Payment:{payment.id}", outcome="amount_mismatch_unrefunded")
+        log.error("payment %s: Checkout Session %s paid %s; flagged for staff", payment.id, s["id"], why)
+    return "amount_mismatch_flagged"
+
+
+def _apply_session(payment, s, actor, now):
+    new_status = _status_from_session(s)
+    if new_status == "succeeded" and _amount_mismatch(payment, _money_of_session(s)):
+        return SyncResult(_flag_mismatched_session(payment, s, actor, now), payment)
+    return _apply_status(payment, new_status, actor, now)
 
 
 def sync_checkout_session(session, actor="system", now=None):
@@ -97,27 +151,13 @@ def sync_checkout_session(session, actor="system", now=None):
         # The intent behind the session is the truth about the money (async methods included).
         # The Payment's current session's intent replaces one left from the card page (cancelled
         # when the flow was switched); an intent of a paid Payment is never replaced.
-        if payment.stripe_payment_intent != pi_id and (payment.stripe_payment_intent is None or current):
-            if not payment.modify(query={"stripe_payment_intent": payment.stripe_payment_intent,
-                                         "status__nin": ("succeeded", "refunded")},
-                                  set__stripe_payment_intent=pi_id, set__updated_at=now):
-                payment.reload()
+        if payment.stripe_payment_intent is None or current:
+            _adopt_intent(payment, pi_id, now)
         return sync_payment_intent(pi_id, actor, now)
     if not current:
         # Replaced by a newer session, or the Payment now follows a PaymentIntent of the card page.
         return SyncResult("stale_session", payment)
-    if s.get("status") == "expired":
-        new_status = "canceled"
-    elif s.get("status") == "complete":
-        new_status = "succeeded" if s.get("payment_status") in ("paid", "no_payment_required") else "processing"
-    else:
-        new_status = "pending"
-    moved = _move_payment(payment, new_status, now)
-    if moved:
-        _audit(actor, f"payment.{new_status}", f"Payment:{payment.id}")
-    if payment.status == "succeeded":
-        return SyncResult(settle_paid(payment, actor, now, first_time=moved), payment)
-    return SyncResult(f"payment_{new_status}" if moved else "unchanged", payment)
+    return _apply_session(payment, s, actor, now)
 
 
 def sync_payment(payment, actor="system", now=None):

@@ -37,6 +37,7 @@ class FakeStripe:
 
     def __init__(self):
         self.intents = {}            # id -> PaymentIntent dict
+        self.sessions = {}           # id -> Checkout Session dict
         self.refunds = []            # refund dicts, oldest first
         self.calls = []              # (operation, params, idempotency_key), in order
         self.failures = {}           # operation -> exceptions to raise on its next calls
@@ -45,6 +46,7 @@ class FakeStripe:
             refunds=SimpleNamespace(create=self._refund_create, list=self._refund_list,
                                     retrieve=self._refund_retrieve),
             payment_intents=SimpleNamespace(retrieve=self._intent_retrieve, cancel=self._intent_cancel),
+            checkout=SimpleNamespace(sessions=SimpleNamespace(retrieve=self._session_retrieve)),
         )
 
     # --- set-up and reading, for the tests ---------------------------------------------------
@@ -57,6 +59,15 @@ class FakeStripe:
               else (amount_received or 0)}
         self.intents[pi["id"]] = pi
         return pi
+
+    def add_session(self, amount_total, currency="gbp", status="complete", payment_status="paid",
+                    payment_intent=None, metadata=None):
+        """A Checkout Session as Stripe holds it (by default paid, and naming no PaymentIntent)."""
+        session = {"id": _new_id("cs"), "object": "checkout.session", "amount_total": amount_total,
+                   "currency": currency, "status": status, "payment_status": payment_status,
+                   "payment_intent": payment_intent, "metadata": dict(metadata or {})}
+        self.sessions[session["id"]] = session
+        return session
 
     def fail_next(self, operation, error, times=1):
         """Raise `error` on the next `times` calls of `operation` (e.g. "refunds.create")."""
@@ -114,6 +125,12 @@ class FakeStripe:
         if pi_id not in self.intents:
             raise refusal(f"No such payment_intent: '{pi_id}'", http_status=404)
         return dict(self.intents[pi_id])
+
+    def _session_retrieve(self, session_id, options=None):
+        self._call("checkout.sessions.retrieve", {"id": session_id}, options)
+        if session_id not in self.sessions:
+            raise refusal(f"No such checkout.session: '{session_id}'", http_status=404)
+        return dict(self.sessions[session_id])
 
     def _intent_cancel(self, pi_id, options=None):
         self._call("payment_intents.cancel", {"id": pi_id}, options)
