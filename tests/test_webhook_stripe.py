@@ -163,6 +163,20 @@ def test_refund_events_and_dashboard_refunds_are_mirrored(app, client, started, 
     assert Payment.objects.get(appointment=appt.id).amount_refunded == 1500
 
 
+def test_a_refund_event_naming_only_its_charge_finds_the_payment_through_stripe(client, started, stripe_base):
+    appt, pi_id = started
+    confirm_at_stripe(stripe_base, pi_id)
+    post_event(client, intent_event("payment_intent.succeeded", pi_id, "succeeded"))
+    stripe_api = stripe_client(stripe_base)
+    charge = stripe_api.v1.payment_intents.retrieve(pi_id).latest_charge
+    charge_id = charge if isinstance(charge, str) else charge.id
+    refund = stripe_api.v1.refunds.create({"charge": charge_id, "amount": 1000})
+    resp = post_event(client, make_event("refund.updated", {"id": refund.id, "object": "refund",
+                                                            "charge": charge_id, "status": "succeeded"}))
+    assert resp.status_code == 200 and resp.get_json()["outcome"] == "refunds_updated"
+    assert Payment.objects.get(appointment=appt.id).amount_refunded == 1000
+
+
 def test_dispute_is_recorded_for_staff(client, started, stripe_base):
     appt, pi_id = started
     confirm_at_stripe(stripe_base, pi_id)
@@ -173,3 +187,27 @@ def test_dispute_is_recorded_for_staff(client, started, stripe_base):
     payment = Payment.objects.get(appointment=appt.id)
     assert AuditEvent.objects(actor="stripe", action="payment.dispute_opened",
                               record=f"Payment:{payment.id}").count() == 1
+
+
+def test_the_doors_call_no_private_payments_name_and_the_webhook_stores_nothing_itself():
+    """The inbox lives in the domain: the webhook door verifies and calls `payments.receive_event`;
+    no door reaches for a `_`-private name of `models.payments`."""
+    import ast
+    import pathlib
+
+    from tests.helpers import ROOT
+
+    private = []
+    for package in ("portal", "admin", "webhooks"):
+        for path in sorted(pathlib.Path(ROOT, package).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("models.payments"):
+                    private += [f"{path.name}: {a.name}" for a in node.names if a.name.startswith("_")]
+                if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                        and node.value.id == "payments" and node.attr.startswith("_")):
+                    private.append(f"{path.name}: payments.{node.attr}")
+    assert private == []
+    door = ast.parse(pathlib.Path(ROOT, "webhooks", "stripe_webhook.py").read_text(encoding="utf-8"))
+    names = {a.name for n in ast.walk(door) if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
+    assert not names & {"StripeEvent", "NotUniqueError", "sync_payment_intent", "sync_checkout_session"}, names
