@@ -90,6 +90,7 @@ def sync_payment_intent(intent, actor="system", now=None):
 
 
 def _apply_intent(payment, pi, actor, now):
+    """Apply a fetched PaymentIntent to the Payment that follows it (money refused if it does not match)."""
     new_status = status_from_intent(pi)
     if new_status == "succeeded" and _amount_mismatch(payment, pi):
         return SyncResult(_refuse_mismatched_money(payment, pi, actor, now), payment)
@@ -130,6 +131,7 @@ def _flag_mismatched_session(payment, s, actor, now):
 
 
 def _apply_session(payment, s, actor, now):
+    """Apply a fetched Checkout Session without an intent to its Payment (money checked the same way)."""
     new_status = _status_from_session(s)
     if new_status == "succeeded" and _amount_mismatch(payment, _money_of_session(s)):
         return SyncResult(_flag_mismatched_session(payment, s, actor, now), payment)
