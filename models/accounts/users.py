@@ -7,9 +7,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from mongoengine import NotUniqueError
 
-from models.audit import audited, patient_record
 from models.accounts.documents import ROLES, Patient, StaffUser
 from models.accounts.passwords import MAX_PASSWORD, MIN_PASSWORD, check_password_rules  # noqa: F401
+from models.audit import audited, patient_record
 from models.errors import Conflict, Throttled, ValidationFailed
 
 hasher = PasswordHasher()  # argon2id with the library's current recommended parameters

@@ -23,6 +23,7 @@ from models.errors import Conflict, ValidationFailed
 from models.messages.outbox import appointment_confirmed  # confirmation, reminders: sent by the sweep
 from models.messages.rendering import appointment_ics
 
+
 def _provider_record(patient, service_id, provider_id, *args, **kwargs):
     # A refused booking has no appointment yet: its event is about the provider asked for.
     return f"Provider:{provider_id}"

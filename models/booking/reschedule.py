@@ -121,7 +121,6 @@ def reschedule(appointment, new_start, now, provider_id=None, actor="patient", b
     return appointment
 
 
-
 @audited("appointment.reschedule", appointment_record)
 def reschedule_to_first_free(appointment, new_start, now, provider_ids, actor="patient"):
     """Move the appointment to `new_start` with the first of `provider_ids` still free then.
