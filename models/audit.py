@@ -53,26 +53,40 @@ def audit_here(actor, action, record="", outcome="ok"):
     return record_audit(actor, action, record=record, outcome=outcome, request_id=request_id, ip=ip)
 
 
-def audited(action, record, on_success=True, outcome=None):
+def audited(action, record, on_success=True, outcome=None, done_record=None, refused_on=DomainError,
+            refusal=None):
     """Make an action audit itself when called with `audit_as=<actor>` (see the module's docstring).
 
     `record(*args, **kwargs)` names what the event is about from the action's own arguments (a
     caller may name it instead with `audit_record=`); `outcome(result)` the success's outcome
-    ("ok" by default); `on_success=False` for an action that writes its success event itself.
+    ("ok" by default) and `done_record(result)` its record when the result is another document
+    (an accepted waitlist offer is an appointment); `on_success=False` for an action that writes
+    its success event itself. `refused_on` narrows which DomainErrors are the action's audited
+    refusals, and `refusal(exc)` names their outcome ("refused:<code>" by default).
+
+    A door's guard (a throttle, a lock: a context manager) passed as `guard=` is entered inside
+    the audit, so a refusal of the guard's is audited like the action's own.
     """
     def decorate(function):
         @functools.wraps(function)
-        def action_audited(*args, audit_as=None, audit_record=None, **kwargs):
+        def action_audited(*args, audit_as=None, audit_record=None, guard=None, **kwargs):
+            def run():
+                if guard is None:
+                    return function(*args, **kwargs)
+                with guard:
+                    return function(*args, **kwargs)
+
             if audit_as is None:
-                return function(*args, **kwargs)
+                return run()
             about = audit_record or record(*args, **kwargs)
             try:
-                result = function(*args, **kwargs)
-            except DomainError as exc:
-                audit_here(audit_as, action, about, outcome=f"refused:{exc.code}")
+                result = run()
+            except refused_on as exc:
+                audit_here(audit_as, action, about, outcome=refusal(exc) if refusal else f"refused:{exc.code}")
                 raise
             if on_success:
-                audit_here(audit_as, action, about, outcome=outcome(result) if outcome else "ok")
+                audit_here(audit_as, action, done_record(result) if done_record else about,
+                           outcome=outcome(result) if outcome else "ok")
             return result
         return action_audited
     return decorate
@@ -81,3 +95,8 @@ def audited(action, record, on_success=True, outcome=None):
 def appointment_record(appointment, *args, **kwargs):
     """The audit record of an action whose first argument is an appointment."""
     return f"Appointment:{appointment.id}"
+
+
+def patient_record(patient, *args, **kwargs):
+    """The audit record of an action whose first argument is a patient."""
+    return f"Patient:{patient.id}"

@@ -21,7 +21,7 @@ from mongoengine.base.common import _document_registry
 
 from models.accounts.documents import Patient
 from models.accounts.users import check_password
-from models.audit import AuditEvent
+from models.audit import AuditEvent, audited, patient_record
 from models.booking.cancellation import cancel
 from models.booking.documents import Appointment
 from models.booking.rules import is_blocking
@@ -91,6 +91,7 @@ def export_patient(patient, now):
     }
 
 
+@audited("patient.erase", patient_record)
 def erase_patient(patient, password, now):
     """Erase the patient's personal data after checking their password; the records stay.
 

@@ -19,7 +19,7 @@ from models.documents import utcnow
 from models.errors import DomainError
 from models.privacy import erase_patient, export_patient
 from portal import openapi
-from portal.auth import current_patient, password_guarded, patient_page, revoke_cookies
+from portal.auth import current_patient, password_throttled, patient_page, revoke_cookies
 from portal.schemas import DeleteBody, ErasedSchema, ExportSchema
 
 api_bp = openapi.Blueprint("account_api", __name__, url_prefix="/api", description="The patient's data rights")
@@ -39,14 +39,10 @@ def _export(patient):
 
 
 def _erase(patient, password):
-    try:
-        password_guarded(patient, lambda: erase_patient(patient, password, utcnow()), "password")
-    except DomainError as exc:
-        audit(f"patient:{patient.id}", "patient.erase", record=f"Patient:{patient.id}",
-              outcome=f"refused:{exc.code}")
-        raise
+    # The action audits itself, done or refused (the throttle's refusal included).
+    erase_patient(patient, password, utcnow(), audit_as=f"patient:{patient.id}",
+                  guard=password_throttled(patient, "password"))
     revoke_cookies()
-    audit(f"patient:{patient.id}", "patient.erase", record=f"Patient:{patient.id}")
 
 
 @api_bp.route("/me/export")

@@ -6,10 +6,10 @@ from flask_jwt_extended import get_jwt, jwt_required, unset_jwt_cookies
 
 from clinic.audit import audit
 from models import booking
+from models.accounts import change_patient_password
 from models.catalog import current_catalog
 from models.documents import Appointment, Provider, Service, utcnow
-from models.errors import Conflict, DomainError
-from portal.auth import (change_password_guarded, current_patient, issue_tokens, logout_identity,
+from portal.auth import (current_patient, issue_tokens, logout_identity, password_throttled,
                          register_patient_counted, registration_allowed, revoke, revoke_cookies, sign_in)
 from portal.door import book_for_patient, free_times_json
 from portal.openapi import AUTH_ERRORS, Blueprint
@@ -79,14 +79,10 @@ def logout():
 def change_password(body):
     """Change the password; every other session's tokens stop working."""
     patient = current_patient()
-    try:
-        change_password_guarded(patient, body["current_password"], body["new_password"])
-    except DomainError:
-        audit(f"patient:{patient.id}", "patient.password_change", record=f"Patient:{patient.id}",
-              outcome="failure")
-        raise
+    # The action audits itself, done or refused (the throttle's refusal included).
+    change_patient_password(patient, body["current_password"], body["new_password"],
+                            audit_as=f"patient:{patient.id}", guard=password_throttled(patient, "current_password"))
     revoke(get_jwt())
-    audit(f"patient:{patient.id}", "patient.password_change", record=f"Patient:{patient.id}")
     # This browser stays signed in with tokens of the new generation.
     _with_tokens(patient)
     return {"changed": True}
@@ -184,11 +180,6 @@ def cancel_appointment(appointment_id):
     """Cancel within the service's policy (409 inside the cancellation window)."""
     patient = current_patient()
     appt = booking.get_patient_appointment(patient, appointment_id)
-    try:
-        booking.cancel(appt, utcnow(), reason="cancelled by patient", actor=f"patient:{patient.id}")
-    except Conflict as exc:
-        audit(f"patient:{patient.id}", "appointment.cancel", record=f"Appointment:{appt.id}",
-              outcome=f"refused:{exc.code}")
-        raise
-    audit(f"patient:{patient.id}", "appointment.cancel", record=f"Appointment:{appt.id}")
+    actor = f"patient:{patient.id}"
+    booking.cancel(appt, utcnow(), reason="cancelled by patient", actor=actor, audit_as=actor)  # audits itself
     return appointment_view(appt, booking.require_clinic())

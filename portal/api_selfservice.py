@@ -10,7 +10,6 @@ from clinic.audit import audit
 from models import booking
 from models.booking import waitlist
 from models.documents import utcnow
-from models.errors import DomainError
 from models.booking.reschedule import reschedule
 from portal.api import bp
 from portal.auth import current_patient
@@ -50,13 +49,8 @@ def reschedule_appointment(body, appointment_id):
     start, provider = body["start"], body.get("provider")
     patient = current_patient()
     appt = booking.get_patient_appointment(patient, appointment_id)
-    try:
-        appt = reschedule(appt, start, utcnow(), provider_id=provider or None, actor=f"patient:{patient.id}")
-    except DomainError as exc:
-        audit(f"patient:{patient.id}", "appointment.reschedule", record=f"Appointment:{appt.id}",
-              outcome=f"refused:{exc.code}")
-        raise
-    audit(f"patient:{patient.id}", "appointment.reschedule", record=f"Appointment:{appt.id}")
+    actor = f"patient:{patient.id}"
+    appt = reschedule(appt, start, utcnow(), provider_id=provider or None, actor=actor, audit_as=actor)  # audits itself
     return appointment_view(appt, booking.require_clinic())
 
 
@@ -111,11 +105,5 @@ def accept_offer(entry_id):
     """Book the offered time while the offer holds it (201 with the appointment)."""
     patient = current_patient()
     entry = waitlist.get_entry(patient, entry_id)
-    try:
-        appt = waitlist.accept(entry, utcnow())
-    except DomainError as exc:
-        audit(f"patient:{patient.id}", "waitlist.accept", record=f"WaitlistEntry:{entry.id}",
-              outcome=f"refused:{exc.code}")
-        raise
-    audit(f"patient:{patient.id}", "waitlist.accept", record=f"Appointment:{appt.id}")
+    appt = waitlist.accept(entry, utcnow(), audit_as=f"patient:{patient.id}")  # audits itself
     return appointment_view(appt, booking.require_clinic())

@@ -239,10 +239,12 @@ def register_patient_counted(email, password, name, phone=None):
     return patient
 
 
-def password_guarded(patient, action, field):
-    """Run `action()`, which checks the patient's current password, throttled like sign-in.
+@contextmanager
+def password_throttled(patient, field):
+    """Hold an action that checks the patient's current password under the sign-in throttle.
 
-    A ValidationFailed on `field` (a wrong current password) counts as a failed attempt; the
+    Pass it as the action's `guard=` (the action then audits the throttle's refusal too). A
+    ValidationFailed on `field` (a wrong current password) counts as a failed attempt; the
     throttle's 429 comes before any password is checked.
     """
     from models.errors import ValidationFailed
@@ -250,7 +252,7 @@ def password_guarded(patient, action, field):
     guard = throttle()
     attempt = guard.begin("password", patient.email, request.remote_addr)
     try:
-        result = action()
+        yield
     except ValidationFailed as exc:
         if field in exc.fields:
             guard.failure(attempt)
@@ -261,14 +263,6 @@ def password_guarded(patient, action, field):
         guard.success(attempt)  # refused for another reason: the password was right
         raise
     guard.success(attempt)
-    return result
-
-
-def change_password_guarded(patient, current, new):
-    """Change a patient's password, throttled like sign-in (wrong current passwords count)."""
-    from models.accounts import change_patient_password
-
-    return password_guarded(patient, lambda: change_patient_password(patient, current, new), "current_password")
 
 
 def sign_in(email, password):

@@ -31,7 +31,7 @@ from models.booking import waitlist
 from models.catalog import current_catalog
 from models.documents import Appointment, Payment, utcnow
 from models.errors import Conflict, DomainError, NotFound
-from models.booking.reschedule import reschedule, reschedule_blocker
+from models.booking.reschedule import reschedule_blocker, reschedule_to_first_free
 from portal.door import book_for_patient
 from portal.schemas import parse_instant
 from portal.auth import current_patient, issue_tokens, patient_page
@@ -369,27 +369,15 @@ def reschedule_post(appointment_id):
     """Move the appointment to the reviewed time; the old time is released only once the new one is held."""
     appt = booking.get_patient_appointment(g.patient, appointment_id)
     form = request.form
+    actor = f"patient:{g.patient.id}"
     try:
         start = parse_instant(form.get("start", ""))
-        providers = [p for p in form.getlist("provider") if p]
-        last_error = None
-        for provider_id in providers or [None]:
-            try:
-                appt = reschedule(appt, start, utcnow(), provider_id=provider_id, actor=f"patient:{g.patient.id}")
-                last_error = None
-                break
-            except Conflict as exc:
-                last_error = exc
-                if exc.code != "slot_taken":
-                    break
-        if last_error is not None:
-            raise last_error
+        # The reviewed time's clinicians, tried in turn; the action audits itself once, done or refused.
+        appt = reschedule_to_first_free(appt, start, utcnow(), [p for p in form.getlist("provider") if p],
+                                        actor=actor, audit_as=actor)
     except DomainError as exc:
-        audit(f"patient:{g.patient.id}", "appointment.reschedule", record=f"Appointment:{appt.id}",
-              outcome=f"refused:{exc.code}")
         flash(exc.message, "error")
         return redirect(url_for("portal.reschedule_page", appointment_id=appt.id))
-    audit(f"patient:{g.patient.id}", "appointment.reschedule", record=f"Appointment:{appt.id}")
     clinic = booking.require_clinic()
     flash(f"Your appointment is moved to {booking.human_time(appt.start, clinic.timezone)}.", "info")
     return redirect(url_for("portal.appointment", appointment_id=appt.id))
@@ -462,13 +450,10 @@ def waitlist_accept(entry_id):
     """Accept an offer: the time is booked (held for payment when the service has a price)."""
     entry = waitlist.get_entry(g.patient, entry_id)
     try:
-        appt = waitlist.accept(entry, utcnow())
+        appt = waitlist.accept(entry, utcnow(), audit_as=f"patient:{g.patient.id}")  # audits itself
     except DomainError as exc:
-        audit(f"patient:{g.patient.id}", "waitlist.accept", record=f"WaitlistEntry:{entry.id}",
-              outcome=f"refused:{exc.code}")
         flash(exc.message, "error")
         return redirect(url_for("portal.waitlist_page"))
-    audit(f"patient:{g.patient.id}", "waitlist.accept", record=f"Appointment:{appt.id}")
     flash("The offered time is yours." + (" Pay to confirm it." if appt.status == "held" else ""), "info")
     return redirect(url_for("portal.appointment", appointment_id=appt.id))
 

@@ -3,29 +3,24 @@ one-at-a-time lock, and the free times (read through the app's slot cache)."""
 
 from flask import current_app
 
-from clinic.audit import audit, audit_event
+from clinic.audit import audit_event
 from models import booking
 from models.booking import freetimes
 from models.catalog import current_catalog
 from models.documents import utcnow
-from models.errors import Conflict
 from portal.auth import booking_attempt_allowed, one_booking_at_a_time
 
 
 def book_for_patient(patient, service_id, provider_id, start):
-    """Book through the shared rule and audit the outcome (pages and API both call this)."""
+    """Book through the shared rule under the patient's throttle and lock (pages and API both call this)."""
     booking_attempt_allowed(patient)
-    try:
-        # One booking at a time per patient (the hold limits cannot be raced); the audit event is
-        # written in the booking's own database command.
-        with one_booking_at_a_time(patient):
-            appt = booking.book(patient, service_id, provider_id, start, utcnow(),
-                                audit=audit_event(f"patient:{patient.id}", "appointment.book"))
-    except Conflict as exc:
-        audit(f"patient:{patient.id}", "appointment.book", record=f"Provider:{provider_id}",
-              outcome=f"refused:{exc.code}")
-        raise
-    return appt
+    actor = f"patient:{patient.id}"
+    # The action audits its own refusals, the lock's included (one booking at a time per patient,
+    # so the hold limits cannot be raced); its success event is `audit`, written in the booking's
+    # own database command.
+    return booking.book(patient, service_id, provider_id, start, utcnow(),
+                        audit=audit_event(actor, "appointment.book"), audit_as=actor,
+                        guard=one_booking_at_a_time(patient))
 
 
 def free_times_json(service_id, provider_id, first, days, now):

@@ -9,10 +9,11 @@ from wtforms.validators import DataRequired, Length, Optional
 from clinic.audit import audit
 from clinic.errors import status_of
 from models import booking
+from models.accounts import change_patient_password
 from models.documents import utcnow
 from models.errors import DomainError, Throttled
 from models.payments.desk import refund_preview
-from portal.auth import (change_password_guarded, issue_tokens, patient_page, register_patient_counted,
+from portal.auth import (issue_tokens, password_throttled, patient_page, register_patient_counted,
                          registration_allowed, revoke, revoke_cookies, sign_in)
 from portal.payment import payment_context, payment_page
 from models.booking.reschedule import reschedule_blocker
@@ -128,15 +129,15 @@ def change_password():
     status = 200
     if form.validate_on_submit():
         try:
-            change_password_guarded(g.patient, form.current_password.data, form.new_password.data)
+            # The action audits itself, done or refused (the throttle's refusal included).
+            change_patient_password(g.patient, form.current_password.data, form.new_password.data,
+                                    audit_as=f"patient:{g.patient.id}",
+                                    guard=password_throttled(g.patient, "current_password"))
         except DomainError as exc:
-            audit(f"patient:{g.patient.id}", "patient.password_change",
-                  record=f"Patient:{g.patient.id}", outcome="failure")
             apply_domain_error(form, exc)
             status = status_of(exc)
         else:
             revoke(get_jwt())
-            audit(f"patient:{g.patient.id}", "patient.password_change", record=f"Patient:{g.patient.id}")
             flash("Your password is changed. Other devices have been signed out.", "info")
             return issue_tokens(redirect(url_for("portal.dashboard")), g.patient)
     elif form.errors:
@@ -172,14 +173,12 @@ def cancel_appointment(appointment_id):
     appt = booking.get_patient_appointment(g.patient, appointment_id)
     if request.form.get("confirm") != "yes":
         return redirect(url_for("portal.appointment", appointment_id=appt.id, cancel="1") + "#cancel")
+    actor = f"patient:{g.patient.id}"
     try:
-        booking.cancel(appt, utcnow(), reason="cancelled by patient", actor=f"patient:{g.patient.id}")
+        booking.cancel(appt, utcnow(), reason="cancelled by patient", actor=actor, audit_as=actor)  # audits itself
     except DomainError as exc:
-        audit(f"patient:{g.patient.id}", "appointment.cancel", record=f"Appointment:{appt.id}",
-              outcome=f"refused:{exc.code}")
         flash(exc.message, "error")
     else:
-        audit(f"patient:{g.patient.id}", "appointment.cancel", record=f"Appointment:{appt.id}")
         flash("Your appointment is cancelled.", "info")
     return redirect(url_for("portal.appointment", appointment_id=appt.id))
 

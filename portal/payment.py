@@ -93,13 +93,7 @@ def start(appointment_id):
     patient = current_patient()
     appt = booking.get_patient_appointment(patient, appointment_id)
     actor = f"patient:{patient.id}"
-    try:
-        answer = payments.start_payment(appt, utcnow(), actor=actor)
-    except DomainError as exc:
-        audit(actor, "payment.start", record=f"Appointment:{appt.id}", outcome=f"refused:{exc.code}")
-        raise
-    audit(actor, "payment.start", record=f"Appointment:{appt.id}")
-    return answer
+    return payments.start_payment(appt, utcnow(), actor=actor, audit_as=actor)  # audits itself
 
 
 @api_bp.route("/appointments/<appointment_id>/payment/confirm", methods=["POST"])
@@ -112,13 +106,8 @@ def confirm(body, appointment_id):
     patient = current_patient()
     appt = booking.get_patient_appointment(patient, appointment_id)
     actor = f"patient:{patient.id}"
-    try:
-        answer = payments.pay_with_token(appt, body["token"], utcnow(), actor=actor)
-    except DomainError as exc:
-        audit(actor, "payment.confirm", record=f"Appointment:{appt.id}", outcome=f"refused:{exc.code}")
-        raise
-    audit(actor, "payment.confirm", record=f"Appointment:{appt.id}", outcome=answer["status"])
-    return answer
+    # Audits itself: the payment's status when done, "refused:<code>" when not.
+    return payments.pay_with_token(appt, body["token"], utcnow(), actor=actor, audit_as=actor)
 
 
 def _payment_state(appointment_id):
@@ -158,16 +147,11 @@ def checkout(appointment_id):
     appt = booking.get_patient_appointment(g.patient, appointment_id)
     actor = f"patient:{g.patient.id}"
     try:
-        payments.require_flow("checkout")
+        # The action checks the flow first and audits itself, done or refused.
+        answer = payments.start_payment(appt, utcnow(), actor=actor, flow="checkout", audit_as=actor)
     except DomainError as exc:
-        # Not a flash and a redirect: the page never offers this form in the other flow.
-        audit(actor, "payment.start", record=f"Appointment:{appt.id}", outcome=f"refused:{exc.code}")
-        raise
-    try:
-        answer = payments.start_payment(appt, utcnow(), actor=actor, flow="checkout")
-    except DomainError as exc:
-        audit(actor, "payment.start", record=f"Appointment:{appt.id}", outcome=f"refused:{exc.code}")
+        if exc.code == "wrong_payment_flow":
+            raise  # not a flash and a redirect: the page never offers this form in the other flow
         flash(exc.message, "error")
         return redirect(url_for("portal.appointment", appointment_id=appt.id))
-    audit(actor, "payment.start", record=f"Appointment:{appt.id}")
     return redirect(answer["url"], code=303)

@@ -9,6 +9,7 @@ from mongoengine import NotUniqueError
 
 from models.accounts.documents import ROLES, Patient, StaffUser
 from models.accounts.passwords import MAX_PASSWORD, MIN_PASSWORD, check_password_rules  # noqa: F401
+from models.audit import audited, patient_record
 from models.errors import Conflict, Throttled, ValidationFailed
 
 hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
@@ -144,6 +145,8 @@ def authenticate(model, email, password):
     return user
 
 
+# A refusal reads "failure", like a failed sign-in (what the audit said before actions audited themselves).
+@audited("patient.password_change", patient_record, refusal=lambda exc: "failure")
 def change_patient_password(patient, current, new):
     """Change a patient's password; every token issued before the change stops working."""
     if not check_password(patient.password_hash, current if isinstance(current, str) else ""):

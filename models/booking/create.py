@@ -12,6 +12,7 @@ from bson import ObjectId
 from flask import current_app, has_app_context
 from mongoengine import signals
 
+from models.audit import audited
 from models.booking.availability import why_not_bookable
 from models.booking.claims import _claim, _claim_docs, drop_claims, release_time
 from models.booking.documents import ACTIVE_STATUSES, Appointment, TimeClaim
@@ -22,6 +23,15 @@ from models.errors import Conflict, ValidationFailed
 from models.messages.outbox import appointment_confirmed  # confirmation, reminders: sent by the sweep
 from models.messages.rendering import appointment_ics
 
+
+def _provider_record(patient, service_id, provider_id, *args, **kwargs):
+    # A refused booking has no appointment yet: its event is about the provider asked for.
+    return f"Provider:{provider_id}"
+
+
+# Audited with `audit_as`: its refusals that are conflicts (a taken time, the patient's own overlap,
+# the door's one-at-a-time lock); its success event is `audit`, written with the booking itself.
+@audited("appointment.book", _provider_record, on_success=False, refused_on=Conflict)
 def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked_by="patient",
          pay_online=True, override=False, by_staff=False, notes="", audit=None):
     """Book a time: `confirmed` at once when free of charge, else `held` until the hold expires.

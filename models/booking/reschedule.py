@@ -120,3 +120,21 @@ def reschedule(appointment, new_start, now, provider_id=None, actor="patient", b
     waitlist.time_freed(old_provider, now)  # the old time goes to the first patient in line
     return appointment
 
+
+@audited("appointment.reschedule", appointment_record)
+def reschedule_to_first_free(appointment, new_start, now, provider_ids, actor="patient"):
+    """Move the appointment to `new_start` with the first of `provider_ids` still free then.
+
+    The patient's page offers a time several clinicians have free: each is tried in turn and only
+    `slot_taken` moves on to the next (any other refusal is the answer); an empty list means the
+    appointment's own provider. Audited once, with the final outcome.
+    """
+    refused = None
+    for provider_id in provider_ids or [None]:
+        try:
+            return reschedule(appointment, new_start, now, provider_id=provider_id, actor=actor)
+        except Conflict as exc:
+            if exc.code != "slot_taken":
+                raise
+            refused = exc
+    raise refused

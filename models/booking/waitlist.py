@@ -23,6 +23,7 @@ from bson import ObjectId
 from mongoengine import DateField, DateTimeField, Document, ListField, ReferenceField, StringField
 
 from models.accounts.documents import Patient  # noqa: F401
+from models.audit import audited
 from models.booking import status
 from models.booking.claims import claim_time, extend_claims, release_time
 from models.booking.documents import Appointment
@@ -122,6 +123,8 @@ def leave(entry, now):
         offer_free_times(now)
 
 
+@audited("waitlist.accept", lambda entry, *args, **kwargs: f"WaitlistEntry:{entry.id}",
+         done_record=lambda appointment: f"Appointment:{appointment.id}")
 def accept(entry, now):
     """Book the offered time: confirmed when free of charge, else held for payment as usual."""
     if not offer_is_open(entry, now):

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from flask import current_app
 
+from models.audit import appointment_record, audited
 from models.booking.claims import extend_claims
 from models.booking.rules import effective_status
 from models.clock import _utc
@@ -79,6 +80,7 @@ def require_flow(flow):
                        "appointment page and pay from there.", code="wrong_payment_flow")
 
 
+@audited("payment.start", appointment_record)  # outermost: it audits Stripe's errors as translated
 @translate_stripe_errors
 def start_payment(appointment, now, actor="system", flow=None):
     """Create or reuse the appointment's Payment and its PaymentIntent or Checkout Session.
@@ -196,6 +198,7 @@ def _usable_intent(payment, appointment, actor, now):
     return current
 
 
+@audited("payment.confirm", appointment_record, outcome=lambda answer: answer["status"])
 @translate_stripe_errors
 def pay_with_token(appointment, token, now, actor="system"):
     """Attach a tokenised card to the PaymentIntent and confirm it on the server.

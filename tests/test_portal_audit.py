@@ -1,0 +1,127 @@
+"""The portal's doors keep no audit copies: each action they call audits itself, so a refused and a
+done request each leave exactly one audit event (a door's throttle refusing included)."""
+
+import ast
+import os
+
+import pytest
+
+from models import Appointment, AuditEvent
+from models.booking.waitlist import WaitlistEntry
+from tests.helpers import ROOT
+from tests.support.clients import signed_in
+from tests.support.factories import at, csrf_header, form_csrf, future_day
+
+
+@pytest.fixture
+def world(app, clinic_world):
+    return clinic_world(
+        clinic={"max_held": 10},
+        services={"consult": dict(name="Consultation", duration=30, price=6000, cancel_hours=0),
+                  "free": dict(name="Call", duration=15, price=0, cancel_hours=0)},
+        providers={"one": dict(name="Dr One"), "two": dict(name="Dr Two")},
+        patients=["pat@example.com", "other@example.com"])
+
+
+def book(client, service, provider, start):
+    resp = client.post("/api/appointments", headers=csrf_header(client), json={
+        "service": str(service.id), "provider": str(provider.id), "start": start.isoformat()})
+    assert resp.status_code == 201, resp.get_json()
+    return resp.get_json()
+
+
+def events(action):
+    return [(e.outcome, e.record, e.actor) for e in AuditEvent.objects(action=action).order_by("at")]
+
+
+def test_cancel_done_and_refused_each_leave_one_event(app, world):
+    client = signed_in(app)
+    appt = book(client, world["free"], world["one"], at(future_day(3), 10))
+    actor = f"patient:{Appointment.objects.get(id=appt['id']).patient.id}"
+    assert client.post(f"/api/appointments/{appt['id']}/cancel", headers=csrf_header(client)).status_code == 200
+    again = client.post(f"/api/appointments/{appt['id']}/cancel", headers=csrf_header(client))
+    assert again.status_code == 409
+    record = f"Appointment:{appt['id']}"
+    assert events("appointment.cancel") == [("ok", record, actor),
+                                            (f"refused:{again.get_json()['error']['code']}", record, actor)]
+
+
+def test_the_reschedule_page_tries_each_clinician_and_audits_once(app, world):
+    """The page's "any clinician" move tries each in turn: one event for the move, not one per try."""
+    day = future_day(4)
+    client, other = signed_in(app), signed_in(app, "other@example.com")
+    mine = book(client, world["consult"], world["one"], at(day, 10))
+    book(other, world["consult"], world["one"], at(day, 14))  # Dr One is taken at 14:00, Dr Two is free
+
+    def move(providers):
+        form = client.get("/portal/password").get_data(as_text=True)
+        return client.post(f"/portal/appointments/{mine['id']}/reschedule", data={
+            "csrf_token": form_csrf(form), "jwt_csrf": client.get_cookie("csrf_access_token").value,
+            "start": at(day, 14).isoformat(), "provider": [str(p.id) for p in providers]})
+
+    assert move([world["one"], world["two"]]).status_code == 302
+    moved = Appointment.objects.get(id=mine["id"])
+    assert moved.provider.id == world["two"].id
+    record = f"Appointment:{mine['id']}"
+    assert [(o, r) for o, r, _a in events("appointment.reschedule")] == [("ok", record)]
+    assert move([world["one"]]).status_code == 302  # only Dr One: refused, the page says so
+    assert [(o, r) for o, r, _a in events("appointment.reschedule")] == [("ok", record),
+                                                                          ("refused:slot_taken", record)]
+
+
+def test_a_password_change_refused_by_the_throttle_is_audited_once_too(app, world):
+    client = signed_in(app)
+    statuses = [client.post("/api/auth/password", headers=csrf_header(client),
+                            json={"current_password": "not my password", "new_password": "a-new-long-password"}
+                            ).status_code for _ in range(6)]
+    assert statuses[-1] == 429 and 429 not in statuses[:-1]
+    # Each request, the throttle's 429 included, leaves one event (refusals read "failure").
+    assert [o for o, _r, _a in events("patient.password_change")] == ["failure"] * 6
+
+
+def test_payment_start_done_and_refused_each_leave_one_event(app, world):
+    client = signed_in(app)
+    free = book(client, world["free"], world["one"], at(future_day(3), 11))
+    paid = book(client, world["consult"], world["one"], at(future_day(3), 14))
+    refused = client.post(f"/api/appointments/{free['id']}/payment", headers=csrf_header(client))
+    assert refused.status_code == 409 and refused.get_json()["error"]["code"] == "nothing_to_pay"
+    started = client.post(f"/api/appointments/{paid['id']}/payment", headers=csrf_header(client))
+    assert started.status_code == 200, started.get_json()
+    assert [(o, r) for o, r, _a in events("payment.start")] == [
+        ("refused:nothing_to_pay", f"Appointment:{free['id']}"), ("ok", f"Appointment:{paid['id']}")]
+
+
+def test_waitlist_accept_done_and_refused_each_leave_one_event(app, world):
+    client = signed_in(app)
+    day = future_day(5)
+    joined = client.post("/api/waitlist", headers=csrf_header(client), json={
+        "service": str(world["consult"].id), "from": day.isoformat(), "to": day.isoformat()})
+    assert joined.status_code == 201
+    entry = joined.get_json()["id"]
+    assert WaitlistEntry.objects.get(id=entry).status == "offered"  # a time is free: offered at once
+    accepted = client.post(f"/api/waitlist/{entry}/accept", headers=csrf_header(client))
+    assert accepted.status_code == 201, accepted.get_json()
+    again = client.post(f"/api/waitlist/{entry}/accept", headers=csrf_header(client))
+    assert again.status_code == 409
+    # Done, the event is about the appointment it became; refused, about the entry.
+    assert [(o, r) for o, r, _a in events("waitlist.accept")] == [
+        ("ok", f"Appointment:{accepted.get_json()['id']}"), ("refused:offer_closed", f"WaitlistEntry:{entry}")]
+
+
+def test_no_portal_module_writes_a_refusal_itself():
+    """A door never writes `outcome=f"refused:…"`: the action it calls audits its own refusal."""
+    offenders = []
+    folder = os.path.join(ROOT, "portal")
+    for name in sorted(os.listdir(folder)):
+        if not name.endswith(".py"):
+            continue
+        path = os.path.join(folder, name)
+        with open(path, encoding="utf-8") as handle:
+            tree = ast.parse(handle.read())
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.keyword) or node.arg != "outcome":
+                continue
+            text = ast.unparse(node.value)
+            if "refused:" in text:
+                offenders.append(f"portal/{name}:{node.value.lineno}")
+    assert not offenders, offenders
