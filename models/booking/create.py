@@ -5,7 +5,7 @@ No double booking: see `models/booking/claims.py` (the one writer of time claims
 """
 
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pymongo.errors
 from bson import ObjectId
@@ -16,7 +16,7 @@ from models.audit import audited
 from models.booking.availability import why_not_bookable
 from models.booking.claims import _claim, _claim_docs, drop_claims, release_time
 from models.booking.documents import ACTIVE_STATUSES, Appointment, TimeClaim
-from models.booking.rules import REASONS, _time_off, is_blocking, schedule_days, service_rules
+from models.booking.rules import REASONS, _time_off, checked_start, is_blocking, schedule_days, service_rules
 from models.catalog.snapshot import changed, current_catalog
 from models.clock import _utc, local_today
 from models.errors import Conflict, ValidationFailed
@@ -47,13 +47,7 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
     `audit`, an unsaved AuditEvent, is written with the booking (its record defaults to the
     appointment) in the same database command when the server allows.
     """
-    if not isinstance(start, datetime) or start.tzinfo is None:
-        raise ValidationFailed("The start time needs a timezone offset.", fields={"start": "needs an offset"})
-    if not 2000 <= start.year <= 2200:
-        # Far-off years are not bookable, and would overflow the arithmetic below.
-        raise ValidationFailed("That time is too far ahead to book yet.", code="not_bookable_horizon",
-                               fields={"start": "horizon"})
-    start = _utc(start)
+    start = checked_start(start)
     catalog = current_catalog()
     clinic = catalog.require_clinic()
     service = catalog.service(service_id)

@@ -23,7 +23,7 @@ from models.booking.availability import why_not_bookable
 from models.booking.cancellation import cancellation_blocker
 from models.booking.claims import claim_exact_units, claim_units, drop_claims, hand_over, make_permanent
 from models.booking.documents import ACTIVE_STATUSES, Appointment
-from models.booking.rules import REASONS, effective_status, is_blocking, schedule_days, service_rules
+from models.booking.rules import REASONS, checked_start, effective_status, is_blocking, schedule_days, service_rules
 from models.catalog.documents import TimeOff
 from models.catalog.snapshot import changed, current_catalog
 from models.clock import _utc
@@ -53,12 +53,7 @@ def reschedule(appointment, new_start, now, provider_id=None, actor="patient", b
     Returns the moved appointment; the patient is notified and the old time is offered to the
     waitlist.
     """
-    if new_start.tzinfo is None:
-        raise ValidationFailed("The start time needs a timezone offset.", fields={"start": "needs an offset"})
-    if not 2000 <= new_start.year <= 2200:
-        raise ValidationFailed("That time is too far ahead to book yet.", code="not_bookable_horizon",
-                               fields={"start": "horizon"})
-    new_start = _utc(new_start)
+    new_start = checked_start(new_start)
     catalog = current_catalog()
     clinic = catalog.require_clinic()
     if not by_staff:

@@ -13,7 +13,7 @@ from models.booking.documents import ACTIVE_STATUSES, Appointment
 from models.catalog.documents import TimeOff
 from models.catalog.snapshot import current_catalog
 from models.clock import UTC, as_utc as _utc
-from models.errors import NotFound
+from models.errors import NotFound, ValidationFailed
 
 REASONS = {
     "past": "That time is in the past.",
@@ -28,6 +28,17 @@ REASONS = {
 def _parse_hhmm(value):
     hours, minutes = value.split(":")
     return time(int(hours), int(minutes))
+
+
+def checked_start(start):
+    """A requested start as UTC, or ValidationFailed when it has no offset or lies in a far-off year."""
+    if not isinstance(start, datetime) or start.tzinfo is None:
+        raise ValidationFailed("The start time needs a timezone offset.", fields={"start": "needs an offset"})
+    if not 2000 <= start.year <= 2200:
+        # Far-off years are not bookable, and would overflow the arithmetic that follows.
+        raise ValidationFailed("That time is too far ahead to book yet.", code="not_bookable_horizon",
+                               fields={"start": "horizon"})
+    return _utc(start)
 
 
 def schedule_days(schedule):
