@@ -4,9 +4,11 @@ The roles themselves are the domain's (`models.documents.ROLES`); which of them 
 export or act on a page is the back office's door rule, so it lives here.
 """
 
+from models.accounts.documents import ROLES
+
 ADMIN_ONLY = ("admin",)
 FRONT_DESK = ("admin", "reception")
-EVERYONE = ("admin", "reception", "provider")
+EVERYONE = ROLES
 SCHEDULE_EDITORS = ("admin", "provider")  # a provider edits their own schedule and time off
 NOBODY = ()
 

@@ -24,7 +24,7 @@ from models.errors import (
     Throttled,
     ValidationFailed,
 )
-from models.payments import PaymentDeclined, PaymentProviderError, RefundFailed
+from models.payments import EventFailed, PaymentDeclined, PaymentProviderError, RefundFailed
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ STATUS_OF_ERROR = {
     PaymentProviderError: 502,
     RefundFailed: 502,
     DependencyDown: 503,
+    EventFailed: 500,  # a Stripe event that could not be processed: Stripe delivers it again
 }
 
 

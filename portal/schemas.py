@@ -11,10 +11,11 @@ from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, post_
 
 from models import booking
 from models.documents import utcnow
+from models.booking.documents import APPOINTMENT_STATUSES
+from models.booking.waitlist import WAITLIST_STATUSES
 from models.errors import ValidationFailed
 
 OBJECT_ID = r"^[0-9a-fA-F]{24}$"
-APPOINTMENT_STATUSES = ("held", "confirmed", "checked_in", "completed", "no_show", "cancelled", "expired")
 INSTANT_HELP = "must be an ISO 8601 time with an offset, e.g. 2026-11-30T09:00:00+00:00"
 DATE_TIME = {"format": "date-time"}
 
@@ -377,7 +378,7 @@ class WaitlistEntrySchema(Schema):
     from_ = fields.String(data_key="from", attribute="from", required=True, metadata={"format": "date"})
     to = fields.String(required=True, metadata={"format": "date"})
     timezone = fields.String()
-    status = fields.String(required=True, validate=validate.OneOf(("waiting", "offered", "booked", "expired")))
+    status = fields.String(required=True, validate=validate.OneOf(WAITLIST_STATUSES))
     offer = fields.Nested(OfferSchema, required=True, allow_none=True)
     note = fields.String()
 

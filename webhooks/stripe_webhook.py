@@ -16,7 +16,6 @@ import time
 import stripe
 from flask import Blueprint, current_app, jsonify, request
 
-from clinic.errors import error_response
 from models import payments
 from models.errors import DomainError
 
@@ -67,14 +66,9 @@ def receive_stripe_event():
     event = verify_event(request.get_data(), request.headers.get("Stripe-Signature"))
     data_object = event.data.object if getattr(event, "data", None) else None
     obj = data_object.to_dict() if hasattr(data_object, "to_dict") else (data_object or {})
-    try:
-        receipt = payments.receive_event(event.id, event.type, obj, created=getattr(event, "created", None))
-    except payments.EventInProgress as exc:
-        return error_response(409, exc.message, exc.code, headers={"Retry-After": str(exc.retry_after)})
-    except payments.EventDeferred as exc:  # Stripe retries; processed then
-        return error_response(503, exc.message, headers={"Retry-After": str(exc.retry_after)})
-    except payments.EventFailed as exc:
-        return error_response(500, exc.message)
+    # EventInProgress (409), EventDeferred (503) and EventFailed (500) answer through
+    # clinic.errors like every domain error, with Retry-After where Stripe should come back later.
+    receipt = payments.receive_event(event.id, event.type, obj, created=getattr(event, "created", None))
     if receipt.status == "duplicate":
         return jsonify(received=True, duplicate=True)
     if receipt.status == "ignored":

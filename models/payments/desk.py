@@ -14,12 +14,7 @@ from models.booking.cancellation import cancel
 from models.errors import Conflict, ValidationFailed
 from models.payments.cancellation import refund_due
 from models.payments.documents import Payment, Refund
-from models.payments.ledger import _audit
-
-
-def audit(actor, action, record, outcome="ok"):
-    """The payments module's audit writer: works inside a request or outside one (CLI, tests)."""
-    _audit(actor, action, record, outcome)
+from models.payments.ledger import _audit as audit  # the payments' audit writer, in a request or not
 
 
 DESK_METHODS = {"cash": "cash", "card_terminal": "card terminal"}

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 
 from mongoengine import NotUniqueError
 
-from models.clock import utcnow
+from models.clock import as_utc, utcnow
 from models.errors import Conflict, DependencyDown, DomainError
 from models.payments.documents import StripeEvent
 from models.payments.gateway import _id_of, is_transient
@@ -111,10 +111,6 @@ HANDLERS = {
 
 # --- store once ---------------------------------------------------------------------------------
 
-def _aware(value):
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
-
-
 def _claim(event_id, event_type, object_id, created, now):
     """Store the event, or take over a failed/stale earlier delivery of it.
 
@@ -132,7 +128,7 @@ def _claim(event_id, event_type, object_id, created, now):
     existing = StripeEvent.objects(event_id=event_id).first()
     if existing is None or existing.processed_at is not None:
         return "done"
-    if existing.outcome.startswith("failed") or _aware(existing.received_at) <= now - STALE_AFTER:
+    if existing.outcome.startswith("failed") or as_utc(existing.received_at) <= now - STALE_AFTER:
         # Guarded on what we read: of two deliveries taking it over at once, one wins.
         taken = StripeEvent.objects(id=existing.id, outcome=existing.outcome, processed_at=None,
                                     received_at=existing.received_at).update_one(
