@@ -8,13 +8,14 @@ session cookie signed longer ago than PERMANENT_SESSION_LIFETIME (set to the abs
 
 import time
 
-from flask import Blueprint, current_app, flash, make_response, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
 from clinic.audit import audit
+from clinic.errors import headers_of, status_of
 from models.accounts import authenticate
 from models.documents import StaffUser
 from models.errors import Throttled
@@ -89,9 +90,7 @@ def login():
                 found.append(authenticate(StaffUser, email, form.password.data)) or found[0]))
         except Throttled as exc:
             flash(exc.message, "error")
-            response = make_response(render_template("admin/login.html", form=form), 429)
-            response.headers["Retry-After"] = str(exc.retry_after)
-            return response
+            return render_template("admin/login.html", form=form), status_of(exc), headers_of(exc)
         user = found[0]
         if user is not None:
             target = safe_next(request.args.get("next"))

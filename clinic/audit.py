@@ -5,7 +5,7 @@ import uuid
 
 from flask import current_app, g, request
 
-from models.audit import new_audit, record_audit
+from models.audit import audit_here, new_audit
 
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -22,8 +22,8 @@ def request_id():
 
 def audit(actor, action, record="", outcome="ok"):
     """Write an audit event for the current request."""
-    return record_audit(actor, action, record=record, outcome=outcome,
-                        request_id=request_id(), ip=request.remote_addr or "")
+    request_id()  # named (or taken from a trusted proxy) before the event reads it
+    return audit_here(actor, action, record=record, outcome=outcome)
 
 
 def audit_event(actor, action, record="", outcome="ok"):

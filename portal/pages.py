@@ -7,7 +7,7 @@ from wtforms import EmailField, PasswordField, StringField, TelField
 from wtforms.validators import DataRequired, Length, Optional
 
 from clinic.audit import audit
-from clinic.errors import status_of
+from clinic.errors import headers_of, status_of
 from models import booking
 from models.accounts import change_patient_password
 from models.documents import utcnow
@@ -74,9 +74,7 @@ def login():
             patient = sign_in(form.email.data, form.password.data)
         except Throttled as exc:
             flash(exc.message, "error")
-            response = make_response(render_template("portal/login.html", form=form), 429)
-            response.headers["Retry-After"] = str(exc.retry_after)
-            return response
+            return render_template("portal/login.html", form=form), status_of(exc), headers_of(exc)
         except DomainError as exc:
             flash(exc.message, "error")
             status = status_of(exc)

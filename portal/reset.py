@@ -11,7 +11,7 @@ from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
 from clinic.audit import audit
-from clinic.errors import status_of
+from clinic.errors import headers_of, status_of
 from clinic.extensions import get_redis, rkey
 from models.accounts import reset
 from models.documents import utcnow
@@ -63,9 +63,7 @@ def forgot():
             _request(form.email.data)
         except Throttled as exc:
             flash(exc.message, "error")
-            response = make_response(render_template("portal/forgot.html", form=form), 429)
-            response.headers["Retry-After"] = str(exc.retry_after)
-            return response
+            return render_template("portal/forgot.html", form=form), status_of(exc), headers_of(exc)
         return render_template("portal/forgot.html", form=None, sent=SENT)
     elif form.errors:
         status = 400

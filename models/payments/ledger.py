@@ -6,11 +6,10 @@ from dataclasses import dataclass
 
 import pymongo.errors
 from bson import ObjectId
-from flask import g, has_request_context
 from mongoengine import NotUniqueError
 from redis.exceptions import LockError
 
-from models.audit import record_audit
+from models.audit import audit_here
 from models.errors import Conflict
 from models.payments.documents import Payment
 from models.stores import get_redis, rkey
@@ -48,9 +47,9 @@ def _ref_id(value):
 
 
 def _audit(actor, action, record, outcome="ok"):
-    request_id = g.get("request_id", "") if has_request_context() else ""
+    """Write a payments audit event (with the request's id and address inside a request)."""
     try:
-        record_audit(actor, action, record=record, outcome=outcome, request_id=request_id)
+        audit_here(actor, action, record, outcome=outcome)
     except pymongo.errors.PyMongoError:  # the change itself is done; do not undo it for the log
         log.exception("could not write audit event %s %s", action, record)
 
