@@ -15,6 +15,7 @@ from admin.roles import DAY_ACTIONS, EVERYONE, FRONT_DESK, SEES_MONEY
 from clinic.audit import audit
 from clinic.errors import status_of
 from models import booking
+from models import clock
 from models.booking import frontdesk
 from models.accounts import normalise_email
 from models.catalog import current_catalog
@@ -43,7 +44,7 @@ class DayView(StaffAccessMixin, BaseView):
         try:
             return date.fromisoformat(raw)
         except ValueError:
-            today = booking.local_today(clinic_zone(), utcnow())
+            today = clock.local_today(clinic_zone(), utcnow())
             if raw:
                 # Said on the page: a mistyped date must not pass for today's sheet unnoticed.
                 flash(f"“{raw[:20]}” is not a date; showing today, {today:%A %-d %B %Y}.", "warning")
@@ -58,9 +59,9 @@ class DayView(StaffAccessMixin, BaseView):
         tz = clinic_zone()
         return dict(day=day, tz=tz, zone=ZoneInfo(tz), role=staff_role(), money=money,
                     sees_money=staff_role() in SEES_MONEY, front_desk=FRONT_DESK,
-                    today=booking.local_today(tz, utcnow()), can_book=staff_role() in FRONT_DESK,
+                    today=clock.local_today(tz, utcnow()), can_book=staff_role() in FRONT_DESK,
                     prev_day=day - timedelta(days=1), next_day=day + timedelta(days=1),
-                    human_time=booking.human_time)
+                    human_time=clock.human_time)
 
     @expose("/")
     def index(self):
@@ -133,7 +134,7 @@ class DayView(StaffAccessMixin, BaseView):
         now, tz = utcnow(), clinic_zone()
         service = current_catalog().service(appointment.service.id)
         providers = current_catalog().providers_offering(service)
-        local = booking._utc(appointment.start).astimezone(ZoneInfo(tz))
+        local = clock.as_utc(appointment.start).astimezone(ZoneInfo(tz))
         values = {"day": request.values.get("new_day", local.date().isoformat())[:10],
                   "time": request.values.get("new_time", f"{local:%H:%M}")[:5],
                   "provider": request.values.get("provider", str(appointment.provider.id))[:24]}
@@ -150,7 +151,7 @@ class DayView(StaffAccessMixin, BaseView):
             except DomainError as exc:
                 error, status = exc.message, status_of(exc)
             else:
-                new_local = booking._utc(moved.start).astimezone(ZoneInfo(tz))
+                new_local = clock.as_utc(moved.start).astimezone(ZoneInfo(tz))
                 flash(f"Moved {moved.patient.name} from {old} to {new_local:%H:%M} on {new_local:%a %-d %b} "
                       f"with {moved.provider.name}. They are emailed the new time.", "success")
                 return redirect(url_for(".index", day=new_local.date().isoformat()) + f"#appt-{moved.id}")
@@ -168,7 +169,7 @@ class DayView(StaffAccessMixin, BaseView):
         day_raw = request.form.get("day", "")
         now = utcnow()
         tz = clinic_zone()
-        local_start = booking._utc(appointment.start).astimezone(ZoneInfo(tz))
+        local_start = clock.as_utc(appointment.start).astimezone(ZoneInfo(tz))
         label = f"{appointment.patient.name} ({local_start:%H:%M} with {appointment.provider.name})"
         undo = None
         audited = {"audit_as": staff_actor()}  # each action audits itself, done or refused
@@ -229,7 +230,7 @@ class DayView(StaffAccessMixin, BaseView):
         # walk-in, with the day and time it was given.
         values["walkin"] = bool(source.get("walkin_done"))
         if source.get("walkin"):
-            local_now = booking._utc(now).astimezone(ZoneInfo(tz))
+            local_now = clock.as_utc(now).astimezone(ZoneInfo(tz))
             values["day"] = local_now.date().isoformat()
             values["time"] = f"{local_now:%H}:{local_now.minute - local_now.minute % 5:02d}"
             values["walkin"] = True
@@ -238,7 +239,7 @@ class DayView(StaffAccessMixin, BaseView):
                 free = free_now(tz, self._providers(), now)
                 values["provider"] = str(free.id) if free else ""
         if not values["day"]:
-            values["day"] = booking.local_today(tz, now).isoformat()
+            values["day"] = clock.local_today(tz, now).isoformat()
         return values
 
     def _render_booking(self, values, error=None, status=200, fields=None):
@@ -315,11 +316,11 @@ class DayView(StaffAccessMixin, BaseView):
             audit(staff_actor(), "appointment.override", record=f"Appointment:{appointment.id}")
         audit(staff_actor(), "appointment.book", record=f"Appointment:{appointment.id}")
         message = (f"Booked {patient.name} for {appointment.service.name} with {appointment.provider.name}, "
-                   f"{booking.human_time(appointment.start, clinic_zone())}.")
+                   f"{clock.human_time(appointment.start, clinic_zone())}.")
         if appointment.amount:
             message += f" {money(appointment.amount, appointment.currency)} to pay at the desk."
         flash(message, "success")
-        day = booking._utc(appointment.start).astimezone(ZoneInfo(clinic_zone())).date()
+        day = clock.as_utc(appointment.start).astimezone(ZoneInfo(clinic_zone())).date()
         return redirect(url_for(".index", day=day.isoformat()) + f"#appt-{appointment.id}")
 
     def _existing_patient(self, values):

@@ -12,7 +12,7 @@ from wtforms.fields import DateTimeLocalField, EmailField
 from models.accounts import normalise_email
 from models.errors import DomainError
 
-from models.booking import human_time
+from models.clock import human_time
 
 # Formats accepted for a local date-time: the browser's picker sends the first one; the others are
 # what people type when the picker is missing (and what older tests and scripts send).

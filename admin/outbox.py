@@ -57,7 +57,6 @@ class OutboxView(SecureModelView):
         """Queue failed (or dropped) messages again; the sweep sends them within a minute."""
         done = 0
         for message in self.get_query().filter(id__in=ids):
-            record = f"OutboxMessage:{message.id}"
             try:
                 resend(message.id, audit_as=staff_actor())  # the action audits itself, done or refused
             except DomainError as exc:

@@ -36,6 +36,7 @@ from admin.roles import ADMIN_ONLY, EVERYONE, FRONT_DESK, SCHEDULE_EDITORS
 from admin.schedule import WEEKDAYS, ScheduleForm, apply_row_buttons, prefill, validate_schedule
 from clinic.audit import audit
 from models import booking
+from models import clock
 from models.booking import frontdesk
 from models.accounts import hash_password, normalise_email, validate_password
 from models.documents import Appointment, Payment, Patient, Provider, Schedule, StaffUser, utcnow
@@ -395,7 +396,7 @@ class AppointmentView(SecureModelView):
                          "created_at": local_formatter("created_at"), "payment": payment_state,
                          "status": words_formatter, "amount": money_formatter("amount"),
                          "patient": patient_formatter, "booked_by": lambda v, c, m, n: staff_name(m.booked_by)}
-    column_formatters_export = {"start": lambda v, c, m, n: booking.local_iso(m.start, clinic_zone()),
+    column_formatters_export = {"start": lambda v, c, m, n: clock.local_iso(m.start, clinic_zone()),
                                 "patient": lambda v, c, m, n: str(m.patient) if m.patient else "",
                                 "amount": lambda v, c, m, n: format_money(m.amount, "").strip(),
                                 "currency": lambda v, c, m, n: (m.currency or "").upper(),
@@ -492,7 +493,7 @@ class PatientView(SecureModelView):
                         filter_url = url_for("appointments.index_view", **{
                             f"flt0_{appointments_view.get_filter_arg(index, flt)}": str(patient.id)})
             kwargs.update(appointments=appointments, payments=payments, zone=clinic_zone(),
-                          human_time=booking.human_time, format_money=format_money,
+                          human_time=clock.human_time, format_money=format_money,
                           appointment_text=appointment_text, all_appointments_url=filter_url)
         return super().render(template, **kwargs)
 
@@ -536,10 +537,10 @@ class PaymentView(SecureModelView):
         if m.appointment else "",
         "refunds": lambda v, c, m, n: "; ".join(
             f"{format_money(r.amount, m.currency)} {r.status.replace('_', ' ')}, "
-            f"{booking.human_time(r.created_at, clinic_zone())}" for r in (m.refunds or [])) or "none",
+            f"{clock.human_time(r.created_at, clinic_zone())}" for r in (m.refunds or [])) or "none",
     }
     column_formatters_export = {
-        "created_at": lambda v, c, m, n: booking.local_iso(m.created_at, clinic_zone()),
+        "created_at": lambda v, c, m, n: clock.local_iso(m.created_at, clinic_zone()),
         "patient": lambda v, c, m, n: str(m.patient) if m.patient else "",
         "appointment": lambda v, c, m, n: appointment_text(m.appointment, clinic_zone()),
         "amount": lambda v, c, m, n: format_money(m.amount, "").strip(),

@@ -8,6 +8,7 @@ from flask_jwt_extended import jwt_required
 
 from clinic.audit import audit
 from models import booking
+from models import clock
 from models.booking import waitlist
 from models.documents import utcnow
 from models.booking.reschedule import reschedule
@@ -29,10 +30,10 @@ def entry_view(entry, clinic, now):
     offer = None
     if status == "offered":
         appt = entry.offer
-        offer = {"start": booking.local_iso(appt.start, clinic.timezone),
-                 "end": booking.local_iso(appt.end, clinic.timezone),
+        offer = {"start": clock.local_iso(appt.start, clinic.timezone),
+                 "end": clock.local_iso(appt.end, clinic.timezone),
                  "provider": appt.provider,
-                 "expires_at": booking.local_iso(entry.offer_expires_at, clinic.timezone)}
+                 "expires_at": clock.local_iso(entry.offer_expires_at, clinic.timezone)}
     return {"id": entry.id, "service": entry.service, "provider": entry.provider or None,
             "from": entry.date_from.isoformat()[:10], "to": entry.date_to.isoformat()[:10],
             "timezone": clinic.timezone, "status": status, "offer": offer,

@@ -27,6 +27,7 @@ from wtforms.validators import DataRequired
 from clinic.audit import audit
 from clinic.errors import status_of
 from models import booking
+from models import clock
 from models.booking import waitlist
 from models.catalog import current_catalog
 from models.documents import Appointment, Payment, utcnow
@@ -109,7 +110,7 @@ def build_picker(service, providers, clinic, now, month_raw, day_raw, skip=None)
     `skip` is a start to leave out (the patient's own current time, when moving).
     """
     zone = ZoneInfo(clinic.timezone)
-    today = booking.local_today(clinic.timezone, now)
+    today = clock.local_today(clinic.timezone, now)
     day = _parse_date(day_raw)
     month = _parse_month(month_raw) or (day.replace(day=1) if day else today.replace(day=1))
     if month < today.replace(day=1):
@@ -218,7 +219,7 @@ def book():
 def review_context(service, chosen, clinic, now, start_raw, picker):
     """What the review step shows, or None when the time is not (or no longer) free."""
     try:
-        start = booking._utc(parse_instant(start_raw))
+        start = clock.as_utc(parse_instant(start_raw))
     except DomainError:
         return None
     local = start.astimezone(ZoneInfo(clinic.timezone))
@@ -252,7 +253,7 @@ def book_post():
             local_day = start.astimezone(ZoneInfo(clinic.timezone)).date()
             candidates = [p for s, _e, p in booking.find_slots(service, catalog.providers_offering(service), clinic,
                                                               local_day, 1, utcnow())
-                          if s == booking._utc(start)]
+                          if s == clock.as_utc(start)]
             if not candidates:
                 raise Conflict("That time is no longer free. Please choose another.", code="slot_taken")
             for n, provider in enumerate(candidates):
@@ -281,7 +282,7 @@ def _still_free(appt, clinic, now):
         provider = current_catalog().provider_for(service, appt.provider.id)
     except DomainError:
         return False
-    start = booking._utc(appt.start)
+    start = clock.as_utc(appt.start)
     local_day = start.astimezone(ZoneInfo(clinic.timezone)).date()
     return any(s == start for s, _e, _p in booking.find_slots(service, [provider], clinic, local_day, 1, now))
 
@@ -299,20 +300,20 @@ def dashboard():
         status = booking.effective_status(a, now)
         if status in ("cancelled", "expired"):
             closed.append((a, status))
-        elif booking._utc(a.end) < now or status in ("completed", "no_show"):
+        elif clock.as_utc(a.end) < now or status in ("completed", "no_show"):
             past.append((a, status))
         else:
             upcoming.append((a, status))
     past.reverse()
     closed.sort(key=lambda item: item[0].updated_at or item[0].start, reverse=True)
     paid = {p.appointment.id: p for p in Payment.objects(appointment__in=[a.id for a, _ in past]).no_dereference()}
-    again = {a.id for a, status in closed[:10] if status == "expired" and booking._utc(a.start) > now
+    again = {a.id for a, status in closed[:10] if status == "expired" and clock.as_utc(a.start) > now
              and _still_free(a, clinic, now)}
     offers = [e for e in waitlist.entries_of(g.patient) if waitlist.offer_is_open(e, now)]
     audit(f"patient:{g.patient.id}", "appointment.list", record=f"Patient:{g.patient.id}")
     return render_template("portal/dashboard.html", clinic=clinic, patient=g.patient, upcoming=upcoming,
                            past=past, closed=closed, paid=paid, again=again, offers=offers, now=now,
-                           human_time=booking.human_time, book_url=book_url)
+                           human_time=clock.human_time, book_url=book_url)
 
 
 @bp.get("/appointments/<appointment_id>/receipt")
@@ -326,7 +327,7 @@ def receipt(appointment_id):
         raise NotFound("There is no receipt for this appointment: it was not paid.", code="no_receipt")
     audit(f"patient:{g.patient.id}", "appointment.receipt", record=f"Appointment:{appt.id}")
     return render_template("portal/receipt.html", appt=appt, clinic=clinic, payment=payment, patient=g.patient,
-                           human_time=booking.human_time)
+                           human_time=clock.human_time)
 
 
 # --- Reschedule -----------------------------------------------------------------------------
@@ -345,7 +346,7 @@ def reschedule_page(appointment_id):
     choice = request.args.get("provider", str(appt.provider.id))
     chosen = providers if choice == "any" else [p for p in providers if str(p.id) == choice] or providers
     picker = None if blocker else build_picker(service, chosen, clinic, now, request.args.get("month"),
-                                               request.args.get("day"), skip=booking._utc(appt.start))
+                                               request.args.get("day"), skip=clock.as_utc(appt.start))
     review = None
     if not blocker and request.args.get("start"):
         review = review_context(service, chosen, clinic, now, request.args["start"], picker)
@@ -360,7 +361,7 @@ def reschedule_page(appointment_id):
     return render_template("portal/reschedule.html", appt=appt, clinic=clinic, service=service, providers=providers,
                            provider_choice=choice, picker=picker, review=review, blocker=blocker, pzone=pzone,
                            tz=request.args.get("tz", "") if pzone else "", move_url=move_url,
-                           human_time=booking.human_time)
+                           human_time=clock.human_time)
 
 
 @bp.post("/appointments/<appointment_id>/reschedule")
@@ -379,7 +380,7 @@ def reschedule_post(appointment_id):
         flash(exc.message, "error")
         return redirect(url_for("portal.reschedule_page", appointment_id=appt.id))
     clinic = booking.require_clinic()
-    flash(f"Your appointment is moved to {booking.human_time(appt.start, clinic.timezone)}.", "info")
+    flash(f"Your appointment is moved to {clock.human_time(appt.start, clinic.timezone)}.", "info")
     return redirect(url_for("portal.appointment", appointment_id=appt.id))
 
 
@@ -410,7 +411,7 @@ def waitlist_page():
     form.provider.choices = [("any", "Any clinician")] + [(str(p.id), p.name) for p in providers]
     status = 200
     if request.method == "GET":
-        today = booking.local_today(clinic.timezone, now)
+        today = clock.local_today(clinic.timezone, now)
         form.service.data = request.args.get("service") or (form.service.choices[0][0] if services else None)
         form.provider.data = request.args.get("provider") or "any"
         form.date_from.data = _parse_date(request.args.get("from")) or today
@@ -440,7 +441,7 @@ def waitlist_page():
         status = 400
     entries = waitlist.entries_of(g.patient)
     return render_template("portal/waitlist.html", form=form, entries=entries, clinic=clinic, now=now,
-                           open_offer=lambda e: waitlist.offer_is_open(e, now), human_time=booking.human_time,
+                           open_offer=lambda e: waitlist.offer_is_open(e, now), human_time=clock.human_time,
                            local_range=waitlist.local_range), status
 
 

@@ -5,6 +5,7 @@ from flask import current_app
 
 from clinic.audit import audit_event
 from models import booking
+from models import clock
 from models.booking import freetimes
 from models.catalog import current_catalog
 from models.documents import utcnow
@@ -33,5 +34,5 @@ def free_times_json(service_id, provider_id, first, days, now):
     service = catalog.service(service_id)
     clinic = catalog.require_clinic()
     providers = [catalog.provider_for(service, provider_id)] if provider_id else catalog.providers_offering(service)
-    first = first or booking.local_today(clinic.timezone, now)
+    first = first or clock.local_today(clinic.timezone, now)
     return freetimes.slots_json(service, providers, clinic, first, days, now, current_app.extensions["caches"])

@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta, timezone
 from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, post_dump, pre_load, validate
 
 from models import booking
+from models import clock
 from models.documents import utcnow
 from models.booking.documents import APPOINTMENT_STATUSES
 from models.booking.waitlist import WAITLIST_STATUSES
@@ -305,8 +306,8 @@ def appointment_view(appt, clinic, services=None, providers=None, now=None):
     service = services.get(appt.service.id) if services else appt.service
     provider = providers.get(appt.provider.id) if providers else appt.provider
     return {"id": appt.id, "status": booking.effective_status(appt, now or utcnow()),
-            "start": booking.local_iso(appt.start, tz), "end": booking.local_iso(appt.end, tz),
-            "timezone": tz, "hold_expires_at": booking.local_iso(appt.hold_expires_at, tz),
+            "start": clock.local_iso(appt.start, tz), "end": clock.local_iso(appt.end, tz),
+            "timezone": tz, "hold_expires_at": clock.local_iso(appt.hold_expires_at, tz),
             "amount": appt.amount, "currency": appt.currency, "service": service, "provider": provider}
 
 

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from models import Appointment, Patient, Payment, StaffUser, TimeOff
+from models import Patient, Payment, StaffUser, TimeOff
 from models.booking import book
 from models.documents import Schedule
 from models.seed import DEMO_PASSWORD, seed_demo

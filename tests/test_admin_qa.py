@@ -11,7 +11,6 @@ import pytest
 from models import Appointment, StaffUser
 from tests.support.factories import (
     LONDON,
-    form_csrf,
     make_clinic,
     make_patient,
     make_provider,

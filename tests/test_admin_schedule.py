@@ -5,7 +5,7 @@ from datetime import date
 
 import pytest
 
-from models import Provider, Schedule
+from models import Schedule
 from tests.support.factories import form_csrf, staff_login
 
 

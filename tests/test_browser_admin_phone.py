@@ -36,7 +36,6 @@ def test_the_outbox_list_fits_a_phone(live_server, page):
     sign_in(page, base, "reception@clinic.test")
     assert page.goto(f"{base}/admin/outbox/").status == 200
     page.wait_for_load_state("load")
-    table = page.locator("table.model-list")
     assert page.get_by_role("cell", name=re.compile(r"a\.rather\.long\.address\.0")).is_visible()
     assert page.locator("td.col-status").first.is_visible()
     for hidden in ("attempts", "due_at", "sent_at", "last_error"):

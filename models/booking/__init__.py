@@ -34,9 +34,6 @@ EXPORTS = {
     "models.booking.hooks": (
         "on_cancel",
     ),
-    "models.clock": (
-        "UTC", "_utc", "local_iso", "human_time", "local_today",
-    ),
 }
 __getattr__, __dir__ = lazy_exports(__name__, EXPORTS)
 
@@ -79,11 +76,4 @@ if TYPE_CHECKING:  # the same names, imported for readers and for the import gra
     )
     from models.booking.hooks import (  # noqa: F401
         on_cancel,
-    )
-    from models.clock import (  # noqa: F401
-        UTC,
-        _utc,
-        local_iso,
-        human_time,
-        local_today,
     )
