@@ -160,6 +160,14 @@ _current = None
 caches = Caches()
 
 
+def forget():
+    """Drop this process's cached catalogs (the test suite empties its database between tests)."""
+    global _local_generation
+    with _lock:
+        _cached.clear()
+        _local_generation += 1
+
+
 def _on_change(kind, provider=None):
     global _local_generation
     if kind == "catalog":

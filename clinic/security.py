@@ -70,9 +70,10 @@ def init_app(app):
         session_cookie_samesite="Lax",
     )
 
-    from models.accounts import set_hash_concurrency
+    from models.accounts import set_hash_concurrency, set_hash_profile
 
     set_hash_concurrency(app.config.get("ARGON2_MAX_CONCURRENT", 4))
+    set_hash_profile(app.config.get("ARGON2_PROFILE") or "RFC_9106_LOW_MEMORY")
 
     @app.before_request
     def assign_request_id():

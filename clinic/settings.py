@@ -20,6 +20,9 @@ REQUIRED_SECRETS = (
     "STRIPE_WEBHOOK_SECRET",
 )
 PAYMENT_FLOWS = ("elements", "checkout")
+# argon2-cffi profiles (argon2.profiles) a deployment may choose; CHEAPEST is for the test suite only.
+ARGON2_PROFILES = ("RFC_9106_LOW_MEMORY", "RFC_9106_HIGH_MEMORY")
+TEST_ARGON2_PROFILES = ("CHEAPEST",)
 
 
 class ConfigError(SystemExit):
@@ -82,6 +85,8 @@ def load_settings(env=None):
         "STAFF_IDLE_MINUTES": _int(env, "STAFF_IDLE_MINUTES", 30),
         "STAFF_SESSION_HOURS": _int(env, "STAFF_SESSION_HOURS", 12),
         "ARGON2_MAX_CONCURRENT": _int(env, "ARGON2_MAX_CONCURRENT", 4),
+        # argon2-cffi's parameter profile for new password hashes; only tests may pick a cheaper one.
+        "ARGON2_PROFILE": env.get("ARGON2_PROFILE") or "RFC_9106_LOW_MEMORY",
         "REGISTRATIONS_PER_HOUR": _int(env, "REGISTRATIONS_PER_HOUR", 10),
         "BOOKINGS_PER_ACCOUNT_10MIN": _int(env, "BOOKINGS_PER_ACCOUNT_10MIN", 20),
         "BOOKINGS_PER_ADDRESS_10MIN": _int(env, "BOOKINGS_PER_ADDRESS_10MIN", 60),
@@ -113,6 +118,9 @@ def validate_settings(config):
         raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
     if config.get("SMTP_URL") and urlsplit(config["SMTP_URL"]).scheme not in ("smtp", "smtps"):
         raise ConfigError("SMTP_URL must start with smtp:// or smtps://")
+    profile = config.get("ARGON2_PROFILE") or "RFC_9106_LOW_MEMORY"
+    if profile not in ARGON2_PROFILES and not (config.get("TESTING") and profile in TEST_ARGON2_PROFILES):
+        raise ConfigError(f"ARGON2_PROFILE must be one of {', '.join(ARGON2_PROFILES)}")
     if config.get("HOLD_MINUTES", 15) < 1:
         raise ConfigError("HOLD_MINUTES must be at least 1")
 

@@ -52,6 +52,19 @@ def parse_stripe_form(pairs):
     return out
 
 
+# Hop-by-hop headers belong to one connection, not to the answer (RFC 9110 §7.6.1); Date and Server
+# are written by the stand-in's own HTTP server; Host names the stand-in itself.
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+                        "trailer", "trailers", "transfer-encoding", "upgrade"})
+_NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length"}
+_NOT_RETURNED = HOP_BY_HOP | {"date", "server"}
+
+
+def passed_headers(items):
+    """The headers of an upstream answer that a proxy passes on (every end-to-end one)."""
+    return [(k, v) for k, v in items if k.lower() not in _NOT_RETURNED]
+
+
 def stripe_error(status, message, param=None, code=None):
     """A Stripe-shaped JSON error answer."""
     body = {"error": {"type": "invalid_request_error", "message": message}}
@@ -332,13 +345,23 @@ class CheckoutStandIn:
         return response(environ, start_response)
 
     def forward(self, request):
-        """Pass a request through to localstripe unchanged."""
+        """Pass a request through to localstripe and its answer back, as a transparent proxy would.
+
+        Method, path, query, headers and body go out as they came; the status, every end-to-end
+        header (CORS's `Access-Control-*`, `Stripe-*`, caching, content type and length) and the
+        body come back unchanged and streamed. A browser (Stripe.js tokenising a card) talks to the
+        stand-in exactly as it would to localstripe, preflight `OPTIONS` included.
+        """
         upstream = requests.request(
             request.method, self.localstripe + request.full_path.rstrip("?"), data=request.get_data(),
-            headers={k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")},
-            timeout=60)
-        return Response(upstream.content, status=upstream.status_code,
-                        content_type=upstream.headers.get("Content-Type", "application/json"))
+            headers={k: v for k, v in request.headers.items() if k.lower() not in _NOT_FORWARDED},
+            timeout=60, stream=True, allow_redirects=False)
+        # The raw bytes, not requests' decoded text: a compressed body keeps its Content-Encoding.
+        response = Response(upstream.raw.stream(64 * 1024, decode_content=False),
+                            status=upstream.status_code, direct_passthrough=True,
+                            headers=passed_headers(upstream.raw.headers.items()))
+        response.call_on_close(upstream.close)
+        return response
 
     def page(self, request, rest):
         """The hosted payment page: show, pay, authenticate."""
@@ -390,6 +413,7 @@ class CheckoutStandIn:
     def _html(title, body, status=200):
         page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>{html.escape(title)}</title>
+<link rel="icon" href="data:,">
 <style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:0 auto;padding:1rem;color:#1a1a1a}}
 .banner{{background:#fff3cd;border:1px solid #8a6d00;padding:.5rem .75rem;border-radius:.25rem}}
 .amount{{font-size:1.75rem;font-weight:700}} label{{display:block;font-weight:600;margin-top:1rem}}

@@ -16,6 +16,10 @@ from dataclasses import dataclass, field
 import requests
 
 
+# The project's root: child servers that run our own modules (`python -m devstack.…`) start here.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
@@ -111,13 +115,20 @@ def start_redis(data_dir=None, port=None, log_path=None):
     return ServerProcess("redis", proc, port, f"redis://127.0.0.1:{port}/0")
 
 
-def start_localstripe(port=None, log_path=None, from_scratch=True):
-    """Start localstripe (it keeps its state in /tmp/localstripe.pickle)."""
+def start_localstripe(port=None, log_path=None, state_path=None):
+    """Start localstripe; with `state_path` its objects survive a restart, without it they live in memory.
+
+    Through `devstack.localstripe_server`, which moves localstripe's state off its fixed
+    `/tmp/localstripe.pickle`, so instances on one machine never share (or corrupt) a file.
+    """
     port = port or free_port()
-    cmd = [_bin("localstripe"), "--port", str(port)]
-    if from_scratch:
+    cmd = [sys.executable, "-m", "devstack.localstripe_server", "--port", str(port)]
+    if state_path:
+        os.makedirs(os.path.dirname(os.path.abspath(state_path)), exist_ok=True)
+        cmd += ["--state", state_path]
+    else:
         cmd.append("--from-scratch")
-    proc = _spawn(cmd, log_path)
+    proc = _spawn(cmd, log_path, cwd=ROOT)
     wait_for_port(port, timeout=30, process=proc, name="localstripe")
     return ServerProcess("stripe", proc, port, f"http://127.0.0.1:{port}")
 
@@ -140,8 +151,7 @@ def start_checkout_standin(localstripe_url, port=None, log_path=None, state_path
            "--localstripe", localstripe_url]
     if state_path:
         cmd += ["--state", state_path]
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = _spawn(cmd, log_path, cwd=root)
+    proc = _spawn(cmd, log_path, cwd=ROOT)
     wait_for_port(port, timeout=30, process=proc, name="Checkout stand-in")
     return ServerProcess("checkout", proc, port, f"http://127.0.0.1:{port}")
 

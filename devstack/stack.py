@@ -15,6 +15,7 @@ import secrets
 import signal
 import sys
 import threading
+from dataclasses import dataclass, field
 
 from clinic import ROOT
 from devstack.servers import (
@@ -47,46 +48,89 @@ def dev_secrets():
     return values
 
 
-def start_missing(host, port):
-    """Start the servers the environment does not provide; return them and the settings."""
-    os.makedirs(INSTANCE, exist_ok=True)
-    logs = os.path.join(INSTANCE, "logs")
+@dataclass
+class Stack:
+    """The servers one stack started, and the settings that point an app at them."""
+
+    servers: list = field(default_factory=list)
+    env: dict = field(default_factory=dict)
+    localstripe: str = ""  # localstripe itself, behind the stand-in (STRIPE_API_BASE)
+    mail_dir: str = ""  # the Maildir the SMTP server writes to
+
+    def find(self, name):
+        """The started server called `name` ("mongodb", "redis", "stripe", "checkout", "smtp"), or None."""
+        return next((s for s in self.servers if s.name == name), None)
+
+    def stop(self):
+        """Stop every server this stack started, last started first."""
+        for server in reversed(self.servers):
+            server.stop()
+
+
+def start_stack(home, keep=True, environ=None, webhook=None, test_commands=False):
+    """Start every server `environ` does not name; the one composition for `./scripts/run` and the tests.
+
+    `home` holds the logs and, with `keep`, the data (SecantusDB, Valkey's append-only file,
+    localstripe's objects, the stand-in's sessions), so the next start finds them; without `keep`
+    every store is a throwaway (the tests' session). Stripe is always localstripe *behind the
+    Checkout stand-in*: `STRIPE_API_BASE` names the stand-in, so the browser loads Stripe.js and
+    tokenises cards through the same server the app talks to. `webhook` is `(url, secret)` to
+    register for Stripe's events (through the stand-in, so its Checkout events go there too).
+    Email lands in `home/mail` (a Maildir). On a failure the servers already started are stopped.
+    """
+    environ = os.environ if environ is None else environ
+    logs = os.path.join(home, "logs")
     os.makedirs(logs, exist_ok=True)
-    started, env = [], {}
-    for name, value in dev_secrets().items():
-        env[name] = os.environ.get(name) or value
-    if not os.environ.get("MONGODB_URI"):
-        server = start_secantus(os.path.join(INSTANCE, "mongodb"), log_path=os.path.join(logs, "mongodb.log"))
-        started.append(server)
-        env["MONGODB_URI"] = server.url
-        env["MONGODB_DB"] = "clinic"
-    if not os.environ.get("REDIS_URL"):
-        server = start_redis(os.path.join(INSTANCE, "redis"), log_path=os.path.join(logs, "redis.log"))
-        started.append(server)
-        env["REDIS_URL"] = server.url
-    if not os.environ.get("STRIPE_SECRET_KEY"):
-        # localstripe keeps its state in /tmp between runs, so payments made earlier are still there.
-        server = start_localstripe(log_path=os.path.join(logs, "localstripe.log"), from_scratch=False)
-        started.append(server)
-        # localstripe has no Checkout: the stand-in answers it and passes the rest through.
-        checkout = start_checkout_standin(server.url, log_path=os.path.join(logs, "checkout.log"),
-                                          state_path=os.path.join(INSTANCE, "checkout-sessions.json"))
-        started.append(checkout)
-        env.update(STRIPE_API_BASE=checkout.url, STRIPE_SECRET_KEY="sk_test_localstripe",
-                   STRIPE_PUBLISHABLE_KEY="pk_test_localstripe")
-        # Register at every start: localstripe forgets webhooks on restart. Through the stand-in,
-        # so its own checkout.session.* events reach the same endpoint.
-        register_localstripe_webhook(checkout.url, f"http://{host}:{port}/webhooks/stripe",
-                                     env["STRIPE_WEBHOOK_SECRET"].split(",")[0])
-    if not os.environ.get("SMTP_URL"):
-        # A real SMTP server on a free port; what it receives is kept in instance/mail (Maildir).
-        if importlib.util.find_spec("aiosmtpd") is None:
-            print("  aiosmtpd is not installed: email waits in the outbox (pip install aiosmtpd)")
-            return started, env
-        server = start_smtp(os.path.join(INSTANCE, "mail"), log_path=os.path.join(logs, "smtp.log"))
-        started.append(server)
-        env["SMTP_URL"] = server.url
-    return started, env
+    stack = Stack()
+
+    def kept(name):
+        return os.path.join(home, name) if keep else None
+
+    try:
+        if not environ.get("MONGODB_URI"):
+            server = start_secantus(kept("mongodb") or ":memory:", test_commands=test_commands,
+                                    log_path=os.path.join(logs, "mongodb.log"))
+            stack.servers.append(server)
+            stack.env.update(MONGODB_URI=server.url, MONGODB_DB="clinic")
+        if not environ.get("REDIS_URL"):
+            server = start_redis(kept("redis"), log_path=os.path.join(logs, "redis.log"))
+            stack.servers.append(server)
+            stack.env["REDIS_URL"] = server.url
+        if not environ.get("STRIPE_SECRET_KEY"):
+            server = start_localstripe(state_path=kept("localstripe.pickle"),
+                                       log_path=os.path.join(logs, "localstripe.log"))
+            stack.servers.append(server)
+            stack.localstripe = server.url
+            # localstripe has no Checkout: the stand-in answers it and passes the rest through.
+            checkout = start_checkout_standin(server.url, log_path=os.path.join(logs, "checkout.log"),
+                                              state_path=kept("checkout-sessions.json"))
+            stack.servers.append(checkout)
+            stack.env.update(STRIPE_API_BASE=checkout.url, STRIPE_SECRET_KEY="sk_test_localstripe",
+                             STRIPE_PUBLISHABLE_KEY="pk_test_localstripe")
+            if webhook:
+                # At every start: localstripe forgets webhooks on restart.
+                register_localstripe_webhook(checkout.url, *webhook)
+        if not environ.get("SMTP_URL") and importlib.util.find_spec("aiosmtpd") is not None:
+            stack.mail_dir = os.path.join(home, "mail")
+            server = start_smtp(stack.mail_dir, log_path=os.path.join(logs, "smtp.log"))
+            stack.servers.append(server)
+            stack.env["SMTP_URL"] = server.url
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+def start_missing(host, port):
+    """Start the run command's stack under `instance/`; return its servers and the app's settings."""
+    os.makedirs(INSTANCE, exist_ok=True)
+    env = {name: os.environ.get(name) or value for name, value in dev_secrets().items()}
+    webhook = (f"http://{host}:{port}/webhooks/stripe", env["STRIPE_WEBHOOK_SECRET"].split(",")[0])
+    stack = start_stack(INSTANCE, keep=True, webhook=webhook)
+    if not stack.find("smtp") and not os.environ.get("SMTP_URL"):
+        print("  aiosmtpd is not installed: email waits in the outbox (pip install aiosmtpd)")
+    env.update(stack.env)
+    return stack.servers, env
 
 
 def run_sweeper(app, stop):

@@ -126,7 +126,7 @@ def main():
     if not redis_url:
         started.append(start_redis())
         redis_url = started[-1].url
-    stripe_server = start_localstripe(from_scratch=True)
+    stripe_server = start_localstripe()
     started.append(stripe_server)
     tag = uuid.uuid4().hex[:8]
     config = {"MONGODB_URI": mongo_uri, "MONGODB_DB": f"bench_{tag}", "REDIS_URL": redis_url,

@@ -1,4 +1,15 @@
-"""One fixture per real service, started once per test session; each test gets a clean app."""
+"""The real servers, started once per test process through the run command's own stack builder.
+
+`devstack.stack.start_stack` starts SecantusDB, the embedded Valkey, localstripe behind the
+Checkout stand-in and aiosmtpd, exactly as `./scripts/run` composes them (only with throwaway
+stores): a page that works here works for a newcomer. Under pytest-xdist every worker process has
+its own stack, database and Redis key prefix.
+
+Each worker builds its app once and reuses it while the settings a test asks for stay the same;
+before every test the worker's collections are emptied (their indexes kept), its Redis keys deleted
+and the process's caches forgotten. Measured on SecantusDB (2 cores): a new app with its indexes
+built over a fresh database took 0.3–0.4 s a test; emptying the collections takes about 10 ms.
+"""
 
 import os
 import uuid
@@ -6,8 +17,6 @@ import uuid
 import pymongo
 import pytest
 import redis
-
-from devstack.servers import start_localstripe, start_redis, start_secantus
 
 # The shared fixtures beyond the servers live in tests/support/: signed-in clients (`patient_client`,
 # `staff_client`), the clinic builder (`clinic_world`) and the fake Stripe gateway (`fake_gateway`).
@@ -19,50 +28,75 @@ TEST_SECRETS = {
     "STRIPE_SECRET_KEY": "sk_test_clinic",
     "STRIPE_PUBLISHABLE_KEY": "pk_test_clinic",
     "STRIPE_WEBHOOK_SECRET": "whsec_test_clinic",
+    # argon2 at production cost takes 0.3-1 s a hash; the tests' hashes prove behaviour, not cost
+    # (tests/test_foundation.py checks production's parameters).
+    "ARGON2_PROFILE": "CHEAPEST",
 }
+# This process's name among pytest-xdist's workers ("gw0", "gw1", …), or "main" without xdist.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
 @pytest.fixture(scope="session")
-def mongo_uri():
-    """A real MongoDB-protocol server: `MONGODB_URI`, or SecantusDB in its own process."""
-    if os.environ.get("MONGODB_URI"):
-        yield os.environ["MONGODB_URI"]
-        return
-    server = start_secantus(":memory:", test_commands=True)
-    yield server.url
-    server.stop()
+def stack(tmp_path_factory):
+    """The one-machine stack for this test process: `./scripts/run`'s servers, with throwaway stores.
+
+    `MONGODB_URI` or `REDIS_URL` in the environment replace the started SecantusDB or Valkey (to
+    run the suite against real MongoDB or Redis); Stripe and SMTP are always the stack's own.
+    """
+    from devstack.stack import start_stack
+
+    named = {k: os.environ[k] for k in ("MONGODB_URI", "REDIS_URL") if os.environ.get(k)}
+    started = start_stack(str(tmp_path_factory.mktemp("stack")), keep=False, environ=named,
+                          test_commands=True)
+    yield started
+    started.stop()
 
 
 @pytest.fixture(scope="session")
-def redis_url():
+def mongo_uri(stack):
+    """A real MongoDB-protocol server: `MONGODB_URI`, or the stack's SecantusDB."""
+    return os.environ.get("MONGODB_URI") or stack.env["MONGODB_URI"]
+
+
+@pytest.fixture(scope="session")
+def redis_url(stack):
     """A real Redis-protocol server: `REDIS_URL`, or the embedded Valkey that `./scripts/run` starts."""
-    if os.environ.get("REDIS_URL"):
-        yield os.environ["REDIS_URL"]
-        return
-    server = start_redis()
-    yield server.url
-    server.stop()
+    return os.environ.get("REDIS_URL") or stack.env["REDIS_URL"]
 
 
 @pytest.fixture(scope="session")
-def stripe_base():
-    """localstripe in its own process, fresh state."""
-    server = start_localstripe(from_scratch=True)
-    yield server.url
-    server.stop()
+def stripe_base(stack):
+    """Stripe as the app and the browser reach it on the run stack: the Checkout stand-in in front of localstripe."""
+    return stack.env["STRIPE_API_BASE"]
+
+
+@pytest.fixture(scope="session")
+def localstripe_base(stack):
+    """localstripe itself, behind the stand-in: only for tests that check the stand-in against it."""
+    return stack.localstripe
+
+
+@pytest.fixture(scope="session")
+def worker_names(mongo_uri):
+    """This process's database name and Redis key prefix, unique to the run and the worker."""
+    tag = f"{WORKER}_{uuid.uuid4().hex[:8]}"
+    yield f"test_{tag}", f"test:{tag}:"
+    client = pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=3000)
+    client.drop_database(f"test_{tag}")
+    client.close()
 
 
 @pytest.fixture
-def app_config(mongo_uri, redis_url, stripe_base):
-    """Settings for a test app: its own database name and Redis key prefix."""
-    tag = uuid.uuid4().hex[:12]
+def app_config(mongo_uri, redis_url, stripe_base, worker_names, _clean_stores):
+    """Settings for a test app: the worker's database and Redis key prefix, emptied before the test."""
+    db_name, prefix = worker_names
     config = dict(TEST_SECRETS)
     config.update({
         "TESTING": True,
         "MONGODB_URI": mongo_uri,
-        "MONGODB_DB": f"test_{tag}",
+        "MONGODB_DB": db_name,
         "REDIS_URL": redis_url,
-        "REDIS_PREFIX": f"test:{tag}:",
+        "REDIS_PREFIX": prefix,
         "STRIPE_API_BASE": stripe_base,
         "COOKIE_SECURE": True,
     })
@@ -70,28 +104,78 @@ def app_config(mongo_uri, redis_url, stripe_base):
 
 
 @pytest.fixture
-def make_app(app_config):
-    """Build an app over the test's database; drop the database and keys afterwards."""
-    built = []
-
-    def factory(**overrides):
-        from clinic import create_app
-
-        app = create_app(dict(app_config, **overrides))
-        built.append(app)
-        return app
-
-    yield factory
-    client = pymongo.MongoClient(app_config["MONGODB_URI"], serverSelectionTimeoutMS=3000)
-    client.drop_database(app_config["MONGODB_DB"])
-    client.close()
+def _clean_stores(mongo_uri, redis_url, worker_names):
+    """Empty the worker's collections (indexes kept) and Redis keys, and forget cached state."""
+    db_name, prefix = worker_names
+    client = _mongo_client(mongo_uri)
+    db = client[db_name]
+    for name in db.list_collection_names():
+        if not name.startswith("system."):
+            db[name].delete_many({})
     try:
-        r = redis.Redis.from_url(app_config["REDIS_URL"], socket_connect_timeout=1)
-        keys = list(r.scan_iter(match=app_config["REDIS_PREFIX"] + "*", count=500))
+        r = redis.Redis.from_url(redis_url, socket_connect_timeout=1)
+        keys = list(r.scan_iter(match=prefix + "*", count=1000))
         if keys:
             r.delete(*keys)
+        r.close()
     except redis.RedisError:
         pass
+    import clinic.cache
+
+    clinic.cache.forget()
+
+
+_clients = {}
+
+
+def _mongo_client(uri):
+    """One pymongo client per server for the fixtures' own housekeeping."""
+    if uri not in _clients:
+        _clients[uri] = pymongo.MongoClient(uri, serverSelectionTimeoutMS=3000)
+    return _clients[uri]
+
+
+class _AppCache:
+    """The worker's last app, reused by the next test that asks for the same settings.
+
+    Extensions keep process-wide state (MongoEngine's connection, the Redis and Stripe clients),
+    so only the app built last is current: asking for other settings builds a new one, which
+    then becomes the one kept. The config a test changed is put back before the next test.
+    """
+
+    def __init__(self):
+        self.key, self.app, self.config = None, None, None
+
+    def get(self, config, fresh=False):
+        """An app for `config`, reused when the last one was built from the same settings.
+
+        `fresh` builds one that is never reused (for a test that adds its own routes).
+        """
+        from clinic import create_app
+
+        key = repr(sorted(config.items(), key=lambda kv: kv[0]))
+        if key == self.key and self.app is not None and not fresh:
+            self.app.config.clear()
+            self.app.config.update(self.config)
+            return self.app
+        self.key = None  # a failing build leaves nothing to reuse
+        app = create_app(dict(config))
+        if not fresh:
+            self.key, self.app, self.config = key, app, dict(app.config)
+        return app
+
+
+_apps = _AppCache()
+
+
+@pytest.fixture
+def make_app(app_config):
+    """Build (or reuse) an app over the worker's database: `make_app(**overrides)`, `make_app(fresh=True)`."""
+
+    def factory(fresh=False, **overrides):
+        return _apps.get(dict(app_config, **overrides), fresh=fresh)
+
+    return factory
 
 
 @pytest.fixture
@@ -167,15 +251,12 @@ def page(browser):
 
 
 @pytest.fixture(scope="session")
-def smtp_server(tmp_path_factory):
-    """A real SMTP server (aiosmtpd in its own process) keeping what it receives in a Maildir.
+def smtp_server(stack):
+    """The stack's real SMTP server (aiosmtpd in its own process) keeping what it receives in a Maildir.
 
     Tests point the app at it with `make_app(SMTP_URL=smtp_server.url)` and read what arrived
     with `smtp_server.messages(to=...)` (use a recipient address of the test's own).
     """
-    from devstack.servers import start_smtp
     from tests.support.mail import SmtpBox
 
-    server = start_smtp(str(tmp_path_factory.mktemp("mail")))
-    yield SmtpBox(server)
-    server.stop()
+    return SmtpBox(stack.find("smtp"))

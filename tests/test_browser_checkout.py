@@ -11,7 +11,7 @@ import pytest
 
 from models import Appointment, Payment
 from tests.support.factories import at, future_day
-from tests.support.payments import CheckoutStandInProcess, wait_until
+from tests.support.payments import CheckoutStandIn, wait_until
 
 STRONG_PASSWORD = "violet-harbour-lantern-42"
 
@@ -23,13 +23,12 @@ def checkout_site(live_server, stripe_base, clinic_world):
 
     # The app's address is needed before the stand-in starts (its webhook) and vice versa.
     app_port = free_port()
-    stand_in = CheckoutStandInProcess(stripe_base, webhook_url=f"http://127.0.0.1:{app_port}/webhooks/stripe")
+    stand_in = CheckoutStandIn(stripe_base, webhook_url=f"http://127.0.0.1:{app_port}/webhooks/stripe")
     base, app = live_server(COOKIE_SECURE=False, PAYMENT_FLOW="checkout", STRIPE_API_BASE=stand_in.url,
                             PUBLIC_URL=f"http://127.0.0.1:{app_port}", port=app_port)
     world = clinic_world(services={"physio": dict(name="Physiotherapy", duration=45, price=6000)},
                          providers={"provider": dict(name="Dr Lena Ortiz")})
-    yield base, stand_in, world.service, world.provider
-    stand_in.stop()
+    return base, stand_in, world.service, world.provider
 
 
 def register_and_hold(page, base, service, provider):

@@ -46,7 +46,7 @@ def test_portal_errors_are_html_pages(client):
 
 
 def test_unexpected_error_answers_500_without_traceback(make_app):
-    app = make_app()
+    app = make_app(fresh=True)  # a route of its own: an app nobody else reuses
 
     @app.get("/api/boom")
     def boom():
@@ -313,3 +313,35 @@ def test_devstack_runs_seeds_stops_everything_and_keeps_data(tmp_path):
     # Same ids: the second run found the data the first left, and kept its secrets.
     assert sorted(s["id"] for s in services_again) == sorted(s["id"] for s in services)
     assert json.loads(secrets_file.read_text()) == first_secrets
+
+
+def test_production_hashes_passwords_at_rfc_9106_cost_and_refuses_the_tests_cheap_profile():
+    """The suite hashes with argon2's CHEAPEST profile; a deployment never can."""
+    import argon2
+
+    from clinic.settings import ConfigError, load_settings, validate_settings
+    from models.accounts import users
+
+    production = load_settings(env={"SECRET_KEY": "s", "JWT_SECRET_KEY": "j", "STRIPE_SECRET_KEY": "sk",
+                                    "STRIPE_PUBLISHABLE_KEY": "pk", "STRIPE_WEBHOOK_SECRET": "wh"})
+    validate_settings(production)
+    assert production["ARGON2_PROFILE"] == users.PRODUCTION_PROFILE == "RFC_9106_LOW_MEMORY"
+    hashed = argon2.PasswordHasher.from_parameters(getattr(argon2.profiles, production["ARGON2_PROFILE"])).hash("x" * 12)
+    params = argon2.extract_parameters(hashed)
+    assert (params.type, params.time_cost, params.memory_cost, params.parallelism) == \
+        (argon2.Type.ID, 3, 64 * 1024, 4)
+    with pytest.raises(ConfigError, match="ARGON2_PROFILE"):
+        validate_settings(dict(production, ARGON2_PROFILE="CHEAPEST"))
+    validate_settings(dict(production, ARGON2_PROFILE="CHEAPEST", TESTING=True))
+
+
+def test_the_app_hashes_with_the_profile_its_settings_name(make_app):
+    """An app with production's profile makes production-cost hashes (then the suite's again)."""
+    import argon2
+
+    from models.accounts import hash_password
+
+    make_app(ARGON2_PROFILE="RFC_9106_LOW_MEMORY")
+    assert argon2.extract_parameters(hash_password("a long enough password")).memory_cost == 64 * 1024
+    make_app()
+    assert argon2.extract_parameters(hash_password("a long enough password")).memory_cost < 64 * 1024

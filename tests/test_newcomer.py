@@ -1,9 +1,17 @@
 """A newcomer's first run: a fresh clone, the README's run command, a clean environment.
 
 The clone installs its own `.venv` with the project's pinned requirements and starts the real
-one-machine stack (SecantusDB, Valkey, localstripe with the Checkout stand-in), exactly as a new
-developer would. A patient registers and books through the API, a wrong password gets 401, Ctrl-C
-(SIGINT to the process group) stops every child, and a second run finds the data again.
+one-machine stack (SecantusDB, Valkey, localstripe behind the Checkout stand-in, aiosmtpd), exactly
+as a new developer would. Its install reuses the wheels pip keeps in its cache (`HOME` is passed
+on), so after the suite's own install it takes seconds, and still proves the README's commands.
+
+First run: a patient registers and books through the API, a wrong password gets 401; then, in
+Chromium at a phone's size, a new patient registers at the front door, books the paid "General
+consultation" and pays by card (4242…), then books again and pays with a card that asks for 3-D
+Secure. Ctrl-C (SIGINT to the process group) stops every child. Second run, with
+`PAYMENT_FLOW=checkout`: the data is still there, and the same paid journey goes through the
+stand-in's hosted Checkout page. The journey fails on any script error, console error or failed
+request (`tests/support/journeys.py`).
 """
 
 import os
@@ -15,6 +23,7 @@ import requests
 
 from devstack.servers import free_port
 from tests.helpers import ROOT, wait_http
+from tests.support.journeys import paid_journey
 
 PASSWORD = "quiet-meadow-copper-71"
 
@@ -50,10 +59,11 @@ def clone(tmp_path):
     return target
 
 
-def run_stack(clone, port):
-    """Start the README's run command in the clone with a clean environment."""
+def run_stack(clone, port, **settings):
+    """Start the README's run command in the clone with a clean environment (plus `settings`)."""
     env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TMPDIR") if k in os.environ}
     env["PYTHONUNBUFFERED"] = "1"
+    env.update(settings)
     command = _readme_run_command().split() + ["--port", str(port)]
     log = open(clone / f"run-{port}.log", "a")
     return subprocess.Popen(command, cwd=clone, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -69,7 +79,7 @@ def stop_stack(proc, log):
         log.close()
 
 
-def test_a_fresh_clone_runs_registers_books_stops_cleanly_and_keeps_its_data(clone):
+def test_a_fresh_clone_runs_books_pays_in_the_browser_stops_cleanly_and_keeps_its_data(clone, browser):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     proc, log = run_stack(clone, port)
@@ -96,14 +106,17 @@ def test_a_fresh_clone_runs_registers_books_stops_cleanly_and_keeps_its_data(clo
                                     "start": slots[0]["start"]})
         assert booked.status_code == 201, booked.text
         assert booked.json()["status"] == "confirmed"
+
+        paid_journey(browser, base, "paying-by-card@example.com", PASSWORD, "elements",
+                     shots=os.environ.get("SCREENSHOTS"))
     finally:
         stop_stack(proc, log)
     assert proc.returncode is not None
     leftovers = _children_of(str(clone))
     assert not leftovers, leftovers
 
-    # A second run finds the patient and the appointment again.
-    proc, log = run_stack(clone, port)
+    # A second run finds the patient and the appointment again, and takes payments through Checkout.
+    proc, log = run_stack(clone, port, PAYMENT_FLOW="checkout")
     try:
         wait_http(f"{base}/readyz", 200, timeout=300, process=proc)
         again = requests.Session()
@@ -111,6 +124,9 @@ def test_a_fresh_clone_runs_registers_books_stops_cleanly_and_keeps_its_data(clo
             "email": "newcomer@example.com", "password": PASSWORD}).status_code == 200
         mine = again.get(f"{base}/api/appointments", timeout=10).json()
         assert [a["id"] for a in mine] == [booked.json()["id"]]
+
+        paid_journey(browser, base, "paying-on-checkout@example.com", PASSWORD, "checkout",
+                     shots=os.environ.get("SCREENSHOTS"))
     finally:
         stop_stack(proc, log)
     assert not _children_of(str(clone))

@@ -1,8 +1,8 @@
 """Stripe Checkout (PAYMENT_FLOW=checkout).
 
 localstripe has no Checkout Sessions, so these tests run against the one-machine stack's Checkout
-stand-in (`devstack.checkout_standin`, started as its own process in front of the real localstripe),
-the same server `./scripts/run` starts. It records every Checkout request exactly as our Stripe client
+stand-in (`devstack.checkout_standin`, in front of the real localstripe), started by the same stack
+builder as `./scripts/run`. It records every Checkout request exactly as our Stripe client
 sent it; "paying" posts a card to its hosted page, which charges a real PaymentIntent in
 localstripe with the session's metadata, so refunds and re-fetches after it run against
 localstripe. Events are posted here ourselves, signed with the webhook secret (the browser test in
@@ -15,7 +15,7 @@ import pytest
 
 from models import Appointment, Payment, TimeClaim
 from tests.support.payments import (
-    CheckoutStandInProcess,
+    CheckoutStandIn,
     api_post,
     book_held,
     clinic_with_service,
@@ -30,9 +30,7 @@ PUBLIC_URL = "https://clinic.example"
 
 @pytest.fixture
 def stand_in(stripe_base):
-    server = CheckoutStandInProcess(stripe_base)
-    yield server
-    server.stop()
+    return CheckoutStandIn(stripe_base)
 
 
 @pytest.fixture

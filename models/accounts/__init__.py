@@ -17,5 +17,6 @@ from models.accounts.users import (  # noqa: F401
     normalise_email,
     register_patient,
     set_hash_concurrency,
+    set_hash_profile,
     validate_password,
 )

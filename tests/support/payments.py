@@ -186,28 +186,29 @@ class StripeProxy:
         self.server.server_close()
 
 
-class CheckoutStandInProcess:
-    """The stack's Checkout stand-in (`devstack.checkout_standin`) in its own process, for tests.
+class CheckoutStandIn:
+    """The stack's Checkout stand-in (`devstack.checkout_standin`, in front of localstripe), as one test sees it.
 
-    `url` goes in `STRIPE_API_BASE`; `pay()` posts a card to the hosted page as a patient would.
+    `url` is the `stripe_base` every app of the test process uses; `requests` lists only the
+    Checkout requests made since this view was opened; `pay()` posts a card to the hosted page as
+    a patient would. With `webhook_url` the stand-in (and localstripe behind it) deliver events there.
     """
 
-    def __init__(self, localstripe, webhook_url=None, secret=WEBHOOK_SECRET):
-        from devstack.servers import register_localstripe_webhook, start_checkout_standin
+    def __init__(self, url, webhook_url=None, secret=WEBHOOK_SECRET):
+        from devstack.servers import register_localstripe_webhook
 
-        self.server = start_checkout_standin(localstripe)
-        self.url = self.server.url
+        self.url = url
+        self._since = len(self._log())
         if webhook_url:
-            try:
-                register_localstripe_webhook(self.url, webhook_url, secret)
-            except Exception:
-                self.stop()
-                raise
+            register_localstripe_webhook(self.url, webhook_url, secret)
+
+    def _log(self):
+        return requests.get(f"{self.url}/_standin/requests", timeout=10).json()
 
     @property
     def requests(self):
-        """The Checkout requests our Stripe client sent, in order."""
-        return requests.get(f"{self.url}/_standin/requests", timeout=10).json()
+        """The Checkout requests our Stripe client sent during this test, in order."""
+        return self._log()[self._since:]
 
     def session(self, session_id):
         """The session as Stripe would answer it now."""
@@ -230,5 +231,3 @@ class CheckoutStandInProcess:
         assert resp.status_code == 200, resp.text
         return resp.json()
 
-    def stop(self):
-        self.server.stop()
