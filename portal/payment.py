@@ -20,7 +20,9 @@ The payment page itself is `portal.appointment`; `PAYMENT_PAGE_CSP` widens its C
 its CSP) to the configured Stripe origins.
 """
 
+import ipaddress
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, g, redirect, request, url_for
 from flask_jwt_extended import jwt_required
@@ -70,6 +72,17 @@ def stripe_js_url():
     return f"{base.rstrip('/')}/js.stripe.com/v3/" if base else "https://js.stripe.com/v3/"
 
 
+def is_local_stripe(api_base):
+    """True when `api_base` is a Stripe stand-in on this machine (loopback or *.localhost), never real Stripe."""
+    host = (urlsplit(api_base).hostname or "").rstrip(".").lower() if api_base else ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def payment_context(appt, now, actor):
     """What the appointment page needs to show and take the payment (None when nothing is due)."""
     payment = payments.page_state(appt, now, actor) if appt.amount else None
@@ -81,6 +94,8 @@ def payment_context(appt, now, actor):
         "stripe_js": stripe_js_url(),
         "publishable_key": current_app.config.get("STRIPE_PUBLISHABLE_KEY") or "",
         "returned": request.args.get("checkout"),
+        # The page names the test cards only where no real card can be charged.
+        "local_test": is_local_stripe(current_app.config.get("STRIPE_API_BASE")),
     }
 
 
