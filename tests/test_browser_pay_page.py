@@ -133,7 +133,7 @@ def test_stripe_js_that_does_not_load_is_said_in_plain_words(live_server, stripe
 
 def test_stripe_going_down_after_the_page_loaded_keeps_the_hold_and_lets_the_patient_retry(
         live_server, page):
-    own = start_localstripe(from_scratch=True)  # this test stops it: never the session's
+    own = start_localstripe()  # this test stops it: never the session's
     try:
         base, _app = live_server(COOKIE_SECURE=False, STRIPE_API_BASE=own.url)
         appt = open_payment_page(page, base)
@@ -148,7 +148,7 @@ def test_stripe_going_down_after_the_page_loaded_keeps_the_hold_and_lets_the_pat
         assert page.get_by_role("button", name="Pay £60.00").is_enabled()
 
         # Stripe answers again: pressing Pay once more pays for the same held time.
-        own = start_localstripe(port=own.port, from_scratch=True)
+        own = start_localstripe(port=own.port)
         register_localstripe_webhook(own.url, f"{base}/webhooks/stripe", WEBHOOK_SECRET)
         page.get_by_role("button", name="Pay £60.00").click()
         page.get_by_role("heading", name="Your appointment is confirmed").wait_for()

@@ -50,15 +50,16 @@ def register(page, base, name, email, password):
     page.wait_for_url(f"{base}/portal/")
 
 
-def book_paid_time(page, base, service="General consultation"):
-    """From the dashboard: choose the service, any clinician, the first free day and time; book it.
+def book_paid_time(page, base, service="General consultation", day=0):
+    """From the dashboard: choose the service, any clinician, the `day`-th free day and its first time; book it.
 
-    Returns the held appointment's page address.
+    Returns the held appointment's page address. (A second booking picks another day: "any
+    clinician" still lists a time the patient has booked with one clinician while another is free.)
     """
     page.get_by_role("link", name="Book an appointment").click()
     page.get_by_role("link", name=re.compile(rf"^{re.escape(service)}\b")).click()
     page.get_by_role("link", name="Any clinician").click()
-    page.locator("table.cal td.free a").first.click()
+    page.locator("table.cal td.free a").nth(day).click()
     page.get_by_role("link", name=re.compile(r"^\d\d:\d\d ?, \w+day \d+ \w+ (GMT|BST)$")).first.click()
     page.get_by_role("button", name=re.compile(r"^Hold this time and pay £\d+\.\d\d$")).click()
     page.wait_for_url(re.compile(rf"{re.escape(base)}/portal/appointments/[0-9a-f]{{24}}$"))
@@ -112,7 +113,7 @@ def paid_journey(browser, base, email, password, flow, shots=None):
         pay(page, CARD_OK)
         shot("2-confirmed")
         page.goto(f"{base}/portal/")
-        book_paid_time(page, base)
+        book_paid_time(page, base, day=1)
         pay(page, CARD_3DS, three_d_secure=True)
         shot("3-confirmed-3ds")
         watch.check()
