@@ -12,7 +12,7 @@ from flask_login import current_user
 
 from admin.base import StaffAccessMixin, clinic_zone, staff_actor, staff_role
 from admin.roles import DAY_ACTIONS, EVERYONE, FRONT_DESK, SEES_MONEY
-from clinic.audit import audit
+from clinic.audit import audit, audit_event
 from clinic.errors import status_of
 from models import booking
 from models import clock
@@ -293,9 +293,12 @@ class DayView(StaffAccessMixin, BaseView):
             notes = f"Override: {reason[:500]}" if values["override"] else ""
 
             def book_for(patient):
+                # The action audits itself: its conflicts as "refused:<code>", its success event
+                # (`audit`) written with the booking.
                 return booking.book(patient, values["service"], values["provider"], start, utcnow(),
                                     booked_by=staff_actor(), pay_online=False, override=values["override"],
-                                    by_staff=True, notes=notes)
+                                    by_staff=True, notes=notes, audit_as=staff_actor(),
+                                    audit=audit_event(staff_actor(), "appointment.book"))
 
             patient = self._existing_patient(values)
             if patient is not None:
@@ -306,15 +309,12 @@ class DayView(StaffAccessMixin, BaseView):
                     values["name"], values["phone"], values["email"], values["date_of_birth"], book_for)
                 audit(staff_actor(), "patient.create", record=f"Patient:{patient.id}")
         except DomainError as exc:
-            audit(staff_actor(), "appointment.book", record=f"Provider:{values['provider'][:24]}",
-                  outcome=f"refused:{exc.code}")
             hint = " Tick “Book over the conflict” and give a reason to override." if status_of(exc) == 409 \
                 and exc.code != "email_taken" else ""
             return self._render_booking(values, error=exc.message + hint, status=status_of(exc),
                                         fields=getattr(exc, "fields", None))
         if values["override"]:
             audit(staff_actor(), "appointment.override", record=f"Appointment:{appointment.id}")
-        audit(staff_actor(), "appointment.book", record=f"Appointment:{appointment.id}")
         message = (f"Booked {patient.name} for {appointment.service.name} with {appointment.provider.name}, "
                    f"{clock.human_time(appointment.start, clinic_zone())}.")
         if appointment.amount:

@@ -2,8 +2,10 @@
 
 import statistics
 import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
+import time_machine
 
 from devstack.servers import start_redis
 from models import AuditEvent, Patient
@@ -127,26 +129,42 @@ def test_logout_revokes_tokens_on_the_server(client):
     assert client.post("/api/auth/refresh", headers={"X-CSRF-TOKEN": stolen_csrf}).status_code == 401
 
 
-def test_refresh_issues_a_new_access_token(client):
+def test_refresh_issues_a_new_access_token(app, client):
     make_patient()
-    api_login(client)
-    old = client.get_cookie("__Host-access_token").value
-    time.sleep(1.1)  # a new iat, so a new token
-    resp = client.post("/api/auth/refresh", headers=csrf_header(client, refresh=True))
-    assert resp.status_code == 200
-    assert client.get_cookie("__Host-access_token").value != old
-    assert client.get("/api/me").status_code == 200
+    # The tokens' expiry is checked in this process (PyJWT against the clock time-machine moves);
+    # refreshing touches no Redis key that would have to expire.
+    with time_machine.travel(datetime.now(timezone.utc), tick=True) as traveller:
+        api_login(client)
+        old = client.get_cookie("__Host-access_token").value
+        traveller.shift(app.config["JWT_ACCESS_TOKEN_EXPIRES"] + timedelta(seconds=1))
+        expired = client.get("/api/me")
+        assert expired.status_code == 401 and expired.get_json()["error"]["code"] == "token_expired"
+        resp = client.post("/api/auth/refresh", headers=csrf_header(client, refresh=True))
+        assert resp.status_code == 200
+        assert client.get_cookie("__Host-access_token").value != old
+        assert client.get("/api/me").status_code == 200
 
 
 def test_session_has_an_absolute_limit(make_app):
-    app = make_app(SESSION_MAX_HOURS=2 / 3600)  # two seconds
+    """A session ends SESSION_MAX_HOURS after sign-in however it is refreshed: a refresh just before
+    the limit works, but the access token it gives ends at the limit too, and no refresh after it."""
+    app = make_app()  # the real limits: 15-minute access tokens, 12-hour sessions
     make_patient()
     client = app.test_client()
-    api_login(client)
-    assert client.get("/api/me").status_code == 200
-    time.sleep(2.5)
-    assert client.get("/api/me").status_code == 401
-    assert client.post("/api/auth/refresh", headers=csrf_header(client, refresh=True)).status_code == 401
+    limit = timedelta(hours=app.config["SESSION_MAX_HOURS"])
+    # Only JWT expiry (checked in this process) is at stake: time-machine cannot move Redis's clock,
+    # and nothing here waits for a Redis key to lapse.
+    with time_machine.travel(datetime.now(timezone.utc), tick=True) as traveller:
+        api_login(client)
+        assert client.get("/api/me").status_code == 200
+        traveller.shift(limit - timedelta(minutes=1))
+        assert client.get("/api/me").status_code == 401  # the first access token lapsed long ago
+        assert client.post("/api/auth/refresh", headers=csrf_header(client, refresh=True)).status_code == 200
+        assert client.get("/api/me").status_code == 200
+        traveller.shift(timedelta(minutes=1, seconds=1))
+        capped = client.get("/api/me")  # a fresh access token, yet past the session's limit
+        assert capped.status_code == 401 and capped.get_json()["error"]["code"] == "token_expired"
+        assert client.post("/api/auth/refresh", headers=csrf_header(client, refresh=True)).status_code == 401
 
 
 def test_password_change_revokes_other_sessions(app):

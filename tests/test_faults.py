@@ -4,7 +4,6 @@ worker killed mid-request. Nothing half-written, retries succeed, recovery witho
 import os
 import signal
 import threading
-import time as clock
 from datetime import datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -32,6 +31,7 @@ from tests.support.payments import (
     confirm_at_stripe,
     make_event,
     post_event,
+    wait_until,
 )
 
 LONDON = ZoneInfo("Europe/London")
@@ -184,9 +184,7 @@ def test_redis_stopping_mid_run_fails_closed_keeps_serving_reads_and_recovers(ma
 
         # Redis comes back on the same address: no restart of the app needed.
         own_redis = start_redis(port=own_redis.port)
-        deadline = clock.monotonic() + 15
-        while client.get("/readyz").status_code != 200 and clock.monotonic() < deadline:
-            clock.sleep(0.2)
+        wait_until(lambda: client.get("/readyz").status_code == 200, timeout=15, interval=0.2)
         assert client.get("/api/me").status_code == 200
         assert post_booking(client, service, provider, at(3, 10)).status_code == 201
     finally:
@@ -231,9 +229,13 @@ def test_killing_a_worker_mid_request_loses_or_duplicates_nothing(failpoint, mak
         threads = [threading.Thread(target=attempt, args=(i,)) for i in range(len(sessions))]
         for t in threads:
             t.start()
-        clock.sleep(1.5)
         workers = psutil.Process(proc.pid).children()
-        assert workers
+        assert len(workers) == 2
+        # Each (sync) worker is mid-booking once it holds a patient's booking lock in Redis: the
+        # booking takes it before its insert, which the failpoint then holds for 4 s.
+        redis_keys = app.extensions["redis"]
+        locks = [redis_keys.key("book-lock", patient.id) for patient in patients]
+        wait_until(lambda: redis_keys.client.exists(*locks) == len(workers), timeout=20, interval=0.02)
         for worker in workers:
             os.kill(worker.pid, signal.SIGKILL)
         for t in threads:

@@ -1,5 +1,6 @@
-"""The portal's doors keep no audit copies: each action they call audits itself, so a refused and a
-done request each leave exactly one audit event (a door's throttle refusing included)."""
+"""The doors (the portal's, and the back office's and the webhook's) keep no audit copies: each action
+they call audits itself, so a refused and a done request each leave exactly one audit event (a door's
+throttle refusing included)."""
 
 import ast
 import os
@@ -108,20 +109,63 @@ def test_waitlist_accept_done_and_refused_each_leave_one_event(app, world):
         ("ok", f"Appointment:{accepted.get_json()['id']}"), ("refused:offer_closed", f"WaitlistEntry:{entry}")]
 
 
-def test_no_portal_module_writes_a_refusal_itself():
-    """A door never writes `outcome=f"refused:…"`: the action it calls audits its own refusal."""
-    offenders = []
-    folder = os.path.join(ROOT, "portal")
-    for name in sorted(os.listdir(folder)):
-        if not name.endswith(".py"):
-            continue
-        path = os.path.join(folder, name)
-        with open(path, encoding="utf-8") as handle:
-            tree = ast.parse(handle.read())
-        for node in ast.walk(tree):
-            if not isinstance(node, ast.keyword) or node.arg != "outcome":
+def test_a_staff_booking_done_and_refused_each_leave_one_event(app, world):
+    """The day view's booking door keeps no copies either: the booking rule audits its conflict, and
+    writes its success event with the booking."""
+    from models import Patient, StaffUser
+    from tests.support.clients import signed_in_staff
+
+    client = signed_in_staff(app, "reception", create=True)
+    actor = f"staff:{StaffUser.objects.get(email='reception@clinic.test').id}"
+    day = future_day(3)
+    first, second = Patient.objects.get(email="pat@example.com"), Patient.objects.get(email="other@example.com")
+    form = client.get(f"/admin/day/new?day={day}").get_data(as_text=True)
+    data = {"csrf_token": form_csrf(form), "service": str(world["free"].id), "provider": str(world["one"].id),
+            "day": day.isoformat(), "time": "10:00"}
+    assert client.post("/admin/day/book", data=dict(data, patient=str(first.id))).status_code == 302
+    refused = client.post("/admin/day/book", data=dict(data, patient=str(second.id)))
+    assert refused.status_code == 409
+    done = Appointment.objects.get(patient=first.id)
+    assert events("appointment.book") == [("ok", f"Appointment:{done.id}", actor),
+                                          ("refused:slot_taken", f"Provider:{world['one'].id}", actor)]
+
+
+DOORS = ("portal", "admin", "webhooks")
+
+
+def refusals_written_in(folder, root=ROOT):
+    """Calls under `folder` that pass a "refused:…" outcome (by keyword or position), as path:line."""
+    found = []
+    for base, _dirs, files in os.walk(os.path.join(root, folder)):
+        for name in sorted(files):
+            if not name.endswith(".py"):
                 continue
-            text = ast.unparse(node.value)
-            if "refused:" in text:
-                offenders.append(f"portal/{name}:{node.value.lineno}")
+            path = os.path.join(base, name)
+            with open(path, encoding="utf-8") as handle:
+                tree = ast.parse(handle.read())
+            for node in ast.walk(tree):
+                if not isinstance(node, ast.Call):
+                    continue
+                values = list(node.args) + [k.value for k in node.keywords]
+                if any("refused:" in ast.unparse(value) for value in values):
+                    found.append(f"{os.path.relpath(path, root)}:{node.lineno}")
+    return found
+
+
+def test_no_door_module_writes_a_refusal_itself():
+    """A door (portal, admin, webhooks) never writes `outcome=f"refused:…"`: the action it calls
+    audits its own refusals, the same way whichever door called it."""
+    offenders = [hit for door in DOORS for hit in refusals_written_in(door)]
     assert not offenders, offenders
+
+
+def test_the_refusal_scan_finds_a_door_writing_one(tmp_path):
+    """The scan above can fail: an audit call with a refusal outcome, by keyword or by position."""
+    door = tmp_path / "door"
+    door.mkdir()
+    (door / "views.py").write_text(
+        "def view(exc):\n"
+        "    audit('staff:1', 'appointment.book', outcome=f'refused:{exc.code}')\n"
+        "    audit('staff:1', 'appointment.book', 'Provider:1', 'refused:slot_taken')\n"
+        "    audit('staff:1', 'appointment.book', outcome='ok')\n")
+    assert refusals_written_in("door", root=str(tmp_path)) == ["door/views.py:2", "door/views.py:3"]

@@ -1,5 +1,6 @@
-"""The appointment status table (models/booking/status.py): every status change goes through it,
-and a move it does not list is refused before anything is written."""
+"""The status tables: the appointment's (models/booking/status.py) and the payment's
+(models/payments/ledger.py). Every status change goes through its table, and a move it does not list
+is refused before anything is written."""
 
 import ast
 import os
@@ -10,6 +11,8 @@ from bson import ObjectId
 
 from models.booking import status
 from models.booking.documents import APPOINTMENT_STATUSES
+from models.payments import ledger
+from models.payments.documents import PAYMENT_STATUSES
 from tests.helpers import ROOT
 
 NOW = datetime(2030, 1, 7, 9, 0, tzinfo=timezone.utc)
@@ -33,25 +36,133 @@ def test_the_table_covers_every_status_and_final_ones_go_nowhere():
     assert set(status.sources("cancelled")) == {"held", "confirmed", "checked_in"}
 
 
-def test_no_module_writes_an_appointment_status_but_the_table():
-    """`set__status` on an Appointment appears only in models/booking/status.py."""
-    offenders = []
-    for base, _dirs, files in os.walk(os.path.join(ROOT, "models")):
-        for name in files:
-            if not name.endswith(".py"):
-                continue
-            path = os.path.join(base, name)
-            with open(path, encoding="utf-8") as handle:
-                tree = ast.parse(handle.read())
-            for node in ast.walk(tree):
-                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                        and node.func.attr in ("update_one", "update", "modify", "update_many")):
+# Every package of the app: the domain, the doors and the wiring.
+APP_PACKAGES = ("models", "admin", "portal", "webhooks", "clinic")
+WRITES = ("update_one", "update", "modify", "update_many", "find_one_and_update", "upsert_one")
+
+
+def _sets_status(call):
+    """Whether a write call sets `status`: `set__status=` (or a bare `status=`), a raw
+    `{"$set": {"status": …}}`, or `**` keywords (where a status could hide)."""
+    if any(k.arg in ("set__status", "status") or k.arg is None for k in call.keywords):
+        return True
+    for arg in call.args:
+        if isinstance(arg, ast.Dict):
+            for key, value in zip(arg.keys, arg.values):
+                if (isinstance(key, ast.Constant) and key.value == "$set" and isinstance(value, ast.Dict)
+                        and any(isinstance(k, ast.Constant) and k.value == "status" for k in value.keys)):
+                    return True
+    return False
+
+
+def status_writes(about, root=ROOT, packages=APP_PACKAGES):
+    """Where a module writes the status of the documents `about(path, receiver)` says a write is
+    about: write calls (`update_one`, `modify`, …) that set it, and `<x>.status = …` assignments."""
+    found = []
+    for package in packages:
+        for base, _dirs, files in os.walk(os.path.join(root, package)):
+            for name in files:
+                if not name.endswith(".py"):
                     continue
-                keys = {k.arg for k in node.keywords}
-                text = ast.unparse(node.func.value)
-                if "set__status" in keys and "Appointment" in text:
-                    offenders.append(f"{os.path.relpath(path, ROOT)}:{node.lineno}")
+                path = os.path.join(base, name)
+                relative = os.path.relpath(path, root)
+                with open(path, encoding="utf-8") as handle:
+                    tree = ast.parse(handle.read())
+                for node in ast.walk(tree):
+                    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                            and node.func.attr in WRITES and _sets_status(node)
+                            and about(relative, ast.unparse(node.func.value))):
+                        found.append((relative, node.lineno))
+                    elif isinstance(node, ast.Assign):
+                        for target in node.targets:
+                            if (isinstance(target, ast.Attribute) and target.attr == "status"
+                                    and about(relative, ast.unparse(target.value))):
+                                found.append((relative, node.lineno))
+    return [f"{relative}:{line}" for relative, line in sorted(found)]
+
+
+def about_appointments(path, receiver):
+    return "appointment" in receiver.lower()
+
+
+def about_payments(path, receiver):
+    # In the payments package a raw `collection` is Payment's (`Payment._get_collection()`).
+    return "payment" in receiver.lower() or (path.startswith(os.path.join("models", "payments"))
+                                             and receiver == "collection")
+
+
+def test_no_module_writes_an_appointment_status_but_the_table():
+    """An Appointment's status is written only in models/booking/status.py (`move`)."""
+    offenders = [w for w in status_writes(about_appointments)
+                 if not w.startswith(os.path.join("models", "booking", "status.py") + ":")]
     assert not offenders, offenders
+
+
+def test_no_module_writes_a_payment_status_but_the_ledger():
+    """A Payment's status is written only in models/payments/ledger.py (`_move_payment`)."""
+    offenders = [w for w in status_writes(about_payments)
+                 if not w.startswith(os.path.join("models", "payments", "ledger.py") + ":")]
+    assert not offenders, offenders
+
+
+def test_the_status_write_scan_finds_each_kind_of_write(tmp_path):
+    """The scans above can fail: each way of writing a status is found, and only for its document."""
+    module = tmp_path / "models" / "payments"
+    module.mkdir(parents=True)
+    (module / "rogue.py").write_text(
+        "def f(payment, appointment, collection, fields):\n"
+        "    Payment.objects(id=payment.id).update_one(set__status='succeeded')\n"
+        "    payment.modify(query={}, **fields)\n"
+        "    collection.update_one({'_id': 1}, {'$set': {'status': 'refunded'}})\n"
+        "    payment.status = 'failed'\n"
+        "    appointment.modify(set__status='cancelled')\n"
+        "    Payment.objects(id=payment.id).update_one(set__flag='x')\n")
+    assert status_writes(about_payments, root=str(tmp_path), packages=("models",)) == [
+        f"{os.path.join('models', 'payments', 'rogue.py')}:{line}" for line in (2, 3, 4, 5)]
+    assert status_writes(about_appointments, root=str(tmp_path), packages=("models",)) == [
+        f"{os.path.join('models', 'payments', 'rogue.py')}:6"]
+
+
+def test_the_payment_table_covers_every_status_and_money_is_never_unrecorded():
+    """Every Payment status has a row; a succeeded payment only ever becomes refunded; a refunded one
+    is never moved by the table (a PaymentIntent reads "succeeded" after its refund too), only given
+    back by a refund that failed after all."""
+    assert set(ledger.ALLOWED_FROM) == set(PAYMENT_STATUSES)
+    assert [new for new, sources in ledger.ALLOWED_FROM.items() if "succeeded" in sources] == ["refunded"]
+    assert [new for new, sources in ledger.ALLOWED_FROM.items() if "refunded" in sources] == []
+    assert ledger.GIVEN_BACK_FROM == {"succeeded": ("refunded",)}
+
+
+@pytest.mark.parametrize("old, new", [("succeeded", "failed"), ("succeeded", "pending"), ("succeeded", "canceled"),
+                                      ("refunded", "pending"), ("refunded", "canceled"), ("pending", "refunded"),
+                                      ("failed", "refunded")])
+def test_a_forbidden_payment_move_is_refused_before_any_write(old, new):
+    """Naming a source the payment table does not allow raises, without touching the database."""
+    from models.payments.documents import Payment
+
+    with pytest.raises(ledger.ForbiddenTransition):
+        ledger._move_payment(Payment(id=ObjectId(), status=old), new, NOW, only_from=(old,))
+
+
+def test_a_refunded_payment_is_given_back_only_when_named(app):
+    """A sync that reads the refunded payment's intent as "succeeded" moves nothing; the refunds'
+    own bookkeeping (a refund that failed after all) gives it back."""
+    from models.booking import book
+    from models.payments.documents import Payment
+    from tests.support.factories import at, future_day, make_clinic, make_patient, make_provider, make_service
+
+    make_clinic()
+    service = make_service(price=0)
+    patient = make_patient()
+    with app.test_request_context():
+        appointment = book(patient, str(service.id), str(make_provider([service]).id), at(future_day(), 10),
+                           datetime.now(timezone.utc))
+    payment = Payment(appointment=appointment, patient=patient, amount=5000, currency="gbp", status="refunded",
+                      amount_refunded=5000).save()
+    assert ledger._move_payment(payment, "succeeded", NOW) is False
+    assert Payment.objects.get(id=payment.id).status == "refunded"
+    assert ledger._move_payment(payment, "succeeded", NOW, only_from=("refunded",)) is True
+    assert Payment.objects.get(id=payment.id).status == "succeeded" and payment.status == "succeeded"
 
 
 def test_an_action_audits_its_own_refusal_and_its_success(app):

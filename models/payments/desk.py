@@ -15,6 +15,7 @@ from models.errors import Conflict, ValidationFailed
 from models.payments.cancellation import refund_due
 from models.payments.documents import Payment, Refund
 from models.payments.ledger import _audit as audit  # the payments' audit writer, in a request or not
+from models.payments.ledger import _move_payment
 
 
 DESK_METHODS = {"cash": "cash", "card_terminal": "card terminal"}
@@ -62,8 +63,8 @@ def mark_paid_at_desk(appointment, method, now, actor):
         except NotUniqueError:
             raise Conflict("This appointment was paid a moment ago.", code="already_paid") from None
     else:
-        moved = Payment.objects(id=existing.id, status__in=("failed", "canceled")).update_one(
-            **{f"set__{k}": v for k, v in fields.items()})
+        moved = _move_payment(existing, "succeeded", now, only_from=("failed", "canceled"),
+                              **{f"set__{k}": v for k, v in fields.items() if k not in ("status", "updated_at")})
         if not moved:
             raise Conflict("This appointment's payment changed a moment ago; look again.", code="already_paid")
         payment = Payment.objects.get(id=existing.id)
@@ -96,9 +97,13 @@ def cancel_at_desk(appointment, now, reason, actor):
         payment = Payment.objects(appointment=appointment.id).no_dereference().first()
         entry = Refund(amount=amount, status="succeeded", created_at=now,
                        reason=f"given back at the desk ({DESK_METHODS.get(payment.method, payment.method)})")
-        moved = Payment.objects(id=payment.id, amount_refunded=payment.amount_refunded or 0).update_one(
-            push__refunds=entry, inc__amount_refunded=amount, set__updated_at=now,
-            set__status="refunded" if (payment.amount_refunded or 0) + amount >= payment.amount else payment.status)
+        given_before = payment.amount_refunded or 0
+        if given_before + amount >= payment.amount:
+            moved = _move_payment(payment, "refunded", now, where={"amount_refunded": given_before},
+                                  push__refunds=entry, inc__amount_refunded=amount)
+        else:  # partly given back: the payment stays as it is
+            moved = Payment.objects(id=payment.id, amount_refunded=given_before).update_one(
+                push__refunds=entry, inc__amount_refunded=amount, set__updated_at=now)
         if moved:
             audit(actor, "payment.refund", f"Payment:{payment.id}", outcome="desk")
         else:

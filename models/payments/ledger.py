@@ -30,7 +30,17 @@ ALLOWED_FROM = {
     "refunded": ("succeeded",),
 }
 
+# One move the table above does not make by default: a refund that failed after all gives a refunded
+# Payment back its "succeeded" (the money is partly kept again). Only the refunds tell it: the
+# PaymentIntent of a refunded payment still reads "succeeded", so a sync must never make this move;
+# `_move_payment` makes it only for a caller that names it (`only_from=("refunded",)`).
+GIVEN_BACK_FROM = {"succeeded": ("refunded",)}
+
 PAYMENT_LOCK_SECONDS = 30
+
+
+class ForbiddenTransition(ValueError):
+    """A Payment status change the table does not list (a programming error, not a race)."""
 
 
 @dataclass
@@ -54,14 +64,25 @@ def _audit(actor, action, record, outcome="ok"):
         log.exception("could not write audit event %s %s", action, record)
 
 
-def _move_payment(payment, new_status, now, **extra):
-    """Guarded update of a Payment's status; True when this call moved it."""
-    if payment.status == new_status:
+def _move_payment(payment, new_status, now, *, only_from=None, where=None, **changes):
+    """Guarded update of a Payment's status, the one writer of it; True when this call wrote.
+
+    The Payment moves only from `only_from` (default: every status ALLOWED_FROM lists), each of
+    which the table must allow (GIVEN_BACK_FROM when named); a caller that also changes other
+    fields may name `new_status` itself among them, to keep that status while it writes them.
+    `where` adds conditions to the guard; `changes` are further update operators (`set__flow=…`,
+    `push__refunds=…`) written in the same command.
+    """
+    allowed = ALLOWED_FROM[new_status] + GIVEN_BACK_FROM.get(new_status, ()) + ((new_status,) if changes else ())
+    only_from = ALLOWED_FROM[new_status] if only_from is None else tuple(only_from)
+    wrong = [old for old in only_from if old not in allowed]
+    if wrong or not only_from:
+        raise ForbiddenTransition(f"a payment cannot go from {', '.join(wrong) or 'nowhere'} to {new_status}")
+    if payment.status == new_status and not changes:
         return False
-    updates = {"set__status": new_status, "set__updated_at": now}
-    updates.update({f"set__{k}": v for k, v in extra.items()})
+    updates = {"set__status": new_status, "set__updated_at": now, **changes}
     # One command: the guarded update, and the document in hand refreshed from what it wrote.
-    moved = payment.modify(query={"status__in": ALLOWED_FROM[new_status]}, **updates)
+    moved = payment.modify(query={"status__in": only_from, **(where or {})}, **updates)
     if not moved:
         payment.reload()
     return bool(moved)

@@ -85,9 +85,7 @@ def _mark_refunded_if_done(payment, now):
         _move_payment(payment, "refunded", now)
     elif payment.status == "refunded" and (payment.amount_refunded or 0) < payment.amount:
         # A refund failed after all: the payment is (partly) kept again.
-        Payment.objects(id=payment.id, status="refunded").update_one(set__status="succeeded",
-                                                                     set__updated_at=now)
-        payment.reload()
+        _move_payment(payment, "succeeded", now, only_from=("refunded",))
 
 
 def retry_pending_refunds(payment, actor="system", now=None, older_than=None):

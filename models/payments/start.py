@@ -10,7 +10,6 @@ from models.booking.claims import extend_claims
 from models.booking.rules import effective_status
 from models.clock import _utc
 from models.errors import Conflict, ValidationFailed
-from models.payments.documents import Payment
 from models.payments.gateway import (
     CardError,
     InvalidRequestError,
@@ -24,7 +23,7 @@ from models.payments.gateway import (
     stripe_api,
     translate_stripe_errors,
 )
-from models.payments.ledger import CONFIRMED_STATUSES, _audit, _payment_lock, log, payment_for
+from models.payments.ledger import CONFIRMED_STATUSES, _audit, _move_payment, _payment_lock, log, payment_for
 from models.payments.settlement import settle_paid
 from models.payments.sync import _apply_intent, sync_checkout_session, sync_payment_intent
 
@@ -179,10 +178,8 @@ def _usable_intent(payment, appointment, actor, now):
         key = f"pi-create:{payment.id}:{old_id}"
     created = _obj(client.v1.payment_intents.create(_intent_params(payment, appointment),
                                                     options={"idempotency_key": key}))
-    moved = payment.modify(query={"stripe_payment_intent": old_id, "status__in": ("pending", "failed", "canceled")},
-                           set__stripe_payment_intent=created["id"], set__status="pending", set__updated_at=now)
-    if not moved:
-        payment.reload()
+    moved = _move_payment(payment, "pending", now, only_from=("pending", "failed", "canceled"),
+                          where={"stripe_payment_intent": old_id}, set__stripe_payment_intent=created["id"])
     if moved:
         return created
     # Someone else replaced it first (a double click): use theirs, and make ours harmless.
@@ -327,9 +324,8 @@ def _start_checkout(payment, appointment, actor, now):
         "cancel_url": f"{page}?checkout=cancelled",
     }
     session = _obj(client.v1.checkout.sessions.create(params, options={"idempotency_key": key}))
-    moved = Payment.objects(id=payment.id, stripe_checkout_session=old_id,
-                            status__in=("pending", "failed", "canceled")).update_one(
-        set__stripe_checkout_session=session["id"], set__status="pending", set__updated_at=now)
+    moved = _move_payment(payment, "pending", now, only_from=("pending", "failed", "canceled"),
+                          where={"stripe_checkout_session": old_id}, set__stripe_checkout_session=session["id"])
     payment.reload()
     if not moved and payment.stripe_checkout_session != session["id"]:
         current = _fetch_session(payment.stripe_checkout_session)
