@@ -206,22 +206,46 @@ def booking_attempt_allowed(patient):
                config.get("BOOKINGS_PER_ADDRESS_10MIN", 60), 600, BOOKING_LIMIT_MESSAGE)
 
 
+# The booking lock is a lease: short, and renewed while its holder works. A worker killed mid-booking
+# stops renewing, so the patient's next attempt gets in after BOOK_LOCK_SECONDS at most (a 30 s lock
+# made it wait 10 s and then refused it as "still being made").
+BOOK_LOCK_SECONDS = 4
+BOOK_LOCK_WAIT_SECONDS = 10
+
+
 @contextmanager
 def one_booking_at_a_time(patient):
-    """Serialise one patient's bookings (a Redis lock), so parallel requests cannot outrun the hold limits."""
+    """Serialise one patient's bookings (a Redis lease), so parallel requests cannot outrun the hold limits."""
+    import threading
+
     from models.errors import Conflict
 
-    lock = get_redis().lock(rkey("book-lock", patient.id), timeout=30, blocking_timeout=10)
+    lock = get_redis().lock(rkey("book-lock", patient.id), timeout=BOOK_LOCK_SECONDS,
+                            blocking_timeout=BOOK_LOCK_WAIT_SECONDS)
     if not lock.acquire():
         raise Conflict("Another booking of yours is still being made. Please try again.",
                        code="booking_in_progress")
+    done = threading.Event()
+
+    def renew():
+        # Renew at a third of the lease; stop when the booking ends or the lease is no longer ours.
+        while not done.wait(BOOK_LOCK_SECONDS / 3):
+            try:
+                lock.reacquire()
+            except Exception:  # lost it (lapsed) or Redis is away: nothing more to renew
+                return
+
+    renewer = threading.Thread(target=renew, daemon=True, name="book-lock-renewal")
+    renewer.start()
     try:
         yield
     finally:
+        done.set()
+        renewer.join(timeout=2)
         try:
             lock.release()
         except LockError:
-            pass  # it lapsed after 30 s: nothing of ours to release
+            pass  # it lapsed: nothing of ours to release
 
 
 def register_patient_counted(email, password, name, phone=None):
