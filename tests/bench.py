@@ -2,7 +2,7 @@
 
     python tests/bench.py [--seconds 5] [--workers 4] [--threads 8]
 
-Starts SecantusDB, the embedded Valkey and localstripe (or uses MONGODB_URI / REDIS_URL when set), seeds a
+Starts the run command's stack (`devstack.stack.start_stack`, throwaway stores; MONGODB_URI / REDIS_URL when set), seeds a
 clinic, starts gunicorn with several workers, and measures, in the same run and under the same
 load: requests per second on /healthz (the cheapest route), on /api/slots (one provider, 7 days,
 with appointments booked) and on POST /api/appointments (distinct free times); MongoDB commands per
@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -26,7 +27,8 @@ import requests
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from devstack.servers import free_port, start_localstripe, start_redis, start_secantus  # noqa: E402
+from devstack.servers import free_port  # noqa: E402
+from devstack.stack import start_stack  # noqa: E402
 from tests.helpers import clean_env, start_gunicorn, stop_process, wait_http  # noqa: E402
 
 PASSWORD = "bench password 1"
@@ -117,20 +119,14 @@ def main():
     parser.add_argument("--any-repeats", type=int, default=5, help="runs per 'any provider' figure (median)")
     args = parser.parse_args()
 
-    started = []
-    mongo_uri = os.environ.get("MONGODB_URI")
-    if not mongo_uri:
-        started.append(start_secantus(":memory:"))
-        mongo_uri = started[-1].url
-    redis_url = os.environ.get("REDIS_URL")
-    if not redis_url:
-        started.append(start_redis())
-        redis_url = started[-1].url
-    stripe_server = start_localstripe()
-    started.append(stripe_server)
+    # The run command's stack (throwaway stores), or MONGODB_URI / REDIS_URL when set.
+    named = {k: os.environ[k] for k in ("MONGODB_URI", "REDIS_URL") if os.environ.get(k)}
+    stack = start_stack(tempfile.mkdtemp(prefix="clinic-bench-"), keep=False, environ=named)
+    mongo_uri = named.get("MONGODB_URI") or stack.env["MONGODB_URI"]
+    redis_url = named.get("REDIS_URL") or stack.env["REDIS_URL"]
     tag = uuid.uuid4().hex[:8]
     config = {"MONGODB_URI": mongo_uri, "MONGODB_DB": f"bench_{tag}", "REDIS_URL": redis_url,
-              "REDIS_PREFIX": f"bench:{tag}:", "STRIPE_API_BASE": stripe_server.url,
+              "REDIS_PREFIX": f"bench:{tag}:", "STRIPE_API_BASE": stack.env["STRIPE_API_BASE"],
               "STRIPE_SECRET_KEY": "sk_test_bench", "STRIPE_PUBLISHABLE_KEY": "pk_test_bench",
               "STRIPE_WEBHOOK_SECRET": "whsec_bench", "SECRET_KEY": "bench-secret-key",
               "JWT_SECRET_KEY": "bench-jwt-secret-key"}
@@ -295,8 +291,7 @@ def main():
         print(json.dumps(result))
     finally:
         stop_process(proc)
-        for server in reversed(started):
-            server.stop()
+        stack.stop()
 
 
 def slots_any(base, ids, first_day, repeats):
