@@ -60,6 +60,16 @@ _NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length"}
 _NOT_RETURNED = HOP_BY_HOP | {"date", "server"}
 
 
+# How Stripe's own page writes an amount: the currency's symbol, else its code after the number.
+SYMBOLS = {"gbp": "£", "eur": "€", "usd": "$"}
+
+
+def money(minor, currency):
+    """An amount in minor units as Stripe's page shows it: "£60.00", or "60.00 CHF"."""
+    symbol = SYMBOLS.get(currency.lower())
+    return f"{symbol}{minor / 100:.2f}" if symbol else f"{minor / 100:.2f} {currency.upper()}"
+
+
 def passed_headers(items):
     """The headers of an upstream answer that a proxy passes on (every end-to-end one)."""
     return [(k, v) for k, v in items if k.lower() not in _NOT_RETURNED]
@@ -390,7 +400,7 @@ class CheckoutStandIn:
             back = session.get("cancel_url") or session["success_url"]
             return self._html("Payment page closed", f'<p>This payment page has {session["status"]}.</p>'
                               f'<p><a href="{html.escape(back)}">Return to the clinic</a></p>')
-        amount = f'{session["amount_total"] / 100:.2f} {session["currency"].upper()}'
+        amount = money(session["amount_total"], session["currency"])
         cancel = (f'<p><a href="{html.escape(session["cancel_url"])}">Cancel and return to the clinic</a></p>'
                   if session.get("cancel_url") else "")
         body = (

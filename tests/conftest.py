@@ -36,6 +36,12 @@ TEST_SECRETS = {
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Files holding a test marked `slow` are handed out first, so both workers finish together."""
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)  # stable: order within files is kept
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
     """The one-machine stack for this test process: `./scripts/run`'s servers, with throwaway stores.

@@ -5,9 +5,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers import ROOT, clean_env
 
 
+@pytest.mark.slow
 def test_benchmark_runs_and_prints_its_figures():
     result = subprocess.run(
         [sys.executable, os.path.join(ROOT, "tests", "bench.py"), "--seconds", "1", "--threads", "4",

@@ -55,6 +55,7 @@ def sign_in(page, base, email):
     page.wait_for_url(re.compile(re.escape(f"{base}/admin/") + r"$"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("role", ["admin", "reception", "provider"])
 def test_back_office_pages_have_no_serious_axe_violations(live_server, page, role):
     base, _app = live_server(COOKIE_SECURE=False)

@@ -57,10 +57,10 @@ def test_a_new_patient_pays_on_the_hosted_checkout_page(checkout_site, page):
     page.wait_for_url(re.compile(rf"{re.escape(stand_in.url)}/checkout/pay/cs_test_\w+$"))
     assert page.get_by_text("Local test page.").is_visible()
     page.get_by_label("Card number").fill("4000 0000 0000 0341")
-    page.get_by_role("button", name="Pay 60.00 GBP").click()
+    page.get_by_role("button", name="Pay £60.00").click()
     assert page.get_by_role("alert").inner_text() == "Your card was declined."
     page.get_by_label("Card number").fill("4242 4242 4242 4242")
-    page.get_by_role("button", name="Pay 60.00 GBP").click()
+    page.get_by_role("button", name="Pay £60.00").click()
     page.wait_for_url(re.compile(rf"{re.escape(base)}/portal/appointments/{appt_id}\?checkout=success"))
     page.get_by_role("heading", name="Your appointment is confirmed").wait_for()
     # The signed webhook from the stand-in arrives too and is stored once.
@@ -77,7 +77,7 @@ def test_three_d_secure_on_the_hosted_page_then_the_webhook_confirms(checkout_si
     page.goto(f"{base}/portal/appointments/{appt_id}")
     page.get_by_role("button", name="Pay £60.00 with Stripe").click()
     page.get_by_label("Card number").fill("4000002500003155")
-    page.get_by_role("button", name="Pay 60.00 GBP").click()
+    page.get_by_role("button", name="Pay £60.00").click()
     page.get_by_role("button", name="Complete authentication").click()
     page.wait_for_url(re.compile(rf"{re.escape(base)}/portal/appointments/{appt_id}\?checkout=success"))
     wait_until(lambda: Appointment.objects.get(id=appt_id).status == "confirmed")

@@ -191,6 +191,7 @@ def test_redis_stopping_mid_run_fails_closed_keeps_serving_reads_and_recovers(ma
         own_redis.stop()
 
 
+@pytest.mark.slow
 def test_killing_a_worker_mid_request_loses_or_duplicates_nothing(failpoint, make_app, app_config):
     from models.sweep import sweep
 

@@ -280,6 +280,7 @@ def test_gunicorn_ready_then_503_when_redis_stops_and_back(app_config):
         redis_server.stop()
 
 
+@pytest.mark.slow
 def test_devstack_runs_seeds_stops_everything_and_keeps_data(tmp_path):
     port = free_port()
     env = clean_env(CLINIC_INSTANCE=str(tmp_path / "instance"), PYTHONUNBUFFERED="1")

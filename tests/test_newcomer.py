@@ -79,6 +79,7 @@ def stop_stack(proc, log):
         log.close()
 
 
+@pytest.mark.slow
 def test_a_fresh_clone_runs_books_pays_in_the_browser_stops_cleanly_and_keeps_its_data(clone, browser):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
