@@ -4,7 +4,7 @@ import pytest
 
 from devstack.servers import register_localstripe_webhook
 from models import Appointment, Payment
-from tests.support.factories import PASSWORD
+from tests.support.browser import enter_card, sign_in_to
 from tests.support.payments import WEBHOOK_SECRET, book_held, clinic_with_service
 
 CONFIRMED = "Your appointment is confirmed"
@@ -19,28 +19,14 @@ def payment_page(live_server, stripe_base, page):
     register_localstripe_webhook(stripe_base, f"{base}/webhooks/stripe", WEBHOOK_SECRET)
     service, provider = clinic_with_service()
     appt = book_held(service, provider)
-    page.goto(f"{base}/portal/login?next=/portal/appointments/{appt.id}")
-    page.get_by_label("Email").fill("pat@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{base}/portal/appointments/{appt.id}")
+    sign_in_to(page, base, f"/portal/appointments/{appt.id}")
     assert page.get_by_role("heading", name="Pay £50.00 to confirm").is_visible()
     return page, appt
 
 
-def enter_card(page, number):
-    """Type the card into Stripe's element with the keyboard, finding each field by its label."""
-    page.get_by_label("Card number").fill(number)
-    page.get_by_label("Expiry month (MM)").fill("12")
-    page.get_by_label("Expiry year (YY)").fill("34")
-    page.get_by_label("Security code (CVC)").fill("123")
-    page.get_by_label("Postcode").fill("12345")
-    page.get_by_label("Postcode").press("Enter")  # submits the form: no mouse needed
-
-
 def test_paying_with_a_card_in_the_browser_confirms_the_appointment(payment_page):
     page, appt = payment_page
-    enter_card(page, "4242424242424242")
+    enter_card(page, "4242424242424242", submit=True)
     page.get_by_role("heading", name=CONFIRMED).wait_for()
     assert page.locator("#status").inner_text() == "confirmed"
     assert not page.locator("#pay-form").count()
@@ -51,7 +37,7 @@ def test_paying_with_a_card_in_the_browser_confirms_the_appointment(payment_page
 
 def test_three_d_secure_in_the_browser(payment_page):
     page, appt = payment_page
-    enter_card(page, "4000002500003155")
+    enter_card(page, "4000002500003155", submit=True)
     page.get_by_role("button", name="Complete authentication").click()
     page.get_by_role("heading", name=CONFIRMED).wait_for()
     assert Appointment.objects.get(id=appt.id).status == "confirmed"
@@ -59,7 +45,7 @@ def test_three_d_secure_in_the_browser(payment_page):
 
 def test_declined_card_in_the_browser_says_so_and_can_try_again(payment_page):
     page, appt = payment_page
-    enter_card(page, "4000000000000341")
+    enter_card(page, "4000000000000341", submit=True)
     alert = page.get_by_role("alert")
     alert.wait_for()
     assert alert.inner_text() == "Your card was declined."

@@ -8,7 +8,7 @@ from devstack.servers import free_port, register_localstripe_webhook, start_loca
 from models import Appointment
 from tests.a11y import axe_violations
 from tests.support.clients import signed_in
-from tests.support.factories import PASSWORD
+from tests.support.browser import enter_card, sign_in_to
 from tests.support.payments import WEBHOOK_SECRET, book_held, clinic_with_service
 
 NOTICE = "Local test payment server"
@@ -22,22 +22,9 @@ def open_payment_page(page, base):
     """Book a held £60.00 appointment, sign in through the portal and land on its page."""
     service, provider = clinic_with_service(price=6000)
     appt = book_held(service, provider)
-    page.goto(f"{base}/portal/login?next=/portal/appointments/{appt.id}")
-    page.get_by_label("Email").fill("pat@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{base}/portal/appointments/{appt.id}")
+    sign_in_to(page, base, f"/portal/appointments/{appt.id}")
     assert page.get_by_role("heading", name="Pay £60.00 to confirm").is_visible()
     return appt
-
-
-def enter_card(page, number="4242424242424242"):
-    """Type a card into the card element by the labels the page gives its fields."""
-    page.get_by_label("Card number").fill(number)
-    page.get_by_label("Expiry month (MM)").fill("12")
-    page.get_by_label("Expiry year (YY)").fill("34")
-    page.get_by_label("Security code (CVC)").fill("123")
-    page.get_by_label("Postcode").fill("12345")
 
 
 def body_text(page):
@@ -50,6 +37,15 @@ def assert_no_browser_words(page):
     text = body_text(page)
     for words in BROWSER_WORDS:
         assert words not in text, text
+
+
+def assert_unavailable_and_still_held(page, appt):
+    """The page says in plain words that payments are unavailable and the time held; it is held."""
+    alert = page.get_by_role("alert")
+    alert.wait_for()
+    assert UNAVAILABLE in alert.inner_text() and STILL_HELD in alert.inner_text()
+    assert_no_browser_words(page)
+    assert Appointment.objects.get(id=appt.id).status == "held"
 
 
 def test_the_card_form_reads_like_a_product_with_pay_as_the_primary_action(live_server, stripe_base, page):
@@ -140,11 +136,7 @@ def test_stripe_going_down_after_the_page_loaded_keeps_the_hold_and_lets_the_pat
         enter_card(page)
         own.stop()
         page.get_by_role("button", name="Pay £60.00").click()
-        alert = page.get_by_role("alert")
-        alert.wait_for()
-        assert UNAVAILABLE in alert.inner_text() and STILL_HELD in alert.inner_text()
-        assert_no_browser_words(page)
-        assert Appointment.objects.get(id=appt.id).status == "held"
+        assert_unavailable_and_still_held(page, appt)
         assert page.get_by_role("button", name="Pay £60.00").is_enabled()
 
         # Stripe answers again: pressing Pay once more pays for the same held time.
@@ -165,11 +157,7 @@ def test_a_card_request_that_never_reaches_stripe_is_said_in_plain_words(live_se
     page.route("**/v1/tokens", lambda route: route.abort("connectionrefused"))
     enter_card(page)
     page.get_by_role("button", name="Pay £60.00").click()
-    alert = page.get_by_role("alert")
-    alert.wait_for()
-    assert UNAVAILABLE in alert.inner_text() and STILL_HELD in alert.inner_text()
-    assert_no_browser_words(page)
-    assert Appointment.objects.get(id=appt.id).status == "held"
+    assert_unavailable_and_still_held(page, appt)
     pay = page.get_by_role("button", name="Pay £60.00")
     assert pay.is_enabled()
 
