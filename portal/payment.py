@@ -83,17 +83,32 @@ def is_local_stripe(api_base):
         return False
 
 
+def confirming(payment, returned):
+    """True while money is on its way to a still-held appointment: the page waits, it offers no Pay.
+
+    The webhook and the page's own re-fetch may settle a payment at the same moment; between the
+    Payment turning `succeeded` and its appointment turning `confirmed`, or right after Checkout
+    sent the patient back, the page says it is confirming and checks again by itself
+    (`static/confirming.js`), instead of offering to pay again what was just paid.
+    """
+    if payment is None:
+        return False
+    return payment.status == "succeeded" or (returned == "success" and payment.status in ("pending", "processing"))
+
+
 def payment_context(appt, now, actor):
     """What the appointment page needs to show and take the payment (None when nothing is due)."""
     payment = payments.page_state(appt, now, actor) if appt.amount else None
     status = booking.effective_status(appt, now)
+    returned = request.args.get("checkout")
     return {
         "payment": payment,
         "payable": status == "held" and bool(appt.amount),
+        "confirming": status == "held" and confirming(payment, returned),
         "flow": current_app.config.get("PAYMENT_FLOW") or "elements",
         "stripe_js": stripe_js_url(),
         "publishable_key": current_app.config.get("STRIPE_PUBLISHABLE_KEY") or "",
-        "returned": request.args.get("checkout"),
+        "returned": returned,
         # The page names the test cards only where no real card can be charged.
         "local_test": is_local_stripe(current_app.config.get("STRIPE_API_BASE")),
     }

@@ -164,3 +164,48 @@ def test_a_card_request_that_never_reaches_stripe_is_said_in_plain_words(live_se
     page.unroute("**/v1/tokens")
     pay.click()
     page.get_by_role("heading", name="Your appointment is confirmed").wait_for()
+
+
+def test_a_payment_received_before_its_appointment_is_confirmed_waits_instead_of_offering_pay(
+        live_server, stripe_base, page):
+    """Between the money arriving and the booking being confirmed (the webhook and the page's own
+    re-check settle together), the page says it is confirming, offers no second Pay, and shows the
+    confirmation by itself once it is there."""
+    from datetime import datetime, timezone
+
+    from models.payments.ledger import _move_payment, payment_for
+    from models.payments.settlement import settle_paid
+
+    base, _app = live_server(COOKIE_SECURE=False)
+    appt = open_payment_page(page, base)
+    now = datetime.now(timezone.utc)
+    # The money is in: the Payment is `succeeded`, the settlement that confirms has not run yet.
+    payment = payment_for(appt, "elements", now)
+    assert _move_payment(payment, "succeeded", now, only_from=(payment.status,))
+    page.reload()
+    page.get_by_role("heading", name="Confirming your payment").wait_for()
+    assert "We have received your payment of £60.00" in body_text(page)
+    assert page.get_by_role("button", name="Pay £60.00").count() == 0
+    assert page.get_by_role("link", name="Check again").is_visible()
+
+    # The settlement confirms it (as the webhook's would): the page notices without a click.
+    assert settle_paid(payment, "system", datetime.now(timezone.utc), first_time=True) == "confirmed"
+    page.get_by_role("heading", name="Your appointment is confirmed").wait_for()
+    assert Appointment.objects.get(id=appt.id).status == "confirmed"
+
+
+def test_coming_back_from_checkout_before_stripe_has_told_us_waits_too(make_app):
+    """Checkout's return address with the session still unpaid at Stripe: confirming, no Pay button."""
+    from datetime import datetime, timezone
+
+    from models.payments.ledger import payment_for
+
+    app = make_app(PAYMENT_FLOW="checkout")
+    service, provider = clinic_with_service(price=6000)
+    appt = book_held(service, provider)
+    payment_for(appt, "checkout", datetime.now(timezone.utc))
+    client = signed_in(app)
+    page = client.get(f"/portal/appointments/{appt.id}?checkout=success").get_data(as_text=True)
+    assert "Confirming your payment" in page and "Pay £60.00 with Stripe" not in page
+    plain = client.get(f"/portal/appointments/{appt.id}").get_data(as_text=True)
+    assert "Pay £60.00 with Stripe" in plain and "Confirming your payment" not in plain
