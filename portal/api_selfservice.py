@@ -41,7 +41,7 @@ def entry_view(entry, clinic, now):
 
 
 @bp.route("/appointments/<appointment_id>/reschedule", methods=["POST"])
-@bp.errors(400, 401, 403, 404, 409, 413, 415, 503)
+@bp.errors(400, 401, 403, 404, 409, 413, 415, 429, 503)
 @jwt_required()
 @bp.arguments(RescheduleBody)
 @bp.response(200, AppointmentSchema)
@@ -98,7 +98,7 @@ def leave_waitlist(entry_id):
 
 
 @bp.route("/waitlist/<entry_id>/accept", methods=["POST"])
-@bp.errors(400, 401, 403, 404, 409, 503)
+@bp.errors(400, 401, 403, 404, 409, 429, 503)
 @jwt_required()
 @bp.response(201, AppointmentSchema)
 def accept_offer(entry_id):
