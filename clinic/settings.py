@@ -90,6 +90,8 @@ def load_settings(env=None):
         "REGISTRATIONS_PER_HOUR": _int(env, "REGISTRATIONS_PER_HOUR", 10),
         "BOOKINGS_PER_ACCOUNT_10MIN": _int(env, "BOOKINGS_PER_ACCOUNT_10MIN", 20),
         "BOOKINGS_PER_ADDRESS_10MIN": _int(env, "BOOKINGS_PER_ADDRESS_10MIN", 60),
+        # A reschedule re-sends a notice and new reminders: its own, smaller budget per patient.
+        "RESCHEDULES_PER_ACCOUNT_10MIN": _int(env, "RESCHEDULES_PER_ACCOUNT_10MIN", 10),
         # Adds X-DB-Commands (MongoDB commands per request) to every answer: tests and benchmark.
         "COUNT_DB_COMMANDS": _flag(env.get("COUNT_DB_COMMANDS"), False),
         # Outgoing email: smtp://user:pass@host:587?starttls=1 or smtps://user:pass@host:465.

@@ -11,9 +11,9 @@ from models import booking
 from models import clock
 from models.booking import waitlist
 from models.documents import utcnow
-from models.booking.reschedule import reschedule
 from portal.api import bp
 from portal.auth import current_patient
+from portal.door import accept_offer_for_patient, reschedule_for_patient
 from portal.schemas import AppointmentSchema, RescheduleBody, WaitlistBody, WaitlistEntrySchema, appointment_view
 
 
@@ -41,7 +41,7 @@ def entry_view(entry, clinic, now):
 
 
 @bp.route("/appointments/<appointment_id>/reschedule", methods=["POST"])
-@bp.errors(400, 401, 403, 404, 409, 413, 415, 503)
+@bp.errors(400, 401, 403, 404, 409, 413, 415, 429, 503)
 @jwt_required()
 @bp.arguments(RescheduleBody)
 @bp.response(200, AppointmentSchema)
@@ -50,8 +50,7 @@ def reschedule_appointment(body, appointment_id):
     start, provider = body["start"], body.get("provider")
     patient = current_patient()
     appt = booking.get_patient_appointment(patient, appointment_id)
-    actor = f"patient:{patient.id}"
-    appt = reschedule(appt, start, utcnow(), provider_id=provider or None, actor=actor, audit_as=actor)  # audits itself
+    appt = reschedule_for_patient(patient, appt, start, [provider] if provider else [])  # audits itself
     return appointment_view(appt, booking.require_clinic())
 
 
@@ -99,12 +98,12 @@ def leave_waitlist(entry_id):
 
 
 @bp.route("/waitlist/<entry_id>/accept", methods=["POST"])
-@bp.errors(400, 401, 403, 404, 409, 503)
+@bp.errors(400, 401, 403, 404, 409, 429, 503)
 @jwt_required()
 @bp.response(201, AppointmentSchema)
 def accept_offer(entry_id):
     """Book the offered time while the offer holds it (201 with the appointment)."""
     patient = current_patient()
     entry = waitlist.get_entry(patient, entry_id)
-    appt = waitlist.accept(entry, utcnow(), audit_as=f"patient:{patient.id}")  # audits itself
+    appt = accept_offer_for_patient(patient, entry)  # audits itself
     return appointment_view(appt, booking.require_clinic())

@@ -206,6 +206,21 @@ def booking_attempt_allowed(patient):
                config.get("BOOKINGS_PER_ADDRESS_10MIN", 60), 600, BOOKING_LIMIT_MESSAGE)
 
 
+RESCHEDULE_LIMIT_MESSAGE = "Too many changes of time. Please wait a few minutes and try again."
+
+
+def reschedule_attempt_allowed(patient):
+    """Count a reschedule attempt per account (10-minute window); 429 past the limit.
+
+    The booking throttle's sibling with its own budget: each reschedule queues a notice and new
+    reminders, so moving back and forth must not flood the outbox.
+    """
+    from models.accounts.throttle import rate_limit
+
+    rate_limit(get_redis(), rkey("move-acct", patient.id), current_app.config.get("RESCHEDULES_PER_ACCOUNT_10MIN", 10),
+               600, RESCHEDULE_LIMIT_MESSAGE)
+
+
 # The booking lock is a lease: short, and renewed while its holder works. A worker killed mid-booking
 # stops renewing, so the patient's next attempt gets in after BOOK_LOCK_SECONDS at most (a 30 s lock
 # made it wait 10 s and then refused it as "still being made").

@@ -32,8 +32,8 @@ from models.booking import waitlist
 from models.catalog import current_catalog
 from models.documents import Appointment, Payment, utcnow
 from models.errors import Conflict, DomainError, NotFound
-from models.booking.reschedule import reschedule_blocker, reschedule_to_first_free
-from portal.door import book_for_patient
+from models.booking.reschedule import reschedule_blocker
+from portal.door import accept_offer_for_patient, book_for_patient, reschedule_for_patient
 from portal.schemas import parse_instant
 from portal.auth import current_patient, issue_tokens, patient_page
 from portal.pages import bp
@@ -370,12 +370,10 @@ def reschedule_post(appointment_id):
     """Move the appointment to the reviewed time; the old time is released only once the new one is held."""
     appt = booking.get_patient_appointment(g.patient, appointment_id)
     form = request.form
-    actor = f"patient:{g.patient.id}"
     try:
         start = parse_instant(form.get("start", ""))
         # The reviewed time's clinicians, tried in turn; the action audits itself once, done or refused.
-        appt = reschedule_to_first_free(appt, start, utcnow(), [p for p in form.getlist("provider") if p],
-                                        actor=actor, audit_as=actor)
+        appt = reschedule_for_patient(g.patient, appt, start, [p for p in form.getlist("provider") if p])
     except DomainError as exc:
         flash(exc.message, "error")
         return redirect(url_for("portal.reschedule_page", appointment_id=appt.id))
@@ -451,7 +449,7 @@ def waitlist_accept(entry_id):
     """Accept an offer: the time is booked (held for payment when the service has a price)."""
     entry = waitlist.get_entry(g.patient, entry_id)
     try:
-        appt = waitlist.accept(entry, utcnow(), audit_as=f"patient:{g.patient.id}")  # audits itself
+        appt = accept_offer_for_patient(g.patient, entry)  # audits itself
     except DomainError as exc:
         flash(exc.message, "error")
         return redirect(url_for("portal.waitlist_page"))

@@ -1,15 +1,17 @@
-"""What the patient's pages and the JSON API share: booking under the patient's throttle and
-one-at-a-time lock, and the free times (read through the app's slot cache)."""
+"""What the patient's pages and the JSON API share: booking, accepting a waitlist offer and
+rescheduling under the patient's throttle and one-at-a-time lock, and the free times (read through
+the app's slot cache)."""
 
 from flask import current_app
 
 from clinic.audit import audit_event
 from models import booking
 from models import clock
-from models.booking import freetimes
+from models.booking import freetimes, waitlist
+from models.booking.reschedule import reschedule_to_first_free
 from models.catalog import current_catalog
 from models.documents import utcnow
-from portal.auth import booking_attempt_allowed, one_booking_at_a_time
+from portal.auth import booking_attempt_allowed, one_booking_at_a_time, reschedule_attempt_allowed
 
 
 def book_for_patient(patient, service_id, provider_id, start):
@@ -22,6 +24,31 @@ def book_for_patient(patient, service_id, provider_id, start):
     return booking.book(patient, service_id, provider_id, start, utcnow(),
                         audit=audit_event(actor, "appointment.book"), audit_as=actor,
                         guard=one_booking_at_a_time(patient))
+
+
+def accept_offer_for_patient(patient, entry):
+    """Accept a waitlist offer as a booking: the same throttle and one-at-a-time lock as `book_for_patient`.
+
+    The lock makes the acceptance's own checks (the patient's overlap and hold limits) race-free
+    against the patient's other bookings, as it does for a booking.
+    """
+    booking_attempt_allowed(patient)
+    return waitlist.accept(entry, utcnow(), audit_as=f"patient:{patient.id}",
+                           guard=one_booking_at_a_time(patient))
+
+
+def reschedule_for_patient(patient, appointment, start, provider_ids=()):
+    """Move the patient's appointment under their reschedule throttle and the booking lock.
+
+    `provider_ids`: the clinicians to try in turn (empty: the appointment's own). The lock is the
+    one bookings take, so two moves (or a move and a booking) of one patient cannot both pass the
+    patient-overlap check.
+    """
+    reschedule_attempt_allowed(patient)
+    actor = f"patient:{patient.id}"
+    # The action audits itself once, done or refused (the lock's refusal included).
+    return reschedule_to_first_free(appointment, start, utcnow(), list(provider_ids), actor=actor,
+                                    audit_as=actor, guard=one_booking_at_a_time(patient))
 
 
 def free_times_json(service_id, provider_id, first, days, now):

@@ -74,10 +74,9 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
         raise ValidationFailed(REASONS[reason], code=f"not_bookable_{reason}", fields={"start": reason})
     end = start + rules.duration
     # One read of the patient's live appointments serves the overlap check and the hold limits.
-    mine = [a for a in Appointment.objects(patient=patient.id, status__in=ACTIVE_STATUSES, end__gt=now).only(
-        "status", "hold_expires_at", "start", "end") if is_blocking(a, now)]
-    if any(_utc(a.start) < end and _utc(a.end) > start for a in mine) and not override:
-        raise Conflict("You already have an appointment at that time.", code="patient_overlap")
+    mine = live_appointments(patient.id, now)
+    if not override:
+        check_patient_overlap(mine, start, end)
     paid = service.price > 0 and pay_online
     if not str(booked_by).startswith("staff"):
         check_hold_limits(mine, clinic, paid)
@@ -93,6 +92,26 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
     if appointment.status == "confirmed":
         appointment_confirmed(appointment, now, fresh=True)
     return appointment
+
+
+# The patient's own rules, shared by every way an appointment is made or moved for a patient: a
+# booking (here), a waitlist offer and its acceptance (waitlist.py), a reschedule (reschedule.py).
+
+def live_appointments(patient_id, now, exclude=None):
+    """The patient's appointments that hold their time now (open waitlist offers included), one read.
+
+    `exclude` leaves one appointment out: the one being moved, or the offer being accepted.
+    """
+    query = Appointment.objects(patient=patient_id, status__in=ACTIVE_STATUSES, end__gt=now)
+    if exclude is not None:
+        query = query.filter(id__ne=exclude)
+    return [a for a in query.only("status", "hold_expires_at", "start", "end") if is_blocking(a, now)]
+
+
+def check_patient_overlap(live, start, end):
+    """Refuse (409 patient_overlap) a time that overlaps one of the patient's live appointments."""
+    if any(_utc(a.start) < end and _utc(a.end) > start for a in live):
+        raise Conflict("You already have an appointment at that time.", code="patient_overlap")
 
 
 def check_hold_limits(live, clinic, creates_hold):

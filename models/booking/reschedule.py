@@ -11,6 +11,10 @@ The order is what makes it safe:
 4. the new claims are handed to the appointment, and only then are the old units it no longer
    needs released.
 
+The patient-overlap check (step 1) is the booking's own (`create.check_patient_overlap`); the
+patient's doors run the whole action under the booking's per-patient lock and a reschedule
+throttle (`portal/door.py`). Messages queued for the old time are dropped from the outbox at once.
+
 So the appointment never ends up with both times or with neither. It stays the same document:
 its Payment (keyed by the appointment) carries over, and so does its hold expiry when unpaid.
 """
@@ -22,8 +26,9 @@ from models.booking import waitlist
 from models.booking.availability import why_not_bookable
 from models.booking.cancellation import cancellation_blocker
 from models.booking.claims import claim_exact_units, claim_units, drop_claims, hand_over, make_permanent
+from models.booking.create import check_patient_overlap, live_appointments
 from models.booking.documents import ACTIVE_STATUSES, Appointment
-from models.booking.rules import REASONS, checked_start, effective_status, is_blocking, schedule_days, service_rules
+from models.booking.rules import REASONS, checked_start, effective_status, schedule_days, service_rules
 from models.catalog.documents import TimeOff
 from models.catalog.snapshot import changed, current_catalog
 from models.clock import _utc
@@ -81,10 +86,9 @@ def reschedule(appointment, new_start, now, provider_id=None, actor="patient", b
     if new_start == old_start and provider.id == old_provider:
         raise ValidationFailed("That is the time you already have.", code="same_time", fields={"start": "same"})
     new_end = new_start + rules.duration
-    mine = Appointment.objects(patient=appointment.patient.id, status__in=ACTIVE_STATUSES, start__lt=new_end,
-                               end__gt=new_start, id__ne=appointment.id).only("status", "hold_expires_at")
-    if any(is_blocking(a, now) for a in mine):
-        raise Conflict("You already have an appointment at that time.", code="patient_overlap")
+    # The patient's overlap rule, the one every booking passes; the door's per-patient lock keeps
+    # two moves (or a move and a booking) from both passing it.
+    check_patient_overlap(live_appointments(appointment.patient.id, now, exclude=appointment.id), new_start, new_end)
 
     block_start, block_end = new_start - rules.buffer_before, new_end + rules.buffer_after
     old_block = (_utc(appointment.block_start), _utc(appointment.block_end))

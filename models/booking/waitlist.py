@@ -14,6 +14,15 @@ index (409). So one time is never offered to two patients at once, and nobody el
   time of its service (and provider, if named) inside its date range. So a time freed by a
   cancellation, a lapsed hold, a reschedule or new working hours reaches the first matching patient.
   `offer_free_times` is called right after a time is freed and by every sweep pass.
+- An offer is a booking made for the patient, so it passes the patient's own rules that every
+  booking passes (`models/booking/create.py`): never a time that overlaps the patient's own
+  appointments, and never past the clinic's MAX_HELD / MAX_UPCOMING (an open offer counts as a
+  hold). A patient whom those rules stop is skipped, and the time goes to the next in line.
+  Accepting checks them again, under the door's one-booking-at-a-time lock.
+- Entries: at most `MAX_ENTRIES_PER_PATIENT` open at once, and `MAX_ENTRIES_PER_WINDOW` made in
+  any `ENTRY_WINDOW`, whatever became of them (booked, expired, left), so join + accept cannot be
+  repeated without end. Leaving keeps the entry (hidden from the patient) for that count.
+- One entry that fails (bad data, a bug) is logged and skipped; it never stops offers to others.
 """
 
 import logging
@@ -26,6 +35,7 @@ from models.accounts.documents import Patient  # noqa: F401
 from models.audit import audited
 from models.booking import status
 from models.booking.claims import claim_time, extend_claims, release_time
+from models.booking.create import check_hold_limits, check_patient_overlap, live_appointments
 from models.booking.documents import Appointment
 from models.booking.rules import find_slots, service_rules
 from models.catalog.documents import Provider, Service
@@ -39,7 +49,11 @@ WAITLIST_STATUSES = ("waiting", "offered", "booked", "expired")
 OFFER_MARK = "waitlist-offer"
 DEFAULT_OFFER_MINUTES = 30
 MAX_RANGE_DAYS = 92
-MAX_ENTRIES_PER_PATIENT = 10
+MAX_ENTRIES_PER_PATIENT = 10  # open (waiting or offered) at once
+# Entries made in a rolling window, whatever their status now (booked, expired, left): a booked
+# entry stops being open, so the open cap alone let join + accept repeat without end.
+MAX_ENTRIES_PER_WINDOW = 20
+ENTRY_WINDOW = timedelta(days=30)
 
 
 class WaitlistEntry(Document):
@@ -57,6 +71,7 @@ class WaitlistEntry(Document):
     offer_expires_at = DateTimeField()
     declined = ListField(DateTimeField())  # starts offered to this entry before: never offered again
     note = StringField(default="")  # why it ended, for the patient
+    left_at = DateTimeField()  # the patient left: hidden from them, still counted against the window cap
     meta = {"collection": "waitlist_entries",
             "indexes": [("status", "created_at"), ("patient", "created_at")]}
 
@@ -84,23 +99,42 @@ def join(patient, service_id, provider_id, date_from, date_to, now):
         raise ValidationFailed("The last day comes before the first.", fields={"to": "before from"})
     if date_to < today:
         raise ValidationFailed("Those dates are in the past.", fields={"to": "past"})
+    # Nothing past the service's booking horizon could ever be offered (and a far-off year once
+    # overflowed the date arithmetic of every sweep's offers).
+    last = last_bookable_day(service, clinic, now)
+    if date_from > last:
+        raise ValidationFailed(f"The first day is too far ahead: times can be booked up to {last.isoformat()}.",
+                               fields={"from": "beyond the booking horizon"})
+    if date_to > last:
+        raise ValidationFailed(f"The last day is too far ahead: times can be booked up to {last.isoformat()}.",
+                               fields={"to": "beyond the booking horizon"})
     if (date_to - max(date_from, today)).days >= MAX_RANGE_DAYS:
         raise ValidationFailed(f"Choose at most {MAX_RANGE_DAYS} days.", fields={"to": "too long"})
-    if WaitlistEntry.objects(patient=patient.id, status__in=("waiting", "offered")).count() >= MAX_ENTRIES_PER_PATIENT:
+    if WaitlistEntry.objects(patient=patient.id, status__in=("waiting", "offered"),
+                             left_at=None).count() >= MAX_ENTRIES_PER_PATIENT:
         raise Conflict("You are already waiting for many times; leave one first.", code="too_many_entries")
+    if WaitlistEntry.objects(patient=patient.id, created_at__gt=now - ENTRY_WINDOW).count() >= MAX_ENTRIES_PER_WINDOW:
+        raise Conflict(f"You have joined the waitlist {MAX_ENTRIES_PER_WINDOW} times in the last "
+                       f"{ENTRY_WINDOW.days} days, the most allowed online. Please call the clinic.",
+                       code="too_many_entries")
     entry = WaitlistEntry(patient=patient, service=service, provider=provider, date_from=date_from,
                           date_to=date_to, created_at=now, updated_at=now).save()
     return entry
 
 
+def last_bookable_day(service, clinic, now):
+    """The last local date on which the service can be booked now (its booking horizon)."""
+    return local_today(clinic.timezone, now + service_rules(service, clinic).horizon)
+
+
 def entries_of(patient):
-    """The patient's waitlist entries, newest first."""
-    return list(WaitlistEntry.objects(patient=patient.id).order_by("-created_at"))
+    """The patient's waitlist entries (not those they left), newest first."""
+    return list(WaitlistEntry.objects(patient=patient.id, left_at=None).order_by("-created_at"))
 
 
 def get_entry(patient, entry_id):
     """One of the patient's own entries, or NotFound."""
-    entry = (WaitlistEntry.objects(id=entry_id, patient=patient.id).first()
+    entry = (WaitlistEntry.objects(id=entry_id, patient=patient.id, left_at=None).first()
              if ObjectId.is_valid(str(entry_id)) else None)
     if entry is None:
         raise NotFound("That waitlist entry does not exist.", code="waitlist_not_found")
@@ -115,11 +149,19 @@ def offer_is_open(entry, now):
 
 
 def leave(entry, now):
-    """Leave the waitlist; an open offer is given back and goes to the next patient in line."""
-    offer_id = entry.offer.id if entry.offer is not None and entry.status == "offered" else None
-    entry.delete()
-    if offer_id is not None:
-        _end_offer(offer_id, now, "declined")
+    """Leave the waitlist; an open offer is given back and goes to the next patient in line.
+
+    The entry is kept, hidden from the patient, so it still counts against the window cap.
+    """
+    # Guarded: an offer made meanwhile is seen here (the old document comes back), or the offer's
+    # own guarded update sees the entry gone and gives its time back.
+    before = WaitlistEntry.objects(id=entry.id, left_at=None, status__in=("waiting", "offered")).modify(
+        set__status="expired", set__left_at=now, set__updated_at=now, set__note="You left the waitlist.")
+    if before is None:
+        WaitlistEntry.objects(id=entry.id, left_at=None).update_one(set__left_at=now, set__updated_at=now)
+        return
+    if before.status == "offered" and before.offer is not None:
+        _end_offer(before.offer.id, now, "declined")
         offer_free_times(now)
 
 
@@ -132,6 +174,10 @@ def accept(entry, now):
     appt = Appointment.objects(id=entry.offer.id).first()
     clinic = current_catalog().require_clinic()
     paid = (appt.amount or 0) > 0
+    # The patient's own rules, as for any booking: the offer itself is left out (it becomes this booking).
+    live = live_appointments(appt.patient.id, now, exclude=appt.id)
+    check_patient_overlap(live, _utc(appt.start), _utc(appt.end))
+    check_hold_limits(live, clinic, paid)
     hold_expires_at = now + timedelta(minutes=clinic.hold_minutes or 15) if paid else None
     # The claims are extended first, and only while the offer still holds them.
     if not extend_claims(appt.id, hold_expires_at, live_after=now):
@@ -180,11 +226,12 @@ def expire_lapsed(now):
     return ended
 
 
-def offer_free_times(now, provider_id=None):
+def offer_free_times(now, provider_id=None, problems=None):
     """Offer free times to waiting patients, first in line first; return the entries offered a time.
 
     With `provider_id` only the entries that this provider could serve are considered (the hook
-    after a time of theirs was freed); the sweep passes none and considers everyone.
+    after a time of theirs was freed); the sweep passes none and considers everyone. An entry that
+    fails is logged (and named in `problems`, a list, when given) and the next one is served.
     """
     catalog = current_catalog()
     clinic = catalog.clinic
@@ -192,29 +239,52 @@ def offer_free_times(now, provider_id=None):
         return []
     today = local_today(clinic.timezone, now)
     offered = []
-    for entry in WaitlistEntry.objects(status="waiting").order_by("created_at", "id").no_dereference():
+    for entry in WaitlistEntry.objects(status="waiting", left_at=None).order_by("created_at", "id").no_dereference():
         try:
-            service = catalog.service(entry.service.id)
-        except NotFound:
-            continue
-        if entry.provider is not None:
-            providers = [p for p in catalog.providers_offering(service) if p.id == entry.provider.id]
-        else:
-            providers = catalog.providers_offering(service)
-        if provider_id is not None:
-            providers = [p for p in providers if p.id == provider_id]
-        first = max(entry.date_from, today)
-        if not providers or entry.date_to < first:
-            continue
-        days = (entry.date_to - first).days + 1
-        declined = {_utc(d) for d in entry.declined or []}
-        for start, end, provider in find_slots(service, providers, clinic, first, days, now):
-            if start in declined:
-                continue
-            if _make_offer(entry, service, provider, start, end, clinic, now):
+            if _serve_entry(entry, catalog, clinic, today, now, provider_id):
                 offered.append(entry)
-                break
+        except Exception as exc:  # noqa: BLE001 — one bad entry must not stop offers to everyone behind it
+            log.exception("waitlist: no offer made for entry %s", entry.id)
+            if problems is not None:
+                problems.append(f"waitlist entry {entry.id}: no offer made ({exc.__class__.__name__})")
     return offered
+
+
+def _serve_entry(entry, catalog, clinic, today, now, provider_id):
+    """Offer the entry the earliest free time its patient may have; True when one was offered."""
+    try:
+        service = catalog.service(entry.service.id)
+    except NotFound:
+        return False
+    if entry.provider is not None:
+        providers = [p for p in catalog.providers_offering(service) if p.id == entry.provider.id]
+    else:
+        providers = catalog.providers_offering(service)
+    if provider_id is not None:
+        providers = [p for p in providers if p.id == provider_id]
+    first = max(entry.date_from, today)
+    # Never past the horizon: nothing there is bookable (and entries made before join checked it
+    # may name far-off years).
+    last = min(entry.date_to, last_bookable_day(service, clinic, now))
+    if not providers or last < first:
+        return False
+    # The patient's own rules, exactly as a booking applies them: an open offer is a hold.
+    live = live_appointments(entry.patient.id, now)
+    try:
+        check_hold_limits(live, clinic, service.price > 0)
+    except Conflict:
+        return False  # at their limits: skipped, the time goes to the next in line
+    declined = {_utc(d) for d in entry.declined or []}
+    for start, end, provider in find_slots(service, providers, clinic, first, (last - first).days + 1, now):
+        if start in declined:
+            continue
+        try:
+            check_patient_overlap(live, start, end)
+        except Conflict:
+            continue  # the patient is busy then: a later time, or the next in line
+        if _make_offer(entry, service, provider, start, end, clinic, now):
+            return True
+    return False
 
 
 def _make_offer(entry, service, provider, start, end, clinic, now):
@@ -262,7 +332,7 @@ def sweep_waitlist(now, report=None):
     """The sweep's waitlist step: close lapsed offers and passed entries, then offer free times."""
     try:
         expire_lapsed(now)
-        offered = offer_free_times(now)
+        offered = offer_free_times(now, problems=report.problems if report is not None else None)
     except Exception as exc:  # noqa: BLE001 — reported; the next pass tries again
         log.exception("waitlist sweep failed")
         if report is not None:

@@ -20,12 +20,15 @@ def _iso(dt):
 def rescheduled(appointment, old_start, now):
     """Queue the "rescheduled" email (new .ics) and the reminders for the new time.
 
-    Call it after the update that moved the appointment and bumped its version: the old time's
-    reminders are then dropped at send time.
+    Call it after the update that moved the appointment and bumped its version: what was still
+    queued for older versions (the last notice, the old time's reminders) is marked dropped.
     """
     try:
-        outbox.enqueue_for_appointment("rescheduled", appointment, now, context={"old_start": _iso(old_start)})
+        queued = outbox.enqueue_for_appointment("rescheduled", appointment, now, context={"old_start": _iso(old_start)})
         outbox.queue_reminders(appointment, now)
+        version = queued.version if queued is not None else appointment.version or 0
+        # The old time's notices and reminders are superseded: dropped now, with the reason, not left to the sender.
+        outbox.drop_superseded(appointment.id, version, f"superseded: the appointment was rescheduled (version {version})")
     except Exception:  # email must never undo a reschedule
         log.exception("could not queue the reschedule notice of appointment %s", appointment.id)
 

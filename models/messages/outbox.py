@@ -207,6 +207,19 @@ def appointment_cancelled(appointment, now):
         log.exception("could not queue the cancellation of appointment %s", _ref_id(appointment))
 
 
+def drop_superseded(appointment_id, version, reason):
+    """Mark the appointment's still-queued messages of versions before `version` dropped, with `reason`.
+
+    The send-time check would drop them anyway, but a patient who moves a time back and forth
+    would leave a pile of doomed notices and reminders in the outbox (and racing workers);
+    receipts stay (the money was taken). Returns how many were dropped.
+    """
+    # A message's status, not the appointment's (tests/test_status_table.py reads the receiver's text).
+    superseded = OutboxMessage.objects(appointment=_ref_id(appointment_id), status="queued",
+                                       version__lt=int(version), kind__ne="receipt")
+    return superseded.update(set__status="dropped", set__drop_reason=reason[:200])
+
+
 CHECKS = {}
 
 
