@@ -6,6 +6,7 @@ reaches behind the page: each step is what a patient clicks or types.
 """
 
 import re
+import tempfile
 
 from tests.support.browser import enter_card
 
@@ -37,7 +38,8 @@ def open_phone_page(browser):
     context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2,
                                   is_mobile=True, has_touch=True)
     page = context.new_page()
-    page.set_default_timeout(20000)
+    # Generous: the first pages of a freshly started run stack are slow on a busy 2-core machine.
+    page.set_default_timeout(45000)
     return context, page
 
 
@@ -114,8 +116,10 @@ def paid_journey(browser, base, email, password, flow, shots=None):
         pay(page, CARD_3DS, three_d_secure=True)
         shot("3-confirmed-3ds")
         watch.check()
-    except Exception:
-        shot("failed")
-        raise
+    except Exception as exc:
+        # Always keep a picture of where it stopped, to read what the patient saw.
+        where = f"{shots or tempfile.mkdtemp(prefix='journey-')}/{flow}-failed.png"
+        page.screenshot(path=where, full_page=True)
+        raise AssertionError(f"{exc}\n(screenshot: {where}; problems seen: {watch.problems})") from exc
     finally:
         context.close()
