@@ -100,6 +100,23 @@ def test_4_guessing_spread_over_many_addresses_is_locked_for_every_unfamiliar_cl
     assert api_login(mine).status_code == 200
 
 
+def test_4_a_concurrent_burst_from_many_new_addresses_is_counted_before_any_check(live_server):
+    """The spread replay at once: 30 new addresses (a trusted proxy's X-Forwarded-For) guess together after a lock."""
+    base, _app = live_server(TRUSTED_PROXIES=1, COOKIE_SECURE=False)
+    make_patient()
+
+    def login(addr, password="wrong password"):
+        return requests.post(f"{base}/api/auth/login", timeout=120, headers={"X-Forwarded-For": addr},
+                             json={"email": "pat@example.com", "password": password}).status_code
+
+    assert [login("203.0.113.1") for _ in range(5)] == [401] * 5
+    statuses = _concurrent(30, lambda i: login(f"198.51.100.{i + 1}"))
+    # The addresses join the account's set in the transaction that counts them, before any
+    # password is checked: at most the first of the burst is checked.
+    assert statuses.count(401) <= 1 and statuses.count(429) >= 29, statuses
+    assert login("198.51.100.200", PASSWORD) == 429
+
+
 def test_4_staff_accounts_get_the_same_lock(app):
     """The same rule on /admin/login: spread guessing is stopped; the admin's own browser gets in."""
     make_staff("admin", email="admin@clinic.test")
