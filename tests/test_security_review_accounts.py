@@ -117,6 +117,26 @@ def test_4_a_concurrent_burst_from_many_new_addresses_is_counted_before_any_chec
     assert login("198.51.100.200", PASSWORD) == 429
 
 
+def test_4_the_owner_on_a_new_device_gets_in_through_a_reset_link(app):
+    """Spread guessing can keep an account locked for new devices; the emailed link is the owner's way in."""
+    make_patient()
+    for n in range(1, 9):
+        attacker = app.test_client()
+        attacker.environ_base["REMOTE_ADDR"] = f"198.51.100.{n}"
+        api_login(attacker, password="wrong password")
+    new_phone = app.test_client()
+    new_phone.environ_base["REMOTE_ADDR"] = "192.0.2.77"
+    assert api_login(new_phone).status_code == 429  # under attack: no device cookie, no check
+    token = _reset_token(new_phone, "pat@example.com")
+    assert new_phone.post("/api/auth/password/reset", json={"token": token, "password": "amber kettle orbit"}
+                          ).status_code == 200
+    assert api_login(new_phone, password="amber kettle orbit").status_code == 200
+    # Everyone else without a device cookie still waits.
+    stranger = app.test_client()
+    stranger.environ_base["REMOTE_ADDR"] = "192.0.2.78"
+    assert api_login(stranger, password="amber kettle orbit").status_code == 429
+
+
 def test_4_staff_accounts_get_the_same_lock(app):
     """The same rule on /admin/login: spread guessing is stopped; the admin's own browser gets in."""
     make_staff("admin", email="admin@clinic.test")
