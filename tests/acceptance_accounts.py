@@ -43,6 +43,7 @@ def concurrent(n, func):
     barrier = threading.Barrier(n)
 
     def run(i):
+        """Wait for the others, then call."""
         barrier.wait()
         try:
             results[i] = func(i)

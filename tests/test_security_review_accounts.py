@@ -25,6 +25,7 @@ def _concurrent(n, func):
     barrier = threading.Barrier(n)
 
     def run(i):
+        """Wait for the others, then call."""
         barrier.wait()
         results[i] = func(i)
 
@@ -37,6 +38,7 @@ def _concurrent(n, func):
 
 
 def _register(client, email, addr, password="a long enough password", name="New Patient"):
+    """POST /api/auth/register from the client address `addr`."""
     return client.post("/api/auth/register", json={"email": email, "password": password, "name": name},
                        environ_base={"REMOTE_ADDR": addr})
 
@@ -84,6 +86,7 @@ def test_4_guessing_spread_over_many_addresses_is_locked_for_every_unfamiliar_cl
     assert api_login(first).status_code == 429  # the account is locked for the address that failed
 
     def from_new_address(n, password="wrong password"):
+        """Sign in from a client address never seen before."""
         client = app.test_client()
         client.environ_base["REMOTE_ADDR"] = f"198.51.100.{n}"
         return api_login(client, password=password)
@@ -106,6 +109,7 @@ def test_4_a_concurrent_burst_from_many_new_addresses_is_counted_before_any_chec
     make_patient()
 
     def login(addr, password="wrong password"):
+        """Sign in as a client the trusted proxy names `addr`."""
         return requests.post(f"{base}/api/auth/login", timeout=120, headers={"X-Forwarded-For": addr},
                              json={"email": "pat@example.com", "password": password}).status_code
 
@@ -164,6 +168,7 @@ def test_4_current_password_guessing_spread_over_addresses_is_locked_too(app):
     stolen = {name: mine.get_cookie(name).value for name in ("__Host-access_token", "csrf_access_token")}
 
     def guess(n, current="wrong password"):
+        """Try a current password with the stolen session from address n."""
         thief = app.test_client()  # the session's cookies, not the browser's device cookie
         for name, value in stolen.items():
             thief.set_cookie(name, value)
@@ -182,6 +187,7 @@ def test_4_current_password_guessing_spread_over_addresses_is_locked_too(app):
 # --- 6. Reset skipped the "not your email or name" rule ------------------------------------------
 
 def _reset_token(client, email):
+    """Ask for a reset link and read its token from the queued email (before it is sent)."""
     assert client.post("/api/auth/password/forgot", json={"email": email}).status_code == 202
     return OutboxMessage.objects.get(kind="password_reset", to=email).context["token"]
 
@@ -202,6 +208,7 @@ def test_6_reset_refuses_a_password_built_from_the_email_or_name(client, persona
 
 
 def test_6_the_reset_page_applies_the_same_rule(client):
+    """The /portal/reset/<token> form refuses a password built from the email, on its field."""
     from tests.support.factories import form_csrf
 
     make_patient("resetme@example.com", name="Florence Nightingale")
@@ -230,6 +237,7 @@ def test_8_forgot_sends_the_database_the_same_work_for_known_and_unknown_emails(
     client = app.test_client()
 
     def commands(email):
+        """The MongoDB commands one forgot request sent."""
         resp = client.post("/api/auth/password/forgot", json={"email": email})
         assert resp.status_code == 202
         return int(resp.headers["X-DB-Commands"])
@@ -247,6 +255,7 @@ def test_8_forgot_sends_the_database_the_same_work_for_known_and_unknown_emails(
 
 @pytest.mark.parametrize("name", ["SECRET_KEY", "JWT_SECRET_KEY"])
 def test_13_a_signing_key_under_32_bytes_stops_start_up_naming_it(name):
+    """Replays: start-up accepted 1-byte SECRET_KEY and JWT_SECRET_KEY outside the dev stack."""
     from clinic.settings import ConfigError, load_settings, validate_settings
 
     env = {"SECRET_KEY": "s" * 32, "JWT_SECRET_KEY": "j" * 32, "STRIPE_SECRET_KEY": "sk",
@@ -265,6 +274,7 @@ def test_13_a_signing_key_under_32_bytes_stops_start_up_naming_it(name):
 
 
 def test_13_a_short_secret_in_the_environment_gives_one_clear_line(app_config):
+    """From the environment, as production starts: one line naming the variable, no traceback."""
     env = clean_env(**{k: v for k, v in app_config.items() if k.isupper() and isinstance(v, str)})
     env["SECRET_KEY"] = "x"
     result = subprocess.run([os.path.join(BIN, "flask"), "--app", "wsgi", "routes"], cwd=ROOT, env=env,
