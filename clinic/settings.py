@@ -19,6 +19,10 @@ REQUIRED_SECRETS = (
     "STRIPE_PUBLISHABLE_KEY",
     "STRIPE_WEBHOOK_SECRET",
 )
+# Signing keys shorter than this are refused outside the dev stack: HMAC-SHA256 keys (sessions, JWTs,
+# device cookies) should carry at least the hash's 256 bits (RFC 7518 §3.2 for HS256).
+MIN_SIGNING_KEY_BYTES = 32
+SIGNING_KEYS = ("SECRET_KEY", "JWT_SECRET_KEY")
 PAYMENT_FLOWS = ("elements", "checkout")
 # argon2-cffi profiles (argon2.profiles) a deployment may choose; CHEAPEST is for the test suite only.
 ARGON2_PROFILES = ("RFC_9106_LOW_MEMORY", "RFC_9106_HIGH_MEMORY")
@@ -87,7 +91,9 @@ def load_settings(env=None):
         "ARGON2_MAX_CONCURRENT": _int(env, "ARGON2_MAX_CONCURRENT", 4),
         # argon2-cffi's parameter profile for new password hashes; only tests may pick a cheaper one.
         "ARGON2_PROFILE": env.get("ARGON2_PROFILE") or "RFC_9106_LOW_MEMORY",
+        # Registrations per client address, and per email, per hour (README "Configuration" says why).
         "REGISTRATIONS_PER_HOUR": _int(env, "REGISTRATIONS_PER_HOUR", 10),
+        "REGISTRATIONS_PER_EMAIL_HOUR": _int(env, "REGISTRATIONS_PER_EMAIL_HOUR", 3),
         "BOOKINGS_PER_ACCOUNT_10MIN": _int(env, "BOOKINGS_PER_ACCOUNT_10MIN", 20),
         "BOOKINGS_PER_ADDRESS_10MIN": _int(env, "BOOKINGS_PER_ADDRESS_10MIN", 60),
         # A reschedule re-sends a notice and new reminders: its own, smaller budget per patient.
@@ -110,6 +116,12 @@ def validate_settings(config):
                     f"{name} is not set; set it in the environment or in .env "
                     "(the one-machine stack `python -m devstack` generates dev values)"
                 )
+    if not config.get("DEV_STACK"):
+        for name in SIGNING_KEYS:
+            value = config.get(name)
+            if value and len(value.encode("utf-8") if isinstance(value, str) else value) < MIN_SIGNING_KEY_BYTES:
+                raise ConfigError(f"{name} is shorter than {MIN_SIGNING_KEY_BYTES} bytes; use a random value, "
+                                  "e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))'")
     if config.get("PAYMENT_FLOW") not in PAYMENT_FLOWS:
         raise ConfigError(f"PAYMENT_FLOW must be one of {', '.join(PAYMENT_FLOWS)}")
     uri = config.get("MONGODB_URI") or ""

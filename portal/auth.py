@@ -150,46 +150,53 @@ def guarded_password_check(scope, email, check):
 
 
 REGISTRATION_LIMIT_MESSAGE = "Too many attempts from your network. Please wait and try again."
+REGISTRATIONS_PER_EMAIL_HOUR = 3
 
 
-def _registration_counted_in_this_request(_response):
-    return bool(g.get("registration_counted"))
+def _registration_limits(email=None):
+    """The limits a registration counts against: (limit, identifiers) per address, and per email when known.
+
+    flask-limiter's own limiter (the `limits` library over the app's Redis, keys under the app's
+    prefix): its fixed-window `hit` is one atomic INCR with expiry, so concurrent registrations
+    cannot all read a count under the limit (README "Configuration" says why these numbers).
+    """
+    from limits import parse
+
+    config = current_app.config
+    limits = [(parse(f"{config.get('REGISTRATIONS_PER_HOUR', REGISTRATIONS_PER_HOUR)} per hour"),
+               ("register", "address", request.remote_addr or "unknown"))]
+    if email is not None:
+        limits.append((parse(f"{config.get('REGISTRATIONS_PER_EMAIL_HOUR', REGISTRATIONS_PER_EMAIL_HOUR)} per hour"),
+                       ("register", "email", LoginThrottle.account_id(email))))
+    return limits
 
 
-def _registration_refused(request_limit):
-    # flask-limiter calls this on a breach; raising keeps the contract's 429 (and the page's form)
-    # with Retry-After until the address's window closes.
-    raise Throttled(request_limit.reset_at - time.time(), REGISTRATION_LIMIT_MESSAGE)
-
-
-def _registration_limit():
-    """The current app's per-address registration limit (a flask-limiter shared limit, built once)."""
-    built = current_app.extensions.setdefault("clinic_limits", {})
-    limit = built.get("register")
-    if limit is None:
-        limit = get_limiter().shared_limit(
-            lambda: f"{current_app.config.get('REGISTRATIONS_PER_HOUR', REGISTRATIONS_PER_HOUR)} per hour",
-            scope="register",
-            # Checked before the work, counted after it, and only when registration_counted() said
-            # so: failed attempts (a weak password) must not lock out a waiting-room tablet.
-            deduct_when=_registration_counted_in_this_request,
-            on_breach=_registration_refused,
-        )
-        built["register"] = limit
-    return limit
+def _refuse_registration(limit, identifiers):
+    # 429 with Retry-After until the window that is full closes.
+    reset_at = get_limiter().limiter.get_window_stats(limit, *identifiers).reset_time
+    raise Throttled(max(1, reset_at - time.time()), REGISTRATION_LIMIT_MESSAGE)
 
 
 def registration_allowed():
-    """Refuse a registration once this address made REGISTRATIONS_PER_HOUR accounts (or duplicates) this hour."""
-    # Entering flask-limiter's limit checks it (429 via _registration_refused, 503 when Redis is
-    # down); the count itself comes after the response, when registration_counted() was called.
-    with _registration_limit():
-        pass
+    """Refuse early (nothing counted) when this address has used up its registrations this hour."""
+    strategy = get_limiter().limiter
+    for limit, identifiers in _registration_limits():
+        if not strategy.test(limit, *identifiers):
+            _refuse_registration(limit, identifiers)
 
 
-def registration_counted():
-    """Count this request's registration (an account created, or an existing email hit: a probe)."""
-    g.registration_counted = True
+def count_registration(email):
+    """Count one registration for this address and this email before the account is written; 429 past either.
+
+    Called by the rule after the input passed its checks (a mistyped form or a refused password
+    never counts, so a waiting-room tablet is not locked out by typos) and before the insert, so
+    the count and the refusal are one atomic step each. A count is not given back when the insert
+    then fails: a duplicate email is a probe and counts.
+    """
+    strategy = get_limiter().limiter
+    for limit, identifiers in _registration_limits(email):
+        if not strategy.hit(limit, *identifiers):
+            _refuse_registration(limit, identifiers)
 
 
 BOOKING_LIMIT_MESSAGE = "Too many booking attempts. Please wait a few minutes and try again."
@@ -264,18 +271,10 @@ def one_booking_at_a_time(patient):
 
 
 def register_patient_counted(email, password, name, phone=None):
-    """Register through the rule; count the address's successes and duplicate-email probes only."""
+    """Register through the rule, counting the attempt per address and per email just before the insert."""
     from models.accounts import register_patient
-    from models.errors import Conflict
 
-    try:
-        patient = register_patient(email, password, name, phone)
-    except Conflict as exc:
-        if exc.code == "email_taken":
-            registration_counted()
-        raise
-    registration_counted()
-    return patient
+    return register_patient(email, password, name, phone, admit=count_registration)
 
 
 @contextmanager
@@ -289,7 +288,10 @@ def password_throttled(patient, field):
     from models.errors import ValidationFailed
 
     guard = throttle()
-    attempt = guard.begin("password", patient.email, request.remote_addr)
+    # The device cookie of the patient's sign-ins: a familiar browser keeps its way through a lock
+    # that spread guessing put on the account; any other client waits it out (as at sign-in).
+    attempt = guard.begin("password", patient.email, request.remote_addr,
+                          device=device_for("patient", patient.email))
     try:
         yield
     except ValidationFailed as exc:

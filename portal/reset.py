@@ -2,7 +2,9 @@
 
 The pages sit on the portal's blueprint (imported once by `portal.pages`), the API twins on this
 module's `api_bp` (registered by `portal.openapi`); the rules live in `models.accounts.reset`. The forgot
-answer is the same whatever the email.
+answer is the same whatever the email. A browser that set a new password with an emailed link is
+the account owner's: it gets the device cookie a sign-in gives, so it can sign in while spread
+guessing keeps the account locked for unfamiliar clients.
 """
 
 from flask import flash, make_response, redirect, render_template, request, url_for
@@ -17,6 +19,7 @@ from models.accounts import reset
 from models.documents import utcnow
 from models.errors import DomainError, Throttled
 from portal import openapi
+from portal.auth import remember_device
 from portal.pages import apply_domain_error
 from portal.pages import bp as pages_bp
 from portal.schemas import ForgotBody, PasswordResetSchema, ResetBody, ResetSentSchema
@@ -91,6 +94,7 @@ def reset_page(token):
             status = status_of(exc)
         else:
             audit(f"patient:{patient.id}", "patient.password_reset", record=f"Patient:{patient.id}")
+            remember_device("patient", patient.email)
             flash("Your password is changed and you are signed out everywhere. "
                   "Sign in with your new password.", "info")
             return redirect(url_for("portal.login"))
@@ -117,4 +121,5 @@ def api_reset(body):
     """Set a new password with a link's token (once); every session of the patient ends."""
     patient = reset.reset_password(body["token"], body["password"], utcnow())
     audit(f"patient:{patient.id}", "patient.password_reset", record=f"Patient:{patient.id}")
+    remember_device("patient", patient.email)
     return {"reset": True}

@@ -128,8 +128,8 @@ def main():
     config = {"MONGODB_URI": mongo_uri, "MONGODB_DB": f"bench_{tag}", "REDIS_URL": redis_url,
               "REDIS_PREFIX": f"bench:{tag}:", "STRIPE_API_BASE": stack.env["STRIPE_API_BASE"],
               "STRIPE_SECRET_KEY": "sk_test_bench", "STRIPE_PUBLISHABLE_KEY": "pk_test_bench",
-              "STRIPE_WEBHOOK_SECRET": "whsec_bench", "SECRET_KEY": "bench-secret-key",
-              "JWT_SECRET_KEY": "bench-jwt-secret-key"}
+              "STRIPE_WEBHOOK_SECRET": "whsec_bench", "SECRET_KEY": "bench-secret-key-0123456789abcdef",
+              "JWT_SECRET_KEY": "bench-jwt-secret-0123456789abcdef"}
     patients = max(args.race_patients, 60)
     ids, _ = seed(config, patients + MIXED_PATIENTS)
     port = free_port()

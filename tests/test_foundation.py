@@ -323,7 +323,8 @@ def test_production_hashes_passwords_at_rfc_9106_cost_and_refuses_the_tests_chea
     from clinic.settings import ConfigError, load_settings, validate_settings
     from models.accounts import users
 
-    production = load_settings(env={"SECRET_KEY": "s", "JWT_SECRET_KEY": "j", "STRIPE_SECRET_KEY": "sk",
+    # Signing keys of production's length (32 bytes at least: a shorter one stops start-up).
+    production = load_settings(env={"SECRET_KEY": "s" * 32, "JWT_SECRET_KEY": "j" * 32, "STRIPE_SECRET_KEY": "sk",
                                     "STRIPE_PUBLISHABLE_KEY": "pk", "STRIPE_WEBHOOK_SECRET": "wh"})
     validate_settings(production)
     assert production["ARGON2_PROFILE"] == users.PRODUCTION_PROFILE == "RFC_9106_LOW_MEMORY"

@@ -70,8 +70,8 @@ def contains_personal(password, email="", name=""):
     return any(part in folded or part in squeezed for part in _personal_parts(email, name))
 
 
-def check_password_rules(password, field="password", email="", name=""):
-    """Return the password, or raise ValidationFailed with the reason on `field`."""
+def check_password_rules(password, field="password", *, email, name):
+    """Return the password, or raise ValidationFailed with the reason on `field` (the account's email and name required)."""
     if not isinstance(password, str):
         raise ValidationFailed("Password must be text.", fields={field: "must be text"})
     if len(password) < MIN_PASSWORD:

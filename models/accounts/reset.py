@@ -8,17 +8,23 @@
 - A link's token is 32 random bytes; only its SHA-256 is stored. It works once, for
   `RESET_MINUTES` (an invitation for `INVITATION_DAYS`); using it spends every other open link of
   the patient, sets the password and bumps `Patient.token_generation`, which ends every session.
+- A request for an unknown email (or past the account's email limit) sends MongoDB the same
+  commands as one that issues a link, so neither the work nor the time tells them apart.
+- Every new password meets the one policy (`check_password_rules`) with the patient's email and name.
 """
 
 import hashlib
 import secrets
 from datetime import timedelta
 
+from bson import ObjectId
+
 from models.accounts.documents import PasswordReset, Patient  # noqa: F401 (PasswordReset: for callers)
 from models.accounts.throttle import rate_limit
 from models.accounts.users import hash_password, normalise_email, validate_password
 from models.clock import utcnow
 from models.errors import ValidationFailed
+from models.messages.documents import OutboxMessage
 from models.messages.outbox import enqueue
 
 RESET_MINUTES = 30
@@ -64,9 +70,34 @@ def request_reset(email, ip, now, redis, key):
     count, _ = pipe.execute()
     patient = Patient.objects(email=email, active=True).first()
     if patient is None or count > EMAILS_PER_ACCOUNT:
+        _same_work_as_a_link(email, now)
         return None
     issue_link(patient, now, "reset")
     return patient
+
+
+def _same_work_as_a_link(email, now):
+    """Do what `issue_link` does (build and check the link and its email, send MongoDB two writes), storing nothing.
+
+    Without it a known email cost two writes more than an unknown one, and the answer's time told
+    them apart (issue 23 finding 8: 25.8 ms against 16.3 ms). The documents are built through
+    MongoEngine as the real ones are (most of a write's cost here is that), then sent as
+    `$setOnInsert` updates without upsert on their own unique keys: nobody holds a fresh token, so
+    the server walks the same indexes, matches nothing and writes nothing, and the wire carries
+    the same documents.
+    """
+    token = secrets.token_urlsafe(32)
+    link = PasswordReset(id=ObjectId(), token_hash=_hash(token), patient=ObjectId(), purpose="reset",
+                         created_at=now, expires_at=now + timedelta(minutes=RESET_MINUTES))
+    message = OutboxMessage(kind="password_reset", to=email, subject=f"PasswordReset:{link.id}",
+                            context={"token": token}, due_at=now, expires_at=link.expires_at,
+                            patient=link.patient, created_at=now)
+    for doc, unique_key in ((link, ("token_hash",)), (message, ("kind", "subject", "version", "variant"))):
+        doc.validate()
+        fields = doc.to_mongo().to_dict()
+        fields.pop("_id", None)
+        doc._get_collection().update_one({name: fields.get(name) for name in unique_key},
+                                         {"$setOnInsert": fields})
 
 
 def queue_invitation(patient, now=None):
@@ -85,13 +116,16 @@ def reset_password(token, password, now):
     """Set a new password with a link (once); every session of the patient ends. Returns the patient."""
     if not isinstance(token, str) or not token or len(token) > 200:
         raise ValidationFailed(INVALID_LINK, code="invalid_token", fields={"token": "invalid"})
-    validate_password(password)  # before spending the link, so a typo does not waste it
-    link = PasswordReset._get_collection().find_one_and_update(
-        {"token_hash": _hash(token), "used_at": None, "expires_at": {"$gt": now}},
-        {"$set": {"used_at": now}})
-    patient = Patient.objects(id=link["patient"], active=True).first() if link else None
+    live = {"token_hash": _hash(token), "used_at": None, "expires_at": {"$gt": now}}
+    found = PasswordReset._get_collection().find_one(live, {"patient": 1})
+    patient = Patient.objects(id=found["patient"], active=True).first() if found else None
     if patient is None:
         raise ValidationFailed(INVALID_LINK, code="invalid_token", fields={"token": "invalid"})
+    # The one password policy, with the account's own email and name; checked before the link is
+    # spent, so a refused password does not waste it.
+    validate_password(password, email=patient.email, name=patient.name)
+    if PasswordReset._get_collection().find_one_and_update(live, {"$set": {"used_at": now}}) is None:
+        raise ValidationFailed(INVALID_LINK, code="invalid_token", fields={"token": "invalid"})  # spent meanwhile
     # Other open links of this patient are spent too: one reset closes them all.
     PasswordReset.objects(patient=patient.id, used_at=None).update(set__used_at=now)
     patient.modify(set__password_hash=hash_password(password), inc__token_generation=1)

@@ -8,12 +8,21 @@ refused with 429 without hashing anything.
 
 Lockout that an outsider cannot impose (OWASP "account lockout" with device cookies): after
 `account_limit` failures the account is locked with a backoff that doubles per further failure
-(capped at `max_lock`), but the lock only applies to clients that took part in the failures.
-A client with a valid device cookie for the account (issued at an earlier successful sign-in),
-or coming from an address that has no failure for this account, still gets its password
-checked; one failure puts that address in the failing set too. An address is locked after
-`ip_limit` attempts that failed, whatever the accounts. Unknown emails count exactly like known
-ones, so the answers do not reveal which emails exist.
+(capped at `max_lock`). While the failures come from one address, the lock applies to the clients
+that took part in them: a client with a valid device cookie for the account (issued at an earlier
+successful sign-in), or coming from an address that has no failure for this account, still gets
+its password checked, and one failure puts that address in the failing set too.
+
+Once attempts without a device cookie come from two or more addresses besides the client's own
+(and none of them has since signed in), the account is under attack: the guessing is spread, so
+locking the addresses that took part cannot stop it (issue 23 finding 4: 60 wrong passwords from 60
+new addresses were all checked). Then the lock applies to every client without a valid device
+cookie for the account; familiar devices keep signing in. Those addresses are a Redis set per
+account, joined in the same transaction that counts the attempt and left at a successful sign-in;
+it lives for `window`.
+
+An address is locked after `ip_limit` attempts that failed, whatever the accounts. Unknown emails
+count exactly like known ones, so the answers do not reveal which emails exist.
 """
 
 import hashlib
@@ -66,6 +75,8 @@ class LoginThrottle:
             "pair": self.key("login", scope, "fail-pair", account, address),
             "ip": self.key("login", scope, "fail-ip", address),
             "lock_ip": self.key("login", scope, "lock-ip", address),
+            "addrs": self.key("login", scope, "fail-addrs", account),
+            "address": address,  # the client's address itself (a member of "addrs"), not a key
         }
         if device:
             keys["dev"] = self.key("login", scope, "fail-dev", device)
@@ -81,21 +92,34 @@ class LoginThrottle:
         pipe.ttl(keys["lock_ip"])
         pipe.get(keys["ip"])
         pipe.ttl(keys["lock_acct"])
+        if device is None:
+            # The address joins the account's unfamiliar addresses in the same transaction that
+            # reads their number, so a burst from many new addresses at once sees itself spread
+            # (counted before any password is checked, like every other counter here).
+            pipe.sadd(keys["addrs"], keys["address"])
+            pipe.expire(keys["addrs"], self.window, nx=True)
+        pipe.scard(keys["addrs"])
         for name in ("acct", "pair") + (("dev",) if device else ()):
             # SET NX EX then INCR: the window starts with the first attempt (works on Redis 6 too).
             pipe.set(keys[name], 0, ex=self.window, nx=True)
             pipe.incr(keys[name])
         results = pipe.execute()
         ip_lock, ip_failed, acct_lock = results[0], int(results[1] or 0), results[2]
-        acct_count, pair_count = results[4], results[6]
-        dev_count = results[8] if device else None
+        rest = results[3:] if device is not None else results[5:]
+        addresses, acct_count, pair_count = rest[0], rest[2], rest[4]
+        dev_count = rest[6] if device else None
         if (ip_lock and ip_lock > 0) or ip_failed >= self.ip_limit:
             self._undo(keys, device)
             raise Throttled(ip_lock if ip_lock and ip_lock > 0 else self.max_lock, LOCKED_MESSAGE)
         trusted = device is not None and dev_count <= self.account_limit
-        # A trusted device, or an address with no failure for this account, goes on to the
-        # password check whatever the account's lock; a client that took part waits it out.
-        subject = not trusted and (pair_count > 1 or device is not None)
+        # A trusted device goes on to the password check whatever the account's lock. While the
+        # other unfamiliar attempts come from one address, so does an address with no failure for
+        # this account (a colleague, the patient at home); once they come from two or more other
+        # addresses the guessing is spread, and every client without a device cookie waits the
+        # lock out.
+        others = addresses - (1 if device is None else 0)
+        spread = others >= 2
+        subject = not trusted and (pair_count > 1 or device is not None or spread)
         if subject and acct_count > self.account_limit:
             locked = acct_lock is not None and acct_lock > 0
             if not locked:
@@ -164,7 +188,9 @@ class LoginThrottle:
             pipe.decr(keys["pair"])
             pipe.delete(keys["dev"])
         else:
+            # This address proved itself: it no longer counts among the account's unfamiliar ones.
             pipe.delete(keys["pair"])
+            pipe.srem(keys["addrs"], keys["address"])
         pipe.execute()
 
     # Older call style (check, then failure/success by email): kept for callers outside this area.

@@ -96,8 +96,10 @@ def normalise_email(raw):
     return email
 
 
-def validate_password(password, field="password", email="", name=""):
+def validate_password(password, field="password", *, email, name):
     """Length 8 to 256, not a common password, not containing the email or name (models/accounts/passwords.py)."""
+    # email and name have no default: every path (register, change, reset, staff) must pass the
+    # account's own, or the "not your email or name" rule is silently skipped (issue 23 finding 6).
     return check_password_rules(password, field, email=email, name=name)
 
 
@@ -116,12 +118,18 @@ def _clean_text(value, field, required, max_length):
     return value
 
 
-def register_patient(email, password, name, phone=None):
-    """Create a patient account; Conflict when the email is already registered."""
+def register_patient(email, password, name, phone=None, admit=None):
+    """Create a patient account; Conflict when the email is already registered.
+
+    `admit(email)`, when given, runs after the input passed its checks and before anything is
+    written (the door's per-address limit counts there, atomically; it raises to refuse).
+    """
     email = normalise_email(email)
     name = _clean_text(name, "name", True, 200)
     validate_password(password, email=email, name=name)
     phone = _clean_text(phone, "phone", False, 50)
+    if admit is not None:
+        admit(email)
     patient = Patient(email=email, name=name, phone=phone, password_hash=hash_password(password))
     try:
         patient.save(force_insert=True)
