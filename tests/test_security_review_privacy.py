@@ -27,6 +27,7 @@ from tests.support.factories import PASSWORD, at, csrf_header, form_csrf, future
 
 @pytest.fixture
 def world(app, clinic_world):
+    """A clinic with a paid and a free service, one provider, admin and reception, two patients."""
     return clinic_world(
         services={"paid": dict(name="Physio", duration=30, price=6000),
                   "free": dict(name="Call", duration=15, price=0)},
@@ -36,11 +37,13 @@ def world(app, clinic_world):
 
 
 def book(client, service, provider, start):
+    """Book a time through the API as the client's patient."""
     return client.post("/api/appointments", headers=csrf_header(client), json={
         "service": str(service.id), "provider": str(provider.id), "start": start.isoformat()})
 
 
 def issue_reset(email="pat@example.com"):
+    """A fresh reset link's raw token for the patient (as the emailed link carries it)."""
     from models.accounts.reset import issue_link
     from models.clock import utcnow
 
@@ -84,6 +87,7 @@ class _Lines(logging.Handler):
         self.lines, self.pattern, self.want, self.seen = [], pattern, want, threading.Event()
 
     def emit(self, record):
+        """Keep the line; signal once enough lines matched."""
         self.lines.append(record.getMessage())
         if sum(1 for line in self.lines if self.pattern in line) >= self.want:
             self.seen.set()
@@ -173,11 +177,15 @@ def test_9_erasure_leaves_the_email_in_no_collection_and_sends_nothing_more(app,
     from models.accounts.documents import PasswordReset
 
     pat, client = _patient_in_every_collection(app, world)
+    Patient.objects(id=pat.id).update_one(set__phone="+447700900123",
+                                          set__date_of_birth=datetime(1980, 5, 17))
     db = Patient._get_db()
     assert "outbox" in _holding(db, pat.id, "pat@example.com")
     resp = client.post("/api/me/delete", headers=csrf_header(client), json={"password": PASSWORD})
     assert resp.status_code == 200, resp.get_json()
     assert _holding(db, "-no-id-", "pat@example.com") == {}  # the address is nowhere
+    erased = Patient.objects.get(id=pat.id)
+    assert erased.phone == "" and erased.date_of_birth is None
     staff = signed_in_staff(app, "reception")
     found = staff.get("/admin/outbox/?search=pat%40example.com").get_data(as_text=True)
     assert "There are no items in the table." in found  # (the search box repeats the query itself)
