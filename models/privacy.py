@@ -24,7 +24,7 @@ from datetime import datetime
 from bson import DBRef, ObjectId
 from mongoengine.queryset.visitor import Q
 
-from models.accounts.documents import PasswordReset, Patient, StaffUser
+from models.accounts.documents import PasswordReset, StaffUser
 from models.accounts.users import check_password
 from models.audit import AuditEvent, audited, patient_record
 from models.booking import waitlist
