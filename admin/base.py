@@ -1,5 +1,7 @@
 """What every back-office view shares: the staff user loader, role checks, audit, bulk loading."""
 
+import unicodedata
+
 from bson import ObjectId
 from flask import abort, flash, g, redirect, request, url_for
 from flask_admin import expose
@@ -66,7 +68,14 @@ def local_formatter(field):
 
 def neutralise_cell(value):
     """Stop a spreadsheet from running a cell as a formula (CSV injection)."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+    if not isinstance(value, str):
+        return value
+    # Spreadsheets skip leading spaces (no-break and zero-width ones too) before reading "=": look
+    # past them, as they do.
+    head = value.lstrip()
+    while head and (head[0].isspace() or unicodedata.category(head[0]) == "Cf"):
+        head = head[1:]
+    if value.startswith(FORMULA_PREFIXES) or head.startswith(FORMULA_PREFIXES):
         return "'" + value
     return value
 

@@ -10,6 +10,7 @@ from wtforms import StringField, ValidationError
 from wtforms.fields import DateTimeLocalField, EmailField
 
 from models.accounts import normalise_email
+from models.accounts.users import clean_name
 from models.errors import DomainError
 
 from models.clock import human_time
@@ -128,6 +129,23 @@ class ClinicEmailField(EmailField):
             return
         try:
             field.data = normalise_email(field.data)
+        except DomainError as exc:
+            raise ValidationError(exc.message) from None
+
+
+class NameField(StringField):
+    """A name typed by staff, checked and stored by the rule every door uses (`clean_name`): trimmed,
+    one line. A line break in a name would start a new line (a "Bcc:" look-alike) in an email."""
+
+    def __init__(self, label=None, validators=None, **kwargs):
+        super().__init__(label, list(validators or []) + [self._check], **kwargs)
+
+    @staticmethod
+    def _check(form, field):
+        if field.data is None:
+            return
+        try:
+            field.data = clean_name(field.data, field.short_name, required=bool(field.flags.required))
         except DomainError as exc:
             raise ValidationError(exc.message) from None
 

@@ -24,6 +24,7 @@ from admin.fields import (
     LocalDateTimeField,
     HoursListField,
     MoneyField,
+    NameField,
     appointment_text,
     format_money,
     link,
@@ -58,7 +59,7 @@ class ClinicView(SecureModelView):
     column_descriptions = {"timezone": "An IANA zone such as Europe/London; schedules are in this zone.",
                            "currency": "Three-letter code in lower case, e.g. gbp."}
     column_formatters = {"currency": lambda v, c, m, n: (m.currency or "").upper()}
-    form_overrides = {"currency": StringField, "timezone": StringField}
+    form_overrides = {"currency": StringField, "timezone": StringField, "name": NameField}
 
 
 class StaffUserView(SecureModelView):
@@ -74,6 +75,7 @@ class StaffUserView(SecureModelView):
     column_default_sort = "email"
     form_excluded_columns = ("password_hash", "session_version", "created_at")
     form_extra_fields = {"password": PasswordField("New password", validators=[Optional()])}
+    form_overrides = {"name": NameField}
     column_formatters = {"created_at": local_formatter("created_at")}
 
     def on_model_change(self, form, model, is_created):
@@ -109,7 +111,7 @@ class ProviderView(SecureModelView):
         """Which providers of the page have weekly hours, in one query."""
         g.page_schedules = {s.provider.id: s.id for s in
                             Schedule.objects(provider__in=[r.id for r in rows]).only("id", "provider").no_dereference()}
-    form_overrides = {"email": ClinicEmailField}
+    form_overrides = {"email": ClinicEmailField, "name": NameField}
     column_descriptions = {"services": "The services this provider offers. Set their weekly hours under "
                                        "Clinic → Schedules."}
 
@@ -135,7 +137,8 @@ class ServiceView(SecureModelView):
     column_searchable_list = ("name",)
     column_default_sort = "name"
     record_noun = "service"
-    form_overrides = {"price": MoneyField, "currency": StringField, "reminder_hours": HoursListField}
+    form_overrides = {"price": MoneyField, "currency": StringField, "reminder_hours": HoursListField,
+                      "name": NameField}
     column_labels = {"duration_minutes": "Duration (minutes)", "buffer_before_minutes": "Buffer before (minutes)",
                      "buffer_after_minutes": "Buffer after (minutes)", "min_notice_minutes": "Minimum notice (minutes)",
                      "horizon_days": "Bookable ahead (days)", "cancellation_window_hours": "Cancellation window (hours)",
@@ -458,6 +461,7 @@ class PatientView(SecureModelView):
     column_filters = ("active",)
     column_default_sort = "name"
     form_columns = ("name", "email", "phone", "active")
+    form_overrides = {"name": NameField}
     column_formatters = {"created_at": local_formatter("created_at")}
     action_roles = {"deactivate": FRONT_DESK}
 

@@ -10,6 +10,8 @@ class WaitlistView(SecureModelView):
 
     read_roles = FRONT_DESK
     write_roles = NOBODY
+    # Rows name the patient ("Name <email>"): every list and details read is audited.
+    audit_reads = True
     can_view_details = True
     column_list = ("created_at", "patient", "service", "provider", "date_from", "date_to", "status",
                    "offer_expires_at", "note")

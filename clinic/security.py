@@ -1,4 +1,8 @@
-"""Security headers (flask-talisman), request ids, and `no-store` on pages with patient data."""
+"""Security headers (flask-talisman), request ids, `no-store` on pages with patient data, and
+reset-link tokens kept out of the access logs."""
+
+import logging
+import re
 
 from flask import request
 from flask_talisman import Talisman
@@ -20,6 +24,38 @@ BASE_CSP = {
 }
 # Paths whose answers may carry patient data: never cached by browsers or proxies.
 NO_STORE_PREFIXES = ("/api/", "/portal", "/admin")
+# Pages whose address carried a secret (a reset link's token): never named to another site.
+NO_REFERRER_PREFIXES = ("/portal/reset",)
+# The one request line that carries a reset link's token (the page then redirects without it).
+RESET_TOKEN_IN_PATH = re.compile(r"(/portal/reset/)[^\s?#\"']+")
+# Loggers that write request lines: Flask's dev server and gunicorn's access (and error) logs.
+REQUEST_LOGGERS = ("werkzeug", "gunicorn.access", "gunicorn.error")
+
+
+class RedactResetTokens(logging.Filter):
+    """Rewrite a log line that holds `/portal/reset/<token>` to `/portal/reset/[redacted]`."""
+
+    def filter(self, record):
+        """Redact the token in the formatted line; never drops a line."""
+        try:
+            line = record.getMessage()
+        except (TypeError, ValueError, KeyError):
+            return True  # a line that cannot be formatted is left to logging's own report
+        redacted = RESET_TOKEN_IN_PATH.sub(r"\1[redacted]", line)
+        if redacted != line:
+            record.msg, record.args = redacted, None
+        return True
+
+
+REDACT_RESET_TOKENS = RedactResetTokens()
+
+
+def redact_request_logs():
+    """Attach the token filter to every logger that writes request lines (once per process)."""
+    for name in REQUEST_LOGGERS:
+        logger = logging.getLogger(name)
+        if REDACT_RESET_TOKENS not in logger.filters:
+            logger.addFilter(REDACT_RESET_TOKENS)
 
 
 def stripe_csp(api_base):
@@ -55,6 +91,16 @@ def init_app(app):
         if request.path.startswith("/admin"):
             response.headers["Content-Security-Policy"] = ADMIN_CSP.format(nonce=getattr(request, "csp_nonce", ""))
         return response
+
+    # Also before Talisman's hook: Talisman sets one Referrer-Policy for every answer, and would
+    # overwrite a view's own.
+    @app.after_request
+    def no_referrer(response):
+        if request.path.startswith(NO_REFERRER_PREFIXES):
+            response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+    redact_request_logs()
 
     talisman.init_app(
         app,

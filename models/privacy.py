@@ -1,36 +1,46 @@
 """Patient data rights (UK/EU GDPR): export everything stored about a patient, and erasure.
 
-Export: the profile, every appointment and payment, every document of any collection that
-references the patient (waitlist entries, queued email, … whatever other modules store), and the
-audit trail about the patient; the password hash is never exported.
+Export: the profile, every appointment and payment, the documents of every other collection that
+holds the patient's data (`PATIENT_DATA`: waitlist entries, email in the outbox, set-password
+links), and the audit trail about the patient — what was done, when, and by which role (never a
+staff member's id or anybody's address); the password hash and link tokens are never exported.
 
 Erasure keeps the clinic's records and replaces the person: name, email and phone become a
 pseudonym ("Erased patient", `erased-<id>@erased.invalid`), the password can no longer match,
 the account is deactivated and every token stops working. Appointments, payments and the audit
 trail keep their records under the patient's id. Unpaid holds are cancelled; an upcoming
 confirmed appointment must be cancelled first (or by the clinic), so nobody is expected at a
-visit the clinic can no longer link to a person.
+visit the clinic can no longer link to a person. The patient leaves the waitlist, their open
+set-password links are spent, and the outbox forgets their address: its messages are re-addressed
+to the pseudonym and those not yet sent are dropped.
+
+`PATIENT_DATA` is the one list of collections holding a patient's data besides `patients` and the
+audit trail; tests/test_security_review_privacy.py fails when a document that references Patient
+(or stores a `patient` id) is missing from it.
 """
 
 from datetime import datetime
 
 from bson import DBRef, ObjectId
-from mongoengine import ReferenceField
-from mongoengine.base import get_document
-from mongoengine.base.common import _document_registry
+from mongoengine.queryset.visitor import Q
 
-from models.accounts.documents import Patient
+from models.accounts.documents import PasswordReset, StaffUser
 from models.accounts.users import check_password
 from models.audit import AuditEvent, audited, patient_record
+from models.booking import waitlist
 from models.booking.cancellation import cancel
 from models.booking.documents import Appointment
 from models.booking.rules import is_blocking
+from models.booking.waitlist import WaitlistEntry
 from models.errors import Conflict, ValidationFailed
+from models.messages.documents import TOKEN_KINDS, OutboxMessage
 from models.payments.documents import Payment
 
 ERASED_NAME = "Erased patient"
-# Never exported: secrets, or bookkeeping that says nothing about the person.
-HIDDEN_FIELDS = {"password_hash", "token_generation"}
+# Never exported: secrets (a link's token or its hash), or bookkeeping that says nothing about the person.
+HIDDEN_FIELDS = {"password_hash", "token_generation", "token_hash", "token"}
+# Messages that have not left yet: erasure drops them, nobody is left to send them to.
+UNSENT = ("queued", "failed")
 
 
 def _plain(value):
@@ -55,16 +65,95 @@ def _doc(document):
     return data
 
 
-def _referencing_collections():
-    """Every document class (outside the core ones) with a `patient` reference to Patient."""
-    found = []
-    for name in list(_document_registry):
-        cls = get_document(name)
-        field = getattr(cls, "_fields", {}).get("patient")
-        if (isinstance(field, ReferenceField) and field.document_type is Patient
-                and cls not in (Appointment, Payment) and not getattr(cls, "_meta", {}).get("abstract")):
-            found.append(cls)
-    return found
+def _by_patient(document):
+    """A finder of the patient's documents in a collection whose `patient` field names them."""
+    return lambda patient: document.objects(patient=patient.id)
+
+
+def _outbox_of(patient):
+    """The patient's email: by patient id, and by address (a message may name only its recipient)."""
+    return OutboxMessage.objects(Q(patient=patient.id) | Q(to=patient.email))
+
+
+def _leave_waitlist(patient, now, email):
+    """Waiting and offered entries end as if the patient left (an open offer goes to the next in line)."""
+    for entry in WaitlistEntry.objects(patient=patient.id, status__in=("waiting", "offered")):
+        waitlist.leave(entry, now)
+
+
+def _forget_address(patient, now, email):
+    """Re-address the patient's messages to the pseudonym; drop those not sent yet."""
+    pseudonym = erased_email(patient)
+    mine = Q(patient=patient.id) | Q(to=email)
+    OutboxMessage.objects(mine & Q(status__in=UNSENT)).update(
+        set__status="dropped", set__drop_reason="patient erased", set__lease_until=None)
+    OutboxMessage.objects(mine & Q(kind__in=TOKEN_KINDS)).update(set__context={})
+    for message in OutboxMessage.objects(mine).only("id", "last_error"):
+        # A refused delivery's error often quotes the recipient.
+        OutboxMessage.objects(id=message.id).update_one(
+            set__to=pseudonym, set__last_error=(message.last_error or "").replace(email, pseudonym))
+
+
+def _spend_links(patient, now, email):
+    """Open set-password links stop working (the records stay, pseudonymous)."""
+    PasswordReset.objects(patient=patient.id, used_at=None).update(set__used_at=now)
+
+
+def _cancel_holds(patient, now, email):
+    """Unpaid holds are given back (the appointments stay, cancelled, as records)."""
+    for appointment in Appointment.objects(patient=patient.id, status="held", end__gt=now):
+        if is_blocking(appointment, now):
+            cancel(appointment, now, reason="account erased", actor=f"patient:{patient.id}")
+
+
+# Every collection besides `patients` and the audit trail that holds a patient's data: how the
+# export finds the patient's documents, and what erasure does with them (None: the record stays as
+# it is, pseudonymous once the patient document is erased). Erasure runs them in this order:
+# the waitlist before the holds (its offers are holds, given back by leaving, not re-offered to
+# the patient), the outbox after both (they may queue notices to the old address).
+PATIENT_DATA = {
+    WaitlistEntry: (_by_patient(WaitlistEntry), _leave_waitlist),
+    Appointment: (_by_patient(Appointment), _cancel_holds),
+    Payment: (_by_patient(Payment), None),
+    OutboxMessage: (_outbox_of, _forget_address),
+    PasswordReset: (_by_patient(PasswordReset), _spend_links),
+}
+
+
+def erased_email(patient):
+    """The pseudonymous address an erased patient keeps (unique, undeliverable: RFC 6761 `.invalid`)."""
+    return f"erased-{patient.id}@erased.invalid"
+
+
+def _by_role(actors):
+    """Each audit actor as the patient may see it: "you", a staff role, or the system's name."""
+    staff_ids = [a.partition(":")[2] for a in actors if a.startswith("staff:")]
+    roles = {str(s.id): s.role for s in StaffUser.objects(
+        id__in=[i for i in staff_ids if ObjectId.is_valid(i)]).only("id", "role")}
+    shown = {}
+    for actor in actors:
+        kind, _, ident = actor.partition(":")
+        if kind == "staff":
+            shown[actor] = f"staff ({roles.get(ident, 'former staff')})"
+        elif kind == "patient":
+            shown[actor] = "patient"
+        else:
+            shown[actor] = kind or "system"
+    return shown
+
+
+def _audit_view(events, patient):
+    """The audit trail as the patient sees it: what, when, about which record, outcome, by which role.
+
+    Staff ids, client addresses and request ids stay with the clinic: they identify other people
+    (and the clinic's systems), not what was done with the patient's data.
+    """
+    events = list(events)
+    roles = _by_role({e.actor or "" for e in events})
+    mine = f"patient:{patient.id}"
+    return [{"id": str(e.id), "at": _plain(e.at), "action": e.action, "record": e.record,
+             "outcome": e.outcome, "by": "you" if e.actor == mine else roles[e.actor or ""]}
+            for e in events]
 
 
 def export_patient(patient, now):
@@ -76,18 +165,22 @@ def export_patient(patient, now):
     audit = AuditEvent.objects(__raw__={"$or": [{"actor": f"patient:{patient.id}"},
                                                 {"record": {"$in": records}}]}).order_by("at")
     other = {}
-    for cls in _referencing_collections():
-        rows = [_doc(d) for d in cls.objects(patient=patient.id).no_dereference()]
+    for document, (find, _) in PATIENT_DATA.items():
+        if document in (Appointment, Payment):
+            continue  # exported above, under their own keys
+        rows = [_doc(d) for d in find(patient).no_dereference()]
         if rows:
-            other[cls._get_collection_name()] = rows
+            other[document._get_collection_name()] = rows
     return {
         "exported_at": now.isoformat(),
         "patient": _doc(patient),
         "appointments": [_doc(a) for a in appointments],
         "payments": [_doc(p) for p in payments],
         "other_records": other,
-        "audit_events": [_doc(e) for e in audit],
-        "not_included": "Your password is stored only as an argon2id hash, which is not exported.",
+        "audit_events": _audit_view(audit, patient),
+        "not_included": "Your password is stored only as an argon2id hash, which is not exported; "
+                        "nor are the tokens of emailed links. The audit trail says which role acted, "
+                        "not which member of staff, nor any network address.",
     }
 
 
@@ -105,8 +198,11 @@ def erase_patient(patient, password, now):
     if any(a.status != "held" for a in live):
         raise Conflict("You have upcoming appointments. Cancel them first (or call the clinic), then "
                        "delete your account.", code="upcoming_appointments")
-    for appointment in live:
-        cancel(appointment, now, reason="account erased", actor=f"patient:{patient.id}")
-    patient.modify(set__email=f"erased-{patient.id}@erased.invalid", set__name=ERASED_NAME, set__phone="",
-                   set__password_hash="!erased", set__active=False, inc__token_generation=1)
+    email = patient.email
+    for _, erase in PATIENT_DATA.values():
+        if erase is not None:
+            erase(patient, now, email)
+    patient.modify(set__email=erased_email(patient), set__name=ERASED_NAME, set__phone="",
+                   set__date_of_birth=None, set__password_hash="!erased", set__active=False,
+                   inc__token_generation=1)
     return patient

@@ -5,9 +5,15 @@ module's `api_bp` (registered by `portal.openapi`); the rules live in `models.ac
 answer is the same whatever the email. A browser that set a new password with an emailed link is
 the account owner's: it gets the device cookie a sign-in gives, so it can sign in while spread
 guessing keeps the account locked for unfamiliar clients.
+
+The emailed link's token leaves the address bar on first load: `/portal/reset/<token>` puts it in a
+short-lived HttpOnly cookie and redirects (303) to `/portal/reset`, which shows the form and takes
+the new password. So the token is in no later request line, in no history entry the page makes,
+and never in a Referer (the pages also answer `Referrer-Policy: no-referrer`, set in
+`clinic/security.py`); the one request that carries it is redacted from the access logs there too.
 """
 
-from flask import flash, make_response, redirect, render_template, request, url_for
+from flask import current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
@@ -50,9 +56,19 @@ def _request(email):
           record=f"Patient:{patient.id}" if patient else "", outcome="sent" if patient else "no_email")
 
 
-def _private(response):
-    """A page whose URL carries a secret: never sent on as a referrer."""
-    response.headers["Referrer-Policy"] = "no-referrer"
+def reset_cookie_name():
+    """The cookie holding a reset link's token: `__Host-` (path /, Secure) when cookies are Secure."""
+    return ("__Host-" if _secure() else "") + "clinic_reset"
+
+
+def _secure():
+    return current_app.config.get("COOKIE_SECURE", True)
+
+
+def _forget_token(response):
+    """Clear the token cookie (a used or dead link has nothing left to keep)."""
+    response.delete_cookie(reset_cookie_name(), path="/" if _secure() else "/portal/reset",
+                           secure=_secure(), httponly=True, samesite="Lax")
     return response
 
 
@@ -73,14 +89,28 @@ def forgot():
     return render_template("portal/forgot.html", form=form), status
 
 
-@pages_bp.route("/reset/<token>", methods=["GET", "POST"])
-def reset_page(token):
+@pages_bp.get("/reset/<token>")
+def reset_link(token):
+    """The emailed link: keep its token in a short-lived HttpOnly cookie, then show the form without it."""
+    response = redirect(url_for("portal.reset_page"), 303)
+    if 0 < len(token) <= 200:
+        # Lax: the link is opened from a mail client, a cross-site top-level GET. `__Host-` cookies
+        # must have path /; without the prefix the cookie goes only to the reset page.
+        response.set_cookie(reset_cookie_name(), token, max_age=reset.RESET_MINUTES * 60,
+                            path="/" if _secure() else "/portal/reset", secure=_secure(), httponly=True,
+                            samesite="Lax")
+    return response
+
+
+@pages_bp.route("/reset", methods=["GET", "POST"])
+def reset_page():
     """Choose a new password with an emailed link (once, within 30 minutes)."""
     now = utcnow()
+    token = request.cookies.get(reset_cookie_name(), "")
     form = ResetForm()
     if not reset.link_is_valid(token, now):
         audit("anonymous", "patient.password_reset", outcome="invalid_link")
-        return _private(make_response(render_template(
+        return _forget_token(make_response(render_template(
             "portal/reset.html", form=None, invalid=reset.INVALID_LINK), 410 if request.method == "POST" else 200))
     status = 200
     if form.validate_on_submit():
@@ -88,7 +118,7 @@ def reset_page(token):
             patient = reset.reset_password(token, form.password.data, now)
         except DomainError as exc:
             if exc.code == "invalid_token":
-                return _private(make_response(render_template(
+                return _forget_token(make_response(render_template(
                     "portal/reset.html", form=None, invalid=reset.INVALID_LINK), 410))
             apply_domain_error(form, exc)
             status = status_of(exc)
@@ -97,10 +127,10 @@ def reset_page(token):
             remember_device("patient", patient.email)
             flash("Your password is changed and you are signed out everywhere. "
                   "Sign in with your new password.", "info")
-            return redirect(url_for("portal.login"))
+            return _forget_token(redirect(url_for("portal.login")))
     elif form.errors:
         status = 400
-    return _private(make_response(render_template("portal/reset.html", form=form), status))
+    return make_response(render_template("portal/reset.html", form=form), status)
 
 
 @api_bp.route("/auth/password/forgot", methods=["POST"])

@@ -113,9 +113,17 @@ def _clean_text(value, field, required, max_length):
     value = unicodedata.normalize("NFKC", value).strip()
     if required and not value:
         raise ValidationFailed(f"{field.capitalize()} is required.", fields={field: "required"})
-    if len(value) > max_length or any(unicodedata.category(ch) == "Cc" for ch in value):
-        raise ValidationFailed(f"{field.capitalize()} is not valid.", fields={field: "invalid"})
+    # One line: control characters (CR, LF, tab …) and Unicode line/paragraph separators are
+    # refused, so a name can never start a new line in an email's body or a header.
+    if len(value) > max_length or any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in value):
+        raise ValidationFailed(f"{field.capitalize()} is not valid: one line, without line breaks or "
+                               "control characters.", fields={field: "invalid"})
     return value
+
+
+def clean_name(value, field="name", required=True, max_length=200):
+    """A name as stored (patients, staff, providers, services, the clinic): NFKC, trimmed, one line."""
+    return _clean_text(value, field, required, max_length)
 
 
 def register_patient(email, password, name, phone=None, admit=None):
