@@ -171,7 +171,7 @@ def test_race_reschedule_against_another_patient_booking_the_same_time(app, setu
         for t in threads:
             t.join(60)
         codes = sorted([results["move"].status_code, results["book"].status_code])
-        assert codes in ([200, 409], [201, 409]), codes
+        assert codes in ([200, 409], [201, 409]), (codes, results["move"].get_json(), results["book"].get_json())
         active = Appointment.objects(provider=s["one"].id, status__in=("held", "confirmed"), start=target)
         assert active.count() == 1
         appt = Appointment.objects.get(id=mine["id"])

@@ -54,6 +54,11 @@ def _claim_docs(provider_id, appointment_id, block_start, block_end, expires_at)
 def _claim(provider_id, appointment_id, block_start, block_end, expires_at, now, partial=False):
     """claim_time without telling the caches (the caller does, once the appointment is written)."""
     docs = _claim_docs(provider_id, appointment_id, block_start, block_end, expires_at)
+    if not partial:
+        # All or nothing, in unit order: the first unit held for good stops the claim (see
+        # claim_exact_units), so two racing claimers never both lose.
+        _claim_in_order(TimeClaim._get_collection(), docs, provider_id, appointment_id, expires_at, now)
+        return
     collection = TimeClaim._get_collection()
     try:
         collection.insert_many(docs, ordered=False)
@@ -65,26 +70,50 @@ def _claim(provider_id, appointment_id, block_start, block_end, expires_at, now,
             release_time(appointment_id)
             raise
     except pymongo.errors.PyMongoError:
-        # The command failed as a whole (or the connection dropped mid-way): give back whatever
-        # landed, best effort; the sweeper removes claims of appointments that never appeared.
-        try:
-            release_time(appointment_id)
-        except pymongo.errors.PyMongoError:
-            pass
+        _give_back(appointment_id)
         raise
-    # Units already claimed may belong to lapsed holds: take those over, one guarded update each.
-    unresolved = []
+    # An override leaves the units others hold to them, but takes over lapsed holds and orphans.
     for unit in taken:
-        moved = collection.find_one_and_update(
-            {"provider": provider_id, "unit": unit, "expires_at": {"$ne": None, "$lte": now}},
-            {"$set": {"appointment": appointment_id, "expires_at": expires_at}})
-        if moved is None:
-            unresolved.append(unit)
-    if unresolved:
-        unresolved = _take_over_orphans(collection, provider_id, unresolved, appointment_id, expires_at, now)
-    if unresolved and not partial:
-        release_time(appointment_id)
-        raise Conflict(REASONS["busy"], code="slot_taken")
+        _take_over(collection, provider_id, unit, appointment_id, expires_at, now)
+
+
+def _give_back(owner_id):
+    """Best effort after a failed command: the sweeper removes claims of appointments that never appeared."""
+    try:
+        release_time(owner_id)
+    except pymongo.errors.PyMongoError:
+        pass
+
+
+def _take_over(collection, provider_id, unit, owner_id, expires_at, now):
+    """Take over one taken unit when its holder lapsed (an expired hold) or died (an orphan); True when ours."""
+    moved = collection.find_one_and_update(
+        {"provider": provider_id, "unit": unit, "expires_at": {"$ne": None, "$lte": now}},
+        {"$set": {"appointment": owner_id, "expires_at": expires_at}})
+    return moved is not None or not _take_over_orphans(collection, provider_id, [unit], owner_id, expires_at, now)
+
+
+def _claim_in_order(collection, docs, provider_id, owner_id, expires_at, now):
+    """Insert claim `docs` in unit order, taking over lapsed or orphaned units; all, or none and Conflict."""
+    pending = sorted(docs, key=lambda d: d["unit"])
+    while pending:
+        try:
+            collection.insert_many(pending, ordered=True)
+            return
+        except pymongo.errors.BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if not errors or errors[0].get("code") != 11000:
+                release_time(owner_id)
+                raise
+            index = errors[0]["index"]
+        except pymongo.errors.PyMongoError:
+            # The command failed as a whole (or the connection dropped mid-way): give back what landed.
+            _give_back(owner_id)
+            raise
+        if not _take_over(collection, provider_id, pending[index]["unit"], owner_id, expires_at, now):
+            release_time(owner_id)
+            raise Conflict(REASONS["busy"], code="slot_taken")
+        pending = pending[index + 1:]
 
 
 # A booking writes its claims, then its appointment, within one request; claims older than this
@@ -136,28 +165,18 @@ def release_time(appointment_id, now=None, only_expiring=False):
 
 
 def claim_exact_units(provider_id, owner_id, units, expires_at, now):
-    """Claim exactly these units for `owner_id`, taking over lapsed holds; all or nothing."""
+    """Claim exactly these units for `owner_id`, taking over lapsed holds; all or nothing.
+
+    The units are claimed in ascending order and the first one held for good stops the claim (an
+    ordered insert), as a booking's batch does: of two claimers racing for overlapping time, the
+    one that gets the earliest shared unit gets them all. (An unordered insert let each take some
+    units, so both failed and nobody got the time.)
+    """
     if not units:
         return
-    collection = TimeClaim._get_collection()
     docs = [{"provider": provider_id, "unit": u, "appointment": owner_id, "expires_at": expires_at}
             for u in units]
-    taken = []
-    try:
-        collection.insert_many(docs, ordered=False)
-    except pymongo.errors.BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(err.get("code") != 11000 for err in errors):
-            collection.delete_many({"appointment": owner_id})
-            raise
-        taken = [docs[err["index"]]["unit"] for err in errors]
-    for unit in taken:
-        moved = collection.find_one_and_update(
-            {"provider": provider_id, "unit": unit, "expires_at": {"$ne": None, "$lte": now}},
-            {"$set": {"appointment": owner_id, "expires_at": expires_at}})
-        if moved is None:
-            collection.delete_many({"appointment": owner_id})
-            raise Conflict(REASONS["busy"], code="slot_taken")
+    _claim_in_order(TimeClaim._get_collection(), docs, provider_id, owner_id, expires_at, now)
     changed("availability")
 
 
