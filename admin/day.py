@@ -23,7 +23,7 @@ from models.daygrid import build_grid, free_now, week_summary
 from models.payments.desk import DESK_METHODS, cancel_at_desk, mark_paid_at_desk, refund_preview
 from models.documents import Appointment, Clinic, Patient, utcnow
 from models.errors import DomainError, ValidationFailed
-from models.booking.frontdesk import money
+from models.formatting import money
 
 DONE = {"check_in": "Checked in", "undo_check_in": "Check-in undone for", "no_show": "Marked as no-show:",
         "undo_no_show": "No-show undone for"}
@@ -134,7 +134,7 @@ class DayView(StaffAccessMixin, BaseView):
         now, tz = utcnow(), clinic_zone()
         service = current_catalog().service(appointment.service.id)
         providers = current_catalog().providers_offering(service)
-        local = clock.as_utc(appointment.start).astimezone(ZoneInfo(tz))
+        local = clock.local(appointment.start, tz)
         values = {"day": request.values.get("new_day", local.date().isoformat())[:10],
                   "time": request.values.get("new_time", f"{local:%H:%M}")[:5],
                   "provider": request.values.get("provider", str(appointment.provider.id))[:24]}
@@ -151,7 +151,7 @@ class DayView(StaffAccessMixin, BaseView):
             except DomainError as exc:
                 error, status = exc.message, status_of(exc)
             else:
-                new_local = clock.as_utc(moved.start).astimezone(ZoneInfo(tz))
+                new_local = clock.local(moved.start, tz)
                 flash(f"Moved {moved.patient.name} from {old} to {new_local:%H:%M} on {new_local:%a %-d %b} "
                       f"with {moved.provider.name}. They are emailed the new time.", "success")
                 return redirect(url_for(".index", day=new_local.date().isoformat()) + f"#appt-{moved.id}")
@@ -169,7 +169,7 @@ class DayView(StaffAccessMixin, BaseView):
         day_raw = request.form.get("day", "")
         now = utcnow()
         tz = clinic_zone()
-        local_start = clock.as_utc(appointment.start).astimezone(ZoneInfo(tz))
+        local_start = clock.local(appointment.start, tz)
         label = f"{appointment.patient.name} ({local_start:%H:%M} with {appointment.provider.name})"
         undo = None
         audited = {"audit_as": staff_actor()}  # each action audits itself, done or refused
@@ -230,7 +230,7 @@ class DayView(StaffAccessMixin, BaseView):
         # walk-in, with the day and time it was given.
         values["walkin"] = bool(source.get("walkin_done"))
         if source.get("walkin"):
-            local_now = clock.as_utc(now).astimezone(ZoneInfo(tz))
+            local_now = clock.local(now, tz)
             values["day"] = local_now.date().isoformat()
             values["time"] = f"{local_now:%H}:{local_now.minute - local_now.minute % 5:02d}"
             values["walkin"] = True
@@ -320,7 +320,7 @@ class DayView(StaffAccessMixin, BaseView):
         if appointment.amount:
             message += f" {money(appointment.amount, appointment.currency)} to pay at the desk."
         flash(message, "success")
-        day = clock.as_utc(appointment.start).astimezone(ZoneInfo(clinic_zone())).date()
+        day = clock.local(appointment.start, clinic_zone()).date()
         return redirect(url_for(".index", day=day.isoformat()) + f"#appt-{appointment.id}")
 
     def _existing_patient(self, values):
@@ -353,4 +353,5 @@ class DayView(StaffAccessMixin, BaseView):
             local = datetime.combine(date.fromisoformat(values["day"]), time.fromisoformat(values["time"]))
         except ValueError:
             raise ValidationFailed("Give the date and the time as HH:MM.", fields={"time": "invalid"}) from None
-        return local.replace(tzinfo=ZoneInfo(clinic_zone()))
+        # Not .replace(tzinfo=…): a time the clocks skip or repeat resolves as the booking rules say.
+        return clock.from_local(local, clinic_zone())

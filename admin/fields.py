@@ -1,5 +1,5 @@
 """Form fields and column formatters that make the back office read like a clinic's: money as
-"60.00 GBP", local times with their zone named, statuses as words, names instead of ids."""
+"£60.00" (the one `models.formatting.money` the portal and the emails use too), local times with their zone named, statuses as words, names instead of ids."""
 
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -14,19 +14,11 @@ from models.accounts.users import clean_name
 from models.errors import DomainError
 
 from models.clock import human_time
+from models.formatting import money
 
 # Formats accepted for a local date-time: the browser's picker sends the first one; the others are
 # what people type when the picker is missing (and what older tests and scripts send).
 LOCAL_DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
-
-
-def format_money(minor, currency):
-    """Minor units as people read them: 6000, "gbp" -> "60.00 GBP"."""
-    if minor is None:
-        return ""
-    sign = "-" if minor < 0 else ""
-    minor = abs(int(minor))
-    return f"{sign}{minor // 100}.{minor % 100:02d} {(currency or '').upper()}".strip()
 
 
 def money_formatter(field, currency_field="currency"):
@@ -34,7 +26,7 @@ def money_formatter(field, currency_field="currency"):
 
     def formatter(view, context, model, name):
         value = getattr(model, field, None)
-        return format_money(value, getattr(model, currency_field, "") or "") if value is not None else ""
+        return money(value, getattr(model, currency_field, None)) if value is not None else ""
 
     return formatter
 

@@ -12,7 +12,8 @@ from admin.roles import FRONT_DESK
 from clinic.audit import audit
 from models.clock import as_utc as _utc, human_time
 from models.documents import Clinic, utcnow
-from models.booking.frontdesk import find_patients, minutes_left, money
+from models.booking.frontdesk import find_patients, minutes_left
+from models.formatting import money
 from models.glance import BUCKETS, glance
 
 CHART_W, CHART_H, PAD_L, PAD_B, PAD_T = 320, 180, 36, 28, 12

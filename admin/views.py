@@ -2,7 +2,6 @@
 
 import secrets
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from bson import ObjectId
 from bson.errors import InvalidId
@@ -26,7 +25,6 @@ from admin.fields import (
     MoneyField,
     NameField,
     appointment_text,
-    format_money,
     link,
     money_formatter,
     names_formatter,
@@ -42,6 +40,7 @@ from models.booking import frontdesk
 from models.accounts import hash_password, normalise_email, validate_password
 from models.documents import Appointment, Payment, Patient, Provider, Schedule, StaffUser, utcnow
 from models.errors import DomainError
+from models.formatting import money, plain_amount
 
 
 class ClinicView(SecureModelView):
@@ -270,9 +269,9 @@ def _to_utc_from_local(value):
     """A naive form datetime is local clinic time; store it as UTC."""
     if value is None:
         return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=ZoneInfo(clinic_zone()))
-    return value.astimezone(ZoneInfo("UTC"))
+    # clock.from_local, not .replace(tzinfo=…): on the nights the clocks change a typed time may
+    # not exist or may happen twice, and the booking rules say which instant it means.
+    return clock.from_local(value, clinic_zone())
 
 
 class TimeOffView(SecureModelView):
@@ -401,7 +400,7 @@ class AppointmentView(SecureModelView):
                          "patient": patient_formatter, "booked_by": lambda v, c, m, n: staff_name(m.booked_by)}
     column_formatters_export = {"start": lambda v, c, m, n: clock.local_iso(m.start, clinic_zone()),
                                 "patient": lambda v, c, m, n: str(m.patient) if m.patient else "",
-                                "amount": lambda v, c, m, n: format_money(m.amount, "").strip(),
+                                "amount": lambda v, c, m, n: plain_amount(m.amount),
                                 "currency": lambda v, c, m, n: (m.currency or "").upper(),
                                 "status": words_formatter}
     action_roles = {"cancel": FRONT_DESK, "check_in": EVERYONE, "no_show": EVERYONE}
@@ -497,7 +496,7 @@ class PatientView(SecureModelView):
                         filter_url = url_for("appointments.index_view", **{
                             f"flt0_{appointments_view.get_filter_arg(index, flt)}": str(patient.id)})
             kwargs.update(appointments=appointments, payments=payments, zone=clinic_zone(),
-                          human_time=clock.human_time, format_money=format_money,
+                          human_time=clock.human_time, money=money,
                           appointment_text=appointment_text, all_appointments_url=filter_url)
         return super().render(template, **kwargs)
 
@@ -540,15 +539,15 @@ class PaymentView(SecureModelView):
                                                appointment_text(m.appointment, clinic_zone()))
         if m.appointment else "",
         "refunds": lambda v, c, m, n: "; ".join(
-            f"{format_money(r.amount, m.currency)} {r.status.replace('_', ' ')}, "
+            f"{money(r.amount, m.currency)} {r.status.replace('_', ' ')}, "
             f"{clock.human_time(r.created_at, clinic_zone())}" for r in (m.refunds or [])) or "none",
     }
     column_formatters_export = {
         "created_at": lambda v, c, m, n: clock.local_iso(m.created_at, clinic_zone()),
         "patient": lambda v, c, m, n: str(m.patient) if m.patient else "",
         "appointment": lambda v, c, m, n: appointment_text(m.appointment, clinic_zone()),
-        "amount": lambda v, c, m, n: format_money(m.amount, "").strip(),
-        "amount_refunded": lambda v, c, m, n: format_money(m.amount_refunded, "").strip(),
+        "amount": lambda v, c, m, n: plain_amount(m.amount),
+        "amount_refunded": lambda v, c, m, n: plain_amount(m.amount_refunded),
         "currency": lambda v, c, m, n: (m.currency or "").upper(),
         "status": words_formatter,
     }

@@ -22,6 +22,16 @@ class BoundedJSONProvider(DefaultJSONProvider):
             raise ValueError("JSON nested too deeply") from None
 
 
+def register_template_filters(app):
+    """The domain's formatters as Jinja filters, for every door's pages and the emails alike."""
+    from models import clock, formatting
+
+    # One writer of money and of local times: `{{ amount|money(currency) }}` and
+    # `{{ instant|human_time(zone) }}` read the same in the portal, the back office and the emails.
+    app.add_template_filter(formatting.money, "money")
+    app.add_template_filter(clock.human_time, "human_time")
+
+
 def create_app(config=None):
     """Create the clinic application; `config` overrides settings read from the environment."""
     app = Flask(
@@ -61,6 +71,7 @@ def create_app(config=None):
     from clinic.errors import register_error_handlers
 
     register_error_handlers(app)
+    register_template_filters(app)
 
     import portal
     from clinic import health, monitoring, security

@@ -16,7 +16,7 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from models.booking.documents import Appointment
-from models.booking.frontdesk import money
+from models.formatting import money
 from models.clock import _utc, local_today
 from models.payments.desk import due_at_desk
 from models.payments.documents import Payment

@@ -38,18 +38,8 @@ from portal.schemas import parse_instant
 from portal.auth import current_patient, issue_tokens, patient_page
 from portal.pages import bp
 
-SYMBOLS = {"gbp": "£", "eur": "€", "usd": "$"}
 PARTS = (("Morning", 0, 12), ("Afternoon", 12, 17), ("Evening", 17, 24))
 STEPS = ("Service", "Clinician", "Time", "Review", "Pay")
-
-
-@bp.app_template_filter("money")
-def money(amount, currency="gbp"):
-    """Minor units as people read money: '£60.00' (or '60.00 CHF' for a currency without a symbol)."""
-    amount = amount or 0
-    symbol = SYMBOLS.get((currency or "").lower())
-    text = f"{amount / 100:,.2f}"
-    return f"{symbol}{text}" if symbol else f"{text} {(currency or '').upper()}"
 
 
 def patient_zone(raw, clinic_zone):

@@ -357,18 +357,18 @@ def test_lists_read_like_a_clinic(app, seeded):
     client = app.test_client()
     assert staff_login(client, ROLES["reception"], DEMO_PASSWORD).status_code == 302
     payments = client.get("/admin/payments/").get_data(as_text=True)
-    assert "60.00 GBP" in payments and "6000" not in payments
+    assert "£60.00" in payments and "6000" not in payments
     assert "General consultation with Dr Amira Shah" in payments
     assert str(seeded["paid"].id) + "<" not in payments  # the appointment is named, not an id
     appointments = client.get("/admin/appointments/").get_data(as_text=True)
-    assert "60.00 GBP" in appointments and ("GMT" in appointments or "BST" in appointments)
+    assert "£60.00" in appointments and ("GMT" in appointments or "BST" in appointments)
     patients = client.get("/admin/patients/").get_data(as_text=True)
     assert 'placeholder="Search name, email or phone"' in patients
     assert 'placeholder="None"' not in patients
     # A patient's page lists their appointments and payments.
     detail = client.get(f"/admin/patients/details/?id={seeded['patient'].id}").get_data(as_text=True)
     assert "Appointments" in detail and "Payments" in detail
-    assert "General consultation" in detail and "Follow-up call" in detail and "60.00 GBP" in detail
+    assert "General consultation" in detail and "Follow-up call" in detail and "£60.00" in detail
     # Appointments can be filtered by patient (name, email or phone).
     other = Patient(email="other@example.com", name="Olive Other", password_hash="x").save()
     from models import Provider, Service

@@ -55,7 +55,7 @@ def test_a_clinic_sets_itself_up_in_the_back_office(live_server, page):
     shot(page, "admin-service-form.png")
     page.get_by_role("button", name="Save", exact=True).click()
     page.wait_for_url(re.compile(re.escape(f"{base}/admin/services/") + r"(\?.*)?$"))
-    assert page.get_by_text("55.00 GBP").is_visible()
+    assert page.get_by_text("£55.00").is_visible()
     service = Service.objects.get(name="Sports massage")
     assert service.price == 5500
 

@@ -8,7 +8,6 @@ move an appointment once.
 import re
 import secrets
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from bson import ObjectId
 
@@ -18,25 +17,15 @@ from models.accounts.users import _clean_text, hash_password, normalise_email
 from models.audit import appointment_record, audited
 from models.booking import status
 from models.booking.claims import claim_time
-from models.clock import _utc
+from models.clock import _utc, local
 from models.errors import Conflict, ValidationFailed
 
 # Staff-created patients without an email get an address in the reserved `.invalid` domain
 # (RFC 2606): Patient.email stays unique and required, and no message can ever be delivered to it.
-SYMBOLS = {"gbp": "£", "eur": "€", "usd": "$"}
-
-
-def money(amount, currency="gbp"):
-    """Minor units as people read money: '£60.00' (or '60.00 CHF' for currencies without a sign)."""
-    amount = amount or 0
-    sign = "-" if amount < 0 else ""
-    text = f"{abs(amount) / 100:,.2f}"
-    symbol = SYMBOLS.get((currency or "").lower())
-    return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {(currency or '').upper()}"
 
 
 def _local_date(dt, tz):
-    return _utc(dt).astimezone(ZoneInfo(tz)).date()
+    return local(dt, tz).date()
 
 
 @audited("appointment.check_in", appointment_record)

@@ -8,6 +8,9 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Iterable, Sequence
 from zoneinfo import ZoneInfo
 
+from models.clock import from_local
+from models.clock import wall_time_exists as _exists  # availability steps over the gap with it
+
 Interval = tuple[datetime, datetime]
 
 
@@ -130,30 +133,9 @@ def intersect(a: Iterable[Interval], b: Iterable[Interval]) -> list[Interval]:
 # ---------------------------------------------------------------- wall clock -> UTC
 
 
-def _exists(naive: datetime, zone: ZoneInfo) -> bool:
-    """True if the wall-clock time actually occurs in ``zone`` (is not in a spring-forward gap)."""
-    round_trip = naive.replace(tzinfo=zone).astimezone(UTC).astimezone(zone)
-    return round_trip.replace(tzinfo=None) == naive
-
-
 def _resolve(naive: datetime, zone: ZoneInfo) -> datetime:
     """Map a wall-clock time to a UTC instant: first occurrence if repeated, gap end if skipped."""
-    if _exists(naive, zone):
-        return naive.replace(tzinfo=zone, fold=0).astimezone(UTC)
-    # In a gap the two folds land either side of the clock change. Binary-search
-    # whole seconds (tz transitions fall on whole seconds) for the first instant
-    # whose wall clock is past ``naive``: that is the moment the clock jumped.
-    a = naive.replace(tzinfo=zone, fold=0).astimezone(UTC)
-    b = naive.replace(tzinfo=zone, fold=1).astimezone(UTC)
-    base = min(a, b).replace(microsecond=0)
-    lo, hi = 0, int((max(a, b) - base).total_seconds()) + 1  # wall(base+lo) <= naive < wall(base+hi)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if (base + timedelta(seconds=mid)).astimezone(zone).replace(tzinfo=None) > naive:
-            hi = mid
-        else:
-            lo = mid
-    return base + timedelta(seconds=hi)
+    return from_local(naive, zone)  # the one rule in models.clock, shared with the desk's forms
 
 
 def _windows_for(zone: ZoneInfo, days: Sequence[WorkingDay], overrides: dict, day: date) -> list[_Window]:

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from bson import ObjectId
 from mongoengine import signals
 
+from models.clock import as_utc as _utc
 from models.catalog.documents import Clinic, Provider, Schedule, Service, TimeOff
 from models.errors import NotFound, ValidationFailed
 
@@ -72,10 +73,6 @@ def load_catalog():
         schedules={s.provider.id: s for s in Schedule.objects().no_dereference()},
         time_off=time_off,
     )
-
-
-def _utc(dt):
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
 
 
 _source = None

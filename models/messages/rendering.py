@@ -7,17 +7,16 @@ its refunds), except the few values the outbox keeps in the message's `context`.
 """
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from models.accounts.documents import Patient
 from models.booking.documents import Appointment
 from models.catalog.documents import Clinic
-from models.clock import human_time
+from models.clock import as_utc as _utc, human_time
+from models.formatting import money
 from models.payments.documents import Payment
 
-UTC = timezone.utc
-SYMBOLS = {"gbp": "£", "eur": "€", "usd": "$"}
 HIDDEN_LINK = "[link hidden: only the patient sees it]"
 
 
@@ -30,17 +29,6 @@ class Rendered:
     html: str
     # (filename, maintype, subtype, bytes, params)
     attachments: list = field(default_factory=list)
-
-
-def _utc(dt):
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
-
-
-def money(amount, currency):
-    """Minor units as people read them: '£60.00', '12.50 CHF'."""
-    value = f"{(amount or 0) / 100:,.2f}"
-    symbol = SYMBOLS.get((currency or "").lower())
-    return f"{symbol}{value}" if symbol else f"{value} {(currency or '').upper()}"
 
 
 def local_time(dt, tz):
