@@ -62,6 +62,15 @@
                                    node.querySelector("input, select, textarea, iframe"));
     if ((isText && node.textContent.trim()) || (isElement && !holdsField)) { node.remove(); }
   });
+  // People type card numbers in groups ("4242 4242 4242 4242", as cards print them and the page's
+  // hint shows); Stripe's own Element takes that, a stand-in's plain field sends it as typed and is
+  // refused. Spaces and dashes go before the stand-in reads the field (capture runs first).
+  cardElement.addEventListener("input", function (event) {
+    var field = event.target;
+    if (field.tagName === "INPUT" && field.dataset.cardPart === "number" && /[\s-]/.test(field.value)) {
+      field.value = field.value.replace(/[\s-]+/g, "");
+    }
+  }, true);
   // A stand-in's plain fields get the page's layout (number on its own line); Stripe's frame sizes itself.
   if (cardElement.querySelector(":scope > input")) { cardElement.classList.add("plain-fields"); }
   Array.prototype.forEach.call(cardElement.querySelectorAll("input"), function (input) {
@@ -71,7 +80,7 @@
     }
     if (HINTS[name]) { input.setAttribute("placeholder", HINTS[name]); }
     if (name === "number" || name === "cvc") { input.setAttribute("inputmode", "numeric"); }
-    if (name === "number") { input.setAttribute("autocomplete", "cc-number"); }
+    if (name === "number") { input.setAttribute("autocomplete", "cc-number"); input.dataset.cardPart = "number"; }
   });
 
   function csrfToken() {
@@ -131,7 +140,9 @@
           throw new Error("Please check your card details.");
         }
         if (problem || !result.token) {
-          throw new Error((problem && problem.message) || "Please check your card details.");
+          // Stripe's own messages are written for people; a bare HTTP reason ("Bad request") is not.
+          var said = problem && problem.message;
+          throw new Error(said && !/^bad request$/i.test(said) ? said : "Please check your card details.");
         }
         return post(base + "/confirm", {token: result.token.id});
       })

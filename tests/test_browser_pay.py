@@ -54,3 +54,12 @@ def test_declined_card_in_the_browser_says_so_and_can_try_again(payment_page):
     page.get_by_label("Card number").fill("4242424242424242")
     page.get_by_role("button", name="Pay £50.00").click()
     page.get_by_role("heading", name=CONFIRMED).wait_for()
+
+
+def test_a_card_number_typed_in_groups_of_four_pays(payment_page):
+    """As cards print it and the page's hint shows it: "4242 4242 4242 4242" (the stand-in refused it)."""
+    page, appt = payment_page
+    enter_card(page, "4242 4242 4242 4242", submit=True)
+    page.get_by_role("heading", name=CONFIRMED).wait_for()
+    assert Appointment.objects.get(id=appt.id).status == "confirmed"
+    assert "Bad request" not in page.locator("body").inner_text()
