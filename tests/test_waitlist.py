@@ -211,3 +211,18 @@ def test_new_working_hours_are_offered_by_the_sweep(app, full_day):
     first = f["first"].get("/api/waitlist").get_json()[0]
     assert first["status"] == "offered" and datetime.fromisoformat(first["offer"]["start"]) == at(f["day"], 10)
     assert f["second"].get("/api/waitlist").get_json()[0]["status"] == "waiting"
+
+
+def test_leaving_before_the_offer_email_left_drops_it(app, full_day):
+    """The offer's email is not sent once the patient has given the time back (it was, after a leave)."""
+    from models.messages.documents import OutboxMessage
+
+    f = full_day
+    f["pat"].post(f"/api/appointments/{f['booked'][0]['id']}/cancel", headers=csrf_header(f["pat"]))
+    offer_mail = OutboxMessage.objects.get(kind="waitlist_offer", subject=f"WaitlistEntry:{f['e1']}")
+    assert offer_mail.status == "queued"
+    assert f["first"].delete(f"/api/waitlist/{f['e1']}", headers=csrf_header(f["first"])).status_code == 204
+    offer_mail.reload()
+    assert offer_mail.status == "dropped" and "left the waitlist" in offer_mail.drop_reason
+    # The time went on to the next in line, whose own offer email is still on its way.
+    assert OutboxMessage.objects.get(kind="waitlist_offer", subject=f"WaitlistEntry:{f['e2']}").status == "queued"

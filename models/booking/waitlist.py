@@ -42,7 +42,7 @@ from models.catalog.documents import Provider, Service
 from models.catalog.snapshot import changed, current_catalog
 from models.clock import _utc, local_today, utcnow
 from models.errors import Conflict, NotFound, ValidationFailed
-from models.messages import notify
+from models.messages import notify, outbox
 
 log = logging.getLogger(__name__)
 WAITLIST_STATUSES = ("waiting", "offered", "booked", "expired")
@@ -162,6 +162,8 @@ def leave(entry, now):
         return
     if before.status == "offered" and before.offer is not None:
         _end_offer(before.offer.id, now, "declined")
+        # The offer's email, if it has not left yet, must not tell them of a time they gave back.
+        outbox.drop_queued(f"WaitlistEntry:{entry.id}", "waitlist_offer", "the patient left the waitlist")
         offer_free_times(now)
 
 

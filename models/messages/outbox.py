@@ -220,6 +220,16 @@ def drop_superseded(appointment_id, version, reason):
     return superseded.update(set__status="dropped", set__drop_reason=reason[:200])
 
 
+def drop_queued(subject, kind, reason):
+    """Mark the still-queued messages of `kind` about `subject` dropped, with `reason`; how many.
+
+    For a message whose subject is not an appointment (a waitlist offer is about its entry), so
+    the send-time check of the appointment's version cannot catch that it no longer holds.
+    """
+    queued = OutboxMessage.objects(subject=subject, kind=kind, status="queued")
+    return queued.update(set__status="dropped", set__drop_reason=reason[:200])
+
+
 CHECKS = {}
 
 
