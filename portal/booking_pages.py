@@ -29,11 +29,11 @@ from clinic.errors import status_of
 from models import booking
 from models import clock
 from models.booking import waitlist
-from models.catalog import current_catalog
+from models.catalog import bookable_services, current_catalog
 from models.documents import Appointment, Payment, utcnow
-from models.errors import Conflict, DomainError, NotFound
+from models.errors import DomainError, NotFound
 from models.booking.reschedule import reschedule_blocker
-from portal.door import accept_offer_for_patient, book_for_patient, reschedule_for_patient
+from portal.door import accept_offer_for_patient, book_any_for_patient, book_for_patient, reschedule_for_patient
 from portal.schemas import parse_instant
 from portal.auth import current_patient, issue_tokens, patient_page
 from portal.pages import bp
@@ -179,9 +179,7 @@ def book():
     patient, renewed = optional_patient()
     if renewed is not None:
         return renewed
-    # Only services some clinician offers: a service nobody provides has no time to book.
-    services = sorted((s for s in catalog.services.values() if s.active and catalog.providers_offering(s)),
-                      key=lambda s: s.name)
+    services = bookable_services(catalog)
     args = request.args
     tz_raw = args.get("tz", "")
     pzone = patient_zone(tz_raw, clinic.timezone)
@@ -223,7 +221,7 @@ def review_context(service, chosen, clinic, now, start_raw, picker):
     except DomainError:
         return None
     local = start.astimezone(ZoneInfo(clinic.timezone))
-    free = [p for s, _e, p in booking.find_slots(service, chosen, clinic, local.date(), 1, now) if s == start]
+    free = booking.free_providers_at(service, start, now, chosen, clinic)
     if not free:
         return None
     policy = policy_text(service, clinic)
@@ -247,22 +245,7 @@ def book_post():
     try:
         start = parse_instant(form.get("start", ""))
         if choice == "any":
-            catalog = current_catalog()
-            service = catalog.service(service_id)
-            clinic = catalog.require_clinic()
-            local_day = start.astimezone(ZoneInfo(clinic.timezone)).date()
-            candidates = [p for s, _e, p in booking.find_slots(service, catalog.providers_offering(service), clinic,
-                                                              local_day, 1, utcnow())
-                          if s == clock.as_utc(start)]
-            if not candidates:
-                raise Conflict("That time is no longer free. Please choose another.", code="slot_taken")
-            for n, provider in enumerate(candidates):
-                try:
-                    appt = book_for_patient(g.patient, service_id, str(provider.id), start)
-                    break
-                except Conflict as exc:
-                    if exc.code != "slot_taken" or n == len(candidates) - 1:
-                        raise
+            appt = book_any_for_patient(g.patient, service_id, start)
         else:
             appt = book_for_patient(g.patient, service_id, choice, start)
     except DomainError as exc:
@@ -282,9 +265,7 @@ def _still_free(appt, clinic, now):
         provider = current_catalog().provider_for(service, appt.provider.id)
     except DomainError:
         return False
-    start = clock.as_utc(appt.start)
-    local_day = start.astimezone(ZoneInfo(clinic.timezone)).date()
-    return any(s == start for s, _e, _p in booking.find_slots(service, [provider], clinic, local_day, 1, now))
+    return bool(booking.free_providers_at(service, appt.start, now, [provider], clinic))
 
 
 @bp.get("/")
@@ -400,9 +381,7 @@ def waitlist_page():
     catalog = current_catalog()
     clinic = catalog.require_clinic()
     now = utcnow()
-    # Only services some clinician offers: a service nobody provides has no time to book.
-    services = sorted((s for s in catalog.services.values() if s.active and catalog.providers_offering(s)),
-                      key=lambda s: s.name)
+    services = bookable_services(catalog)
     providers = sorted(catalog.providers.values(), key=lambda p: p.name)
     form = WaitlistForm(formdata=request.form if request.method == "POST" else None)
     form.service.choices = [(str(s.id), s.name) for s in services]

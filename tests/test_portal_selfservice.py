@@ -198,3 +198,18 @@ def test_a_service_no_clinician_offers_is_not_offered_for_booking(app, setup):
     orphan = make_service("Orphan therapy", duration=30, price=1000)
     page = app.test_client().get("/portal/book").get_data(as_text=True)
     assert "Consultation" in page and orphan.name not in page
+
+
+def test_the_api_and_the_booking_page_list_the_same_services(app, setup):
+    """`GET /api/services` lists what the booking page offers: active services some clinician provides."""
+    from models import Provider, Service
+
+    make_service(name="Nobody Offers This")  # active, but no clinician provides it: no time to book
+    retired = make_service(name="Retired Service")
+    Provider.objects(id=setup["one"].id).update_one(push__services=retired.id)
+    Service.objects(id=retired.id).update_one(set__active=False)
+    client = app.test_client()
+    listed = [s["name"] for s in client.get("/api/services").get_json()]
+    page = client.get("/portal/book").get_data(as_text=True)
+    on_page = re.findall(r'\?service=[0-9a-f]{24}[^"]*"><strong>([^<]+)</strong>', page)
+    assert listed == on_page == ["Consultation"]
