@@ -159,10 +159,10 @@ def book_url(**params):
     return url_for("portal.book") + ("?" + urlencode(clean) if clean else "")
 
 
-def policy_text(service, clinic):
-    """The cancellation policy of a service, in one or two sentences."""
-    hours = service.cancellation_window_hours or 0
-    refund = "you get a full refund" if service.refund_rule == "full" else "the price is not refunded"
+def policy_text(terms, clinic):
+    """The cancellation policy (booking's `cancellation_terms`), in one or two sentences."""
+    hours = terms.window_hours
+    refund = "you get a full refund" if terms.refund == "full" else "the price is not refunded"
     phone = f" on {clinic.phone}" if clinic.phone else ""
     if not hours:
         return f"You can cancel or move this appointment online until it starts; if you cancel, {refund}."
@@ -224,9 +224,10 @@ def review_context(service, chosen, clinic, now, start_raw, picker):
     free = booking.free_providers_at(service, start, now, chosen, clinic)
     if not free:
         return None
-    policy = policy_text(service, clinic)
-    hours = service.cancellation_window_hours or 0
-    if hours and start - now < timedelta(hours=hours):
+    terms = booking.cancellation_terms_for(service, start, now)  # once booked, as the refund will read them
+    policy = policy_text(terms, clinic)
+    if not terms.may_cancel:
+        hours = terms.window_hours
         # Said before committing: this time is already inside the window, so online changes are over.
         policy = (f"This time starts within {hours} hour{'s' if hours != 1 else ''}, so once booked it "
                   f"cannot be cancelled or moved online. " + policy)

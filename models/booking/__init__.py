@@ -30,7 +30,7 @@ EXPORTS = {
         "book", "book_first_free", "check_hold_limits", "ics_for",
     ),
     "models.booking.cancellation": (
-        "cancellation_blocker", "cancel",
+        "CancellationTerms", "cancellation_terms", "cancellation_terms_for", "cancellation_blocker", "cancel",
     ),
     "models.booking.hooks": (
         "on_cancel",
@@ -74,6 +74,9 @@ if TYPE_CHECKING:  # the same names, imported for readers and for the import gra
         ics_for,
     )
     from models.booking.cancellation import (  # noqa: F401
+        CancellationTerms,
+        cancellation_terms,
+        cancellation_terms_for,
         cancellation_blocker,
         cancel,
     )
