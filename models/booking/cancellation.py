@@ -22,7 +22,7 @@ class CancellationTerms:
 
     status: str  # the status the terms are about
     window_hours: int  # the service's cancellation window
-    until: datetime  # the last instant to cancel (or move) online; None while only held
+    until: "datetime | None"  # the last instant to cancel (or move) online; None while only held
     may_cancel: bool  # online, now
     refund: str  # of what was paid: "full" or "none"
 
