@@ -7,7 +7,7 @@ from flask_jwt_extended import get_jwt, jwt_required, unset_jwt_cookies
 from clinic.audit import audit
 from models import booking
 from models.accounts import change_patient_password
-from models.catalog import current_catalog
+from models.catalog import bookable_services, current_catalog
 from models.documents import Appointment, Provider, Service, utcnow
 from portal.auth import (current_patient, issue_tokens, logout_identity, password_throttled,
                          register_patient_counted, registration_allowed, revoke, revoke_cookies, sign_in)
@@ -101,8 +101,8 @@ def me():
 @bp.errors(503)
 @bp.response(200, ServiceSchema(many=True))
 def list_services():
-    """List the bookable services."""
-    return Service.objects(active=True).order_by("name")
+    """List the bookable services: the same ones the booking page offers."""
+    return bookable_services(current_catalog())
 
 
 @bp.route("/providers")

@@ -29,11 +29,11 @@ from clinic.errors import status_of
 from models import booking
 from models import clock
 from models.booking import waitlist
-from models.catalog import current_catalog
+from models.catalog import bookable_services, current_catalog
 from models.documents import Appointment, Payment, utcnow
-from models.errors import Conflict, DomainError, NotFound
+from models.errors import DomainError, NotFound
 from models.booking.reschedule import reschedule_blocker
-from portal.door import accept_offer_for_patient, book_for_patient, reschedule_for_patient
+from portal.door import accept_offer_for_patient, book_any_for_patient, book_for_patient, reschedule_for_patient
 from portal.schemas import parse_instant
 from portal.auth import current_patient, issue_tokens, patient_page
 from portal.pages import bp
@@ -149,10 +149,10 @@ def book_url(**params):
     return url_for("portal.book") + ("?" + urlencode(clean) if clean else "")
 
 
-def policy_text(service, clinic):
-    """The cancellation policy of a service, in one or two sentences."""
-    hours = service.cancellation_window_hours or 0
-    refund = "you get a full refund" if service.refund_rule == "full" else "the price is not refunded"
+def policy_text(terms, clinic):
+    """The cancellation policy (booking's `cancellation_terms`), in one or two sentences."""
+    hours = terms.window_hours
+    refund = "you get a full refund" if terms.refund == "full" else "the price is not refunded"
     phone = f" on {clinic.phone}" if clinic.phone else ""
     if not hours:
         return f"You can cancel or move this appointment online until it starts; if you cancel, {refund}."
@@ -169,9 +169,7 @@ def book():
     patient, renewed = optional_patient()
     if renewed is not None:
         return renewed
-    # Only services some clinician offers: a service nobody provides has no time to book.
-    services = sorted((s for s in catalog.services.values() if s.active and catalog.providers_offering(s)),
-                      key=lambda s: s.name)
+    services = bookable_services(catalog)
     args = request.args
     tz_raw = args.get("tz", "")
     pzone = patient_zone(tz_raw, clinic.timezone)
@@ -213,12 +211,13 @@ def review_context(service, chosen, clinic, now, start_raw, picker):
     except DomainError:
         return None
     local = start.astimezone(ZoneInfo(clinic.timezone))
-    free = [p for s, _e, p in booking.find_slots(service, chosen, clinic, local.date(), 1, now) if s == start]
+    free = booking.free_providers_at(service, start, now, chosen, clinic)
     if not free:
         return None
-    policy = policy_text(service, clinic)
-    hours = service.cancellation_window_hours or 0
-    if hours and start - now < timedelta(hours=hours):
+    terms = booking.cancellation_terms_for(service, start, now)  # once booked, as the refund will read them
+    policy = policy_text(terms, clinic)
+    if not terms.may_cancel:
+        hours = terms.window_hours
         # Said before committing: this time is already inside the window, so online changes are over.
         policy = (f"This time starts within {hours} hour{'s' if hours != 1 else ''}, so once booked it "
                   f"cannot be cancelled or moved online. " + policy)
@@ -237,22 +236,7 @@ def book_post():
     try:
         start = parse_instant(form.get("start", ""))
         if choice == "any":
-            catalog = current_catalog()
-            service = catalog.service(service_id)
-            clinic = catalog.require_clinic()
-            local_day = start.astimezone(ZoneInfo(clinic.timezone)).date()
-            candidates = [p for s, _e, p in booking.find_slots(service, catalog.providers_offering(service), clinic,
-                                                              local_day, 1, utcnow())
-                          if s == clock.as_utc(start)]
-            if not candidates:
-                raise Conflict("That time is no longer free. Please choose another.", code="slot_taken")
-            for n, provider in enumerate(candidates):
-                try:
-                    appt = book_for_patient(g.patient, service_id, str(provider.id), start)
-                    break
-                except Conflict as exc:
-                    if exc.code != "slot_taken" or n == len(candidates) - 1:
-                        raise
+            appt = book_any_for_patient(g.patient, service_id, start)
         else:
             appt = book_for_patient(g.patient, service_id, choice, start)
     except DomainError as exc:
@@ -272,9 +256,7 @@ def _still_free(appt, clinic, now):
         provider = current_catalog().provider_for(service, appt.provider.id)
     except DomainError:
         return False
-    start = clock.as_utc(appt.start)
-    local_day = start.astimezone(ZoneInfo(clinic.timezone)).date()
-    return any(s == start for s, _e, _p in booking.find_slots(service, [provider], clinic, local_day, 1, now))
+    return bool(booking.free_providers_at(service, appt.start, now, [provider], clinic))
 
 
 @bp.get("/")
@@ -390,9 +372,7 @@ def waitlist_page():
     catalog = current_catalog()
     clinic = catalog.require_clinic()
     now = utcnow()
-    # Only services some clinician offers: a service nobody provides has no time to book.
-    services = sorted((s for s in catalog.services.values() if s.active and catalog.providers_offering(s)),
-                      key=lambda s: s.name)
+    services = bookable_services(catalog)
     providers = sorted(catalog.providers.values(), key=lambda p: p.name)
     form = WaitlistForm(formdata=request.form if request.method == "POST" else None)
     form.service.choices = [(str(s.id), s.name) for s in services]

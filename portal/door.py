@@ -26,6 +26,16 @@ def book_for_patient(patient, service_id, provider_id, start):
                         guard=one_booking_at_a_time(patient))
 
 
+def book_any_for_patient(patient, service_id, start):
+    """Book the time with the first clinician free then ("any clinician"), under the same throttle and lock."""
+    booking_attempt_allowed(patient)
+    actor = f"patient:{patient.id}"
+    # One action, audited once whichever clinician gets it (models/booking/create.py).
+    return booking.book_first_free(patient, service_id, None, start, utcnow(),
+                                   audit=audit_event(actor, "appointment.book"), audit_as=actor,
+                                   guard=one_booking_at_a_time(patient))
+
+
 def accept_offer_for_patient(patient, entry):
     """Accept a waitlist offer as a booking: the same throttle and one-at-a-time lock as `book_for_patient`.
 

@@ -2,6 +2,7 @@
 
 import csv
 import io
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -241,7 +242,7 @@ def test_reception_registers_a_patient_through_the_secure_form(app, clinic):
     client = signed_in_staff(app, RECEPTION)
     token = form_csrf(client.get("/admin/patients/new/").get_data(as_text=True))
     resp = client.post("/admin/patients/new/", data={"csrf_token": token, "name": "Phone Booker",
-                                                     "email": "Phone@Example.com", "phone": "0123",
+                                                     "email": "Phone@Example.com", "phone": "020 7946 0123",
                                                      "active": "y"})
     assert resp.status_code == 302
     created = Patient.objects.get(email="phone@example.com")
@@ -250,6 +251,25 @@ def test_reception_registers_a_patient_through_the_secure_form(app, clinic):
                                                        "email": "forged@example.com"})
     assert forged.status_code == 200  # the form is shown again with the error
     assert Patient.objects(email="forged@example.com").count() == 0
+
+
+@pytest.mark.parametrize("field, value, error", [
+    # NFKC makes the full-width address pat@example.com, which the fixture's patient has.
+    ("email", "\uff50\uff41\uff54@example.com", "a patient with this email exists"),
+    ("email", "not-an-email", "invalid email address"),
+    ("phone", "0123", "too short"),
+])
+def test_the_back_office_creates_a_patient_only_past_the_desks_checks(app, clinic, field, value, error):
+    """The back office's "create patient" runs the front desk's new-caller rule: a duplicate (after
+    normalising), an invalid email or a phone nobody can call back is refused on its field."""
+    client = signed_in_staff(app, RECEPTION)
+    token = form_csrf(client.get("/admin/patients/new/").get_data(as_text=True))
+    data = dict({"csrf_token": token, "name": "Dee Duplicate", "email": "dee@example.com",
+                 "phone": "020 7946 0000", "active": "y"}, **{field: value})
+    resp = client.post("/admin/patients/new/", data=data)
+    assert resp.status_code == 200  # the form again, with the error on its field
+    assert re.search(rf'id="{field}-error">\s*<ul[^>]*>\s*<li>{error}</li>', resp.get_data(as_text=True))
+    assert Patient.objects(name="Dee Duplicate").count() == 0
 
 
 def test_time_off_is_entered_in_local_time_and_stored_in_utc(app, clinic):

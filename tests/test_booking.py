@@ -404,3 +404,46 @@ def test_an_override_takes_the_time_back_when_the_appointment_it_overrode_is_can
     assert TimeClaim.objects(appointment=forced.id).count() == 3
     taken = post_booking(signed_in(app, "other@example.com"), s["free"], s["provider"], at(day, 10))
     assert taken.status_code == 409
+
+
+def test_free_providers_at_names_who_is_free_at_a_time(app, clinic_setup):
+    """`free_providers_at`: every clinician offering the service and free then, by name."""
+    from models.booking import book, free_providers_at
+    from models.documents import Patient, utcnow
+
+    s, day, now = clinic_setup, future_day(), datetime.now(timezone.utc)
+    with app.app_context():
+        assert [p.name for p in free_providers_at(s["consult"], at(day, 10), now)] == ["Dr One", "Dr Two"]
+        book(Patient.objects.get(email="pat@example.com"), str(s["consult"].id), str(s["provider"].id),
+             at(day, 10), utcnow())
+        assert [p.name for p in free_providers_at(s["consult"], at(day, 10), now)] == ["Dr Two"]
+        assert free_providers_at(s["consult"], at(day, 10), now, [s["provider"]]) == []
+        assert free_providers_at(s["consult"], at(day, 12, 15), now) == []  # lunch for both
+
+
+def test_book_first_free_moves_past_a_lost_race_and_audits_once(app, clinic_setup, monkeypatch):
+    """"Any clinician" is one action: a clinician taken meanwhile is skipped, one event is written
+    (about the appointment made), and nobody free is one refusal about the service."""
+    from models.audit import new_audit
+    from models.booking import book, book_first_free, create
+    from models.documents import Patient, utcnow
+    from models.errors import Conflict
+
+    s, day = clinic_setup, future_day()
+    pat, other = Patient.objects.get(email="pat@example.com"), Patient.objects.get(email="other@example.com")
+    with app.test_request_context():
+        book(other, str(s["consult"].id), str(s["provider"].id), at(day, 10), utcnow())
+        # As if Dr One had looked free when read and was taken just before our claim.
+        monkeypatch.setattr(create, "free_providers_at", lambda *a, **k: [s["provider"], s["other"]])
+        made = book_first_free(pat, str(s["consult"].id), None, at(day, 10), utcnow(),
+                               audit=new_audit("patient:x", "appointment.book"), audit_as="patient:x")
+        assert made.provider.id == s["other"].id
+        assert [(e.outcome, e.record) for e in AuditEvent.objects(actor="patient:x")] == [
+            ("ok", f"Appointment:{made.id}")]
+        monkeypatch.undo()
+        with pytest.raises(Conflict) as refused:
+            book_first_free(pat, str(s["consult"].id), None, at(day, 10), utcnow(),
+                            audit=new_audit("patient:y", "appointment.book"), audit_as="patient:y")
+        assert refused.value.code == "slot_taken"
+        assert [(e.outcome, e.record) for e in AuditEvent.objects(actor="patient:y")] == [
+            ("refused:slot_taken", f"Service:{s['consult'].id}")]

@@ -198,3 +198,55 @@ def test_a_service_no_clinician_offers_is_not_offered_for_booking(app, setup):
     orphan = make_service("Orphan therapy", duration=30, price=1000)
     page = app.test_client().get("/portal/book").get_data(as_text=True)
     assert "Consultation" in page and orphan.name not in page
+
+
+def test_the_api_and_the_booking_page_list_the_same_services(app, setup):
+    """`GET /api/services` lists what the booking page offers: active services some clinician provides."""
+    from models import Provider, Service
+
+    make_service(name="Nobody Offers This")  # active, but no clinician provides it: no time to book
+    retired = make_service(name="Retired Service")
+    Provider.objects(id=setup["one"].id).update_one(push__services=retired.id)
+    Service.objects(id=retired.id).update_one(set__active=False)
+    client = app.test_client()
+    listed = [s["name"] for s in client.get("/api/services").get_json()]
+    page = client.get("/portal/book").get_data(as_text=True)
+    on_page = re.findall(r'\?service=[0-9a-f]{24}[^"]*"><strong>([^<]+)</strong>', page)
+    assert listed == on_page == ["Consultation"]
+
+
+def test_the_review_states_the_terms_that_cancel_and_refund_then_apply(app, clinic_world):
+    """The booking page's policy and "starts within" notice, the cancel rule and the refund after a
+    cancellation all read `cancellation_terms`: what the page promises is what happens."""
+    from models.booking import book, cancellation_blocker, cancellation_terms
+    from models.documents import Patient
+    from models.payments.cancellation import refund_due
+
+    world = clinic_world(services={"strict": dict(name="Strict", duration=30, price=6000, cancel_hours=48,
+                                                  refund_rule="none")},
+                         providers={"one": dict(name="Dr One")}, patients=["pat@example.com"])
+    service, client = world["strict"], app.test_client()
+    near, far = at(future_day(1), 10), at(future_day(5), 10)
+
+    def review(start):
+        return client.get(f"/portal/book?service={service.id}&provider=any&day={start.date()}"
+                          f"&start={quote(start.isoformat())}").get_data(as_text=True)
+
+    far_page, near_page = review(far), review(near)
+    for page in (far_page, near_page):
+        assert "up to 48 hours before it starts; if you cancel, the price is not refunded" in page
+    assert "This time starts within 48 hours" in near_page and "starts within" not in far_page
+    pat = Patient.objects.get(email="pat@example.com")
+    with app.app_context():
+        now = utcnow()
+        booked_near = book(pat, str(service.id), str(world["one"].id), near, now, pay_online=False)
+        booked_far = book(pat, str(service.id), str(world["one"].id), far, now, pay_online=False)
+        held = book(pat, str(service.id), str(world["one"].id), at(future_day(6), 10), now)
+        terms = cancellation_terms(booked_near, now)
+        assert (terms.may_cancel, terms.refund, terms.until) == (False, "none", near - timedelta(hours=48))
+        assert cancellation_blocker(booked_near, now) is not None
+        terms = cancellation_terms(booked_far, now)
+        assert (terms.may_cancel, terms.refund) == (True, "none") and cancellation_blocker(booked_far, now) is None
+        assert refund_due(booked_far, "confirmed", now) is False
+        # Only held (never confirmed): cancellable at any time, and anything paid comes back.
+        assert cancellation_terms(held, now).refund == "full" and refund_due(held, "held", now) is True

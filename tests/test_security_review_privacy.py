@@ -308,7 +308,7 @@ BCC = "Mallory\r\nBcc: everyone@example.com"
 
 
 @pytest.mark.parametrize("path, fields, query", [
-    ("/admin/patients/new/", {"email": "typed@example.com", "phone": "0123", "active": "y"},
+    ("/admin/patients/new/", {"email": "typed@example.com", "phone": "020 7946 0123", "active": "y"},
      lambda: Patient.objects(email="typed@example.com")),
     ("/admin/staff/new/", {"email": "typed@clinic.test", "role": "reception", "password": "a long new secret",
                            "active": "y"}, lambda: StaffUser.objects(email="typed@clinic.test")),

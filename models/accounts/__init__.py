@@ -2,7 +2,8 @@
 
 `documents` holds Patient, StaffUser and PasswordReset; `users` hashing, registering and signing in
 (re-exported here); `passwords` the composition rules; `throttle` the sign-in throttle; `reset` the
-set-password links. Import `reset` and `throttle` by name (they queue email through messages).
+set-password links; `patients` the staff-created patient (`create_by_staff`). Import `reset`, `throttle`
+and `patients` by name (they queue email through messages).
 """
 
 from models.accounts.passwords import MAX_PASSWORD, MIN_PASSWORD, check_password_rules  # noqa: F401

@@ -20,16 +20,17 @@ EXPORTS = {
     ),
     "models.booking.rules": (
         "REASONS", "schedule_days", "service_rules", "is_blocking", "effective_status", "require_clinic",
-        "get_service", "get_provider_for", "Window", "load_window", "find_slots", "get_patient_appointment",
+        "get_service", "get_provider_for", "Window", "load_window", "find_slots", "free_providers_at",
+        "get_patient_appointment",
     ),
     "models.booking.claims": (
         "UNIT", "TAKE_OVER_ORPHANS_AFTER", "claim_units", "claim_time", "release_time",
     ),
     "models.booking.create": (
-        "book", "check_hold_limits", "ics_for",
+        "book", "book_first_free", "check_hold_limits", "ics_for",
     ),
     "models.booking.cancellation": (
-        "cancellation_blocker", "cancel",
+        "CancellationTerms", "cancellation_terms", "cancellation_terms_for", "cancellation_blocker", "cancel",
     ),
     "models.booking.hooks": (
         "on_cancel",
@@ -56,6 +57,7 @@ if TYPE_CHECKING:  # the same names, imported for readers and for the import gra
         Window,
         load_window,
         find_slots,
+        free_providers_at,
         get_patient_appointment,
     )
     from models.booking.claims import (  # noqa: F401
@@ -67,10 +69,14 @@ if TYPE_CHECKING:  # the same names, imported for readers and for the import gra
     )
     from models.booking.create import (  # noqa: F401
         book,
+        book_first_free,
         check_hold_limits,
         ics_for,
     )
     from models.booking.cancellation import (  # noqa: F401
+        CancellationTerms,
+        cancellation_terms,
+        cancellation_terms_for,
         cancellation_blocker,
         cancel,
     )

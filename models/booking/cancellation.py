@@ -2,7 +2,8 @@
 the money is settled by whoever subscribed to `hooks.after_cancel` (payments), the notice is queued
 and the freed time is offered to the waitlist."""
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from models.audit import appointment_record, audited
 from models.booking import hooks, status
@@ -14,21 +15,49 @@ from models.clock import as_utc as _utc
 from models.errors import Conflict
 from models.messages.outbox import appointment_cancelled
 
+
+@dataclass(frozen=True)
+class CancellationTerms:
+    """Whether the patient may still cancel online, until when, and what cancelling refunds."""
+
+    status: str  # the status the terms are about
+    window_hours: int  # the service's cancellation window
+    until: "datetime | None"  # the last instant to cancel (or move) online; None while only held
+    may_cancel: bool  # online, now
+    refund: str  # of what was paid: "full" or "none"
+
+
+def cancellation_terms(appointment, now, status=None):
+    """The cancellation terms of an appointment now (`status`: the one it had, when just cancelled)."""
+    return cancellation_terms_for(appointment.service, appointment.start, now,
+                                  status or effective_status(appointment, now))
+
+
+def cancellation_terms_for(service, start, now, status="confirmed"):
+    """The cancellation terms of the service at `start` (by default once booked and confirmed)."""
+    # The one statement of the policy: the booking page's review and policy text, the cancel and
+    # reschedule rules and the refund after a cancellation (payments) all read it here.
+    hours = getattr(service, "cancellation_window_hours", None) or 0
+    if status == "held":
+        # Never confirmed: the patient may let it go at any time, and gets back anything paid.
+        return CancellationTerms(status, hours, None, True, "full")
+    until = _utc(start) - timedelta(hours=hours)
+    refund = "full" if getattr(service, "refund_rule", "full") == "full" else "none"
+    return CancellationTerms(status, hours, until, status == "confirmed" and now <= until, refund)
+
+
 def cancellation_blocker(appointment, now, clinic=None):
     """Why the patient may not cancel online now, or None when they may."""
-    status = effective_status(appointment, now)
-    if status not in ("held", "confirmed"):
-        return f"This appointment is {status.replace('_', ' ')} and cannot be cancelled."
-    if status == "held":
+    terms = cancellation_terms(appointment, now)
+    if terms.status not in ("held", "confirmed"):
+        return f"This appointment is {terms.status.replace('_', ' ')} and cannot be cancelled."
+    if terms.may_cancel:
         return None
-    window = timedelta(hours=appointment.service.cancellation_window_hours or 0)
-    if _utc(appointment.start) - now < window:
-        clinic = clinic or Clinic.get()
-        phone = f" on {clinic.phone}" if clinic and clinic.phone else ""
-        hours = appointment.service.cancellation_window_hours
-        return (f"Appointments for {appointment.service.name} can't be cancelled online less than "
-                f"{hours} hour{'s' if hours != 1 else ''} before they start. Please call the clinic{phone}.")
-    return None
+    clinic = clinic or Clinic.get()
+    phone = f" on {clinic.phone}" if clinic and clinic.phone else ""
+    hours = terms.window_hours
+    return (f"Appointments for {appointment.service.name} can't be cancelled online less than "
+            f"{hours} hour{'s' if hours != 1 else ''} before they start. Please call the clinic{phone}.")
 
 
 @audited("appointment.cancel", appointment_record)

@@ -16,7 +16,8 @@ from models.audit import audited
 from models.booking.availability import why_not_bookable
 from models.booking.claims import _claim, _claim_docs, drop_claims, release_time
 from models.booking.documents import ACTIVE_STATUSES, Appointment, TimeClaim
-from models.booking.rules import REASONS, _time_off, checked_start, is_blocking, schedule_days, service_rules
+from models.booking.rules import (REASONS, _time_off, checked_start, free_providers_at, is_blocking, schedule_days,
+                                  service_rules)
 from models.catalog.snapshot import changed, current_catalog
 from models.clock import _utc, local_today
 from models.errors import Conflict, ValidationFailed
@@ -92,6 +93,47 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
     if appointment.status == "confirmed":
         appointment_confirmed(appointment, now, fresh=True)
     return appointment
+
+
+def _service_record(patient, service_id, *args, **kwargs):
+    # "Any clinician" names no one provider: a refusal's event is about the service asked for.
+    return f"Service:{service_id}"
+
+
+@audited("appointment.book", _service_record, on_success=False, refused_on=Conflict)
+def book_first_free(patient, service_id, providers, start, now, audit=None, **options):
+    """Book `start` with the first of `providers` (None: any who offers the service) free then, via `book`.
+
+    One action, audited once like `book`: its refusal (409 `slot_taken` when nobody is free, or
+    the last clinician's), or its success event `audit` written with the booking. Each try is a
+    whole `book` with its guards; `options` are book's (hold_minutes, booked_by, pay_online …).
+    """
+    start = checked_start(start)
+    catalog = current_catalog()
+    service = catalog.service(service_id)
+    candidates = free_providers_at(service, start, now, providers, catalog.require_clinic())
+    record = audit.record if audit is not None else ""
+
+    def attempt(provider):
+        if audit is not None:
+            audit.record = record  # a lost try named its own appointment; the next names its own
+        return book(patient, service_id, str(provider.id), start, now, audit=audit, **options)
+
+    return first_free(candidates, attempt)
+
+
+def first_free(candidates, attempt):
+    """`attempt(candidate)` for each in turn until one is not taken; only 409 `slot_taken` moves on."""
+    # Shared by "any clinician" booking (above) and reschedule's first free clinician: another
+    # refusal (the patient's own overlap, a hold limit) would be the same with every clinician.
+    if not candidates:
+        raise Conflict("That time is no longer free. Please choose another.", code="slot_taken")
+    for n, candidate in enumerate(candidates):
+        try:
+            return attempt(candidate)
+        except Conflict as exc:
+            if exc.code != "slot_taken" or n == len(candidates) - 1:
+                raise
 
 
 # The patient's own rules, shared by every way an appointment is made or moved for a patient: a

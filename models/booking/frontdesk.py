@@ -6,19 +6,15 @@ move an appointment once.
 """
 
 import re
-import secrets
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 
-from bson import ObjectId
-
-from models.accounts.documents import NO_EMAIL_DOMAIN, Patient, deliverable
-from models.accounts.reset import queue_invitation
-from models.accounts.users import _clean_text, hash_password, normalise_email
+from models.accounts.documents import Patient, deliverable
+from models.accounts.patients import create_by_staff, invite_patient, parse_birth_date  # noqa: F401
 from models.audit import appointment_record, audited
 from models.booking import status
 from models.booking.claims import claim_time
 from models.clock import _utc, local
-from models.errors import Conflict, ValidationFailed
+from models.errors import Conflict
 
 # Staff-created patients without an email get an address in the reserved `.invalid` domain
 # (RFC 2606): Patient.email stays unique and required, and no message can ever be delivered to it.
@@ -89,17 +85,6 @@ def has_email(patient):
     return deliverable(patient.email)
 
 
-def parse_birth_date(raw):
-    """A date of birth typed as YYYY-MM-DD or DD/MM/YYYY (UK order), or None."""
-    raw = (raw or "").strip()
-    for pattern in ("%Y-%m-%d", "%d/%m/%Y", "%d.%m.%Y", "%d-%m-%Y"):
-        try:
-            return datetime.strptime(raw, pattern).date()
-        except ValueError:
-            continue
-    return None
-
-
 def _phone_pattern(digits):
     """A regex finding these digits in a stored phone whatever spaces or dashes it has.
 
@@ -134,42 +119,9 @@ def find_patients(query, limit=10):
 
 
 def create_caller(name, phone, email="", date_of_birth=None, invite=True):
-    """Create a patient at the desk from a phone call: name and phone are enough.
-
-    The password is unusable until the patient sets one (an invitation, when they gave an email).
-    A known email is refused with a hint to pick that patient instead.
-    """
-    name = _clean_text(name, "name", True, 200)
-    phone = _clean_text(phone, "phone", True, 50)
-    if sum(ch.isdigit() for ch in phone) < 6:
-        raise ValidationFailed("Enter a phone number we can call back.", fields={"phone": "too short"})
-    if email and email.strip():
-        email = normalise_email(email)
-        if Patient.objects(email=email).first() is not None:
-            raise Conflict("A patient with that email already exists: find them by name or phone and "
-                           "choose them.", code="email_taken")
-    else:
-        email = f"patient-{ObjectId()}@{NO_EMAIL_DOMAIN}"
-    if isinstance(date_of_birth, str):
-        raw = date_of_birth
-        date_of_birth = parse_birth_date(raw) if raw.strip() else None
-        if raw.strip() and date_of_birth is None:
-            raise ValidationFailed("Give the date of birth as DD/MM/YYYY.",
-                                   fields={"date_of_birth": "invalid"})
-    if date_of_birth is not None and not date(1900, 1, 1) <= date_of_birth <= date.today():
-        raise ValidationFailed("That date of birth is not possible.", fields={"date_of_birth": "invalid"})
-    patient = Patient(email=email, name=name, phone=phone, date_of_birth=date_of_birth,
-                      password_hash=hash_password(secrets.token_urlsafe(32)))
-    patient.save(force_insert=True)
-    if invite:
-        invite_caller(patient)
-    return patient
-
-
-def invite_caller(patient):
-    """A caller who gave an email is invited to choose a password (models/accounts/reset.py, 7 days)."""
-    if has_email(patient):
-        queue_invitation(patient)
+    """Create a patient at the desk from a phone call: name and phone are enough (accounts' staff rule)."""
+    # The back office's "create patient" calls the same rule: one set of checks for staff-made patients.
+    return create_by_staff(name, phone, email, date_of_birth, invite=invite)
 
 
 def book_new_caller(name, phone, email, date_of_birth, book):
@@ -184,7 +136,7 @@ def book_new_caller(name, phone, email, date_of_birth, book):
     except Exception:
         Patient.objects(id=patient.id).delete()
         raise
-    invite_caller(patient)
+    invite_patient(patient)
     return patient, appointment
 
 

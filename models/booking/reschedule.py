@@ -26,7 +26,7 @@ from models.booking import waitlist
 from models.booking.availability import why_not_bookable
 from models.booking.cancellation import cancellation_blocker
 from models.booking.claims import claim_exact_units, claim_units, drop_claims, hand_over, make_permanent
-from models.booking.create import check_patient_overlap, live_appointments
+from models.booking.create import check_patient_overlap, first_free, live_appointments
 from models.booking.documents import ACTIVE_STATUSES, Appointment
 from models.booking.rules import REASONS, checked_start, effective_status, schedule_days, service_rules
 from models.catalog.documents import TimeOff
@@ -128,12 +128,5 @@ def reschedule_to_first_free(appointment, new_start, now, provider_ids, actor="p
     `slot_taken` moves on to the next (any other refusal is the answer); an empty list means the
     appointment's own provider. Audited once, with the final outcome.
     """
-    refused = None
-    for provider_id in provider_ids or [None]:
-        try:
-            return reschedule(appointment, new_start, now, provider_id=provider_id, actor=actor)
-        except Conflict as exc:
-            if exc.code != "slot_taken":
-                raise
-            refused = exc
-    raise refused
+    return first_free(provider_ids or [None], lambda provider_id: reschedule(
+        appointment, new_start, now, provider_id=provider_id, actor=actor))

@@ -150,6 +150,18 @@ def find_slots(service, providers, clinic, first, days, now):
     return found
 
 
+def free_providers_at(service, start, now, providers=None, clinic=None):
+    """The providers free to start the service at `start`, by name (default: all who offer it)."""
+    # The one answer to "who is free at this time": the booking page's review, "any clinician"
+    # booking (`create.book_first_free`) and "book this time again" all read it here.
+    catalog = current_catalog()
+    clinic = clinic or catalog.require_clinic()
+    providers = catalog.providers_offering(service) if providers is None else providers
+    start = _utc(start)
+    local_day = start.astimezone(ZoneInfo(clinic.timezone)).date()
+    return [p for s, _e, p in find_slots(service, providers, clinic, local_day, 1, now) if s == start]
+
+
 def get_patient_appointment(patient, appointment_id):
     """One of the patient's own appointments, or NotFound (also for someone else's)."""
     # A waitlist offer (models/booking/waitlist.py) becomes the patient's own only once accepted.

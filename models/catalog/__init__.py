@@ -6,6 +6,7 @@
 
 from models.catalog.snapshot import (  # noqa: F401
     Catalog,
+    bookable_services,
     changed,
     current_catalog,
     load_catalog,

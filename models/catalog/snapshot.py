@@ -59,6 +59,14 @@ class Catalog:
                        if service.id in {getattr(s, "id", s) for s in p.services}), key=lambda p: p.name)
 
 
+def bookable_services(catalog):
+    """The services a patient can book, by name: active, and offered by at least one active provider."""
+    # A service nobody provides has no time to book: every door (the booking page, the waitlist
+    # form, GET /api/services) lists the same ones, so none offers what another cannot book.
+    return sorted((s for s in catalog.services.values() if s.active and catalog.providers_offering(s)),
+                  key=lambda s: s.name)
+
+
 def load_catalog():
     """Load the catalog from the database: five queries."""
     # Time off that ended more than a day ago can no longer touch a bookable time.

@@ -4,7 +4,9 @@ import pymongo.errors
 import redis
 
 from models.booking import hooks
+from models.booking.cancellation import cancellation_terms
 from models.booking.documents import Appointment
+from models.clock import utcnow
 from models.errors import DomainError
 from models.payments.documents import Payment
 from models.payments.gateway import InvalidRequestError, StripeError, stripe_api
@@ -13,13 +15,13 @@ from models.payments.refunds import refund_payment
 from models.payments.sync import sync_payment
 
 
-def refund_due(appointment, status_before):
+def refund_due(appointment, status_before, now=None):
     """Whether a cancelled, paid appointment is refunded: always when it was still only held
     (the patient never had a confirmed booking), otherwise under its service's refund rule."""
-    if status_before == "held":
-        return True
-    service = Appointment.objects(id=appointment.id).first().service
-    return getattr(service, "refund_rule", "full") == "full"
+    # The service as stored now (the caller's copy may be older); the rule is booking's
+    # `cancellation_terms`, the same the booking page states before the patient books.
+    stored = Appointment.objects(id=appointment.id).first()
+    return cancellation_terms(stored, now or utcnow(), status=status_before).refund == "full"
 
 
 def after_cancellation(appointment, now, by_staff=False, status_before=None, actor=None):
@@ -38,7 +40,7 @@ def after_cancellation(appointment, now, by_staff=False, status_before=None, act
         if payment.status in ("pending", "failed", "processing"):
             _stop_remote(payment)
             return sync_payment(payment, actor, now).outcome
-        if payment.status == "succeeded" and refund_due(appointment, status_before):
+        if payment.status == "succeeded" and refund_due(appointment, status_before, now):
             refund_payment(payment, reason="appointment cancelled", actor=actor, now=now)
             return "refunded"
     except (StripeError, DomainError, pymongo.errors.PyMongoError, redis.RedisError) as exc:

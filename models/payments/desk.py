@@ -123,7 +123,7 @@ def refund_preview(appointment, now):
     payment = Payment.objects(appointment=appointment.id).no_dereference().first()
     if payment is None or payment.status != "succeeded":
         return None
-    if not refund_due(appointment, appointment.status):
+    if not refund_due(appointment, appointment.status, now):
         return None
     left = payment.amount - (payment.amount_refunded or 0)
     if left <= 0:

@@ -1,0 +1,74 @@
+"""Patients created by staff: the front desk's new caller and the back office's "create patient"
+pass the same checks here (name and phone rules, email normalised and unique, date of birth), and
+get the same unusable password and set-password invitation.
+
+Imported by name (`from models.accounts.patients import create_by_staff`): it queues email through
+`reset`, which `models.accounts` itself does not load.
+"""
+
+import secrets
+from datetime import date, datetime
+
+from bson import ObjectId
+from mongoengine import NotUniqueError
+
+from models.accounts.documents import NO_EMAIL_DOMAIN, Patient, deliverable
+from models.accounts.reset import queue_invitation
+from models.accounts.users import _clean_text, hash_password, normalise_email
+from models.errors import Conflict, ValidationFailed
+
+EMAIL_TAKEN = "A patient with that email already exists: find them by name or phone and choose them."
+TAKEN_FIELD = {"email": "a patient with this email exists"}
+
+
+def parse_birth_date(raw):
+    """A date of birth typed as YYYY-MM-DD or DD/MM/YYYY (UK order), or None."""
+    raw = (raw or "").strip()
+    for pattern in ("%Y-%m-%d", "%d/%m/%Y", "%d.%m.%Y", "%d-%m-%Y"):
+        try:
+            return datetime.strptime(raw, pattern).date()
+        except ValueError:
+            continue
+    return None
+
+
+def create_by_staff(name, phone="", email="", date_of_birth=None, invite=True, require_phone=True, active=True):
+    """Create a patient for staff (desk or back office): checked, unusable password, invited when emailed.
+
+    `require_phone=False` where the form asks for an email instead (the back office); a phone given
+    is checked either way. Without an email the patient gets a placeholder address nothing can be
+    delivered to. A known email is refused (409 `email_taken`, on the email field).
+    """
+    name = _clean_text(name, "name", True, 200)
+    phone = _clean_text(phone, "phone", require_phone, 50)
+    if phone and sum(ch.isdigit() for ch in phone) < 6:
+        raise ValidationFailed("Enter a phone number we can call back.", fields={"phone": "too short"})
+    if email and email.strip():
+        email = normalise_email(email)
+        if Patient.objects(email=email).first() is not None:
+            raise Conflict(EMAIL_TAKEN, code="email_taken", fields=TAKEN_FIELD)
+    else:
+        email = f"patient-{ObjectId()}@{NO_EMAIL_DOMAIN}"
+    if isinstance(date_of_birth, str):
+        raw = date_of_birth
+        date_of_birth = parse_birth_date(raw) if raw.strip() else None
+        if raw.strip() and date_of_birth is None:
+            raise ValidationFailed("Give the date of birth as DD/MM/YYYY.",
+                                   fields={"date_of_birth": "invalid"})
+    if date_of_birth is not None and not date(1900, 1, 1) <= date_of_birth <= date.today():
+        raise ValidationFailed("That date of birth is not possible.", fields={"date_of_birth": "invalid"})
+    patient = Patient(email=email, name=name, phone=phone, date_of_birth=date_of_birth, active=bool(active),
+                      password_hash=hash_password(secrets.token_urlsafe(32)))
+    try:
+        patient.save(force_insert=True)
+    except NotUniqueError:  # registered meanwhile: the unique index is the guard, the read above the hint
+        raise Conflict(EMAIL_TAKEN, code="email_taken", fields=TAKEN_FIELD) from None
+    if invite:
+        invite_patient(patient)
+    return patient
+
+
+def invite_patient(patient):
+    """A staff-created patient with a real email is invited to choose a password (7-day link)."""
+    if deliverable(patient.email):
+        queue_invitation(patient)
