@@ -1,7 +1,28 @@
 """The waitlist in the back office: read-only, for reception and admins (who is waiting, who was offered what)."""
 
-from admin.base import SecureModelView, local_formatter
+from admin.base import SecureModelView, clinic_zone, local_formatter
 from admin.roles import FRONT_DESK, NOBODY
+from models.clock import human_time
+
+
+def _status(view, context, model, name):
+    """The entry's state in words for staff: a patient who left reads "Left on …", not "expired"."""
+    if model.left_at:
+        return f"Left on {human_time(model.left_at, clinic_zone())}"
+    return {"waiting": "Waiting", "offered": "Offered a time", "booked": "Booked",
+            "expired": "Ended"}.get(model.status, model.status)
+
+
+def _offer_until(view, context, model, name):
+    """When an open offer lapses; nothing once the patient left (the offer was given back)."""
+    if model.left_at or model.status != "offered" or not model.offer_expires_at:
+        return ""
+    return human_time(model.offer_expires_at, clinic_zone())
+
+
+def _note(view, context, model, name):
+    """The entry's note, written for staff where the stored one speaks to the patient."""
+    return "The patient left the waitlist." if model.left_at else (model.note or "")
 
 
 class WaitlistView(SecureModelView):
@@ -19,8 +40,9 @@ class WaitlistView(SecureModelView):
                      "provider": "Clinician", "offer_expires_at": "Offer holds until"}
     column_filters = ("status",)
     column_default_sort = ("created_at", False)
-    column_formatters = {"created_at": local_formatter("created_at"),
-                         "offer_expires_at": local_formatter("offer_expires_at")}
+    column_formatters = {"created_at": local_formatter("created_at"), "status": _status,
+                         "offer_expires_at": _offer_until, "note": _note,
+                         "provider": lambda v, c, m, n: m.provider.name if m.provider else "Any clinician"}
 
 
 def add_waitlist_view(admin):

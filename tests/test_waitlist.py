@@ -189,7 +189,7 @@ def test_staff_see_the_waitlist_in_the_back_office(app, full_day):
     page = staff.get("/admin/waitlist/")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
-    assert "first@example.com" in html and "second@example.com" in html and "waiting" in html
+    assert "first@example.com" in html and "second@example.com" in html and "Waiting" in html  # statuses in words
     assert staff.get("/admin/waitlist/new/").status_code in (302, 403)
     doc = app.test_client()
     staff_login(doc, "doc@clinic.test")
@@ -226,3 +226,22 @@ def test_leaving_before_the_offer_email_left_drops_it(app, full_day):
     assert offer_mail.status == "dropped" and "left the waitlist" in offer_mail.drop_reason
     # The time went on to the next in line, whose own offer email is still on its way.
     assert OutboxMessage.objects.get(kind="waitlist_offer", subject=f"WaitlistEntry:{f['e2']}").status == "queued"
+
+
+def test_staff_read_a_left_entry_in_their_own_words(app, full_day):
+    """A patient who left reads "Left on …" with no open offer, not "expired" and "You left the waitlist."."""
+    from tests.support.factories import make_staff, staff_login
+
+    f = full_day
+    f["pat"].post(f"/api/appointments/{f['booked'][0]['id']}/cancel", headers=csrf_header(f["pat"]))
+    assert f["first"].delete(f"/api/waitlist/{f['e1']}", headers=csrf_header(f["first"])).status_code == 204
+    make_staff("reception")
+    staff = app.test_client()
+    assert staff_login(staff, "reception@clinic.test").status_code == 302
+    html = staff.get("/admin/waitlist/").get_data(as_text=True)
+    row = html[html.index("first@example.com"):]
+    row = row[:row.index("</tr>")]
+    assert "Left on " in row and "The patient left the waitlist." in row
+    assert "You left" not in row and "expired" not in row
+    second = html[html.index("second@example.com"):]
+    assert "Offered a time" in second[:second.index("</tr>")]
