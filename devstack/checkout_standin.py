@@ -362,10 +362,16 @@ class CheckoutStandIn:
         body come back unchanged and streamed. A browser (Stripe.js tokenising a card) talks to the
         stand-in exactly as it would to localstripe, preflight `OPTIONS` included.
         """
-        upstream = requests.request(
-            request.method, self.localstripe + request.full_path.rstrip("?"), data=request.get_data(),
-            headers={k: v for k, v in request.headers.items() if k.lower() not in _NOT_FORWARDED},
-            timeout=60, stream=True, allow_redirects=False)
+        try:
+            upstream = requests.request(
+                request.method, self.localstripe + request.full_path.rstrip("?"), data=request.get_data(),
+                headers={k: v for k, v in request.headers.items() if k.lower() not in _NOT_FORWARDED},
+                timeout=60, stream=True, allow_redirects=False)
+        except requests.RequestException:
+            # localstripe is down: answer as Stripe does when it cannot serve (a JSON api_error), not
+            # with a traceback page.
+            body = {"error": {"type": "api_error", "message": "The Stripe API is not reachable."}}
+            return Response(json.dumps(body), status=502, mimetype="application/json")
         # The raw bytes, not requests' decoded text: a compressed body keeps its Content-Encoding.
         response = Response(upstream.raw.stream(64 * 1024, decode_content=False),
                             status=upstream.status_code, direct_passthrough=True,

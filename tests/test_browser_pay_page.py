@@ -128,20 +128,26 @@ def test_stripe_js_that_does_not_load_is_said_in_plain_words(live_server, stripe
 
 
 def test_stripe_going_down_after_the_page_loaded_keeps_the_hold_and_lets_the_patient_retry(
-        live_server, page):
-    own = start_localstripe()  # this test stops it: never the session's
+        live_server, mongo_uri, redis_url, tmp_path, page):
+    # Stripe as the run command composes it (localstripe behind the Checkout stand-in), of this test's
+    # own, because the test stops it: the stand-in stays up and localstripe behind it goes away.
+    from devstack.stack import start_stack
+
+    own = start_stack(str(tmp_path), keep=False,
+                      environ={"MONGODB_URI": mongo_uri, "REDIS_URL": redis_url, "SMTP_URL": "smtp://unused"})
+    localstripe = own.find("stripe")
     try:
-        base, _app = live_server(COOKIE_SECURE=False, STRIPE_API_BASE=own.url)
+        base, _app = live_server(COOKIE_SECURE=False, STRIPE_API_BASE=own.env["STRIPE_API_BASE"])
         appt = open_payment_page(page, base)
         enter_card(page)
-        own.stop()
+        localstripe.stop()
         page.get_by_role("button", name="Pay £60.00").click()
         assert_unavailable_and_still_held(page, appt)
         assert page.get_by_role("button", name="Pay £60.00").is_enabled()
 
         # Stripe answers again: pressing Pay once more pays for the same held time.
-        own = start_localstripe(port=own.port)
-        register_localstripe_webhook(own.url, f"{base}/webhooks/stripe", WEBHOOK_SECRET)
+        own.servers[own.servers.index(localstripe)] = start_localstripe(port=localstripe.port)
+        register_localstripe_webhook(own.env["STRIPE_API_BASE"], f"{base}/webhooks/stripe", WEBHOOK_SECRET)
         page.get_by_role("button", name="Pay £60.00").click()
         page.get_by_role("heading", name="Your appointment is confirmed").wait_for()
         assert Appointment.objects.get(id=appt.id).status == "confirmed"
