@@ -27,6 +27,7 @@ from tests.support.factories import (
     make_staff,
     staff_login,
 )
+from tests.helpers import concurrently
 from tests.support.clients import signed_in
 
 
@@ -230,27 +231,11 @@ def test_3_admin_url_and_next_only_follow_admin_paths(app, target):
 
 # --- 4, 5, 6. Throttles ----------------------------------------------------------------------------
 
-def _concurrent(n, func):
-    results, threads = [None] * n, []
-    barrier = threading.Barrier(n)
-
-    def run(i):
-        barrier.wait()
-        results[i] = func()
-
-    for i in range(n):
-        threads.append(threading.Thread(target=run, args=(i,)))
-        threads[-1].start()
-    for thread in threads:
-        thread.join(120)
-    return results
-
-
 def test_4_concurrent_wrong_passwords_are_counted_before_the_check(live_server):
     """Replays: 25 concurrent wrong passwords for one account were all checked (25 × 401, no 429)."""
     base, app = live_server(ARGON2_MAX_CONCURRENT=2)
     make_patient()
-    statuses = _concurrent(25, lambda: requests.post(f"{base}/api/auth/login", timeout=120, json={
+    statuses = concurrently(25, lambda _: requests.post(f"{base}/api/auth/login", timeout=120, json={
         "email": "pat@example.com", "password": "wrong password"}).status_code)
     assert statuses.count(401) <= 6 and statuses.count(429) >= 19, statuses
     assert AuditEvent.objects(action="patient.login", outcome="failure").count() == statuses.count(401)
@@ -282,7 +267,7 @@ def test_4_argon2_checks_per_process_are_capped(app):
     accounts.set_hash_concurrency(2)
     accounts.hasher = Counting()
     try:
-        results = _concurrent(8, lambda: accounts.check_password(stored, "a long enough password"))
+        results = concurrently(8, lambda _: accounts.check_password(stored, "a long enough password"))
     finally:
         accounts.hasher = real
         accounts.set_hash_concurrency(app.config["ARGON2_MAX_CONCURRENT"])
@@ -635,19 +620,9 @@ def test_1_parallel_bookings_from_one_account_cannot_outrun_the_hold_limit(live_
     token = session.cookies.get("csrf_access_token")
     day = future_day(2)
     starts = [at(day, h, m) for h in (9, 10, 11, 13, 14, 15) for m in (0, 30)]
-    statuses = [None] * len(starts)
-    barrier = threading.Barrier(len(starts))
-
-    def attempt(i):
-        barrier.wait()
-        statuses[i] = session.post(f"{base}/api/appointments", timeout=60, headers={"X-CSRF-TOKEN": token}, json={
-            "service": str(paid.id), "provider": str(provider.id), "start": starts[i].isoformat()}).status_code
-
-    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(len(starts))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
+    statuses = concurrently(len(starts), lambda i: session.post(
+        f"{base}/api/appointments", timeout=60, headers={"X-CSRF-TOKEN": token}, json={
+            "service": str(paid.id), "provider": str(provider.id), "start": starts[i].isoformat()}).status_code)
     assert statuses.count(201) == 2 and statuses.count(409) == len(starts) - 2, statuses
     assert Appointment.objects(status="held").count() == 2
 

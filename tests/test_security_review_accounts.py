@@ -8,33 +8,14 @@ gunicorn.
 
 import os
 import subprocess
-import threading
 
 import pytest
 import requests
 
 from models.documents import AuditEvent, Patient, StaffUser
 from models.messages.outbox import OutboxMessage
-from tests.helpers import BIN, ROOT, clean_env
+from tests.helpers import BIN, ROOT, clean_env, concurrently
 from tests.support.factories import PASSWORD, api_login, csrf_header, make_patient, make_staff, staff_login
-
-
-def _concurrent(n, func):
-    """Run `func(i)` in n threads released together; return the results in order."""
-    results, threads = [None] * n, []
-    barrier = threading.Barrier(n)
-
-    def run(i):
-        """Wait for the others, then call."""
-        barrier.wait()
-        results[i] = func(i)
-
-    for i in range(n):
-        threads.append(threading.Thread(target=run, args=(i,)))
-        threads[-1].start()
-    for thread in threads:
-        thread.join(120)
-    return results
 
 
 def _register(client, email, addr, password="a long enough password", name="New Patient"):
@@ -54,7 +35,7 @@ def test_3_concurrent_registrations_from_one_address_never_exceed_the_limit(live
         for body in ({"email": f"typo{n}@example", "password": "a long enough password", "name": "Typo"},
                      {"email": f"weak{n}@example.com", "password": "password1", "name": "Weak"}):
             assert requests.post(f"{base}/api/auth/register", json=body, timeout=60).status_code == 422
-    statuses = _concurrent(60, lambda i: requests.post(f"{base}/api/auth/register", timeout=120, json={
+    statuses = concurrently(60, lambda i: requests.post(f"{base}/api/auth/register", timeout=120, json={
         "email": f"racer{i}@example.com", "password": "a long enough password", "name": f"Racer {i}"}).status_code)
     assert statuses.count(201) == limit and statuses.count(429) == 60 - limit, statuses
     assert Patient.objects.count() == limit
@@ -114,7 +95,7 @@ def test_4_a_concurrent_burst_from_many_new_addresses_is_counted_before_any_chec
                              json={"email": "pat@example.com", "password": password}).status_code
 
     assert [login("203.0.113.1") for _ in range(5)] == [401] * 5
-    statuses = _concurrent(30, lambda i: login(f"198.51.100.{i + 1}"))
+    statuses = concurrently(30, lambda i: login(f"198.51.100.{i + 1}"))
     # The addresses join the account's set in the transaction that counts them, before any
     # password is checked: at most the first of the burst is checked.
     assert statuses.count(401) <= 1 and statuses.count(429) >= 29, statuses
