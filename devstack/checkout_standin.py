@@ -27,8 +27,10 @@ import re
 import threading
 import time
 import uuid
+from decimal import Decimal
 from urllib.parse import parse_qsl
 
+from babel.numbers import format_currency, get_currency_precision
 import requests
 import stripe
 from werkzeug.serving import make_server
@@ -60,14 +62,14 @@ _NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length"}
 _NOT_RETURNED = HOP_BY_HOP | {"date", "server"}
 
 
-# How Stripe's own page writes an amount: the currency's symbol, else its code after the number.
-SYMBOLS = {"gbp": "£", "eur": "€", "usd": "$"}
-
-
 def money(minor, currency):
-    """An amount in minor units as Stripe's page shows it: "£60.00", or "60.00 CHF"."""
-    symbol = SYMBOLS.get(currency.lower())
-    return f"{symbol}{minor / 100:.2f}" if symbol else f"{minor / 100:.2f} {currency.upper()}"
+    """An amount in minor units as Stripe's page shows it to a British buyer: "£60.00", "€15.50".
+
+    Babel's CLDR data, as the clinic's own pages use; the stand-in plays Stripe, so it does not
+    import the clinic's code.
+    """
+    code = currency.upper()
+    return format_currency(Decimal(int(minor)).scaleb(-get_currency_precision(code)), code, locale="en_GB")
 
 
 def passed_headers(items):

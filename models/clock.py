@@ -63,7 +63,7 @@ def from_local(naive, tz):
 
 def local_iso(dt, tz):
     """An instant as ISO 8601 in the clinic's zone, with its offset."""
-    return as_utc(dt).astimezone(ZoneInfo(tz)).isoformat() if dt else None
+    return local(dt, tz).isoformat() if dt else None
 
 
 def human_time(dt, tz):
@@ -74,5 +74,5 @@ def human_time(dt, tz):
 
 def local_today(tz, now):
     """Today's date in the clinic's zone."""
-    return as_utc(now).astimezone(ZoneInfo(tz)).date()
+    return local(now, tz).date()
 
