@@ -54,7 +54,9 @@ class Caches:
         _current = self
 
     def _key(self, *parts):
-        return self.prefix + ":".join(str(p) for p in parts)
+        # One hash tag for every cache key (versions and entries): they are read together in one
+        # MGET, which a Redis/Valkey cluster allows only within one hash slot.
+        return self.prefix + "{" + self.prefix + "cache}:" + ":".join(str(p) for p in parts)  # = Redis.tagged
 
     def versions(self):
         """(catalog version, clinic-wide free-time version) from Redis, or None when Redis is down.
@@ -72,8 +74,51 @@ class Caches:
             g.cache_versions = found
         return found
 
+    def read_through(self, compute):
+        """`compute()` (a free-times read) in one Redis round trip when this process's catalog is current.
+
+        The catalog this process holds is taken on trust, and its version is read in the same MGET
+        as the versions and entries of the free times (`get_parts`). When that MGET shows the
+        catalog moved (or Redis did not answer), nothing was computed or stored yet: the read is
+        done again the ordinary way (versions first, the catalog reloaded). A refusal raised while
+        trusting the catalog (a service it does not know) is checked against the versions first.
+        """
+        if not has_request_context() or "cache_versions" in g or self._held_catalog() is None:
+            return compute()
+        trusted = g.catalog_on_trust = self._held_catalog()[0][0]
+        try:
+            result = compute()
+        except _CatalogMoved:
+            result = _CatalogMoved
+        except Exception:
+            if not self._moved_since(trusted):
+                raise
+            result = _CatalogMoved
+        finally:
+            unverified = g.pop("catalog_on_trust", None) is not None
+        if result is not _CatalogMoved and not (unverified and self._moved_since(trusted)):
+            return result
+        return compute()
+
+    def _moved_since(self, trusted):
+        """True when the catalog version in Redis is not `trusted` (or Redis cannot say)."""
+        versions = self.versions()
+        return versions is None or versions[0] != trusted
+
+    def _held_catalog(self):
+        """(stamp, Catalog) this process holds for this app, while its local generation and age allow."""
+        hit = _cached.get((self.db_key, self.prefix))
+        if hit and hit[0][1:] == (_local_generation, int(time.monotonic() // CATALOG_MAX_AGE)):
+            return hit
+        return None
+
     def catalog(self):
         """The catalog from the process cache when still current, else loaded from MongoDB."""
+        if has_request_context() and g.get("catalog_on_trust") is not None:
+            held = self._held_catalog()
+            if held is not None and held[0][0] == g.catalog_on_trust:
+                return held[1]
+            raise _CatalogMoved()
         versions = self.versions()
         if versions is None:
             return catalog_module.load_catalog()
@@ -108,14 +153,30 @@ class Caches:
         ({provider id: (starts, items)} for the current ones, {provider id: (key, stamp)} to store
         the others under), or (None, None) when Redis is down.
         """
-        versions = self.versions()
-        if versions is None or not provider_ids:
-            return None, None
         keys = [self._key("slots", *parts, pid) for pid in provider_ids]
-        try:
-            values = self.redis.mget([self._key("ver", "p", pid) for pid in provider_ids] + keys)
-        except redis.RedisError:
-            return None, None
+        asked = [self._key("ver", "p", pid) for pid in provider_ids] + keys
+        trusted = g.get("catalog_on_trust") if has_request_context() else None
+        if trusted is not None:
+            # The read's one round trip: the versions ride along with the entries.
+            try:
+                values = self.redis.mget([self._key("ver", "catalog"), self._key("ver", "all")] + asked)
+            except redis.RedisError:
+                raise _CatalogMoved() from None  # the ordinary way: versions, then the database
+            g.cache_versions = versions = (int(values[0] or 0), int(values[1] or 0))
+            if versions[0] != trusted:
+                raise _CatalogMoved()
+            g.catalog_on_trust = None  # verified: nothing to check again
+            values = values[2:]
+            if not provider_ids:
+                return None, None
+        else:
+            versions = self.versions()
+            if versions is None or not provider_ids:
+                return None, None
+            try:
+                values = self.redis.mget(asked)
+            except redis.RedisError:
+                return None, None
         n = len(provider_ids)
         found, missing = {}, {}
         for i, pid in enumerate(provider_ids):
@@ -154,6 +215,10 @@ def _decode(raw, stamp):
     if lines[0] != stamp:
         return None
     return ([int(t) for t in lines[1].split(",")] if lines[1] else []), lines[2:]
+
+
+class _CatalogMoved(Exception):
+    """The catalog taken on trust by `read_through` is not the current one: read again."""
 
 
 _current = None

@@ -66,18 +66,30 @@ class Redis:
     def __init__(self):
         self.client = None
         self.prefix = ""
+        self.url = ""
+        self.cluster = False
 
     def init_app(self, app):
-        """Connect to `REDIS_URL` and check it answers."""
+        """Connect to `REDIS_URL` (a cluster's nodes with `REDIS_CLUSTER` or `redis+cluster://`) and check it answers."""
         url = app.config["REDIS_URL"]
         self.prefix = app.config.get("REDIS_PREFIX", "")
+        self.url = url
+        self.cluster = is_cluster(url, app.config)
         try:
             # Short timeouts: a dead Redis must turn into a 503 in seconds, not hang a worker.
-            self.client = redis.Redis.from_url(
-                url, socket_connect_timeout=1, socket_timeout=2, health_check_interval=10,
-                decode_responses=True)
-            self.client.ping()
-            version = self.client.info("server").get("redis_version", "0")
+            options = {"socket_connect_timeout": 1, "socket_timeout": 2, "decode_responses": True}
+            if self.cluster:
+                self.client = cluster_client(url, **options)
+                self.client.ping()
+                # Every primary answers INFO; the oldest one is the cluster's version.
+                infos = self.client.info("server", target_nodes=redis.RedisCluster.PRIMARIES)
+                version = min((i.get("redis_version", "0") for i in infos.values()), key=_version_tuple) \
+                    if isinstance(infos, dict) and infos and isinstance(next(iter(infos.values())), dict) \
+                    else infos.get("redis_version", "0")
+            else:
+                self.client = redis.Redis.from_url(url, health_check_interval=10, **options)
+                self.client.ping()
+                version = self.client.info("server").get("redis_version", "0")
         except ValueError as exc:
             raise ConfigError(f"REDIS_URL is malformed: {exc}") from None
         except redis.RedisError as exc:
@@ -93,6 +105,60 @@ class Redis:
         """A namespaced Redis key."""
         return self.prefix + ":".join(str(p) for p in parts)
 
+    def tagged(self, family, *parts):
+        """A key in its `family`'s hash slot: `<prefix>{<prefix><family>}:<parts>`.
+
+        Keys a command or transaction uses together (the sign-in throttle's counters and locks,
+        the cache's versions and entries) share one family, so a Redis/Valkey cluster keeps them
+        in one slot, where multi-key commands are allowed. The prefix stays the key's start.
+        """
+        return self.prefix + "{" + self.prefix + str(family) + "}:" + ":".join(str(p) for p in parts)
+
+    def limiter_storage(self, key_prefix):
+        """flask-limiter's storage arguments: this client's connections, or the same cluster's nodes."""
+        if self.cluster:
+            # limits' cluster storage builds its own RedisCluster client from the nodes' addresses.
+            return {"storage_uri": "redis+cluster://" + ",".join(f"{h}:{p}" for h, p in _cluster_nodes(self.url)),
+                    "storage_options": {"key_prefix": key_prefix, "socket_connect_timeout": 1,
+                                        "socket_timeout": 2}}
+        return {"storage_uri": self.url,
+                "storage_options": {"connection_pool": self.client.connection_pool, "key_prefix": key_prefix}}
+
+
+def is_cluster(url, config=None):
+    """True when `REDIS_URL` names a Redis/Valkey cluster (`REDIS_CLUSTER=1` or a `+cluster` scheme)."""
+    return bool((config or {}).get("REDIS_CLUSTER")) or url.split("://", 1)[0].endswith("+cluster")
+
+
+def _cluster_nodes(url):
+    """[(host, port)] of `redis[s][+cluster]://[user:pass@]host:port[,host:port…]/…`."""
+    rest = url.split("://", 1)[1]
+    netloc = rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
+    nodes = []
+    for part in netloc.split(","):
+        host, _, port = part.rpartition(":")
+        nodes.append((host or "127.0.0.1", int(port or 6379)) if host else (part, 6379))
+    return nodes
+
+
+def cluster_client(url, **options):
+    """redis-py's RedisCluster over the nodes `url` names (any one is enough: it finds the others).
+
+    Multi-key commands (MGET, transactions, scripts) need their keys in one hash slot: every key
+    family the app uses together carries a hash tag (`{…}`, see README "Valkey Cluster").
+    """
+    from urllib.parse import unquote, urlsplit
+
+    scheme = url.split("://", 1)[0]
+    parts = urlsplit(url.replace(scheme + "://", "redis://", 1).split(",", 1)[0])
+    if parts.username or parts.password:
+        options.setdefault("username", unquote(parts.username) if parts.username else None)
+        options.setdefault("password", unquote(parts.password) if parts.password else None)
+    if scheme.startswith("rediss"):
+        options.setdefault("ssl", True)
+    nodes = [redis.cluster.ClusterNode(host, port) for host, port in _cluster_nodes(url)]
+    return redis.RedisCluster(startup_nodes=nodes, **options)
+
 
 class RateLimits:
     """flask-limiter over the app's own Redis (its connection pool, under its key prefix).
@@ -105,16 +171,34 @@ class RateLimits:
 
     def init_app(self, app):
         """Attach a Limiter keyed by the client's address, sharing the app's Redis connections."""
-        client = app.extensions["redis"].client
-        app.extensions["rate_limits"] = Limiter(
+        store = app.extensions["redis"]
+        before = list(app.before_request_funcs.get(None, ()))
+        limiter = Limiter(
             key_func=lambda: request.remote_addr or "unknown",
             app=app,
-            storage_uri=app.config["REDIS_URL"],
-            storage_options={"connection_pool": client.connection_pool,
-                             "key_prefix": app.config.get("REDIS_PREFIX", "") + "limits"},
             strategy="fixed-window",  # like the counters it replaced: the window opens at the first event
             swallow_errors=False,
+            **store.limiter_storage(app.config.get("REDIS_PREFIX", "") + "limits"),
         )
+        # flask-limiter checks every request in a before_request hook, even when no limit could
+        # apply (none of ours is an application, default or blueprint limit): on the hot read path
+        # that hook was a quarter of a cached /api/slots. Its hook is swapped for one that runs the
+        # same check only while such a limit exists; a limit decorated on a view
+        # (`@limiter.limit`) is checked by its own decorator, hook or no hook.
+        funcs = app.before_request_funcs.setdefault(None, [])
+        added = [f for f in funcs if f not in before]
+        for func in added:
+            funcs.remove(func)
+
+        def check_limits_that_may_apply():
+            manager = limiter.limit_manager
+            if manager._application_limits or manager._default_limits or manager._blueprint_limits or \
+                    limiter._meta_limits:
+                for func in added:
+                    func()
+
+        funcs.append(check_limits_that_may_apply)
+        app.extensions["rate_limits"] = limiter
 
 
 def get_limiter():
@@ -173,3 +257,8 @@ def get_redis():
 def rkey(*parts):
     """A Redis key under the current app's prefix."""
     return current_app.extensions["redis"].key(*parts)
+
+
+def rkey_tagged(family, *parts):
+    """A Redis key under the current app's prefix in `family`'s cluster hash slot (`Redis.tagged`)."""
+    return current_app.extensions["redis"].tagged(family, *parts)

@@ -67,6 +67,9 @@ def load_settings(env=None):
         "MONGODB_URI": env.get("MONGODB_URI") or "mongodb://127.0.0.1:27017/clinic",
         "MONGODB_DB": env.get("MONGODB_DB") or None,
         "REDIS_URL": env.get("REDIS_URL") or "redis://127.0.0.1:6379/0",
+        # Redis/Valkey in cluster mode (issue 30): redis-py's RedisCluster client. Also on when
+        # REDIS_URL's scheme is redis+cluster:// or rediss+cluster://.
+        "REDIS_CLUSTER": _flag(env.get("REDIS_CLUSTER"), False),
         # Every Redis key the app writes starts with this, so tests and tenants can share a server.
         "REDIS_PREFIX": env.get("REDIS_PREFIX", "clinic:"),
         "STRIPE_SECRET_KEY": env.get("STRIPE_SECRET_KEY"),
@@ -128,8 +131,9 @@ def validate_settings(config):
     if not uri.startswith(("mongodb://", "mongodb+srv://")):
         raise ConfigError(f"MONGODB_URI must start with mongodb:// or mongodb+srv://, got {uri!r}")
     redis_scheme = urlsplit(config.get("REDIS_URL") or "").scheme
-    if redis_scheme not in ("redis", "rediss", "unix"):
-        raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
+    if redis_scheme not in ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster"):
+        raise ConfigError("REDIS_URL must start with redis://, rediss://, unix://, redis+cluster:// "
+                          "or rediss+cluster://")
     if config.get("SMTP_URL") and urlsplit(config["SMTP_URL"]).scheme not in ("smtp", "smtps"):
         raise ConfigError("SMTP_URL must start with smtp:// or smtps://")
     profile = config.get("ARGON2_PROFILE") or "RFC_9106_LOW_MEMORY"

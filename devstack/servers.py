@@ -115,6 +115,65 @@ def start_redis(data_dir=None, port=None, log_path=None):
     return ServerProcess("redis", proc, port, f"redis://127.0.0.1:{port}/0")
 
 
+class RedisCluster:
+    """A Valkey cluster of several primaries started by `start_redis_cluster`; stops them together."""
+
+    name = "redis-cluster"
+
+    def __init__(self, nodes):
+        self.nodes = nodes
+        self.url = "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in nodes) + "/0"
+
+    def stop(self, kill=False):
+        """Stop every node."""
+        for node in self.nodes:
+            node.stop(kill=kill)
+
+
+def start_redis_cluster(home, primaries=3, log_path=None):
+    """Start `primaries` embedded valkey-servers in cluster mode and join them into one cluster.
+
+    Each node gets a share of the 16384 hash slots (no replicas: the tests and the benchmark need
+    the sharding, not failover). Answers once every node reports `cluster_state:ok`. The
+    cluster's address is `redis+cluster://host:port,host:port,…` (what `REDIS_URL` takes).
+    """
+    import redis
+
+    nodes = []
+    try:
+        for i in range(primaries):
+            port, bus = free_port(), free_port()
+            folder = os.path.join(home, f"node-{i}")
+            os.makedirs(folder, exist_ok=True)
+            cmd = [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--daemonize", "no",
+                   "--protected-mode", "yes", "--save", "", "--appendonly", "no", "--dir", folder,
+                   "--cluster-enabled", "yes", "--cluster-config-file", os.path.join(folder, "nodes.conf"),
+                   "--cluster-port", str(bus), "--cluster-node-timeout", "5000"]
+            proc = _spawn(cmd, log_path)
+            nodes.append(ServerProcess("redis", proc, port, f"redis://127.0.0.1:{port}/0", {"bus": bus}))
+        for node in nodes:
+            wait_for_port(node.port, timeout=20, process=node.process, name="valkey-server (cluster)")
+        clients = [redis.Redis(port=n.port, decode_responses=True) for n in nodes]
+        share = 16384 // primaries
+        for i, client in enumerate(clients):
+            last = 16383 if i == primaries - 1 else (i + 1) * share - 1
+            client.execute_command("CLUSTER", "ADDSLOTSRANGE", i * share, last)
+            if i:
+                client.execute_command("CLUSTER", "MEET", "127.0.0.1", nodes[0].port, nodes[0].extra["bus"])
+        deadline = time.monotonic() + 30
+        while not all(c.execute_command("CLUSTER", "INFO").count("cluster_state:ok") for c in clients):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the Valkey cluster did not reach cluster_state:ok within 30 s")
+            time.sleep(0.1)
+        for client in clients:
+            client.close()
+    except BaseException:
+        for node in nodes:
+            node.stop(kill=True)
+        raise
+    return RedisCluster(nodes)
+
+
 def start_localstripe(port=None, log_path=None, state_path=None):
     """Start localstripe; with `state_path` its objects survive a restart, without it they live in memory.
 

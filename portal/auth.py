@@ -31,7 +31,7 @@ from flask_jwt_extended.exceptions import JWTExtendedException
 
 from clinic.audit import audit
 from clinic.errors import error_response
-from clinic.extensions import get_limiter, get_redis, jwt, rkey
+from clinic.extensions import get_limiter, get_redis, jwt, rkey, rkey_tagged
 from models.accounts import authenticate
 from models.documents import Patient
 from models.errors import InvalidCredentials, Throttled
@@ -41,8 +41,8 @@ INVALID_LOGIN = "Email or password is not correct."
 
 
 def throttle():
-    """The sign-in throttle over the app's Redis."""
-    return LoginThrottle(get_redis(), rkey)
+    """The sign-in throttle over the app's Redis (its keys in one cluster hash slot: it uses them in transactions)."""
+    return LoginThrottle(get_redis(), rkey_tagged)
 
 
 @jwt.user_lookup_loader

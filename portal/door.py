@@ -67,9 +67,15 @@ def free_times_json(service_id, provider_id, first, days, now):
     `first` None means the clinic's today. The text comes whole from the domain, parts of it from
     the app's slot cache, so the answer is never parsed and dumped again.
     """
-    catalog = current_catalog()
-    service = catalog.service(service_id)
-    clinic = catalog.require_clinic()
-    providers = [catalog.provider_for(service, provider_id)] if provider_id else catalog.providers_offering(service)
-    first = first or clock.local_today(clinic.timezone, now)
-    return freetimes.slots_json(service, providers, clinic, first, days, now, current_app.extensions["caches"])
+    caches = current_app.extensions["caches"]
+
+    def read():
+        catalog = current_catalog()
+        service = catalog.service(service_id)
+        clinic = catalog.require_clinic()
+        providers = [catalog.provider_for(service, provider_id)] if provider_id else catalog.providers_offering(service)
+        return freetimes.slots_json(service, providers, clinic, first or clock.local_today(clinic.timezone, now),
+                                    days, now, caches)
+
+    # One Redis round trip when the process's catalog is current (clinic/cache.py `read_through`).
+    return caches.read_through(read)

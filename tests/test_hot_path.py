@@ -1,0 +1,107 @@
+"""The cached free-times read in one Redis round trip (issue 30): what it must still get right.
+
+A cached `/api/slots` takes this process's catalog on trust and checks its version in the same
+MGET as the cached entries. These tests change the catalog the way another process (another
+gunicorn worker or host) does: in MongoDB and by moving the version in Redis, never through this
+process's signals, and check the next answer follows. The rate-limit hook that ran on every
+request is gone; limits declared on a route or blueprint still refuse.
+"""
+
+from datetime import timedelta
+
+from models import Service
+from tests.support.factories import future_day, make_clinic, make_provider, make_service
+
+
+def _slots(client, service, provider=None, days=1):
+    query = {"service": str(service.id), "from": future_day().isoformat(), "days": days}
+    if provider is not None:
+        query["provider"] = str(provider.id)
+    return client.get("/api/slots", query_string=query)
+
+
+def _changed_elsewhere(app, **fields):
+    """What another process's save does to us: the document changes, the catalog version moves."""
+    Service._get_collection().update_many({}, {"$set": fields})
+    app.extensions["caches"].bump("catalog")
+
+
+def test_a_service_changed_by_another_process_is_read_anew(app, client):
+    make_clinic()
+    service = make_service("Check-up", duration=30, price=0, horizon=30)
+    provider = make_provider([service])
+    first = _slots(client, service, provider).get_json()
+    assert _slots(client, service, provider).get_json() == first  # now cached, and still the same
+    start = first[0]["start"]
+    assert first[0]["end"] != start
+
+    _changed_elsewhere(app, duration_minutes=60)
+    again = _slots(client, service, provider).get_json()
+    ends = {s["start"]: s["end"] for s in again}
+    from datetime import datetime
+
+    assert datetime.fromisoformat(ends[start]) - datetime.fromisoformat(start) == timedelta(minutes=60)
+    assert len(again) < len(first)
+
+
+def test_a_service_made_by_another_process_is_found_not_refused(app, client):
+    make_clinic()
+    known = make_service("Check-up", duration=30, price=0, horizon=30)
+    provider = make_provider([known])
+    assert _slots(client, known, provider).status_code == 200  # the process now holds a catalog
+
+    from bson import ObjectId
+
+    newer = Service(id=ObjectId(), name="Vaccination", duration_minutes=15, price=0, horizon_days=30, min_notice_minutes=0)
+    Service._get_collection().insert_one(newer.to_mongo().to_dict())
+    from models import Provider
+
+    Provider._get_collection().update_one({"_id": provider.id}, {"$push": {"services": newer.id}})
+    app.extensions["caches"].bump("catalog")
+    resp = _slots(client, newer, provider)
+    assert resp.status_code == 200 and resp.get_json(), resp.get_data(as_text=True)
+
+
+def test_an_unknown_service_is_still_a_404_in_the_contract_shape(client):
+    make_clinic()
+    service = make_service("Check-up", duration=30, price=0, horizon=30)
+    make_provider([service])
+    assert _slots(client, service).status_code == 200
+    resp = client.get("/api/slots", query_string={"service": "0" * 24})
+    assert resp.status_code == 404
+    assert set(resp.get_json()["error"]) == {"code", "message"}
+
+
+def test_answers_keep_their_security_headers(client):
+    make_clinic()
+    service = make_service("Check-up", duration=30, price=0, horizon=30)
+    make_provider([service])
+    resp = _slots(client, service)
+    assert resp.status_code == 200
+    assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
+    assert resp.headers["Cache-Control"] == "no-store" and resp.headers["X-Frame-Options"] == "DENY"
+
+
+def test_limits_declared_on_a_route_or_a_blueprint_still_refuse(make_app):
+    from flask import Blueprint
+
+    app = make_app(fresh=True)
+    limiter = app.extensions["rate_limits"]
+
+    @app.get("/limited-route")
+    @limiter.limit("2 per minute")
+    def limited_route():
+        return "ok"
+
+    bp = Blueprint("limited_bp", __name__)
+
+    @bp.get("/limited-bp")
+    def limited_bp():
+        return "ok"
+
+    limiter.limit("1 per minute")(bp)
+    app.register_blueprint(bp)
+    client = app.test_client()
+    assert [client.get("/limited-route").status_code for _ in range(3)] == [200, 200, 429]
+    assert [client.get("/limited-bp").status_code for _ in range(2)] == [200, 429]
+    assert client.get("/healthz").status_code == 200  # no limit of its own: never counted
