@@ -35,6 +35,7 @@ class Mongo:
                   "appname": app.config.get("MONGODB_APPNAME") or "clinic"}
         if app.config.get("MONGODB_DB"):
             kwargs["db"] = app.config["MONGODB_DB"]
+        kwargs.update(replica_set_options(uri))
         try:
             mongoengine.connect(**kwargs)
             self.client().admin.command("ping")
@@ -58,6 +59,25 @@ class Mongo:
     def database(self):
         """The pymongo database behind MongoEngine."""
         return mongoengine.get_db(self.alias)
+
+
+# What a replica set (or Atlas) needs, set here rather than left to the driver's defaults (README
+# "MongoDB in production"): a claim on a time, an appointment's status, a Payment's ledger move and
+# the outbox's lease are decisions other hosts act on, so each write is acknowledged by a majority
+# (it survives a failover: a primary that steps down cannot take back a claim another host has seen
+# refused); a write interrupted by a failover is retried once by the driver (retryable writes; every
+# write of ours is idempotent at the document it guards); and every read goes to the primary, since
+# our reads decide writes (is this time free, is this payment pending) and a secondary may lag.
+# The URI's own `w`, `retryWrites` or `readPreference` win over these (an operator's choice).
+REPLICA_SET_DEFAULTS = {"w": "majority", "retryWrites": True, "readPreference": "primary"}
+
+
+def replica_set_options(uri):
+    """The replica-set settings the MongoDB client gets: REPLICA_SET_DEFAULTS less those the URI names."""
+    from urllib.parse import parse_qs, urlsplit
+
+    named = {k.lower() for k in parse_qs(urlsplit(uri).query)}
+    return {k: v for k, v in REPLICA_SET_DEFAULTS.items() if k.lower() not in named}
 
 
 class Redis:
