@@ -36,6 +36,39 @@ def _phrase(messages):
 class ContractParser(FlaskParser):
     """webargs, answering in the contract's terms instead of aborting with its own body."""
 
+    # Query strings parsed lately, per schema and UTC date (a date's "within ten years of today"
+    # moves with it): the booking page asks for the same weeks over and over, and parsing a query
+    # cost a fifth of a cached /api/slots. Only successful parses are kept; bounded, so a client
+    # sending endless distinct queries only empties it.
+    QUERY_MEMO_SIZE = 512
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._query_memo = {}
+
+    def parse(self, argmap, req=None, *, location=None, **kwargs):
+        """webargs' parse; a query string this schema parsed today answers from the memo."""
+        from marshmallow import Schema
+
+        from models.clock import utcnow
+
+        if location != "query" or not isinstance(argmap, Schema):
+            return super().parse(argmap, req, location=location, **kwargs)
+        req = req if req is not None else self.get_default_request()
+        key = (id(argmap), req.query_string, utcnow().date(), tuple(sorted(kwargs.items(), key=repr)))
+        try:
+            hit = self._query_memo.get(key)
+        except TypeError:  # an unhashable option: parse as usual
+            return super().parse(argmap, req, location=location, **kwargs)
+        if hit is not None:
+            return dict(hit)
+        parsed = super().parse(argmap, req, location=location, **kwargs)
+        if isinstance(parsed, dict):
+            if len(self._query_memo) >= self.QUERY_MEMO_SIZE:
+                self._query_memo.clear()
+            self._query_memo[key] = dict(parsed)
+        return parsed
+
     def load_json(self, req, schema):
         """The body as a JSON object, or 400 `malformed_json` (also for JSON nested too deeply)."""
         data = req.get_json(silent=True)

@@ -117,7 +117,7 @@ def main():
     parser.add_argument("--race-patients", type=int, default=40)
     parser.add_argument("--race-slots", type=int, default=5)
     parser.add_argument("--any-repeats", type=int, default=5, help="runs per 'any provider' figure (median)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating /healthz and /api/slots windows")
+    parser.add_argument("--rounds", type=int, default=10, help="alternating /healthz and /api/slots windows")
     parser.add_argument("--scale-patients", type=int, default=16,
                         help="patients of the two-host and Valkey Cluster workloads (0 skips them)")
     args = parser.parse_args()
@@ -160,9 +160,9 @@ def main():
 
         hello = requests.Session()
         slot_params = {"service": ids["consult"], "provider": slot_provider, "from": first_day.isoformat(), "days": 7}
-        # /healthz and cached /api/slots in alternating windows (`--rounds` of each): on a shared,
-        # noisy machine the load moves between windows, so the ratio is taken within each pair
-        # and the median reported, with every pair's ratio beside it (the spread).
+        # /healthz and cached /api/slots in short alternating windows (`--rounds` of each): on a
+        # shared, noisy machine the load moves from second to second, and alternating often gives
+        # both the same share of it. The ratio is that of the totals; each pair's is the spread.
         hello_codes, slot_codes, pairs = Counter(), Counter(), []
         for _ in range(args.rounds):
             rps_h, codes = load(lambda i, n: hello.get(f"{base}/healthz", timeout=30).status_code,
@@ -178,7 +178,8 @@ def main():
         hello_rps = statistics.mean(h for h, _ in pairs)
         slots_rps = statistics.mean(s for _, s in pairs)
         ratios = sorted(s / h for h, s in pairs)
-        slots_vs_hello = statistics.median(ratios)
+        # Equal time on each, so the ratio of the totals; the pairs' own ratios are the spread.
+        slots_vs_hello = slots_rps / hello_rps
 
         # The same figure while 2 more clients book another provider's times as fast as they go
         # (every booking bumps that provider's version only, so this provider's answers stay cached).
@@ -294,7 +295,7 @@ def main():
         print(f"book    POST /appointments  {book_rps:8.1f} req/s  {dict(book_codes)}")
         print(f"slots   while 2 book others {mixed_rps:8.1f} req/s  {dict(mixed_slot_codes)}; "
               f"bookings {mixed_book_rps:.1f}/s {dict(mixed_codes)}; cache misses {mixed_misses[True]}")
-        print(f"slots/hello ratio           {slots_vs_hello:8.3f}  (median of {len(ratios)} alternating pairs: "
+        print(f"slots/hello ratio           {slots_vs_hello:8.3f}  ({len(ratios)} alternating pairs: "
               f"{', '.join(f'{r:.3f}' for r in ratios)}; aim >= 0.85)")
         print(f"slots mixed/idle ratio      {mixed_rps / slots_rps:8.3f}  (aim >= 0.6)")
         print("any provider, 31 days       " + ", ".join(f"{n}: {ms:.0f} ms" for n, ms in any_ms.items())

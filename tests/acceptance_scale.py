@@ -1,0 +1,69 @@
+"""Scale acceptance check (issue 30), kept outside the suite: runs tests/bench.py and reads its JSON line.
+
+    .venv/bin/python tests/acceptance_scale.py [--runs 2] [--seconds 6]
+
+Each run is a whole benchmark (its own throwaway stack; `MONGODB_URI` / `REDIS_URL` when set),
+which measures /healthz and cached /api/slots in alternating windows, then runs the two-host
+workload (`hosts2`) and the same workload on a 3-primary Valkey cluster (`valkey_cluster`). Checks:
+
+* `slots_vs_hello >= 0.85`: the median over the runs of each run's median pair ratio (the machine is
+  shared: one run's figure moves with what else runs; every pair's ratio is printed, the spread);
+* `hosts2`: bookings made, and zero double bookings, lost or duplicated messages and 5xx answers;
+* `valkey_cluster.ok` true (no errors) in every run.
+
+Prints `ok` or `FAILED` per check; exit status 0 only when all hold.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = 0.85
+
+
+def run_bench(seconds, rounds):
+    """One benchmark run's JSON figures."""
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "bench.py"), "--seconds", str(seconds),
+                          "--rounds", str(rounds)], cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    if out.returncode:
+        raise SystemExit(f"bench.py failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    print(out.stdout)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    """Run the benchmark `--runs` times and check the figures issue 30 promises."""
+    parser = argparse.ArgumentParser(description="Scale acceptance check")
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    runs = [run_bench(args.seconds, args.rounds) for _ in range(args.runs)]
+    ratios = [r["slots_vs_hello"] for r in runs]
+    pairs = [p for r in runs for p in r.get("slots_vs_hello_pairs", [])]
+    ratio = statistics.median(ratios)
+    checks = [
+        (f"slots_vs_hello {ratio:.3f} >= {TARGET} (runs {ratios}; pairs min {min(pairs):.3f} "
+         f"max {max(pairs):.3f})", ratio >= TARGET),
+    ]
+    for k, r in enumerate(runs):
+        h = r["hosts2"]
+        zeros = {key: h[key] for key in ("double_booked", "lost_messages", "duplicate_messages", "errors_5xx")}
+        checks.append((f"run {k + 1} hosts2: {h['bookings']} bookings, {zeros}",
+                       h["bookings"] > 0 and not any(zeros.values())))
+        c = r["valkey_cluster"]
+        checks.append((f"run {k + 1} valkey_cluster: ok={c['ok']} errors={c['errors']}", c["ok"] is True))
+        checks.append((f"run {k + 1} uncached slots {r['slots_uncached_rps']}/s, booking {r['book_rps']}/s, "
+                       f"db commands {r['db_commands']['slots']}/{r['db_commands']['book']}",
+                       r["db_commands"]["slots"] <= 3 and r["db_commands"]["book"] <= 4))
+    for text, ok in checks:
+        print(("ok      " if ok else "FAILED  ") + text)
+    sys.exit(0 if all(ok for _, ok in checks) else 1)
+
+
+if __name__ == "__main__":
+    main()
