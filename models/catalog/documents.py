@@ -14,6 +14,7 @@ from mongoengine import (
     Document,
     EmailField,
     EmbeddedDocument,
+    EmbeddedDocumentField,
     EmbeddedDocumentListField,
     IntField,
     ListField,
@@ -111,7 +112,8 @@ class Service(Document):
     # Hours before the start at which a reminder email goes out (none if booked inside one).
     reminder_hours = ListField(IntField(min_value=1, max_value=24 * 14), default=lambda: [24, 2])
     # Intake questions (issue 28): asked when booked, answered once per appointment.
-    questions = EmbeddedDocumentListField(Question)
+    # A plain ListField of embedded documents: Flask-Admin's form builder handles only that type name.
+    questions = ListField(EmbeddedDocumentField(Question), default=list)
     meta = {"collection": "services", "auto_create_index": False, "indexes": ["active"]}
 
     def clean(self):
