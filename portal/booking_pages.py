@@ -198,7 +198,7 @@ def book():
     start_raw = args.get("start")
     if start_raw:
         # Issue 28: who it is for and the intake questions; a refused try's answers come back once.
-        ctx["people"] = dependants_of(patient) if patient is not None else []
+        ctx["people"] = dependants_of(patient) if patient else []
         ctx["draft"] = session.pop("booking_draft", None) or {}
         ctx["review"] = review_context(service, chosen, clinic, now, start_raw, ctx["picker"])
         if ctx["review"] is None:

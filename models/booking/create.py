@@ -16,10 +16,10 @@ from models.audit import audited
 from models.booking.availability import why_not_bookable
 from models.booking.claims import _claim, _claim_docs, drop_claims, release_time
 from models.booking.documents import ACTIVE_STATUSES, Appointment, TimeClaim
+from models.booking.intake import check_answers
 from models.booking.rules import (REASONS, _time_off, checked_start, free_providers_at, is_blocking, schedule_days,
                                   service_rules)
 from models.accounts.dependants import household_ids
-from models.catalog.questions import check_answers
 from models.catalog.snapshot import changed, current_catalog
 from models.clock import _utc, local_today
 from models.errors import Conflict, ValidationFailed

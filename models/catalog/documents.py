@@ -23,6 +23,7 @@ from mongoengine import (
     ValidationError,
 )
 
+from models.catalog.questions import stamp_questions
 
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 REFUND_RULES = ("full", "none")
@@ -121,7 +122,6 @@ class Service(Document):
         for field in ("duration_minutes", "buffer_before_minutes", "buffer_after_minutes"):
             if (getattr(self, field) or 0) % 5:
                 raise ValidationError(f"{field} must be a multiple of 5", field_name=field)
-        from models.catalog.questions import stamp_questions  # a leaf module; kept out of import time
         stamp_questions(self.questions)
         self.questions = self.ordered_questions()  # stored in the order patients see them
 

@@ -1,4 +1,7 @@
-"""Intake questions (issue 28): the one place where answers are checked and turned into stored answers.
+"""Intake questions (issue 28): ids and versions of a service's questions, and each answer's check.
+
+`models.booking.intake.check_answers` (called by the booking action) turns a booking's answers
+into stored answers with these checks.
 
 A question's `qid` is kept across edits; its `version` goes up when its wording, kind or choices
 change, so an answer stored with the label and version it was given under stays readable after the
@@ -37,7 +40,7 @@ def stamp_questions(questions):
         question.fingerprint = print_
 
 
-def _value(question, raw):
+def check_value(question, raw):
     """The plain-text answer to one question ("" for none), or ValidationFailed."""
     if raw is None:
         return ""
@@ -72,32 +75,6 @@ def _value(question, raw):
             raise ValidationFailed(f"The answer to “{question.label}” must be a date like 2026-11-30.",
                                    code="invalid_answer", fields={f"answers.{question.qid}": "a date"}) from None
     return value
-
-
-def check_answers(service, answers):
-    """The service's answers as Answer documents, or ValidationFailed (422) naming what is wrong.
-
-    `answers` is `{question_id: value}` (None: no answers given); unknown ids are ignored.
-    """
-    from models.booking.documents import Answer  # the booking's document; catalog stays below booking
-    if answers is not None and not isinstance(answers, dict):
-        raise ValidationFailed("'answers' must be an object of question ids and answers.", code="invalid",
-                               fields={"answers": "must be an object"})
-    answers = answers or {}
-    stored, missing = [], []
-    for question in service.ordered_questions() if hasattr(service, "ordered_questions") else []:
-        value = _value(question, answers.get(question.qid))
-        if not value:
-            if question.required:
-                missing.append(question)
-            continue
-        stored.append(Answer(question=question.qid, label=question.label, version=question.version or 1,
-                             kind=question.kind, value=value))
-    if missing:
-        names = ", ".join(f"“{q.label}”" for q in missing)
-        raise ValidationFailed(f"Please answer {names}.", code="answers_required",
-                               fields={f"answers.{q.qid}": "is required" for q in missing})
-    return stored
 
 
 def answer_text(answer):
