@@ -106,6 +106,12 @@ def _cancel_holds(patient, now, email):
             cancel(appointment, now, reason="account erased", actor=f"patient:{patient.id}")
 
 
+def _appointments(patient, now, email):
+    """Holds given back, and the intake answers (issue 28: health details in the person's words) cleared."""
+    _cancel_holds(patient, now, email)
+    Appointment.objects(patient=patient.id, answers__0__exists=True).update(set__answers=[])
+
+
 # Every collection besides `patients` and the audit trail that holds a patient's data: how the
 # export finds the patient's documents, and what erasure does with them (None: the record stays as
 # it is, pseudonymous once the patient document is erased). Erasure runs them in this order:
@@ -113,7 +119,7 @@ def _cancel_holds(patient, now, email):
 # the patient), the outbox after both (they may queue notices to the old address).
 PATIENT_DATA = {
     WaitlistEntry: (_by_patient(WaitlistEntry), _leave_waitlist),
-    Appointment: (_by_patient(Appointment), _cancel_holds),
+    Appointment: (_by_patient(Appointment), _appointments),
     Payment: (_by_patient(Payment), None),
     OutboxMessage: (_outbox_of, _forget_address),
     PasswordReset: (_by_patient(PasswordReset), _spend_links),

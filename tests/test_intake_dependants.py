@@ -148,6 +148,7 @@ def test_export_and_erasure_cover_dependants_and_answers(app, world):
     assert parent.post("/api/me/delete", json={"password": PASSWORD}).status_code == 200
     child = Patient.objects.get(id=kid["id"])
     assert child.name == "Erased patient" and not child.active and child.date_of_birth is None
+    assert Appointment.objects.get(id=booked["id"]).answers == []  # the health details go with the person
 
 
 def test_removing_a_dependant_erases_them(app, world):
@@ -156,3 +157,14 @@ def test_removing_a_dependant_erases_them(app, world):
     assert parent.delete(f"/api/me/dependants/{kid['id']}").status_code == 200
     assert parent.get("/api/me/dependants").get_json() == []
     assert Patient.objects.get(id=kid["id"]).name == "Erased patient"
+
+
+def test_the_caps_count_the_whole_household(app, clinic_world):
+    w = clinic_world(clinic={"max_upcoming": 2}, services={"physio": dict(name="Physiotherapy", duration=30, price=0)},
+                     providers={"jo": dict(name="Jo Park")})
+    parent = register_and_sign_in(app, email="parent@example.com", name="Pat Parent")
+    kid = parent.post("/api/me/dependants", json={"name": "Kim", "date_of_birth": "2018-04-02"}).get_json()
+    assert _book(parent, w, 9).status_code == 201
+    assert _book(parent, w, 10, **{"for": kid["id"]}).status_code == 201
+    third = _book(parent, w, 11, **{"for": kid["id"]})
+    assert third.status_code == 409 and third.get_json()["error"]["code"] == "too_many_holds"
