@@ -168,3 +168,16 @@ def test_the_caps_count_the_whole_household(app, clinic_world):
     assert _book(parent, w, 10, **{"for": kid["id"]}).status_code == 201
     third = _book(parent, w, 11, **{"for": kid["id"]})
     assert third.status_code == 409 and third.get_json()["error"]["code"] == "too_many_holds"
+
+
+def test_staff_find_a_dependant_with_their_guardian(app, world, staff_client):
+    parent = register_and_sign_in(app, email="parent@example.com", name="Pat Parent")
+    Patient.objects(email="parent@example.com").update_one(set__phone="+44 7700 900123")
+    kid = parent.post("/api/me/dependants", json={"name": "Kim Parent", "date_of_birth": "2018-04-02"}).get_json()
+    desk = staff_client("reception")
+    by_name = desk.get("/admin/?q=Kim").get_data(as_text=True)
+    assert "Kim Parent" in by_name and "booked for by Pat Parent (+44 7700 900123)" in by_name
+    by_phone = desk.get("/admin/?q=07700900123").get_data(as_text=True)
+    assert "Kim Parent" in by_phone  # the parent's number finds the child too
+    listed = desk.get("/admin/patients/").get_data(as_text=True)
+    assert "Pat Parent" in listed and "Booked for by" in listed
