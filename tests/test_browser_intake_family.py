@@ -91,3 +91,24 @@ def test_a_parent_books_for_a_child_on_a_phone(clinic, page):
                                                          ("Seen a physio before?", "yes")]
     page.goto(f"{base}/portal/")
     assert "Kim Example: Physiotherapy" in page.locator("#upcoming").inner_text()
+
+
+def test_the_admin_adds_a_question_with_the_form_builder(live_server, clinic_world, page):
+    base, _app = live_server(COOKIE_SECURE=False)
+    world = clinic_world(services={"physio": dict(name="Physiotherapy", duration=30, price=0)}, staff=("admin",))
+    page.goto(f"{base}/admin/")
+    page.get_by_label("Email").fill("admin@clinic.test")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base}/admin/")
+    page.goto(f"{base}/admin/services/edit/?id={world['physio'].id}")
+    page.get_by_role("button", name=re.compile("^Add Questions")).click()
+    page.locator('[name="questions-0-label"]').fill("Any allergies?")
+    page.locator('[name="questions-0-kind"]').select_option("yes_no")
+    page.locator('[name="questions-0-required"]').check()
+    assert_accessible(page, "service form with a question")
+    page.locator('input[type="submit"][value="Save"]').first.click()
+    page.wait_for_load_state("load")
+    from models import Service
+    saved = Service.objects.get(id=world["physio"].id)
+    assert [(q.label, q.kind, q.required) for q in saved.questions] == [("Any allergies?", "yes_no", True)]
