@@ -77,3 +77,63 @@ def test_reception_cannot_change_questions(app, world):
     assert staff_login(client, "reception@clinic.test").status_code == 302
     path = f"/admin/services/edit/?id={world['physio'].id}"
     assert client.get(path).status_code in (302, 403)
+
+
+def test_staff_booking_asks_the_questions_through_the_same_rule(app, clinic_world):
+    from models import Appointment
+    from models.catalog.documents import Question
+    from tests.support.clients import signed_in_staff
+    from tests.support.factories import future_day
+
+    w = clinic_world(services={"physio": dict(name="Physiotherapy", duration=30, price=0)},
+                     providers={"jo": dict(name="Jo Park")}, staff=("reception",), patients=["pat@example.com"])
+    service = w["physio"]
+    service.questions = [Question(label="Where does it hurt?", kind="text", required=True, position=1)]
+    service.save()
+    qid = Service.objects.get(id=service.id).questions[0].qid
+    day = future_day()
+    client = signed_in_staff(app, "reception")
+    page = client.get(f"/admin/day/new?day={day}&service={service.id}&provider={w['jo'].id}"
+                      f"&patient={w.patient.id}").get_data(as_text=True)
+    assert "Where does it hurt?" in page and f'name="answer-{qid}"' in page
+    form = {"csrf_token": form_csrf(page), "day": day.isoformat(), "patient": str(w.patient.id),
+            "service": str(service.id), "provider": str(w["jo"].id), "time": "10:00"}
+    refused = client.post("/admin/day/book", data=form)
+    assert refused.status_code == 422 and "Please answer" in refused.get_data(as_text=True)
+    assert Appointment.objects.count() == 0
+    booked = client.post("/admin/day/book", data=dict(form, **{f"answer-{qid}": "Left shoulder <3"}))
+    assert booked.status_code == 302
+    appt = Appointment.objects.get()
+    assert [(a.label, a.value) for a in appt.answers] == [("Where does it hurt?", "Left shoulder <3")]
+
+
+def test_the_portal_review_keeps_typed_answers_after_a_refusal(app, clinic_world):
+    from urllib.parse import quote
+
+    from models import Appointment
+    from models.catalog.documents import Question
+    from tests.support.clients import register_and_sign_in
+    from tests.support.factories import at, future_day
+
+    w = clinic_world(services={"physio": dict(name="Physiotherapy", duration=30, price=0)},
+                     providers={"jo": dict(name="Jo Park")})
+    service = w["physio"]
+    service.questions = [Question(label="Where does it hurt?", kind="text", required=True, position=1),
+                         Question(label="Anything else?", kind="long_text", position=2)]
+    service.save()
+    hurt, other = (q.qid for q in Service.objects.get(id=service.id).questions)
+    client = register_and_sign_in(app)
+    day = future_day(3)
+    start = at(day, 10).isoformat()
+    review = f"/portal/book?service={service.id}&provider=any&day={day}&start={quote(start)}"
+    html = client.get(review).get_data(as_text=True)
+    assert "Where does it hurt? <span class=\"required\">(required)</span>" in html
+    answer = client.post("/portal/book", data={
+        "csrf_token": form_csrf(html), "jwt_csrf": client.get_cookie("csrf_access_token").value,
+        "service": str(service.id), "provider": "any", "start": start, "day": day.isoformat(),
+        f"answer-{other}": "I use a <wheelchair>"})
+    assert answer.status_code == 302 and answer.headers["Location"].endswith("#review")
+    again = client.get(answer.headers["Location"].split("#")[0]).get_data(as_text=True)
+    assert "Please answer “Where does it hurt?”" in again
+    assert "I use a &lt;wheelchair&gt;</textarea>" in again  # kept, escaped
+    assert Appointment.objects.count() == 0

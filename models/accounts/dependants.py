@@ -27,14 +27,6 @@ def _holder_record(holder, *args, **kwargs):
     return f"Patient:{holder.id}"
 
 
-def account_holder(patient):
-    """Who hears about a patient's visits: their guardian for a dependant, else the patient."""
-    guardian = getattr(patient, "guardian", None)
-    if guardian is None:
-        return patient
-    return guardian if isinstance(guardian, Patient) else Patient.objects(id=getattr(guardian, "id", guardian)).first()
-
-
 def dependants_of(holder):
     """The holder's dependants still on record, by name."""
     return list(Patient.objects(guardian=holder.id, active=True).order_by("name"))
