@@ -40,7 +40,7 @@ def main():
     parser = argparse.ArgumentParser(description="Scale acceptance check")
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=6.0)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
     runs = [run_bench(args.seconds, args.rounds) for _ in range(args.runs)]
     ratios = [r["slots_vs_hello"] for r in runs]
