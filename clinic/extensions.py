@@ -28,8 +28,11 @@ class Mongo:
         uri = app.config["MONGODB_URI"]
         # A second app in the same process (tests) replaces the first connection.
         mongoengine.disconnect(alias=self.alias)
-        kwargs = {"host": uri, "alias": self.alias, "serverSelectionTimeoutMS": 3000,
-                  "connectTimeoutMS": 3000, "uuidRepresentation": "standard", "tz_aware": True,
+        # Bounded waits (issue 31): `timeoutMS` (pymongo's client-side operation timeout) caps each
+        # operation with its retries, so a paused MongoDB gives 503 in ~2.5 s, `/readyz` included.
+        timeout_ms = int(app.config.get("MONGODB_TIMEOUT_MS") or 2500)
+        kwargs = {"host": uri, "alias": self.alias, "serverSelectionTimeoutMS": min(2000, timeout_ms),
+                  "connectTimeoutMS": min(2000, timeout_ms), "timeoutMS": timeout_ms, "uuidRepresentation": "standard", "tz_aware": True,
                   "event_listeners": [CommandCounter()],
                   # Names the app's connections in MongoDB's logs (and lets fault tests target them).
                   "appname": app.config.get("MONGODB_APPNAME") or "clinic"}
@@ -74,7 +77,7 @@ class Redis:
         try:
             # Short timeouts: a dead Redis must turn into a 503 in seconds, not hang a worker.
             self.client = redis.Redis.from_url(
-                url, socket_connect_timeout=1, socket_timeout=2, health_check_interval=10,
+                url, socket_connect_timeout=1, socket_timeout=1.5, health_check_interval=10,
                 decode_responses=True)
             self.client.ping()
             version = self.client.info("server").get("redis_version", "0")
