@@ -23,6 +23,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from mongoengine.queryset.visitor import Q
 from redis.exceptions import LockError
 
 from models.audit import record_audit
@@ -32,10 +33,11 @@ from models.booking.cancellation import finish_cancel
 from models.booking.documents import Appointment, TimeClaim
 from models.booking.reschedule import finish_reschedule
 from models.booking.waitlist import sweep_waitlist
-from models.clock import utcnow
+from models.clock import as_utc, utcnow
 from models.messages.delivery import deliver_due
 from models.payments.cancellation import stop_and_sync
 from models.payments.documents import Payment
+from models.payments.ledger import _move_payment
 from models.payments.refunds import retry_pending_refunds
 from models.payments.settlement import settle_paid
 from models.payments.sync import sync_payment
@@ -66,6 +68,7 @@ class SweepReport:
     mail: object = None  # the outbox's DeliveryReport
     offered: list = field(default_factory=list)
     completed: int = 0
+    closed: list = field(default_factory=list)  # issue 31: payments that never reached Stripe, closed
     recovered: list = field(default_factory=list)  # issue 31: unfinished actions finished
     released: list = field(default_factory=list)  # issue 31: closed appointments' claims given back
 
@@ -87,6 +90,8 @@ class SweepReport:
             out.append(f"sweep: {self.orphans} stale time claim(s) deleted")
         if self.completed:
             out.append(f"sweep: {self.completed} visit(s) completed")
+        if self.closed:
+            out.append(f"sweep: {len(self.closed)} payment(s) that never reached Stripe closed")
         if self.recovered:
             out.append(f"sweep: {len(self.recovered)} unfinished action(s) finished")
         if self.released:
@@ -237,7 +242,9 @@ def _expire_holds(now, report):
 
 
 def _reconcile_payments(now, report):
-    stuck = Payment.objects(status__in=("pending", "processing"), updated_at__lte=now - STUCK_AFTER)
+    # Stuck for a minute, or (issue 31) a confirmation whose answer was lost: re-synced at once.
+    stuck = Payment.objects(Q(status__in=("pending", "processing"), updated_at__lte=now - STUCK_AFTER) |
+                            Q(resync_due__ne=None))
     for payment in stuck.no_dereference():
         if not (payment.stripe_payment_intent or payment.stripe_checkout_session):
             continue
@@ -246,9 +253,11 @@ def _reconcile_payments(now, report):
         except Exception as exc:
             report.problems.append(f"payment {payment.id} could not be re-synced ({exc.__class__.__name__})")
             continue
+        Payment.objects(id=payment.id, resync_due__ne=None).update_one(unset__resync_due=True)
         if result.outcome != "unchanged":
             report.synced.append(str(payment.id))
         _note(result.outcome, str(payment.appointment.id), report)
+    _close_intentless(now, report)
 
     for payment in Payment.objects(refunds__status="pending").no_dereference():
         try:
@@ -256,6 +265,21 @@ def _reconcile_payments(now, report):
                 report.refunded.append(str(payment.appointment.id))
         except Exception as exc:
             report.problems.append(f"refund of payment {payment.id} still pending ({exc.__class__.__name__})")
+
+
+def _close_intentless(now, report):
+    """A Payment that never reached Stripe (no intent, no session) closes with its hold (issue 31):
+    `canceled` once its appointment is no longer held or its hold has lapsed; nothing to ask Stripe."""
+    waiting = Payment.objects(status="pending", stripe_payment_intent=None, stripe_checkout_session=None,
+                              method="online", updated_at__lte=now - STUCK_AFTER).no_dereference()
+    for payment in waiting:
+        appt = Appointment.objects(id=payment.appointment.id).only("status", "hold_expires_at").first()
+        hold_lapsed = appt is not None and appt.status == "held" and appt.hold_expires_at is not None \
+            and as_utc(appt.hold_expires_at) <= now
+        if appt is None or appt.status != "held" or hold_lapsed:
+            if _move_payment(payment, "canceled", now, only_from=("pending",),
+                             where={"stripe_payment_intent": None, "stripe_checkout_session": None}):
+                report.closed.append(str(payment.id))
 
 
 def _tidy_claims(now, report):

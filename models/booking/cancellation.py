@@ -2,6 +2,7 @@
 the money is settled by whoever subscribed to `hooks.after_cancel` (payments), the notice is queued
 and the freed time is offered to the waitlist."""
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -16,6 +17,8 @@ from models.catalog.documents import Clinic
 from models.clock import as_utc as _utc
 from models.errors import Conflict
 from models.messages.outbox import appointment_cancelled
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,22 @@ def cancel(appointment, now, reason="", by_staff=False, actor=None):
         raise Conflict("This appointment was already closed.", code="already_closed")
     appointment.pending_args = args
     crashpoints.reached("cancel.moved")
-    return finish_cancel(appointment, now)
+    return _finish_after_commit(appointment, now, finish_cancel)
+
+
+def _finish_after_commit(appointment, now, finish):
+    """Run an action's later steps once its change is committed: a failure there is logged and left
+    to the sweep (the marker stays), never answered as an error for what happened (issue 31)."""
+    try:
+        return finish(appointment, now)
+    except Exception as exc:
+        log.warning("appointment %s: %s done, its follow-ups left to the sweep: %s",
+                    appointment.id, appointment.pending or "action", exc)
+        try:
+            appointment.reload()
+        except Exception:
+            pass  # the document in hand already says what was committed
+        return appointment
 
 
 def finish_cancel(appointment, now):

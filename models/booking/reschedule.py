@@ -25,7 +25,7 @@ from models import crashpoints
 from models.audit import appointment_record, audited
 from models.booking import waitlist
 from models.booking.availability import why_not_bookable
-from models.booking.cancellation import cancellation_blocker
+from models.booking.cancellation import _finish_after_commit, cancellation_blocker
 from models.booking.claims import claim_exact_units, claim_units, drop_claims, make_permanent, trim_claims
 from models.booking.create import check_patient_overlap, first_free, live_appointments
 from models.booking.documents import ACTIVE_STATUSES, Appointment
@@ -130,7 +130,7 @@ def reschedule(appointment, new_start, now, provider_id=None, actor="patient", b
         raise Conflict("This appointment changed meanwhile; reload and try again.", code="not_movable")
     crashpoints.reached("reschedule.moved")
     appointment.reload()
-    return finish_reschedule(appointment, now)
+    return _finish_after_commit(appointment, now, finish_reschedule)
 
 
 def finish_reschedule(appointment, now):
