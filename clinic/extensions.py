@@ -3,6 +3,8 @@
 import mongoengine
 import pymongo.errors
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 import stripe
 from flask import current_app, request
 from flask_jwt_extended import JWTManager
@@ -78,6 +80,11 @@ class Redis:
             # Short timeouts: a dead Redis must turn into a 503 in seconds, not hang a worker.
             self.client = redis.Redis.from_url(
                 url, socket_connect_timeout=1, socket_timeout=1.5, health_check_interval=10,
+                # Issue 31: a connection that died with a restarted Redis is retried once on a new
+                # one (not a 503 for the first request after the restart); a timeout is not
+                # retried, so a stalled Redis still answers 503 within the socket timeout.
+                retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+                retry_on_error=[redis.ConnectionError],
                 decode_responses=True)
             self.client.ping()
             version = self.client.info("server").get("redis_version", "0")
