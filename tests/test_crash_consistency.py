@@ -165,3 +165,25 @@ def test_a_paid_cancellation_cut_off_refunds_once_after_the_sweep(app, paid_worl
     assert Appointment.objects.get(id=appt.id).pending is None
     assert TimeClaim.objects(appointment=appt.id).count() == 0
     assert emails(appt.id, "cancelled") == 1
+
+
+def test_a_move_refused_for_one_clinician_leaves_no_marker_and_the_next_is_tried(app, clinic_world):
+    from models.booking.reschedule import reschedule_to_first_free
+
+    w = clinic_world(services={"call": dict(name="Call", duration=15, price=0, notice=0, cancel_hours=0)},
+                     providers={"one": dict(name="Dr One"), "two": dict(name="Dr Two")},
+                     patients=["pat@example.com", "other@example.com"])
+    client, other = signed_in(app), signed_in(app, "other@example.com")
+    day = future_day(3)
+
+    def book_with(c, provider, start):
+        return c.post("/api/appointments", headers=csrf_header(c), json={
+            "service": str(w["call"].id), "provider": str(w[provider].id), "start": start.isoformat()})
+
+    appt_id = book_with(client, "one", at(day, 9)).get_json()["id"]
+    assert book_with(other, "one", at(day, 14)).status_code == 201  # Dr One is taken at 14:00
+    with app.app_context():
+        moved = reschedule_to_first_free(Appointment.objects.get(id=appt_id), at(day, 14).astimezone(timezone.utc),
+                                         utcnow(), [str(w["one"].id), str(w["two"].id)])
+    assert moved.provider.id == w["two"].id and moved.pending is None
+    assert TimeClaim.objects(appointment=appt_id, provider=w["one"].id).count() == 0

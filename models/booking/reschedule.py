@@ -116,8 +116,14 @@ def reschedule(appointment, new_start, now, provider_id=None, actor="patient", b
     crashpoints.reached("reschedule.marked")
     # The new units are claimed under the appointment's own id (a crash leaves no orphan another
     # booking could take over); a refusal gives back only the units this move added.
-    claim_exact_units(provider.id, appointment.id, to_claim, expires_at, now,
-                      give_back=lambda: drop_claims(appointment.id, provider.id, to_claim))
+    try:
+        claim_exact_units(provider.id, appointment.id, to_claim, expires_at, now,
+                          give_back=lambda: drop_claims(appointment.id, provider.id, to_claim))
+    except Conflict:
+        # Refused (the time is taken) and the added units given back: nothing to finish.
+        Appointment.objects(id=appointment.id, pending="reschedule").update_one(
+            unset__pending=True, unset__pending_since=True, unset__pending_args=True)
+        raise
     crashpoints.reached("reschedule.claimed")
     moved = Appointment.objects(id=appointment.id, status__in=ACTIVE_STATUSES, start=appointment.start,
                                 provider=old_provider).update_one(
