@@ -82,6 +82,9 @@ def create_app(config=None):
     app.register_blueprint(health.bp)
     portal.init_app(app)  # pages, and the JSON doors through flask-smorest with /api/openapi.json
     app.register_blueprint(stripe_webhook.bp)
+    from clinic import idempotency
+
+    idempotency.init_app(app)  # issue 31: Idempotency-Key on booking, payment, cancel, reschedule
     # The JSON API and webhooks authenticate by JWT double-submit or signature, not form CSRF.
     csrf.exempt(stripe_webhook.bp)
     csrf.exempt(health.bp)

@@ -3,6 +3,8 @@
 import mongoengine
 import pymongo.errors
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 import stripe
 from flask import current_app, request
 from flask_jwt_extended import JWTManager
@@ -28,8 +30,11 @@ class Mongo:
         uri = app.config["MONGODB_URI"]
         # A second app in the same process (tests) replaces the first connection.
         mongoengine.disconnect(alias=self.alias)
-        kwargs = {"host": uri, "alias": self.alias, "serverSelectionTimeoutMS": 3000,
-                  "connectTimeoutMS": 3000, "uuidRepresentation": "standard", "tz_aware": True,
+        # Bounded waits (issue 31): `timeoutMS` (pymongo's client-side operation timeout) caps each
+        # operation with its retries, so a paused MongoDB gives 503 in ~2.5 s, `/readyz` included.
+        timeout_ms = int(app.config.get("MONGODB_TIMEOUT_MS") or 2500)
+        kwargs = {"host": uri, "alias": self.alias, "serverSelectionTimeoutMS": min(2000, timeout_ms),
+                  "connectTimeoutMS": min(2000, timeout_ms), "timeoutMS": timeout_ms, "uuidRepresentation": "standard", "tz_aware": True,
                   "event_listeners": [CommandCounter()],
                   # Names the app's connections in MongoDB's logs (and lets fault tests target them).
                   "appname": app.config.get("MONGODB_APPNAME") or "clinic"}
@@ -97,7 +102,7 @@ class Redis:
         self.cluster = is_cluster(url, app.config)
         try:
             # Short timeouts: a dead Redis must turn into a 503 in seconds, not hang a worker.
-            options = {"socket_connect_timeout": 1, "socket_timeout": 2, "decode_responses": True}
+            options = {"socket_connect_timeout": 1, "socket_timeout": 1.5, "decode_responses": True}
             if self.cluster:
                 self.client = cluster_client(url, **options)
                 self.client.ping()
@@ -107,7 +112,14 @@ class Redis:
                     if isinstance(infos, dict) and infos and isinstance(next(iter(infos.values())), dict) \
                     else infos.get("redis_version", "0")
             else:
-                self.client = redis.Redis.from_url(url, health_check_interval=10, **options)
+                self.client = redis.Redis.from_url(
+                    url, health_check_interval=10,
+                    # Issue 31: a connection that died with a restarted Redis is retried once on a new
+                    # one (not a 503 for the first request after the restart); a timeout is not
+                    # retried, so a stalled Redis still answers 503 within the socket timeout.
+                    retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+                    retry_on_error=[redis.ConnectionError],
+                    **options)
                 self.client.ping()
                 version = self.client.info("server").get("redis_version", "0")
         except ValueError as exc:

@@ -1,5 +1,6 @@
 """Liveness and readiness probes."""
 
+import pymongo
 from flask import Blueprint, current_app, jsonify
 
 bp = Blueprint("health", __name__)
@@ -16,7 +17,9 @@ def readyz():
     """Answer 200 when MongoDB and Redis answer, 503 naming the ones that do not."""
     checks = {}
     try:
-        current_app.extensions["mongo"].client().admin.command("ping", maxTimeMS=1000)
+        # Bounded (issue 31): a paused MongoDB makes the probe answer 503 in about a second.
+        with pymongo.timeout(1.2):
+            current_app.extensions["mongo"].client().admin.command("ping")
         checks["mongodb"] = "ok"
     except Exception:  # any failure means not ready; the probe must never raise
         checks["mongodb"] = "down"

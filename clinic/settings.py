@@ -101,6 +101,9 @@ def load_settings(env=None):
         "BOOKINGS_PER_ADDRESS_10MIN": _int(env, "BOOKINGS_PER_ADDRESS_10MIN", 60),
         # A reschedule re-sends a notice and new reminders: its own, smaller budget per patient.
         "RESCHEDULES_PER_ACCOUNT_10MIN": _int(env, "RESCHEDULES_PER_ACCOUNT_10MIN", 10),
+        # Issue 31: bounded waits. Every MongoDB operation (retries included) gives up after this
+        # many ms, so a stalled database answers 503 in seconds instead of hanging a worker.
+        "MONGODB_TIMEOUT_MS": _int(env, "MONGODB_TIMEOUT_MS", 2500),
         # Adds X-DB-Commands (MongoDB commands per request) to every answer: tests and benchmark.
         "COUNT_DB_COMMANDS": _flag(env.get("COUNT_DB_COMMANDS"), False),
         # Outgoing email: smtp://user:pass@host:587?starttls=1 or smtps://user:pass@host:465.

@@ -23,17 +23,21 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from mongoengine.queryset.visitor import Q
 from redis.exceptions import LockError
 
 from models.audit import record_audit
 from models.booking import status
 from models.booking.claims import DELETE_ORPHANS_AFTER, release_time, tidy_claims  # noqa: F401
-from models.booking.documents import Appointment
+from models.booking.cancellation import finish_cancel
+from models.booking.documents import Appointment, TimeClaim
+from models.booking.reschedule import finish_reschedule
 from models.booking.waitlist import sweep_waitlist
-from models.clock import utcnow
+from models.clock import as_utc, utcnow
 from models.messages.delivery import deliver_due
 from models.payments.cancellation import stop_and_sync
 from models.payments.documents import Payment
+from models.payments.ledger import _move_payment
 from models.payments.refunds import retry_pending_refunds
 from models.payments.settlement import settle_paid
 from models.payments.sync import sync_payment
@@ -42,6 +46,10 @@ from models.stores import get_redis, rkey
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 300
 STUCK_AFTER = timedelta(minutes=1)
+# Issue 31: an action still marked unfinished this long after it began was cut off (a live request
+# finishes in seconds: every wait is bounded), so the sweep finishes it.
+RECOVER_AFTER = timedelta(seconds=30)
+FINISHERS = {"cancel": finish_cancel, "reschedule": finish_reschedule}
 RECENT = timedelta(days=1)
 ACTOR = "sweeper"
 
@@ -60,6 +68,9 @@ class SweepReport:
     mail: object = None  # the outbox's DeliveryReport
     offered: list = field(default_factory=list)
     completed: int = 0
+    closed: list = field(default_factory=list)  # issue 31: payments that never reached Stripe, closed
+    recovered: list = field(default_factory=list)  # issue 31: unfinished actions finished
+    released: list = field(default_factory=list)  # issue 31: closed appointments' claims given back
 
     def lines(self):
         """Human-readable summary lines."""
@@ -79,6 +90,12 @@ class SweepReport:
             out.append(f"sweep: {self.orphans} stale time claim(s) deleted")
         if self.completed:
             out.append(f"sweep: {self.completed} visit(s) completed")
+        if self.closed:
+            out.append(f"sweep: {len(self.closed)} payment(s) that never reached Stripe closed")
+        if self.recovered:
+            out.append(f"sweep: {len(self.recovered)} unfinished action(s) finished")
+        if self.released:
+            out.append(f"sweep: time of {len(self.released)} closed appointment(s) released")
         out += [f"sweep: problem: {p}" for p in self.problems]
         if self.mail is not None:
             out += [f"sweep: {line}" for line in self.mail.lines()]
@@ -116,6 +133,8 @@ def sweep(now=None):
         report.skipped = True
         return report
     try:
+        _finish_pending(now, report)
+        _release_closed(now, report)
         _expire_holds(now, report)
         _reconcile_payments(now, report)
         _recent_payments(now, report)
@@ -127,6 +146,49 @@ def sweep(now=None):
     finally:
         lease.release()
     return report
+
+
+def _finish_pending(now, report):
+    """Finish the actions a crash cut off (issue 31): each appointment marked `pending` for over
+    RECOVER_AFTER is brought to the end of its action (claims, money, email, waitlist)."""
+    stale = Appointment.objects(pending__exists=True, pending_since__lte=now - RECOVER_AFTER)
+    for appointment in stale:
+        finisher = FINISHERS.get(appointment.pending)
+        if finisher is None:
+            report.problems.append(f"appointment {appointment.id} has an unknown unfinished action "
+                                   f"{appointment.pending!r}")
+            continue
+        try:
+            finisher(appointment, now)
+        except Exception as exc:  # a dependency hiccuped: the marker stays for the next pass
+            log.warning("sweep: unfinished %s of %s left for the next pass: %s", appointment.pending,
+                        appointment.id, exc)
+            report.problems.append(f"unfinished {appointment.pending} of appointment {appointment.id} "
+                                   f"not finished ({exc.__class__.__name__})")
+            continue
+        record_audit(ACTOR, f"appointment.{appointment.pending}.recovered", record=f"Appointment:{appointment.id}")
+        report.recovered.append(str(appointment.id))
+
+
+def _release_closed(now, report):
+    """Give back the time of appointments closed in the last day that still hold claims and have
+    nothing paid holding them (issue 31): a cancelled one never keeps its time; an expired one keeps
+    it only while a payment has succeeded or is processing (settlement decides then)."""
+    closed = {a["_id"]: a["status"] for a in Appointment._get_collection().find(
+        {"status": {"$in": ["cancelled", "expired"]}, "updated_at": {"$gte": now - RECENT},
+         "pending": {"$exists": False}}, {"status": 1})}
+    if not closed:
+        return
+    holding = TimeClaim._get_collection().distinct("appointment", {"appointment": {"$in": list(closed)}})
+    if not holding:
+        return
+    paid = set(Payment._get_collection().distinct(
+        "appointment", {"appointment": {"$in": holding}, "status": {"$in": ["succeeded", "processing"]}}))
+    for appointment_id in holding:
+        if closed[appointment_id] == "expired" and appointment_id in paid:
+            continue
+        release_time(appointment_id, now=now)
+        report.released.append(str(appointment_id))
 
 
 def _complete_visits(now, report):
@@ -180,7 +242,9 @@ def _expire_holds(now, report):
 
 
 def _reconcile_payments(now, report):
-    stuck = Payment.objects(status__in=("pending", "processing"), updated_at__lte=now - STUCK_AFTER)
+    # Stuck for a minute, or (issue 31) a confirmation whose answer was lost: re-synced at once.
+    stuck = Payment.objects(Q(status__in=("pending", "processing"), updated_at__lte=now - STUCK_AFTER) |
+                            Q(resync_due__ne=None))
     for payment in stuck.no_dereference():
         if not (payment.stripe_payment_intent or payment.stripe_checkout_session):
             continue
@@ -189,9 +253,11 @@ def _reconcile_payments(now, report):
         except Exception as exc:
             report.problems.append(f"payment {payment.id} could not be re-synced ({exc.__class__.__name__})")
             continue
+        Payment.objects(id=payment.id, resync_due__ne=None).update_one(unset__resync_due=True)
         if result.outcome != "unchanged":
             report.synced.append(str(payment.id))
         _note(result.outcome, str(payment.appointment.id), report)
+    _close_intentless(now, report)
 
     for payment in Payment.objects(refunds__status="pending").no_dereference():
         try:
@@ -199,6 +265,21 @@ def _reconcile_payments(now, report):
                 report.refunded.append(str(payment.appointment.id))
         except Exception as exc:
             report.problems.append(f"refund of payment {payment.id} still pending ({exc.__class__.__name__})")
+
+
+def _close_intentless(now, report):
+    """A Payment that never reached Stripe (no intent, no session) closes with its hold (issue 31):
+    `canceled` once its appointment is no longer held or its hold has lapsed; nothing to ask Stripe."""
+    waiting = Payment.objects(status="pending", stripe_payment_intent=None, stripe_checkout_session=None,
+                              method="online", updated_at__lte=now - STUCK_AFTER).no_dereference()
+    for payment in waiting:
+        appt = Appointment.objects(id=payment.appointment.id).only("status", "hold_expires_at").first()
+        hold_lapsed = appt is not None and appt.status == "held" and appt.hold_expires_at is not None \
+            and as_utc(appt.hold_expires_at) <= now
+        if appt is None or appt.status != "held" or hold_lapsed:
+            if _move_payment(payment, "canceled", now, only_from=("pending",),
+                             where={"stripe_payment_intent": None, "stripe_checkout_session": None}):
+                report.closed.append(str(payment.id))
 
 
 def _tidy_claims(now, report):

@@ -8,12 +8,14 @@ token ids on a Redis blocklist with a TTL equal to their remaining life; when Re
 that check the request fails closed with 503.
 """
 
+import logging
 import time
 from contextlib import contextmanager
 from datetime import timedelta
 from functools import wraps
 
 import jwt as pyjwt
+import redis
 from flask import after_this_request, current_app, g, redirect, request, url_for
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from redis.exceptions import LockError
@@ -36,6 +38,8 @@ from models.accounts import authenticate
 from models.documents import Patient
 from models.errors import InvalidCredentials, Throttled
 from models.accounts.throttle import LoginThrottle
+
+log = logging.getLogger(__name__)
 
 INVALID_LOGIN = "Email or password is not correct."
 
@@ -202,15 +206,51 @@ def count_registration(email):
 BOOKING_LIMIT_MESSAGE = "Too many booking attempts. Please wait a few minutes and try again."
 
 
+# Issue 31: what may fail open while Redis does not answer (README, "Faults"). The booking and
+# reschedule throttles and the per-patient booking lock guard against floods and races that the
+# database's own rules still bound (the claims' unique index, the counted hold and upcoming limits),
+# so for FAIL_OPEN_SECONDS after Redis first fails (per process) they let the action through,
+# logged; past that they fail closed (503). The sign-out blocklist, the sign-in throttle and the
+# registration limits never fail open: they are the only guard against a stolen session and
+# password guessing.
+FAIL_OPEN_SECONDS = 60
+_redis_failing_since = [None]
+
+
+def may_fail_open(what, exc):
+    """True (and logged) while Redis has been failing for under FAIL_OPEN_SECONDS in this process."""
+    now = time.time()
+    since = _redis_failing_since[0]
+    if since is None:
+        _redis_failing_since[0] = since = now
+    if now - since > FAIL_OPEN_SECONDS:
+        return False
+    log.warning("Redis not answering (%s): the %s fails open for at most %d s", exc, what, FAIL_OPEN_SECONDS)
+    return True
+
+
+def _redis_answered():
+    _redis_failing_since[0] = None
+
+
 def booking_attempt_allowed(patient):
-    """Count a booking attempt per account and per address (10-minute windows); 429 past either limit."""
+    """Count a booking attempt per account and per address (10-minute windows); 429 past either limit.
+
+    Fails open for a short while when Redis does not answer (`may_fail_open`).
+    """
     from models.accounts.throttle import rate_limit
 
     config = current_app.config
-    rate_limit(get_redis(), rkey("book-acct", patient.id), config.get("BOOKINGS_PER_ACCOUNT_10MIN", 20), 600,
-               BOOKING_LIMIT_MESSAGE)
-    rate_limit(get_redis(), rkey("book-ip", request.remote_addr or "unknown"),
-               config.get("BOOKINGS_PER_ADDRESS_10MIN", 60), 600, BOOKING_LIMIT_MESSAGE)
+    try:
+        rate_limit(get_redis(), rkey("book-acct", patient.id), config.get("BOOKINGS_PER_ACCOUNT_10MIN", 20), 600,
+                   BOOKING_LIMIT_MESSAGE)
+        rate_limit(get_redis(), rkey("book-ip", request.remote_addr or "unknown"),
+                   config.get("BOOKINGS_PER_ADDRESS_10MIN", 60), 600, BOOKING_LIMIT_MESSAGE)
+    except redis.RedisError as exc:
+        if not may_fail_open("booking throttle", exc):
+            raise
+        return
+    _redis_answered()
 
 
 RESCHEDULE_LIMIT_MESSAGE = "Too many changes of time. Please wait a few minutes and try again."
@@ -224,15 +264,23 @@ def reschedule_attempt_allowed(patient):
     """
     from models.accounts.throttle import rate_limit
 
-    rate_limit(get_redis(), rkey("move-acct", patient.id), current_app.config.get("RESCHEDULES_PER_ACCOUNT_10MIN", 10),
-               600, RESCHEDULE_LIMIT_MESSAGE)
+    try:
+        rate_limit(get_redis(), rkey("move-acct", patient.id),
+                   current_app.config.get("RESCHEDULES_PER_ACCOUNT_10MIN", 10), 600, RESCHEDULE_LIMIT_MESSAGE)
+    except redis.RedisError as exc:
+        if not may_fail_open("reschedule throttle", exc):
+            raise
+        return
+    _redis_answered()
 
 
 # The booking lock is a lease: short, and renewed while its holder works. A worker killed mid-booking
 # stops renewing, so the patient's next attempt gets in after BOOK_LOCK_SECONDS at most (a 30 s lock
 # made it wait 10 s and then refused it as "still being made").
-BOOK_LOCK_SECONDS = 4
-BOOK_LOCK_WAIT_SECONDS = 10
+# Issue 31: a lock left behind (a killed worker, or one Valkey kept over a restart through its AOF)
+# costs the patient at most BOOK_LOCK_SECONDS: the wait outlasts the lease, so it ends in the lock.
+BOOK_LOCK_SECONDS = 3
+BOOK_LOCK_WAIT_SECONDS = 3.5
 
 
 @contextmanager
@@ -244,7 +292,14 @@ def one_booking_at_a_time(patient):
 
     lock = get_redis().lock(rkey("book-lock", patient.id), timeout=BOOK_LOCK_SECONDS,
                             blocking_timeout=BOOK_LOCK_WAIT_SECONDS)
-    if not lock.acquire():
+    try:
+        acquired = lock.acquire()
+    except redis.RedisError as exc:
+        if not may_fail_open("booking lock", exc):
+            raise
+        yield  # unlocked for a short while: the database's rules still hold (README, "Faults")
+        return
+    if not acquired:
         raise Conflict("Another booking of yours is still being made. Please try again.",
                        code="booking_in_progress")
     done = threading.Event()
@@ -268,6 +323,10 @@ def one_booking_at_a_time(patient):
             lock.release()
         except LockError:
             pass  # it lapsed: nothing of ours to release
+        except redis.RedisError as exc:
+            # After the booking committed: never turn what happened into an error answer (issue 31).
+            # The lease lapses by itself within BOOK_LOCK_SECONDS.
+            log.warning("booking lock of patient %s not released (it lapses by itself): %s", patient.id, exc)
 
 
 def register_patient_counted(email, password, name, phone=None):

@@ -88,11 +88,19 @@
     return match ? decodeURIComponent(match[1]) : (section.dataset.csrf || "");
   }
 
+  function newKey() {
+    // One Idempotency-Key per request: the server does it once however often it arrives (issue 31).
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  }
+
   function post(path, body) {
     return fetch(path, {
       method: "POST",
       credentials: "same-origin",
-      headers: {"Content-Type": "application/json", "Accept": "application/json", "X-CSRF-TOKEN": csrfToken()},
+      headers: {"Content-Type": "application/json", "Accept": "application/json", "X-CSRF-TOKEN": csrfToken(),
+                "Idempotency-Key": newKey()},
       body: JSON.stringify(body || {})
     }).catch(function () {
       // fetch rejects only when no answer came back at all.

@@ -2,11 +2,14 @@
 the money is settled by whoever subscribed to `hooks.after_cancel` (payments), the notice is queued
 and the freed time is offered to the waitlist."""
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from models import crashpoints
 from models.audit import appointment_record, audited
 from models.booking import hooks, status
+from models.booking.documents import Appointment
 from models.booking.claims import release_time
 from models.booking.rules import effective_status
 from models.booking.waitlist import time_freed
@@ -14,6 +17,8 @@ from models.catalog.documents import Clinic
 from models.clock import as_utc as _utc
 from models.errors import Conflict
 from models.messages.outbox import appointment_cancelled
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,23 +69,68 @@ def cancellation_blocker(appointment, now, clinic=None):
 def cancel(appointment, now, reason="", by_staff=False, actor=None):
     """Cancel an appointment within policy (staff may cancel at any time) and free its time.
 
-    `actor` ("patient:<id>", "staff:<id>") is recorded on the refund's audit event.
+    `actor` ("patient:<id>", "staff:<id>") is recorded on the refund's audit event. Recoverable
+    (issue 31): the status change carries the `pending="cancel"` marker, the later steps are each
+    idempotent and the marker goes last, so a crash anywhere leaves a cancellation that a repeated
+    request (answered as a success) or the sweep (`finish_cancel`) completes.
     """
+    if appointment.pending == "cancel" and appointment.status == "cancelled":
+        return finish_cancel(appointment, now)  # a repeated request finishes the job
     if not by_staff:
         blocker = cancellation_blocker(appointment, now)
         if blocker:
             raise Conflict(blocker, code="cancellation_window")
+    args = {"by_staff": bool(by_staff), "status_before": appointment.status, "actor": actor or ""}
     moved = status.move(appointment.id, "cancelled", now, only_from=("held", "confirmed", "checked_in"),
-                        set__cancel_reason=reason[:500])
+                        set__cancel_reason=reason[:500], set__pending="cancel", set__pending_since=now,
+                        set__pending_args=args)
     if not moved:
+        appointment.reload()
+        if appointment.pending == "cancel":  # a racing request cancelled it and has not finished
+            return finish_cancel(appointment, now)
         raise Conflict("This appointment was already closed.", code="already_closed")
+    appointment.pending_args = args
+    crashpoints.reached("cancel.moved")
+    return _finish_after_commit(appointment, now, finish_cancel)
+
+
+def _finish_after_commit(appointment, now, finish):
+    """Run an action's later steps once its change is committed: a failure there is logged and left
+    to the sweep (the marker stays), never answered as an error for what happened (issue 31)."""
+    try:
+        return finish(appointment, now)
+    except Exception as exc:
+        log.warning("appointment %s: %s done, its follow-ups left to the sweep: %s",
+                    appointment.id, appointment.pending or "action", exc)
+        try:
+            appointment.reload()
+        except Exception:
+            pass  # the document in hand already says what was committed
+        return appointment
+
+
+def finish_cancel(appointment, now):
+    """The steps after a cancellation's status change, each idempotent; the marker is cleared last.
+
+    Called by `cancel`, by a repeated cancel of the same appointment and by the sweep.
+    """
+    args = dict(appointment.pending_args or {})
+    status_before = args.get("status_before") or "confirmed"
     release_time(appointment.id)
+    crashpoints.reached("cancel.released")
     # Its money: a refund when paid and due, or the unfinished payment stopped at Stripe
     # (payments.after_cancellation, subscribed through the hook: payments sits above booking).
-    hooks.cancelled(appointment, now, by_staff=by_staff, status_before=appointment.status, actor=actor)
-    if appointment.status != "held":  # an abandoned unpaid hold was never confirmed by email
-        appointment_cancelled(appointment, now)  # queued reminders of the old version drop
+    # Repeating it is safe: a refund is reserved for what is left, a stopped intent stays stopped.
+    hooks.cancelled(appointment, now, by_staff=bool(args.get("by_staff")), status_before=status_before,
+                    actor=args.get("actor") or None)
+    crashpoints.reached("cancel.settled")
+    if status_before != "held":  # an abandoned unpaid hold was never confirmed by email
+        appointment_cancelled(appointment, now, strict=True)  # one per version: never twice
+    crashpoints.reached("cancel.notified")
     # The freed time goes to the first patient in line.
     time_freed(appointment.provider.id, now)
+    crashpoints.reached("cancel.offered")
+    Appointment.objects(id=appointment.id, pending="cancel").update_one(
+        unset__pending=True, unset__pending_since=True, unset__pending_args=True)
     appointment.reload()
     return appointment

@@ -93,8 +93,13 @@ def _take_over(collection, provider_id, unit, owner_id, expires_at, now):
     return moved is not None or not _take_over_orphans(collection, provider_id, [unit], owner_id, expires_at, now)
 
 
-def _claim_in_order(collection, docs, provider_id, owner_id, expires_at, now):
-    """Insert claim `docs` in unit order, taking over lapsed or orphaned units; all, or none and Conflict."""
+def _claim_in_order(collection, docs, provider_id, owner_id, expires_at, now, give_back=None):
+    """Insert claim `docs` in unit order, taking over lapsed or orphaned units; all, or none and Conflict.
+
+    `give_back` undoes a failed claim (default: release every claim of `owner_id`); a reschedule
+    claiming under the appointment's own id gives back only the units it was adding (issue 31).
+    """
+    undo = give_back or (lambda: release_time(owner_id))
     pending = sorted(docs, key=lambda d: d["unit"])
     while pending:
         try:
@@ -103,15 +108,18 @@ def _claim_in_order(collection, docs, provider_id, owner_id, expires_at, now):
         except pymongo.errors.BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
             if not errors or errors[0].get("code") != 11000:
-                release_time(owner_id)
+                undo()
                 raise
             index = errors[0]["index"]
         except pymongo.errors.PyMongoError:
             # The command failed as a whole (or the connection dropped mid-way): give back what landed.
-            _give_back(owner_id)
+            try:
+                undo()
+            except pymongo.errors.PyMongoError:
+                pass  # best effort: the sweep removes what is left (orphans, or an unfinished reschedule)
             raise
         if not _take_over(collection, provider_id, pending[index]["unit"], owner_id, expires_at, now):
-            release_time(owner_id)
+            undo()
             raise Conflict(REASONS["busy"], code="slot_taken")
         pending = pending[index + 1:]
 
@@ -164,7 +172,7 @@ def release_time(appointment_id, now=None, only_expiring=False):
                    None, now or datetime.now(timezone.utc), partial=True)
 
 
-def claim_exact_units(provider_id, owner_id, units, expires_at, now):
+def claim_exact_units(provider_id, owner_id, units, expires_at, now, give_back=None):
     """Claim exactly these units for `owner_id`, taking over lapsed holds; all or nothing.
 
     The units are claimed in ascending order and the first one held for good stops the claim (an
@@ -176,7 +184,7 @@ def claim_exact_units(provider_id, owner_id, units, expires_at, now):
         return
     docs = [{"provider": provider_id, "unit": u, "appointment": owner_id, "expires_at": expires_at}
             for u in units]
-    _claim_in_order(TimeClaim._get_collection(), docs, provider_id, owner_id, expires_at, now)
+    _claim_in_order(TimeClaim._get_collection(), docs, provider_id, owner_id, expires_at, now, give_back)
     changed("availability")
 
 
@@ -193,6 +201,19 @@ def drop_claims(owner, provider_id=None, units=None):
     if units is not None:
         query["unit"] = {"$in": list(units)}
     return TimeClaim._get_collection().delete_many(query).deleted_count
+
+
+def trim_claims(appointment):
+    """Give back every claim of the appointment outside its current provider and blocked span;
+    how many (a reschedule cut off mid-way leaves the old time's or the new time's units, issue 31)."""
+    provider_id = getattr(appointment.provider, "id", appointment.provider)
+    keep = claim_units(appointment.block_start, appointment.block_end)
+    collection = TimeClaim._get_collection()
+    stray = {"appointment": appointment.id, "$or": [{"provider": {"$ne": provider_id}}, {"unit": {"$nin": keep}}]}
+    deleted = collection.delete_many(stray).deleted_count
+    if deleted:
+        changed("availability")
+    return deleted
 
 
 def make_permanent(appointment_id):

@@ -12,6 +12,7 @@ from bson import ObjectId
 from flask import current_app, has_app_context
 from mongoengine import signals
 
+from models import crashpoints
 from models.audit import audited
 from models.booking.availability import why_not_bookable
 from models.booking.claims import _claim, _claim_docs, drop_claims, release_time
@@ -98,6 +99,7 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
         amount=service.price, currency=service.currency, created_at=now, updated_at=now,
         booked_by=booked_by, override=override, notes=notes[:2000], answers=given)
     _write_booking(appointment, provider.id, hold_expires_at, now, override, audit)
+    crashpoints.reached("book.written")  # issue 31: what follows the commit must not fail the answer
     if appointment.status == "confirmed":
         appointment_confirmed(appointment, now, fresh=True)
     return appointment

@@ -3,6 +3,7 @@
 from mongoengine import (
     BooleanField,
     DateTimeField,
+    DictField,
     Document,
     EmbeddedDocument,
     EmbeddedDocumentListField,
@@ -53,6 +54,13 @@ class Appointment(Document):
     notes = StringField(max_length=2000, default="")
     # Bumped by every change of status or time; queued email for an older version is dropped.
     version = IntField(default=0)
+    # Issue 31 (crash consistency): the action whose later writes are not all done yet ("cancel",
+    # "reschedule"), written before or with its first change and cleared by its last step. A
+    # repeated request, or the sweep once `pending_since` is RECOVER_AFTER old, finishes the steps
+    # (each one idempotent) from `pending_args`.
+    pending = StringField()
+    pending_since = DateTimeField()
+    pending_args = DictField()
     # Intake answers (issue 28): given once, when booked; kept with the wording they answered.
     answers = EmbeddedDocumentListField(Answer)
     meta = {
@@ -63,6 +71,7 @@ class Appointment(Document):
             ("patient", "start"),
             ("status", "hold_expires_at"),
             "start",
+            {"fields": ["pending"], "sparse": True},  # issue 31: the sweep's unfinished actions
         ],
     }
 

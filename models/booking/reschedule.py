@@ -4,12 +4,14 @@ The order is what makes it safe:
 
 1. the new time is checked like a new booking (hours, grid, notice, horizon, time off, the
    patient's other appointments) and the cancellation window applies, as for cancel;
-2. the new time's 5-minute units are claimed under a temporary owner with the same unique index
-   every booking uses, so a race with another patient is lost by exactly one of the two (409
-   `slot_taken`, and then the old time is untouched);
-3. the appointment is moved with a guarded update (only if it still is where it was, and active);
-4. the new claims are handed to the appointment, and only then are the old units it no longer
-   needs released.
+2. the intent is written first: a `pending="reschedule"` marker on the appointment (issue 31);
+3. the new time's 5-minute units are claimed under the appointment's own id with the same unique
+   index every booking uses, so a race with another patient is lost by exactly one of the two (409
+   `slot_taken`; only the units this move added are given back and the old time is untouched);
+4. the appointment is moved with a guarded update (only if it still is where it was, and active);
+5. `finish_reschedule` releases the units outside its new span, tells the patient and clears the
+   marker. A crash anywhere leaves the marker: the sweep or a repeated request finishes the move
+   (or, if the appointment never moved, gives back the new units).
 
 The patient-overlap check (step 1) is the booking's own (`create.check_patient_overlap`); the
 patient's doors run the whole action under the booking's per-patient lock and a reschedule
@@ -19,13 +21,12 @@ So the appointment never ends up with both times or with neither. It stays the s
 its Payment (keyed by the appointment) carries over, and so does its hold expiry when unpaid.
 """
 
-from bson import ObjectId
-
+from models import crashpoints
 from models.audit import appointment_record, audited
 from models.booking import waitlist
 from models.booking.availability import why_not_bookable
-from models.booking.cancellation import cancellation_blocker
-from models.booking.claims import claim_exact_units, claim_units, drop_claims, hand_over, make_permanent
+from models.booking.cancellation import _finish_after_commit, cancellation_blocker
+from models.booking.claims import claim_exact_units, claim_units, drop_claims, make_permanent, trim_claims
 from models.booking.create import check_patient_overlap, first_free, live_appointments
 from models.booking.documents import ACTIVE_STATUSES, Appointment
 from models.booking.rules import REASONS, checked_start, effective_status, schedule_days, service_rules
@@ -59,6 +60,11 @@ def reschedule(appointment, new_start, now, provider_id=None, actor="patient", b
     waitlist.
     """
     new_start = checked_start(new_start)
+    if appointment.pending == "reschedule":
+        # A move cut off mid-way (issue 31): finish it first; repeating that same move is then done.
+        finish_reschedule(appointment, now)
+        if _utc(appointment.start) == new_start and (provider_id is None or str(appointment.provider.id) == str(provider_id)):
+            return appointment
     catalog = current_catalog()
     clinic = catalog.require_clinic()
     if not by_staff:
@@ -97,26 +103,67 @@ def reschedule(appointment, new_start, now, provider_id=None, actor="patient", b
     # Units the appointment already holds with this provider stay put; only the others are claimed.
     to_claim = [u for u in new_units if provider.id != old_provider or u not in old_units]
     expires_at = appointment.hold_expires_at if appointment.status == "held" else None
-    owner = ObjectId()
-    claim_exact_units(provider.id, owner, to_claim, expires_at, now)
+    # Issue 31: the intent first. The marker (with what the move needs to be finished or undone)
+    # is written before any claim, so a crash at any later point leaves an appointment that the
+    # sweep or a repeated request brings to one time: `finish_reschedule`.
+    args = {"old_start": old_start, "old_provider": old_provider, "new_start": new_start,
+            "new_provider": provider.id, "actor": actor}
+    marked = Appointment.objects(id=appointment.id, status__in=ACTIVE_STATUSES, start=appointment.start,
+                                 provider=old_provider, pending__exists=False).update_one(
+        set__pending="reschedule", set__pending_since=now, set__pending_args=args)
+    if not marked:
+        raise Conflict("This appointment changed meanwhile; reload and try again.", code="not_movable")
+    crashpoints.reached("reschedule.marked")
+    # The new units are claimed under the appointment's own id (a crash leaves no orphan another
+    # booking could take over); a refusal gives back only the units this move added.
+    try:
+        claim_exact_units(provider.id, appointment.id, to_claim, expires_at, now,
+                          give_back=lambda: drop_claims(appointment.id, provider.id, to_claim))
+    except Conflict:
+        # Refused (the time is taken) and the added units given back: nothing to finish.
+        Appointment.objects(id=appointment.id, pending="reschedule").update_one(
+            unset__pending=True, unset__pending_since=True, unset__pending_args=True)
+        raise
+    crashpoints.reached("reschedule.claimed")
     moved = Appointment.objects(id=appointment.id, status__in=ACTIVE_STATUSES, start=appointment.start,
                                 provider=old_provider).update_one(
         set__start=new_start, set__end=new_end, set__block_start=block_start, set__block_end=block_end,
         set__provider=provider.id, set__updated_at=now, inc__version=1)
     if not moved:
-        drop_claims(owner)
+        appointment.reload()
+        finish_reschedule(appointment, now)  # gives back the units claimed for the move
         changed("availability")
         raise Conflict("This appointment changed meanwhile; reload and try again.", code="not_movable")
-    hand_over(owner, appointment.id)
-    keep = set(new_units) if provider.id == old_provider else set()
-    drop_claims(appointment.id, old_provider, [u for u in old_units if u not in keep])
+    crashpoints.reached("reschedule.moved")
     appointment.reload()
-    if appointment.status != "held":
-        # Paid (or confirmed) meanwhile: its time is secured, like any confirmed appointment's.
-        make_permanent(appointment.id)
-    changed("availability")
-    notify.rescheduled(appointment, old_start, now)
-    waitlist.time_freed(old_provider, now)  # the old time goes to the first patient in line
+    return _finish_after_commit(appointment, now, finish_reschedule)
+
+
+def finish_reschedule(appointment, now):
+    """Bring a reschedule cut off mid-way to one time, each step idempotent; the marker is cleared last.
+
+    Moved (its start or provider is the new one): the old time's units go, the new time's are
+    made permanent unless still an unpaid hold, the patient is told and the old time offered to the
+    waitlist. Not moved: the units claimed for the move go. Called by `reschedule` itself, by a
+    repeated reschedule and by the sweep.
+    """
+    args = dict(appointment.pending_args or {})
+    moved = _utc(appointment.start) != _utc(args.get("old_start") or appointment.start) or \
+        str(appointment.provider.id) != str(args.get("old_provider") or appointment.provider.id)
+    trim_claims(appointment)
+    crashpoints.reached("reschedule.trimmed")
+    if moved:
+        if appointment.status != "held":
+            # Paid (or confirmed) meanwhile: its time is secured, like any confirmed appointment's.
+            make_permanent(appointment.id)
+        changed("availability")
+        notify.rescheduled(appointment, args["old_start"], now, strict=True)
+        crashpoints.reached("reschedule.notified")
+        waitlist.time_freed(args["old_provider"], now)  # the old time goes to the first patient in line
+        crashpoints.reached("reschedule.offered")
+    Appointment.objects(id=appointment.id, pending="reschedule").update_one(
+        unset__pending=True, unset__pending_since=True, unset__pending_args=True)
+    appointment.reload()
     return appointment
 
 

@@ -163,15 +163,26 @@ def backoff(attempts):
     return timedelta(minutes=min(60, 2 ** max(0, attempts - 1)))
 
 
-def _claim(now, token):
-    """Atomically take the next due message (or one whose sender's lease lapsed)."""
-    return OutboxMessage._get_collection().find_one_and_update(
-        {"$or": [{"status": "queued", "due_at": {"$lte": now}},
-                 {"status": "sending", "lease_until": {"$lte": now}}]},
-        {"$set": {"status": "sending", "claimed_by": token, "lease_until": now + LEASE},
-         "$inc": {"attempts": 1}},
-        sort=[("due_at", 1)],
-        return_document=True)
+CLAIM_BATCH = 20  # issue 31: messages claimed per round trip (three commands, not one per message)
+
+
+def _claim(now, token, size=CLAIM_BATCH):
+    """Atomically take up to `size` due messages (or ones whose sender's lease lapsed), oldest first.
+
+    Three commands whatever the size: the candidates' ids, one guarded `update_many` that claims
+    those still free (a racing sender's are skipped), and the claimed documents. Each message is
+    still finished one by one, right after its own send, so a crash re-sends at most the one in hand.
+    """
+    collection = OutboxMessage._get_collection()
+    due = {"$or": [{"status": "queued", "due_at": {"$lte": now}},
+                   {"status": "sending", "lease_until": {"$lte": now}}]}
+    ids = [d["_id"] for d in collection.find(due, {"_id": 1}).sort("due_at", 1).limit(size)]
+    if not ids:
+        return []
+    collection.update_many({"_id": {"$in": ids}, **due},
+                           {"$set": {"status": "sending", "claimed_by": token, "lease_until": now + LEASE},
+                            "$inc": {"attempts": 1}})
+    return list(collection.find({"_id": {"$in": ids}, "claimed_by": token, "status": "sending"}).sort("due_at", 1))
 
 
 def _finish(message_id, token, **changes):
@@ -180,6 +191,19 @@ def _finish(message_id, token, **changes):
     changes.setdefault("lease_until", None)
     return OutboxMessage._get_collection().update_one(
         {"_id": message_id, "status": "sending", "claimed_by": token}, {"$set": changes}).modified_count
+
+
+def _claimed(now, token, limit):
+    """Every message this pass claims, a batch per round trip, at most `limit`; a caller that stops
+    early leaves the rest of its batch to lapse (its lease) and be claimed again."""
+    taken = 0
+    while taken < limit:
+        batch = _claim(now, token, min(CLAIM_BATCH, limit - taken))
+        if not batch:
+            return
+        for raw in batch:
+            taken += 1
+            yield raw
 
 
 def deliver_due(now=None, smtp_url=None, mail_from=None, limit=BATCH):
@@ -196,10 +220,7 @@ def deliver_due(now=None, smtp_url=None, mail_from=None, limit=BATCH):
     sender = SmtpSender(parse_smtp_url(smtp_url))
     token = uuid.uuid4().hex
     try:
-        for _ in range(limit):
-            raw = _claim(now, token)
-            if raw is None:
-                break
+        for raw in _claimed(now, token, limit):
             message = OutboxMessage._from_son(raw)
             mid = message.id
             reason = why_drop(message, now)
@@ -232,7 +253,19 @@ def deliver_due(now=None, smtp_url=None, mail_from=None, limit=BATCH):
             report.sent.append(str(mid))
     finally:
         sender.close()
+        _give_back_unsent(token)
     return report
+
+
+def _give_back_unsent(token):
+    """Messages this pass claimed but never tried (it stopped early: the server unreachable) go back
+    to the queue as they were, not left to their lease."""
+    try:
+        OutboxMessage._get_collection().update_many(
+            {"claimed_by": token, "status": "sending"},
+            {"$set": {"status": "queued", "claimed_by": None, "lease_until": None}, "$inc": {"attempts": -1}})
+    except Exception as exc:  # their leases lapse and another pass claims them
+        log.warning("outbox: claimed messages not given back: %s", exc)
 
 
 def _scrub(message):

@@ -17,7 +17,7 @@ def _iso(dt):
     return as_utc(dt).isoformat()
 
 
-def rescheduled(appointment, old_start, now):
+def rescheduled(appointment, old_start, now, strict=False):
     """Queue the "rescheduled" email (new .ics) and the reminders for the new time.
 
     Call it after the update that moved the appointment and bumped its version: what was still
@@ -31,6 +31,8 @@ def rescheduled(appointment, old_start, now):
         outbox.drop_superseded(appointment.id, version, f"superseded: the appointment was rescheduled (version {version})")
     except Exception:  # email must never undo a reschedule
         log.exception("could not queue the reschedule notice of appointment %s", appointment.id)
+        if strict:  # the caller keeps its unfinished-action marker and the sweep queues it later
+            raise
 
 
 def waitlist_offer(entry, service, provider, start, end, now):

@@ -207,12 +207,14 @@ def appointment_confirmed(appointment, now, paid=False, fresh=False):
         log.exception("could not queue the confirmation of appointment %s", _ref_id(appointment))
 
 
-def appointment_cancelled(appointment, now):
-    """Queue the cancellation notice (any refund is read when it is sent)."""
+def appointment_cancelled(appointment, now, strict=False):
+    """Queue the cancellation notice (any refund is read when it is sent); `strict` re-raises a failure."""
     try:
         enqueue_for_appointment("cancelled", appointment, now)
     except Exception:
         log.exception("could not queue the cancellation of appointment %s", _ref_id(appointment))
+        if strict:  # the cancellation's marker stays, so a retry or the sweep queues it
+            raise
 
 
 def drop_superseded(appointment_id, version, reason):

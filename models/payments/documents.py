@@ -47,6 +47,10 @@ class Payment(Document):
     flag = StringField(default="", max_length=300)
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
+    # Issue 31 (faster reconciliation): set when a card confirmation was sent to Stripe but its
+    # answer (or the re-fetch after it) did not arrive; the next sweep or worker pass re-syncs the
+    # payment at once, not after STUCK_AFTER, and clears it.
+    resync_due = DateTimeField()
     meta = {
         "collection": "payments",
         "auto_create_index": False,
@@ -54,6 +58,7 @@ class Payment(Document):
             {"fields": ["stripe_payment_intent"], "sparse": True},
             {"fields": ["stripe_checkout_session"], "sparse": True},
             ("status", "updated_at"),
+            {"fields": ["resync_due"], "sparse": True},  # issue 31
         ],
     }
 

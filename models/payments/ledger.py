@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pymongo.errors
 from bson import ObjectId
 from mongoengine import NotUniqueError
+import redis
 from redis.exceptions import LockError
 
 from models.audit import audit_here
@@ -106,6 +107,9 @@ def _payment_lock(payment):
             lock.release()
         except LockError:
             pass  # it lapsed (another attempt may hold it now): nothing of ours to release
+        except redis.RedisError as exc:
+            # After the work is done: never an error answer for it (issue 31); the lock lapses by itself.
+            log.warning("payment lock of %s not released (it lapses by itself): %s", payment.id, exc)
 
 
 def payment_for(appointment, flow, now):

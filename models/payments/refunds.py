@@ -1,5 +1,6 @@
 """Refunds: reserved on the Payment first (never above what was paid), then sent with a stable key."""
 
+from models import crashpoints
 from models.clock import _utc, utcnow
 from models.errors import Conflict, DomainError
 from models.payments.documents import Payment, Refund
@@ -41,6 +42,7 @@ def refund_payment(payment, amount=None, reason="", actor="system", now=None):
     else:
         raise Conflict("The payment changed while refunding; please try again.", code="refund_busy")
     payment.reload()
+    crashpoints.reached("refund.reserved")
     return _send_refund(payment, index, actor, now, retry=False)
 
 
@@ -66,6 +68,7 @@ def _send_refund(payment, index, actor, now, retry):
                                "$inc": {"amount_refunded": -entry.amount}})
         _audit(actor, "payment.refund", f"Payment:{payment.id}", outcome="refused")
         raise RefundFailed(f"Stripe refused the refund: {exc.user_message or exc}") from None
+    crashpoints.reached("refund.sent")
     status = made.get("status") or "pending"
     update = {"$set": {f"refunds.{index}.stripe_refund": made["id"],
                        f"refunds.{index}.status": status, "updated_at": now}}

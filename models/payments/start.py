@@ -20,9 +20,11 @@ from models.payments.gateway import (
     _id_of,
     _obj,
     _payment_method_from_token,
+    is_transient,
     stripe_api,
     translate_stripe_errors,
 )
+from models.payments.documents import Payment
 from models.payments.ledger import CONFIRMED_STATUSES, _audit, _move_payment, _payment_lock, log, payment_for
 from models.payments.settlement import settle_paid
 from models.payments.sync import _apply_intent, sync_checkout_session, sync_payment_intent
@@ -223,8 +225,18 @@ def pay_with_token(appointment, token, now, actor="system"):
         except CardError as exc:
             sync_payment_intent(pi["id"], actor, now)  # records the failure; the hold stays
             raise PaymentDeclined(exc.user_message or "Your card was declined.") from None
-        result = sync_payment_intent(pi["id"], actor, now)
-    fresh = _fetch_intent(pi["id"]) or pi
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            # Sent, but no answer: the card may have been charged. Never "try again" for that.
+            return _answer_from_database(payment, appointment, pi, now, exc)
+        try:
+            result = sync_payment_intent(pi["id"], actor, now)
+            fresh = _fetch_intent(pi["id"]) or pi
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            return _answer_from_database(payment, appointment, pi, now, exc)
     appointment.reload()
     answer = {"status": result.payment.status if result.payment else payment.status,
               "intent_status": fresh["status"],
@@ -233,6 +245,25 @@ def pay_with_token(appointment, token, now, actor="system"):
     if answer["requires_action"]:
         answer["client_secret"] = fresh["client_secret"]
     return answer
+
+
+def _answer_from_database(payment, appointment, pi, now, exc):
+    """The answer after Stripe was asked to confirm but did not answer, or the re-fetch failed
+    (issue 31): what the database knows ("processing" until Stripe says otherwise, "succeeded" when
+    the webhook got there first), never a 503. The payment is marked for an immediate re-sync
+    (`resync_due`), which the next sweep or worker pass does."""
+    log.warning("payment %s: confirmation sent, Stripe's answer lost (%s); re-synced on the next pass",
+                payment.id, exc)
+    try:
+        Payment.objects(id=payment.id).update_one(set__resync_due=now)
+        payment.reload()
+        appointment.reload()
+    except Exception as db_exc:  # the database hiccuped too: the sweep's stuck-payment pass still finds it
+        log.warning("payment %s: could not mark it for re-sync: %s", payment.id, db_exc)
+    # Only money known to have landed changes the answer; anything else is still being checked.
+    stored = payment.status if payment.status in ("succeeded", "refunded") else "processing"
+    return {"status": stored, "intent_status": "succeeded" if stored != "processing" else "processing",
+            "appointment_status": effective_status(appointment, now), "requires_action": False}
 
 
 def checkout_expiry(appointment, now):
