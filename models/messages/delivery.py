@@ -147,14 +147,16 @@ class DeliveryReport:
     failed: list = field(default_factory=list)
     waiting: int = 0
     problems: list = field(default_factory=list)
+    channel: str = "mail"  # "sms" for texts (issue 29)
 
     def lines(self):
         """Summary lines for the sweep's report."""
-        out = [f"mail: {len(self.sent)} sent, {len(self.dropped)} dropped, "
+        c = self.channel
+        out = [f"{c}: {len(self.sent)} sent, {len(self.dropped)} dropped, "
                f"{len(self.retrying)} to retry, {len(self.failed)} failed"]
         if self.waiting:
-            out.append(f"mail: {self.waiting} message(s) waiting")
-        out += [f"mail: problem: {p}" for p in self.problems]
+            out.append(f"{c}: {self.waiting} message(s) waiting")
+        out += [f"{c}: problem: {p}" for p in self.problems]
         return out
 
 
@@ -163,11 +165,16 @@ def backoff(attempts):
     return timedelta(minutes=min(60, 2 ** max(0, attempts - 1)))
 
 
-def _claim(now, token):
-    """Atomically take the next due message (or one whose sender's lease lapsed)."""
+# Which channel a sender claims (issue 29): email senders take messages without a channel too
+# (written before texts existed).
+CHANNEL_FILTERS = {"email": {"channel": {"$ne": "sms"}}, "sms": {"channel": "sms"}}
+
+
+def _claim(now, token, channel="email"):
+    """Atomically take the next due message of `channel` (or one whose sender's lease lapsed)."""
     return OutboxMessage._get_collection().find_one_and_update(
         {"$or": [{"status": "queued", "due_at": {"$lte": now}},
-                 {"status": "sending", "lease_until": {"$lte": now}}]},
+                 {"status": "sending", "lease_until": {"$lte": now}}], **CHANNEL_FILTERS[channel]},
         {"$set": {"status": "sending", "claimed_by": token, "lease_until": now + LEASE},
          "$inc": {"attempts": 1}},
         sort=[("due_at", 1)],
@@ -189,7 +196,7 @@ def deliver_due(now=None, smtp_url=None, mail_from=None, limit=BATCH):
     smtp_url = smtp_url or current_app.config.get("SMTP_URL")
     mail_from = mail_from or current_app.config.get("MAIL_FROM")
     if not smtp_url:
-        report.waiting = OutboxMessage.objects(status="queued", due_at__lte=now).count()
+        report.waiting = OutboxMessage.objects(status="queued", due_at__lte=now, channel__ne="sms").count()
         if report.waiting:
             report.problems.append("SMTP_URL is not set: messages wait in the outbox")
         return report
@@ -215,7 +222,7 @@ def deliver_due(now=None, smtp_url=None, mail_from=None, limit=BATCH):
                 _finish(mid, token, status="queued", last_error=str(exc)[:500],
                         attempts=max(0, message.attempts - 1))
                 report.problems.append(str(exc))
-                report.waiting = OutboxMessage.objects(status="queued", due_at__lte=now).count()
+                report.waiting = OutboxMessage.objects(status="queued", due_at__lte=now, channel__ne="sms").count()
                 break
             except Exception as exc:  # refused by the server, or the template failed to render
                 error = _describe(exc)
