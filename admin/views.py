@@ -139,14 +139,15 @@ class ProviderView(SecureModelView):
         flash(f"{ended} calendar feed link(s) revoked." if ended else "None of them had a feed link.",
               "success" if ended else "info")
 
+    form_overrides = {"email": ClinicEmailField, "name": NameField}
+    column_descriptions = {"services": "The services this provider offers. Set their weekly hours under "
+                                       "Clinic → Schedules."}
+
 
 def feed_words(provider):
     """"Active since …" or "None" for the provider's calendar feed."""
     since = (g.get("page_feeds") or {}).get(provider.id)
     return f"Active since {clock.human_time(since, clinic_zone())}" if since else "None"
-    form_overrides = {"email": ClinicEmailField, "name": NameField}
-    column_descriptions = {"services": "The services this provider offers. Set their weekly hours under "
-                                       "Clinic → Schedules."}
 
 
 def hours_link(provider):
