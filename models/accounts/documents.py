@@ -58,9 +58,13 @@ class Patient(Document):
     # Tokens carry the generation they were issued in; bumping it (password change) revokes them all.
     token_generation = IntField(default=0)
     # Text messages (issue 29): how the patient wants to hear from the clinic; empty means "by
-    # email, or by text when there is no email" (`models.accounts.contact.channels`).
+    # email, or by text when there is no email" (`patient_channels`).
     contact_by = ListField(StringField(choices=("email", "sms")), default=list)
-    meta = {"collection": "patients", "auto_create_index": False, "indexes": ["name"]}
+    # Dependants (issue 28): a person an account holder books for (a child, a parent). They have
+    # no sign-in of their own: an undeliverable address and a password hash nothing matches.
+    guardian = ReferenceField("Patient")
+    has_dependants = BooleanField(default=False)  # set once one is added: spares bookings a query
+    meta = {"collection": "patients", "auto_create_index": False, "indexes": ["name", "guardian"]}
 
     @property
     def contact_channels(self):

@@ -179,12 +179,21 @@ def enqueue_for_appointment(kind, appointment, now, *, context=None, due_at=None
     current = Appointment.objects(id=_ref_id(appointment)).only("patient", "version").no_dereference().first()
     if current is None:
         return None
-    patient = Patient.objects(id=_ref_id(current.patient)).only("email", "phone", "contact_by").first()
+    patient = _recipient(Patient.objects(id=_ref_id(current.patient)).only("email", "guardian", "phone",
+                                                                          "contact_by").first())
     if patient is None:
         return None
     return enqueue_for_patient(kind, patient, f"Appointment:{current.id}", version=current.version or 0,
                                context=context, due_at=due_at, variant=variant,
                                appointment_id=current.id, now=now)
+
+
+def _recipient(patient):
+    """Who is written to about a patient's visit: the account holder for a dependant (issue 28)."""
+    guardian = getattr(patient, "guardian", None) if patient is not None else None
+    if guardian is None:
+        return patient
+    return Patient.objects(id=_ref_id(guardian)).only("email", "phone", "contact_by").first()
 
 
 @dataclass
@@ -207,8 +216,9 @@ def _facts(appointment, fresh=False):
         "patient", "service", "start", "version").no_dereference().first()
     if appt is None:
         return None
-    patient = appt.patient if isinstance(appt.patient, Patient) else \
-        Patient.objects(id=_ref_id(appt.patient)).only("email", "phone", "contact_by").first()
+    patient = _recipient(appt.patient if isinstance(appt.patient, Patient) else
+                         Patient.objects(id=_ref_id(appt.patient)).only("email", "guardian", "phone",
+                                                                        "contact_by").first())
     service = appt.service if isinstance(appt.service, Service) else \
         Service.objects(id=_ref_id(appt.service)).only("reminder_hours").first()
     channels = patient_channels(patient) if patient is not None else []
