@@ -21,7 +21,7 @@ import time
 from redis.exceptions import RedisError
 
 from models.clock import utcnow
-from models.messages.delivery import deliver_due
+from models.messages.delivery import BATCH, deliver_due
 from models.messages.outbox import wake_key
 from models.messages.sms import deliver_sms_due
 from models.stores import get_redis
@@ -48,6 +48,7 @@ class Worker:
         self.monotonic = monotonic
         self.stopping = False
         self.passes = 0
+        self.more = False  # the last pass stopped at its batch limit: go again at once
 
     def stop(self, *_):
         """Ask the loop to end (safe from a signal handler)."""
@@ -75,13 +76,17 @@ class Worker:
                 next_sweep = self.monotonic() + self.sweep_seconds
                 self._step("sweep", lambda: sweep().lines())
             self._step("deliver", self._deliver)
+            if self.more:
+                continue  # a backlog: keep sending rather than wait for the next push
             self._wait(min(self.poll_seconds, max(0.0, next_sweep - self.monotonic())) or 0.01)
         self.echo("worker: stopped")
 
     def _deliver(self):
         self.passes += 1
         lines = []
-        for report in deliver_all():
+        reports = deliver_all()
+        self.more = any(len(r.sent) + len(r.dropped) + len(r.failed) >= BATCH for r in reports)
+        for report in reports:
             if report.sent or report.failed or report.dropped or report.retrying or report.problems:
                 lines += report.lines()
         return lines
