@@ -13,9 +13,17 @@ from models.messages.outbox import OutboxMessage
 
 
 def rendered_body(view, context, model, name):
-    """The plain-text body as it would be sent now (reset links hidden)."""
+    """The plain-text body as it would be sent now (reset links hidden); a text as the phone shows it."""
     from models.messages.rendering import render
+    from models.messages.sms import render_text
 
+    if getattr(model, "channel", "email") == "sms":
+        try:
+            text = render_text(model, utcnow())
+        except Exception as exc:
+            return Markup("<p>Cannot render this text: {}</p>").format(str(exc))
+        return Markup('<p><strong>Text message</strong> ({} characters)</p><pre style="white-space:pre-wrap">{}</pre>').format(
+            len(text), text)
     try:
         rendered = render(model, utcnow(), preview=True)
     except Exception as exc:  # a template edit gone wrong shows here, not as a 500
@@ -35,21 +43,22 @@ class OutboxView(SecureModelView):
     write_roles = NOBODY
     audit_reads = True  # bodies name patients and their appointments
     extra_css = ["/static/outbox.css"]  # fewer columns on a phone
-    column_list = ("created_at", "kind", "to", "status", "attempts", "due_at", "sent_at", "last_error")
-    column_details_list = ("kind", "to", "status", "attempts", "last_error", "drop_reason", "due_at",
-                           "sent_at", "created_at", "subject", "version", "variant", "body")
-    column_filters = ("kind", "status", "due_at")
+    column_list = ("created_at", "kind", "channel", "to", "status", "attempts", "due_at", "sent_at", "last_error")
+    column_details_list = ("kind", "channel", "to", "status", "attempts", "last_error", "drop_reason", "due_at",
+                           "sent_at", "created_at", "subject", "version", "variant", "provider_id", "body")
+    column_filters = ("kind", "channel", "status", "due_at")
     column_searchable_list = ("to", "subject")
     column_default_sort = ("created_at", True)
     column_labels = {"to": "Recipient", "subject": "About", "drop_reason": "Not sent because",
-                     "due_at": "Due", "sent_at": "Sent"}
+                     "due_at": "Due", "sent_at": "Sent", "channel": "By", "provider_id": "SMS provider's id"}
     column_descriptions = {
         "status": "queued: waiting to be sent · sending: being sent now · sent · failed: gave up "
                   "after its attempts (resend it) · dropped: no longer fitted (appointment changed, "
                   "cancelled or past)",
     }
     column_formatters = {"created_at": local_formatter("created_at"), "due_at": local_formatter("due_at"),
-                         "sent_at": local_formatter("sent_at"), "body": rendered_body}
+                         "sent_at": local_formatter("sent_at"), "body": rendered_body,
+                         "channel": lambda v, c, m, n: "Text" if m.channel == "sms" else "Email"}
     action_roles = {"resend": FRONT_DESK}
 
     @action("resend", "Send again", "Send the selected failed messages again?")

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from bson import ObjectId
 from bson.errors import InvalidId
-from flask import flash, g, redirect, request, url_for
+from flask import current_app, flash, g, redirect, request, url_for
 from flask_admin import expose
 from markupsafe import Markup
 from flask_admin.actions import action
@@ -40,8 +40,10 @@ from models import clock
 from models.booking import frontdesk
 from models.accounts import hash_password, normalise_email, validate_password
 from models.accounts.patients import create_by_staff
+from models.accounts.phones import normalise_phone
 from models.documents import Appointment, Payment, Patient, Provider, Schedule, StaffUser, utcnow
 from models.errors import DomainError
+from models.feeds import feed_status, make_feed, revoke_feed
 from models.catalog.questions import answer_text
 from models.formatting import money, plain_amount
 
@@ -59,8 +61,10 @@ class ClinicView(SecureModelView):
     column_labels = {"timezone": "Time zone", "hold_minutes": "Unpaid hold (minutes)",
                      "slot_step_minutes": "Time step (minutes)",
                      "default_cancellation_hours": "Cancellation window (hours)",
-                     "max_held": "Unpaid holds per patient", "max_upcoming": "Upcoming bookings per patient"}
-    column_descriptions = {"timezone": "An IANA zone such as Europe/London; schedules are in this zone.",
+                     "max_held": "Unpaid holds per patient", "max_upcoming": "Upcoming bookings per patient",
+                     "feed_shows_names": "Patients' names in clinicians' calendar feeds"}
+    column_descriptions = {"feed_shows_names": "Off: feed events show the service and the patient's initials only.",
+                           "timezone": "An IANA zone such as Europe/London; schedules are in this zone.",
                            "currency": "Three-letter code in lower case, e.g. gbp."}
     column_formatters = {"currency": lambda v, c, m, n: (m.currency or "").upper()}
     form_overrides = {"currency": StringField, "timezone": StringField, "name": NameField}
@@ -104,20 +108,48 @@ class ProviderView(SecureModelView):
 
     read_roles = FRONT_DESK
     record_noun = "provider"
-    column_list = ("name", "email", "services", "active", "hours")
+    column_list = ("name", "email", "services", "active", "hours", "feed")
     column_filters = ("active",)
     column_searchable_list = ("name", "email")
     column_default_sort = "name"
-    column_labels = {"hours": "Weekly hours"}
-    column_formatters = {"services": names_formatter, "hours": lambda v, c, m, n: hours_link(m)}
+    column_labels = {"hours": "Weekly hours", "feed": "Calendar feed"}
+    column_formatters = {"services": names_formatter, "hours": lambda v, c, m, n: hours_link(m),
+                         "feed": lambda v, c, m, n: feed_words(m)}
+    # Calendar feeds (issue 29): admins make a clinician's secret link (shown once) or revoke it.
+    action_roles = {"make_feed": ADMIN_ONLY, "revoke_feed": ADMIN_ONLY}
 
     def after_list_loaded(self, rows):
-        """Which providers of the page have weekly hours, in one query."""
+        """Which providers of the page have weekly hours, and a calendar feed, in one query each."""
         g.page_schedules = {s.provider.id: s.id for s in
                             Schedule.objects(provider__in=[r.id for r in rows]).only("id", "provider").no_dereference()}
+        g.page_feeds = feed_status(r.id for r in rows)
+
+    @action("make_feed", "Make a new calendar feed link",
+            "Make a new calendar feed link? The clinician's old link stops working.")
+    def action_make_feed(self, ids):
+        """Make each selected clinician a new secret feed link and show it once."""
+        base = (current_app.config.get("PUBLIC_URL") or request.host_url).rstrip("/")
+        for provider in Provider.objects(id__in=ids).only("id", "name"):
+            token = make_feed(provider.id, by=staff_actor(), audit_as=staff_actor())
+            flash(f"Calendar feed for {provider.name} (copy it now; it is shown only once): "
+                  f"{base}/feeds/{token}.ics", "success")
+
+    @action("revoke_feed", "Revoke calendar feed link", "Revoke the selected clinicians' calendar feed links?")
+    def action_revoke_feed(self, ids):
+        """End the selected clinicians' feed links (their calendar apps get 404 from now on)."""
+        ended = sum(revoke_feed(ObjectId(i), audit_as=staff_actor()) for i in ids)
+        flash(f"{ended} calendar feed link(s) revoked." if ended else "None of them had a feed link.",
+              "success" if ended else "info")
+
     form_overrides = {"email": ClinicEmailField, "name": NameField}
     column_descriptions = {"services": "The services this provider offers. Set their weekly hours under "
                                        "Clinic → Schedules."}
+
+
+def feed_words(provider):
+    """"Active since …" or "None" for the provider's calendar feed."""
+    since = (g.get("page_feeds") or {}).get(provider.id)
+    return f"Active since {clock.human_time(since, clinic_zone())}" if since else "None"
 
 
 def hours_link(provider):
@@ -517,8 +549,10 @@ class PatientView(SecureModelView):
         return model
 
     def on_model_change(self, form, model, is_created):
-        """Normalise the email on an edit (a patient is created by `create_model`)."""
+        """Normalise the email and the phone (E.164, issue 29) on an edit (a patient is created by `create_model`)."""
+        g.admin_form = form  # a refused phone is shown on its field
         model.email = normalise_email(model.email)
+        model.phone = normalise_phone(model.phone)
         if not model.active:
             model.token_generation = (model.token_generation or 0) + 1
         super().on_model_change(form, model, is_created)

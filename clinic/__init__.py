@@ -75,7 +75,7 @@ def create_app(config=None):
 
     import portal
     from clinic import health, monitoring, security
-    from webhooks import stripe_webhook
+    from webhooks import sms_webhook, stripe_webhook
 
     security.init_app(app)
     monitoring.init_app(app)
@@ -87,6 +87,11 @@ def create_app(config=None):
     idempotency.init_app(app)  # issue 31: Idempotency-Key on booking, payment, cancel, reschedule
     # The JSON API and webhooks authenticate by JWT double-submit or signature, not form CSRF.
     csrf.exempt(stripe_webhook.bp)
+    app.register_blueprint(sms_webhook.bp)  # replies to texts (issue 29)
+    csrf.exempt(sms_webhook.bp)
+    from portal import feeds  # the clinicians' calendar feeds (issue 29)
+
+    app.register_blueprint(feeds.bp)
     csrf.exempt(health.bp)
 
     from admin import init_admin

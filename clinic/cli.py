@@ -50,3 +50,18 @@ def register_commands(app):
         report = sweep()
         for line in report.lines():
             click.echo(line)
+
+    @app.cli.command("worker")
+    def worker_command():
+        """Run until stopped: send queued email and texts within seconds (woken through Redis),
+        and run the sweep's pass every minute. Any number may run at once."""
+        import signal
+
+        from models.worker import Worker
+
+        worker = Worker(poll_seconds=current_app.config.get("WORKER_POLL_SECONDS", 5),
+                        echo=lambda line: click.echo(line, err=False))
+        signal.signal(signal.SIGTERM, worker.stop)
+        signal.signal(signal.SIGINT, worker.stop)
+        click.echo("worker: started; waiting for messages (SIGTERM or Ctrl-C stops it)")
+        worker.run()

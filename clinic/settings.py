@@ -110,6 +110,14 @@ def load_settings(env=None):
         # Unset, messages wait in the outbox (the one-machine stack starts its own server).
         "SMTP_URL": env.get("SMTP_URL") or None,
         "MAIL_FROM": env.get("MAIL_FROM") or "Clinic <no-reply@clinic.localhost>",
+        # Text messages (issue 29): a Twilio-compatible Messages API, https://SID:TOKEN@api.host;
+        # unset, texts wait in the outbox. SMS_FROM: the sender number or id. PHONE_REGION: where
+        # numbers typed without a country code are read when the clinic names no region.
+        "SMS_URL": env.get("SMS_URL") or None,
+        "SMS_FROM": env.get("SMS_FROM") or "",
+        "PHONE_REGION": (env.get("PHONE_REGION") or "GB").upper(),
+        # The worker (issue 29): how long it waits on Redis between looks at the outbox.
+        "WORKER_POLL_SECONDS": _int(env, "WORKER_POLL_SECONDS", 5),
     }
 
 
@@ -139,6 +147,9 @@ def validate_settings(config):
                           "or rediss+cluster://")
     if config.get("SMTP_URL") and urlsplit(config["SMTP_URL"]).scheme not in ("smtp", "smtps"):
         raise ConfigError("SMTP_URL must start with smtp:// or smtps://")
+    sms = urlsplit(config.get("SMS_URL") or "")
+    if config.get("SMS_URL") and (sms.scheme not in ("http", "https") or not sms.username or not sms.password):
+        raise ConfigError("SMS_URL must look like https://ACCOUNT_SID:AUTH_TOKEN@api.host")
     profile = config.get("ARGON2_PROFILE") or "RFC_9106_LOW_MEMORY"
     if profile not in ARGON2_PROFILES and not (config.get("TESTING") and profile in TEST_ARGON2_PROFILES):
         raise ConfigError(f"ARGON2_PROFILE must be one of {', '.join(ARGON2_PROFILES)}")

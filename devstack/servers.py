@@ -229,3 +229,32 @@ def start_smtp(mail_dir, port=None, log_path=None):
     proc = _spawn(cmd, log_path)
     wait_for_port(port, timeout=30, process=proc, name="aiosmtpd")
     return ServerProcess("smtp", proc, port, f"smtp://127.0.0.1:{port}", extra={"mail_dir": mail_dir})
+
+
+def start_sms_standin(folder, port=None, log_path=None, account="AC" + "0" * 32, token=None, webhook=""):
+    """Start the Twilio-compatible SMS stand-in (`devstack.sms_standin`); texts land in `folder`.
+
+    Its `url` is the app's `SMS_URL` (credentials included); `extra` has the folder and token.
+    """
+    import secrets as _secrets
+
+    port = port or free_port()
+    token = token or _secrets.token_hex(16)
+    cmd = [sys.executable, "-m", "devstack.sms_standin", "--port", str(port), "--dir", os.path.abspath(folder),
+           "--account", account, "--token", token]
+    if webhook:
+        cmd += ["--webhook", webhook]
+    proc = _spawn(cmd, log_path, cwd=ROOT)
+    wait_for_port(port, timeout=30, process=proc, name="SMS stand-in")
+    return ServerProcess("sms", proc, port, f"http://{account}:{token}@127.0.0.1:{port}",
+                         extra={"sms_dir": os.path.abspath(folder), "token": token, "account": account,
+                                "base": f"http://127.0.0.1:{port}"})
+
+
+def start_worker(env, log_path=None):
+    """Start `flask --app wsgi worker` with `env` (the app's settings) added to this environment."""
+    cmd = [sys.executable, "-m", "flask", "--app", "wsgi", "worker"]
+    full = dict(os.environ)
+    full.update({k: str(v) for k, v in env.items() if v is not None})
+    proc = _spawn(cmd, log_path, cwd=ROOT, env=full)
+    return ServerProcess("worker", proc, 0, "", extra={"env": env})

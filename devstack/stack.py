@@ -14,7 +14,6 @@ import os
 import secrets
 import signal
 import sys
-import threading
 from dataclasses import dataclass, field
 
 from clinic import ROOT
@@ -25,10 +24,11 @@ from devstack.servers import (
     start_redis,
     start_secantus,
     start_smtp,
+    start_sms_standin,
+    start_worker,
 )
 
 INSTANCE = os.environ.get("CLINIC_INSTANCE") or os.path.join(ROOT, "instance")
-SWEEP_SECONDS = 60
 
 
 def dev_secrets():
@@ -56,9 +56,11 @@ class Stack:
     env: dict = field(default_factory=dict)
     localstripe: str = ""  # localstripe itself, behind the stand-in (STRIPE_API_BASE)
     mail_dir: str = ""  # the Maildir the SMTP server writes to
+    sms_dir: str = ""  # where the SMS stand-in keeps each text (issue 29)
 
     def find(self, name):
-        """The started server called `name` ("mongodb", "redis", "stripe", "checkout", "smtp"), or None."""
+        """The started server called `name` ("mongodb", "redis", "stripe", "checkout", "smtp", "sms",
+        "worker"), or None."""
         return next((s for s in self.servers if s.name == name), None)
 
     def stop(self):
@@ -67,7 +69,8 @@ class Stack:
             server.stop()
 
 
-def start_stack(home, keep=True, environ=None, webhook=None, test_commands=False):
+def start_stack(home, keep=True, environ=None, webhook=None, test_commands=False, sms_webhook="",
+                worker_env=None):
     """Start every server `environ` does not name; the one composition for `./scripts/run` and the tests.
 
     `home` holds the logs and, with `keep`, the data (SecantusDB, Valkey's append-only file,
@@ -76,7 +79,11 @@ def start_stack(home, keep=True, environ=None, webhook=None, test_commands=False
     Checkout stand-in*: `STRIPE_API_BASE` names the stand-in, so the browser loads Stripe.js and
     tokenises cards through the same server the app talks to. `webhook` is `(url, secret)` to
     register for Stripe's events (through the stand-in, so its Checkout events go there too).
-    Email lands in `home/mail` (a Maildir). On a failure the servers already started are stopped.
+    Email lands in `home/mail` (a Maildir); texts in `home/sms` (the SMS stand-in, one JSON file
+    each; `sms_webhook` is where it posts replies such as STOP). With `worker_env` (the app's
+    settings beyond the servers': secrets, PUBLIC_URL …) it starts one `flask --app wsgi worker`
+    over the stack (the tests start their own over each test's database instead).
+    On a failure the servers already started are stopped.
     """
     environ = os.environ if environ is None else environ
     logs = os.path.join(home, "logs")
@@ -115,6 +122,15 @@ def start_stack(home, keep=True, environ=None, webhook=None, test_commands=False
             server = start_smtp(stack.mail_dir, log_path=os.path.join(logs, "smtp.log"))
             stack.servers.append(server)
             stack.env["SMTP_URL"] = server.url
+        if not environ.get("SMS_URL"):
+            stack.sms_dir = os.path.join(home, "sms")
+            server = start_sms_standin(stack.sms_dir, log_path=os.path.join(logs, "sms.log"),
+                                       webhook=sms_webhook)
+            stack.servers.append(server)
+            stack.env.update(SMS_URL=server.url, SMS_FROM="+447700900000")
+        if worker_env is not None:
+            stack.servers.append(start_worker(dict(worker_env, **stack.env),
+                                              log_path=os.path.join(logs, "worker.log")))
     except BaseException:
         stack.stop()
         raise
@@ -126,24 +142,14 @@ def start_missing(host, port):
     os.makedirs(INSTANCE, exist_ok=True)
     env = {name: os.environ.get(name) or value for name, value in dev_secrets().items()}
     webhook = (f"http://{host}:{port}/webhooks/stripe", env["STRIPE_WEBHOOK_SECRET"].split(",")[0])
-    stack = start_stack(INSTANCE, keep=True, webhook=webhook)
+    worker_env = dict(env, COOKIE_SECURE=os.environ.get("COOKIE_SECURE", "0"), CLINIC_DEV_STACK="1",
+                      PUBLIC_URL=f"http://{host}:{port}")
+    stack = start_stack(INSTANCE, keep=True, webhook=webhook, sms_webhook=f"http://{host}:{port}/webhooks/sms",
+                        worker_env=worker_env)
     if not stack.find("smtp") and not os.environ.get("SMTP_URL"):
         print("  aiosmtpd is not installed: email waits in the outbox (pip install aiosmtpd)")
     env.update(stack.env)
     return stack.servers, env
-
-
-def run_sweeper(app, stop):
-    """Run one sweep pass a minute until `stop` is set."""
-    from models.sweep import sweep
-
-    while not stop.wait(SWEEP_SECONDS):
-        try:
-            with app.app_context():
-                for line in sweep().lines():
-                    app.logger.info(line)
-        except Exception:  # keep sweeping after a transient failure
-            app.logger.exception("sweep failed")
 
 
 def main(argv=None):
@@ -182,11 +188,10 @@ def main(argv=None):
             print(f"    {who:<20} {email}  password: {DEMO_PASSWORD}")
         for server in started:
             print(f"  started {server.name} at {server.url}")
+        print("  Email and texts are sent by the worker (flask --app wsgi worker; its log is "
+              "instance/logs/worker.log), texts kept under instance/sms/.")
         print("  Press Ctrl-C to stop everything.\n", flush=True)
-        stop = threading.Event()
-        threading.Thread(target=run_sweeper, args=(app, stop), daemon=True).start()
         app.run(host=args.host, port=args.port, use_reloader=False, threaded=True)
-        stop.set()
     except KeyboardInterrupt:
         pass
     finally:

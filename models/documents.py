@@ -36,7 +36,7 @@ from models.catalog.documents import (  # noqa: F401
     TimeOff,
 )
 from models.clock import utcnow  # noqa: F401
-from models.messages.documents import OutboxMessage
+from models.messages.documents import OutboxMessage, SmsOptOut
 from models.payments.documents import (  # noqa: F401
     PAYMENT_STATUSES,
     Payment,
@@ -54,4 +54,8 @@ def ensure_indexes():
         document.ensure_indexes()
     # The email outbox and the set-password links.
     OutboxMessage.ensure_indexes()
+    SmsOptOut.ensure_indexes()  # text messages (issue 29)
+    from models.feeds import FeedToken  # clinicians' calendar feeds (issue 29)
+
+    FeedToken.ensure_indexes()
     PasswordReset.ensure_indexes()

@@ -35,6 +35,7 @@ from models.booking.reschedule import finish_reschedule
 from models.booking.waitlist import sweep_waitlist
 from models.clock import as_utc, utcnow
 from models.messages.delivery import deliver_due
+from models.messages.sms import deliver_sms_due
 from models.payments.cancellation import stop_and_sync
 from models.payments.documents import Payment
 from models.payments.ledger import _move_payment
@@ -66,6 +67,7 @@ class SweepReport:
     problems: list = field(default_factory=list)
     skipped: bool = False
     mail: object = None  # the outbox's DeliveryReport
+    sms: object = None  # the texts' DeliveryReport (issue 29)
     offered: list = field(default_factory=list)
     completed: int = 0
     closed: list = field(default_factory=list)  # issue 31: payments that never reached Stripe, closed
@@ -99,6 +101,8 @@ class SweepReport:
         out += [f"sweep: problem: {p}" for p in self.problems]
         if self.mail is not None:
             out += [f"sweep: {line}" for line in self.mail.lines()]
+        if self.sms is not None:
+            out += [f"sweep: {line}" for line in self.sms.lines()]
         return out
 
 
@@ -318,3 +322,8 @@ def _send_mail(now, report):
     except Exception as exc:  # the database hiccuped: the messages stay queued for the next pass
         log.warning("sweep: mail not sent this pass: %s", exc)
         report.problems.append(f"mail not sent this pass ({exc.__class__.__name__})")
+    try:
+        report.sms = deliver_sms_due(now)
+    except Exception as exc:  # as for mail: the texts stay queued for the next pass
+        log.warning("sweep: texts not sent this pass: %s", exc)
+        report.problems.append(f"texts not sent this pass ({exc.__class__.__name__})")

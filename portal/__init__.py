@@ -11,6 +11,9 @@ def init_app(app):
 
     openapi.init_api(app, (api.bp, payment.api_bp, account.api_bp, reset.api_bp, dependants.api_bp))
     app.register_blueprint(pages.bp)
+    from portal import short_links  # the texts' short links (issue 29)
+
+    app.register_blueprint(short_links.bp)
     app.register_blueprint(payment.page_bp)
     app.register_blueprint(account.page_bp)
     app.register_blueprint(dependants.page_bp)

@@ -14,7 +14,8 @@ from portal.auth import (current_patient, issue_tokens, logout_identity, passwor
                          register_patient_counted, registration_allowed, revoke, revoke_cookies, sign_in)
 from portal.door import book_for_patient, free_times_json
 from portal.openapi import AUTH_ERRORS, Blueprint
-from portal.schemas import (AppointmentSchema, BookingBody, LoginBody, PasswordChangeBody, PasswordChangedSchema,
+from models.accounts.contact import update_contact
+from portal.schemas import (AppointmentSchema, BookingBody, ContactBody, LoginBody, PasswordChangeBody, PasswordChangedSchema,
                             PatientSchema, ProviderSchema, ProvidersQuery, RefreshedSchema, RegisterBody,
                             ServiceSchema, SignedOutSchema, SlotSchema, SlotsQuery, appointment_view)
 
@@ -96,6 +97,18 @@ def change_password(body):
 def me():
     """The signed-in patient."""
     return current_patient()
+
+
+@bp.route("/me", methods=["PATCH"])
+@bp.errors(*AUTH_ERRORS)
+@jwt_required()
+@bp.arguments(ContactBody)
+@bp.response(200, PatientSchema)
+def update_me(body):
+    """Change the phone (stored E.164) and `contact_by` (email, sms or both); 422 for a bad number."""
+    patient = current_patient()
+    return update_contact(patient, **{k: body[k] for k in ("phone", "contact_by") if k in body},
+                          audit_as=f"patient:{patient.id}")
 
 
 @bp.route("/services")

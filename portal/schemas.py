@@ -261,7 +261,18 @@ class PatientSchema(Schema):
     id = Id(required=True)
     email = fields.String(required=True)
     name = fields.String(required=True)
-    phone = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True, metadata={"description": "E.164, e.g. +447700900123"})
+    # Text messages (issue 29): how messages reach the patient now.
+    contact_by = fields.List(fields.String(validate=validate.OneOf(("email", "sms"))),
+                             attribute="contact_channels", dump_only=True)
+
+
+class ContactBody(Body):
+    """Change how the patient is reached (issue 29): phone (any format; stored E.164), contact_by."""
+
+    phone = fields.String(allow_none=True, validate=validate.Length(max=50))
+    contact_by = fields.List(fields.String(validate=validate.OneOf(("email", "sms"))),
+                             validate=validate.Length(min=1, max=2))
 
 
 class QuestionSchema(Schema):

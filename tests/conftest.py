@@ -266,3 +266,15 @@ def smtp_server(stack):
     from tests.support.mail import SmtpBox
 
     return SmtpBox(stack.find("smtp"))
+
+
+@pytest.fixture(scope="session")
+def sms_standin(stack):
+    """The stack's Twilio-compatible SMS stand-in (issue 29), keeping each text as a JSON file.
+
+    Tests point the app at it with `make_app(SMS_URL=sms_standin.url)`; use phone numbers of the
+    test's own to read what arrived (`sms_standin.messages(to=...)`).
+    """
+    from tests.support.sms import SmsBox
+
+    return SmsBox(stack.find("sms"))

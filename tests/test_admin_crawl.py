@@ -410,7 +410,7 @@ def test_edit_forms_save_for_the_roles_that_may_use_them(app, seeded):
     resp = post(signed_in("reception"), f"/admin/patients/edit/?id={patient.id}",
                 {"name": "Pat Demo", "email": "patient@clinic.test", "phone": "+44 20 7946 9999", "active": "y"})
     assert resp.status_code == 302, resp.get_data(as_text=True)
-    assert Patient.objects.get(id=patient.id).phone == "+44 20 7946 9999"
+    assert Patient.objects.get(id=patient.id).phone == "+442079469999"  # stored E.164 (issue 29)
 
     admin = signed_in("admin")
     amira = Provider.objects.get(email="amira.shah@clinic.test")

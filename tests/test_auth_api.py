@@ -19,7 +19,7 @@ def set_cookies(resp):
 
 def test_register_creates_patient_with_argon2id_hash(client):
     resp = client.post("/api/auth/register", json={"email": "New@Example.com", "password": "eight chr",
-                                                   "name": "New Patient", "phone": "+44 1"})
+                                                   "name": "New Patient", "phone": "07700 900123"})
     assert resp.status_code == 201
     assert resp.get_json()["email"] == "new@example.com"
     patient = Patient.objects.get(email="new@example.com")

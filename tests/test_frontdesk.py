@@ -416,12 +416,14 @@ def test_a_caller_created_at_the_desk_with_an_email_is_invited_to_set_a_password
     assert invite.to == "ivy@example.com" and invite.status == "queued"
     without = create_caller("Nel Noemail", "07700 900556")
     assert OutboxMessage.objects(kind="invitation", patient=without.id).count() == 0
-    # Booked at the desk, a caller without an email gets no confirmation or reminders either
-    # (their placeholder address is in a domain nothing can be delivered to).
+    # Booked at the desk, a caller without an email gets no email (their placeholder address is in a
+    # domain nothing can be delivered to): the confirmation and reminders go by text (issue 29).
     booked = book(without, str(desk["call"].id), str(desk["one"].id), at(future_day(3), 10), utcnow(),
                   booked_by="staff:x", pay_online=False, by_staff=True)
     assert booked.status == "confirmed"
-    assert OutboxMessage.objects(patient=without.id).count() == 0
+    queued = OutboxMessage.objects(patient=without.id)
+    assert queued.count() > 0 and {m.channel for m in queued} == {"sms"}
+    assert {m.to for m in queued} == {"+447700900556"}
 
 
 def test_reception_moves_an_appointment_from_the_day_view(app, desk):

@@ -2,6 +2,7 @@
 
 from mongoengine import (
     BooleanField,
+    ListField,
     DateField,
     DateTimeField,
     Document,
@@ -25,6 +26,25 @@ def deliverable(address):
     return bool(address) and not str(address).lower().endswith("@" + NO_EMAIL_DOMAIN)
 
 
+def patient_channels(patient):
+    """[(channel, address)] a patient's messages go to (issue 29): their `contact_by` choice, by
+    email when they have a deliverable address, by text when they have a phone (E.164); a patient
+    who chose nothing hears by email, or by text when they have no email (a caller booked at the
+    desk); one who chose a channel they cannot use (no phone any more) gets the other one."""
+    email = patient.email if deliverable(getattr(patient, "email", "")) else ""
+    phone = getattr(patient, "phone", "") or ""
+    phone = phone if phone.startswith("+") else ""  # only numbers stored in E.164 take texts
+    chosen = list(getattr(patient, "contact_by", None) or [])
+    if not chosen:
+        chosen = ["email"] if email else ["sms"]
+    out = [("email", email)] if "email" in chosen and email else []
+    if "sms" in chosen and phone:
+        out.append(("sms", phone))
+    if not out:
+        out = [("email", email)] if email else ([("sms", phone)] if phone else [])
+    return out
+
+
 class Patient(Document):
     """A patient who books through the portal."""
 
@@ -37,11 +57,19 @@ class Patient(Document):
     created_at = DateTimeField(default=utcnow)
     # Tokens carry the generation they were issued in; bumping it (password change) revokes them all.
     token_generation = IntField(default=0)
+    # Text messages (issue 29): how the patient wants to hear from the clinic; empty means "by
+    # email, or by text when there is no email" (`patient_channels`).
+    contact_by = ListField(StringField(choices=("email", "sms")), default=list)
     # Dependants (issue 28): a person an account holder books for (a child, a parent). They have
     # no sign-in of their own: an undeliverable address and a password hash nothing matches.
     guardian = ReferenceField("Patient")
     has_dependants = BooleanField(default=False)  # set once one is added: spares bookings a query
     meta = {"collection": "patients", "auto_create_index": False, "indexes": ["name", "guardian"]}
+
+    @property
+    def contact_channels(self):
+        """The channels the patient's messages go by now: ["email"], ["sms"] or both (issue 29)."""
+        return [channel for channel, _ in patient_channels(self)]
 
     def __str__(self):
         return f"{self.name} <{self.email}>"

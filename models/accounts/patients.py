@@ -13,6 +13,7 @@ from bson import ObjectId
 from mongoengine import NotUniqueError
 
 from models.accounts.documents import NO_EMAIL_DOMAIN, Patient, deliverable
+from models.accounts.phones import normalise_phone
 from models.accounts.reset import queue_invitation
 from models.accounts.users import _clean_text, hash_password, normalise_email
 from models.errors import Conflict, ValidationFailed
@@ -40,9 +41,7 @@ def create_by_staff(name, phone="", email="", date_of_birth=None, invite=True, r
     delivered to. A known email is refused (409 `email_taken`, on the email field).
     """
     name = _clean_text(name, "name", True, 200)
-    phone = _clean_text(phone, "phone", require_phone, 50)
-    if phone and sum(ch.isdigit() for ch in phone) < 6:
-        raise ValidationFailed("Enter a phone number we can call back.", fields={"phone": "too short"})
+    phone = normalise_phone(phone, required=require_phone)  # E.164, or 422 on the phone field
     if email and email.strip():
         email = normalise_email(email)
         if Patient.objects(email=email).first() is not None:

@@ -8,6 +8,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from mongoengine import NotUniqueError
 
 from models.accounts.documents import ROLES, Patient, StaffUser
+from models.accounts.phones import normalise_phone
 from models.accounts.passwords import MAX_PASSWORD, MIN_PASSWORD, check_password_rules  # noqa: F401
 from models.audit import audited, patient_record
 from models.errors import Conflict, Throttled, ValidationFailed
@@ -135,7 +136,7 @@ def register_patient(email, password, name, phone=None, admit=None):
     email = normalise_email(email)
     name = _clean_text(name, "name", True, 200)
     validate_password(password, email=email, name=name)
-    phone = _clean_text(phone, "phone", False, 50)
+    phone = normalise_phone(phone)  # E.164, or 422 on the phone field
     if admit is not None:
         admit(email)
     patient = Patient(email=email, name=name, phone=phone, password_hash=hash_password(password))

@@ -54,6 +54,8 @@ class Clinic(Document):
     # Per patient, booking online (every door but staff): unpaid holds at once, upcoming appointments.
     max_held = IntField(default=2, min_value=1, max_value=100)
     max_upcoming = IntField(default=6, min_value=1, max_value=1000)
+    # Clinicians' calendar feeds (issue 29): patients' full names in feed events, or initials only.
+    feed_shows_names = BooleanField(default=False)
     meta = {"collection": "clinics", "auto_create_index": False}
 
     @classmethod

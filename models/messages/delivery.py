@@ -147,14 +147,16 @@ class DeliveryReport:
     failed: list = field(default_factory=list)
     waiting: int = 0
     problems: list = field(default_factory=list)
+    channel: str = "mail"  # "sms" for texts (issue 29)
 
     def lines(self):
         """Summary lines for the sweep's report."""
-        out = [f"mail: {len(self.sent)} sent, {len(self.dropped)} dropped, "
+        c = self.channel
+        out = [f"{c}: {len(self.sent)} sent, {len(self.dropped)} dropped, "
                f"{len(self.retrying)} to retry, {len(self.failed)} failed"]
         if self.waiting:
-            out.append(f"mail: {self.waiting} message(s) waiting")
-        out += [f"mail: problem: {p}" for p in self.problems]
+            out.append(f"{c}: {self.waiting} message(s) waiting")
+        out += [f"{c}: problem: {p}" for p in self.problems]
         return out
 
 
@@ -165,9 +167,13 @@ def backoff(attempts):
 
 CLAIM_BATCH = 20  # issue 31: messages claimed per round trip (three commands, not one per message)
 
+# Which channel a sender claims (issue 29): email senders take messages without a channel too
+# (written before texts existed).
+CHANNEL_FILTERS = {"email": {"channel": {"$ne": "sms"}}, "sms": {"channel": "sms"}}
 
-def _claim(now, token, size=CLAIM_BATCH):
-    """Atomically take up to `size` due messages (or ones whose sender's lease lapsed), oldest first.
+
+def _claim(now, token, size=CLAIM_BATCH, channel="email"):
+    """Atomically take up to `size` due messages of `channel` (or ones whose sender's lease lapsed), oldest first.
 
     Three commands whatever the size: the candidates' ids, one guarded `update_many` that claims
     those still free (a racing sender's are skipped), and the claimed documents. Each message is
@@ -175,7 +181,7 @@ def _claim(now, token, size=CLAIM_BATCH):
     """
     collection = OutboxMessage._get_collection()
     due = {"$or": [{"status": "queued", "due_at": {"$lte": now}},
-                   {"status": "sending", "lease_until": {"$lte": now}}]}
+                   {"status": "sending", "lease_until": {"$lte": now}}], **CHANNEL_FILTERS[channel]}
     ids = [d["_id"] for d in collection.find(due, {"_id": 1}).sort("due_at", 1).limit(size)]
     if not ids:
         return []
@@ -213,7 +219,7 @@ def deliver_due(now=None, smtp_url=None, mail_from=None, limit=BATCH):
     smtp_url = smtp_url or current_app.config.get("SMTP_URL")
     mail_from = mail_from or current_app.config.get("MAIL_FROM")
     if not smtp_url:
-        report.waiting = OutboxMessage.objects(status="queued", due_at__lte=now).count()
+        report.waiting = OutboxMessage.objects(status="queued", due_at__lte=now, channel__ne="sms").count()
         if report.waiting:
             report.problems.append("SMTP_URL is not set: messages wait in the outbox")
         return report
@@ -236,7 +242,7 @@ def deliver_due(now=None, smtp_url=None, mail_from=None, limit=BATCH):
                 _finish(mid, token, status="queued", last_error=str(exc)[:500],
                         attempts=max(0, message.attempts - 1))
                 report.problems.append(str(exc))
-                report.waiting = OutboxMessage.objects(status="queued", due_at__lte=now).count()
+                report.waiting = OutboxMessage.objects(status="queued", due_at__lte=now, channel__ne="sms").count()
                 break
             except Exception as exc:  # refused by the server, or the template failed to render
                 error = _describe(exc)

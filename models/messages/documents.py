@@ -12,7 +12,8 @@ from mongoengine import (
 from models.clock import utcnow
 
 KINDS = ("confirmed", "receipt", "cancelled", "rescheduled", "reminder", "password_reset",
-         "invitation", "waitlist_offer")
+         "invitation", "waitlist_offer",
+         "fee_due")  # text messages (issue 29): a fee to pay; its email is the fees feature's
 
 
 APPOINTMENT_KINDS = ("confirmed", "receipt", "cancelled", "rescheduled", "reminder")
@@ -20,6 +21,11 @@ TOKEN_KINDS = ("password_reset", "invitation")  # carry a set-password link
 
 
 STATUSES = ("queued", "sending", "sent", "failed", "dropped")
+
+# Text messages (issue 29): the kinds that also go by text, and the channels.
+SMS_KINDS = ("confirmed", "reminder", "cancelled", "rescheduled", "waitlist_offer", "fee_due")
+CHANNELS = ("email", "sms")
+SMS_VARIANT = "sms"  # a text's variant ends with "/sms", so it is a message of its own under the unique key
 
 
 class OutboxMessage(Document):
@@ -43,6 +49,10 @@ class OutboxMessage(Document):
     lease_until = DateTimeField()
     created_at = DateTimeField(default=utcnow)
     sent_at = DateTimeField()
+    # Text messages (issue 29): "sms" for a text (`to` is then an E.164 number); email otherwise
+    # (messages written before it have no channel, and are email). `provider_id`: the SMS provider's sid.
+    channel = StringField(choices=CHANNELS, default="email")
+    provider_id = StringField(max_length=64)
     meta = {
         "collection": "outbox",
         "auto_create_index": False,
@@ -57,3 +67,12 @@ class OutboxMessage(Document):
 
     def __str__(self):
         return f"{self.kind} to {self.to}"
+
+
+class SmsOptOut(Document):
+    """A number that replied STOP (issue 29): no text goes to it until it replies START."""
+
+    phone = StringField(required=True, unique=True, max_length=20)  # E.164
+    at = DateTimeField(default=utcnow)
+    keyword = StringField(max_length=20, default="STOP")
+    meta = {"collection": "sms_opt_outs", "auto_create_index": False}

@@ -38,17 +38,40 @@ def rescheduled(appointment, old_start, now, strict=False):
 def waitlist_offer(entry, service, provider, start, end, now):
     """Queue the offer of a held time to a waiting patient; it is not sent once the offer lapsed."""
     try:
-        patient = Patient.objects(id=entry.patient.id).only("email").first()
-        if patient is None or not patient.email:
+        patient = Patient.objects(id=entry.patient.id).only("email", "phone", "contact_by").first()
+        if patient is None:
             return None
-        return outbox.enqueue(
-            "waitlist_offer", patient.email, f"WaitlistEntry:{entry.id}",
+        # By email and/or text, as the patient chose (issue 29).
+        return outbox.enqueue_for_patient(
+            "waitlist_offer", patient, f"WaitlistEntry:{entry.id}",
             # One message per offer: each offer adds its start to the entry's `declined` list.
-            version=len(entry.declined or []), patient_id=patient.id, now=now,
+            version=len(entry.declined or []), now=now,
             expires_at=entry.offer_expires_at,
             context={"service": service.name, "provider": provider.name,
                      "start": _iso(start), "end": _iso(end),
                      "expires_at": _iso(entry.offer_expires_at), "url": "/portal/waitlist"})
     except Exception:
         log.exception("could not queue the waitlist offer of entry %s", entry.id)
+        return None
+
+
+def fee_due(appointment, amount, currency, url, now, kind="fee"):
+    """Queue the "fee to pay" text (issue 29) for a fee the card on file could not pay.
+
+    Only the text: the fee's email belongs to the fees feature. `url` is a path under the portal
+    (its pay link); `kind` tells which fee ("late_cancel", "no_show") so each is one message.
+    """
+    try:
+        appt = outbox.Appointment.objects(id=outbox._ref_id(appointment)).only("patient", "version").first()
+        patient = appt and Patient.objects(id=outbox._ref_id(appt.patient)).only("email", "phone", "contact_by").first()
+        if patient is None:
+            return None
+        numbers = [a for c, a in outbox.patient_channels(patient) if c == "sms"]
+        if not numbers:
+            return None
+        return outbox.enqueue("fee_due", numbers[0], f"Appointment:{appt.id}", version=appt.version or 0,
+                              variant=kind, channel="sms", appointment_id=appt.id, patient_id=patient.id,
+                              now=now, context={"amount": int(amount), "currency": currency, "url": url})
+    except Exception:
+        log.exception("could not queue the fee text of appointment %s", outbox._ref_id(appointment))
         return None

@@ -66,17 +66,22 @@ from datetime import timedelta
 import pymongo.errors
 from mongoengine import NotUniqueError
 
-from models.accounts.documents import Patient, deliverable
+from models.accounts.documents import Patient, deliverable, patient_channels  # noqa: F401
 from models.booking.documents import Appointment
-from models.catalog.documents import Service
+from models.catalog.documents import Clinic, Service
 from models.clock import _utc, utcnow
+from models.messages.quiet import reminder_due
 from models.messages.documents import (  # noqa: F401 (the outbox's names, for its callers)
     APPOINTMENT_KINDS,
     KINDS,
+    SMS_KINDS,
+    SMS_VARIANT,
     STATUSES,
     TOKEN_KINDS,
     OutboxMessage,
+    SmsOptOut,
 )
+from models.stores import get_redis, rkey
 
 log = logging.getLogger(__name__)
 
@@ -90,24 +95,83 @@ def _ref_id(value):
     return getattr(value, "id", None) or getattr(value, "pk", None) or value
 
 
+# --- waking the worker (issue 29) ------------------------------------------------------------
+# `flask --app wsgi worker` waits on this Redis list (BLPOP). Every queuing path below calls
+# `wake()` once, AFTER its MongoDB insert returned: the outbox stays the record, the push only
+# says "look now". A lost push (Redis down, a worker restarting) costs one poll (5 s) or one pass.
+
+WAKE_LIST_MAX = 1000  # a burst of bookings leaves at most this many pushes waiting
+
+
+def wake_key():
+    """The Redis list the workers wait on."""
+    return rkey("outbox", "wake")
+
+
+def wake():
+    """Tell a waiting worker that a message is due now (never fails the caller)."""
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        pipe.lpush(wake_key(), "1")
+        pipe.ltrim(wake_key(), 0, WAKE_LIST_MAX - 1)
+        pipe.execute()
+    except Exception as exc:  # Redis down or no app: the worker's poll finds the message
+        log.info("outbox: worker not woken (%s); the next pass sends it", exc.__class__.__name__)
+
+
+# --- how a patient hears from the clinic (issue 29) ------------------------------------------
+
+def sms_variant(variant):
+    """The variant of a text: the email's variant plus "/sms" (its own row under the unique key)."""
+    return f"{variant}/{SMS_VARIANT}" if variant else SMS_VARIANT
+
+
+def base_variant(message):
+    """The variant without the channel's suffix ("24h/sms" → "24h")."""
+    variant = message.variant or ""
+    return variant.rsplit("/", 1)[0] if variant.endswith(SMS_VARIANT) and "/" in variant else (
+        "" if variant == SMS_VARIANT else variant)
+
+
 def enqueue(kind, to, subject, *, version=0, context=None, due_at=None, variant="",
-            appointment_id=None, patient_id=None, expires_at=None, now=None):
-    """Queue one message (idempotent on kind, subject, version, variant); return its document."""
+            appointment_id=None, patient_id=None, expires_at=None, now=None, channel="email"):
+    """Queue one message (idempotent on kind, subject, version, variant); return its document.
+
+    `channel="sms"` queues a text to the E.164 number `to` (its variant gets "/sms").
+    """
     if kind not in KINDS:
         raise ValueError(f"unknown message kind {kind!r}")
-    if not deliverable(to):
+    if channel == "sms":
+        if not to:
+            return None
+        variant = sms_variant(variant)
+    elif not deliverable(to):
         return None  # a caller added at the desk without an email: nothing to send
     now = now or utcnow()
     message = OutboxMessage(kind=kind, to=to, subject=subject, version=int(version or 0),
                             variant=variant or "", context=context or {},
-                            due_at=due_at or now, expires_at=expires_at,
+                            due_at=due_at or now, expires_at=expires_at, channel=channel,
                             appointment=appointment_id, patient=patient_id, created_at=now)
     try:
         message.save(force_insert=True)
     except NotUniqueError:
         return OutboxMessage.objects(kind=kind, subject=subject, version=int(version or 0),
                                      variant=variant or "").first()
+    if _utc(message.due_at) <= now:
+        wake()
     return message
+
+
+def enqueue_for_patient(kind, patient, subject, **kwargs):
+    """Queue `kind` to each of the patient's channels (texts only for SMS_KINDS); the first message
+    queued (the email when there is one), or None."""
+    first = None
+    for channel, address in patient_channels(patient):
+        if channel == "sms" and kind not in SMS_KINDS:
+            continue
+        queued = enqueue(kind, address, subject, channel=channel, patient_id=patient.id, **kwargs)
+        first = first or queued
+    return first
 
 
 def enqueue_for_appointment(kind, appointment, now, *, context=None, due_at=None, variant=""):
@@ -115,12 +179,13 @@ def enqueue_for_appointment(kind, appointment, now, *, context=None, due_at=None
     current = Appointment.objects(id=_ref_id(appointment)).only("patient", "version").no_dereference().first()
     if current is None:
         return None
-    patient = _recipient(Patient.objects(id=_ref_id(current.patient)).only("email", "guardian").first())
-    if patient is None or not deliverable(patient.email):
+    patient = _recipient(Patient.objects(id=_ref_id(current.patient)).only("email", "guardian", "phone",
+                                                                          "contact_by").first())
+    if patient is None:
         return None
-    return enqueue(kind, patient.email, f"Appointment:{current.id}", version=current.version or 0,
-                   context=context, due_at=due_at, variant=variant, appointment_id=current.id,
-                   patient_id=patient.id, now=now)
+    return enqueue_for_patient(kind, patient, f"Appointment:{current.id}", version=current.version or 0,
+                               context=context, due_at=due_at, variant=variant,
+                               appointment_id=current.id, now=now)
 
 
 def _recipient(patient):
@@ -128,7 +193,7 @@ def _recipient(patient):
     guardian = getattr(patient, "guardian", None) if patient is not None else None
     if guardian is None:
         return patient
-    return Patient.objects(id=_ref_id(guardian)).only("email").first()
+    return Patient.objects(id=_ref_id(guardian)).only("email", "phone", "contact_by").first()
 
 
 @dataclass
@@ -141,6 +206,7 @@ class _Facts:
     patient_id: object
     email: str
     reminder_hours: list
+    channels: list = None  # [(channel, address)] (issue 29)
 
 
 def _facts(appointment, fresh=False):
@@ -151,14 +217,16 @@ def _facts(appointment, fresh=False):
     if appt is None:
         return None
     patient = _recipient(appt.patient if isinstance(appt.patient, Patient) else
-                         Patient.objects(id=_ref_id(appt.patient)).only("email", "guardian").first())
+                         Patient.objects(id=_ref_id(appt.patient)).only("email", "guardian", "phone",
+                                                                        "contact_by").first())
     service = appt.service if isinstance(appt.service, Service) else \
         Service.objects(id=_ref_id(appt.service)).only("reminder_hours").first()
-    if patient is None or not deliverable(patient.email):
+    channels = patient_channels(patient) if patient is not None else []
+    if not channels:
         return None
     hours = getattr(service, "reminder_hours", None)
     return _Facts(appt.id, appt.version or 0, _utc(appt.start), patient.id, patient.email,
-                  list(DEFAULT_REMINDER_HOURS if hours is None else hours))
+                  list(DEFAULT_REMINDER_HOURS if hours is None else hours), channels)
 
 
 def _reminder_docs(facts, now):
@@ -174,17 +242,36 @@ def _queue_all(facts, items, now):
     """Insert several messages about one appointment in one command; already queued ones stay."""
     if facts is None or not items:
         return 0
-    docs = [OutboxMessage(kind=kind, to=facts.email, subject=f"Appointment:{facts.id}",
-                          version=facts.version, variant=variant, due_at=due or now,
-                          appointment=facts.id, patient=facts.patient_id, created_at=now).to_mongo()
-            for kind, variant, due in items]
+    docs, zone = [], None
+    for channel, address in facts.channels:
+        for kind, variant, due in items:
+            if channel == "sms":
+                if kind not in SMS_KINDS:
+                    continue
+                if kind == "reminder":  # quiet hours: a text reminder goes earlier, never later
+                    zone = zone or _clinic_zone()
+                    due = max(now, reminder_due(due, zone))
+            docs.append(OutboxMessage(
+                kind=kind, to=address, subject=f"Appointment:{facts.id}", version=facts.version,
+                variant=sms_variant(variant) if channel == "sms" else variant, due_at=due or now,
+                channel=channel, appointment=facts.id, patient=facts.patient_id, created_at=now).to_mongo())
+    if not docs:
+        return 0
     try:
-        return len(OutboxMessage._get_collection().insert_many(docs, ordered=False).inserted_ids)
+        inserted = len(OutboxMessage._get_collection().insert_many(docs, ordered=False).inserted_ids)
     except pymongo.errors.BulkWriteError as exc:
         errors = exc.details.get("writeErrors", [])
         if any(err.get("code") != 11000 for err in errors):
             raise
-        return len(docs) - len(errors)
+        inserted = len(docs) - len(errors)
+    if inserted and any(_utc(doc["due_at"]) <= now for doc in docs):
+        wake()
+    return inserted
+
+
+def _clinic_zone():
+    clinic = Clinic.objects.only("timezone").order_by("id").first()
+    return clinic.timezone if clinic else "UTC"
 
 
 def queue_reminders(appointment, now):
@@ -240,6 +327,20 @@ def drop_queued(subject, kind, reason):
     return queued.update(set__status="dropped", set__drop_reason=reason[:200])
 
 
+def _why_no_text(message, patient):
+    """Why a text should not go to this patient any more (they changed their choice, their number
+    or replied STOP), or None; a changed number gets the text at the new number."""
+    numbers = [address for channel, address in patient_channels(patient) if channel == "sms"]
+    if not numbers:
+        return "patient no longer takes texts"
+    if numbers[0] != message.to:
+        OutboxMessage.objects(id=message.id).update_one(set__to=numbers[0])
+        message.to = numbers[0]
+    if SmsOptOut.objects(phone=message.to).only("id").first() is not None:
+        return "the number replied STOP"
+    return None
+
+
 CHECKS = {}
 
 
@@ -253,10 +354,14 @@ def why_drop(message, now):
     if message.expires_at and _utc(message.expires_at) <= now:
         return "expired"
     if message.patient:
-        patient = Patient.objects(id=message.patient).only("email", "active").first()
+        patient = Patient.objects(id=message.patient).only("email", "active", "phone", "contact_by").first()
         if patient is None or not patient.active:
             return "patient account closed"
-        if patient.email != message.to:
+        if getattr(message, "channel", "email") == "sms":
+            reason = _why_no_text(message, patient)
+            if reason:
+                return reason
+        elif patient.email != message.to:
             if message.kind in TOKEN_KINDS:
                 return "patient's email changed"
             # Appointment news goes to the address the patient has now.

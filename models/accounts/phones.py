@@ -1,0 +1,56 @@
+"""Phone numbers: parsed with `phonenumbers` and stored in E.164 ("+447700900123").
+
+A number typed without a country code is read in the clinic's region (`Clinic.region`, e.g.
+"GB-ENG" → GB, when the clinic has one; otherwise `PHONE_REGION`, default GB), so the front desk
+and patients type numbers as they say them: "07700 900123" → "+447700900123". We accept every
+number `phonenumbers` calls *possible* (right length for its country), not only *valid* ones:
+validity follows the numbering plans' allocations, which refuse Ofcom's drama range (07700 900xxx)
+and numbers allocated after the library's release, and a clinic would rather keep such a number
+than refuse a patient. Anything else is refused with 422 on the phone field.
+"""
+
+import phonenumbers
+from flask import current_app, has_app_context
+
+from models.catalog.documents import Clinic
+from models.errors import ValidationFailed
+
+INVALID = "Enter a phone number we can call or text, e.g. 07700 900123 or +44 7700 900123."
+
+
+def default_region():
+    """The two-letter region numbers without a country code are read in."""
+    clinic = Clinic.get()
+    region = (getattr(clinic, "region", "") or "") if clinic is not None else ""
+    if region:
+        return region.split("-")[0].upper()[:2]
+    if has_app_context():
+        return (current_app.config.get("PHONE_REGION") or "GB").upper()
+    return "GB"
+
+
+def normalise_phone(value, field="phone", required=False, region=None):
+    """The number in E.164, "" when empty and not required; ValidationFailed (422) when not a number."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise ValidationFailed("Phone is required.", fields={field: "required"})
+        return ""
+    if not isinstance(value, str) or len(value) > 50:
+        raise ValidationFailed(INVALID, fields={field: "invalid"})
+    try:
+        number = phonenumbers.parse(value, region or default_region())
+    except phonenumbers.NumberParseException:
+        raise ValidationFailed(INVALID, fields={field: "invalid"}) from None
+    if not phonenumbers.is_possible_number(number):
+        raise ValidationFailed(INVALID, fields={field: "invalid"})
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def is_mobile_like(e164):
+    """False only for numbers that certainly cannot take a text (fixed lines); unknown types pass."""
+    try:
+        kind = phonenumbers.number_type(phonenumbers.parse(e164))
+    except phonenumbers.NumberParseException:
+        return False
+    return kind not in (phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.TOLL_FREE,
+                        phonenumbers.PhoneNumberType.PREMIUM_RATE)
