@@ -29,6 +29,9 @@ STAFF = [
     ("provider@clinic.test", "Dr Amira Shah", "provider"),
 ]
 PATIENT = ("patient@clinic.test", "Pat Demo", "+44 20 7946 0000")
+# The demo clinic's profile (issue 25): it closes on England's public holidays.
+CLINIC_PROFILE = dict(address="12 River Street\nLondon SE1 9RT", email="hello@riverside-clinic.test",
+                      website="https://riverside-clinic.test", holiday_region="GB-ENG")
 
 
 def _weekdays(start, end, lunch, days=range(5)):
@@ -42,6 +45,13 @@ def seed_demo(password=DEMO_PASSWORD, hold_minutes=15):
     if clinic is None:
         clinic = Clinic(name="Riverside Clinic", timezone="Europe/London", currency="gbp",
                         hold_minutes=hold_minutes, phone="+44 20 7946 0123").save()
+    # Clinic profile (issue 25): an existing demo clinic without an address gets one too.
+    if not clinic.address:
+        clinic.address = CLINIC_PROFILE["address"]
+        clinic.email = clinic.email or CLINIC_PROFILE["email"]
+        clinic.website = clinic.website or CLINIC_PROFILE["website"]
+        clinic.holiday_region = clinic.holiday_region or CLINIC_PROFILE["holiday_region"]
+        clinic.save()
     services = {}
     for spec in SERVICES:
         service = Service.objects(name=spec["name"]).first()

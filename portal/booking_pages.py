@@ -30,6 +30,7 @@ from models import booking
 from models import clock
 from models.booking import waitlist
 from models.catalog import bookable_services, current_catalog
+from models.catalog.profile import upcoming_closures
 from models.documents import Appointment, Payment, utcnow
 from models.errors import DomainError, NotFound
 from models.booking.reschedule import reschedule_blocker
@@ -160,6 +161,9 @@ def policy_text(terms, clinic):
             f"before it starts; if you cancel, {refund}. Later than that, please call the clinic{phone}.")
 
 
+CLOSURES_SHOWN_DAYS = 60  # the booking page names the clinic's closures this far ahead (issue 25)
+
+
 @bp.get("/book")
 def book():
     """The one-screen booking page: service › clinician › time (month calendar, day's times) › review."""
@@ -175,7 +179,8 @@ def book():
     pzone = patient_zone(tz_raw, clinic.timezone)
     ctx = dict(clinic=clinic, services=services, service=None, providers=[], provider=None,
                provider_choice="", picker=None, review=None, patient=patient, pzone=pzone,
-               tz=tz_raw if pzone else "", book_url=book_url, step=0)
+               tz=tz_raw if pzone else "", book_url=book_url, step=0,
+               closures=upcoming_closures(catalog, now, days=CLOSURES_SHOWN_DAYS))
     service_id = args.get("service", "")
     if service_id:
         try:
