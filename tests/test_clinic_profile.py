@@ -170,3 +170,87 @@ def test_email_from_names_the_clinic_and_footer_and_ics_carry_the_address(make_a
     ics = next(p for p in mail.iter_attachments() if p.get_content_type() == "text/calendar").get_payload(decode=True)
     unfolded = ics.decode().replace("\r\n ", "")
     assert "LOCATION:Riverside Clinic\\, 12 River Street\\, London SE1 9RT" in unfolded
+
+
+# --- the back office ----------------------------------------------------------------------------
+
+
+def _clinic_form(clinic, **changes):
+    data = {"name": clinic.name, "timezone": clinic.timezone, "currency": clinic.currency,
+            "hold_minutes": "15", "slot_step_minutes": "15", "default_cancellation_hours": "24",
+            "phone": clinic.phone, "max_held": "2", "max_upcoming": "6", "address": "1 High Street\r\nLeeds",
+            "email": "hello@example.com", "website": "https://example.com", "brand_colour": "#0b6e4f",
+            "holiday_region": "GB-ENG"}
+    data.update(changes)
+    return data
+
+
+def test_admin_saves_the_profile_with_a_logo_and_refuses_a_bad_one(app, world, staff_client):
+    from io import BytesIO
+
+    from tests.support.factories import form_csrf
+
+    client = staff_client("admin")
+    clinic = Clinic.get()
+    url = f"/admin/clinic/edit/?id={clinic.id}"
+    token = form_csrf(client.get(url).get_data(as_text=True))
+    bad = client.post(url, data={**_clinic_form(clinic), "csrf_token": token,
+                                 "logo_file": (BytesIO(b"GIF89a not allowed"), "logo.gif")},
+                      content_type="multipart/form-data")
+    assert "PNG, JPEG or SVG" in bad.get_data(as_text=True)
+    assert Clinic.get().logo_sha == "" and Clinic.get().address != "1 High Street\r\nLeeds"
+    resp = client.post(url, data={**_clinic_form(clinic), "csrf_token": token,
+                                  "logo_file": (BytesIO(PNG), "logo.png")},
+                       content_type="multipart/form-data", follow_redirects=True)
+    assert resp.status_code == 200
+    saved = Clinic.get()
+    assert saved.logo_sha and saved.holiday_region == "GB-ENG" and saved.address.startswith("1 High Street")
+    home = client.get("/admin/").get_data(as_text=True)
+    assert f"/clinic/logo/{saved.logo_sha}" in home and "Riverside Clinic" in home
+    region = client.post(url, data={**_clinic_form(saved), "holiday_region": "XX-NOPE", "csrf_token": token},
+                         content_type="multipart/form-data")
+    assert "not a region we know" in region.get_data(as_text=True) and Clinic.get().holiday_region == "GB-ENG"
+    assert staff_client("reception").get(url).status_code == 403
+
+
+def test_a_closure_over_bookings_lists_them_and_messages_their_patients_once(app, world, staff_client):
+    from models import booking
+    from models.clock import utcnow
+    from models.messages.documents import OutboxMessage
+    from tests.support.factories import form_csrf
+
+    day = future_day(5)
+    booking.book(world["patient"], str(world["consult"].id), str(world["one"].id), at(day, 10), utcnow())
+    client = staff_client("reception")
+    token = form_csrf(client.get("/admin/closures/new/").get_data(as_text=True))
+    resp = client.post("/admin/closures/new/", data={"start": f"{day}T00:00", "end": f"{day + timedelta(days=1)}T00:00",
+                                                     "reason": "Flood", "csrf_token": token}, follow_redirects=True)
+    assert "1 appointment(s) are booked while the clinic is closed" in resp.get_data(as_text=True)
+    closure = Closure.objects.get(reason="Flood")
+    assert closure.start.astimezone(timezone.utc) == at(day, 0)
+    listing = client.get("/admin/closures/").get_data(as_text=True)
+    assert "Pat Example" in listing or "pat@example.com" in listing
+    for _ in range(2):
+        client.post("/admin/closures/action/", data={"action": "message_patients", "rowid": str(closure.id),
+                                                     "csrf_token": token})
+    [notice] = OutboxMessage.objects(kind="closure_notice")
+    assert notice.to == "pat@example.com" and notice.context["reason"] == "Flood"
+
+
+def test_staff_open_a_public_holiday_again_from_the_holidays_page(app, world, staff_client):
+    from tests.support.factories import form_csrf
+
+    clinic = Clinic.get()
+    clinic.holiday_region = "GB-ENG"
+    clinic.save()
+    client = staff_client("reception")
+    page = client.get("/admin/holidays/").get_data(as_text=True)
+    assert "Christmas Day" in page
+    today = datetime.now(timezone.utc).date()
+    christmas = date(today.year, 12, 25) if today < date(today.year, 12, 25) else date(today.year + 1, 12, 25)
+    token = form_csrf(page)
+    resp = client.post("/admin/holidays/", data={"date": christmas.isoformat(), "do": "open", "csrf_token": token},
+                       follow_redirects=True)
+    assert "The clinic is open on" in resp.get_data(as_text=True)
+    assert christmas in Clinic.get().reopened_holidays
+    assert slots(app.test_client(), world["consult"], christmas)
