@@ -103,7 +103,7 @@ def _booked_in(view, context, model, name):
     items = [link(url_for("appointments.details_view", id=str(a.id)),
                   f"{appointment_text(a, zone)} · {a.patient}") for a in appts[:LISTED]]
     more = f" and {len(appts) - LISTED} more" if len(appts) > LISTED else ""
-    return Markup(f"<strong>{len(appts)}</strong>: ") + Markup("; ").join(items) + more
+    return Markup("<strong>{}</strong>: ").format(len(appts)) + Markup("; ").join(items) + more
 
 
 class ClosureView(SecureModelView):

@@ -103,12 +103,15 @@ def walk(base, clone):
     registered = patient.post(f"{base}/api/auth/register", timeout=60,
                               json={"email": email, "password": PASSWORD, "name": "Ada Acceptance"})
     check(registered.status_code == 201, "a new patient registers")
+    signed = patient.post(f"{base}/api/auth/login", timeout=60, json={"email": email, "password": PASSWORD})
+    check(signed.status_code == 200, "and signs in")
     free = next(s for s in services if s["price"] == 0)
     slot = patient.get(f"{base}/api/slots", params={"service": free["id"], "days": 14}, timeout=30).json()[0]
     booked = patient.post(f"{base}/api/appointments", timeout=30,
                           headers={"X-CSRF-TOKEN": patient.cookies.get("csrf_access_token", "")},
                           json={"service": free["id"], "provider": slot["provider"], "start": slot["start"]})
-    check(booked.status_code == 201 and booked.json()["status"] == "confirmed", "the patient books a free time")
+    check(booked.status_code == 201 and booked.json()["status"] == "confirmed",
+          f"the patient books a free time ({booked.status_code} {booked.text[:200]})")
     deadline = time.monotonic() + 150  # the stack's sweeper sends due email every minute
     while not mails(clone, email) and time.monotonic() < deadline:
         time.sleep(1)
