@@ -32,7 +32,9 @@ def init_admin(app):
     app.register_blueprint(auth.bp)
     from admin.home import HomeView
 
-    admin = Admin(app, name="Clinic back office", index_view=HomeView(name="Home", url="/admin"),
+    from admin.clinic_profile import BackOfficeName  # the clinic's own name (issue 25)
+
+    admin = Admin(app, name=BackOfficeName(), index_view=HomeView(name="Home", url="/admin"),
                   theme=Bootstrap4Theme(),
                   csp_nonce_generator=lambda: getattr(request, "csp_nonce", ""))
     admin.add_view(DayView(name="Day view", endpoint="day", url="/admin/day"))

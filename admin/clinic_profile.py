@@ -196,3 +196,18 @@ class HolidaysView(StaffAccessMixin, BaseView):
                                                      today.year + HOLIDAY_YEARS_AHEAD - 2).items() if day >= today]
         current_catalog()  # warm: the page's brand header reads it
         return self.render("admin_clinic/holidays.html", clinic=clinic, holidays=holidays)
+
+
+class BackOfficeName:
+    """The back office's name as every page writes it: "<the clinic's name> back office", read when a
+    page renders (Flask-Admin keeps one name for the app's life; the clinic can be renamed)."""
+
+    def __str__(self):
+        try:
+            clinic = current_catalog().clinic
+        except Exception:  # noqa: BLE001 (a page must render even when the database is down)
+            clinic = None
+        return f"{clinic.name if clinic else 'Clinic'} back office"
+
+    def __html__(self):
+        return str(escape(str(self)))

@@ -115,12 +115,15 @@ def test_back_office_clinic_pages_pass_axe_and_show_the_clinic(live_server, page
     page.get_by_label("Password").fill(DEMO_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(re.compile(re.escape(f"{base}/admin/") + r"$"))
-    assert page.title().endswith("· Riverside Clinic back office")
+    assert page.title().endswith("Riverside Clinic back office")
     assert page.locator(".navbar-brand").inner_text().startswith("Riverside Clinic")
     # The menu fits on one row at 1280 px: every top-level item shares one top edge.
     tops = page.evaluate("() => [...document.querySelectorAll('#admin-navbar-collapse > ul.mr-auto > li')]"
                          ".map(li => Math.round(li.getBoundingClientRect().top))")
     assert len(set(tops)) == 1, tops
+    # …and nothing in the header reaches past the page's right edge.
+    assert page.evaluate("() => Math.max(...[...document.querySelectorAll('header nav *')]"
+                         ".map(e => e.getBoundingClientRect().right))") <= 1280
     problems = {}
     for path in ("/admin/", f"/admin/clinic/edit/?id={clinic.id}", "/admin/closures/", "/admin/closures/new/",
                  "/admin/holidays/"):
