@@ -9,7 +9,7 @@
 
 from datetime import date
 
-from flask import flash, redirect, request, url_for
+from flask import flash, g, redirect, request, url_for
 from flask_admin import BaseView, expose
 from flask_admin.actions import action
 from flask_wtf.csrf import validate_csrf
@@ -21,7 +21,6 @@ from admin.base import SecureModelView, StaffAccessMixin, clinic_zone, local_for
 from admin.fields import LocalDateTimeField, appointment_text, link, to_local_naive
 from admin.roles import ADMIN_ONLY, FRONT_DESK
 from admin.views import ClinicView, _to_utc_from_local
-from clinic.audit import audit
 from models.booking.closing import appointments_during, message_patients
 from models.catalog import current_catalog
 from models.catalog.closures import HOLIDAY_YEARS_AHEAD, public_holidays, valid_region
@@ -79,18 +78,15 @@ class ClinicProfileView(ClinicView):
         if data:
             check_logo(data)  # refuses with the field's message before anything is written
         super().on_model_change(form, model, is_created)
-        self._logo = data
+        g.clinic_logo_upload = data  # per request: the view object is shared by every request
 
     def after_model_change(self, form, model, is_created):
         """Store the checked logo (or remove it) once the clinic is saved."""
-        data = getattr(self, "_logo", b"")
-        self._logo = b""
+        data = g.pop("clinic_logo_upload", b"")
         if data:
-            save_logo(model, data, utcnow())
-            audit(staff_actor(), "clinic.logo", record=f"Clinic:{model.id}")
+            save_logo(model, data, utcnow(), audit_as=staff_actor())  # audits itself
         elif form.logo_remove.data:
-            remove_logo(model)
-            audit(staff_actor(), "clinic.logo_removed", record=f"Clinic:{model.id}")
+            remove_logo(model, audit_as=staff_actor())
         super().after_model_change(form, model, is_created)
 
 
@@ -182,12 +178,10 @@ class HolidaysView(StaffAccessMixin, BaseView):
                 flash("That request could not be read; please try again.", "error")
                 return redirect(url_for(".index"))
             if request.form.get("do") == "open":
-                reopen_holiday(clinic, day)
-                audit(staff_actor(), "clinic.holiday_opened", record=f"Clinic:{clinic.id}:{day.isoformat()}")
+                reopen_holiday(clinic, day, audit_as=staff_actor())  # audits itself
                 flash(f"The clinic is open on {day:%A} {day.day} {day:%B %Y}: its times can be booked.", "success")
             else:
-                close_holiday_again(clinic, day)
-                audit(staff_actor(), "clinic.holiday_closed", record=f"Clinic:{clinic.id}:{day.isoformat()}")
+                close_holiday_again(clinic, day, audit_as=staff_actor())  # audits itself
                 flash(f"The clinic is closed on {day:%A} {day.day} {day:%B %Y} again.", "success")
             return redirect(url_for(".index"))
         today = local_today(clinic.timezone, utcnow())

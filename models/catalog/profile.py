@@ -6,6 +6,7 @@ import hashlib
 import re
 from datetime import timedelta
 
+from models.audit import audited
 from models.catalog.closures import closed_dates, describe
 from models.catalog.documents import Clinic, ClinicLogo
 from models.clock import local_today
@@ -83,6 +84,11 @@ def check_logo(data):
     return LOGO_TYPES[kind]
 
 
+def _clinic_record(clinic, *args, **kwargs):
+    return f"Clinic:{clinic.id}"
+
+
+@audited("clinic.logo", _clinic_record)
 def save_logo(clinic, data, now):
     """Check and store a new logo for the clinic (kept in MongoDB by its SHA-256); returns the clinic."""
     content_type = check_logo(data)
@@ -96,6 +102,7 @@ def save_logo(clinic, data, now):
     return clinic
 
 
+@audited("clinic.logo_removed", _clinic_record)
 def remove_logo(clinic):
     """Take the clinic's logo away."""
     clinic.logo_sha = ""
@@ -119,6 +126,7 @@ def logo_path(clinic):
 # --- public holidays ----------------------------------------------------------------------------
 
 
+@audited("clinic.holiday_opened", _clinic_record)
 def reopen_holiday(clinic, day):
     """Open the clinic on a public holiday after all (its times become bookable again)."""
     if day not in (clinic.reopened_holidays or []):
@@ -127,6 +135,7 @@ def reopen_holiday(clinic, day):
     return clinic
 
 
+@audited("clinic.holiday_closed", _clinic_record)
 def close_holiday_again(clinic, day):
     """Close the clinic again on a public holiday that had been opened."""
     if day in (clinic.reopened_holidays or []):
