@@ -18,7 +18,6 @@ def init_admin(app):
     from admin.views import (
         AppointmentView,
         AuditEventView,
-        ClinicView,
         PatientView,
         PaymentView,
         ProviderView,
@@ -33,7 +32,9 @@ def init_admin(app):
     app.register_blueprint(auth.bp)
     from admin.home import HomeView
 
-    admin = Admin(app, name="Clinic back office", index_view=HomeView(name="Home", url="/admin"),
+    from admin.clinic_profile import BackOfficeName  # the clinic's own name (issue 25)
+
+    admin = Admin(app, name=BackOfficeName(), index_view=HomeView(name="Home", url="/admin"),
                   theme=Bootstrap4Theme(),
                   csp_nonce_generator=lambda: getattr(request, "csp_nonce", ""))
     admin.add_view(DayView(name="Day view", endpoint="day", url="/admin/day"))
@@ -46,11 +47,18 @@ def init_admin(app):
     admin.add_view(ServiceView(d.Service, name="Services", endpoint="services", category="Clinic"))
     admin.add_view(ScheduleView(d.Schedule, name="Schedules", endpoint="schedules", category="Clinic"))
     admin.add_view(TimeOffView(d.TimeOff, name="Time off", endpoint="time_off", category="Clinic"))
+    from admin.clinic_profile import ClosureView as _ClosureView, HolidaysView as _HolidaysView
+
+    admin.add_view(_ClosureView(d.Closure, name="Closures", endpoint="closures", category="Clinic"))
+    admin.add_view(_HolidaysView(name="Public holidays", endpoint="holidays", url="/admin/holidays", category="Clinic"))
     admin.add_view(PaymentView(d.Payment, name="Payments", endpoint="payments", category="Money"))
     admin.add_view(StripeEventView(d.StripeEvent, name="Stripe events", endpoint="stripe_events",
                                    category="Money"))
     admin.add_view(StaffUserView(d.StaffUser, name="Staff", endpoint="staff", category="Settings"))
-    admin.add_view(ClinicView(d.Clinic, name="Clinic settings", endpoint="clinic", category="Settings"))
+    # Clinic profile and closures (issue 25): the profile's settings, closures, public holidays.
+    from admin.clinic_profile import ClinicProfileView
+
+    admin.add_view(ClinicProfileView(d.Clinic, name="Clinic settings", endpoint="clinic", category="Settings"))
     admin.add_view(AuditEventView(d.AuditEvent, name="Audit log", endpoint="audit", category="Settings"))
     from admin.outbox import add_outbox_view  # the email outbox (admin and reception)
 

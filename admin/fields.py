@@ -14,6 +14,7 @@ from models.accounts.users import clean_name
 from models.errors import DomainError
 
 from models.clock import human_time
+from models.status_words import status_words
 from models.formatting import money
 
 # Formats accepted for a local date-time: the browser's picker sends the first one; the others are
@@ -32,9 +33,15 @@ def money_formatter(field, currency_field="currency"):
 
 
 def words_formatter(view, context, model, name):
-    """A status slug as words: "checked_in" -> "checked in"."""
+    """A status as staff read it, from the one mapping (models/status_words.py): "Awaiting payment",
+    "Cancelled by the patient"; other slugs as words ("checked_in" -> "Checked in")."""
     value = getattr(model, name, None)
-    return str(value).replace("_", " ") if value else ""
+    if not value:
+        return ""
+    kind = {"Payment": "payment", "WaitlistEntry": "waitlist"}.get(type(model).__name__, "appointment")
+    if name != "status" or type(model).__name__ not in ("Appointment", "Payment", "WaitlistEntry"):
+        return str(value).replace("_", " ")
+    return status_words(value, getattr(model, "cancel_reason", ""), audience="staff", kind=kind)
 
 
 def names_formatter(view, context, model, name):

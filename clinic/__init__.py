@@ -30,6 +30,47 @@ def register_template_filters(app):
     # `{{ instant|human_time(zone) }}` read the same in the portal, the back office and the emails.
     app.add_template_filter(formatting.money, "money")
     app.add_template_filter(clock.human_time, "human_time")
+    register_clinic_profile(app)
+
+
+def _local_date(iso):
+    """'2026-12-25' as people read it: 'Friday 25 December'."""
+    from datetime import date
+
+    day = date.fromisoformat(iso) if isinstance(iso, str) else iso
+    return f"{day:%A} {day.day} {day:%B}"
+
+
+def register_clinic_profile(app):
+    """Clinic profile (issue 25): statuses in words, and the clinic's identity on every page."""
+    from models import status_words
+
+    app.add_template_filter(status_words.status_words, "status_words")
+    app.add_template_filter(status_words.status_tone, "status_tone")
+    app.add_template_filter(_local_date, "local_date")
+
+    @app.context_processor
+    def clinic_identity():
+        """`brand`: the clinic's name, address, phone, accent colour and logo for page headers,
+        footers and titles (read from the cached catalog; a page without a clinic gets "Clinic")."""
+        from models.catalog import current_catalog
+        from models.catalog.profile import accent_colour, logo_path
+        from models.messages.rendering import clinic_address
+
+        try:
+            clinic = current_catalog().clinic
+        except Exception:  # noqa: BLE001 (an error page must render even when the database is down)
+            clinic = None
+        return {"brand": {
+            "name": clinic.name if clinic else "Clinic",
+            "address": clinic_address(clinic) if clinic else "",
+            "address_lines": [line for line in ((clinic.address or "").splitlines() if clinic else []) if line.strip()],
+            "phone": (clinic.phone or "") if clinic else "",
+            "email": (clinic.email or "") if clinic else "",
+            "website": (clinic.website or "") if clinic else "",
+            "accent": accent_colour(clinic.brand_colour if clinic else None),
+            "logo_url": logo_path(clinic),
+        }}
 
 
 def create_app(config=None):
@@ -104,9 +145,21 @@ def create_app(config=None):
 
     @app.get("/")
     def index():
-        """Send visitors to the patient portal."""
-        from flask import redirect
+        """The clinic's front door is its booking page: anyone may browse; booking asks to sign in."""
+        from portal.booking_pages import book
 
-        return redirect("/portal/")
+        return book()
+
+    @app.get("/clinic/logo/<sha>")
+    def clinic_logo(sha):
+        """The clinic's logo: its address holds its hash, so browsers keep it for a year."""
+        from models.catalog.profile import logo
+
+        content_type, data = logo(sha)
+        response = app.response_class(data, mimetype=content_type)
+        response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        # An SVG opened on its own must not run anything (checked on upload too).
+        response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+        return response
 
     return app

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from models.booking.availability import merge, subtract, working_intervals
 from models.booking.documents import Appointment
 from models.booking.rules import effective_status, is_blocking, schedule_days
+from models.catalog.closures import closed_between
 from models.catalog.documents import TimeOff
 from models.catalog.snapshot import current_catalog
 from models.clock import _utc
@@ -64,6 +65,8 @@ def build_grid(day, tz, providers, now, step_minutes=15, show_all=False):
                  .order_by("start").select_related(max_depth=1))
     payments = {p.appointment.id: p for p in Payment.objects(appointment__in=[a.id for a in appts]).no_dereference()}
     offs = list(TimeOff.objects(provider__in=ids, start__lt=day_end, end__gt=day_start).no_dereference())
+    # The whole clinic closed (closures, public holidays; issue 25): drawn and never offered as free.
+    closures = [c for c in catalog.closures or () if c.start < _utc(day_end) and c.end > _utc(day_start)]
     work = {}
     for provider in providers:
         week, overrides = schedule_days(catalog.schedules.get(provider.id))
@@ -97,6 +100,10 @@ def build_grid(day, tz, providers, now, step_minutes=15, show_all=False):
         for s, e in merge(away):
             if _utc(s) < bottom_utc and _utc(e) > top_utc:
                 col.blocked.append((*pos(s, e), "Time off"))
+        for c in closures:
+            if c.start < bottom_utc and c.end > top_utc:
+                col.blocked.append((*pos(c.start, c.end), f"Clinic closed: {c.reason}"))
+        away = away + [(c.start, c.end) for c in closures]
         busy = []
         for a in appts:
             if a.provider.id != provider.id:
@@ -148,18 +155,24 @@ def week_summary(first, tz, providers, now):
     appts = list(Appointment.objects(provider__in=ids, start__gte=start, start__lt=end)
                  .order_by("start").select_related(max_depth=1))
     days = [first + timedelta(days=i) for i in range(7)]
+    closures = catalog.closures or ()
     rows = []
     for provider in providers:
         week, overrides = schedule_days(catalog.schedules.get(provider.id))
         cells = []
         for d in days:
             hours = working_intervals(tz, week, overrides, d, d)
+            # Closed time (issue 25) is not working time: it leaves the hours and the free minutes.
+            day_start, day_end = _utc(datetime.combine(d, time(0), zone)), _utc(datetime.combine(d + timedelta(days=1), time(0), zone))
+            shut = closed_between(closures, day_start, day_end)
+            hours = subtract(hours, merge(shut)) if shut else hours
             mine = [a for a in appts if a.provider.id == provider.id and _local(a.start, zone).date() == d
                     and effective_status(a, now) not in HIDDEN_BY_DEFAULT]
             worked = sum(_minutes(e - s) for s, e in hours)
             booked = sum(_minutes(_utc(a.end) - _utc(a.start)) for a in mine)
             cells.append({"day": d, "appointments": [(a, _local(a.start, zone), effective_status(a, now)) for a in mine],
-                          "hours": ", ".join(f"{_local(s, zone):%H:%M}–{_local(e, zone):%H:%M}" for s, e in hours),
+                          "hours": ", ".join(f"{_local(s, zone):%H:%M}–{_local(e, zone):%H:%M}" for s, e in hours)
+                          or ("Clinic closed" if shut else ""),
                           "free_minutes": max(worked - booked, 0)})
         rows.append((provider, cells))
     return days, rows

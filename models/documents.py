@@ -35,6 +35,7 @@ from models.catalog.documents import (  # noqa: F401
     Service,
     TimeOff,
 )
+from models.catalog.documents import ClinicLogo, Closure  # noqa: F401 (clinic profile, issue 25)
 from models.clock import utcnow  # noqa: F401
 from models.messages.documents import OutboxMessage, SmsOptOut
 from models.payments.documents import (  # noqa: F401
@@ -59,3 +60,6 @@ def ensure_indexes():
 
     FeedToken.ensure_indexes()
     PasswordReset.ensure_indexes()
+    # The clinic's closures and logo (issue 25).
+    Closure.ensure_indexes()
+    ClinicLogo.ensure_indexes()

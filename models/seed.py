@@ -35,6 +35,14 @@ STAFF = [
     ("provider@clinic.test", "Dr Amira Shah", "provider"),
 ]
 PATIENT = ("patient@clinic.test", "Pat Demo", "+44 20 7946 0000")
+# The demo clinic's profile (issue 25): it closes on England's public holidays.
+# The demo clinic's logo: a river under a cross, in its brand colour.
+DEMO_LOGO = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64"><rect width="64" height="64" rx="14" '
+             b'fill="#0b6e4f"/><path d="M27 10h10v11h11v10H37v3H27v-3H16V21h11z" fill="#fff"/><path d="M8 46c6-5 '
+             b'12-5 18 0s12 5 18 0 12-5 18 0" fill="none" stroke="#bfe8d6" stroke-width="5" stroke-linecap="round"/>'
+             b'</svg>')
+CLINIC_PROFILE = dict(address="12 River Street\nLondon SE1 9RT", email="hello@riverside-clinic.test",
+                      website="https://riverside-clinic.test", holiday_region="GB-ENG")
 
 
 def _weekdays(start, end, lunch, days=range(5)):
@@ -48,6 +56,18 @@ def seed_demo(password=DEMO_PASSWORD, hold_minutes=15):
     if clinic is None:
         clinic = Clinic(name="Riverside Clinic", timezone="Europe/London", currency="gbp",
                         hold_minutes=hold_minutes, phone="+44 20 7946 0123").save()
+    # Clinic profile (issue 25): an existing demo clinic without an address gets one too.
+    if not clinic.address:
+        clinic.address = CLINIC_PROFILE["address"]
+        clinic.email = clinic.email or CLINIC_PROFILE["email"]
+        clinic.website = clinic.website or CLINIC_PROFILE["website"]
+        clinic.holiday_region = clinic.holiday_region or CLINIC_PROFILE["holiday_region"]
+        clinic.save()
+        if not clinic.logo_sha:
+            from models.catalog.profile import save_logo
+            from models.clock import utcnow
+
+            save_logo(clinic, DEMO_LOGO, utcnow())
     services = {}
     for spec in SERVICES:
         service = Service.objects(name=spec["name"]).first()

@@ -9,12 +9,14 @@ from models import booking
 from models.accounts import change_patient_password
 from models.catalog import bookable_services, current_catalog
 from models.accounts.dependants import dependants_of, household_ids
+from models.catalog.profile import public_profile
 from models.documents import Appointment, Patient, Provider, Service, utcnow
 from portal.auth import (current_patient, issue_tokens, logout_identity, password_throttled,
                          register_patient_counted, registration_allowed, revoke, revoke_cookies, sign_in)
 from portal.door import book_for_patient, free_times_json
 from portal.openapi import AUTH_ERRORS, Blueprint
 from models.accounts.contact import update_contact
+from portal.schemas import ClinicSchema  # noqa: I001 (clinic profile, issue 25)
 from portal.schemas import (AppointmentSchema, BookingBody, ContactBody, LoginBody, PasswordChangeBody, PasswordChangedSchema,
                             PatientSchema, ProviderSchema, ProvidersQuery, RefreshedSchema, RegisterBody,
                             ServiceSchema, SignedOutSchema, SlotSchema, SlotsQuery, appointment_view)
@@ -130,6 +132,14 @@ def list_providers(query):
     if service_id:
         providers = [p for p in providers if service_id in {str(getattr(s, "id", s)) for s in p.services}]
     return providers
+
+
+@bp.route("/clinic")
+@bp.errors(404, 503)
+@bp.response(200, ClinicSchema)
+def show_clinic():
+    """The clinic's public profile (name, address, phone, brand, logo) and its closures ahead."""
+    return public_profile(current_catalog(), utcnow())
 
 
 # --- Availability and booking -------------------------------------------------------------

@@ -31,6 +31,7 @@ from models import clock
 from models.accounts.dependants import dependants_of, household_ids
 from models.booking import waitlist
 from models.catalog import bookable_services, current_catalog
+from models.catalog.profile import upcoming_closures
 from models.documents import Appointment, Payment, utcnow
 from models.errors import DomainError, NotFound
 from models.booking.reschedule import reschedule_blocker
@@ -161,6 +162,9 @@ def policy_text(terms, clinic):
             f"before it starts; if you cancel, {refund}. Later than that, please call the clinic{phone}.")
 
 
+CLOSURES_SHOWN_DAYS = 60  # the booking page names the clinic's closures this far ahead (issue 25)
+
+
 @bp.get("/book")
 def book():
     """The one-screen booking page: service › clinician › time (month calendar, day's times) › review."""
@@ -176,7 +180,8 @@ def book():
     pzone = patient_zone(tz_raw, clinic.timezone)
     ctx = dict(clinic=clinic, services=services, service=None, providers=[], provider=None,
                provider_choice="", picker=None, review=None, patient=patient, pzone=pzone,
-               tz=tz_raw if pzone else "", book_url=book_url, step=0, people=[], draft={})
+               tz=tz_raw if pzone else "", book_url=book_url, step=0, people=[], draft={},
+               closures=upcoming_closures(catalog, now, days=CLOSURES_SHOWN_DAYS))
     service_id = args.get("service", "")
     if service_id:
         try:

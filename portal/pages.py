@@ -1,6 +1,6 @@
 """The patient portal's server-rendered pages (they work without JavaScript)."""
 
-from flask import Blueprint, flash, g, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, g, make_response, redirect, render_template, request, url_for
 from flask_jwt_extended import get_jwt, unset_jwt_cookies
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, StringField, TelField
@@ -11,6 +11,8 @@ from clinic.errors import headers_of, status_of
 from models import booking
 from models import clock
 from models.accounts import change_patient_password
+from models.accounts.documents import deliverable
+from models.messages.rendering import calendar_links
 from models.documents import utcnow
 from models.errors import DomainError, Throttled
 from models.payments.desk import refund_preview
@@ -162,7 +164,10 @@ def appointment(appointment_id):
         "portal/appointment.html", appt=appt, clinic=clinic, status=booking.effective_status(appt, now),
         blocker=blocker, human_time=clock.human_time, pay=pay,
         move_blocker=reschedule_blocker(appt, now, clinic), confirm_cancel=confirm_cancel,
-        refund=refund_preview(appt, now) if confirm_cancel else None)
+        refund=refund_preview(appt, now) if confirm_cancel else None,
+        # Issue 25: where the confirmation went, the map and calendar links.
+        emailed_to=g.patient.email if deliverable(g.patient.email) else "",
+        links=calendar_links(appt, clinic, current_app.config.get("PUBLIC_URL") or ""))
 
 
 @bp.post("/appointments/<appointment_id>/cancel")

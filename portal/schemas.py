@@ -593,3 +593,27 @@ class NotReadySchema(ErrorSchema):
     """Not ready: the error, and each dependency's state."""
 
     checks = fields.Nested(ChecksSchema, required=True)
+
+
+# --- Clinic profile and closures (issue 25) ----------------------------------------------------
+
+
+class ClosureSchema(Schema):
+    """A local date the clinic is closed (wholly, or in part: the reason then names the hours)."""
+
+    date = fields.String(required=True, metadata={"format": "date"})
+    reason = fields.String(required=True)
+
+
+class ClinicSchema(Schema):
+    """The clinic's public profile and its closures over the next 366 days."""
+
+    name = fields.String(required=True)
+    address = fields.String(required=True)
+    phone = fields.String(required=True)
+    email = fields.String(required=True)
+    timezone = fields.String(required=True)
+    currency = fields.String(required=True)
+    brand_colour = fields.String(required=True)
+    logo_url = fields.String(required=True, allow_none=True)
+    closures = fields.List(fields.Nested(ClosureSchema), required=True)

@@ -63,6 +63,13 @@ EXPECTED = {
     "/admin/waitlist/export/csv/": (AWAY, AWAY, NO),
     "/admin/waitlist/details/?id={waitlist}": (OK, OK, NO),
     "/admin/waitlist/edit/?id={waitlist}": (AWAY, AWAY, NO),
+    # Closures and public holidays (issue 25): the front desk enters closures and re-opens holidays.
+    "/admin/closures/": (OK, OK, NO),
+    "/admin/closures/new/": (OK, OK, NO),
+    "/admin/closures/export/csv/": (AWAY, AWAY, NO),
+    "/admin/closures/details/?id={closure}": (OK, OK, NO),
+    "/admin/closures/edit/?id={closure}": (OK, OK, NO),
+    "/admin/holidays/": (OK, OK, NO),
     # Providers and services: admins edit, reception reads.
     "/admin/providers/": (OK, OK, NO),
     "/admin/providers/?search=pat": (OK, OK, NO),
@@ -207,7 +214,7 @@ def crawl_ids(seeded):
         "other_schedule": first_id(Schedule, provider=tom.id), "time_off": first_id(TimeOff, provider=amira.id),
         "other_time_off": str(other_time_off.id), "payment": first_id(Payment), "stripe_event": first_id(StripeEvent),
         "outbox": first_id(OutboxMessage), "staff": first_id(StaffUser), "clinic": first_id(Clinic),
-        "audit": first_id(AuditEvent),
+        "audit": first_id(AuditEvent), "closure": _a_closure(),
     }
     missing = sorted(name for name, value in ids.items() if value is None)
     assert not missing, f"no record to crawl for: {missing}"
@@ -457,3 +464,13 @@ def test_a_malformed_record_id_says_it_does_not_exist(make_app):
         body = resp.get_data(as_text=True)
         assert resp.status_code == 200, (view, resp.status_code)
         assert "Record does not exist" in body and "not a valid ObjectId" not in body, view
+
+
+def _a_closure():
+    """A closure for the crawl's pages (issue 25)."""
+    from datetime import datetime, timedelta, timezone
+
+    from models.catalog.documents import Closure
+
+    start = datetime.now(timezone.utc) + timedelta(days=40)
+    return str(Closure(start=start, end=start + timedelta(hours=3), reason="Staff training").save().id)

@@ -28,7 +28,7 @@ def test_paying_with_a_card_in_the_browser_confirms_the_appointment(payment_page
     page, appt = payment_page
     enter_card(page, "4242424242424242", submit=True)
     page.get_by_role("heading", name=CONFIRMED).wait_for()
-    assert page.locator("#status").inner_text() == "confirmed"
+    assert page.locator("#status").inner_text() == "Confirmed"
     assert not page.locator("#pay-form").count()
     assert Appointment.objects.get(id=appt.id).status == "confirmed"
     assert Payment.objects.get(appointment=appt.id).status == "succeeded"

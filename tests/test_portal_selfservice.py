@@ -99,7 +99,7 @@ def test_dashboard_lists_and_an_expired_hold_offers_its_time_again(app, setup):
 
     html = client.get("/portal/").get_data(as_text=True)
     sections = {name: html.split(f'id="{name}"')[1].split("</ul>")[0] for name in ("upcoming", "past", "closed")}
-    assert str(upcoming.id) in sections["upcoming"] and "payment needed" in sections["upcoming"]
+    assert str(upcoming.id) in sections["upcoming"] and "Awaiting payment" in sections["upcoming"]
     assert str(lapsed.id) not in sections["upcoming"]
     assert str(past.id) in sections["past"] and f"/portal/appointments/{past.id}/receipt" in sections["past"]
     assert str(lapsed.id) in sections["closed"] and str(cancelled.id) in sections["closed"]

@@ -119,8 +119,12 @@ def free_slots(
     now: datetime,
     first: date,
     last: date,
+    closures: Iterable[Interval] = (),
 ) -> list[Interval]:
     """Return the sorted, de-duplicated UTC slots bookable on local dates first..last.
+
+    ``closures`` are the times the whole clinic is closed (staff closures, public holidays): they
+    block like time off, so a slot never overlaps one, buffers included.
 
     A slot lies wholly inside one working interval; its buffers may extend past
     working hours (a 09:00 slot with a 10-minute buffer_before is still offered),
@@ -128,7 +132,7 @@ def free_slots(
     ``busy`` intervals must already include the existing appointments' buffers.
     """
     starts = free_starts(tz=tz, days=days, overrides=overrides, time_off=time_off, busy=busy, rules=rules,
-                         now=now, first=first, last=last)
+                         now=now, first=first, last=last, closures=closures)
     length = _us(rules.duration)
     return [(EPOCH + timedelta(microseconds=s), EPOCH + timedelta(microseconds=s + length)) for s in starts]
 
@@ -189,6 +193,7 @@ def free_starts(
     now: datetime,
     first: date,
     last: date,
+    closures: Iterable[Interval] = (),
 ) -> list[int]:
     """The starts of free_slots' answer, as sorted integer microseconds since the epoch (UTC).
 
@@ -200,7 +205,7 @@ def free_starts(
     earliest, latest = now_us + _us(rules.min_notice), now_us + _us(rules.horizon)
     length, step = _us(rules.duration), _us(rules.step)
     before, after = _us(rules.buffer_before), _us(rules.buffer_after)
-    blocked = _merge_pairs([(_us(s), _us(e)) for s, e in list(time_off) + list(busy)])
+    blocked = _merge_pairs([(_us(s), _us(e)) for s, e in list(time_off) + list(busy) + list(closures)])
     # A start s collides with blocked [b0, b1) iff b0 - length - after < s < b1 + before.
     lows = [b0 - length - after for b0, _ in blocked]
     highs = [b1 + before for _, b1 in blocked]
@@ -251,8 +256,10 @@ def why_not_bookable(
     rules: SlotRules,
     now: datetime,
     start: datetime,
+    closures: Iterable[Interval] = (),
 ) -> Optional[str]:
-    """Return None if ``start`` is a free slot, else one of past/notice/horizon/outside_hours/off_grid/busy."""
+    """Return None if ``start`` is a free slot, else one of past/notice/horizon/outside_hours/off_grid/
+    closed/busy (``closed``: the slot, with its buffers, overlaps a time the whole clinic is closed)."""
     zone = ZoneInfo(tz)
     now, start = _to_utc(now), _to_utc(start)
     if start < now:
@@ -269,6 +276,8 @@ def why_not_bookable(
         return "outside_hours"
     if not any(slot[0] == start for w in containing for slot in _grid(w, zone, rules)):
         return "off_grid"
+    if _conflicts((start, end), rules, _Blocked(_utc_pairs(closures), ())):
+        return "closed"
     if _conflicts((start, end), rules, _Blocked(_utc_pairs(time_off), _utc_pairs(busy))):
         return "busy"
     return None
@@ -284,11 +293,13 @@ def slot_is_free(
     rules: SlotRules,
     now: datetime,
     start: datetime,
+    closures: Iterable[Interval] = (),
 ) -> bool:
     """True iff ``start`` is exactly one of the slots free_slots would offer for its local date."""
     return (
         why_not_bookable(
-            tz=tz, days=days, overrides=overrides, time_off=time_off, busy=busy, rules=rules, now=now, start=start
+            tz=tz, days=days, overrides=overrides, time_off=time_off, busy=busy, rules=rules, now=now, start=start,
+            closures=closures,
         )
         is None
     )

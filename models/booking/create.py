@@ -18,8 +18,8 @@ from models.booking.availability import why_not_bookable
 from models.booking.claims import _claim, _claim_docs, drop_claims, release_time
 from models.booking.documents import ACTIVE_STATUSES, Appointment, TimeClaim
 from models.booking.intake import check_answers
-from models.booking.rules import (REASONS, _time_off, checked_start, free_providers_at, is_blocking, schedule_days,
-                                  service_rules)
+from models.booking.rules import (REASONS, _time_off, checked_start, clinic_closed, free_providers_at, is_blocking,
+                                  schedule_days, service_rules)
 from models.accounts.dependants import household_ids
 from models.catalog.snapshot import changed, current_catalog
 from models.clock import _utc, local_today
@@ -64,6 +64,7 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
     week, overrides = schedule_days(catalog.schedules.get(provider.id))
     time_off = _time_off(catalog, [provider.id], start - rules.buffer_before,
                          start + rules.duration + rules.buffer_after)[provider.id]
+    closed = clinic_closed(catalog, start - rules.buffer_before, start + rules.duration + rules.buffer_after)
     # Busy time is not read here: the claim below is the guard, and it cannot race.
     check_now = now
     if by_staff:
@@ -71,11 +72,12 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
         if start < now and local_today(clinic.timezone, start) == local_today(clinic.timezone, now):
             check_now = start  # a walk-in who already started today
     reason = why_not_bookable(tz=clinic.timezone, days=week, overrides=overrides, time_off=time_off,
-                              busy=[], rules=rules, now=check_now, start=start)
+                              busy=[], rules=rules, now=check_now, start=start, closures=closed)
     if reason == "off_grid" and by_staff:
         away = any(s < start + rules.duration + rules.buffer_after and e > start - rules.buffer_before
                    for s, e in time_off)
-        reason = "busy" if away else None
+        # A clinic closure refuses even staff's off-grid times (the closure is the guard, not the grid).
+        reason = "closed" if closed else "busy" if away else None
     if reason == "busy" and not override:
         raise Conflict("The provider is away at that time.", code="provider_away")
     if reason and reason != "busy":

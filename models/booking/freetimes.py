@@ -56,7 +56,8 @@ def free_times(service, providers, clinic, first, days, now):
         week, overrides = core_days[key]
         found[provider.id] = free_starts(tz=clinic.timezone, days=week, overrides=overrides,
                                          time_off=window.time_off[provider.id], busy=window.busy[provider.id],
-                                         rules=rules, now=now, first=first, last=last)
+                                         rules=rules, now=now, first=first, last=last,
+                                         closures=window.closures)
     return found
 
 

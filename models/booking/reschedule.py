@@ -29,7 +29,8 @@ from models.booking.cancellation import _finish_after_commit, cancellation_block
 from models.booking.claims import claim_exact_units, claim_units, drop_claims, make_permanent, trim_claims
 from models.booking.create import check_patient_overlap, first_free, live_appointments
 from models.booking.documents import ACTIVE_STATUSES, Appointment
-from models.booking.rules import REASONS, checked_start, effective_status, schedule_days, service_rules
+from models.booking.rules import (REASONS, checked_start, clinic_closed, effective_status, schedule_days,
+                                  service_rules)
 from models.catalog.documents import TimeOff
 from models.catalog.snapshot import changed, current_catalog
 from models.clock import _utc
@@ -82,8 +83,9 @@ def reschedule(appointment, new_start, now, provider_id=None, actor="patient", b
     time_off = [(_utc(t.start), _utc(t.end)) for t in TimeOff.objects(
         provider=provider.id, start__lt=new_start + rules.duration + rules.buffer_after,
         end__gt=new_start - rules.buffer_before)]
+    closed = clinic_closed(catalog, new_start - rules.buffer_before, new_start + rules.duration + rules.buffer_after)
     reason = why_not_bookable(tz=clinic.timezone, days=week, overrides=overrides, time_off=time_off,
-                              busy=[], rules=rules, now=now, start=new_start)
+                              busy=[], rules=rules, now=now, start=new_start, closures=closed)
     if reason == "busy":
         raise Conflict("The provider is away at that time.", code="provider_away")
     if reason:

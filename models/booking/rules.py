@@ -10,6 +10,7 @@ from bson import ObjectId
 from models.booking.availability import DateOverride as DayOverride
 from models.booking.availability import SlotRules, WorkingDay, free_slots
 from models.booking.documents import ACTIVE_STATUSES, Appointment
+from models.catalog.closures import closed_between
 from models.catalog.documents import TimeOff
 from models.catalog.snapshot import current_catalog
 from models.clock import UTC, as_utc as _utc
@@ -22,6 +23,7 @@ REASONS = {
     "outside_hours": "That time is outside the provider's working hours.",
     "off_grid": "Appointments start on the booking grid; choose one of the offered times.",
     "busy": "That time is no longer free.",
+    "closed": "The clinic is closed at that time.",
 }
 
 
@@ -99,6 +101,7 @@ class Window:
     schedules: dict
     time_off: dict
     busy: dict
+    closures: list = ()  # [(start, end)] UTC: the whole clinic closed (issue 25)
 
 
 def load_window(provider_ids, span_start, span_end, now):
@@ -114,7 +117,13 @@ def load_window(provider_ids, span_start, span_end, now):
     for appt in appointments:
         if is_blocking(appt, now):
             busy[appt.provider.id].append((_utc(appt.block_start), _utc(appt.block_end)))
-    return Window(schedules, time_off, busy)
+    return Window(schedules, time_off, busy, clinic_closed(catalog, span_start, span_end))
+
+
+def clinic_closed(catalog, span_start, span_end):
+    """[(start, end)] UTC times the whole clinic is closed within the span (closures, public holidays):
+    the one source every availability call takes its `closures` from."""
+    return closed_between(catalog.closures, span_start, span_end)
 
 
 def _time_off(catalog, provider_ids, span_start, span_end):
@@ -144,7 +153,7 @@ def find_slots(service, providers, clinic, first, days, now):
         week, overrides = schedule_days(window.schedules.get(provider.id))
         for start, end in free_slots(tz=clinic.timezone, days=week, overrides=overrides,
                                      time_off=window.time_off[provider.id], busy=window.busy[provider.id],
-                                     rules=rules, now=now, first=first, last=last):
+                                     rules=rules, now=now, first=first, last=last, closures=window.closures):
             found.append((start, end, provider))
     found.sort(key=lambda item: (item[0], item[2].name))
     return found

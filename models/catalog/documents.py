@@ -8,6 +8,7 @@ import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mongoengine import (
+    BinaryField,
     BooleanField,
     DateField,
     DateTimeField,
@@ -56,6 +57,14 @@ class Clinic(Document):
     max_upcoming = IntField(default=6, min_value=1, max_value=1000)
     # Clinicians' calendar feeds (issue 29): patients' full names in feed events, or initials only.
     feed_shows_names = BooleanField(default=False)
+    # --- Clinic profile and closures (issue 25): who the clinic is, shown on every page and email.
+    address = StringField(max_length=500, default="")
+    email = EmailField(max_length=254)
+    website = StringField(max_length=300, default="", regex=r"^(https?://\S+)?$")
+    brand_colour = StringField(max_length=7, default="#0b6e4f", regex=r"^#[0-9a-fA-F]{6}$")
+    logo_sha = StringField(max_length=64, default="")  # the ClinicLogo's hash: the logo URL's version
+    holiday_region = StringField(max_length=20, default="")  # e.g. "GB-ENG"; empty: no public holidays
+    reopened_holidays = ListField(DateField())  # public holidays the clinic opens on after all
     meta = {"collection": "clinics", "auto_create_index": False}
 
     @classmethod
@@ -207,3 +216,34 @@ class TimeOff(Document):
         """Time off ends after it starts."""
         if self.start and self.end and self.end <= self.start:
             raise ValidationError("time off must end after it starts")
+
+
+# --- Clinic profile and closures (issue 25) ---------------------------------------------------
+
+
+class ClinicLogo(Document):
+    """The clinic's logo image, checked on upload (PNG, JPEG or SVG, at most 512 KB)."""
+
+    sha256 = StringField(required=True, max_length=64, unique=True)
+    content_type = StringField(required=True, choices=("image/png", "image/jpeg", "image/svg+xml"))
+    data = BinaryField(required=True, max_bytes=512 * 1024)
+    uploaded_at = DateTimeField()
+    meta = {"collection": "clinic_logos", "auto_create_index": False}
+
+
+class Closure(Document):
+    """A time the whole clinic is closed (a whole or part day), entered by staff with a reason; UTC."""
+
+    start = DateTimeField(required=True)
+    end = DateTimeField(required=True)
+    reason = StringField(required=True, max_length=200)
+    created_by = StringField(max_length=254, default="")
+    meta = {"collection": "closures", "auto_create_index": False, "indexes": [("start", "end")]}
+
+    def clean(self):
+        """A closure ends after it starts."""
+        if self.start and self.end and self.end <= self.start:
+            raise ValidationError("a closure must end after it starts")
+
+    def __str__(self):
+        return self.reason

@@ -13,7 +13,8 @@ from bson import ObjectId
 from mongoengine import signals
 
 from models.clock import as_utc as _utc
-from models.catalog.documents import Clinic, Provider, Schedule, Service, TimeOff
+from models.catalog.closures import load_closures
+from models.catalog.documents import Clinic, Closure, Provider, Schedule, Service, TimeOff
 from models.errors import NotFound, ValidationFailed
 
 
@@ -28,6 +29,9 @@ class Catalog:
     # Provider id -> [(start, end)] UTC time off that has not ended long ago; None: not loaded
     # (then the readers query it). Kept here so a booking or a free-time read needs no query for it.
     time_off: dict = None
+    # Clinic profile and closures (issue 25): when the whole clinic is closed, from yesterday on
+    # (`closures.Closed`: staff closures and public holidays not opened again), sorted by start.
+    closures: list = field(default_factory=list)
 
     def require_clinic(self):
         """The clinic, or a clear error when none is configured."""
@@ -74,12 +78,14 @@ def load_catalog():
     time_off = {}
     for off in TimeOff.objects(end__gt=recent).only("provider", "start", "end").no_dereference():
         time_off.setdefault(off.provider.id, []).append((_utc(off.start), _utc(off.end)))
+    clinic = Clinic.get()
     return Catalog(
-        clinic=Clinic.get(),
+        clinic=clinic,
         services={s.id: s for s in Service.objects()},
         providers={p.id: p for p in Provider.objects(active=True).no_dereference()},
         schedules={s.provider.id: s for s in Schedule.objects().no_dereference()},
         time_off=time_off,
+        closures=load_closures(clinic, recent + timedelta(days=1)),
     )
 
 
@@ -144,4 +150,7 @@ for _document in (Clinic, Service, Provider, Schedule):
     signals.post_save.connect(_catalog_saved, sender=_document)
     signals.post_delete.connect(_catalog_saved, sender=_document)
 signals.post_save.connect(_time_off_saved, sender=TimeOff)
+# A closure touches every provider's free times (issue 25).
+signals.post_save.connect(_catalog_saved, sender=Closure)
+signals.post_delete.connect(_catalog_saved, sender=Closure)
 signals.post_delete.connect(_time_off_saved, sender=TimeOff)

@@ -20,7 +20,7 @@ from models.clock import utcnow
 from models.errors import Conflict
 from models.messages.documents import OutboxMessage
 from models.messages.outbox import TOKEN_KINDS, why_drop
-from models.messages.rendering import render
+from models.messages.rendering import render, sender
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def build_email(message, rendered, mail_from):
     """The MIME message: plain text and HTML alternatives, plus any attachment."""
     email = EmailMessage()
     email["Subject"] = rendered.subject
-    email["From"] = mail_from
+    email["From"] = sender(getattr(rendered, "from_name", ""), mail_from)
     email["To"] = message.to
     email["Date"] = formatdate(usegmt=True)
     domain = (parseaddr(mail_from)[1].rpartition("@")[2] or "clinic.localhost")

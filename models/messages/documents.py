@@ -14,6 +14,8 @@ from models.clock import utcnow
 KINDS = ("confirmed", "receipt", "cancelled", "rescheduled", "reminder", "password_reset",
          "invitation", "waitlist_offer",
          "fee_due")  # text messages (issue 29): a fee to pay; its email is the fees feature's
+# Clinic profile and closures (issue 25): a closure's notice to a patient booked in it.
+KINDS += ("closure_notice",)
 
 
 APPOINTMENT_KINDS = ("confirmed", "receipt", "cancelled", "rescheduled", "reminder")

@@ -29,6 +29,7 @@ class Rendered:
     html: str
     # (filename, maintype, subtype, bytes, params)
     attachments: list = field(default_factory=list)
+    from_name: str = ""  # the clinic's name, shown as the sender (issue 25)
 
 
 def local_time(dt, tz):
@@ -61,7 +62,8 @@ def appointment_ics(appointment, clinic, public_url="", method="PUBLISH"):
     event.add("dtstart", _utc(appointment.start).astimezone(zone))
     event.add("dtend", _utc(appointment.end).astimezone(zone))
     event.add("summary", f"{appointment.service.name} with {appointment.provider.name}")
-    event.add("location", clinic.name)
+    # The address a calendar app can map (issue 25), with the clinic's name before it.
+    event.add("location", ", ".join(part for part in (clinic.name, clinic_address(clinic)) if part))
     lines = [f"{appointment.service.name} with {appointment.provider.name} at {clinic.name}."]
     if clinic.phone:
         lines.append(f"Clinic phone: {clinic.phone}")
@@ -77,6 +79,47 @@ def appointment_ics(appointment, clinic, public_url="", method="PUBLISH"):
     return cal.to_ical()
 
 
+def clinic_address(clinic):
+    """The clinic's address on one line ("12 River Street, London SE1 2AB"), or ''."""
+    return ", ".join(line.strip() for line in (getattr(clinic, "address", "") or "").splitlines() if line.strip())
+
+
+def calendar_links(appointment, clinic, public_url=""):
+    """Plain links for the confirmation page (issue 25): the clinic's address on OpenStreetMap, and the
+    appointment as a new event in Google Calendar and Outlook.com (no script from elsewhere)."""
+    from urllib.parse import quote, urlencode
+
+    start, end = _utc(appointment.start), _utc(appointment.end)
+    title = f"{appointment.service.name} with {appointment.provider.name}"
+    where = ", ".join(part for part in (clinic.name, clinic_address(clinic)) if part)
+    link = f"{public_url.rstrip('/')}/portal/appointments/{appointment.id}" if public_url else ""
+    details = f"{title} at {clinic.name}." + (f" Phone {clinic.phone}." if clinic.phone else "") + \
+        (f" Reschedule or cancel: {link}" if link else "")
+    stamp = "%Y%m%dT%H%M%SZ"
+    google = "https://calendar.google.com/calendar/render?" + urlencode(
+        {"action": "TEMPLATE", "text": title, "dates": f"{start:{stamp}}/{end:{stamp}}",
+         "details": details, "location": where}, quote_via=quote)
+    outlook = "https://outlook.live.com/calendar/0/deeplink/compose?" + urlencode(
+        {"path": "/calendar/action/compose", "rru": "addevent", "subject": title,
+         "startdt": start.strftime("%Y-%m-%dT%H:%M:%SZ"), "enddt": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+         "body": details, "location": where}, quote_via=quote)
+    address = clinic_address(clinic)
+    osm = ("https://www.openstreetmap.org/search?" + urlencode({"query": address}, quote_via=quote)) if address else ""
+    return {"google": google, "outlook": outlook, "map": osm, "where": where, "address": address}
+
+
+def sender(name, mail_from):
+    """The From header: the clinic's name with MAIL_FROM's address ("Riverside Clinic <no-reply@…>")."""
+    from email.headerregistry import Address
+    from email.utils import parseaddr
+
+    _, address = parseaddr(mail_from or "")
+    if not name or not address:
+        return mail_from
+    # Address() quotes a name with commas or dots as the header needs it.
+    return str(Address(display_name=name, addr_spec=address))
+
+
 def context_for(message, now, public_url, preview=False):
     """The template context of a message, read from the database now."""
     clinic = Clinic.get()
@@ -85,6 +128,8 @@ def context_for(message, now, public_url, preview=False):
     ctx = {"message": message, "kind": message.kind, "clinic": clinic, "tz": tz,
            "clinic_name": clinic.name if clinic else "The clinic",
            "clinic_phone": (clinic.phone if clinic else "") or "",
+           "clinic_address": clinic_address(clinic) if clinic else "",
+           "brand_colour": (clinic.brand_colour if clinic else "") or "#0b57d0",
            "portal_url": f"{base}/portal/", "book_url": f"{base}/portal/book", "money": money,
            "local_time": lambda dt: local_time(dt, tz), "preview": preview}
     patient = Patient.objects(id=message.patient).only("name").first() if message.patient else None
@@ -113,6 +158,8 @@ def context_for(message, now, public_url, preview=False):
         ctx["link"] = HIDDEN_LINK if preview or not token else f"{base}/portal/reset/{token}"
         if message.expires_at:
             ctx["link_expires"] = local_time(message.expires_at, tz)
+    if message.kind == "closure_notice":
+        ctx["closure_reason"] = data.get("reason") or "closed"
     if message.kind == "waitlist_offer":
         ctx.update(service_name=data.get("service", ""), provider_name=data.get("provider", ""))
         if data.get("start"):
@@ -133,7 +180,8 @@ def render(message, now, public_url=None, preview=False):
     text_module = env.get_template(f"email/{message.kind}.txt").make_module(ctx)
     html = env.get_template(f"email/{message.kind}.html").render(ctx)
     subject = " ".join(str(getattr(text_module, "subject", "") or message.kind).split())
-    rendered = Rendered(subject=subject, text=str(text_module).strip() + "\n", html=html)
+    rendered = Rendered(subject=subject, text=str(text_module).strip() + "\n", html=html,
+                        from_name=clinic.name if clinic is not None else "")
     if message.kind in ("confirmed", "rescheduled", "cancelled") and appt is not None and clinic is not None:
         # A cancellation's file has METHOD:CANCEL, so calendars that took the event remove it.
         method = "CANCEL" if message.kind == "cancelled" else "PUBLISH"
