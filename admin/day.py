@@ -3,6 +3,7 @@ printable day sheet, the day's actions (each only when it makes sense, with undo
 booking (walk-ins, phone bookings, new callers) through the same booking rule as the portal."""
 
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
 from bson import ObjectId
@@ -20,7 +21,8 @@ from models.booking import frontdesk
 from models.accounts import normalise_email
 from models.catalog import current_catalog
 from models.daygrid import build_grid, free_now, week_summary
-from models.payments.desk import DESK_METHODS, cancel_at_desk, mark_paid_at_desk, refund_preview
+from models.payments.desk import (DESK_METHODS, REFUND_CHOICES, cancel_at_desk, mark_paid_at_desk, paid_left,
+                                  refund_preview)
 from models.documents import Appointment, Clinic, Patient, utcnow
 from models.errors import DomainError, ValidationFailed
 from models.formatting import money
@@ -29,6 +31,18 @@ DONE = {"check_in": "Checked in", "undo_check_in": "Check-in undone for", "no_sh
         "undo_no_show": "No-show undone for"}
 UNDO = {"check_in": "undo_check_in", "no_show": "undo_no_show"}
 PX_PER_MINUTE = 2
+
+
+def parse_amount(raw):
+    """Staff's "20", "20.50" or "£20.50" -> minor units (2050); ValidationFailed when not money."""
+    text = (raw or "").strip().lstrip("£€$").replace(",", "")
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ValidationFailed("Give the amount like 20.00.", fields={"amount": "invalid"}) from None
+    if not value.is_finite() or value != value.quantize(Decimal("0.01")):
+        raise ValidationFailed("Give the amount like 20.00.", fields={"amount": "invalid"})
+    return int(value * 100)
 
 
 class DayView(StaffAccessMixin, BaseView):
@@ -120,10 +134,18 @@ class DayView(StaffAccessMixin, BaseView):
             abort(403, "Your role cannot cancel appointments.")
         appointment = self._appointment(request.args.get("appointment", ""))
         day = self._day()
-        status = booking.effective_status(appointment, utcnow())
-        refund = refund_preview(appointment, utcnow())
-        return self.render("admin_clinic/cancel.html", a=appointment, status=status, refund=refund,
-                           error=None, reason="", **self._common(day))
+        return self._render_cancel(appointment, day)
+
+    def _render_cancel(self, appointment, day, error=None, fields=None, status_code=200):
+        """The cancellation form: the refund choices (the service's rule preselected) and a reason."""
+        now = utcnow()
+        refund = refund_preview(appointment, now)
+        choice = request.form.get("refund") or ("full" if refund else "none")
+        return self.render("admin_clinic/cancel.html", a=appointment, status=booking.effective_status(appointment, now),
+                           refund=refund, paid=paid_left(appointment), refund_choices=REFUND_CHOICES,
+                           choice=choice, amount_text=request.form.get("amount", "")[:20], fields=fields or {},
+                           error=error, reason=request.form.get("reason", "")[:500],
+                           **self._common(day)), status_code
 
     @expose("/move", methods=("GET", "POST"))
     def move(self):
@@ -188,22 +210,25 @@ class DayView(StaffAccessMixin, BaseView):
                 message = (f"Payment recorded: {money(payment.amount, payment.currency)} "
                            f"by {DESK_METHODS[payment.method]} from {label}.")
             else:
+                paid_before = paid_left(appointment)
                 if request.form.get("confirm") != "yes":
                     return redirect(url_for(".cancel_form", appointment=str(appointment.id), day=day_raw))
+                choice = request.form.get("refund") or None  # none posted: the service's rule
+                amount = parse_amount(request.form.get("amount", "")) if choice == "amount" else None
                 _, refunded, pending = cancel_at_desk(appointment, now, request.form.get("reason", ""),
-                                                      staff_actor(), **audited)
+                                                      staff_actor(), refund=choice, amount=amount, **audited)
                 message = f"Cancelled {label}."
                 if refunded and pending:
                     message += (f" Refund of {money(refunded, appointment.currency)} requested; Stripe has not "
                                 "confirmed it yet (the home page lists it until it does).")
                 elif refunded:
                     message += f" Refund of {money(refunded, appointment.currency)} made."
+                elif choice == "none" and paid_before:
+                    message += " No refund given."
         except DomainError as exc:
             if op == "cancel":
-                return self.render("admin_clinic/cancel.html", a=appointment,
-                                   status=booking.effective_status(appointment, now),
-                                   refund=refund_preview(appointment, now), error=exc.message,
-                                   reason=request.form.get("reason", ""), **self._common(self._day(day_raw))), status_of(exc)
+                return self._render_cancel(appointment, self._day(day_raw), error=exc.message,
+                                           fields=getattr(exc, "fields", None), status_code=status_of(exc))
             flash(exc.message, "error")
             return redirect(url_for(".index", day=day_raw))
         if op in DONE:

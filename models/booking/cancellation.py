@@ -61,23 +61,26 @@ def cancellation_blocker(appointment, now, clinic=None):
 
 
 @audited("appointment.cancel", appointment_record)
-def cancel(appointment, now, reason="", by_staff=False, actor=None):
+def cancel(appointment, now, reason="", by_staff=False, actor=None, refund_amount=None, refund_decision=""):
     """Cancel an appointment within policy (staff may cancel at any time) and free its time.
 
-    `actor` ("patient:<id>", "staff:<id>") is recorded on the refund's audit event.
+    `actor` ("patient:<id>", "staff:<id>") is recorded on the refund's audit event. Staff may
+    decide the refund themselves (`refund_amount` minor units, `refund_decision` its name); the
+    payments subscriber then refunds that instead of what the service's rule says.
     """
     if not by_staff:
         blocker = cancellation_blocker(appointment, now)
         if blocker:
             raise Conflict(blocker, code="cancellation_window")
     moved = status.move(appointment.id, "cancelled", now, only_from=("held", "confirmed", "checked_in"),
-                        set__cancel_reason=reason[:500])
+                        set__cancel_reason=reason[:500], set__refund_decision=refund_decision or "")
     if not moved:
         raise Conflict("This appointment was already closed.", code="already_closed")
     release_time(appointment.id)
     # Its money: a refund when paid and due, or the unfinished payment stopped at Stripe
     # (payments.after_cancellation, subscribed through the hook: payments sits above booking).
-    hooks.cancelled(appointment, now, by_staff=by_staff, status_before=appointment.status, actor=actor)
+    decided = {} if refund_amount is None else {"refund_amount": int(refund_amount)}
+    hooks.cancelled(appointment, now, by_staff=by_staff, status_before=appointment.status, actor=actor, **decided)
     if appointment.status != "held":  # an abandoned unpaid hold was never confirmed by email
         appointment_cancelled(appointment, now)  # queued reminders of the old version drop
     # The freed time goes to the first patient in line.

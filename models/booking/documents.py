@@ -41,6 +41,9 @@ class Appointment(Document):
     notes = StringField(max_length=2000, default="")
     # Bumped by every change of status or time; queued email for an older version is dropped.
     version = IntField(default=0)
+    # Issue 26 (staff cancellation with refund choices): what staff chose when cancelling
+    # ("full", "amount", "none"; "" = the service's rule), stated in the patient's email.
+    refund_decision = StringField(max_length=20, default="")
     meta = {
         "collection": "appointments",
         "auto_create_index": False,
