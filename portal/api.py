@@ -7,13 +7,14 @@ from flask_jwt_extended import get_jwt, jwt_required, unset_jwt_cookies
 from clinic.audit import audit
 from models import booking
 from models.accounts import change_patient_password
+from models.accounts.users import set_date_of_birth
 from models.catalog import bookable_services, current_catalog
 from models.documents import Appointment, Provider, Service, utcnow
 from portal.auth import (current_patient, issue_tokens, logout_identity, password_throttled,
                          register_patient_counted, registration_allowed, revoke, revoke_cookies, sign_in)
 from portal.door import book_for_patient, free_times_json
 from portal.openapi import AUTH_ERRORS, Blueprint
-from portal.schemas import (AppointmentSchema, BookingBody, LoginBody, PasswordChangeBody, PasswordChangedSchema,
+from portal.schemas import (AppointmentSchema, BookingBody, LoginBody, MeChangeBody, PasswordChangeBody, PasswordChangedSchema,
                             PatientSchema, ProviderSchema, ProvidersQuery, RefreshedSchema, RegisterBody,
                             ServiceSchema, SignedOutSchema, SlotSchema, SlotsQuery, appointment_view)
 
@@ -32,7 +33,8 @@ def _with_tokens(patient, **kwargs):
 def register(body):
     """Create a patient account (201)."""
     registration_allowed()
-    patient = register_patient_counted(body["email"], body["password"], body["name"], body.get("phone"))
+    patient = register_patient_counted(body["email"], body["password"], body["name"], body.get("phone"),
+                                       date_of_birth=body.get("date_of_birth"))
     audit(f"patient:{patient.id}", "patient.register", record=f"Patient:{patient.id}")
     return patient
 
@@ -95,6 +97,19 @@ def change_password(body):
 def me():
     """The signed-in patient."""
     return current_patient()
+
+
+@bp.route("/me", methods=["PATCH"])
+@bp.errors(400, 401, 413, 415, 503)
+@jwt_required()
+@bp.arguments(MeChangeBody)
+@bp.response(200, PatientSchema)
+def change_me(body):
+    """Change the signed-in patient's profile: `date_of_birth` (YYYY-MM-DD; null clears it)."""
+    patient = current_patient()
+    if "date_of_birth" in body:
+        set_date_of_birth(patient, body["date_of_birth"], audit_as=f"patient:{patient.id}")
+    return patient
 
 
 @bp.route("/services")

@@ -135,6 +135,13 @@ class RegisterBody(Body):
     password = Text(required=True)
     name = Text(required=True)
     phone = Text()
+    date_of_birth = Text()  # issue 26: optional, YYYY-MM-DD
+
+
+class MeChangeBody(Body):
+    """Change the signed-in patient's profile (issue 26: date of birth; null or "" clears it)."""
+
+    date_of_birth = Text(allow_none=True)
 
 
 class LoginBody(Body):
@@ -249,6 +256,7 @@ class PatientSchema(Schema):
     email = fields.String(required=True)
     name = fields.String(required=True)
     phone = fields.String(allow_none=True)
+    date_of_birth = fields.Date(allow_none=True)  # issue 26
 
 
 class ServiceSchema(Schema):
