@@ -32,7 +32,7 @@ from admin.fields import (
     words_formatter,
 )
 from admin.roles import ADMIN_ONLY, EVERYONE, FRONT_DESK, SCHEDULE_EDITORS
-from admin.schedule import WEEKDAYS, ScheduleForm, apply_row_buttons, prefill, validate_schedule
+from admin.schedule import WEEKDAYS, ScheduleForm, apply_row_buttons, prefill, validate_schedule, week_preview
 from clinic.audit import audit
 from models import booking
 from models import clock
@@ -225,7 +225,7 @@ class ScheduleView(SecureModelView):
             else:
                 flash("The schedule was not saved: please correct the highlighted fields.", "error")
         return self.render(self.editor_template, form=form, schedule=schedule, return_url=return_url,
-                           weekdays=WEEKDAYS, zone=clinic_zone())
+                           weekdays=WEEKDAYS, zone=clinic_zone(), preview=week_preview(form))
 
     def _chosen_provider(self, form, schedule):
         """The provider the schedule is for; an error on the field when it already has one."""
