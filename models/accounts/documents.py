@@ -37,10 +37,15 @@ class Patient(Document):
     created_at = DateTimeField(default=utcnow)
     # Tokens carry the generation they were issued in; bumping it (password change) revokes them all.
     token_generation = IntField(default=0)
+    # Issue 26 (merging duplicate records): a record merged into another keeps only this pointer to
+    # the record that now holds its appointments, payments, waitlist entries and messages.
+    merged_into = ObjectIdField()
+    merged_at = DateTimeField()
     meta = {"collection": "patients", "auto_create_index": False, "indexes": ["name"]}
 
     def __str__(self):
-        return f"{self.name} <{self.email}>"
+        # A desk placeholder address is never shown (issue 26).
+        return f"{self.name} <{self.email}>" if deliverable(self.email) else self.name
 
 
 class StaffUser(Document):
