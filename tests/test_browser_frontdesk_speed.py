@@ -212,3 +212,33 @@ def test_choosing_another_service_narrows_the_clinicians_in_the_page(desk, page)
     assert page.locator("#book-provider option").all_inner_texts() == ["Dr Ada Okafor"]
     page.get_by_label("Service").select_option(label="Physiotherapy (30 min, £50.00)")
     assert page.locator("#book-provider option").all_inner_texts() == ["Dr Ben Hale"]
+
+
+def test_a_card_payment_is_partly_refunded_through_stripe_with_a_reason(desk, page, stripe_base):
+    from models import Payment
+    from models.booking import book
+    from tests.support.payments import CARD_OK, api_post, card_token, signed_in
+
+    page.set_default_timeout(5000)
+    base, app = desk["base"], desk["app"]
+    day = (datetime.now(timezone.utc).astimezone(LONDON) + timedelta(days=3)).date()
+    start = datetime.combine(day, datetime.min.time().replace(hour=10), LONDON)
+    appt = book(desk["patient"], str(desk["consult"].id), str(desk["one"].id), start, datetime.now(timezone.utc))
+    patient_client = signed_in(app)
+    assert api_post(patient_client, f"/api/appointments/{appt.id}/payment").status_code == 200
+    token = card_token(stripe_base, CARD_OK)["id"]
+    paid = api_post(patient_client, f"/api/appointments/{appt.id}/payment/confirm", {"token": token})
+    assert paid.status_code == 200, paid.get_json()
+    sign_in(page, base)
+    page.goto(f"{base}/admin/day/cancel?appointment={appt.id}&day={day}")
+    assert page.get_by_label("Full refund: £60.00").is_checked()
+    page.get_by_label("Refund an amount").check()
+    page.get_by_label(re.compile("Amount to refund")).fill("25")
+    page.get_by_label(re.compile("Reason for the cancellation")).fill("Seen for ten minutes")
+    assert_accessible(page, "cancel with refund choices")
+    page.get_by_role("button", name="Cancel the appointment").click()
+    page.wait_for_url(re.compile(r"/admin/day/\?day="))
+    assert "Refund of £25.00 made." in page.locator(".alert").first.inner_text()
+    payment = Payment.objects.get(appointment=appt.id)
+    assert payment.amount_refunded == 2500 and payment.status == "succeeded"
+    assert [r.amount for r in payment.refunds] == [2500] and payment.refunds[0].status == "succeeded"
