@@ -54,6 +54,9 @@ class PatientMergeMixin:
         if query:
             audit(staff_actor(), "Patient.search", record="Patient", outcome=f"found:{len(found)}")
         moving = None
+        # Reading two patients' details is a read of patient data: audited like the patient's page.
+        audit(staff_actor(), "Patient.merge_view", record=f"Patient:{keep.id}",
+              outcome=f"duplicate:{duplicate.id}" if duplicate is not None else "ok")
         if duplicate is not None:
             moving = {"appointments": Appointment.objects(patient=duplicate.id).count(),
                       "payments": Payment.objects(patient=duplicate.id).count(),
