@@ -37,11 +37,15 @@ class Patient(Document):
     created_at = DateTimeField(default=utcnow)
     # Tokens carry the generation they were issued in; bumping it (password change) revokes them all.
     token_generation = IntField(default=0)
+    # Dependants (issue 28): a person an account holder books for (a child, a parent). They have
+    # no sign-in of their own: an undeliverable address and a password hash nothing matches.
+    guardian = ReferenceField("Patient")
+    has_dependants = BooleanField(default=False)  # set once one is added: spares bookings a query
     # Issue 26 (merging duplicate records): a record merged into another keeps only this pointer to
     # the record that now holds its appointments, payments, waitlist entries and messages.
     merged_into = ObjectIdField()
     merged_at = DateTimeField()
-    meta = {"collection": "patients", "auto_create_index": False, "indexes": ["name"]}
+    meta = {"collection": "patients", "auto_create_index": False, "indexes": ["name", "guardian"]}
 
     def __str__(self):
         # A desk placeholder address is never shown (issue 26).

@@ -4,6 +4,8 @@ from mongoengine import (
     BooleanField,
     DateTimeField,
     Document,
+    EmbeddedDocument,
+    EmbeddedDocumentListField,
     IntField,
     ReferenceField,
     StringField,
@@ -16,6 +18,16 @@ from models.clock import utcnow
 APPOINTMENT_STATUSES = ("held", "confirmed", "checked_in", "completed", "no_show", "cancelled", "expired")
 # Statuses whose time is claimed (a held one only until its hold expires).
 ACTIVE_STATUSES = ("held", "confirmed", "checked_in")
+
+
+class Answer(EmbeddedDocument):
+    """An intake answer as given: the question's id, label and version then, and the plain-text value."""
+
+    question = StringField(required=True, max_length=24)
+    label = StringField(required=True, max_length=200)
+    version = IntField(default=1)
+    kind = StringField(max_length=20, default="text")
+    value = StringField(max_length=2000, default="")
 
 
 class Appointment(Document):
@@ -41,6 +53,8 @@ class Appointment(Document):
     notes = StringField(max_length=2000, default="")
     # Bumped by every change of status or time; queued email for an older version is dropped.
     version = IntField(default=0)
+    # Intake answers (issue 28): given once, when booked; kept with the wording they answered.
+    answers = EmbeddedDocumentListField(Answer)
     # Issue 26 (staff cancellation with refund choices): what staff chose when cancelling
     # ("full", "amount", "none"; "" = the service's rule), stated in the patient's email.
     refund_decision = StringField(max_length=20, default="")
