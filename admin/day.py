@@ -3,6 +3,7 @@ printable day sheet, the day's actions (each only when it makes sense, with undo
 booking (walk-ins, phone bookings, new callers) through the same booking rule as the portal."""
 
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
 from bson import ObjectId
@@ -20,7 +21,8 @@ from models.booking import frontdesk
 from models.accounts import normalise_email
 from models.catalog import current_catalog
 from models.daygrid import build_grid, free_now, week_summary
-from models.payments.desk import DESK_METHODS, cancel_at_desk, mark_paid_at_desk, refund_preview
+from models.payments.desk import (DESK_METHODS, REFUND_CHOICES, cancel_at_desk, mark_paid_at_desk, paid_left,
+                                  refund_preview)
 from models.documents import Appointment, Clinic, Patient, utcnow
 from models.errors import DomainError, ValidationFailed
 from models.formatting import money
@@ -29,6 +31,21 @@ DONE = {"check_in": "Checked in", "undo_check_in": "Check-in undone for", "no_sh
         "undo_no_show": "No-show undone for"}
 UNDO = {"check_in": "undo_check_in", "no_show": "undo_no_show"}
 PX_PER_MINUTE = 2
+# The booking form's values carried by the review and override steps as hidden fields (issue 26).
+BOOKING_KEYS = ("day", "time", "provider", "service", "q", "patient", "name", "phone", "email", "date_of_birth",
+                "confirm_new")
+
+
+def parse_amount(raw):
+    """Staff's "20", "20.50" or "£20.50" -> minor units (2050); ValidationFailed when not money."""
+    text = (raw or "").strip().lstrip("£€$").replace(",", "")
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ValidationFailed("Give the amount like 20.00.", fields={"amount": "invalid"}) from None
+    if not value.is_finite() or value != value.quantize(Decimal("0.01")):
+        raise ValidationFailed("Give the amount like 20.00.", fields={"amount": "invalid"})
+    return int(value * 100)
 
 
 class DayView(StaffAccessMixin, BaseView):
@@ -125,10 +142,18 @@ class DayView(StaffAccessMixin, BaseView):
             abort(403, "Your role cannot cancel appointments.")
         appointment = self._appointment(request.args.get("appointment", ""))
         day = self._day()
-        status = booking.effective_status(appointment, utcnow())
-        refund = refund_preview(appointment, utcnow())
-        return self.render("admin_clinic/cancel.html", a=appointment, status=status, refund=refund,
-                           error=None, reason="", **self._common(day))
+        return self._render_cancel(appointment, day)
+
+    def _render_cancel(self, appointment, day, error=None, fields=None, status_code=200):
+        """The cancellation form: the refund choices (the service's rule preselected) and a reason."""
+        now = utcnow()
+        refund = refund_preview(appointment, now)
+        choice = request.form.get("refund") or ("full" if refund else "none")
+        return self.render("admin_clinic/cancel.html", a=appointment, status=booking.effective_status(appointment, now),
+                           refund=refund, paid=paid_left(appointment), refund_choices=REFUND_CHOICES,
+                           choice=choice, amount_text=request.form.get("amount", "")[:20], fields=fields or {},
+                           error=error, reason=request.form.get("reason", "")[:500],
+                           **self._common(day)), status_code
 
     @expose("/move", methods=("GET", "POST"))
     def move(self):
@@ -193,22 +218,25 @@ class DayView(StaffAccessMixin, BaseView):
                 message = (f"Payment recorded: {money(payment.amount, payment.currency)} "
                            f"by {DESK_METHODS[payment.method]} from {label}.")
             else:
+                paid_before = paid_left(appointment)
                 if request.form.get("confirm") != "yes":
                     return redirect(url_for(".cancel_form", appointment=str(appointment.id), day=day_raw))
+                choice = request.form.get("refund") or None  # none posted: the service's rule
+                amount = parse_amount(request.form.get("amount", "")) if choice == "amount" else None
                 _, refunded, pending = cancel_at_desk(appointment, now, request.form.get("reason", ""),
-                                                      staff_actor(), **audited)
+                                                      staff_actor(), refund=choice, amount=amount, **audited)
                 message = f"Cancelled {label}."
                 if refunded and pending:
                     message += (f" Refund of {money(refunded, appointment.currency)} requested; Stripe has not "
                                 "confirmed it yet (the home page lists it until it does).")
                 elif refunded:
                     message += f" Refund of {money(refunded, appointment.currency)} made."
+                elif choice == "none" and paid_before:
+                    message += " No refund given."
         except DomainError as exc:
             if op == "cancel":
-                return self.render("admin_clinic/cancel.html", a=appointment,
-                                   status=booking.effective_status(appointment, now),
-                                   refund=refund_preview(appointment, now), error=exc.message,
-                                   reason=request.form.get("reason", ""), **self._common(self._day(day_raw))), status_of(exc)
+                return self._render_cancel(appointment, self._day(day_raw), error=exc.message,
+                                           fields=getattr(exc, "fields", None), status_code=status_of(exc))
             flash(exc.message, "error")
             return redirect(url_for(".index", day=day_raw))
         if op in DONE:
@@ -226,7 +254,7 @@ class DayView(StaffAccessMixin, BaseView):
         now = utcnow()
         values = {k: (source.get(k, "") or "").strip()[:200] for k in (
             "day", "provider", "service", "q", "patient", "name", "phone", "email",
-            "date_of_birth", "override_reason")}
+            "date_of_birth", "override_reason", "confirm_new")}
         # A "Choose 10:15" button posts a second `time` after the field's own: the last one wins.
         times = [t for t in source.getlist("time") if t] if hasattr(source, "getlist") else [source.get("time", "")]
         values["time"] = (times[-1] if times else "").strip()[:5]
@@ -250,11 +278,11 @@ class DayView(StaffAccessMixin, BaseView):
             values["day"] = clock.local_today(tz, now).isoformat()
         return values
 
-    def _render_booking(self, values, error=None, status=200, fields=None):
+    def _render_booking(self, values, error=None, status=200, fields=None, duplicates=None):
         day = self._day(values["day"])
         catalog = current_catalog()
         services = sorted((s for s in catalog.services.values() if s.active), key=lambda s: s.name)
-        providers = self._providers()
+        everyone = self._providers()
         found = frontdesk.find_patients(values["q"]) if values["q"] else []
         chosen = None
         if ObjectId.is_valid(values["patient"]):
@@ -271,12 +299,21 @@ class DayView(StaffAccessMixin, BaseView):
                 error = error or exc.message
         # A free gap clicked in a provider's column: preselect a service that provider offers.
         picked = values["service"]
-        chosen_provider = next((p for p in providers if str(p.id) == values["provider"]), None)
+        chosen_provider = next((p for p in everyone if str(p.id) == values["provider"]), None)
         if not picked and chosen_provider is not None:
             offered = {str(getattr(s, "id", s)) for s in chosen_provider.services}
             picked = next((str(s.id) for s in services if str(s.id) in offered), "")
+        picked = picked or (str(services[0].id) if services else "")
+        # Issue 26: only the clinicians who offer the chosen service are listed (the page's script
+        # narrows the list again when another service is chosen; without it, "Show free times" does).
+        offers = {str(p.id): [str(getattr(s, "id", s)) for s in p.services] for p in everyone}
+        providers = [p for p in everyone if not picked or picked in offers[str(p.id)]]
+        now = utcnow()
+        cards = frontdesk.patient_cards(([chosen] if chosen else []) + [p for p in found if not chosen or p.id != chosen.id],
+                                        now)
         return self.render("admin_clinic/book.html", v=values, services=services, providers=providers,
-                           picked_service=picked,
+                           everyone=everyone, offers=offers, picked_service=picked, cards=cards,
+                           duplicates=frontdesk.patient_cards(duplicates, now) if duplicates else [],
                            found=found, chosen=chosen, error=error, fields=fields or {}, slots=slots,
                            **self._common(day)), status
 
@@ -287,9 +324,45 @@ class DayView(StaffAccessMixin, BaseView):
             abort(403, "Your role cannot book appointments.")
         return self._render_booking(self._booking_values(request.values))
 
+    def _new_caller_duplicates(self, values):
+        """Patients a new caller may already be (issue 26): checked until staff say "a new patient"."""
+        if ObjectId.is_valid(values["patient"]) or "@" in values["patient"] or values["confirm_new"] == "yes":
+            return []
+        if not values["name"] and not values["phone"]:
+            return []
+        return frontdesk.possible_duplicates(values["name"], values["phone"], values["email"],
+                                             values["date_of_birth"])
+
+    DUPLICATE_WARNING = ("This caller may already be a patient: choose them below, or tick “None of these: "
+                         "a new patient” to add a new record.")
+
+    @expose("/review", methods=("POST",))
+    def review(self):
+        """The booking as it would be made (a free time was chosen): one more click books it."""
+        if staff_role() not in FRONT_DESK:
+            abort(403, "Your role cannot book appointments.")
+        values = self._booking_values(request.form)
+        try:
+            start = self._parse_start(values)
+            patient = self._existing_patient(values)
+            service = booking.get_service(values["service"])
+            provider = booking.get_provider_for(service, values["provider"])
+        except DomainError as exc:
+            return self._render_booking(values, error=exc.message, status=status_of(exc),
+                                        fields=getattr(exc, "fields", None))
+        duplicates = [] if patient is not None else self._new_caller_duplicates(values)
+        if duplicates:
+            return self._render_booking(values, error=self.DUPLICATE_WARNING, status=409, duplicates=duplicates)
+        return self.render("admin_clinic/book_review.html", v=values, patient=patient, service=service,
+                           provider=provider, start=start, keys=BOOKING_KEYS, **self._common(self._day(values["day"])))
+
     @expose("/book", methods=("POST",))
     def book(self):
-        """Book a patient (found, or a new caller added inline) into a time; staff rules apply."""
+        """Book a patient (found, or a new caller added inline) into a time; staff rules apply.
+
+        A conflict is not booked over from the main form: it opens a separate step that asks for
+        the override's reason (issue 26). A new caller who looks like a known patient is asked about.
+        """
         if staff_role() not in FRONT_DESK:
             abort(403, "Your role cannot book appointments.")
         values = self._booking_values(request.form)
@@ -312,15 +385,22 @@ class DayView(StaffAccessMixin, BaseView):
             if patient is not None:
                 appointment = book_for(patient)
             else:
+                duplicates = self._new_caller_duplicates(values)
+                if duplicates:
+                    return self._render_booking(values, error=self.DUPLICATE_WARNING, status=409,
+                                                duplicates=duplicates)
                 # A new caller is saved only with their booking: a refused time leaves no record.
                 patient, appointment = frontdesk.book_new_caller(
                     values["name"], values["phone"], values["email"], values["date_of_birth"], book_for)
                 audit(staff_actor(), "patient.create", record=f"Patient:{patient.id}")
         except DomainError as exc:
-            hint = " Tick “Book over the conflict” and give a reason to override." if status_of(exc) == 409 \
-                and exc.code != "email_taken" else ""
-            return self._render_booking(values, error=exc.message + hint, status=status_of(exc),
-                                        fields=getattr(exc, "fields", None))
+            fields = getattr(exc, "fields", None) or {}
+            if (status_of(exc) == 409 and exc.code != "email_taken") or "override_reason" in fields:
+                # The separate confirm step: what conflicts, and the reason to book over it.
+                return self.render("admin_clinic/book_override.html", v=values, error=exc.message,
+                                   keys=BOOKING_KEYS, reason_missing="override_reason" in fields,
+                                   **self._common(self._day(values["day"]))), status_of(exc)
+            return self._render_booking(values, error=exc.message, status=status_of(exc), fields=fields)
         if values["override"]:
             audit(staff_actor(), "appointment.override", record=f"Appointment:{appointment.id}")
         message = (f"Booked {patient.name} for {appointment.service.name} with {appointment.provider.name}, "

@@ -12,7 +12,7 @@ from admin.roles import FRONT_DESK
 from clinic.audit import audit
 from models.clock import as_utc as _utc, human_time
 from models.documents import Clinic, utcnow
-from models.booking.frontdesk import find_patients, minutes_left
+from models.booking.frontdesk import find_patients, minutes_left, patient_cards
 from models.formatting import money
 from models.glance import BUCKETS, glance
 
@@ -96,4 +96,5 @@ class HomeView(StaffAccessMixin, AdminIndexView):
                            provider=provider, money=money, tz=tz, now=now, human_time=human_time,
                            minutes_left=minutes_left, query=query, found=found, charts=charts,
                            clinic=clinic, user=current_user, front_desk=FRONT_DESK,
+                           cards=patient_cards(found, now) if found else [], zone=ZoneInfo(tz),
                            hhmm=lambda dt: _utc(dt).astimezone(ZoneInfo(tz)).strftime("%H:%M"))

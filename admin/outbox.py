@@ -4,8 +4,9 @@ from flask import flash
 from flask_admin.actions import action
 from markupsafe import Markup
 
-from admin.base import SecureModelView, local_formatter, staff_actor
+from admin.base import SecureModelView, clinic_zone, local_formatter, staff_actor
 from admin.roles import FRONT_DESK, NOBODY
+from models import clock
 from models.documents import utcnow
 from models.errors import DomainError
 from models.messages.delivery import resend
@@ -36,6 +37,33 @@ def rendered_body(view, context, model, name):
     return body
 
 
+# Issue 26: what each kind of message is, in staff's words (a kind not named here reads as its own
+# words, "fee_charged" -> "Fee charged", so a kind another feature adds never shows raw).
+KIND_LABELS = {"confirmed": "Booking confirmed", "receipt": "Payment receipt", "cancelled": "Cancellation",
+               "rescheduled": "New time", "reminder": "Reminder", "password_reset": "Password reset",
+               "invitation": "Account invitation", "waitlist_offer": "Waitlist offer"}
+
+
+def kind_label(kind):
+    """A message kind as staff read it: "waitlist_offer" -> "Waitlist offer"."""
+    return KIND_LABELS.get(kind) or (kind or "").replace("_", " ").capitalize()
+
+
+def short_time(field):
+    """A column formatter: the instant on one line, "Fri 4 Dec 2026 09:00 GMT", in the clinic's zone."""
+
+    def formatter(view, context, model, name):
+        value = getattr(model, field)
+        if not value:
+            return ""
+        local = clock.local(value, clinic_zone())
+        # Markup.format escapes; nowrap keeps the date on one line in a narrow column.
+        return Markup('<span class="text-nowrap">{}</span>').format(
+            f"{local:%a} {local.day} {local:%b %Y %H:%M} {local.tzname()}")
+
+    return formatter
+
+
 class OutboxView(SecureModelView):
     """Outgoing email (admin and reception): kind, recipient, status, attempts, last error."""
 
@@ -56,9 +84,14 @@ class OutboxView(SecureModelView):
                   "after its attempts (resend it) · dropped: no longer fitted (appointment changed, "
                   "cancelled or past)",
     }
-    column_formatters = {"created_at": local_formatter("created_at"), "due_at": local_formatter("due_at"),
-                         "sent_at": local_formatter("sent_at"), "body": rendered_body,
+    column_formatters = {"created_at": short_time("created_at"), "due_at": short_time("due_at"),
+                         "sent_at": short_time("sent_at"), "body": rendered_body,
+                         "kind": lambda view, context, model, name: kind_label(model.kind),
                          "channel": lambda v, c, m, n: "Text" if m.channel == "sms" else "Email"}
+    column_formatters_detail = {"created_at": local_formatter("created_at"), "due_at": local_formatter("due_at"),
+                                "sent_at": local_formatter("sent_at"), "body": rendered_body,
+                                "kind": lambda view, context, model, name: kind_label(model.kind),
+                                "channel": lambda v, c, m, n: "Text" if m.channel == "sms" else "Email"}
     action_roles = {"resend": FRONT_DESK}
 
     @action("resend", "Send again", "Send the selected failed messages again?")

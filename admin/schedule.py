@@ -1,13 +1,15 @@
 """The schedule editor: a provider's week as seven rows (open, hours, breaks) plus date overrides.
 
 Plain WTForms rendered by our own template, so it works without JavaScript: "Add a break",
-"Remove" and "Add a date" are submit buttons that post the form back with one row more or less;
-nothing is saved until "Save". Times are local wall-clock times ("HH:MM") in the clinic's zone,
+"Remove", "Copy Monday to weekdays", "Copy Monday to every day" and "Add days off" are submit
+buttons that post the form back changed; nothing is saved until "Save". With JavaScript
+(static/schedule_editor.js, issue 26) the same buttons change the page in place, and a preview of
+the week follows every change, so a week is set with one page load (the save). Times are local wall-clock times ("HH:MM") in the clinic's zone,
 the way `Schedule` stores them.
 """
 
 import re
-from datetime import date
+from datetime import date, timedelta
 
 from wtforms import BooleanField, FieldList, Form, FormField, SelectField, StringField
 from wtforms.fields import DateField
@@ -20,7 +22,9 @@ from models.documents import Break, DateOverride, DayHours
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 TIME = re.compile(r"^(\d{1,2}):(\d{2})(?::\d{2})?$")
 # Submit buttons that change the number of rows instead of saving.
-ROW_BUTTONS = ("add_break", "remove_break", "add_override", "remove_override")
+ROW_BUTTONS = ("add_break", "remove_break", "add_override", "remove_override", "copy_weekdays", "copy_all")
+# Days off and leave: a range is stored as one override per date; longer than this is refused.
+MAX_RANGE_DAYS = 366
 
 
 def clean_time(raw):
@@ -51,10 +55,11 @@ class DayForm(Form):
 
 
 class OverrideForm(Form):
-    """One date with other hours, or closed all day."""
+    """Days off or leave: one date or a range of dates, whole days (or the same part-day hours each date)."""
 
     date = DateField("Date", widget=DateInput(), validators=[Optional()])
-    closed = BooleanField("Closed all day")
+    until = DateField("Until (optional)", widget=DateInput(), validators=[Optional()])
+    closed = BooleanField("Whole day off")
     start = StringField("Opens at", widget=TimeInput())
     end = StringField("Closes at", widget=TimeInput())
 
@@ -133,21 +138,82 @@ def validate_schedule(form):
                 _error(sub.date, "Enter the date, like 2027-12-24.")
                 ok = False
             continue  # a blank row
-        if sub.date.data in seen:
-            _error(sub.date, "This date already has an override above.")
+        dates = _date_range(sub)
+        if dates is None:
             ok = False
             continue
-        seen.add(sub.date.data)
+        if any(d in seen for d in dates):
+            _error(sub.date, "These dates overlap days off above.")
+            ok = False
+            continue
+        seen.update(dates)
         if sub.closed.data:
-            overrides.append(DateOverride(date=sub.date.data, intervals=[]))
+            overrides.extend(DateOverride(date=d, intervals=[]) for d in dates)
             continue
         hours = _times(sub)
         if hours is None:
             ok = False
             continue
-        overrides.append(DateOverride(date=sub.date.data, intervals=[list(hours)]))
+        overrides.extend(DateOverride(date=d, intervals=[list(hours)]) for d in dates)
     overrides.sort(key=lambda o: o.date)
     return (days, overrides) if ok else None
+
+
+def _date_range(sub):
+    """The dates a days-off row covers (its date, up to its optional "until"); None with an error on the field."""
+    first, last = sub.date.data, sub.until.data or sub.date.data
+    if last < first:
+        _error(sub.until, "The last day off must be on or after the first.")
+        return None
+    if (last - first).days >= MAX_RANGE_DAYS:
+        _error(sub.until, f"Days off can cover at most {MAX_RANGE_DAYS} days in one row.")
+        return None
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def _ranges(overrides):
+    """Stored per-date overrides grouped back into rows: consecutive dates with the same hours."""
+    rows = []
+    for override in sorted(overrides, key=lambda o: o.date):
+        day = override.date if isinstance(override.date, date) else None
+        if day is None:
+            continue
+        day = day.date() if hasattr(day, "date") and callable(day.date) else day
+        hours = [list(i) for i in override.intervals or []]
+        if rows and rows[-1]["hours"] == hours and rows[-1]["until"] + timedelta(days=1) == day:
+            rows[-1]["until"] = day
+        else:
+            rows.append({"date": day, "until": day, "hours": hours})
+    return rows
+
+
+def week_preview(form):
+    """The week as the form now says (checked or not): [(weekday name, "09:00–12:00, 13:00–17:00" or "Closed")]."""
+    rows = []
+    for index, day in enumerate(form.days):
+        entry = day.form
+        if not entry.open.data:
+            rows.append((WEEKDAYS[index], "Closed"))
+            continue
+        try:
+            start, end = clean_time(entry.start.data), clean_time(entry.end.data)
+            breaks = sorted((clean_time(b.form.start.data), clean_time(b.form.end.data)) for b in entry.breaks
+                            if b.form.start.data and b.form.end.data)
+        except ValueError:
+            rows.append((WEEKDAYS[index], "times to correct"))
+            continue
+        if not start or not end:
+            rows.append((WEEKDAYS[index], "hours missing"))
+            continue
+        parts, cursor = [], start
+        for b_start, b_end in breaks:
+            if b_start > cursor:
+                parts.append(f"{cursor}–{min(b_start, end)}")
+            cursor = max(cursor, b_end)
+        if cursor < end:
+            parts.append(f"{cursor}–{end}")
+        rows.append((WEEKDAYS[index], ", ".join(parts) or "Closed"))
+    return rows
 
 
 def prefill(form, schedule):
@@ -167,10 +233,10 @@ def prefill(form, schedule):
             entry.breaks.append_entry({"start": brk.start, "end": brk.end})
     while len(form.overrides):
         form.overrides.pop_entry()
-    for override in sorted(schedule.overrides if schedule else [], key=lambda o: o.date):
-        interval = override.intervals[0] if override.intervals else None
-        form.overrides.append_entry({"date": override.date if isinstance(override.date, date) else None,
-                                     "closed": not override.intervals,
+    for row in _ranges(schedule.overrides if schedule else []):
+        interval = row["hours"][0] if row["hours"] else None
+        form.overrides.append_entry({"date": row["date"], "until": row["until"] if row["until"] != row["date"] else None,
+                                     "closed": not row["hours"],
                                      "start": interval[0] if interval else "",
                                      "end": interval[1] if interval else ""})
 
@@ -193,7 +259,10 @@ def apply_row_buttons(form, values):
             form.days[day].form.breaks.entries.pop(brk)
         return True
     if "add_override" in values:
-        form.overrides.append_entry()
+        form.overrides.append_entry({"closed": True})  # a whole day off unless told otherwise
+        return True
+    if "copy_weekdays" in values or "copy_all" in values:
+        copy_monday(form, range(1, 5) if "copy_weekdays" in values else range(1, 7))
         return True
     if "remove_override" in values:
         index = _int(values.get("remove_override"), 0, 500)
@@ -201,6 +270,19 @@ def apply_row_buttons(form, values):
             form.overrides.entries.pop(index)
         return True
     return False
+
+
+def copy_monday(form, targets):
+    """Give the `targets` weekdays Monday's open/closed, hours and breaks (issue 26)."""
+    monday = form.days[0].form
+    for index in targets:
+        entry = form.days[index].form
+        entry.open.data = monday.open.data
+        entry.start.data, entry.end.data = monday.start.data, monday.end.data
+        while len(entry.breaks):
+            entry.breaks.pop_entry()
+        for brk in monday.breaks:
+            entry.breaks.append_entry({"start": brk.form.start.data, "end": brk.form.end.data})
 
 
 def _int(raw, low, high):

@@ -16,6 +16,7 @@ from mongoengine.errors import ValidationError as MongoValidationError
 from flask_admin.contrib.mongoengine.filters import BaseMongoEngineFilter
 from mongoengine.queryset.visitor import Q
 from wtforms import PasswordField, StringField
+from wtforms import validators as wtf_validators
 from wtforms.validators import Optional
 
 from admin.base import SecureModelView, clinic_zone, local_formatter, staff_actor, staff_role
@@ -32,13 +33,15 @@ from admin.fields import (
     to_local_naive,
     words_formatter,
 )
+from admin.merge import PatientMergeMixin
 from admin.roles import ADMIN_ONLY, EVERYONE, FRONT_DESK, SCHEDULE_EDITORS
-from admin.schedule import WEEKDAYS, ScheduleForm, apply_row_buttons, prefill, validate_schedule
+from admin.schedule import WEEKDAYS, ScheduleForm, apply_row_buttons, prefill, validate_schedule, week_preview
 from clinic.audit import audit
 from models import booking
 from models import clock
 from models.booking import frontdesk
 from models.accounts import hash_password, normalise_email, validate_password
+from models.accounts.documents import NO_EMAIL_DOMAIN, deliverable
 from models.accounts.patients import create_by_staff
 from models.accounts.phones import normalise_phone
 from models.documents import Appointment, Payment, Patient, Provider, Schedule, StaffUser, utcnow
@@ -288,7 +291,7 @@ class ScheduleView(SecureModelView):
             else:
                 flash("The schedule was not saved: please correct the highlighted fields.", "error")
         return self.render(self.editor_template, form=form, schedule=schedule, return_url=return_url,
-                           weekdays=WEEKDAYS, zone=clinic_zone())
+                           weekdays=WEEKDAYS, zone=clinic_zone(), preview=week_preview(form))
 
     def _chosen_provider(self, form, schedule):
         """The provider the schedule is for; an error on the field when it already has one."""
@@ -511,7 +514,7 @@ class AppointmentView(SecureModelView):
         self._apply(ids, frontdesk.mark_no_show, "no_show")
 
 
-class PatientView(SecureModelView):
+class PatientView(PatientMergeMixin, SecureModelView):
     """Patients: search and edit contact details; deactivate, never delete."""
 
     read_roles = FRONT_DESK
@@ -529,8 +532,16 @@ class PatientView(SecureModelView):
     column_default_sort = "name"
     form_columns = ("name", "email", "phone", "active")
     form_overrides = {"name": NameField}
-    column_formatters = {"created_at": local_formatter("created_at"), "guardian": guardian_formatter}
+    # Issue 26: email is optional; a desk placeholder address is never shown, read "no email".
+    form_args = {"email": {"validators": [wtf_validators.Optional(), wtf_validators.Length(max=254)]}}
+    column_formatters = {"created_at": local_formatter("created_at"), "guardian": guardian_formatter,
+                         "email": lambda v, c, m, n: m.email if deliverable(m.email) else "no email"}
     action_roles = {"deactivate": FRONT_DESK}
+
+    def on_form_prefill(self, form, id):
+        """An edit form never shows the placeholder address: the field is empty instead."""
+        if not deliverable(form.email.data):
+            form.email.data = ""
 
     def create_model(self, form):
         """Create through the rule the front desk's new caller passes (`create_by_staff`), never a bare save."""
@@ -551,6 +562,10 @@ class PatientView(SecureModelView):
     def on_model_change(self, form, model, is_created):
         """Normalise the email and the phone (E.164, issue 29) on an edit (a patient is created by `create_model`)."""
         g.admin_form = form  # a refused phone is shown on its field
+        if not (model.email or "").strip():  # left empty: the record keeps an undeliverable placeholder
+            stored = Patient.objects(id=model.id).only("email").first() if model.id else None
+            model.email = stored.email if stored and not deliverable(stored.email) else \
+                f"patient-{model.id}@{NO_EMAIL_DOMAIN}"
         model.email = normalise_email(model.email)
         model.phone = normalise_phone(model.phone)
         if not model.active:

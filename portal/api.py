@@ -7,6 +7,7 @@ from flask_jwt_extended import get_jwt, jwt_required, unset_jwt_cookies
 from clinic.audit import audit
 from models import booking
 from models.accounts import change_patient_password
+from models.accounts.users import set_date_of_birth
 from models.catalog import bookable_services, current_catalog
 from models.accounts.dependants import dependants_of, household_ids
 from models.catalog.profile import public_profile
@@ -16,8 +17,9 @@ from portal.auth import (current_patient, issue_tokens, logout_identity, passwor
 from portal.door import book_for_patient, free_times_json
 from portal.openapi import AUTH_ERRORS, Blueprint
 from models.accounts.contact import update_contact
+from models.accounts.users import clean_birth_date
 from portal.schemas import ClinicSchema  # noqa: I001 (clinic profile, issue 25)
-from portal.schemas import (AppointmentSchema, BookingBody, ContactBody, LoginBody, PasswordChangeBody, PasswordChangedSchema,
+from portal.schemas import (AppointmentSchema, BookingBody, LoginBody, MeChangeBody, PasswordChangeBody, PasswordChangedSchema,
                             PatientSchema, ProviderSchema, ProvidersQuery, RefreshedSchema, RegisterBody,
                             ServiceSchema, SignedOutSchema, SlotSchema, SlotsQuery, appointment_view)
 
@@ -36,7 +38,8 @@ def _with_tokens(patient, **kwargs):
 def register(body):
     """Create a patient account (201)."""
     registration_allowed()
-    patient = register_patient_counted(body["email"], body["password"], body["name"], body.get("phone"))
+    patient = register_patient_counted(body["email"], body["password"], body["name"], body.get("phone"),
+                                       date_of_birth=body.get("date_of_birth"))
     audit(f"patient:{patient.id}", "patient.register", record=f"Patient:{patient.id}")
     return patient
 
@@ -104,13 +107,19 @@ def me():
 @bp.route("/me", methods=["PATCH"])
 @bp.errors(*AUTH_ERRORS)
 @jwt_required()
-@bp.arguments(ContactBody)
+@bp.arguments(MeChangeBody)
 @bp.response(200, PatientSchema)
 def update_me(body):
-    """Change the phone (stored E.164) and `contact_by` (email, sms or both); 422 for a bad number."""
+    """Change the phone (stored E.164), `contact_by` and `date_of_birth` (null clears it); 422 names a bad field."""
     patient = current_patient()
-    return update_contact(patient, **{k: body[k] for k in ("phone", "contact_by") if k in body},
-                          audit_as=f"patient:{patient.id}")
+    if "date_of_birth" in body:
+        clean_birth_date(body["date_of_birth"])  # checked before anything is written
+    contact = {k: body[k] for k in ("phone", "contact_by") if k in body}
+    if contact:
+        patient = update_contact(patient, **contact, audit_as=f"patient:{patient.id}")
+    if "date_of_birth" in body:
+        set_date_of_birth(patient, body["date_of_birth"], audit_as=f"patient:{patient.id}")
+    return patient
 
 
 @bp.route("/services")

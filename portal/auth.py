@@ -329,11 +329,11 @@ def one_booking_at_a_time(patient):
             log.warning("booking lock of patient %s not released (it lapses by itself): %s", patient.id, exc)
 
 
-def register_patient_counted(email, password, name, phone=None):
+def register_patient_counted(email, password, name, phone=None, date_of_birth=None):
     """Register through the rule, counting the attempt per address and per email just before the insert."""
     from models.accounts import register_patient
 
-    return register_patient(email, password, name, phone, admit=count_registration)
+    return register_patient(email, password, name, phone, admit=count_registration, date_of_birth=date_of_birth)
 
 
 @contextmanager

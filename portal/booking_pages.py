@@ -374,6 +374,10 @@ def reschedule_post(appointment_id):
 
 # --- Waitlist -------------------------------------------------------------------------------
 
+class _FreeNow(Exception):
+    """Times are free for what the patient asked: show them before joining (issue 26)."""
+
+
 class WaitlistForm(FlaskForm):
     """Join the waitlist."""
 
@@ -395,7 +399,11 @@ def waitlist_page():
     form = WaitlistForm(formdata=request.form if request.method == "POST" else None)
     form.service.choices = [(str(s.id), s.name) for s in services]
     form.provider.choices = [("any", "Any clinician")] + [(str(p.id), p.name) for p in providers]
+    # Issue 26: only the clinicians who offer the chosen service (the page's script narrows the list
+    # again when the service changes; a clinician who does not offer it is refused on joining).
+    offers = {str(p.id): [str(getattr(s, "id", s)) for s in p.services] for p in providers}
     status = 200
+    free_now = []
     if request.method == "GET":
         today = clock.local_today(clinic.timezone, now)
         form.service.data = request.args.get("service") or (form.service.choices[0][0] if services else None)
@@ -405,7 +413,16 @@ def waitlist_page():
     elif form.validate_on_submit():
         provider = form.provider.data if form.provider.data != "any" else None
         try:
-            entry = waitlist.join(g.patient, form.service.data, provider, form.date_from.data, form.date_to.data, now)
+            if request.form.get("wait_anyway") != "1":
+                # Times free now are shown first: the patient books one, or still chooses to wait.
+                free_now = waitlist.free_times(form.service.data, provider, form.date_from.data,
+                                               form.date_to.data, now, limit=12)
+            if free_now:
+                raise _FreeNow()
+            entry = waitlist.join(g.patient, form.service.data, provider, form.date_from.data, form.date_to.data, now,
+                                  skip_free_now=True)
+        except _FreeNow:
+            pass
         except DomainError as exc:
             target = {"from": form.date_from, "to": form.date_to, "provider": form.provider}
             placed = False
@@ -421,12 +438,17 @@ def waitlist_page():
             waitlist.time_freed(None, now)
             entry.reload()
             flash("You are on the waitlist. We will offer you a time as soon as one frees up."
-                  if entry.status == "waiting" else "A time is free already: it is held for you below.", "info")
+                  if entry.status == "waiting" else "A time freed up: it is held for you below.", "info")
             return redirect(url_for("portal.waitlist_page"))
     else:
         status = 400
+    chosen_service = form.service.data
+    if chosen_service:
+        form.provider.choices = [("any", "Any clinician")] + [
+            (str(p.id), p.name) for p in providers if chosen_service in offers[str(p.id)]]
     entries = waitlist.entries_of(g.patient)
     return render_template("portal/waitlist.html", form=form, entries=entries, clinic=clinic, now=now,
+                           free_now=free_now, offers=offers, all_providers=providers,
                            open_offer=lambda e: waitlist.offer_is_open(e, now), human_time=clock.human_time,
                            local_range=waitlist.local_range), status
 

@@ -3,7 +3,7 @@
 from flask import Blueprint, current_app, flash, g, make_response, redirect, render_template, request, url_for
 from flask_jwt_extended import get_jwt, unset_jwt_cookies
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, StringField, TelField
+from wtforms import DateField, EmailField, PasswordField, StringField, TelField
 from wtforms.validators import DataRequired, Length, Optional
 
 from clinic.audit import audit
@@ -37,6 +37,8 @@ class RegisterForm(FlaskForm):
     name = StringField("Full name", validators=[DataRequired(), Length(max=200)])
     email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
     phone = TelField("Phone (optional)", validators=[Optional(), Length(max=50)])
+    # Issue 26: optional; helps the clinic tell patients with the same name apart.
+    date_of_birth = DateField("Date of birth (optional)", validators=[Optional()])
     password = PasswordField("Password (at least 8 characters)", validators=[DataRequired(), Length(max=256)])
 
 
@@ -96,7 +98,8 @@ def register():
     if form.validate_on_submit():
         try:
             registration_allowed()
-            patient = register_patient_counted(form.email.data, form.password.data, form.name.data, form.phone.data)
+            patient = register_patient_counted(form.email.data, form.password.data, form.name.data, form.phone.data,
+                                               date_of_birth=form.date_of_birth.data)
         except DomainError as exc:
             apply_domain_error(form, exc)
             status = status_of(exc)

@@ -135,6 +135,7 @@ class RegisterBody(Body):
     password = Text(required=True)
     name = Text(required=True)
     phone = Text()
+    date_of_birth = Text()  # issue 26: optional, YYYY-MM-DD
 
 
 class LoginBody(Body):
@@ -265,6 +266,7 @@ class PatientSchema(Schema):
     # Text messages (issue 29): how messages reach the patient now.
     contact_by = fields.List(fields.String(validate=validate.OneOf(("email", "sms"))),
                              attribute="contact_channels", dump_only=True)
+    date_of_birth = fields.Date(allow_none=True)  # issue 26
 
 
 class ContactBody(Body):
@@ -273,6 +275,12 @@ class ContactBody(Body):
     phone = fields.String(allow_none=True, validate=validate.Length(max=50))
     contact_by = fields.List(fields.String(validate=validate.OneOf(("email", "sms"))),
                              validate=validate.Length(min=1, max=2))
+
+
+class MeChangeBody(ContactBody):
+    """Change the signed-in patient's profile: phone and contact_by (issue 29), date of birth (issue 26; null or "" clears it)."""
+
+    date_of_birth = Text(allow_none=True)
 
 
 class QuestionSchema(Schema):

@@ -56,6 +56,7 @@ EXPECTED = {
     "/admin/patients/export/csv/": (AWAY, AWAY, NO),
     "/admin/patients/details/?id={patient}": (OK, OK, NO),
     "/admin/patients/edit/?id={patient}": (OK, OK, NO),
+    "/admin/patients/merge/?id={patient}": (OK, NO, NO),  # issue 26: merging records is the admin's
     # Waitlist: read-only, for the front desk.
     "/admin/waitlist/": (OK, OK, NO),
     "/admin/waitlist/?search=pat": (OK, OK, NO),

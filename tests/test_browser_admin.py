@@ -37,7 +37,8 @@ def test_reception_books_and_checks_in_from_the_day_view(live_server, page):
     page.get_by_label("Service").select_option(label="Call (15 min, free)")
     page.get_by_label("Provider").select_option(label="Dr Day")
     page.get_by_role("button", name="Show free times").click()
-    page.get_by_role("button", name="Choose ").first.click()
+    page.get_by_role("button", name="Book at ").first.click()  # a free time opens the review (issue 26)
+    page.get_by_role("heading", name="Book this appointment?").wait_for()
     page.get_by_role("button", name="Book", exact=True).click()
     page.get_by_text("Booked Pat Example").wait_for()  # the click navigates: wait for the new page
     appt = Appointment.objects.get(patient=patient.id)

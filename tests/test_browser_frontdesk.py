@@ -264,7 +264,8 @@ def test_cancels_a_paid_appointment_confirming_the_stated_refund(desk, page, str
     assert_accessible(page, "cancel confirmation")
     shoot(page, "cancel.png")
     page.get_by_label("Reason for the cancellation").fill("Patient called: unwell")
-    page.get_by_role("button", name="Cancel and refund £60.00").click()
+    assert page.get_by_label("Full refund: £60.00").is_checked()  # the service's rule, preselected
+    page.get_by_role("button", name="Cancel the appointment").click()
     page.wait_for_url(re.compile(r"/admin/day/\?day="))
     assert page.get_by_text("Cancelled Pat Example (10:00 with Dr Ben Hale). Refund of £60.00 made.").is_visible()
     payment = Payment.objects.get(appointment=appt.id)

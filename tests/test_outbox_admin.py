@@ -110,6 +110,10 @@ def test_the_outbox_view_lists_previews_and_resends(booked):
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert "bounce@example.com" in html and "550 5.1.1 No such mailbox here" in html
+    # Issue 26: kinds in words, each time on one line with its zone.
+    kinds = [k.strip() for k in re.findall(r'<td class="col-kind">(.*?)</td>', html, re.S)]
+    assert "Booking confirmed" in kinds and "confirmed" not in kinds
+    assert re.search(r'<span class="text-nowrap">\w{3} \d{1,2} \w{3} \d{4} \d{2}:\d{2} (GMT|BST)</span>', html)
     bounced = OutboxMessage.objects.get(to="bounce@example.com", kind="confirmed")
     details = client.get(f"/admin/outbox/details/?id={bounced.id}").get_data(as_text=True)
     assert "Booked: Check-up" in details and "Your appointment is confirmed." in details

@@ -117,6 +117,9 @@ def test_dashboard_lists_and_an_expired_hold_offers_its_time_again(app, setup):
 
 
 def test_waitlist_form_shows_errors_on_the_field(app, setup):
+    from models.booking.waitlist import WaitlistEntry
+    from models.documents import Appointment
+
     s, client = setup, app.test_client()
     api_login(client)
     form = client.get("/portal/waitlist").get_data(as_text=True)
@@ -126,13 +129,20 @@ def test_waitlist_form_shows_errors_on_the_field(app, setup):
     assert answer.status_code == 422
     html = answer.get_data(as_text=True)
     assert 'aria-invalid="true"' in html and "The last day comes before the first." in html
-    answer = client.post("/portal/waitlist", data={
-        "csrf_token": form_csrf(form), "jwt_csrf": jwt_csrf(client), "service": str(s["consult"].id),
-        "provider": str(s["one"].id), "date_from": future_day(3).isoformat(), "date_to": future_day(3).isoformat()})
+    wanted = {"csrf_token": form_csrf(form), "jwt_csrf": jwt_csrf(client), "service": str(s["consult"].id),
+              "provider": str(s["one"].id), "date_from": future_day(3).isoformat(),
+              "date_to": future_day(3).isoformat()}
+    answer = client.post("/portal/waitlist", data=wanted)
+    # Issue 26: times are free that day already: they are shown first, nothing is joined or held.
+    html = answer.get_data(as_text=True)
+    assert answer.status_code == 200 and "Times are free now" in html and "/portal/book?service=" in html
+    assert WaitlistEntry.objects.count() == 0 and Appointment.objects(booked_by="waitlist-offer").count() == 0
+    # The patient still wants to wait: joined, and none of the times shown is held for them.
+    answer = client.post("/portal/waitlist", data=dict(wanted, wait_anyway="1"))
     assert answer.status_code == 302
-    # Times are free that day already: one is held for the patient at once.
     html = client.get("/portal/waitlist").get_data(as_text=True)
-    assert "A time is held for you:" in html and "Accept this time" in html
+    assert "A time is held for you:" not in html and WaitlistEntry.objects.get().status == "waiting"
+    assert Appointment.objects(booked_by="waitlist-offer").count() == 0
 
 
 def test_cancelling_takes_two_steps_and_states_the_refund_first(app, setup):

@@ -64,6 +64,10 @@ class Patient(Document):
     # no sign-in of their own: an undeliverable address and a password hash nothing matches.
     guardian = ReferenceField("Patient")
     has_dependants = BooleanField(default=False)  # set once one is added: spares bookings a query
+    # Issue 26 (merging duplicate records): a record merged into another keeps only this pointer to
+    # the record that now holds its appointments, payments, waitlist entries and messages.
+    merged_into = ObjectIdField()
+    merged_at = DateTimeField()
     meta = {"collection": "patients", "auto_create_index": False, "indexes": ["name", "guardian"]}
 
     @property
@@ -72,7 +76,8 @@ class Patient(Document):
         return [channel for channel, _ in patient_channels(self)]
 
     def __str__(self):
-        return f"{self.name} <{self.email}>"
+        # A desk placeholder address is never shown (issue 26).
+        return f"{self.name} <{self.email}>" if deliverable(self.email) else self.name
 
 
 class StaffUser(Document):

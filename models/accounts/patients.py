@@ -7,7 +7,7 @@ Imported by name (`from models.accounts.patients import create_by_staff`): it qu
 """
 
 import secrets
-from datetime import date, datetime
+
 
 from bson import ObjectId
 from mongoengine import NotUniqueError
@@ -15,22 +15,12 @@ from mongoengine import NotUniqueError
 from models.accounts.documents import NO_EMAIL_DOMAIN, Patient, deliverable
 from models.accounts.phones import normalise_phone
 from models.accounts.reset import queue_invitation
-from models.accounts.users import _clean_text, hash_password, normalise_email
+from models.accounts.users import _clean_text, clean_birth_date, hash_password, normalise_email
+from models.accounts.users import parse_birth_date  # noqa: F401  (its home before issue 26)
 from models.errors import Conflict, ValidationFailed
 
 EMAIL_TAKEN = "A patient with that email already exists: find them by name or phone and choose them."
 TAKEN_FIELD = {"email": "a patient with this email exists"}
-
-
-def parse_birth_date(raw):
-    """A date of birth typed as YYYY-MM-DD or DD/MM/YYYY (UK order), or None."""
-    raw = (raw or "").strip()
-    for pattern in ("%Y-%m-%d", "%d/%m/%Y", "%d.%m.%Y", "%d-%m-%Y"):
-        try:
-            return datetime.strptime(raw, pattern).date()
-        except ValueError:
-            continue
-    return None
 
 
 def create_by_staff(name, phone="", email="", date_of_birth=None, invite=True, require_phone=True, active=True):
@@ -48,14 +38,7 @@ def create_by_staff(name, phone="", email="", date_of_birth=None, invite=True, r
             raise Conflict(EMAIL_TAKEN, code="email_taken", fields=TAKEN_FIELD)
     else:
         email = f"patient-{ObjectId()}@{NO_EMAIL_DOMAIN}"
-    if isinstance(date_of_birth, str):
-        raw = date_of_birth
-        date_of_birth = parse_birth_date(raw) if raw.strip() else None
-        if raw.strip() and date_of_birth is None:
-            raise ValidationFailed("Give the date of birth as DD/MM/YYYY.",
-                                   fields={"date_of_birth": "invalid"})
-    if date_of_birth is not None and not date(1900, 1, 1) <= date_of_birth <= date.today():
-        raise ValidationFailed("That date of birth is not possible.", fields={"date_of_birth": "invalid"})
+    date_of_birth = clean_birth_date(date_of_birth)
     patient = Patient(email=email, name=name, phone=phone, date_of_birth=date_of_birth, active=bool(active),
                       password_hash=hash_password(secrets.token_urlsafe(32)))
     try:

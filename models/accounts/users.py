@@ -2,6 +2,7 @@
 
 import threading
 import unicodedata
+from datetime import date, datetime
 
 from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -127,7 +128,45 @@ def clean_name(value, field="name", required=True, max_length=200):
     return _clean_text(value, field, required, max_length)
 
 
-def register_patient(email, password, name, phone=None, admit=None):
+# --- Issue 26: date of birth (optional) -------------------------------------------------------
+
+def parse_birth_date(raw):
+    """A date of birth typed as YYYY-MM-DD or DD/MM/YYYY (UK order), or None."""
+    raw = (raw or "").strip()
+    for pattern in ("%Y-%m-%d", "%d/%m/%Y", "%d.%m.%Y", "%d-%m-%Y"):
+        try:
+            return datetime.strptime(raw, pattern).date()
+        except ValueError:
+            continue
+    return None
+
+
+def clean_birth_date(value):
+    """A date of birth from text or a date: None when empty; ValidationFailed when unreadable or impossible."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, datetime):
+        value = value.date()
+    if isinstance(value, str):
+        parsed = parse_birth_date(value)
+        if parsed is None:
+            raise ValidationFailed("Give the date of birth as DD/MM/YYYY.", fields={"date_of_birth": "invalid"})
+        value = parsed
+    if not isinstance(value, date) or not date(1900, 1, 1) <= value <= date.today():
+        raise ValidationFailed("That date of birth is not possible.", fields={"date_of_birth": "invalid"})
+    return value
+
+
+@audited("patient.update", patient_record)
+def set_date_of_birth(patient, value):
+    """Set (or clear, with an empty value) a patient's own date of birth; returns the patient."""
+    born = clean_birth_date(value)
+    Patient.objects(id=patient.id).update_one(set__date_of_birth=born)
+    patient.reload()
+    return patient
+
+
+def register_patient(email, password, name, phone=None, admit=None, date_of_birth=None):
     """Create a patient account; Conflict when the email is already registered.
 
     `admit(email)`, when given, runs after the input passed its checks and before anything is
@@ -137,9 +176,10 @@ def register_patient(email, password, name, phone=None, admit=None):
     name = _clean_text(name, "name", True, 200)
     validate_password(password, email=email, name=name)
     phone = normalise_phone(phone)  # E.164, or 422 on the phone field
+    born = clean_birth_date(date_of_birth)  # optional (issue 26)
     if admit is not None:
         admit(email)
-    patient = Patient(email=email, name=name, phone=phone, password_hash=hash_password(password))
+    patient = Patient(email=email, name=name, phone=phone, date_of_birth=born, password_hash=hash_password(password))
     try:
         patient.save(force_insert=True)
     except NotUniqueError:

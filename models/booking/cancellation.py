@@ -66,13 +66,16 @@ def cancellation_blocker(appointment, now, clinic=None):
 
 
 @audited("appointment.cancel", appointment_record)
-def cancel(appointment, now, reason="", by_staff=False, actor=None):
+def cancel(appointment, now, reason="", by_staff=False, actor=None, refund_amount=None, refund_decision=""):
     """Cancel an appointment within policy (staff may cancel at any time) and free its time.
 
-    `actor` ("patient:<id>", "staff:<id>") is recorded on the refund's audit event. Recoverable
-    (issue 31): the status change carries the `pending="cancel"` marker, the later steps are each
-    idempotent and the marker goes last, so a crash anywhere leaves a cancellation that a repeated
-    request (answered as a success) or the sweep (`finish_cancel`) completes.
+    `actor` ("patient:<id>", "staff:<id>") is recorded on the refund's audit event. Staff may
+    decide the refund themselves (`refund_amount` minor units, `refund_decision` its name); the
+    payments subscriber then refunds that instead of what the service's rule says. Recoverable
+    (issue 31): the status change carries the `pending="cancel"` marker (with the staff's refund
+    decision in its arguments), the later steps are each idempotent and the marker goes last, so a
+    crash anywhere leaves a cancellation that a repeated request (answered as a success) or the
+    sweep (`finish_cancel`) completes.
     """
     if appointment.pending == "cancel" and appointment.status == "cancelled":
         return finish_cancel(appointment, now)  # a repeated request finishes the job
@@ -81,9 +84,11 @@ def cancel(appointment, now, reason="", by_staff=False, actor=None):
         if blocker:
             raise Conflict(blocker, code="cancellation_window")
     args = {"by_staff": bool(by_staff), "status_before": appointment.status, "actor": actor or ""}
+    if refund_amount is not None:  # staff's own refund decision (issue 26), kept for the finisher
+        args["refund_amount"] = int(refund_amount)
     moved = status.move(appointment.id, "cancelled", now, only_from=("held", "confirmed", "checked_in"),
-                        set__cancel_reason=reason[:500], set__pending="cancel", set__pending_since=now,
-                        set__pending_args=args)
+                        set__cancel_reason=reason[:500], set__refund_decision=refund_decision or "",
+                        set__pending="cancel", set__pending_since=now, set__pending_args=args)
     if not moved:
         appointment.reload()
         if appointment.pending == "cancel":  # a racing request cancelled it and has not finished
@@ -121,8 +126,9 @@ def finish_cancel(appointment, now):
     # Its money: a refund when paid and due, or the unfinished payment stopped at Stripe
     # (payments.after_cancellation, subscribed through the hook: payments sits above booking).
     # Repeating it is safe: a refund is reserved for what is left, a stopped intent stays stopped.
+    decided = {} if args.get("refund_amount") is None else {"refund_amount": int(args["refund_amount"])}
     hooks.cancelled(appointment, now, by_staff=bool(args.get("by_staff")), status_before=status_before,
-                    actor=args.get("actor") or None)
+                    actor=args.get("actor") or None, **decided)
     crashpoints.reached("cancel.settled")
     if status_before != "held":  # an abandoned unpaid hold was never confirmed by email
         appointment_cancelled(appointment, now, strict=True)  # one per version: never twice

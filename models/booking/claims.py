@@ -234,7 +234,9 @@ def extend_claims(appointment_id, until, live_after=None):
         return True
     total = collection.count_documents({"appointment": appointment_id})
     extended = collection.update_many({"appointment": appointment_id, "expires_at": {"$gt": live_after}},
-                                      {"$set": {"expires_at": until}}).modified_count
+                                      {"$set": {"expires_at": until}}).matched_count
+    # Matched, not modified: a claim already lapsing at `until` (an accepted offer keeps its
+    # longer hold, issue 26) is still live and counts.
     return bool(total) and extended >= total
 
 

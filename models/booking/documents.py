@@ -63,6 +63,9 @@ class Appointment(Document):
     pending_args = DictField()
     # Intake answers (issue 28): given once, when booked; kept with the wording they answered.
     answers = EmbeddedDocumentListField(Answer)
+    # Issue 26 (staff cancellation with refund choices): what staff chose when cancelling
+    # ("full", "amount", "none"; "" = the service's rule), stated in the patient's email.
+    refund_decision = StringField(max_length=20, default="")
     meta = {
         "collection": "appointments",
         "auto_create_index": False,

@@ -6,7 +6,7 @@ move an appointment once.
 """
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from models.accounts.documents import Patient, deliverable
 from models.accounts.patients import create_by_staff, invite_patient, parse_birth_date  # noqa: F401
@@ -122,6 +122,65 @@ def find_patients(query, limit=10):
         seen = {p.id for p in found}
         found += [d for d in base.filter(guardian__in=holders).order_by("name") if d.id not in seen][:limit]
     return found
+
+
+# --- Issue 26: telling patients apart -------------------------------------------------------------
+
+def shown_email(patient):
+    """The email staff may read for a patient: "" for a desk placeholder, never the placeholder itself."""
+    return patient.email if deliverable(patient.email) else ""
+
+
+def patient_cards(patients, now):
+    """Search results staff can tell apart: each patient with email shown, last and next visit.
+
+    Returns [{"patient", "email", "last", "next"}] in the given order; `last` is the latest visit
+    that took place (arrived or completed), `next` the earliest upcoming held or confirmed one.
+    """
+    from models.booking.documents import Appointment  # booking's own documents
+
+    ids = [p.id for p in patients]
+    last, upcoming = {}, {}
+    for appt in Appointment.objects(patient__in=ids, status__in=("checked_in", "completed", "held", "confirmed"))\
+            .only("patient", "start", "status").no_dereference():
+        pid = appt.patient.id if hasattr(appt.patient, "id") else appt.patient
+        start = _utc(appt.start)
+        if appt.status in ("checked_in", "completed") and start <= now:
+            if pid not in last or start > last[pid]:
+                last[pid] = start
+        elif appt.status in ("held", "confirmed") and start >= now:
+            if pid not in upcoming or start < upcoming[pid]:
+                upcoming[pid] = start
+    return [{"patient": p, "email": shown_email(p), "last": last.get(p.id), "next": upcoming.get(p.id)}
+            for p in patients]
+
+
+def _phone_key(phone):
+    digits = re.sub(r"\D", "", phone or "")
+    return _phone_pattern(digits) if len(digits) >= 6 else None
+
+
+def possible_duplicates(name, phone="", email="", date_of_birth=None, limit=5):
+    """Active patients a new record would duplicate: same name and date of birth, same phone or same email."""
+    born = date_of_birth
+    if isinstance(born, str):
+        born = parse_birth_date(born)
+    clauses = []
+    name = (name or "").strip()
+    if name and born is not None:
+        clauses.append({"name": {"$regex": f"^{re.escape(name)}$", "$options": "i"},
+                        "date_of_birth": datetime.combine(born, datetime.min.time())})
+    pattern = _phone_key(phone)
+    if pattern:
+        clauses.append({"phone": {"$regex": pattern}})
+    if email and "@" in email:
+        clauses.append({"email": email.strip().lower()})
+    found = []
+    for clause in clauses:  # one query each: SecantusDB and MongoDB agree on simple filters
+        for patient in Patient.objects(active=True, __raw__=clause).limit(limit):
+            if all(patient.id != p.id for p in found):
+                found.append(patient)
+    return found[:limit]
 
 
 def create_caller(name, phone, email="", date_of_birth=None, invite=True):

@@ -86,8 +86,13 @@ def offer_minutes():
         return DEFAULT_OFFER_MINUTES
 
 
-def join(patient, service_id, provider_id, date_from, date_to, now):
-    """Put the patient in line for a service (and provider) between two local dates."""
+def join(patient, service_id, provider_id, date_from, date_to, now, skip_free_now=False):
+    """Put the patient in line for a service (and provider) between two local dates.
+
+    `skip_free_now` (issue 26: the patient was shown the times free now and still chose to wait):
+    those times are marked as seen, so only a time freed later is offered and held. Without it (the
+    API) a free time is offered at once and the answer states the offer.
+    """
     catalog = current_catalog()
     clinic = catalog.require_clinic()
     service = catalog.service(service_id)
@@ -117,9 +122,35 @@ def join(patient, service_id, provider_id, date_from, date_to, now):
         raise Conflict(f"You have joined the waitlist {MAX_ENTRIES_PER_WINDOW} times in the last "
                        f"{ENTRY_WINDOW.days} days, the most allowed online. Please call the clinic.",
                        code="too_many_entries")
+    # Issue 26: times the patient saw free and passed over are never held for them unasked.
+    seen = [start for start, _end, _p in free_times(service, provider, date_from, date_to, now)] if skip_free_now else []
     entry = WaitlistEntry(patient=patient, service=service, provider=provider, date_from=date_from,
-                          date_to=date_to, created_at=now, updated_at=now).save()
+                          date_to=date_to, created_at=now, updated_at=now, declined=seen).save()
     return entry
+
+
+def free_times(service, provider, date_from, date_to, now, limit=500):
+    """The times free now for a waitlist's service (and provider) between two local dates: [(start, end, provider)].
+
+    What the waitlist page shows before a patient joins (book one instead?), and what joining
+    leaves out of the offers.
+    """
+    catalog = current_catalog()
+    clinic = catalog.require_clinic()
+    service = catalog.service(getattr(service, "id", service))
+    providers = catalog.providers_offering(service)
+    if provider is not None:
+        providers = [p for p in providers if str(p.id) == str(getattr(provider, "id", provider))]
+    first = max(date_from, local_today(clinic.timezone, now))
+    last = min(date_to, last_bookable_day(service, clinic, now))
+    if not providers or last < first:
+        return []
+    found = []
+    for slot in find_slots(service, providers, clinic, first, (last - first).days + 1, now):
+        found.append(slot)
+        if len(found) >= limit:
+            break
+    return found
 
 
 def last_bookable_day(service, clinic, now):
@@ -181,6 +212,9 @@ def accept(entry, now):
     check_patient_overlap(live, _utc(appt.start), _utc(appt.end))
     check_hold_limits(live, clinic, paid)
     hold_expires_at = now + timedelta(minutes=clinic.hold_minutes or 15) if paid else None
+    if hold_expires_at is not None and appt.hold_expires_at is not None:
+        # Issue 26: accepting never shortens the hold the offer already gave the patient.
+        hold_expires_at = max(hold_expires_at, _utc(appt.hold_expires_at))
     # The claims are extended first, and only while the offer still holds them.
     if not extend_claims(appt.id, hold_expires_at, live_after=now):
         raise Conflict("This offer is no longer open.", code="offer_closed")

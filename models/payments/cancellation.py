@@ -24,13 +24,14 @@ def refund_due(appointment, status_before, now=None):
     return cancellation_terms(stored, now or utcnow(), status=status_before).refund == "full"
 
 
-def after_cancellation(appointment, now, by_staff=False, status_before=None, actor=None):
+def after_cancellation(appointment, now, by_staff=False, status_before=None, actor=None, refund_amount=None):
     """Called by `booking.cancel` once an appointment is cancelled: settle its money.
 
     A paid appointment is refunded (never above what was paid) when its service's rule says so;
     an unpaid one has its PaymentIntent / Checkout Session stopped so it cannot take money later
     (if it had just succeeded, the sync refunds it). Stripe being down leaves a pending refund
-    or a pending payment that the sweeper finishes; the cancellation itself stands.
+    or a pending payment that the sweeper finishes; the cancellation itself stands. When staff
+    decided the refund (`refund_amount`, minor units, 0 for none) that amount is refunded instead.
     """
     payment = Payment.objects(appointment=appointment.id).no_dereference().first()
     if payment is None:
@@ -40,6 +41,12 @@ def after_cancellation(appointment, now, by_staff=False, status_before=None, act
         if payment.status in ("pending", "failed", "processing"):
             _stop_remote(payment)
             return sync_payment(payment, actor, now).outcome
+        if refund_amount is not None:
+            if payment.status == "succeeded" and refund_amount > 0:
+                refund_payment(payment, amount=refund_amount, reason="appointment cancelled by the clinic",
+                               actor=actor, now=now)
+                return "refunded"
+            return None
         if payment.status == "succeeded" and refund_due(appointment, status_before, now):
             refund_payment(payment, reason="appointment cancelled", actor=actor, now=now)
             return "refunded"

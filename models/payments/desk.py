@@ -72,18 +72,77 @@ def mark_paid_at_desk(appointment, method, now, actor):
     return payment
 
 
-@audited("appointment.cancel", appointment_record)
-def cancel_at_desk(appointment, now, reason, actor):
-    """Cancel for staff: the booking rule's cancel (Stripe refunds included), and money taken at the
-    desk recorded as given back when the refund rule says so.
+# Issue 26: the refund choices staff have when cancelling a paid appointment, in the order the form
+# shows them. One more choice (issue 27's "keep the policy's fee") is one more entry here and one
+# more branch in `refund_for_choice`.
+REFUND_CHOICES = {"full": "Full refund", "amount": "Refund an amount", "none": "No refund"}
 
+
+def paid_left(appointment):
+    """What was paid and not yet refunded: (minor units, currency, how) or None when nothing was.
+
+    `how` is "card" for an online payment (refunded through Stripe) or "desk" for cash or the
+    card terminal (given back at the desk and recorded).
+    """
+    payment = Payment.objects(appointment=appointment.id).no_dereference().first()
+    if payment is None or payment.status != "succeeded":
+        return None
+    left = payment.amount - (payment.amount_refunded or 0)
+    if left <= 0:
+        return None
+    return left, payment.currency, "card" if (payment.method or "online") == "online" else "desk"
+
+
+def refund_for_choice(appointment, choice, amount=None):
+    """The minor units staff's refund `choice` gives back; ValidationFailed when it cannot be given.
+
+    "full": all that is left; "amount": `amount` minor units, more than 0 and never above what was
+    paid less what was already refunded; "none": nothing.
+    """
+    if choice not in REFUND_CHOICES:
+        raise ValidationFailed("Choose how much to refund.", fields={"refund": "invalid"})
+    left = paid_left(appointment)
+    if choice == "none" or left is None:
+        return 0
+    if choice == "full":
+        return left[0]
+    try:
+        want = int(amount)
+    except (TypeError, ValueError):
+        raise ValidationFailed("Give the amount to refund.", fields={"amount": "invalid"}) from None
+    if want <= 0:
+        raise ValidationFailed("The amount to refund must be more than nothing; choose “No refund” "
+                               "for none.", fields={"amount": "invalid"})
+    if want > left[0]:
+        raise ValidationFailed("The refund cannot be more than was paid less what was already refunded.",
+                               fields={"amount": "too_high"})
+    return want
+
+
+@audited("appointment.cancel", appointment_record)
+def cancel_at_desk(appointment, now, reason, actor, refund=None, amount=None):
+    """Cancel for staff: the booking rule's cancel (Stripe refunds included), and money taken at the
+    desk recorded as given back.
+
+    `refund` None follows the service's rule; otherwise staff's choice (see REFUND_CHOICES, `amount`
+    in minor units for "amount") is refunded through the same ledger, whatever the rule says.
     Returns (appointment, refunded minor units, whether that refund is still pending at Stripe).
     """
     if not (reason or "").strip():
         raise ValidationFailed("Give a reason for the cancellation.", fields={"reason": "required"})
-    preview = refund_preview(appointment, now)
+    if refund is None:
+        preview = refund_preview(appointment, now)
+        decided = {}
+    else:
+        want = refund_for_choice(appointment, refund, amount)  # refused before anything changes
+        left = paid_left(appointment)
+        preview = (want, left[1], left[2]) if left and want else None
+        decided = {"refund_amount": want, "refund_decision": refund}
     before = Payment.objects(appointment=appointment.id).no_dereference().first()
-    cancel(appointment, now, reason=reason.strip(), by_staff=True, actor=actor)
+    cancel(appointment, now, reason=reason.strip(), by_staff=True, actor=actor, **decided)
+    if refund is not None:
+        audit(actor, "appointment.refund_decision", appointment_record(appointment),
+              outcome=f"{refund}:{preview[0] if preview else 0}")
     if preview is None:
         return appointment, 0, False
     amount, _currency, how = preview
