@@ -7,7 +7,7 @@ from flask import current_app
 from clinic.audit import audit_event
 from models import booking
 from models import clock
-from models.booking import freetimes, waitlist
+from models.booking import freetimes, series, waitlist
 from models.booking.reschedule import reschedule_to_first_free
 from models.catalog import current_catalog
 from models.documents import utcnow
@@ -24,6 +24,16 @@ def book_for_patient(patient, service_id, provider_id, start):
     return booking.book(patient, service_id, provider_id, start, utcnow(),
                         audit=audit_event(actor, "appointment.book"), audit_as=actor,
                         guard=one_booking_at_a_time(patient))
+
+
+def book_series_for_patient(patient, service_id, provider_id, start, repeat):
+    """Book a recurring series (issue 28) under the same throttle and lock as one booking; (series id, visits)."""
+    booking_attempt_allowed(patient)
+    actor = f"patient:{patient.id}"
+    return series.book_series(patient, service_id, provider_id, start, utcnow(), repeat["every_weeks"],
+                              repeat["count"], instead=repeat.get("instead"),
+                              audit=audit_event(actor, "series.book"), audit_as=actor,
+                              guard=one_booking_at_a_time(patient))
 
 
 def book_any_for_patient(patient, service_id, start):

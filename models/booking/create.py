@@ -34,7 +34,7 @@ def _provider_record(patient, service_id, provider_id, *args, **kwargs):
 # the door's one-at-a-time lock); its success event is `audit`, written with the booking itself.
 @audited("appointment.book", _provider_record, on_success=False, refused_on=Conflict)
 def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked_by="patient",
-         pay_online=True, override=False, by_staff=False, notes="", audit=None):
+         pay_online=True, override=False, by_staff=False, notes="", audit=None, series=None, write=True):
     """Book a time: `confirmed` at once when free of charge, else `held` until the hold expires.
 
     Staff bookings pass `pay_online=False` (confirmed at once, paid at the desk) and may pass
@@ -47,6 +47,8 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
     `notes` (e.g. the override's reason) is written with the appointment itself.
     `audit`, an unsaved AuditEvent, is written with the booking (its record defaults to the
     appointment) in the same database command when the server allows.
+    Series (models/booking/series.py): `series` is the series' id written on the appointment, and
+    `write=False` runs every check and answers the appointment unsaved, for the series to claim.
     """
     start = checked_start(start)
     catalog = current_catalog()
@@ -88,7 +90,9 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
         block_start=start - rules.buffer_before, block_end=end + rules.buffer_after,
         status="held" if paid else "confirmed", hold_expires_at=hold_expires_at,
         amount=service.price, currency=service.currency, created_at=now, updated_at=now,
-        booked_by=booked_by, override=override, notes=notes[:2000])
+        booked_by=booked_by, override=override, notes=notes[:2000], series=series)
+    if not write:
+        return appointment
     _write_booking(appointment, provider.id, hold_expires_at, now, override, audit)
     if appointment.status == "confirmed":
         appointment_confirmed(appointment, now, fresh=True)
@@ -147,7 +151,7 @@ def live_appointments(patient_id, now, exclude=None):
     query = Appointment.objects(patient=patient_id, status__in=ACTIVE_STATUSES, end__gt=now)
     if exclude is not None:
         query = query.filter(id__ne=exclude)
-    return [a for a in query.only("status", "hold_expires_at", "start", "end") if is_blocking(a, now)]
+    return [a for a in query.only("status", "hold_expires_at", "start", "end", "series") if is_blocking(a, now)]
 
 
 def check_patient_overlap(live, start, end):
@@ -159,6 +163,8 @@ def check_patient_overlap(live, start, end):
 def check_hold_limits(live, clinic, creates_hold):
     """Refuse (409 too_many_holds) past the clinic's MAX_HELD unpaid holds or MAX_UPCOMING appointments."""
     max_held, max_upcoming = clinic.max_held or 2, clinic.max_upcoming or 6
+    # A series (models/booking/series.py) counts as one hold and one upcoming booking.
+    live = list({getattr(a, "series", None) or a.id: a for a in live}.values())
     if creates_hold and sum(1 for a in live if a.status == "held") >= max_held:
         raise Conflict(f"You already have {max_held} bookings waiting for payment. Pay for or cancel one "
                        "before booking another.", code="too_many_holds")

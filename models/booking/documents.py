@@ -5,6 +5,7 @@ from mongoengine import (
     DateTimeField,
     Document,
     IntField,
+    ObjectIdField,
     ReferenceField,
     StringField,
 )
@@ -41,6 +42,8 @@ class Appointment(Document):
     notes = StringField(max_length=2000, default="")
     # Bumped by every change of status or time; queued email for an older version is dropped.
     version = IntField(default=0)
+    # Recurring series (issue 28): the visits booked together share this id (None: a single visit).
+    series = ObjectIdField()
     meta = {
         "collection": "appointments",
         "auto_create_index": False,
@@ -49,6 +52,7 @@ class Appointment(Document):
             ("patient", "start"),
             ("status", "hold_expires_at"),
             "start",
+            {"fields": ("series", "start"), "sparse": True},
         ],
     }
 

@@ -80,6 +80,8 @@ class Service(Document):
     active = BooleanField(default=True)
     # Hours before the start at which a reminder email goes out (none if booked inside one).
     reminder_hours = ListField(IntField(min_value=1, max_value=24 * 14), default=lambda: [24, 2])
+    # Recurring series (issue 28): patients and staff may book this service as a series of visits.
+    repeat_allowed = BooleanField(default=False)
     meta = {"collection": "services", "auto_create_index": False, "indexes": ["active"]}
 
     def clean(self):
