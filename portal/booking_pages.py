@@ -36,6 +36,7 @@ from models.booking.reschedule import reschedule_blocker
 from portal.door import accept_offer_for_patient, book_any_for_patient, book_for_patient, reschedule_for_patient
 from portal.schemas import parse_instant
 from portal.auth import current_patient, issue_tokens, patient_page
+from portal import series_pages
 from portal.pages import bp
 
 PARTS = (("Morning", 0, 12), ("Afternoon", 12, 17), ("Evening", 17, 24))
@@ -233,6 +234,8 @@ def book_post():
     form = request.form
     service_id, choice = form.get("service", ""), form.get("provider", "")
     back = book_url(service=service_id, provider=choice, day=form.get("day"), tz=form.get("tz"))
+    if series_pages.wants_series(form):  # recurring series (issue 28)
+        return series_pages.book_series_post(form, back)
     try:
         start = parse_instant(form.get("start", ""))
         if choice == "any":

@@ -25,10 +25,11 @@ from models.booking.cancellation import cancel
 from models.booking.claims import _claim, claim_units, release_time
 from models.booking.create import book
 from models.booking.documents import Appointment, TimeClaim
-from models.booking.rules import checked_start, find_slots
+from models.booking.rules import checked_start, find_slots, free_providers_at
 from models.catalog.snapshot import changed, current_catalog
-from models.errors import Conflict, SeriesUnavailable, ValidationFailed
+from models.errors import Conflict, NotFound, SeriesUnavailable, ValidationFailed
 from models.messages.outbox import appointment_confirmed
+from models.messages.rendering import series_ics
 
 EVERY_WEEKS = (1, 4)
 COUNT = (2, 12)
@@ -74,6 +75,12 @@ def book_series(patient, service_id, provider_id, start, now, every_weeks, count
     if not getattr(service, "repeat_allowed", False):
         raise ValidationFailed(f"{service.name} cannot be booked as a series.", code="repeat_not_allowed",
                                fields={"repeat": "not allowed for this service"})
+    if provider_id in (None, "", "any"):
+        # "Any clinician": the series goes to the first one free at the first visit's time.
+        free = free_providers_at(service, start, now, None, clinic)
+        if not free:
+            raise Conflict("That time is no longer free. Please choose another.", code="slot_taken")
+        provider_id = str(free[0].id)
     regular = series_starts(start, every_weeks, count, clinic.timezone)
     chosen = dict((clock.as_utc(k), checked_start(v)) for k, v in (instead or {}).items())
     starts = [chosen.get(s, s) for s in regular]
@@ -183,6 +190,18 @@ def nearest_free(service, provider, clinic, when, now, avoid=(), days_around=3):
     return sorted(free[:ALTERNATIVES_PER_DATE])
 
 
+def patient_series(patient, series_id):
+    """Every visit of one of the patient's series, soonest first (NotFound for anyone else's)."""
+    try:
+        oid = ObjectId(str(series_id))
+    except Exception:
+        raise NotFound("No such series.") from None
+    visits = list(Appointment.objects(series=oid, patient=patient.id).order_by("start"))
+    if not visits:
+        raise NotFound("No such series.")
+    return visits
+
+
 def series_visits(appointment, from_start=None):
     """The live visits of an appointment's series (from `from_start` on), soonest first."""
     query = Appointment.objects(series=appointment.series, status__in=("held", "confirmed"))
@@ -208,3 +227,8 @@ def cancel_following(appointment, now, reason="", by_staff=False, actor=None, au
         except Conflict:
             continue  # closed meanwhile (paid visit completed, another tab cancelled it)
     return cancelled
+
+
+def calendar(visits, clinic, public_url="", series_id=""):
+    """The series' .ics: one VEVENT per visit, or one with an RRULE when the visits are regular."""
+    return series_ics(visits, clinic, public_url, series_id)

@@ -137,3 +137,44 @@ def render(message, now, public_url=None, preview=False):
         rendered.attachments.append(("appointment.ics", "text", "calendar",
                                      appointment_ics(appt, clinic, public_url, method), {"method": method}))
     return rendered
+
+
+# --- Recurring series (issue 28) -------------------------------------------------------------------
+
+def series_ics(appointments, clinic, public_url="", series_id=""):
+    """One iCalendar file for a series: one VEVENT per visit, or a single VEVENT with an RRULE only
+    when every visit is at the same local time, the same interval of whole weeks apart."""
+    from icalendar import Calendar
+
+    zone = ZoneInfo(clinic.timezone)
+    events = [next(iter(Calendar.from_ical(appointment_ics(a, clinic, public_url)).walk("VEVENT")))
+              for a in appointments]
+    cal = Calendar()
+    cal.add("prodid", "-//Clinic booking//EN")
+    cal.add("version", "2.0")
+    cal.add("method", "PUBLISH")
+    weeks = _regular_weeks(appointments, zone)
+    if weeks:
+        event = events[0]
+        event.pop("UID")
+        event.pop("URL", None)
+        event.add("uid", f"series-{series_id or appointments[0].id}@clinic")
+        event.add("rrule", {"freq": "weekly", "interval": weeks, "count": len(appointments)})
+        cal.add_component(event)
+    else:
+        for event in events:
+            cal.add_component(event)
+    cal.add_missing_timezones()
+    return cal.to_ical()
+
+
+def _regular_weeks(appointments, zone):
+    """The interval in weeks when the visits repeat exactly (same wall-clock time and length), else None."""
+    starts = [_utc(a.start).astimezone(zone) for a in appointments]
+    lengths = {_utc(a.end) - _utc(a.start) for a in appointments}
+    if len(starts) < 2 or len(lengths) != 1 or len({s.time() for s in starts}) != 1:
+        return None
+    gaps = {(b.date() - a.date()).days for a, b in zip(starts, starts[1:])}
+    if len(gaps) != 1 or next(iter(gaps)) % 7:
+        return None
+    return next(iter(gaps)) // 7
