@@ -188,3 +188,37 @@ def test_a_new_patient_books_a_series_through_the_registered_client(app, world):
     client = register_and_sign_in(app, email="new@example.com")
     resp = book(client, world, at(future_day(3), 11), {"every_weeks": 3, "count": 2})
     assert resp.status_code == 201 and len(resp.get_json()["appointments"]) == 2
+
+
+def test_reception_books_a_series_for_a_caller_and_cancels_this_and_the_later_visits(app, world):
+    from tests.support.clients import signed_in_staff
+    from tests.support.factories import form_csrf, make_staff
+
+    make_staff("reception")
+    desk = signed_in_staff(app, "reception")
+    day = future_day(2)
+    form = desk.get(f"/admin/day/new?day={day}&time=10:00&provider={world['dr'].id}").get_data(as_text=True)
+    assert "Repeat" in form and "Every 2 weeks" in form
+    patient = world.patients["pat@example.com"]
+    resp = desk.post("/admin/day/book", data={
+        "csrf_token": form_csrf(form), "patient": str(patient.id), "service": str(world["physio"].id),
+        "provider": str(world["dr"].id), "day": day.isoformat(), "time": "10:00", "every_weeks": "2", "count": "3"})
+    assert resp.status_code == 302
+    visits = list(Appointment.objects(patient=patient.id).order_by("start"))
+    assert [v.start for v in visits] == [at(day, 10) + timedelta(weeks=2 * n) for n in range(3)]
+    assert {v.status for v in visits} == {"confirmed"} and len({v.series for v in visits}) == 1  # paid at the desk
+    follow = desk.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "and 2 more visits at the same time" in follow
+    page = desk.get(f"/admin/day/cancel?appointment={visits[1].id}&day={day}").get_data(as_text=True)
+    assert "Cancel this and the later visits of the series" in page
+    resp = desk.post("/admin/day/act", data={"csrf_token": form_csrf(page), "op": "cancel", "confirm": "yes",
+                                             "appointment": str(visits[1].id), "reason": "Course ended early",
+                                             "scope": "following", "day": day.isoformat()})
+    assert resp.status_code == 302
+    assert [v.reload().status for v in visits] == ["confirmed", "cancelled", "cancelled"]
+    # The same door refuses a series of a service that does not repeat, naming why, and books nothing.
+    resp = desk.post("/admin/day/book", data={
+        "csrf_token": form_csrf(form), "patient": str(patient.id), "service": str(world["consult"].id),
+        "provider": str(world["dr"].id), "day": day.isoformat(), "time": "15:00", "every_weeks": "1", "count": "3"})
+    assert resp.status_code == 422 and "cannot be booked as a series" in resp.get_data(as_text=True)
+    assert Appointment.objects(service=world["consult"].id).count() == 0
