@@ -222,3 +222,56 @@ def test_reception_books_a_series_for_a_caller_and_cancels_this_and_the_later_vi
         "provider": str(world["dr"].id), "day": day.isoformat(), "time": "15:00", "every_weeks": "1", "count": "3"})
     assert resp.status_code == 422 and "cannot be booked as a series" in resp.get_data(as_text=True)
     assert Appointment.objects(service=world["consult"].id).count() == 0
+
+
+def _calendar(message):
+    from icalendar import Calendar
+
+    parts = [p for p in message.iter_attachments() if p.get_content_type() == "text/calendar"]
+    assert len(parts) == 1, "one calendar file"
+    content = parts[0].get_content()
+    return Calendar.from_ical(content.encode() if isinstance(content, str) else content)
+
+
+def test_a_free_series_sends_one_confirmation_listing_every_date_with_every_visit_in_its_ics(
+        make_app, smtp_server, clinic_world):
+    from models.messages.outbox import OutboxMessage
+    from models.sweep import sweep
+
+    app = make_app(SMTP_URL=smtp_server.url, PUBLIC_URL="http://clinic.test")
+    made = clinic_world(services={"call": dict(name="Check-in call", duration=15, price=0)},
+                        providers={"dr": dict(name="Dr Series")}, patients=["pat@example.com"])
+    Service.objects(id=made["call"].id).update_one(set__repeat_allowed=True)
+    client = signed_in(app)
+    first = at(future_day(3), 10)
+    body = {"service": str(made["call"].id), "provider": str(made["dr"].id), "start": first.isoformat()}
+    resp = client.post("/api/appointments", headers=csrf_header(client),
+                       json=dict(body, repeat={"every_weeks": 1, "count": 3}))
+    assert resp.status_code == 201 and {a["status"] for a in resp.get_json()["appointments"]} == {"confirmed"}
+    assert OutboxMessage.objects(kind="confirmed").count() == 1
+    assert OutboxMessage.objects(kind="reminder").count() == 3 * 2  # 24 h and 2 h before each visit
+    # Irregular: the second visit moved to 11:00 (an accepted alternative).
+    moved = first + timedelta(weeks=1)
+    resp = client.post("/api/appointments", headers=csrf_header(client), json=dict(
+        body, start=(first + timedelta(hours=4)).isoformat(),
+        repeat={"every_weeks": 1, "count": 2, "instead": {(moved + timedelta(hours=4)).isoformat():
+                                                          (moved + timedelta(hours=5)).isoformat()}}))
+    assert resp.status_code == 201, resp.get_json()
+    with app.app_context():
+        sweep()
+    received = smtp_server.wait_for(2, "pat@example.com")
+    by_count = {}
+    for message in received:
+        text = message.get_body(preferencelist=("plain",)).get_content()
+        by_count[text.count("\n- ")] = (text, _calendar(message))
+    text, cal = by_count[3]
+    assert "part of a course of 3" in text
+    for n in range(3):
+        day = (first + timedelta(weeks=n)).astimezone(LONDON)
+        assert f"{day:%A} {day.day} {day:%B %Y}, 10:00" in text
+    events = cal.walk("VEVENT")
+    assert len(events) == 1 and events[0]["RRULE"]["COUNT"] == [3] and events[0]["RRULE"]["FREQ"] == ["WEEKLY"]
+    _text2, cal2 = by_count[2]
+    events = cal2.walk("VEVENT")
+    assert len(events) == 2 and not any("RRULE" in e for e in events)
+    assert sorted(e.decoded("dtstart").astimezone(LONDON).hour for e in events) == [14, 15]

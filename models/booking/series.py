@@ -28,7 +28,7 @@ from models.booking.documents import Appointment, TimeClaim
 from models.booking.rules import checked_start, find_slots, free_providers_at
 from models.catalog.snapshot import changed, current_catalog
 from models.errors import Conflict, NotFound, SeriesUnavailable, ValidationFailed
-from models.messages.outbox import appointment_confirmed
+from models.messages.outbox import appointment_confirmed, queue_reminders
 from models.messages.rendering import series_ics
 
 EVERY_WEEKS = (1, 4)
@@ -113,9 +113,14 @@ def book_series(patient, service_id, provider_id, start, now, every_weeks, count
         raise
     _insert(visits, audit)
     changed("availability", provider=provider_id)
-    for visit in visits:
-        if visit.status == "confirmed":  # free of charge: confirmed by email now, each visit with its reminders
-            appointment_confirmed(visit, now, fresh=True)
+    # Free of charge (or booked by staff): one confirmation listing every date, its .ics holding every
+    # visit (models/messages/rendering.py), and each visit's own reminders. A paid visit is confirmed
+    # by email when it is paid, like any appointment.
+    confirmed = [v for v in visits if v.status == "confirmed"]
+    if confirmed:
+        appointment_confirmed(confirmed[0], now, fresh=True)
+        for visit in confirmed[1:]:
+            queue_reminders(visit, now)
     return series_id, visits
 
 

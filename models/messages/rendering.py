@@ -94,6 +94,9 @@ def context_for(message, now, public_url, preview=False):
         ctx.update(appt=appt, service_name=appt.service.name, provider_name=appt.provider.name,
                    when=local_time(appt.start, tz), duration=appt.service.duration_minutes,
                    manage_url=f"{base}/portal/appointments/{appt.id}")
+        if getattr(appt, "series", None):  # recurring series (issue 28): every live visit is listed
+            ctx["series_visits"] = _series_live(appt)
+            ctx["series_whens"] = [local_time(v.start, tz) for v in ctx["series_visits"]]
         payment = Payment.objects(appointment=appt.id).first()
         ctx["payment"] = payment
         if payment is not None:
@@ -134,8 +137,13 @@ def render(message, now, public_url=None, preview=False):
     if message.kind in ("confirmed", "rescheduled", "cancelled") and appt is not None and clinic is not None:
         # A cancellation's file has METHOD:CANCEL, so calendars that took the event remove it.
         method = "CANCEL" if message.kind == "cancelled" else "PUBLISH"
-        rendered.attachments.append(("appointment.ics", "text", "calendar",
-                                     appointment_ics(appt, clinic, public_url, method), {"method": method}))
+        confirmed = [v for v in ctx.get("series_visits", ()) if v.status in ("confirmed", "checked_in")]
+        if message.kind == "confirmed" and len(confirmed) > 1:  # a series: one file, every confirmed visit
+            rendered.attachments.append(("appointments.ics", "text", "calendar",
+                                         series_ics(confirmed, clinic, public_url, appt.series), {"method": method}))
+        else:
+            rendered.attachments.append(("appointment.ics", "text", "calendar",
+                                         appointment_ics(appt, clinic, public_url, method), {"method": method}))
     return rendered
 
 
@@ -178,3 +186,9 @@ def _regular_weeks(appointments, zone):
     if len(gaps) != 1 or next(iter(gaps)) % 7:
         return None
     return next(iter(gaps)) // 7
+
+
+def _series_live(appt):
+    """The live visits of an appointment's series, soonest first (for its confirmation)."""
+    return list(Appointment.objects(series=appt.series, status__in=("held", "confirmed", "checked_in"))
+                .order_by("start"))
