@@ -137,8 +137,13 @@ def render(message, now, public_url=None, preview=False):
     if message.kind in ("confirmed", "rescheduled", "cancelled") and appt is not None and clinic is not None:
         # A cancellation's file has METHOD:CANCEL, so calendars that took the event remove it.
         method = "CANCEL" if message.kind == "cancelled" else "PUBLISH"
-        confirmed = [v for v in ctx.get("series_visits", ()) if v.status in ("confirmed", "checked_in")]
-        if message.kind == "confirmed" and len(confirmed) > 1:  # a series: one file, every confirmed visit
+        live = ctx.get("series_visits", ())
+        confirmed = [v for v in live if v.status in ("confirmed", "checked_in")]
+        # A series confirmed at once (free, or booked by staff) has one confirmation, the first
+        # visit's: its file holds every visit. A visit paid for on its own keeps its own file, so a
+        # calendar never gets one visit twice under two UIDs.
+        if message.kind == "confirmed" and len(confirmed) > 1 and len(confirmed) == len(live) \
+                and confirmed[0].id == appt.id:
             rendered.attachments.append(("appointments.ics", "text", "calendar",
                                          series_ics(confirmed, clinic, public_url, appt.series), {"method": method}))
         else:
