@@ -9,7 +9,8 @@ from models import booking
 from models.booking import series
 from models.accounts import change_patient_password
 from models.catalog import bookable_services, current_catalog
-from models.documents import Appointment, Provider, Service, utcnow
+from models.accounts.dependants import dependants_of, household_ids
+from models.documents import Appointment, Patient, Provider, Service, utcnow
 from portal.auth import (current_patient, issue_tokens, logout_identity, password_throttled,
                          register_patient_counted, registration_allowed, revoke, revoke_cookies, sign_in)
 from portal.door import book_for_patient, book_series_for_patient, free_times_json
@@ -147,14 +148,15 @@ def create_appointment(body):
     patient = current_patient()
     if body.get("repeat"):
         return _series_booked(patient, body)
-    appt = book_for_patient(patient, body["service"], body["provider"], body["start"])
+    appt = book_for_patient(patient, body["service"], body["provider"], body["start"],
+                            answers=body.get("answers"), for_=body.get("for_"))
     return appointment_view(appt, booking.require_clinic())
 
 
 def _series_booked(patient, body):
     """The 201 answer of a booked series (its own schema: the route's documents one appointment)."""
     series_id, visits = book_series_for_patient(patient, body["service"], body["provider"], body["start"],
-                                                body["repeat"])
+                                                body["repeat"], answers=body.get("answers"), for_=body.get("for_"))
     view = series_view(series_id, body["repeat"]["every_weeks"], visits, booking.require_clinic())
     return current_app.response_class(SeriesBookedSchema().dumps(view), status=201, mimetype="application/json")
 
@@ -168,12 +170,17 @@ def list_appointments():
     patient = current_patient()
     clinic = booking.require_clinic()
     # A waitlist offer (models/booking/waitlist.py) becomes the patient's appointment only once accepted.
-    appts = list(Appointment.objects(patient=patient.id, booked_by__ne="waitlist-offer").order_by("start").no_dereference())
+    # The account's: the patient's own and their dependants' (issue 28), each naming who it is for.
+    people = {patient.id: patient, **{d.id: d for d in dependants_of(patient)}}
+    appts = list(Appointment.objects(patient__in=household_ids(patient), booked_by__ne="waitlist-offer")
+                 .order_by("start").no_dereference())
     services = {s.id: s for s in Service.objects(id__in={a.service.id for a in appts})}
     providers = {p.id: p for p in Provider.objects(id__in={a.provider.id for a in appts})}
+    missing = {a.patient.id for a in appts} - set(people)
+    people.update({p.id: p for p in Patient.objects(id__in=list(missing)).only("id", "name")} if missing else {})
     audit(f"patient:{patient.id}", "appointment.list", record=f"Patient:{patient.id}")
     now = utcnow()
-    return [appointment_view(a, clinic, services, providers, now) for a in appts]
+    return [appointment_view(a, clinic, services, providers, now, people) for a in appts]
 
 
 @bp.route("/appointments/<appointment_id>")

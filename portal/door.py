@@ -7,6 +7,7 @@ from flask import current_app
 from clinic.audit import audit_event
 from models import booking
 from models import clock
+from models.accounts.dependants import person_for
 from models.booking import freetimes, series, waitlist
 from models.booking.reschedule import reschedule_to_first_free
 from models.catalog import current_catalog
@@ -14,36 +15,46 @@ from models.documents import utcnow
 from portal.auth import booking_attempt_allowed, one_booking_at_a_time, reschedule_attempt_allowed
 
 
-def book_for_patient(patient, service_id, provider_id, start):
-    """Book through the shared rule under the patient's throttle and lock (pages and API both call this)."""
+def book_for_patient(patient, service_id, provider_id, start, answers=None, for_=None):
+    """Book through the shared rule under the patient's throttle and lock (pages and API both call this).
+
+    `answers`: the intake answers (checked by the action); `for_`: one of the patient's dependants'
+    ids (issue 28; someone else's is 404). Throttle and lock stay the account holder's.
+    """
     booking_attempt_allowed(patient)
     actor = f"patient:{patient.id}"
+    person = person_for(patient, for_)
     # The action audits its own refusals, the lock's included (one booking at a time per patient,
     # so the hold limits cannot be raced); its success event is `audit`, written in the booking's
     # own database command.
-    return booking.book(patient, service_id, provider_id, start, utcnow(),
+    return booking.book(person, service_id, provider_id, start, utcnow(),
                         audit=audit_event(actor, "appointment.book"), audit_as=actor,
-                        guard=one_booking_at_a_time(patient))
+                        guard=one_booking_at_a_time(patient), answers=answers)
 
 
-def book_series_for_patient(patient, service_id, provider_id, start, repeat):
-    """Book a recurring series (issue 28) under the same throttle and lock as one booking; (series id, visits)."""
+def book_series_for_patient(patient, service_id, provider_id, start, repeat, answers=None, for_=None):
+    """Book a recurring series (issue 28) under the same throttle and lock as one booking; (series id, visits).
+
+    The intake questions are asked once for the series: the same answers are checked and kept on every visit.
+    """
     booking_attempt_allowed(patient)
     actor = f"patient:{patient.id}"
-    return series.book_series(patient, service_id, provider_id, start, utcnow(), repeat["every_weeks"],
-                              repeat["count"], instead=repeat.get("instead"),
+    person = person_for(patient, for_)
+    return series.book_series(person, service_id, provider_id, start, utcnow(), repeat["every_weeks"],
+                              repeat["count"], instead=repeat.get("instead"), answers=answers,
                               audit=audit_event(actor, "series.book"), audit_as=actor,
                               guard=one_booking_at_a_time(patient))
 
 
-def book_any_for_patient(patient, service_id, start):
+def book_any_for_patient(patient, service_id, start, answers=None, for_=None):
     """Book the time with the first clinician free then ("any clinician"), under the same throttle and lock."""
     booking_attempt_allowed(patient)
     actor = f"patient:{patient.id}"
+    person = person_for(patient, for_)
     # One action, audited once whichever clinician gets it (models/booking/create.py).
-    return booking.book_first_free(patient, service_id, None, start, utcnow(),
+    return booking.book_first_free(person, service_id, None, start, utcnow(),
                                    audit=audit_event(actor, "appointment.book"), audit_as=actor,
-                                   guard=one_booking_at_a_time(patient))
+                                   guard=one_booking_at_a_time(patient), answers=answers)
 
 
 def accept_offer_for_patient(patient, entry):

@@ -8,6 +8,7 @@ from flask import current_app, flash, g, make_response, redirect, render_templat
 
 from models import booking
 from models import clock
+from models.accounts.dependants import household_ids
 from models.booking import series
 from models.documents import utcnow
 from models.errors import DomainError, SeriesUnavailable
@@ -26,7 +27,7 @@ def _whole(raw):
     return int(raw) if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) < 4 else None
 
 
-def book_series_post(form, back):
+def book_series_post(form, back, answers=None, for_=None):
     """Book the series the review form describes; on dates not free, offer the nearest free times (409)."""
     service_id, provider = form.get("service", ""), form.get("provider", "")
     try:
@@ -35,7 +36,8 @@ def book_series_post(form, back):
         instead = {parse_instant(key[len("instead:"):]): parse_instant(value)
                    for key, value in form.items() if key.startswith("instead:") and value}
         series_id, visits = book_series_for_patient(g.patient, service_id, provider, start,
-                                                    {"every_weeks": every, "count": count, "instead": instead})
+                                                    {"every_weeks": every, "count": count, "instead": instead},
+                                                    answers=answers, for_=for_)
     except SeriesUnavailable as exc:
         return _offer_alternatives(exc, form, service_id, provider, instead, back), 409
     except DomainError as exc:
@@ -66,14 +68,15 @@ def _offer_alternatives(exc, form, service_id, provider, instead, back):
     return render_template("portal/series_conflict.html", clinic=clinic, dates=dates, kept=kept,
                            service_id=service_id, provider=provider, start=form.get("start", ""),
                            every_weeks=form.get("every_weeks"), count=form.get("count"),
-                           bookable=all(d["choices"] for d in dates), back=back)
+                           bookable=all(d["choices"] for d in dates), back=back,
+                           carried=[(k, v) for k, v in form.items() if k.startswith("answer-") or k == "for"])
 
 
 @bp.get("/series/<series_id>")
 @patient_page
 def series_page(series_id):
     """Every visit of one of the patient's series, with its status and what to pay."""
-    visits = series.patient_series(g.patient, series_id)
+    visits = series.patient_series(household_ids(g.patient), series_id)
     clinic = booking.require_clinic()
     now = utcnow()
     rows = [(v, booking.effective_status(v, now)) for v in visits]
@@ -86,7 +89,7 @@ def series_page(series_id):
 @patient_page
 def series_ics_file(series_id):
     """One calendar file with every confirmed visit of the series."""
-    visits = [v for v in series.patient_series(g.patient, series_id) if v.status in ("confirmed", "checked_in")]
+    visits = [v for v in series.patient_series(household_ids(g.patient), series_id) if v.status in ("confirmed", "checked_in")]
     if not visits:
         raise DomainError("No visit of this series is confirmed yet.", code="not_confirmed")
     body = series.calendar(visits, booking.require_clinic(), current_app.config.get("PUBLIC_URL", ""), series_id)

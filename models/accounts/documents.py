@@ -37,7 +37,11 @@ class Patient(Document):
     created_at = DateTimeField(default=utcnow)
     # Tokens carry the generation they were issued in; bumping it (password change) revokes them all.
     token_generation = IntField(default=0)
-    meta = {"collection": "patients", "auto_create_index": False, "indexes": ["name"]}
+    # Dependants (issue 28): a person an account holder books for (a child, a parent). They have
+    # no sign-in of their own: an undeliverable address and a password hash nothing matches.
+    guardian = ReferenceField("Patient")
+    has_dependants = BooleanField(default=False)  # set once one is added: spares bookings a query
+    meta = {"collection": "patients", "auto_create_index": False, "indexes": ["name", "guardian"]}
 
     def __str__(self):
         return f"{self.name} <{self.email}>"

@@ -16,8 +16,10 @@ from models.audit import audited
 from models.booking.availability import why_not_bookable
 from models.booking.claims import _claim, _claim_docs, drop_claims, release_time
 from models.booking.documents import ACTIVE_STATUSES, Appointment, TimeClaim
+from models.booking.intake import check_answers
 from models.booking.rules import (REASONS, _time_off, checked_start, free_providers_at, is_blocking, schedule_days,
                                   service_rules)
+from models.accounts.dependants import household_ids
 from models.catalog.snapshot import changed, current_catalog
 from models.clock import _utc, local_today
 from models.errors import Conflict, ValidationFailed
@@ -34,7 +36,8 @@ def _provider_record(patient, service_id, provider_id, *args, **kwargs):
 # the door's one-at-a-time lock); its success event is `audit`, written with the booking itself.
 @audited("appointment.book", _provider_record, on_success=False, refused_on=Conflict)
 def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked_by="patient",
-         pay_online=True, override=False, by_staff=False, notes="", audit=None, series=None, write=True):
+         pay_online=True, override=False, by_staff=False, notes="", audit=None, answers=None, series=None,
+         write=True):
     """Book a time: `confirmed` at once when free of charge, else `held` until the hold expires.
 
     Staff bookings pass `pay_online=False` (confirmed at once, paid at the desk) and may pass
@@ -49,11 +52,15 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
     appointment) in the same database command when the server allows.
     Series (models/booking/series.py): `series` is the series' id written on the appointment, and
     `write=False` runs every check and answers the appointment unsaved, for the series to claim.
+    `answers` `{question_id: value}`: the service's intake questions, checked here (422
+    `answers_required` / `invalid_answer`) and stored with the appointment. `patient` may be a
+    dependant (issue 28): the overlap rule is theirs alone, the hold caps count the household.
     """
     start = checked_start(start)
     catalog = current_catalog()
     clinic = catalog.require_clinic()
     service = catalog.service(service_id)
+    given = check_answers(service, answers)
     provider = catalog.provider_for(service, provider_id)
     rules = service_rules(service, clinic)
     week, overrides = schedule_days(catalog.schedules.get(provider.id))
@@ -77,12 +84,14 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
         raise ValidationFailed(REASONS[reason], code=f"not_bookable_{reason}", fields={"start": reason})
     end = start + rules.duration
     # One read of the patient's live appointments serves the overlap check and the hold limits.
-    mine = live_appointments(patient.id, now)
+    household = household_ids(patient)
+    live = live_appointments(household, now)
     if not override:
-        check_patient_overlap(mine, start, end)
+        # Per person: a parent and a child may be seen at the same time (by two clinicians).
+        check_patient_overlap([a for a in live if _patient_id(a) == patient.id], start, end)
     paid = service.price > 0 and pay_online
     if not str(booked_by).startswith("staff"):
-        check_hold_limits(mine, clinic, paid)
+        check_hold_limits(live, clinic, paid)
     hold_minutes = hold_minutes or clinic.hold_minutes or 15
     hold_expires_at = now + timedelta(minutes=hold_minutes) if paid else None
     appointment = Appointment(
@@ -90,7 +99,7 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
         block_start=start - rules.buffer_before, block_end=end + rules.buffer_after,
         status="held" if paid else "confirmed", hold_expires_at=hold_expires_at,
         amount=service.price, currency=service.currency, created_at=now, updated_at=now,
-        booked_by=booked_by, override=override, notes=notes[:2000], series=series)
+        booked_by=booked_by, override=override, notes=notes[:2000], answers=given, series=series)
     if not write:
         return appointment
     _write_booking(appointment, provider.id, hold_expires_at, now, override, audit)
@@ -147,11 +156,20 @@ def live_appointments(patient_id, now, exclude=None):
     """The patient's appointments that hold their time now (open waitlist offers included), one read.
 
     `exclude` leaves one appointment out: the one being moved, or the offer being accepted.
+    `patient_id` may be a list of ids (a household: the account holder and their dependants).
     """
-    query = Appointment.objects(patient=patient_id, status__in=ACTIVE_STATUSES, end__gt=now)
+    if isinstance(patient_id, (list, tuple)):
+        query = Appointment.objects(patient__in=list(patient_id), status__in=ACTIVE_STATUSES, end__gt=now)
+    else:
+        query = Appointment.objects(patient=patient_id, status__in=ACTIVE_STATUSES, end__gt=now)
     if exclude is not None:
         query = query.filter(id__ne=exclude)
-    return [a for a in query.only("status", "hold_expires_at", "start", "end", "series") if is_blocking(a, now)]
+    return [a for a in query.only("status", "hold_expires_at", "start", "end", "patient", "series").no_dereference()
+            if is_blocking(a, now)]
+
+
+def _patient_id(appointment):
+    return getattr(appointment.patient, "id", appointment.patient)
 
 
 def check_patient_overlap(live, start, end):

@@ -4,6 +4,8 @@ from mongoengine import (
     BooleanField,
     DateTimeField,
     Document,
+    EmbeddedDocument,
+    EmbeddedDocumentListField,
     IntField,
     ObjectIdField,
     ReferenceField,
@@ -17,6 +19,16 @@ from models.clock import utcnow
 APPOINTMENT_STATUSES = ("held", "confirmed", "checked_in", "completed", "no_show", "cancelled", "expired")
 # Statuses whose time is claimed (a held one only until its hold expires).
 ACTIVE_STATUSES = ("held", "confirmed", "checked_in")
+
+
+class Answer(EmbeddedDocument):
+    """An intake answer as given: the question's id, label and version then, and the plain-text value."""
+
+    question = StringField(required=True, max_length=24)
+    label = StringField(required=True, max_length=200)
+    version = IntField(default=1)
+    kind = StringField(max_length=20, default="text")
+    value = StringField(max_length=2000, default="")
 
 
 class Appointment(Document):
@@ -44,6 +56,8 @@ class Appointment(Document):
     version = IntField(default=0)
     # Recurring series (issue 28): the visits booked together share this id (None: a single visit).
     series = ObjectIdField()
+    # Intake answers (issue 28): given once, when booked; kept with the wording they answered.
+    answers = EmbeddedDocumentListField(Answer)
     meta = {
         "collection": "appointments",
         "auto_create_index": False,

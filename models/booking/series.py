@@ -195,13 +195,13 @@ def nearest_free(service, provider, clinic, when, now, avoid=(), days_around=3):
     return sorted(free[:ALTERNATIVES_PER_DATE])
 
 
-def patient_series(patient, series_id):
-    """Every visit of one of the patient's series, soonest first (NotFound for anyone else's)."""
+def patient_series(patient_ids, series_id):
+    """Every visit of a series of these patients' (an account's household), soonest first (NotFound otherwise)."""
     try:
         oid = ObjectId(str(series_id))
     except Exception:
         raise NotFound("No such series.") from None
-    visits = list(Appointment.objects(series=oid, patient=patient.id).order_by("start"))
+    visits = list(Appointment.objects(series=oid, patient__in=list(patient_ids)).order_by("start"))
     if not visits:
         raise NotFound("No such series.")
     return visits
