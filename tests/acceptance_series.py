@@ -74,9 +74,15 @@ def checks(base):
         "service": physio["id"], "provider": provider["id"], "from": first_day.isoformat(), "days": 7}).json()
     start_at = slots[0]["start"]
 
+    # The demo physiotherapy asks intake questions (asked once for a series): answer the required ones.
+    sample = {"yes_no": "yes", "date": "2026-01-01", "choice": None}
+    answers = {q["id"]: (q["choices"][0] if q["kind"] == "choice" else sample.get(q["kind"], "Lower back pain"))
+               for q in physio.get("questions", []) if q.get("required")}
+
     def book(session, first, repeat):
         return session.post(f"{base}/api/appointments", timeout=60, json={
-            "service": physio["id"], "provider": provider["id"], "start": first, "repeat": repeat})
+            "service": physio["id"], "provider": provider["id"], "start": first, "repeat": repeat,
+            "answers": answers})
 
     resp = book(a, start_at, {"every_weeks": 1, "count": 6})
     if resp.status_code == 409 and resp.json()["error"]["code"] == "series_unavailable":
