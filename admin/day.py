@@ -18,6 +18,7 @@ from clinic.errors import status_of
 from models import booking
 from models import clock
 from models.booking import frontdesk
+from models.booking import series  # recurring series (issue 28)
 from models.accounts import normalise_email
 from models.catalog import current_catalog
 from models.daygrid import build_grid, free_now, week_summary
@@ -221,6 +222,11 @@ class DayView(StaffAccessMixin, BaseView):
                 paid_before = paid_left(appointment)
                 if request.form.get("confirm") != "yes":
                     return redirect(url_for(".cancel_form", appointment=str(appointment.id), day=day_raw))
+                if request.form.get("scope") == "following" and appointment.series:  # issue 28
+                    done = series.cancel_following(appointment, now, request.form.get("reason", "").strip()[:500],
+                                                   by_staff=True, actor=staff_actor(), **audited)
+                    flash(f"Cancelled {label} and the {len(done) - 1} later visits of the series.", "success")
+                    return redirect(url_for(".index", day=day_raw))
                 choice = request.form.get("refund") or None  # none posted: the service's rule
                 amount = parse_amount(request.form.get("amount", "")) if choice == "amount" else None
                 _, refunded, pending = cancel_at_desk(appointment, now, request.form.get("reason", ""),
@@ -372,10 +378,20 @@ class DayView(StaffAccessMixin, BaseView):
             if values["override"] and not reason:
                 raise ValidationFailed("An override needs a reason.", fields={"override_reason": "required"})
             notes = f"Override: {reason[:500]}" if values["override"] else ""
+            booked = []
+
+            repeat = _repeat(request.form)  # recurring series (issue 28)
 
             def book_for(patient):
                 # The action audits itself: its conflicts as "refused:<code>", its success event
                 # (`audit`) written with the booking.
+                if repeat:
+                    _series_id, visits = series.book_series(
+                        patient, values["service"], values["provider"], start, utcnow(), *repeat,
+                        booked_by=staff_actor(), pay_online=False, by_staff=True, audit_as=staff_actor(),
+                        audit=audit_event(staff_actor(), "series.book"))
+                    booked.extend(visits)
+                    return visits[0]
                 return booking.book(patient, values["service"], values["provider"], start, utcnow(),
                                     booked_by=staff_actor(), pay_online=False, override=values["override"],
                                     by_staff=True, notes=notes, audit_as=staff_actor(),
@@ -405,6 +421,9 @@ class DayView(StaffAccessMixin, BaseView):
             audit(staff_actor(), "appointment.override", record=f"Appointment:{appointment.id}")
         message = (f"Booked {patient.name} for {appointment.service.name} with {appointment.provider.name}, "
                    f"{clock.human_time(appointment.start, clinic_zone())}.")
+        if len(booked) > 1:
+            message = message.rstrip(".") + f", and {len(booked) - 1} more visits at the same time: " + ", ".join(
+                clock.human_time(v.start, clinic_zone()) for v in booked[1:]) + "."
         if appointment.amount:
             message += f" {money(appointment.amount, appointment.currency)} to pay at the desk."
         flash(message, "success")
@@ -443,3 +462,12 @@ class DayView(StaffAccessMixin, BaseView):
             raise ValidationFailed("Give the date and the time as HH:MM.", fields={"time": "invalid"}) from None
         # Not .replace(tzinfo=…): a time the clocks skip or repeat resolves as the booking rules say.
         return clock.from_local(local, clinic_zone())
+
+
+def _repeat(form):
+    """The booking form's (every_weeks, count) for a series (issue 28), or None for one visit."""
+    every, count = form.get("every_weeks", "0"), form.get("count", "")
+    if every in ("", "0"):
+        return None
+    whole = [int(v) if v.isascii() and v.isdigit() and len(v) < 4 else None for v in (every, count)]
+    return tuple(whole)

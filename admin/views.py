@@ -181,10 +181,12 @@ class ServiceView(SecureModelView):
     column_labels = {"duration_minutes": "Duration (minutes)", "buffer_before_minutes": "Buffer before (minutes)",
                      "buffer_after_minutes": "Buffer after (minutes)", "min_notice_minutes": "Minimum notice (minutes)",
                      "horizon_days": "Bookable ahead (days)", "cancellation_window_hours": "Cancellation window (hours)",
-                     "refund_rule": "Refund on cancellation", "reminder_hours": "Email reminders (hours before)"}
+                     "refund_rule": "Refund on cancellation", "reminder_hours": "Email reminders (hours before)",
+                     "repeat_allowed": "Can be booked as a series"}
     column_descriptions = {"price": "An amount like 55.00, in the currency below; 0.00 for a free service.",
                            "currency": "Three-letter code in lower case, e.g. gbp.",
-                           "duration_minutes": "A multiple of 5 minutes."}
+                           "duration_minutes": "A multiple of 5 minutes.",
+                           "repeat_allowed": "Patients and staff may book 2 to 12 visits, every 1 to 4 weeks, at once."}
     column_formatters = {"price": money_formatter("price"), "currency": lambda v, c, m, n: (m.currency or "").upper(),
                          "refund_rule": words_formatter}
     # Intake questions (issue 28): the form builder, one inline row per question (admins only: the

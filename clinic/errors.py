@@ -90,8 +90,8 @@ def _error_template():
     return "admin_clinic/error.html" if request.path.startswith("/admin") else "errors/error.html"
 
 
-def error_response(status, message, code=None, fields=None, headers=None):
-    """Build the error answer for the current request."""
+def error_response(status, message, code=None, fields=None, headers=None, details=None):
+    """Build the error answer for the current request (`details`: more members of the JSON error)."""
     code = code or CODES.get(status, "error")
     if wants_html():
         resp = make_response(
@@ -100,6 +100,7 @@ def error_response(status, message, code=None, fields=None, headers=None):
         payload = {"error": {"code": code, "message": message}}
         if fields:
             payload["error"]["fields"] = fields
+        payload["error"].update(details or {})
         resp = jsonify(payload)
     resp.status_code = status
     for key, value in (headers or {}).items():
@@ -112,7 +113,8 @@ def register_error_handlers(app):
 
     @app.errorhandler(DomainError)
     def handle_domain_error(exc):
-        return error_response(status_of(exc), exc.message, exc.code, exc.fields, headers_of(exc))
+        return error_response(status_of(exc), exc.message, exc.code, exc.fields, headers_of(exc),
+                              getattr(exc, "details", None))
 
     @app.errorhandler(HTTPException)
     def handle_http_error(exc):

@@ -38,6 +38,16 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class SeriesUnavailable(Conflict):
+    """Some dates of a recurring series are not free (issue 28): `details` names them and nearer free times."""
+
+    code = "series_unavailable"
+
+    def __init__(self, message, unavailable=(), alternatives=None):
+        super().__init__(message)
+        self.details = {"unavailable": list(unavailable), "alternatives": alternatives or {}}
+
+
 class Forbidden(DomainError):
     """The caller may not do this."""
 

@@ -13,7 +13,8 @@ SERVICES = [
     dict(name="Physiotherapy session", description="Assessment and treatment of joint, muscle or back "
          "pain, with exercises to take home.", duration_minutes=45, price=7500, buffer_before_minutes=5,
          buffer_after_minutes=10, min_notice_minutes=240, horizon_days=90,
-         cancellation_window_hours=48),
+         cancellation_window_hours=48,
+         repeat_allowed=True),  # a course of physiotherapy is booked as a series (issue 28)
     dict(name="Follow-up call", description="A short phone call about results or how a treatment is "
          "going.", duration_minutes=15, price=0, min_notice_minutes=60,
          horizon_days=30, cancellation_window_hours=2),

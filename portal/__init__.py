@@ -7,6 +7,7 @@ def init_app(app):
     # on api.bp, booking_pages and reset on pages.bp), so they are imported here, by the wiring, and
     # never by the module that owns the blueprint: that is what keeps the portal free of cycles.
     from portal import account, api, api_selfservice, booking_pages, openapi, pages, payment, reset  # noqa: F401
+    from portal import series_pages  # noqa: F401  (recurring series, issue 28)
     from portal import dependants  # noqa: F401  (issue 28)
 
     openapi.init_api(app, (api.bp, payment.api_bp, account.api_bp, reset.api_bp, dependants.api_bp))

@@ -1,11 +1,12 @@
 """The patient JSON API under /api (thin: parse with a schema, authorise, call a rule in models/,
 answer through a schema). The schemas are in portal.schemas, the plumbing in portal.openapi."""
 
-from flask import after_this_request, current_app
+from flask import after_this_request, current_app, request
 from flask_jwt_extended import get_jwt, jwt_required, unset_jwt_cookies
 
 from clinic.audit import audit
 from models import booking
+from models.booking import series
 from models.accounts import change_patient_password
 from models.accounts.users import set_date_of_birth
 from models.catalog import bookable_services, current_catalog
@@ -14,7 +15,7 @@ from models.catalog.profile import public_profile
 from models.documents import Appointment, Patient, Provider, Service, utcnow
 from portal.auth import (current_patient, issue_tokens, logout_identity, password_throttled,
                          register_patient_counted, registration_allowed, revoke, revoke_cookies, sign_in)
-from portal.door import book_for_patient, free_times_json
+from portal.door import book_for_patient, book_series_for_patient, free_times_json
 from portal.openapi import AUTH_ERRORS, Blueprint
 from models.accounts.contact import update_contact
 from models.accounts.users import clean_birth_date
@@ -22,6 +23,7 @@ from portal.schemas import ClinicSchema  # noqa: I001 (clinic profile, issue 25)
 from portal.schemas import (AppointmentSchema, BookingBody, LoginBody, MeChangeBody, PasswordChangeBody, PasswordChangedSchema,
                             PatientSchema, ProviderSchema, ProvidersQuery, RefreshedSchema, RegisterBody,
                             ServiceSchema, SignedOutSchema, SlotSchema, SlotsQuery, appointment_view)
+from portal.schemas import SeriesBookedSchema, cancel_scope, series_view  # recurring series (issue 28)
 
 bp = Blueprint("api", __name__, url_prefix="/api", description="The patient API")
 
@@ -170,11 +172,25 @@ def list_slots(query):
 @bp.arguments(BookingBody)
 @bp.response(201, AppointmentSchema)
 def create_appointment(body):
-    """Book a time for the signed-in patient (201; 409 when taken; 422 when not bookable)."""
+    """Book a time for the signed-in patient (201; 409 when taken; 422 when not bookable).
+
+    With `repeat` it books a whole series or nothing: 201 `{series, appointments}` (SeriesBookedSchema),
+    or 409 `series_unavailable` naming the dates not free and their nearest free times.
+    """
     patient = current_patient()
+    if body.get("repeat"):
+        return _series_booked(patient, body)
     appt = book_for_patient(patient, body["service"], body["provider"], body["start"],
                             answers=body.get("answers"), for_=body.get("for_"))
     return appointment_view(appt, booking.require_clinic())
+
+
+def _series_booked(patient, body):
+    """The 201 answer of a booked series (its own schema: the route's documents one appointment)."""
+    series_id, visits = book_series_for_patient(patient, body["service"], body["provider"], body["start"],
+                                                body["repeat"], answers=body.get("answers"), for_=body.get("for_"))
+    view = series_view(series_id, body["repeat"]["every_weeks"], visits, booking.require_clinic())
+    return current_app.response_class(SeriesBookedSchema().dumps(view), status=201, mimetype="application/json")
 
 
 @bp.route("/appointments")
@@ -218,7 +234,11 @@ def show_appointment(appointment_id):
 def cancel_appointment(appointment_id):
     """Cancel within the service's policy (409 inside the cancellation window)."""
     patient = current_patient()
+    scope = cancel_scope(request.get_json(silent=True))
     appt = booking.get_patient_appointment(patient, appointment_id)
     actor = f"patient:{patient.id}"
-    booking.cancel(appt, utcnow(), reason="cancelled by patient", actor=actor, audit_as=actor)  # audits itself
+    if scope == "following":  # this visit and the later ones of its series (issue 28); each audits itself
+        series.cancel_following(appt, utcnow(), reason="cancelled by patient", actor=actor, audit_as=actor)
+    else:
+        booking.cancel(appt, utcnow(), reason="cancelled by patient", actor=actor, audit_as=actor)  # audits itself
     return appointment_view(appt, booking.require_clinic())

@@ -38,6 +38,7 @@ from models.booking.reschedule import reschedule_blocker
 from portal.door import accept_offer_for_patient, book_any_for_patient, book_for_patient, reschedule_for_patient
 from portal.schemas import parse_instant
 from portal.auth import current_patient, issue_tokens, patient_page
+from portal import series_pages
 from portal.pages import bp
 
 PARTS = (("Morning", 0, 12), ("Afternoon", 12, 17), ("Evening", 17, 24))
@@ -245,6 +246,8 @@ def book_post():
     # Issue 28: the intake answers (fields answer-<question id>) and who the visit is for.
     answers = {key[len("answer-"):]: value[:2100] for key, value in form.items() if key.startswith("answer-")}
     for_ = form.get("for") or None
+    if series_pages.wants_series(form):  # recurring series (issue 28)
+        return series_pages.book_series_post(form, back, answers, for_)
     try:
         start = parse_instant(form.get("start", ""))
         if choice == "any":

@@ -8,7 +8,7 @@ from clinic.audit import audit_event
 from models import booking
 from models import clock
 from models.accounts.dependants import person_for
-from models.booking import freetimes, waitlist
+from models.booking import freetimes, series, waitlist
 from models.booking.reschedule import reschedule_to_first_free
 from models.catalog import current_catalog
 from models.documents import utcnow
@@ -30,6 +30,20 @@ def book_for_patient(patient, service_id, provider_id, start, answers=None, for_
     return booking.book(person, service_id, provider_id, start, utcnow(),
                         audit=audit_event(actor, "appointment.book"), audit_as=actor,
                         guard=one_booking_at_a_time(patient), answers=answers)
+
+
+def book_series_for_patient(patient, service_id, provider_id, start, repeat, answers=None, for_=None):
+    """Book a recurring series (issue 28) under the same throttle and lock as one booking; (series id, visits).
+
+    The intake questions are asked once for the series: the same answers are checked and kept on every visit.
+    """
+    booking_attempt_allowed(patient)
+    actor = f"patient:{patient.id}"
+    person = person_for(patient, for_)
+    return series.book_series(person, service_id, provider_id, start, utcnow(), repeat["every_weeks"],
+                              repeat["count"], instead=repeat.get("instead"), answers=answers,
+                              audit=audit_event(actor, "series.book"), audit_as=actor,
+                              guard=one_booking_at_a_time(patient))
 
 
 def book_any_for_patient(patient, service_id, start, answers=None, for_=None):

@@ -20,6 +20,7 @@ from portal.auth import (issue_tokens, password_throttled, patient_page, registe
                          registration_allowed, revoke, revoke_cookies, sign_in)
 from portal.payment import payment_context, payment_page
 from models.booking.reschedule import reschedule_blocker
+from models.booking import series  # recurring series (issue 28)
 
 bp = Blueprint("portal", __name__, url_prefix="/portal")
 
@@ -181,12 +182,17 @@ def cancel_appointment(appointment_id):
     if request.form.get("confirm") != "yes":
         return redirect(url_for("portal.appointment", appointment_id=appt.id, cancel="1") + "#cancel")
     actor = f"patient:{g.patient.id}"
+    following = request.form.get("scope") == "following" and appt.series  # recurring series (issue 28)
     try:
-        booking.cancel(appt, utcnow(), reason="cancelled by patient", actor=actor, audit_as=actor)  # audits itself
+        if following:
+            done = series.cancel_following(appt, utcnow(), reason="cancelled by patient", actor=actor, audit_as=actor)
+        else:
+            booking.cancel(appt, utcnow(), reason="cancelled by patient", actor=actor, audit_as=actor)  # audits itself
     except DomainError as exc:
         flash(exc.message, "error")
     else:
-        flash("Your appointment is cancelled.", "info")
+        flash(f"{len(done)} visits are cancelled: this one and the later ones." if following
+              else "Your appointment is cancelled.", "info")
     return redirect(url_for("portal.appointment", appointment_id=appt.id))
 
 

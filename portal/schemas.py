@@ -196,12 +196,22 @@ class SlotsQuery(Query):
                        error_messages={"invalid": "must be a whole number from 1 to 31"})
 
 
+class RepeatBody(Body):
+    """A recurring series (issue 28): every 1–4 weeks, 2–12 visits, at the first visit's local time."""
+
+    every_weeks = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=4))
+    count = fields.Integer(required=True, strict=True, validate=validate.Range(min=2, max=12))
+    instead = fields.Dict(keys=Instant(), values=Instant(), metadata={
+        "description": "A regular visit's start mapped to the free time accepted in its place"})
+
+
 class BookingBody(Body):
     """Book a time."""
 
     service = Text(required=True)
     provider = Text(required=True)
     start = Instant(required=True)
+    repeat = fields.Nested(RepeatBody)  # recurring series (issue 28)
     # Issue 28: intake answers `{question_id: value}` (checked by the booking action) and who it is for.
     answers = fields.Dict(keys=fields.String(validate=validate.Length(max=64)),
                           values=fields.Raw(allow_none=True, metadata={"type": ["string", "boolean", "null"]}),
@@ -248,6 +258,9 @@ class ErrorDetail(Schema):
     message = fields.String(required=True, metadata={"description": "For people"})
     fields_ = fields.Dict(data_key="fields", keys=fields.String(), values=fields.String(),
                           metadata={"description": "The input fields at fault"})
+    # series_unavailable (issue 28): the dates not free, and the nearest free times for each.
+    unavailable = fields.List(fields.String(metadata=DATE_TIME))
+    alternatives = fields.Dict(keys=fields.String(), values=fields.List(fields.String(metadata=DATE_TIME)))
 
 
 class ErrorSchema(Schema):
@@ -302,6 +315,7 @@ class ServiceSchema(Schema):
     duration_minutes = fields.Integer(required=True)
     price = fields.Integer(required=True)
     currency = fields.String(required=True)
+    repeat_allowed = fields.Boolean(required=True)  # recurring series (issue 28)
     questions = fields.List(fields.Nested(QuestionSchema), required=True)  # stored in their order
 
 
@@ -361,6 +375,36 @@ class AppointmentSchema(Schema):
     # Issue 28: who the visit is for (the patient, or one of their dependants) and the intake answers.
     for_ = fields.Nested(NamedRef, data_key="for", attribute="for", allow_none=True)
     answers = fields.List(fields.Nested(AnswerSchema))
+    series = Id(allow_none=True)  # the recurring series it belongs to (issue 28), or null
+
+
+class SeriesInfo(Schema):
+    """A recurring series: its id and its shape."""
+
+    id = Id(required=True)
+    every_weeks = fields.Integer(required=True)
+    count = fields.Integer(required=True)
+
+
+class SeriesBookedSchema(Schema):
+    """A booked series: every visit, soonest first."""
+
+    series = fields.Nested(SeriesInfo, required=True)
+    appointments = fields.List(fields.Nested(AppointmentSchema), required=True)
+
+
+def cancel_scope(body):
+    """The optional `{scope: "one"|"following"}` of a cancellation (no body: "one"), or 422."""
+    scope = (body or {}).get("scope", "one") if isinstance(body, dict) or body is None else None
+    if scope not in ("one", "following"):
+        raise ValidationFailed("'scope' must be \"one\" or \"following\".", fields={"scope": "one or following"})
+    return scope
+
+
+def series_view(series_id, every_weeks, appts, clinic):
+    """What SeriesBookedSchema dumps."""
+    return {"series": {"id": series_id, "every_weeks": every_weeks, "count": len(appts)},
+            "appointments": [appointment_view(a, clinic) for a in appts]}
 
 
 def appointment_view(appt, clinic, services=None, providers=None, now=None, people=None):
@@ -372,6 +416,7 @@ def appointment_view(appt, clinic, services=None, providers=None, now=None, peop
             "start": clock.local_iso(appt.start, tz), "end": clock.local_iso(appt.end, tz),
             "timezone": tz, "hold_expires_at": clock.local_iso(appt.hold_expires_at, tz),
             "amount": appt.amount, "currency": appt.currency, "service": service, "provider": provider,
+            "series": getattr(appt, "series", None),
             "for": people.get(getattr(appt.patient, "id", None)) if people else appt.patient, "answers": list(appt.answers or [])}
 
 

@@ -37,7 +37,8 @@ def _provider_record(patient, service_id, provider_id, *args, **kwargs):
 # the door's one-at-a-time lock); its success event is `audit`, written with the booking itself.
 @audited("appointment.book", _provider_record, on_success=False, refused_on=Conflict)
 def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked_by="patient",
-         pay_online=True, override=False, by_staff=False, notes="", audit=None, answers=None):
+         pay_online=True, override=False, by_staff=False, notes="", audit=None, answers=None, series=None,
+         write=True):
     """Book a time: `confirmed` at once when free of charge, else `held` until the hold expires.
 
     Staff bookings pass `pay_online=False` (confirmed at once, paid at the desk) and may pass
@@ -50,6 +51,8 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
     `notes` (e.g. the override's reason) is written with the appointment itself.
     `audit`, an unsaved AuditEvent, is written with the booking (its record defaults to the
     appointment) in the same database command when the server allows.
+    Series (models/booking/series.py): `series` is the series' id written on the appointment, and
+    `write=False` runs every check and answers the appointment unsaved, for the series to claim.
     `answers` `{question_id: value}`: the service's intake questions, checked here (422
     `answers_required` / `invalid_answer`) and stored with the appointment. `patient` may be a
     dependant (issue 28): the overlap rule is theirs alone, the hold caps count the household.
@@ -99,7 +102,9 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
         block_start=start - rules.buffer_before, block_end=end + rules.buffer_after,
         status="held" if paid else "confirmed", hold_expires_at=hold_expires_at,
         amount=service.price, currency=service.currency, created_at=now, updated_at=now,
-        booked_by=booked_by, override=override, notes=notes[:2000], answers=given)
+        booked_by=booked_by, override=override, notes=notes[:2000], answers=given, series=series)
+    if not write:
+        return appointment
     _write_booking(appointment, provider.id, hold_expires_at, now, override, audit)
     crashpoints.reached("book.written")  # issue 31: what follows the commit must not fail the answer
     if appointment.status == "confirmed":
@@ -163,7 +168,7 @@ def live_appointments(patient_id, now, exclude=None):
         query = Appointment.objects(patient=patient_id, status__in=ACTIVE_STATUSES, end__gt=now)
     if exclude is not None:
         query = query.filter(id__ne=exclude)
-    return [a for a in query.only("status", "hold_expires_at", "start", "end", "patient").no_dereference()
+    return [a for a in query.only("status", "hold_expires_at", "start", "end", "patient", "series").no_dereference()
             if is_blocking(a, now)]
 
 
@@ -180,6 +185,8 @@ def check_patient_overlap(live, start, end):
 def check_hold_limits(live, clinic, creates_hold):
     """Refuse (409 too_many_holds) past the clinic's MAX_HELD unpaid holds or MAX_UPCOMING appointments."""
     max_held, max_upcoming = clinic.max_held or 2, clinic.max_upcoming or 6
+    # A series (models/booking/series.py) counts as one hold and one upcoming booking.
+    live = list({getattr(a, "series", None) or a.id: a for a in live}.values())
     if creates_hold and sum(1 for a in live if a.status == "held") >= max_held:
         raise Conflict(f"You already have {max_held} bookings waiting for payment. Pay for or cancel one "
                        "before booking another.", code="too_many_holds")

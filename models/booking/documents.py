@@ -8,6 +8,7 @@ from mongoengine import (
     EmbeddedDocument,
     EmbeddedDocumentListField,
     IntField,
+    ObjectIdField,
     ReferenceField,
     StringField,
 )
@@ -61,6 +62,8 @@ class Appointment(Document):
     pending = StringField()
     pending_since = DateTimeField()
     pending_args = DictField()
+    # Recurring series (issue 28): the visits booked together share this id (None: a single visit).
+    series = ObjectIdField()
     # Intake answers (issue 28): given once, when booked; kept with the wording they answered.
     answers = EmbeddedDocumentListField(Answer)
     # Issue 26 (staff cancellation with refund choices): what staff chose when cancelling
@@ -75,6 +78,7 @@ class Appointment(Document):
             ("status", "hold_expires_at"),
             "start",
             {"fields": ["pending"], "sparse": True},  # issue 31: the sweep's unfinished actions
+            {"fields": ("series", "start"), "sparse": True},
         ],
     }
 

@@ -123,6 +123,8 @@ class Service(Document):
     active = BooleanField(default=True)
     # Hours before the start at which a reminder email goes out (none if booked inside one).
     reminder_hours = ListField(IntField(min_value=1, max_value=24 * 14), default=lambda: [24, 2])
+    # Recurring series (issue 28): patients and staff may book this service as a series of visits.
+    repeat_allowed = BooleanField(default=False)
     # Intake questions (issue 28): asked when booked, answered once per appointment.
     # A plain ListField of embedded documents: Flask-Admin's form builder handles only that type name.
     questions = ListField(EmbeddedDocumentField(Question), default=list)

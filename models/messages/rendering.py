@@ -142,6 +142,9 @@ def context_for(message, now, public_url, preview=False):
         ctx.update(appt=appt, service_name=appt.service.name, provider_name=appt.provider.name,
                    when=local_time(appt.start, tz), duration=appt.service.duration_minutes,
                    manage_url=f"{base}/portal/appointments/{appt.id}")
+        if getattr(appt, "series", None):  # recurring series (issue 28): every live visit is listed
+            ctx["series_visits"] = _series_live(appt)
+            ctx["series_whens"] = [local_time(v.start, tz) for v in ctx["series_visits"]]
         payment = Payment.objects(appointment=appt.id).first()
         ctx["payment"] = payment
         if payment is not None:
@@ -185,6 +188,63 @@ def render(message, now, public_url=None, preview=False):
     if message.kind in ("confirmed", "rescheduled", "cancelled") and appt is not None and clinic is not None:
         # A cancellation's file has METHOD:CANCEL, so calendars that took the event remove it.
         method = "CANCEL" if message.kind == "cancelled" else "PUBLISH"
-        rendered.attachments.append(("appointment.ics", "text", "calendar",
-                                     appointment_ics(appt, clinic, public_url, method), {"method": method}))
+        live = ctx.get("series_visits", ())
+        confirmed = [v for v in live if v.status in ("confirmed", "checked_in")]
+        # A series confirmed at once (free, or booked by staff) has one confirmation, the first
+        # visit's: its file holds every visit. A visit paid for on its own keeps its own file, so a
+        # calendar never gets one visit twice under two UIDs.
+        if message.kind == "confirmed" and len(confirmed) > 1 and len(confirmed) == len(live) \
+                and confirmed[0].id == appt.id:
+            rendered.attachments.append(("appointments.ics", "text", "calendar",
+                                         series_ics(confirmed, clinic, public_url, appt.series), {"method": method}))
+        else:
+            rendered.attachments.append(("appointment.ics", "text", "calendar",
+                                         appointment_ics(appt, clinic, public_url, method), {"method": method}))
     return rendered
+
+
+# --- Recurring series (issue 28) -------------------------------------------------------------------
+
+def series_ics(appointments, clinic, public_url="", series_id=""):
+    """One iCalendar file for a series: one VEVENT per visit, or a single VEVENT with an RRULE only
+    when every visit is at the same local time, the same interval of whole weeks apart."""
+    from icalendar import Calendar
+
+    zone = ZoneInfo(clinic.timezone)
+    events = [next(iter(Calendar.from_ical(appointment_ics(a, clinic, public_url)).walk("VEVENT")))
+              for a in appointments]
+    cal = Calendar()
+    cal.add("prodid", "-//Clinic booking//EN")
+    cal.add("version", "2.0")
+    cal.add("method", "PUBLISH")
+    weeks = _regular_weeks(appointments, zone)
+    if weeks:
+        event = events[0]
+        event.pop("UID")
+        event.pop("URL", None)
+        event.add("uid", f"series-{series_id or appointments[0].id}@clinic")
+        event.add("rrule", {"freq": "weekly", "interval": weeks, "count": len(appointments)})
+        cal.add_component(event)
+    else:
+        for event in events:
+            cal.add_component(event)
+    cal.add_missing_timezones()
+    return cal.to_ical()
+
+
+def _regular_weeks(appointments, zone):
+    """The interval in weeks when the visits repeat exactly (same wall-clock time and length), else None."""
+    starts = [_utc(a.start).astimezone(zone) for a in appointments]
+    lengths = {_utc(a.end) - _utc(a.start) for a in appointments}
+    if len(starts) < 2 or len(lengths) != 1 or len({s.time() for s in starts}) != 1:
+        return None
+    gaps = {(b.date() - a.date()).days for a, b in zip(starts, starts[1:])}
+    if len(gaps) != 1 or next(iter(gaps)) % 7:
+        return None
+    return next(iter(gaps)) // 7
+
+
+def _series_live(appt):
+    """The live visits of an appointment's series, soonest first (for its confirmation)."""
+    return list(Appointment.objects(series=appt.series, status__in=("held", "confirmed", "checked_in"))
+                .order_by("start"))

@@ -1,0 +1,99 @@
+"""Recurring series in the portal (issue 28): the review step's "Repeat this visit" (booked by
+`/portal/book`, which hands a repeat here), the page offering the nearest free times for dates that
+are not free, and the series page listing every visit (with one .ics holding every confirmed one)."""
+
+from datetime import datetime
+
+from flask import current_app, flash, g, make_response, redirect, render_template, url_for
+
+from models import booking
+from models import clock
+from models.accounts.dependants import household_ids
+from models.booking import series
+from models.documents import utcnow
+from models.errors import DomainError, SeriesUnavailable
+from portal.auth import patient_page
+from portal.door import book_series_for_patient
+from portal.pages import bp
+from portal.schemas import parse_instant
+
+
+def wants_series(form):
+    """True when the review form asked for more than one visit."""
+    return form.get("every_weeks", "0") not in ("", "0")
+
+
+def _whole(raw):
+    return int(raw) if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) < 4 else None
+
+
+def book_series_post(form, back, answers=None, for_=None):
+    """Book the series the review form describes; on dates not free, offer the nearest free times (409)."""
+    service_id, provider = form.get("service", ""), form.get("provider", "")
+    try:
+        start = parse_instant(form.get("start", ""))
+        every, count = _whole(form.get("every_weeks")), _whole(form.get("count"))
+        instead = {parse_instant(key[len("instead:"):]): parse_instant(value)
+                   for key, value in form.items() if key.startswith("instead:") and value}
+        series_id, visits = book_series_for_patient(g.patient, service_id, provider, start,
+                                                    {"every_weeks": every, "count": count, "instead": instead},
+                                                    answers=answers, for_=for_)
+    except SeriesUnavailable as exc:
+        return _offer_alternatives(exc, form, service_id, provider, instead, back), 409
+    except DomainError as exc:
+        flash(exc.message, "error")
+        return redirect(back)
+    held = any(v.status == "held" for v in visits)
+    flash(f"Your {len(visits)} visits are booked." + (" Pay for each visit to confirm it." if held else ""), "info")
+    return redirect(url_for("portal.series_page", series_id=series_id))
+
+
+def _offer_alternatives(exc, form, service_id, provider, instead, back):
+    """The page listing each date not free with its nearest free times, to book the whole set again."""
+    clinic = booking.require_clinic()
+    tz = clinic.timezone
+    # A date refused may itself be a time chosen earlier instead of a regular one: answer for the regular one.
+    regular_of = {clock.as_utc(v): clock.as_utc(k) for k, v in instead.items()}
+    dates, refused = [], set()
+    for n, iso in enumerate(exc.details["unavailable"], 1):
+        when = clock.as_utc(datetime.fromisoformat(iso))
+        key = regular_of.get(when, when)
+        refused.add(key)
+        choices = [{"iso": a, "human": clock.human_time(datetime.fromisoformat(a), tz)}
+                   for a in exc.details["alternatives"].get(iso, [])]
+        dates.append({"n": n, "key": clock.local_iso(key, tz), "human": clock.human_time(when, tz),
+                      "choices": choices})
+    kept = [(clock.local_iso(k, tz), clock.local_iso(v, tz)) for k, v in instead.items()
+            if clock.as_utc(k) not in refused]
+    return render_template("portal/series_conflict.html", clinic=clinic, dates=dates, kept=kept,
+                           service_id=service_id, provider=provider, start=form.get("start", ""),
+                           every_weeks=form.get("every_weeks"), count=form.get("count"),
+                           bookable=all(d["choices"] for d in dates), back=back,
+                           carried=[(k, v) for k, v in form.items() if k.startswith("answer-") or k == "for"])
+
+
+@bp.get("/series/<series_id>")
+@patient_page
+def series_page(series_id):
+    """Every visit of one of the patient's series, with its status and what to pay."""
+    visits = series.patient_series(household_ids(g.patient), series_id)
+    clinic = booking.require_clinic()
+    now = utcnow()
+    rows = [(v, booking.effective_status(v, now)) for v in visits]
+    return render_template("portal/series.html", clinic=clinic, visits=visits, rows=rows, series_id=series_id,
+                           human_time=clock.human_time, held=any(s == "held" for _v, s in rows),
+                           confirmed=any(s in ("confirmed", "checked_in") for _v, s in rows))
+
+
+@bp.get("/series/<series_id>.ics")
+@patient_page
+def series_ics_file(series_id):
+    """One calendar file with every confirmed visit of the series."""
+    visits = [v for v in series.patient_series(household_ids(g.patient), series_id) if v.status in ("confirmed", "checked_in")]
+    if not visits:
+        raise DomainError("No visit of this series is confirmed yet.", code="not_confirmed")
+    body = series.calendar(visits, booking.require_clinic(), current_app.config.get("PUBLIC_URL", ""), series_id)
+    response = make_response(body)
+    response.headers["Content-Type"] = "text/calendar; charset=utf-8"
+    response.headers["Content-Disposition"] = f'attachment; filename="series-{series_id}.ics"'
+    return response

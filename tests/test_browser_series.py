@@ -1,0 +1,79 @@
+"""In real Chromium at 390 px: a patient books a course of visits from the review step, accepts the
+nearest free time for a date that is taken, sees every visit, then cancels "this and the later visits"."""
+
+import re
+from datetime import timedelta, timezone
+
+from models import Appointment, Service, booking
+from models.documents import utcnow
+from tests.a11y import axe_violations
+from tests.support.browser import portal_sign_in
+from tests.support.factories import at, future_day
+
+PHONE = {"width": 390, "height": 844}
+
+
+def fits_the_phone(page):
+    width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert width[0] <= width[1], f"horizontal scroll: {width}"
+
+
+def test_a_patient_books_a_series_on_a_phone_choosing_another_time_for_a_taken_date(live_server, clinic_world, browser):
+    base, _app = live_server(COOKIE_SECURE=False)
+    world = clinic_world(services={"physio": dict(name="Physiotherapy", duration=45, price=6000)},
+                         providers={"jo": dict(name="Jo Park")},
+                         patients=["pat@example.com", "other@example.com"])
+    Service.objects(id=world["physio"].id).update_one(set__repeat_allowed=True)
+    day = future_day(2)
+    first = at(day, 10)
+    taken = first + timedelta(weeks=2)
+    booking.book(world.patients["other@example.com"], str(world["physio"].id), str(world["jo"].id), taken, utcnow())
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    try:
+        portal_sign_in(page, base)
+        page.goto(f"{base}/portal/book?service={world['physio'].id}&provider={world['jo'].id}"
+                  f"&day={day.isoformat()}&start={first.isoformat().replace('+', '%2B')}")
+        review = page.locator("#review")
+        assert review.get_by_role("group", name="Repeat this visit").is_visible()
+        page.get_by_label("How often").select_option(label="Every week")
+        page.get_by_label("Number of visits, this one included").select_option(label="4 visits")
+        fits_the_phone(page)
+        assert axe_violations(page) == []
+        page.get_by_role("button", name=re.compile("^Hold this time and pay")).click()
+
+        # The third date is taken: nothing is booked yet, and the nearest free times are offered.
+        assert page.get_by_role("heading", name="Some dates of your series are not free").is_visible()
+        assert page.get_by_role("alert").get_by_text("Nothing was booked yet.").is_visible()
+        group = page.get_by_role("group", name=re.compile("^Instead of "))
+        assert group.count() == 1 and re.search(r"10:00 (GMT|BST)", group.locator("legend").inner_text())
+        assert group.get_by_role("radio").first.is_checked()
+        chosen = group.locator("label").first.inner_text()
+        assert Appointment.objects(patient=world.patients["pat@example.com"].id).count() == 0
+        fits_the_phone(page)
+        assert axe_violations(page) == []
+        page.get_by_role("button", name="Book all 4 visits").click()
+
+        page.wait_for_url(re.compile(rf"{re.escape(base)}/portal/series/[0-9a-f]{{24}}$"))
+        assert page.get_by_role("heading", name="Your 4 visits for Physiotherapy").is_visible()
+        assert page.get_by_text("Your 4 visits are booked. Pay for each visit to confirm it.").is_visible()
+        items = page.locator("#visits li")
+        assert items.count() == 4 and items.nth(2).get_by_role("link", name=chosen, exact=True).is_visible()
+        assert all("payment needed" in items.nth(i).inner_text() for i in range(4))
+        fits_the_phone(page)
+        assert axe_violations(page) == []
+
+        # Cancel the second visit and the ones after it.
+        items.nth(1).get_by_role("link").first.click()
+        page.get_by_role("link", name="Cancel this appointment").click()
+        page.get_by_role("button", name="Cancel this and the later visits").click()
+        assert page.get_by_text("3 visits are cancelled: this one and the later ones.").is_visible()
+        page.get_by_role("link", name="See every visit of this series").click()
+        statuses = [items.nth(i).locator(".badge").inner_text() for i in range(4)]
+        assert statuses == ["payment needed", "cancelled", "cancelled", "cancelled"]
+        fits_the_phone(page)
+    finally:
+        context.close()
+    kept = Appointment.objects(patient=world.patients["pat@example.com"].id, status="held").get()
+    assert kept.start.replace(tzinfo=timezone.utc) == first.astimezone(timezone.utc)
