@@ -40,6 +40,7 @@ from models.booking import frontdesk
 from models.accounts import hash_password, normalise_email, validate_password
 from models.accounts.patients import create_by_staff
 from models.documents import Appointment, Payment, Patient, Provider, Schedule, StaffUser, utcnow
+from models.payments.documents import UPFRONT_KINDS
 from models.errors import DomainError
 from models.formatting import money, plain_amount
 
@@ -330,7 +331,7 @@ def payment_state(view, context, model, name):
     payments = g.get("page_payments") or {}
     payment = payments.get(model.id)
     if payment is None and model.amount and request.endpoint and request.endpoint.endswith("details_view"):
-        payment = Payment.objects(appointment=model.id).first()
+        payment = Payment.objects(appointment=model.id, kind__in=UPFRONT_KINDS).first()
     if payment is not None:
         return payment.status.replace("_", " ")
     return "free" if not model.amount else ("at desk" if model.booked_by.startswith("staff") else "none")
@@ -411,7 +412,7 @@ class AppointmentView(SecureModelView):
     def after_list_loaded(self, rows):
         """One query for the payments of the whole page (kept per request, not on the shared view)."""
         ids = [row.id for row in rows]
-        g.page_payments = {p.appointment.id: p for p in Payment.objects(appointment__in=ids).no_dereference()}
+        g.page_payments = {p.appointment.id: p for p in Payment.objects(appointment__in=ids, kind__in=UPFRONT_KINDS).no_dereference()}
 
     def _apply(self, ids, operation, verb):
         done, failed = 0, []

@@ -13,7 +13,7 @@ from models.catalog.documents import TimeOff
 from models.catalog.snapshot import current_catalog
 from models.clock import _utc
 from models.payments.desk import due_at_desk
-from models.payments.documents import Payment
+from models.payments.documents import UPFRONT_KINDS, Payment
 
 HIDDEN_BY_DEFAULT = ("cancelled", "expired")
 
@@ -62,7 +62,7 @@ def build_grid(day, tz, providers, now, step_minutes=15, show_all=False):
     ids = [p.id for p in providers]
     appts = list(Appointment.objects(provider__in=ids, start__gte=day_start, start__lt=day_end)
                  .order_by("start").select_related(max_depth=1))
-    payments = {p.appointment.id: p for p in Payment.objects(appointment__in=[a.id for a in appts]).no_dereference()}
+    payments = {p.appointment.id: p for p in Payment.objects(appointment__in=[a.id for a in appts], kind__in=UPFRONT_KINDS).no_dereference()}
     offs = list(TimeOff.objects(provider__in=ids, start__lt=day_end, end__gt=day_start).no_dereference())
     work = {}
     for provider in providers:

@@ -19,7 +19,7 @@ from models.booking.documents import Appointment
 from models.formatting import money
 from models.clock import _utc, local_today
 from models.payments.desk import due_at_desk
-from models.payments.documents import Payment
+from models.payments.documents import UPFRONT_KINDS, Payment
 
 LAPSING_WITHIN = timedelta(minutes=15)
 STUCK_AFTER = timedelta(minutes=10)
@@ -60,7 +60,7 @@ def net_paid(payments):
 
 def _payments_by_appointment(appointment_ids):
     return {p.appointment.id: p for p in
-            Payment.objects(appointment__in=list(appointment_ids)).no_dereference()}
+            Payment.objects(appointment__in=list(appointment_ids), kind__in=UPFRONT_KINDS).no_dereference()}
 
 
 def week_start(day):
@@ -107,7 +107,7 @@ def _period_payments(first, days, zone):
     """Payments of the appointments that start on `days` local dates from `first`."""
     start, end = _span(first, days, zone)
     ids = Appointment.objects(start__gte=start, start__lt=end).scalar("id")
-    return list(Payment.objects(appointment__in=list(ids)).no_dereference())
+    return list(Payment.objects(appointment__in=list(ids), kind__in=UPFRONT_KINDS).no_dereference())
 
 
 def weekly(today, tz, weeks=4):

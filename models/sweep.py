@@ -33,7 +33,8 @@ from models.booking.waitlist import sweep_waitlist
 from models.clock import utcnow
 from models.messages.delivery import deliver_due
 from models.payments.cancellation import stop_and_sync
-from models.payments.documents import Payment
+from models.payments.documents import UPFRONT_KINDS, Payment
+from models.payments.fees import retry_fees
 from models.payments.refunds import retry_pending_refunds
 from models.payments.settlement import settle_paid
 from models.payments.sync import sync_payment
@@ -150,7 +151,7 @@ def _expire_holds(now, report):
     lapsed = Appointment.objects(status="held", hold_expires_at__lte=now).only("id").no_dereference()
     for appt in lapsed:
         aid = str(appt.id)
-        payment = Payment.objects(appointment=appt.id).no_dereference().first()
+        payment = Payment.objects(appointment=appt.id, kind__in=UPFRONT_KINDS).no_dereference().first()
         if payment is not None and (payment.stripe_payment_intent or payment.stripe_checkout_session):
             try:
                 if payment.status == "succeeded":
@@ -192,6 +193,13 @@ def _reconcile_payments(now, report):
         if result.outcome != "unchanged":
             report.synced.append(str(payment.id))
         _note(result.outcome, str(payment.appointment.id), report)
+
+    # No-show protection: fees Stripe did not answer for are charged again with the same key.
+    try:
+        if retry_fees(now, older_than=STUCK_AFTER):
+            report.synced.append("fees")
+    except Exception as exc:
+        report.problems.append(f"fees still waiting to be charged ({exc.__class__.__name__})")
 
     for payment in Payment.objects(refunds__status="pending").no_dereference():
         try:

@@ -13,7 +13,8 @@ from portal.auth import (current_patient, issue_tokens, logout_identity, passwor
                          register_patient_counted, registration_allowed, revoke, revoke_cookies, sign_in)
 from portal.door import book_for_patient, free_times_json
 from portal.openapi import AUTH_ERRORS, Blueprint
-from portal.schemas import (AppointmentSchema, BookingBody, LoginBody, PasswordChangeBody, PasswordChangedSchema,
+from models import payments
+from portal.schemas import (AppointmentSchema, BookingBody, CancelledSchema, LoginBody, PasswordChangeBody, PasswordChangedSchema,
                             PatientSchema, ProviderSchema, ProvidersQuery, RefreshedSchema, RegisterBody,
                             ServiceSchema, SignedOutSchema, SlotSchema, SlotsQuery, appointment_view)
 
@@ -139,7 +140,8 @@ def list_slots(query):
 def create_appointment(body):
     """Book a time for the signed-in patient (201; 409 when taken; 422 when not bookable)."""
     patient = current_patient()
-    appt = book_for_patient(patient, body["service"], body["provider"], body["start"])
+    appt = book_for_patient(patient, body["service"], body["provider"], body["start"],
+                            agree_policy=body.get("agree_policy", False))
     return appointment_view(appt, booking.require_clinic())
 
 
@@ -175,11 +177,12 @@ def show_appointment(appointment_id):
 @bp.route("/appointments/<appointment_id>/cancel", methods=["POST"])
 @bp.errors(400, 401, 403, 404, 409, 503)
 @jwt_required()
-@bp.response(200, AppointmentSchema)
+@bp.response(200, CancelledSchema)
 def cancel_appointment(appointment_id):
-    """Cancel within the service's policy (409 inside the cancellation window)."""
+    """Cancel within the service's policy (409 inside the cancellation window unless a late fee
+    applies); answers the appointment with `refund` and `fee` (a late fee charged to the card)."""
     patient = current_patient()
     appt = booking.get_patient_appointment(patient, appointment_id)
     actor = f"patient:{patient.id}"
     booking.cancel(appt, utcnow(), reason="cancelled by patient", actor=actor, audit_as=actor)  # audits itself
-    return appointment_view(appt, booking.require_clinic())
+    return {**appointment_view(appt, booking.require_clinic()), **payments.cancellation_money(appt)}

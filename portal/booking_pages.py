@@ -31,6 +31,7 @@ from models import clock
 from models.booking import waitlist
 from models.catalog import bookable_services, current_catalog
 from models.documents import Appointment, Payment, utcnow
+from models.payments.documents import UPFRONT_KINDS
 from models.errors import DomainError, NotFound
 from models.booking.reschedule import reschedule_blocker
 from portal.door import accept_offer_for_patient, book_any_for_patient, book_for_patient, reschedule_for_patient
@@ -278,7 +279,7 @@ def dashboard():
             upcoming.append((a, status))
     past.reverse()
     closed.sort(key=lambda item: item[0].updated_at or item[0].start, reverse=True)
-    paid = {p.appointment.id: p for p in Payment.objects(appointment__in=[a.id for a, _ in past]).no_dereference()}
+    paid = {p.appointment.id: p for p in Payment.objects(appointment__in=[a.id for a, _ in past], kind__in=UPFRONT_KINDS).no_dereference()}
     again = {a.id for a, status in closed[:10] if status == "expired" and clock.as_utc(a.start) > now
              and _still_free(a, clinic, now)}
     offers = [e for e in waitlist.entries_of(g.patient) if waitlist.offer_is_open(e, now)]
@@ -294,7 +295,7 @@ def receipt(appointment_id):
     """A receipt for a paid (or free) appointment."""
     appt = booking.get_patient_appointment(g.patient, appointment_id)
     clinic = booking.require_clinic()
-    payment = Payment.objects(appointment=appt.id).first()
+    payment = Payment.objects(appointment=appt.id, kind__in=UPFRONT_KINDS).first()
     if appt.amount and (payment is None or payment.status not in ("succeeded", "refunded")):
         raise NotFound("There is no receipt for this appointment: it was not paid.", code="no_receipt")
     audit(f"patient:{g.patient.id}", "appointment.receipt", record=f"Appointment:{appt.id}")

@@ -14,7 +14,7 @@ from models.documents import utcnow
 from portal.auth import booking_attempt_allowed, one_booking_at_a_time, reschedule_attempt_allowed
 
 
-def book_for_patient(patient, service_id, provider_id, start):
+def book_for_patient(patient, service_id, provider_id, start, agree_policy=False):
     """Book through the shared rule under the patient's throttle and lock (pages and API both call this)."""
     booking_attempt_allowed(patient)
     actor = f"patient:{patient.id}"
@@ -23,7 +23,7 @@ def book_for_patient(patient, service_id, provider_id, start):
     # own database command.
     return booking.book(patient, service_id, provider_id, start, utcnow(),
                         audit=audit_event(actor, "appointment.book"), audit_as=actor,
-                        guard=one_booking_at_a_time(patient))
+                        guard=one_booking_at_a_time(patient), agree_policy=agree_policy)
 
 
 def book_any_for_patient(patient, service_id, start):

@@ -201,6 +201,8 @@ class BookingBody(Body):
     service = Text(required=True)
     provider = Text(required=True)
     start = Instant(required=True)
+    # No-show protection: the patient agrees to the service's deposit and fees (422 otherwise).
+    agree_policy = fields.Boolean(load_default=False)
 
 
 class RescheduleBody(Body):
@@ -251,6 +253,23 @@ class PatientSchema(Schema):
     phone = fields.String(allow_none=True)
 
 
+class PolicySchema(Schema):
+    """No-show protection: a service's deposit and fees (minor units; 0 = none) and the window
+    inside which cancelling costs the late-cancellation fee."""
+
+    deposit = fields.Integer(required=True)
+    late_cancel_fee = fields.Integer(required=True)
+    no_show_fee = fields.Integer(required=True)
+    cancellation_hours = fields.Integer(required=True)
+
+
+class PolicyField(fields.Nested):
+    """The service's `Policy` value, dumped in the contract's shape."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return super()._serialize(value.public() if value is not None else None, attr, obj, **kwargs)
+
+
 class ServiceSchema(Schema):
     """A bookable service; money in minor units."""
 
@@ -259,6 +278,7 @@ class ServiceSchema(Schema):
     duration_minutes = fields.Integer(required=True)
     price = fields.Integer(required=True)
     currency = fields.String(required=True)
+    policy = PolicyField(PolicySchema, required=True)
 
 
 class ProviderSchema(Schema):
@@ -298,6 +318,59 @@ class AppointmentSchema(Schema):
     currency = fields.String(required=True)
     service = fields.Nested(NamedRef, allow_none=True)
     provider = fields.Nested(NamedRef, allow_none=True)
+
+
+class CardSchema(Schema):
+    """No-show protection: the card on file as the patient sees it (never its number)."""
+
+    brand = fields.String(required=True)
+    last4 = fields.String(required=True)
+    exp_month = fields.Integer(required=True, allow_none=True)
+    exp_year = fields.Integer(required=True, allow_none=True)
+
+
+class CardSetupSchema(Schema):
+    """Saving a card: a SetupIntent's secret for Stripe.js, or (Checkout flow) the page to go to."""
+
+    flow = fields.String(required=True, validate=validate.OneOf(("elements", "checkout")))
+    client_secret = fields.String(allow_none=True)
+    publishable_key = fields.String(allow_none=True)
+    setup_intent = fields.String()
+    url = fields.String()
+    session = fields.String()
+
+
+class CardRemovedSchema(Schema):
+    """The card on file is forgotten."""
+
+    removed = fields.Boolean(required=True)
+
+
+class MoneyStateSchema(Schema):
+    """A refund or a fee of a cancellation: how much, and where it is."""
+
+    kind = fields.String()
+    amount = fields.Integer(required=True)
+    currency = fields.String(required=True)
+    status = fields.String(required=True)
+
+
+class CancelledSchema(AppointmentSchema):
+    """A cancelled appointment, with what was refunded and any late-cancellation fee."""
+
+    refund = fields.Nested(MoneyStateSchema, required=True, allow_none=True)
+    fee = fields.Nested(MoneyStateSchema, required=True, allow_none=True)
+
+
+class FeePaymentSchema(Schema):
+    """A fee the patient pays on-line from the emailed link (3-D Secure completed by Stripe.js)."""
+
+    kind = fields.String(required=True)
+    amount = fields.Integer(required=True)
+    currency = fields.String(required=True)
+    status = fields.String(required=True)
+    client_secret = fields.String(required=True, allow_none=True)
+    publishable_key = fields.String(allow_none=True)
 
 
 def appointment_view(appt, clinic, services=None, providers=None, now=None):

@@ -15,7 +15,8 @@ from mongoengine import signals
 from models.audit import audited
 from models.booking.availability import why_not_bookable
 from models.booking.claims import _claim, _claim_docs, drop_claims, release_time
-from models.booking.documents import ACTIVE_STATUSES, Appointment, TimeClaim
+from models.booking.documents import ACTIVE_STATUSES, AgreedPolicy, Appointment, TimeClaim
+from models.catalog.policy import policy_sentence
 from models.booking.rules import (REASONS, _time_off, checked_start, free_providers_at, is_blocking, schedule_days,
                                   service_rules)
 from models.catalog.snapshot import changed, current_catalog
@@ -34,7 +35,7 @@ def _provider_record(patient, service_id, provider_id, *args, **kwargs):
 # the door's one-at-a-time lock); its success event is `audit`, written with the booking itself.
 @audited("appointment.book", _provider_record, on_success=False, refused_on=Conflict)
 def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked_by="patient",
-         pay_online=True, override=False, by_staff=False, notes="", audit=None):
+         pay_online=True, override=False, by_staff=False, notes="", audit=None, agree_policy=False):
     """Book a time: `confirmed` at once when free of charge, else `held` until the hold expires.
 
     Staff bookings pass `pay_online=False` (confirmed at once, paid at the desk) and may pass
@@ -47,6 +48,12 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
     `notes` (e.g. the override's reason) is written with the appointment itself.
     `audit`, an unsaved AuditEvent, is written with the booking (its record defaults to the
     appointment) in the same database command when the server allows.
+
+    No-show protection: a patient booking a service with a deposit or fees must have agreed
+    (`agree_policy=True`, else 422 `policy_not_agreed`) and, when a fee could be charged or the
+    visit is paid at the clinic, have a card on file (409 `card_required`); the policy as agreed
+    (its sentence and time included) is stored with the appointment. A deposit is then what is
+    paid online; a "pay at the clinic" service is confirmed at once.
     """
     start = checked_start(start)
     catalog = current_catalog()
@@ -78,7 +85,8 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
     mine = live_appointments(patient.id, now)
     if not override:
         check_patient_overlap(mine, start, end)
-    paid = service.price > 0 and pay_online
+    agreed = None if by_staff else _agreed_policy(patient, service, now, agree_policy)
+    paid = service.price > 0 and pay_online and not (agreed and agreed.pay_at_clinic)
     if not str(booked_by).startswith("staff"):
         check_hold_limits(mine, clinic, paid)
     hold_minutes = hold_minutes or clinic.hold_minutes or 15
@@ -88,11 +96,28 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
         block_start=start - rules.buffer_before, block_end=end + rules.buffer_after,
         status="held" if paid else "confirmed", hold_expires_at=hold_expires_at,
         amount=service.price, currency=service.currency, created_at=now, updated_at=now,
-        booked_by=booked_by, override=override, notes=notes[:2000])
+        booked_by=booked_by, override=override, notes=notes[:2000], policy=agreed)
     _write_booking(appointment, provider.id, hold_expires_at, now, override, audit)
     if appointment.status == "confirmed":
         appointment_confirmed(appointment, now, fresh=True)
     return appointment
+
+
+def _agreed_policy(patient, service, now, agree_policy):
+    """The policy a patient agrees to by booking `service` (None when it has none), or why not yet."""
+    policy = service.policy
+    if not (policy.deposit or policy.needs_card):
+        return None
+    if policy.needs_card and not getattr(patient, "card_payment_method", None):
+        raise Conflict("This service needs a card on file (for its fees, or because you pay at the "
+                       "clinic). Please save a card in your account, then book again.", code="card_required")
+    text = policy_sentence(policy, service.currency, getattr(patient, "card_last4", None))
+    if not agree_policy:
+        raise ValidationFailed(f"Please agree to the clinic's policy to book: {text}",
+                               code="policy_not_agreed", fields={"agree_policy": "required"})
+    return AgreedPolicy(deposit=policy.deposit, late_cancel_fee=policy.late_cancel_fee,
+                        no_show_fee=policy.no_show_fee, cancellation_hours=policy.cancellation_hours,
+                        pay_at_clinic=policy.pay_at_clinic, text=text[:500], agreed_at=now)
 
 
 def _service_record(patient, service_id, *args, **kwargs):

@@ -4,6 +4,8 @@ from mongoengine import (
     BooleanField,
     DateTimeField,
     Document,
+    EmbeddedDocument,
+    EmbeddedDocumentField,
     IntField,
     ReferenceField,
     StringField,
@@ -16,6 +18,19 @@ from models.clock import utcnow
 APPOINTMENT_STATUSES = ("held", "confirmed", "checked_in", "completed", "no_show", "cancelled", "expired")
 # Statuses whose time is claimed (a held one only until its hold expires).
 ACTIVE_STATUSES = ("held", "confirmed", "checked_in")
+
+
+class AgreedPolicy(EmbeddedDocument):
+    """No-show protection (issue 27): the policy the patient agreed to when booking, as it was then.
+    A fee is never charged above these amounts, whatever the service says later."""
+
+    deposit = IntField(default=0, min_value=0)
+    late_cancel_fee = IntField(default=0, min_value=0)
+    no_show_fee = IntField(default=0, min_value=0)
+    cancellation_hours = IntField(default=0, min_value=0)
+    pay_at_clinic = BooleanField(default=False)
+    text = StringField(max_length=500, default="")  # the sentence the patient agreed to
+    agreed_at = DateTimeField()
 
 
 class Appointment(Document):
@@ -41,6 +56,8 @@ class Appointment(Document):
     notes = StringField(max_length=2000, default="")
     # Bumped by every change of status or time; queued email for an older version is dropped.
     version = IntField(default=0)
+    # --- No-show protection (issue 27): the agreed policy; the online payment is its deposit when set.
+    policy = EmbeddedDocumentField(AgreedPolicy)
     meta = {
         "collection": "appointments",
         "auto_create_index": False,
@@ -51,6 +68,12 @@ class Appointment(Document):
             "start",
         ],
     }
+
+
+def online_amount(appointment):
+    """What is paid online at booking: the agreed deposit when there is one, else the price."""
+    policy = appointment.policy
+    return policy.deposit if policy is not None and policy.deposit else appointment.amount
 
 
 class TimeClaim(Document):

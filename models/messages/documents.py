@@ -12,7 +12,9 @@ from mongoengine import (
 from models.clock import utcnow
 
 KINDS = ("confirmed", "receipt", "cancelled", "rescheduled", "reminder", "password_reset",
-         "invitation", "waitlist_offer")
+         "invitation", "waitlist_offer",
+         # No-show protection (issue 27): a fee was charged; a fee needs the patient to pay it on-line.
+         "fee_charged", "fee_due")
 
 
 APPOINTMENT_KINDS = ("confirmed", "receipt", "cancelled", "rescheduled", "reminder")

@@ -15,7 +15,7 @@ from models.booking.documents import Appointment
 from models.catalog.documents import Clinic
 from models.clock import as_utc as _utc, human_time
 from models.formatting import money
-from models.payments.documents import Payment
+from models.payments.documents import UPFRONT_KINDS, Payment
 
 HIDDEN_LINK = "[link hidden: only the patient sees it]"
 
@@ -94,7 +94,7 @@ def context_for(message, now, public_url, preview=False):
         ctx.update(appt=appt, service_name=appt.service.name, provider_name=appt.provider.name,
                    when=local_time(appt.start, tz), duration=appt.service.duration_minutes,
                    manage_url=f"{base}/portal/appointments/{appt.id}")
-        payment = Payment.objects(appointment=appt.id).first()
+        payment = Payment.objects(appointment=appt.id, kind__in=UPFRONT_KINDS).first()
         ctx["payment"] = payment
         if payment is not None:
             ctx["paid"] = money(payment.amount, payment.currency)
@@ -110,6 +110,13 @@ def context_for(message, now, public_url, preview=False):
         ctx["link"] = HIDDEN_LINK if preview or not token else f"{base}/portal/reset/{token}"
         if message.expires_at:
             ctx["link_expires"] = local_time(message.expires_at, tz)
+    if message.kind in ("fee_charged", "fee_due"):
+        # No-show protection (issue 27): which fee, how much, and (when due) the page to pay it on.
+        ctx["fee_name"] = {"late_cancel_fee": "late-cancellation fee",
+                           "no_show_fee": "missed-appointment fee"}.get(data.get("kind"), "fee")
+        ctx["fee_amount"] = money(int(data.get("amount") or 0), data.get("currency") or "gbp")
+        if appt is not None:
+            ctx["pay_url"] = f"{base}/portal/appointments/{appt.id}/fee/{data.get('payment_id', '')}"
     if message.kind == "waitlist_offer":
         ctx.update(service_name=data.get("service", ""), provider_name=data.get("provider", ""))
         if data.get("start"):

@@ -13,7 +13,7 @@ from models.audit import appointment_record, audited
 from models.booking.cancellation import cancel
 from models.errors import Conflict, ValidationFailed
 from models.payments.cancellation import refund_due
-from models.payments.documents import Payment, Refund
+from models.payments.documents import UPFRONT_KINDS, Payment, Refund
 from models.payments.ledger import _audit as audit  # the payments' audit writer, in a request or not
 from models.payments.ledger import _move_payment
 
@@ -48,7 +48,7 @@ def mark_paid_at_desk(appointment, method, now, actor):
     if appointment.status not in PAYABLE_STATUSES:
         raise Conflict(f"This appointment is {appointment.status.replace('_', ' ')}; take no payment for it.",
                        code="not_payable")
-    existing = Payment.objects(appointment=appointment.id).no_dereference().first()
+    existing = Payment.objects(appointment=appointment.id, kind__in=UPFRONT_KINDS).no_dereference().first()
     if existing is not None and existing.status in ("succeeded", "refunded"):
         raise Conflict("This appointment is already paid.", code="already_paid")
     if existing is not None and existing.status in ("pending", "processing"):
@@ -82,7 +82,7 @@ def cancel_at_desk(appointment, now, reason, actor):
     if not (reason or "").strip():
         raise ValidationFailed("Give a reason for the cancellation.", fields={"reason": "required"})
     preview = refund_preview(appointment, now)
-    before = Payment.objects(appointment=appointment.id).no_dereference().first()
+    before = Payment.objects(appointment=appointment.id, kind__in=UPFRONT_KINDS).no_dereference().first()
     cancel(appointment, now, reason=reason.strip(), by_staff=True, actor=actor)
     if preview is None:
         return appointment, 0, False
@@ -94,7 +94,7 @@ def cancel_at_desk(appointment, now, reason, actor):
         amount = (after.amount_refunded or 0) - (before.amount_refunded or 0)
         pending = any(r.status == "pending" for r in after.refunds[len(before.refunds):])
     else:
-        payment = Payment.objects(appointment=appointment.id).no_dereference().first()
+        payment = Payment.objects(appointment=appointment.id, kind__in=UPFRONT_KINDS).no_dereference().first()
         entry = Refund(amount=amount, status="succeeded", created_at=now,
                        reason=f"given back at the desk ({DESK_METHODS.get(payment.method, payment.method)})")
         given_before = payment.amount_refunded or 0
@@ -120,7 +120,7 @@ def refund_preview(appointment, now):
     `how` is "card" for an online payment (refunded through Stripe) or "desk" for cash or the card
     terminal (given back at the desk and recorded).
     """
-    payment = Payment.objects(appointment=appointment.id).no_dereference().first()
+    payment = Payment.objects(appointment=appointment.id, kind__in=UPFRONT_KINDS).no_dereference().first()
     if payment is None or payment.status != "succeeded":
         return None
     if not refund_due(appointment, appointment.status, now):
