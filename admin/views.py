@@ -35,6 +35,7 @@ from admin.roles import ADMIN_ONLY, EVERYONE, FRONT_DESK, SCHEDULE_EDITORS
 from admin.schedule import WEEKDAYS, ScheduleForm, apply_row_buttons, prefill, validate_schedule
 from clinic.audit import audit
 from models import booking
+from models import payments
 from models import clock
 from models.booking import frontdesk
 from models.accounts import hash_password, normalise_email, validate_password
@@ -141,12 +142,24 @@ class ServiceView(SecureModelView):
     column_default_sort = "name"
     record_noun = "service"
     form_overrides = {"price": MoneyField, "currency": StringField, "reminder_hours": HoursListField,
-                      "name": NameField}
+                      "name": NameField,
+                      # No-show protection (issue 27): money as "20.00", like the price.
+                      "deposit_amount": MoneyField, "late_cancel_fee": MoneyField, "no_show_fee": MoneyField}
     column_labels = {"duration_minutes": "Duration (minutes)", "buffer_before_minutes": "Buffer before (minutes)",
                      "buffer_after_minutes": "Buffer after (minutes)", "min_notice_minutes": "Minimum notice (minutes)",
                      "horizon_days": "Bookable ahead (days)", "cancellation_window_hours": "Cancellation window (hours)",
-                     "refund_rule": "Refund on cancellation", "reminder_hours": "Email reminders (hours before)"}
-    column_descriptions = {"price": "An amount like 55.00, in the currency below; 0.00 for a free service.",
+                     "refund_rule": "Refund on cancellation", "reminder_hours": "Email reminders (hours before)",
+                     "deposit_amount": "Deposit (amount)", "deposit_percent": "Deposit (% of the price)",
+                     "late_cancel_fee": "Late-cancellation fee", "no_show_fee": "No-show fee",
+                     "pay_at_clinic": "Pay at the clinic (card on file required)"}
+    column_descriptions = {
+                           "deposit_amount": "Taken online when booking; the rest is paid at the clinic. 0.00 for none.",
+                           "deposit_percent": "Or a percentage of the price (0 for none); give one of the two.",
+                           "late_cancel_fee": "Charged to the card on file when the patient cancels inside the "
+                                              "cancellation window (patients may then still cancel online). 0.00 for none.",
+                           "no_show_fee": "Charged to the card on file when staff mark a no-show (or waived "
+                                          "with a reason). 0.00 for none.",
+                           "pay_at_clinic": "Nothing is taken online; patients need a card on file to book.","price": "An amount like 55.00, in the currency below; 0.00 for a free service.",
                            "currency": "Three-letter code in lower case, e.g. gbp.",
                            "duration_minutes": "A multiple of 5 minutes."}
     column_formatters = {"price": money_formatter("price"), "currency": lambda v, c, m, n: (m.currency or "").upper(),
@@ -444,7 +457,9 @@ class AppointmentView(SecureModelView):
     @action("no_show", "Mark as no-show")
     def action_no_show(self, ids):
         """Mark confirmed appointments that have started as no-shows."""
-        self._apply(ids, frontdesk.mark_no_show, "no_show")
+        # No-show protection: one with an agreed fee is refused here (staff charge or waive it in the day view).
+        self._apply(ids, lambda a, now, **audited: payments.no_show(a, now, charge=None, actor=staff_actor(),
+                                                                     **audited), "no_show")
 
 
 class PatientView(SecureModelView):
@@ -531,14 +546,14 @@ class PaymentView(SecureModelView):
     export_roles = FRONT_DESK
     audit_reads = True
     record_noun = "payment"
-    column_list = ("created_at", "patient", "appointment", "amount", "status", "amount_refunded", "flow",
+    column_list = ("created_at", "patient", "appointment", "kind", "amount", "status", "amount_refunded", "flow",
                    "stripe_payment_intent", "flag")
-    column_details_list = ("created_at", "updated_at", "patient", "appointment", "amount", "status",
-                           "amount_refunded", "refunds", "flow", "stripe_payment_intent",
-                           "stripe_checkout_session", "flag")
-    column_export_list = ("created_at", "patient", "appointment", "amount", "currency", "status",
+    column_details_list = ("created_at", "updated_at", "patient", "appointment", "kind", "amount", "status",
+                           "fee_state", "waived_reason", "amount_refunded", "refunds", "flow",
+                           "stripe_payment_intent", "stripe_checkout_session", "flag")
+    column_export_list = ("created_at", "patient", "appointment", "kind", "amount", "currency", "status",
                           "amount_refunded", "flow", "stripe_payment_intent", "flag")
-    column_filters = ("status", "flow", "created_at", FilterPatientText("patient", "Patient"))
+    column_filters = ("status", "kind", "flow", "created_at", FilterPatientText("patient", "Patient"))
     column_searchable_list = ("stripe_payment_intent", "stripe_checkout_session")
     column_default_sort = ("created_at", True)
     column_labels = {"created_at": "Created", "updated_at": "Updated", "amount_refunded": "Refunded",
@@ -546,7 +561,8 @@ class PaymentView(SecureModelView):
                      "flow": "Payment page"}
     column_formatters = {
         "created_at": local_formatter("created_at"), "updated_at": local_formatter("updated_at"),
-        "patient": patient_formatter, "status": words_formatter,
+        "patient": patient_formatter, "status": words_formatter, "kind": words_formatter,
+        "fee_state": words_formatter,
         "flow": lambda v, c, m, n: {"elements": "card form", "checkout": "Stripe Checkout"}.get(m.flow, m.flow or ""),
         "amount": money_formatter("amount"), "amount_refunded": money_formatter("amount_refunded"),
         "appointment": lambda v, c, m, n: link(url_for("appointments.details_view", id=str(m.appointment.id)),
@@ -565,6 +581,26 @@ class PaymentView(SecureModelView):
         "currency": lambda v, c, m, n: (m.currency or "").upper(),
         "status": words_formatter,
     }
+
+    # No-show protection (issue 27): staff give a charged fee back (the whole of what is left).
+    action_roles = {"refund_fee": FRONT_DESK}
+
+    @action("refund_fee", "Refund fee", "Refund the selected late-cancellation or no-show fees to the patient's card?")
+    def action_refund_fee(self, ids):
+        """Refund charged fees in full (other payments are refused here: cancel the appointment instead)."""
+        done, refused = 0, 0
+        for payment in Payment.objects(id__in=ids):
+            try:
+                refunded = payments.refund_fee(payment, utcnow(), actor=staff_actor(), audit_as=staff_actor())
+            except DomainError as exc:
+                flash(exc.message, "error")
+                continue
+            done += bool(refunded)
+            refused += not refunded
+        if done:
+            flash(f"{done} fee(s) refunded to the patient's card.", "success")
+        if refused:
+            flash(f"{refused} payment(s) skipped: only a charged fee can be refunded here.", "error")
 
     def get_list(self, page, sort_column, sort_desc, search, filters, execute=True, page_size=None):
         """Payments with their appointments' services and providers, loaded in bulk."""

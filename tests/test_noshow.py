@@ -294,3 +294,58 @@ def test_checkout_flow_saves_the_card_in_setup_mode(checkout_app, stripe_base):
     patient.reload()
     assert (patient.card_brand, patient.card_last4) == ("visa", "4242")
     assert client.get("/api/me/card").get_json()["last4"] == "4242"
+
+
+def _started_appointment_with_fee(patient, service, provider, fee=2500):
+    """An appointment that started 30 minutes ago today, booked under a no-show fee (written directly)."""
+    from models.booking.documents import AgreedPolicy
+
+    start = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(minutes=30)
+    end = start + timedelta(minutes=30)
+    return Appointment(patient=patient, provider=provider, service=service, start=start, end=end,
+                       block_start=start, block_end=end, status="confirmed", amount=service.price, currency="gbp",
+                       policy=AgreedPolicy(no_show_fee=fee, pay_at_clinic=True, text="If you do not come, we will "
+                                           "charge £25.00 to your card ending 4242.", agreed_at=start)).save()
+
+
+def test_staff_confirm_then_charge_or_waive_a_no_show_in_the_day_view_and_refund_the_fee(app, stripe_base):
+    from tests.support.clients import signed_in_staff
+    from tests.support.factories import form_csrf
+
+    from tests.support.factories import LONDON
+
+    now = datetime.now(timezone.utc)
+    if (now - timedelta(minutes=31)).astimezone(LONDON).date() != now.astimezone(LONDON).date():
+        pytest.skip("just after midnight in the clinic's zone: the appointment would be yesterday's")
+    made = world(fees=dict(FEES, no_show_fee=2500, pay_at_clinic=True))
+    service, provider = made.services["fees"], made.providers["dr"]
+    save_card(signed_in(app), stripe_base)
+    patient = Patient.objects.get(email="pat@example.com")
+    appt = _started_appointment_with_fee(patient, service, provider)
+    desk = signed_in_staff(app, "reception", create=True)
+    token = form_csrf(desk.get("/admin/login").get_data(as_text=True))
+    asked = desk.post("/admin/day/act", data={"op": "no_show", "appointment": str(appt.id), "csrf_token": token})
+    assert asked.status_code == 302 and "/admin/day/no-show" in asked.headers["Location"]
+    assert Appointment.objects.get(id=appt.id).status == "confirmed"  # nothing happens before the confirm step
+    page = desk.get(asked.headers["Location"]).get_data(as_text=True)
+    assert "charge £25.00 to the card ending 4242" in page
+    no_reason = desk.post("/admin/day/act", data={"op": "no_show", "appointment": str(appt.id), "csrf_token": token,
+                                                  "confirm": "yes", "fee": "waive", "reason": ""})
+    assert no_reason.status_code == 422 and "reason" in no_reason.get_data(as_text=True)
+    assert Appointment.objects.get(id=appt.id).status == "confirmed"
+    for _ in range(2):  # a double click charges once
+        desk.post("/admin/day/act", data={"op": "no_show", "appointment": str(appt.id), "csrf_token": token,
+                                          "confirm": "yes", "fee": "charge"})
+    assert Appointment.objects.get(id=appt.id).status == "no_show"
+    fee = Payment.objects.get(appointment=appt.id, kind="no_show_fee")
+    assert (fee.status, fee.amount) == ("succeeded", 2500) and len(_intents_for(stripe_base, fee.id)) == 1
+    day = desk.get("/admin/day/").get_data(as_text=True)
+    assert "No-show fee £25.00:" in day and "taken" in day
+    # Staff give the fee back from the payments ledger.
+    admin = signed_in_staff(app, "admin", create=True)
+    listing = admin.get("/admin/payments/").get_data(as_text=True)
+    refunded = admin.post("/admin/payments/action/", data={"action": "refund_fee", "rowid": str(fee.id),
+                                                           "csrf_token": form_csrf(listing)})
+    assert refunded.status_code == 302
+    fee.reload()
+    assert (fee.status, fee.amount_refunded) == ("refunded", 2500)

@@ -97,7 +97,7 @@ EXPORTS = {
     ),
     "models.payments.fees": (
         "fee_amount", "fee_of", "fee_view", "charge_fee", "late_cancel_fee", "no_show", "waive_fee",
-        "start_fee_payment", "retry_fees", "paid_online", "cancellation_money",
+        "start_fee_payment", "retry_fees", "paid_online", "cancellation_money", "refund_fee",
     ),
 }
 __getattr__, __dir__ = lazy_exports(__name__, EXPORTS)
@@ -234,4 +234,5 @@ if TYPE_CHECKING:  # the same names, imported for readers and for the import gra
         retry_fees,
         paid_online,
         cancellation_money,
+        refund_fee,
     )

@@ -34,6 +34,7 @@ from models.messages.outbox import enqueue_for_appointment
 from models.payments.documents import FEE_KINDS, UPFRONT_KINDS, Payment
 from models.payments.gateway import CardError, StripeError, _obj, is_transient, stripe_api
 from models.payments.ledger import _audit, _move_payment, _ref_id, log
+from models.payments.refunds import refund_payment
 from models.payments.sync import sync_payment_intent
 
 
@@ -162,8 +163,12 @@ def late_cancel_fee(appointment, now, actor="system"):
 @audited("appointment.no_show", appointment_record)
 def no_show(appointment, now, charge=True, reason="", actor="staff"):
     """Staff mark a no-show (after their confirm step): the agreed no-show fee is charged, or waived
-    with a reason (required). Returns the fee Payment (None when no fee was agreed)."""
+    with a reason (required). Returns the fee Payment (None when no fee was agreed). `charge=None`
+    (a bulk action with no confirm step) marks only appointments without a fee."""
     cap = fee_amount(appointment, "no_show_fee")
+    if cap and charge is None:
+        raise Conflict("This appointment has a no-show fee: mark it from the day view, where you charge "
+                       "or waive the fee.", code="fee_decision_required")
     if cap and not charge and not (reason or "").strip():
         raise ValidationFailed("Give a reason for waiving the no-show fee.", fields={"reason": "required"})
     mark_no_show(appointment, now)
@@ -201,6 +206,14 @@ def waive_fee(payment, reason, now, actor="staff"):
                          set__fee_state="waived", set__waived_reason=reason.strip()[:300]):
         raise Conflict("This fee changed a moment ago; look again.", code="fee_changed")
     return payment
+
+
+@audited("payment.fee_refund", lambda payment, *a, **k: f"Payment:{payment.id}")
+def refund_fee(payment, now, actor="staff"):
+    """Staff refund a charged fee in full (what is left of it); None for anything but a charged fee."""
+    if payment.kind not in FEE_KINDS or payment.status != "succeeded":
+        return None
+    return refund_payment(payment, reason="fee refunded by staff", actor=actor, now=now)
 
 
 def start_fee_payment(patient, payment_id, now):
