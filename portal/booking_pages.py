@@ -34,6 +34,7 @@ from models.documents import Appointment, Payment, utcnow
 from models.payments.documents import UPFRONT_KINDS
 from models.errors import DomainError, NotFound
 from models.booking.reschedule import reschedule_blocker
+from models.catalog.policy import policy_sentence
 from portal.door import accept_offer_for_patient, book_any_for_patient, book_for_patient, reschedule_for_patient
 from portal.schemas import parse_instant
 from portal.auth import current_patient, issue_tokens, patient_page
@@ -197,7 +198,7 @@ def book():
     ctx["picker"] = build_picker(service, chosen, clinic, now, args.get("month"), args.get("day"))
     start_raw = args.get("start")
     if start_raw:
-        ctx["review"] = review_context(service, chosen, clinic, now, start_raw, ctx["picker"])
+        ctx["review"] = review_context(service, chosen, clinic, now, start_raw, ctx["picker"], patient)
         if ctx["review"] is None:
             flash("That time is no longer free. Please choose another.", "error")
         else:
@@ -205,7 +206,7 @@ def book():
     return render_template("portal/book.html", **ctx)
 
 
-def review_context(service, chosen, clinic, now, start_raw, picker):
+def review_context(service, chosen, clinic, now, start_raw, picker, patient=None):
     """What the review step shows, or None when the time is not (or no longer) free."""
     try:
         start = clock.as_utc(parse_instant(start_raw))
@@ -222,9 +223,14 @@ def review_context(service, chosen, clinic, now, start_raw, picker):
         # Said before committing: this time is already inside the window, so online changes are over.
         policy = (f"This time starts within {hours} hour{'s' if hours != 1 else ''}, so once booked it "
                   f"cannot be cancelled or moved online. " + policy)
+    # No-show protection (issue 27): the deposit and fees in one plain sentence the patient agrees to.
+    fees = service.policy
     return {"start": start, "local": local, "end": start + timedelta(minutes=service.duration_minutes),
             "providers": free, "start_iso": local.isoformat(),
-            "hold_minutes": clinic.hold_minutes or 15, "policy": policy}
+            "hold_minutes": clinic.hold_minutes or 15, "policy": policy,
+            "fees": fees if (fees.deposit or fees.needs_card) else None,
+            "fees_text": policy_sentence(fees, service.currency, getattr(patient, "card_last4", None)),
+            "needs_card": fees.needs_card and not getattr(patient, "card_payment_method", None)}
 
 
 @bp.post("/book")
@@ -236,10 +242,11 @@ def book_post():
     back = book_url(service=service_id, provider=choice, day=form.get("day"), tz=form.get("tz"))
     try:
         start = parse_instant(form.get("start", ""))
+        agree = form.get("agree_policy") == "yes"
         if choice == "any":
-            appt = book_any_for_patient(g.patient, service_id, start)
+            appt = book_any_for_patient(g.patient, service_id, start, agree_policy=agree)
         else:
-            appt = book_for_patient(g.patient, service_id, choice, start)
+            appt = book_for_patient(g.patient, service_id, choice, start, agree_policy=agree)
     except DomainError as exc:
         flash(exc.message, "error")
         return redirect(back)

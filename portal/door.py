@@ -26,14 +26,14 @@ def book_for_patient(patient, service_id, provider_id, start, agree_policy=False
                         guard=one_booking_at_a_time(patient), agree_policy=agree_policy)
 
 
-def book_any_for_patient(patient, service_id, start):
+def book_any_for_patient(patient, service_id, start, agree_policy=False):
     """Book the time with the first clinician free then ("any clinician"), under the same throttle and lock."""
     booking_attempt_allowed(patient)
     actor = f"patient:{patient.id}"
     # One action, audited once whichever clinician gets it (models/booking/create.py).
     return booking.book_first_free(patient, service_id, None, start, utcnow(),
                                    audit=audit_event(actor, "appointment.book"), audit_as=actor,
-                                   guard=one_booking_at_a_time(patient))
+                                   guard=one_booking_at_a_time(patient), agree_policy=agree_policy)
 
 
 def accept_offer_for_patient(patient, entry):
