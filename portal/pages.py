@@ -162,7 +162,9 @@ def appointment(appointment_id):
         "portal/appointment.html", appt=appt, clinic=clinic, status=booking.effective_status(appt, now),
         blocker=blocker, human_time=clock.human_time, pay=pay,
         move_blocker=reschedule_blocker(appt, now, clinic), confirm_cancel=confirm_cancel,
-        refund=refund_preview(appt, now) if confirm_cancel else None)
+        refund=refund_preview(appt, now) if confirm_cancel else None,
+        # No-show protection: what cancelling now costs (the agreed late-cancellation fee), said first.
+        late_fee=booking.cancellation_terms(appt, now).fee)
 
 
 @bp.post("/appointments/<appointment_id>/cancel")

@@ -349,3 +349,88 @@ def test_staff_confirm_then_charge_or_waive_a_no_show_in_the_day_view_and_refund
     assert refunded.status_code == 302
     fee.reload()
     assert (fee.status, fee.amount_refunded) == ("refunded", 2500)
+
+
+def test_stripe_down_leaves_the_fee_waiting_and_the_sweep_charges_it_once(make_app, stripe_base):
+    from models.sweep import sweep
+    from tests.support.payments import StripeProxy
+
+    down = {"on": False}
+
+    def answer(method, path, query, form):
+        if down["on"] and method == "POST" and path == "/v1/payment_intents":
+            return 503, {"error": {"type": "api_error", "message": "Stripe is down (test)"}}
+        return None
+
+    proxy = StripeProxy(stripe_base, answer)
+    try:
+        app = make_app(STRIPE_API_BASE=proxy.url)
+        made = world(fees=dict(FEES, late_cancel_fee=2000, pay_at_clinic=True))
+        service, provider = made.services["fees"], made.providers["dr"]
+        client = signed_in(app)
+        save_card(client, stripe_base)
+        appt_id = book(client, service, provider, soon()).get_json()["id"]
+        down["on"] = True
+        answer_ = api_post(client, f"/api/appointments/{appt_id}/cancel")
+        assert answer_.status_code == 200 and answer_.get_json()["status"] == "cancelled"
+        assert answer_.get_json()["fee"]["status"] == "pending"
+        fee = Payment.objects.get(appointment=appt_id, kind="late_cancel_fee")
+        assert (fee.status, fee.stripe_payment_intent, fee.fee_state) == ("pending", None, "")
+        down["on"] = False
+        with app.app_context():
+            sweep(datetime.now(timezone.utc) + timedelta(minutes=2))
+            sweep(datetime.now(timezone.utc) + timedelta(minutes=4))  # a second pass charges nothing more
+        fee.reload()
+        assert fee.status == "succeeded"
+        assert [pi["status"] for pi in _intents_for(stripe_base, fee.id)] == ["succeeded"]
+    finally:
+        proxy.stop()
+
+
+def test_a_card_removed_before_the_charge_makes_the_fee_due_and_emails_the_patient(app, stripe_base):
+    made = world(fees=dict(FEES, late_cancel_fee=2000, pay_at_clinic=True))
+    service, provider = made.services["fees"], made.providers["dr"]
+    client = signed_in(app)
+    save_card(client, stripe_base)
+    appt_id = book(client, service, provider, soon()).get_json()["id"]
+    assert client.delete("/api/me/card", headers={"X-CSRF-TOKEN": client.get_cookie("csrf_access_token").value}
+                         ).status_code == 200
+    answer = api_post(client, f"/api/appointments/{appt_id}/cancel").get_json()
+    assert answer["fee"]["status"] == "due"
+    fee = Payment.objects.get(appointment=appt_id, kind="late_cancel_fee")
+    assert (fee.status, fee.fee_state) == ("pending", "no_card")
+    assert OutboxMessage.objects(kind="fee_due", appointment=appt_id).count() == 1
+    from models.glance import attention
+
+    assert any(p.id == fee.id and "due" in why for p, why in attention(datetime.now(timezone.utc)))
+
+
+def test_inside_the_window_the_patient_may_cancel_with_the_fee_but_not_move_and_the_page_says_so(app, stripe_base):
+    made = world(fees=dict(FEES, late_cancel_fee=2000, pay_at_clinic=True))
+    service, provider = made.services["fees"], made.providers["dr"]
+    client = signed_in(app)
+    save_card(client, stripe_base)
+    appt_id = book(client, service, provider, soon()).get_json()["id"]
+    moved = api_post(client, f"/api/appointments/{appt_id}/reschedule",
+                     {"start": at(future_day(2), 11).isoformat()})
+    assert moved.status_code == 409 and moved.get_json()["error"]["code"] == "inside_cancellation_window"
+    page = client.get(f"/portal/appointments/{appt_id}?cancel=1").get_data(as_text=True)
+    assert "a fee of £20.00 applies" in page
+
+
+def test_the_rest_after_a_deposit_is_taken_at_the_desk(app, stripe_base):
+    from models.payments.desk import due_at_desk, mark_paid_at_desk
+
+    made = world(deposit=dict(DEPOSIT, deposit_amount=2000))
+    service, provider = made.services["deposit"], made.providers["dr"]
+    client = signed_in(app)
+    appt_id = book(client, service, provider, at(future_day(4), 10)).get_json()["id"]
+    api_post(client, f"/api/appointments/{appt_id}/payment")
+    token = card_token(stripe_base, CARD_OK)["id"]
+    api_post(client, f"/api/appointments/{appt_id}/payment/confirm", {"token": token})
+    appt = Appointment.objects.get(id=appt_id)
+    deposit = Payment.objects.get(appointment=appt_id, kind="deposit")
+    assert due_at_desk(appt, deposit) == 6000
+    rest = mark_paid_at_desk(appt, "card_terminal", datetime.now(timezone.utc), "staff:desk")
+    assert (rest.kind, rest.amount, rest.method) == ("visit", 6000, "card_terminal")
+    assert due_at_desk(appt, deposit) == 0

@@ -27,9 +27,22 @@ def due_at_desk(appointment, payment):
     # A no-show may still be charged (mark_paid_at_desk allows it) but is not listed as due.
     if not appointment.amount or appointment.status not in ("confirmed", "checked_in", "completed"):
         return 0
+    rest = _rest_after_deposit(appointment, payment)
+    if rest is not None:
+        return rest
     if payment is not None and payment.status in ("succeeded", "refunded", "pending", "processing"):
         return 0
     return appointment.amount
+
+
+def _rest_after_deposit(appointment, payment):
+    """No-show protection: after a deposit paid online, what is left to take at the desk (None when
+    the appointment's online payment is not a paid deposit)."""
+    if payment is None or payment.kind != "deposit" or payment.status != "succeeded":
+        return None
+    if Payment.objects(appointment=appointment.id, kind="visit", status__in=("succeeded", "refunded")).count():
+        return 0
+    return max(0, appointment.amount - payment.amount)
 
 
 @audited("appointment.pay", appointment_record)
@@ -49,12 +62,17 @@ def mark_paid_at_desk(appointment, method, now, actor):
         raise Conflict(f"This appointment is {appointment.status.replace('_', ' ')}; take no payment for it.",
                        code="not_payable")
     existing = Payment.objects(appointment=appointment.id, kind__in=UPFRONT_KINDS).no_dereference().first()
+    amount = appointment.amount
+    rest = _rest_after_deposit(appointment, existing)
+    if rest:
+        # The deposit was paid online: the rest is its own Payment (kind "visit"), taken here.
+        existing, amount = None, rest
     if existing is not None and existing.status in ("succeeded", "refunded"):
         raise Conflict("This appointment is already paid.", code="already_paid")
     if existing is not None and existing.status in ("pending", "processing"):
         raise Conflict("An online payment for this appointment is under way; wait for it to finish "
                        "before taking money at the desk.", code="payment_under_way")
-    fields = dict(amount=appointment.amount, currency=appointment.currency, status="succeeded",
+    fields = dict(amount=amount, currency=appointment.currency, status="succeeded",
                   method=method, paid_at=now, updated_at=now)
     if existing is None:
         payment = Payment(appointment=appointment.id, patient=appointment.patient.id, created_at=now, **fields)
