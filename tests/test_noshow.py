@@ -434,3 +434,20 @@ def test_the_rest_after_a_deposit_is_taken_at_the_desk(app, stripe_base):
     rest = mark_paid_at_desk(appt, "card_terminal", datetime.now(timezone.utc), "staff:desk")
     assert (rest.kind, rest.amount, rest.method) == ("visit", 6000, "card_terminal")
     assert due_at_desk(appt, deposit) == 0
+
+
+def test_the_signed_setup_intent_succeeded_event_saves_the_card_and_a_stranger_s_is_ignored(app, stripe_base):
+    world(fees=dict(FEES, late_cancel_fee=2000))
+    client = signed_in(app)
+    body = api_post(client, "/api/me/card").get_json()
+    resp = requests.post(f"{stripe_base}/v1/setup_intents/{body['setup_intent']}/confirm", timeout=10, json={
+        "key": PUBLISHABLE_KEY, "client_secret": body["client_secret"], "use_stripe_sdk": True,
+        "payment_method_data": {"type": "card", "card": {"number": CARD_OK, "exp_month": "12",
+                                                         "exp_year": "2034", "cvc": "123"}}})
+    seti = resp.json()
+    # An event's payload is only a hint: a forged metadata naming another patient changes nothing.
+    forged = dict(seti, metadata={"patient_id": "0" * 24})
+    assert post_event(app.test_client(), make_event("setup_intent.succeeded", forged)).status_code == 200
+    assert post_event(app.test_client(), make_event("setup_intent.succeeded", seti)).status_code == 200
+    patient = Patient.objects.get(email="pat@example.com")
+    assert (patient.card_last4, patient.card_setup) == ("4242", None)
