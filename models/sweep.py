@@ -33,7 +33,7 @@ from models.booking.waitlist import sweep_waitlist
 from models.clock import utcnow
 from models.messages.delivery import deliver_due
 from models.payments.cancellation import stop_and_sync
-from models.payments.documents import UPFRONT_KINDS, Payment
+from models.payments.documents import FEE_KINDS, UPFRONT_KINDS, Payment
 from models.payments.fees import retry_fees
 from models.payments.refunds import retry_pending_refunds
 from models.payments.settlement import settle_paid
@@ -227,13 +227,17 @@ def _recent_payments(now, report):
             report.problems.append(f"payment {payment.id} has more refunded than paid")
         if appt is None:
             report.problems.append(f"payment {payment.id} belongs to no appointment")
+        elif payment.kind in FEE_KINDS:
+            continue  # a fee follows a closed appointment by design: nothing to settle or refund
         elif payment.status == "succeeded" and appt.status in ("held", "expired"):
             try:
                 _note(settle_paid(payment, ACTOR, now, first_time=False), str(appt.id), report)
             except Exception as exc:
                 report.problems.append(f"paid appointment {appt.id} could not be settled "
                                        f"({exc.__class__.__name__})")
-        elif payment.status == "succeeded" and appt.status == "cancelled" and not payment.amount_refunded:
+        elif (payment.status == "succeeded" and appt.status == "cancelled" and not payment.amount_refunded
+              and not Payment.objects(appointment=appt.id, kind="late_cancel_fee").count()):
+            # (a late cancellation keeps what was paid towards its fee: no refund is expected then)
             report.problems.append(f"appointment {appt.id} is cancelled but its payment was not "
                                    "refunded (check the service's refund rule)")
 

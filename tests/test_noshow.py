@@ -269,6 +269,11 @@ def test_a_late_cancel_keeps_the_deposit_towards_the_fee_and_never_charges_above
     assert answer["fee"] == {"kind": "late_cancel_fee", "amount": 500, "currency": "gbp", "status": "charged"}
     taken = sum(p.amount - (p.amount_refunded or 0) for p in Payment.objects(appointment=appt_id, status="succeeded"))
     assert taken == 2000
+    from models.sweep import sweep
+
+    with app.app_context():  # the sweeper neither refunds the fee nor reports the kept deposit as a problem
+        report = sweep(datetime.now(timezone.utc) + timedelta(minutes=2))
+    assert report.problems == [] and Payment.objects.get(appointment=appt_id, kind="late_cancel_fee").status == "succeeded"
 
 
 @pytest.fixture
