@@ -12,6 +12,7 @@ from models.messages.documents import OutboxMessage
 from tests.helpers import concurrently
 from tests.support.factories import at, future_day
 from tests.support.payments import (
+    CARD_ALWAYS_3DS,
     CARD_OK,
     PUBLISHABLE_KEY,
     CheckoutStandIn,
@@ -20,12 +21,12 @@ from tests.support.payments import (
     card_token,
     make_event,
     post_event,
+    save_card,
     signed_in,
     stripe_client,
 )
 from tests.support.world import build_world
 
-CARD_ALWAYS_3DS = "4000002760003184"  # asks for authentication even off-session
 
 FEES = dict(name="Physio", duration=30, price=6000, cancel_hours=48)
 DEPOSIT = dict(name="Assessment", duration=30, price=8000, cancel_hours=24)
@@ -42,27 +43,6 @@ def world(**services):
             made.services[key].update(**{f"set__{k}": v for k, v in extra.items()})
             made.services[key].reload()
     return made
-
-
-def save_card(client, stripe_base, number=CARD_OK):
-    """What the account page does: start a SetupIntent, Stripe.js confirms it, the page reloads."""
-    started = api_post(client, "/api/me/card")
-    assert started.status_code == 200, started.get_json()
-    body = started.get_json()
-    seti = body["setup_intent"]
-    # Stripe.js `confirmCardSetup` (localstripe's stand-in posts JSON with the publishable key).
-    resp = requests.post(f"{stripe_base}/v1/setup_intents/{seti}/confirm", timeout=10, json={
-        "key": PUBLISHABLE_KEY, "client_secret": body["client_secret"], "use_stripe_sdk": True,
-        "payment_method_data": {"type": "card", "card": {"number": number, "exp_month": "12",
-                                                         "exp_year": "2034", "cvc": "123"}}})
-    assert resp.status_code == 200, resp.text
-    if resp.json()["status"] == "requires_action":  # the patient completes 3-D Secure in Stripe.js's prompt
-        resp = requests.post(f"{stripe_base}/v1/setup_intents/{seti}/confirm", timeout=10, json={
-            "key": PUBLISHABLE_KEY, "client_secret": body["client_secret"], "use_stripe_sdk": True})
-        assert resp.json()["status"] == "succeeded", resp.text
-    shown = client.get("/api/me/card")
-    assert shown.status_code == 200, shown.get_json()
-    return shown.get_json()
 
 
 def book(client, service, provider, start, agree=True):
