@@ -74,6 +74,11 @@ class DayView(StaffAccessMixin, BaseView):
         grid = build_grid(day, clinic_zone(), self._providers(), now,
                           step_minutes=(clinic.slot_step_minutes if clinic else 15) or 15, show_all=show_all)
         audit(staff_actor(), "Appointment.day_view", record=f"day:{day.isoformat()}")
+        # Intake answers (issue 28) are health data: each appointment whose answers the grid shows is audited.
+        for column in grid.columns:
+            for item in column.appointments:
+                if item["a"].answers:
+                    audit(staff_actor(), "appointment.answers_read", record=f"Appointment:{item['a'].id}")
         undo = None
         op, _, undo_id = request.args.get("undo", "").partition(":")
         if op in UNDO.values() and ObjectId.is_valid(undo_id):
@@ -255,6 +260,9 @@ class DayView(StaffAccessMixin, BaseView):
         times = [t for t in source.getlist("time") if t] if hasattr(source, "getlist") else [source.get("time", "")]
         values["time"] = (times[-1] if times else "").strip()[:5]
         values["override"] = source.get("override") == "yes"
+        # Intake answers (issue 28), fields answer-<question id>: checked by the booking action.
+        values["answers"] = {k[len("answer-"):]: (source.get(k) or "")[:2100] for k in source.keys()
+                             if k.startswith("answer-")}
         # `walkin_done`: a walk-in form sent again (Find, Show free times, a refused Book) stays a
         # walk-in, with the day and time it was given.
         values["walkin"] = bool(source.get("walkin_done"))
@@ -327,7 +335,7 @@ class DayView(StaffAccessMixin, BaseView):
                 return booking.book(patient, values["service"], values["provider"], start, utcnow(),
                                     booked_by=staff_actor(), pay_online=False, override=values["override"],
                                     by_staff=True, notes=notes, audit_as=staff_actor(),
-                                    audit=audit_event(staff_actor(), "appointment.book"))
+                                    audit=audit_event(staff_actor(), "appointment.book"), answers=values["answers"])
 
             patient = self._existing_patient(values)
             if patient is not None:

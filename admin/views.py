@@ -7,6 +7,7 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from flask import flash, g, redirect, request, url_for
 from flask_admin import expose
+from markupsafe import Markup
 from flask_admin.actions import action
 from flask_admin.helpers import get_form_data, get_redirect_target
 from flask_login import current_user
@@ -43,6 +44,7 @@ from models.accounts.patients import create_by_staff
 from models.documents import Appointment, Payment, Patient, Provider, Schedule, StaffUser, utcnow
 from models.payments.documents import UPFRONT_KINDS
 from models.errors import DomainError
+from models.catalog.questions import answer_text
 from models.formatting import money, plain_amount
 
 log = logging.getLogger(__name__)
@@ -164,6 +166,35 @@ class ServiceView(SecureModelView):
                            "duration_minutes": "A multiple of 5 minutes."}
     column_formatters = {"price": money_formatter("price"), "currency": lambda v, c, m, n: (m.currency or "").upper(),
                          "refund_rule": words_formatter}
+    # Intake questions (issue 28): the form builder, one inline row per question (admins only: the
+    # view's write role). Ids and versions are the model's (Service.clean), never typed in.
+    form_subdocuments = {"questions": {"form_subdocuments": {None: {
+        "form_columns": ("label", "kind", "required", "help_text", "choices", "position"),
+        "form_args": {"label": {"label": "Question"}, "kind": {"label": "Kind of answer"},
+                      "required": {"label": "Required"}, "help_text": {"label": "Help text"},
+                      "choices": {"label": "Choices (for a choice question)"},
+                      "position": {"label": "Order (lower first)"}},
+        "form_choices": {"kind": [("text", "Short text"), ("long_text", "Long text"), ("choice", "Choice"),
+                                  ("yes_no", "Yes / no"), ("date", "Date")]},
+    }}}}
+
+
+def answers_formatter(view, context, model, name):
+    """The intake answers as given (label and value, escaped); reading them is audited."""
+    answers = list(model.answers or [])
+    if not answers:
+        return "None asked" if not getattr(model.service, "questions", None) else "Not answered"
+    audit(staff_actor(), "appointment.answers_read", record=f"Appointment:{model.id}")
+    return Markup("<dl class='mb-0'>{}</dl>").format(Markup("").join(
+        Markup("<dt>{}</dt><dd>{}</dd>").format(a.label, answer_text(a)) for a in answers))
+
+
+def guardian_formatter(view, context, model, name):
+    """A dependant's account holder (issue 28), linked; empty for anyone else."""
+    guardian = getattr(model, "guardian", None)
+    if guardian is None:
+        return ""
+    return link(url_for("patients.details_view", id=str(guardian.id)), str(guardian.name))
 
 
 class ScheduleView(SecureModelView):
@@ -403,18 +434,20 @@ class AppointmentView(SecureModelView):
     column_list = ("start", "patient", "provider", "service", "status", "payment", "amount", "override")
     column_details_list = ("start", "end", "patient", "provider", "service", "status", "payment",
                            "hold_expires_at", "amount", "booked_by", "override",
-                           "cancel_reason", "notes", "created_at")
+                           "cancel_reason", "notes", "created_at", "answers")
     column_export_list = ("start", "patient", "provider", "service", "status", "amount", "currency")
     column_filters = ("status", "start", "provider", "service", "override",
                       FilterPatientText("patient", "Patient"), FilterPatientId("patient", "Patient"))
     column_default_sort = ("start", True)
-    column_labels = {"start": "Starts", "end": "Ends", "hold_expires_at": "Hold expires", "override": "Override",
+    column_labels = {"answers": "Intake answers", "start": "Starts", "end": "Ends", "hold_expires_at": "Hold expires",
+                     "override": "Override",
                      "created_at": "Booked at", "booked_by": "Booked by"}
     column_formatters = {"start": local_formatter("start"), "end": local_formatter("end"),
                          "hold_expires_at": local_formatter("hold_expires_at"),
                          "created_at": local_formatter("created_at"), "payment": payment_state,
                          "status": words_formatter, "amount": money_formatter("amount"),
-                         "patient": patient_formatter, "booked_by": lambda v, c, m, n: staff_name(m.booked_by)}
+                         "patient": patient_formatter, "booked_by": lambda v, c, m, n: staff_name(m.booked_by),
+                         "answers": answers_formatter}
     column_formatters_export = {"start": lambda v, c, m, n: clock.local_iso(m.start, clinic_zone()),
                                 "patient": lambda v, c, m, n: str(m.patient) if m.patient else "",
                                 "amount": lambda v, c, m, n: plain_amount(m.amount),
@@ -470,17 +503,17 @@ class PatientView(SecureModelView):
     audit_reads = True
     record_noun = "patient"
     details_template = "admin_clinic/patient_details.html"
-    column_list = ("name", "email", "phone", "active", "created_at")
+    column_list = ("name", "email", "phone", "active", "created_at", "guardian")
     # Never the password hash or the token generation: only what reception needs.
-    column_details_list = ("name", "email", "phone", "active", "created_at")
+    column_details_list = ("name", "email", "phone", "active", "created_at", "guardian")
     column_export_list = ("name", "email", "phone", "active", "created_at")
-    column_labels = {"created_at": "Registered"}
+    column_labels = {"created_at": "Registered", "guardian": "Booked for by"}
     column_searchable_list = ("name", "email", "phone")
     column_filters = ("active",)
     column_default_sort = "name"
     form_columns = ("name", "email", "phone", "active")
     form_overrides = {"name": NameField}
-    column_formatters = {"created_at": local_formatter("created_at")}
+    column_formatters = {"created_at": local_formatter("created_at"), "guardian": guardian_formatter}
     action_roles = {"deactivate": FRONT_DESK}
 
     def create_model(self, form):

@@ -24,7 +24,7 @@ from datetime import datetime
 from bson import DBRef, ObjectId
 from mongoengine.queryset.visitor import Q
 
-from models.accounts.documents import PasswordReset, StaffUser
+from models.accounts.documents import PasswordReset, Patient, StaffUser
 from models.accounts.users import check_password
 from models.audit import AuditEvent, audited, patient_record
 from models.booking import waitlist
@@ -106,6 +106,12 @@ def _cancel_holds(patient, now, email):
             cancel(appointment, now, reason="account erased", actor=f"patient:{patient.id}")
 
 
+def _appointments(patient, now, email):
+    """Holds given back, and the intake answers (issue 28: health details in the person's words) cleared."""
+    _cancel_holds(patient, now, email)
+    Appointment.objects(patient=patient.id, answers__0__exists=True).update(set__answers=[])
+
+
 # Every collection besides `patients` and the audit trail that holds a patient's data: how the
 # export finds the patient's documents, and what erasure does with them (None: the record stays as
 # it is, pseudonymous once the patient document is erased). Erasure runs them in this order:
@@ -113,7 +119,7 @@ def _cancel_holds(patient, now, email):
 # the patient), the outbox after both (they may queue notices to the old address).
 PATIENT_DATA = {
     WaitlistEntry: (_by_patient(WaitlistEntry), _leave_waitlist),
-    Appointment: (_by_patient(Appointment), _cancel_holds),
+    Appointment: (_by_patient(Appointment), _appointments),
     Payment: (_by_patient(Payment), None),
     OutboxMessage: (_outbox_of, _forget_address),
     PasswordReset: (_by_patient(PasswordReset), _spend_links),
@@ -157,10 +163,16 @@ def _audit_view(events, patient):
 
 
 def export_patient(patient, now):
-    """Everything stored about the patient, as one JSON-ready dict."""
-    appointments = list(Appointment.objects(patient=patient.id).order_by("start").no_dereference())
+    """Everything stored about the patient, as one JSON-ready dict.
+
+    The people the patient books for (issue 28) come with it: their records under `dependants`,
+    their appointments (intake answers included) among the patient's, each naming its `patient`.
+    """
+    dependants = list(Patient.objects(guardian=patient.id).order_by("name"))
+    people = [patient.id] + [d.id for d in dependants]
+    appointments = list(Appointment.objects(patient__in=people).order_by("start").no_dereference())
     payments = list(Payment.objects(patient=patient.id).order_by("created_at").no_dereference())
-    records = [f"Patient:{patient.id}"] + [f"Appointment:{a.id}" for a in appointments] + \
+    records = [f"Patient:{p}" for p in people] + [f"Appointment:{a.id}" for a in appointments] + \
               [f"Payment:{p.id}" for p in payments]
     audit = AuditEvent.objects(__raw__={"$or": [{"actor": f"patient:{patient.id}"},
                                                 {"record": {"$in": records}}]}).order_by("at")
@@ -174,6 +186,7 @@ def export_patient(patient, now):
     return {
         "exported_at": now.isoformat(),
         "patient": _doc(patient),
+        "dependants": [_doc(d) for d in dependants],
         "appointments": [_doc(a) for a in appointments],
         "payments": [_doc(p) for p in payments],
         "other_records": other,
@@ -193,11 +206,24 @@ def erase_patient(patient, password, now):
     """
     if not check_password(patient.password_hash, password if isinstance(password, str) else ""):
         raise ValidationFailed("The password is not correct.", fields={"password": "incorrect"})
-    live = [a for a in Appointment.objects(patient=patient.id, status__in=("held", "confirmed", "checked_in"),
+    dependants = list(Patient.objects(guardian=patient.id, active=True))
+    _refuse_upcoming([patient.id] + [d.id for d in dependants], now)
+    for dependant in dependants:  # the people on the account go with it (issue 28)
+        _erase_person(dependant, now)
+    return _erase_person(patient, now)
+
+
+def _refuse_upcoming(people, now):
+    """Conflict (`upcoming_appointments`) while any of these people has a confirmed visit ahead."""
+    live = [a for a in Appointment.objects(patient__in=people, status__in=("held", "confirmed", "checked_in"),
                                            end__gt=now) if is_blocking(a, now)]
     if any(a.status != "held" for a in live):
-        raise Conflict("You have upcoming appointments. Cancel them first (or call the clinic), then "
-                       "delete your account.", code="upcoming_appointments")
+        raise Conflict("There are upcoming appointments. Cancel them first (or call the clinic), then "
+                       "delete.", code="upcoming_appointments")
+
+
+def _erase_person(patient, now):
+    """Run every collection's erasure step for the person, then replace their personal data."""
     email = patient.email
     for _, erase in PATIENT_DATA.values():
         if erase is not None:
@@ -209,3 +235,20 @@ def erase_patient(patient, password, now):
                    set__card_payment_method=None, set__card_brand="", set__card_last4="",
                    set__card_exp_month=None, set__card_exp_year=None, set__card_setup=None)
     return patient
+
+
+def _dependant_record(holder, dependant, *args, **kwargs):
+    return f"Patient:{dependant.id}"
+
+
+@audited("dependant.remove", _dependant_record)
+def remove_dependant(holder, dependant, now):
+    """Take a person off the holder's account: their personal data is erased like an account's.
+
+    Refused (409 `upcoming_appointments`) while they have a confirmed visit ahead; unpaid holds are
+    given back. Their past appointments stay as pseudonymous records.
+    """
+    if getattr(dependant.guardian, "id", dependant.guardian) != holder.id:
+        raise Conflict("That person is not on your account.", code="not_allowed")
+    _refuse_upcoming([dependant.id], now)
+    return _erase_person(dependant, now)

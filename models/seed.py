@@ -2,7 +2,7 @@
 
 from models.accounts.documents import Patient, StaffUser
 from models.accounts.users import hash_password
-from models.catalog.documents import Break, Clinic, DayHours, Provider, Schedule, Service
+from models.catalog.documents import Break, Clinic, DayHours, Provider, Question, Schedule, Service
 
 DEMO_PASSWORD = "clinic-demo-2026"
 
@@ -17,6 +17,12 @@ SERVICES = [
     dict(name="Follow-up call", description="A short phone call about results or how a treatment is "
          "going.", duration_minutes=15, price=0, min_notice_minutes=60,
          horizon_days=30, cancellation_window_hours=2),
+]
+# Intake questions (issue 28): the physiotherapist asks two before the visit, one required.
+PHYSIO_QUESTIONS = [
+    dict(label="Where is the pain, and how long have you had it?", kind="long_text", required=True,
+         help_text="For example: lower back, on and off for three months.", position=1),
+    dict(label="Have you seen a physiotherapist about this before?", kind="yes_no", required=False, position=2),
 ]
 PROVIDERS = [
     ("Dr Amira Shah", "amira.shah@clinic.test", ["General consultation", "Follow-up call"]),
@@ -47,6 +53,9 @@ def seed_demo(password=DEMO_PASSWORD, hold_minutes=15):
         service = Service.objects(name=spec["name"]).first()
         if service is None:
             service = Service(currency=clinic.currency, **spec).save()
+        if spec["name"] == "Physiotherapy session" and not service.questions:
+            service.questions = [Question(**q) for q in PHYSIO_QUESTIONS]
+            service.save()
         services[spec["name"]] = service
     providers = {}
     for name, email, offered in PROVIDERS:

@@ -8,7 +8,8 @@ from clinic.audit import audit
 from models import booking
 from models.accounts import change_patient_password
 from models.catalog import bookable_services, current_catalog
-from models.documents import Appointment, Provider, Service, utcnow
+from models.accounts.dependants import dependants_of, household_ids
+from models.documents import Appointment, Patient, Provider, Service, utcnow
 from portal.auth import (current_patient, issue_tokens, logout_identity, password_throttled,
                          register_patient_counted, registration_allowed, revoke, revoke_cookies, sign_in)
 from portal.door import book_for_patient, free_times_json
@@ -141,6 +142,7 @@ def create_appointment(body):
     """Book a time for the signed-in patient (201; 409 when taken; 422 when not bookable)."""
     patient = current_patient()
     appt = book_for_patient(patient, body["service"], body["provider"], body["start"],
+                            answers=body.get("answers"), for_=body.get("for_"),
                             agree_policy=body.get("agree_policy", False))
     return appointment_view(appt, booking.require_clinic())
 
@@ -154,12 +156,17 @@ def list_appointments():
     patient = current_patient()
     clinic = booking.require_clinic()
     # A waitlist offer (models/booking/waitlist.py) becomes the patient's appointment only once accepted.
-    appts = list(Appointment.objects(patient=patient.id, booked_by__ne="waitlist-offer").order_by("start").no_dereference())
+    # The account's: the patient's own and their dependants' (issue 28), each naming who it is for.
+    people = {patient.id: patient, **{d.id: d for d in dependants_of(patient)}}
+    appts = list(Appointment.objects(patient__in=household_ids(patient), booked_by__ne="waitlist-offer")
+                 .order_by("start").no_dereference())
     services = {s.id: s for s in Service.objects(id__in={a.service.id for a in appts})}
     providers = {p.id: p for p in Provider.objects(id__in={a.provider.id for a in appts})}
+    missing = {a.patient.id for a in appts} - set(people)
+    people.update({p.id: p for p in Patient.objects(id__in=list(missing)).only("id", "name")} if missing else {})
     audit(f"patient:{patient.id}", "appointment.list", record=f"Patient:{patient.id}")
     now = utcnow()
-    return [appointment_view(a, clinic, services, providers, now) for a in appts]
+    return [appointment_view(a, clinic, services, providers, now, people) for a in appts]
 
 
 @bp.route("/appointments/<appointment_id>")

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jwt as pyjwt
-from flask import current_app, flash, g, redirect, render_template, request, url_for
+from flask import current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_jwt_extended import get_jwt, verify_jwt_in_request
 from flask_jwt_extended.exceptions import JWTExtendedException
 from flask_wtf import FlaskForm
@@ -28,6 +28,7 @@ from clinic.audit import audit
 from clinic.errors import status_of
 from models import booking
 from models import clock
+from models.accounts.dependants import dependants_of, household_ids
 from models.booking import waitlist
 from models.catalog import bookable_services, current_catalog
 from models.documents import Appointment, Payment, utcnow
@@ -177,7 +178,7 @@ def book():
     pzone = patient_zone(tz_raw, clinic.timezone)
     ctx = dict(clinic=clinic, services=services, service=None, providers=[], provider=None,
                provider_choice="", picker=None, review=None, patient=patient, pzone=pzone,
-               tz=tz_raw if pzone else "", book_url=book_url, step=0)
+               tz=tz_raw if pzone else "", book_url=book_url, step=0, people=[], draft={})
     service_id = args.get("service", "")
     if service_id:
         try:
@@ -198,6 +199,9 @@ def book():
     ctx["picker"] = build_picker(service, chosen, clinic, now, args.get("month"), args.get("day"))
     start_raw = args.get("start")
     if start_raw:
+        # Issue 28: who it is for and the intake questions; a refused try's answers come back once.
+        ctx["people"] = dependants_of(patient) if patient else []
+        ctx["draft"] = session.pop("booking_draft", None) or {}
         ctx["review"] = review_context(service, chosen, clinic, now, start_raw, ctx["picker"], patient)
         if ctx["review"] is None:
             flash("That time is no longer free. Please choose another.", "error")
@@ -240,15 +244,25 @@ def book_post():
     form = request.form
     service_id, choice = form.get("service", ""), form.get("provider", "")
     back = book_url(service=service_id, provider=choice, day=form.get("day"), tz=form.get("tz"))
+    # Issue 28: the intake answers (fields answer-<question id>) and who the visit is for.
+    answers = {key[len("answer-"):]: value[:2100] for key, value in form.items() if key.startswith("answer-")}
+    for_ = form.get("for") or None
     try:
         start = parse_instant(form.get("start", ""))
         agree = form.get("agree_policy") == "yes"
         if choice == "any":
-            appt = book_any_for_patient(g.patient, service_id, start, agree_policy=agree)
+            appt = book_any_for_patient(g.patient, service_id, start, answers=answers, for_=for_,
+                                        agree_policy=agree)
         else:
-            appt = book_for_patient(g.patient, service_id, choice, start, agree_policy=agree)
+            appt = book_for_patient(g.patient, service_id, choice, start, answers=answers, for_=for_,
+                                    agree_policy=agree)
     except DomainError as exc:
         flash(exc.message, "error")
+        if exc.code in ("answers_required", "invalid_answer"):
+            # Back to the same review with what was typed, so nothing has to be typed again.
+            session["booking_draft"] = {"answers": answers, "for": for_ or "", "errors": dict(exc.fields or {})}
+            back = book_url(service=service_id, provider=choice, day=form.get("day"), tz=form.get("tz"),
+                            start=form.get("start", "")) + "#review"
         return redirect(back)
     if appt.status == "confirmed":
         flash("Your appointment is booked.", "info")
@@ -273,7 +287,8 @@ def dashboard():
     """The patient's home: upcoming, past (with receipts) and cancelled/expired, each in its own list."""
     clinic = current_catalog().clinic  # None before the clinic is set up: the lists are empty then
     now = utcnow()
-    appts = list(Appointment.objects(patient=g.patient.id, booked_by__ne=waitlist.OFFER_MARK)
+    # The account's visits: the patient's own and those of the people they book for (issue 28).
+    appts = list(Appointment.objects(patient__in=household_ids(g.patient), booked_by__ne=waitlist.OFFER_MARK)
                  .order_by("start").select_related())
     upcoming, past, closed = [], [], []
     for a in appts:

@@ -7,6 +7,7 @@ from flask import current_app
 from clinic.audit import audit_event
 from models import booking
 from models import clock
+from models.accounts.dependants import person_for
 from models.booking import freetimes, waitlist
 from models.booking.reschedule import reschedule_to_first_free
 from models.catalog import current_catalog
@@ -14,26 +15,32 @@ from models.documents import utcnow
 from portal.auth import booking_attempt_allowed, one_booking_at_a_time, reschedule_attempt_allowed
 
 
-def book_for_patient(patient, service_id, provider_id, start, agree_policy=False):
-    """Book through the shared rule under the patient's throttle and lock (pages and API both call this)."""
+def book_for_patient(patient, service_id, provider_id, start, answers=None, for_=None, agree_policy=False):
+    """Book through the shared rule under the patient's throttle and lock (pages and API both call this).
+
+    `answers`: the intake answers (checked by the action); `for_`: one of the patient's dependants'
+    ids (issue 28; someone else's is 404). Throttle and lock stay the account holder's.
+    """
     booking_attempt_allowed(patient)
     actor = f"patient:{patient.id}"
+    person = person_for(patient, for_)
     # The action audits its own refusals, the lock's included (one booking at a time per patient,
     # so the hold limits cannot be raced); its success event is `audit`, written in the booking's
     # own database command.
-    return booking.book(patient, service_id, provider_id, start, utcnow(),
+    return booking.book(person, service_id, provider_id, start, utcnow(),
                         audit=audit_event(actor, "appointment.book"), audit_as=actor,
-                        guard=one_booking_at_a_time(patient), agree_policy=agree_policy)
+                        guard=one_booking_at_a_time(patient), answers=answers, agree_policy=agree_policy)
 
 
-def book_any_for_patient(patient, service_id, start, agree_policy=False):
+def book_any_for_patient(patient, service_id, start, answers=None, for_=None, agree_policy=False):
     """Book the time with the first clinician free then ("any clinician"), under the same throttle and lock."""
     booking_attempt_allowed(patient)
     actor = f"patient:{patient.id}"
+    person = person_for(patient, for_)
     # One action, audited once whichever clinician gets it (models/booking/create.py).
-    return booking.book_first_free(patient, service_id, None, start, utcnow(),
+    return booking.book_first_free(person, service_id, None, start, utcnow(),
                                    audit=audit_event(actor, "appointment.book"), audit_as=actor,
-                                   guard=one_booking_at_a_time(patient), agree_policy=agree_policy)
+                                   guard=one_booking_at_a_time(patient), answers=answers, agree_policy=agree_policy)
 
 
 def accept_offer_for_patient(patient, entry):

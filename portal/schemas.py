@@ -203,6 +203,19 @@ class BookingBody(Body):
     start = Instant(required=True)
     # No-show protection: the patient agrees to the service's deposit and fees (422 otherwise).
     agree_policy = fields.Boolean(load_default=False)
+    # Issue 28: intake answers `{question_id: value}` (checked by the booking action) and who it is for.
+    answers = fields.Dict(keys=fields.String(validate=validate.Length(max=64)),
+                          values=fields.Raw(allow_none=True, metadata={"type": ["string", "boolean", "null"]}),
+                          allow_none=True, validate=validate.Length(max=100),
+                          error_messages={"invalid": "must be an object of question ids and answers"})
+    for_ = Id(data_key="for", allow_none=True)
+
+
+class DependantBody(Body):
+    """A person the patient books for (issue 28)."""
+
+    name = Text(required=True, validate=validate.Length(min=1, max=200, error="is required (at most 200 characters)"))
+    date_of_birth = Day(required=True)
 
 
 class RescheduleBody(Body):
@@ -270,6 +283,17 @@ class PolicyField(fields.Nested):
         return super()._serialize(value.public() if value is not None else None, attr, obj, **kwargs)
 
 
+class QuestionSchema(Schema):
+    """An intake question the service asks when booked (issue 28)."""
+
+    id = fields.String(required=True, attribute="qid")
+    label = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(("text", "long_text", "choice", "yes_no", "date")))
+    required = fields.Boolean(required=True)
+    choices = fields.List(fields.String(), required=True)
+    help_text = fields.String()
+
+
 class ServiceSchema(Schema):
     """A bookable service; money in minor units."""
 
@@ -279,6 +303,23 @@ class ServiceSchema(Schema):
     price = fields.Integer(required=True)
     currency = fields.String(required=True)
     policy = PolicyField(PolicySchema, required=True)
+    questions = fields.List(fields.Nested(QuestionSchema), required=True)  # stored in their order
+
+
+class DependantSchema(Schema):
+    """A person the patient books for (issue 28)."""
+
+    id = Id(required=True)
+    name = fields.String(required=True)
+    date_of_birth = fields.Date(required=True)
+
+
+class AnswerSchema(Schema):
+    """An intake answer as given, with the question's wording then."""
+
+    question = fields.String(required=True)
+    label = fields.String(required=True)
+    value = fields.String(required=True)
 
 
 class ProviderSchema(Schema):
@@ -318,6 +359,9 @@ class AppointmentSchema(Schema):
     currency = fields.String(required=True)
     service = fields.Nested(NamedRef, allow_none=True)
     provider = fields.Nested(NamedRef, allow_none=True)
+    # Issue 28: who the visit is for (the patient, or one of their dependants) and the intake answers.
+    for_ = fields.Nested(NamedRef, data_key="for", attribute="for", allow_none=True)
+    answers = fields.List(fields.Nested(AnswerSchema))
 
 
 class CardSchema(Schema):
@@ -373,7 +417,7 @@ class FeePaymentSchema(Schema):
     publishable_key = fields.String(allow_none=True)
 
 
-def appointment_view(appt, clinic, services=None, providers=None, now=None):
+def appointment_view(appt, clinic, services=None, providers=None, now=None, people=None):
     """What AppointmentSchema dumps: an appointment with its times in the clinic's zone."""
     tz = clinic.timezone
     service = services.get(appt.service.id) if services else appt.service
@@ -381,7 +425,8 @@ def appointment_view(appt, clinic, services=None, providers=None, now=None):
     return {"id": appt.id, "status": booking.effective_status(appt, now or utcnow()),
             "start": clock.local_iso(appt.start, tz), "end": clock.local_iso(appt.end, tz),
             "timezone": tz, "hold_expires_at": clock.local_iso(appt.hold_expires_at, tz),
-            "amount": appt.amount, "currency": appt.currency, "service": service, "provider": provider}
+            "amount": appt.amount, "currency": appt.currency, "service": service, "provider": provider,
+            "for": people.get(getattr(appt.patient, "id", None)) if people else appt.patient, "answers": list(appt.answers or [])}
 
 
 class PaymentStartSchema(Schema):
@@ -555,6 +600,7 @@ class ExportSchema(Schema):
 
     exported_at = fields.String(required=True, metadata=DATE_TIME)
     patient = fields.Nested(PatientRecord, required=True)
+    dependants = fields.List(fields.Nested(PatientRecord), metadata={"description": "The people the patient books for"})
     appointments = fields.List(fields.Nested(AppointmentRecord), required=True)
     payments = fields.List(fields.Nested(PaymentRecord), required=True)
     other_records = fields.Dict(keys=fields.String(), values=fields.List(fields.Nested(Record)), required=True,

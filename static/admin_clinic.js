@@ -4,11 +4,18 @@
   "use strict";
 
   document.addEventListener("click", function (event) {
-    var target = event.target.closest ? event.target.closest("[data-action], a.filter, button[data-confirm]") : null;
+    var target = event.target.closest ? event.target.closest("[data-action], a.filter, button[data-confirm], [data-inline-add]") : null;
     if (!target) {
       return;
     }
-    if (target.hasAttribute("data-action")) {
+    if (target.hasAttribute("data-inline-add")) {
+      // "Add Questions" under an inline list (a service's intake questions): form.js's faForm adds the row.
+      event.preventDefault();
+      if (window.faForm) {
+        window.faForm.addInlineField(target, target.getAttribute("data-inline-add"));
+        labelInlineFields();
+      }
+    } else if (target.hasAttribute("data-action")) {
       // The "With selected" menu: run the list's bulk action (actions.js defines modelActions).
       event.preventDefault();
       if (window.modelActions) {
@@ -78,7 +85,29 @@
       });
   }
 
+  // Rows that form.js adds from its template keep the template's label targets ("label" for an input
+  // renamed "questions-0-label"): point each label at its renamed field, and name the remove links.
+  function labelInlineFields() {
+    Array.prototype.forEach.call(document.querySelectorAll(".inline-field-list .inline-field"), function (row) {
+      Array.prototype.forEach.call(row.querySelectorAll("label[for]"), function (label) {
+        var wanted = label.getAttribute("for");
+        if (document.getElementById(wanted)) {
+          return;
+        }
+        var field = row.querySelector('[id$="-' + wanted + '"]');
+        if (field) {
+          label.setAttribute("for", field.id);
+        }
+      });
+      Array.prototype.forEach.call(row.querySelectorAll(".inline-remove-field:not([aria-label])"), function (link) {
+        link.setAttribute("aria-label", "Remove this row");
+        link.setAttribute("role", "button");
+      });
+    });
+  }
+
   function ready() {
+    labelInlineFields();
     labelFilters();
     labelSelect2();
     scheduleEditor();

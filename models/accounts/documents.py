@@ -37,6 +37,10 @@ class Patient(Document):
     created_at = DateTimeField(default=utcnow)
     # Tokens carry the generation they were issued in; bumping it (password change) revokes them all.
     token_generation = IntField(default=0)
+    # Dependants (issue 28): a person an account holder books for (a child, a parent). They have
+    # no sign-in of their own: an undeliverable address and a password hash nothing matches.
+    guardian = ReferenceField("Patient")
+    has_dependants = BooleanField(default=False)  # set once one is added: spares bookings a query
     # --- Card on file (issue 27): the Stripe Customer (made on first need) and what the patient may
     # see of the saved card. Never a card number: Stripe keeps the card, we keep its id and label.
     stripe_customer = StringField(max_length=100)
@@ -46,7 +50,7 @@ class Patient(Document):
     card_exp_month = IntField()
     card_exp_year = IntField()
     card_setup = StringField(max_length=100)  # a SetupIntent or setup Checkout Session under way
-    meta = {"collection": "patients", "auto_create_index": False, "indexes": ["name"]}
+    meta = {"collection": "patients", "auto_create_index": False, "indexes": ["name", "guardian"]}
 
     def __str__(self):
         return f"{self.name} <{self.email}>"

@@ -171,8 +171,8 @@ def authenticate(model, email, password):
         email = None
     user = model.objects(email=email).first() if email else None
     ok = check_password(user.password_hash if user else None, password if isinstance(password, str) else "")
-    if not (user and ok and user.active):
-        return None
+    if not (user and ok and user.active) or getattr(user, "guardian", None) is not None:
+        return None  # a dependant (issue 28) never signs in, whatever happened to their record
     if needs_rehash(user.password_hash):
         # Upgrade the stored hash while we hold the plaintext.
         model.objects(id=user.id, password_hash=user.password_hash).update_one(

@@ -17,8 +17,10 @@ from models.booking.availability import why_not_bookable
 from models.booking.claims import _claim, _claim_docs, drop_claims, release_time
 from models.booking.documents import ACTIVE_STATUSES, AgreedPolicy, Appointment, TimeClaim
 from models.catalog.policy import policy_sentence
+from models.booking.intake import check_answers
 from models.booking.rules import (REASONS, _time_off, checked_start, free_providers_at, is_blocking, schedule_days,
                                   service_rules)
+from models.accounts.dependants import household_ids
 from models.catalog.snapshot import changed, current_catalog
 from models.clock import _utc, local_today
 from models.errors import Conflict, ValidationFailed
@@ -35,7 +37,8 @@ def _provider_record(patient, service_id, provider_id, *args, **kwargs):
 # the door's one-at-a-time lock); its success event is `audit`, written with the booking itself.
 @audited("appointment.book", _provider_record, on_success=False, refused_on=Conflict)
 def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked_by="patient",
-         pay_online=True, override=False, by_staff=False, notes="", audit=None, agree_policy=False):
+         pay_online=True, override=False, by_staff=False, notes="", audit=None, answers=None,
+         agree_policy=False):
     """Book a time: `confirmed` at once when free of charge, else `held` until the hold expires.
 
     Staff bookings pass `pay_online=False` (confirmed at once, paid at the desk) and may pass
@@ -48,6 +51,9 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
     `notes` (e.g. the override's reason) is written with the appointment itself.
     `audit`, an unsaved AuditEvent, is written with the booking (its record defaults to the
     appointment) in the same database command when the server allows.
+    `answers` `{question_id: value}`: the service's intake questions, checked here (422
+    `answers_required` / `invalid_answer`) and stored with the appointment. `patient` may be a
+    dependant (issue 28): the overlap rule is theirs alone, the hold caps count the household.
 
     No-show protection: a patient booking a service with a deposit or fees must have agreed
     (`agree_policy=True`, else 422 `policy_not_agreed`) and, when a fee could be charged or the
@@ -59,6 +65,7 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
     catalog = current_catalog()
     clinic = catalog.require_clinic()
     service = catalog.service(service_id)
+    given = check_answers(service, answers)
     provider = catalog.provider_for(service, provider_id)
     rules = service_rules(service, clinic)
     week, overrides = schedule_days(catalog.schedules.get(provider.id))
@@ -82,13 +89,15 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
         raise ValidationFailed(REASONS[reason], code=f"not_bookable_{reason}", fields={"start": reason})
     end = start + rules.duration
     # One read of the patient's live appointments serves the overlap check and the hold limits.
-    mine = live_appointments(patient.id, now)
+    household = household_ids(patient)
+    live = live_appointments(household, now)
     if not override:
-        check_patient_overlap(mine, start, end)
+        # Per person: a parent and a child may be seen at the same time (by two clinicians).
+        check_patient_overlap([a for a in live if _patient_id(a) == patient.id], start, end)
     agreed = None if by_staff else _agreed_policy(patient, service, now, agree_policy)
     paid = service.price > 0 and pay_online and not (agreed and agreed.pay_at_clinic)
     if not str(booked_by).startswith("staff"):
-        check_hold_limits(mine, clinic, paid)
+        check_hold_limits(live, clinic, paid)
     hold_minutes = hold_minutes or clinic.hold_minutes or 15
     hold_expires_at = now + timedelta(minutes=hold_minutes) if paid else None
     appointment = Appointment(
@@ -96,11 +105,17 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
         block_start=start - rules.buffer_before, block_end=end + rules.buffer_after,
         status="held" if paid else "confirmed", hold_expires_at=hold_expires_at,
         amount=service.price, currency=service.currency, created_at=now, updated_at=now,
-        booked_by=booked_by, override=override, notes=notes[:2000], policy=agreed)
+        booked_by=booked_by, override=override, notes=notes[:2000], answers=given, policy=agreed)
     _write_booking(appointment, provider.id, hold_expires_at, now, override, audit)
     if appointment.status == "confirmed":
         appointment_confirmed(appointment, now, fresh=True)
     return appointment
+
+
+def card_holder(patient):
+    """Whose card on file pays for `patient`'s visits: a dependant's guardian, else the patient."""
+    guardian = getattr(patient, "guardian", None)
+    return guardian if guardian is not None else patient
 
 
 def _agreed_policy(patient, service, now, agree_policy):
@@ -108,6 +123,8 @@ def _agreed_policy(patient, service, now, agree_policy):
     policy = service.policy
     if not (policy.deposit or policy.needs_card):
         return None
+    # A dependant's visit is charged to the account holder's card (they agreed, they pay).
+    patient = card_holder(patient)
     if policy.needs_card and not getattr(patient, "card_payment_method", None):
         raise Conflict("This service needs a card on file (for its fees, or because you pay at the "
                        "clinic). Please save a card in your account, then book again.", code="card_required")
@@ -168,11 +185,20 @@ def live_appointments(patient_id, now, exclude=None):
     """The patient's appointments that hold their time now (open waitlist offers included), one read.
 
     `exclude` leaves one appointment out: the one being moved, or the offer being accepted.
+    `patient_id` may be a list of ids (a household: the account holder and their dependants).
     """
-    query = Appointment.objects(patient=patient_id, status__in=ACTIVE_STATUSES, end__gt=now)
+    if isinstance(patient_id, (list, tuple)):
+        query = Appointment.objects(patient__in=list(patient_id), status__in=ACTIVE_STATUSES, end__gt=now)
+    else:
+        query = Appointment.objects(patient=patient_id, status__in=ACTIVE_STATUSES, end__gt=now)
     if exclude is not None:
         query = query.filter(id__ne=exclude)
-    return [a for a in query.only("status", "hold_expires_at", "start", "end") if is_blocking(a, now)]
+    return [a for a in query.only("status", "hold_expires_at", "start", "end", "patient").no_dereference()
+            if is_blocking(a, now)]
+
+
+def _patient_id(appointment):
+    return getattr(appointment.patient, "id", appointment.patient)
 
 
 def check_patient_overlap(live, start, end):

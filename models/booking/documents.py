@@ -6,6 +6,7 @@ from mongoengine import (
     Document,
     EmbeddedDocument,
     EmbeddedDocumentField,
+    EmbeddedDocumentListField,
     IntField,
     ReferenceField,
     StringField,
@@ -31,6 +32,14 @@ class AgreedPolicy(EmbeddedDocument):
     pay_at_clinic = BooleanField(default=False)
     text = StringField(max_length=500, default="")  # the sentence the patient agreed to
     agreed_at = DateTimeField()
+class Answer(EmbeddedDocument):
+    """An intake answer as given: the question's id, label and version then, and the plain-text value."""
+
+    question = StringField(required=True, max_length=24)
+    label = StringField(required=True, max_length=200)
+    version = IntField(default=1)
+    kind = StringField(max_length=20, default="text")
+    value = StringField(max_length=2000, default="")
 
 
 class Appointment(Document):
@@ -58,6 +67,8 @@ class Appointment(Document):
     version = IntField(default=0)
     # --- No-show protection (issue 27): the agreed policy; the online payment is its deposit when set.
     policy = EmbeddedDocumentField(AgreedPolicy)
+    # Intake answers (issue 28): given once, when booked; kept with the wording they answered.
+    answers = EmbeddedDocumentListField(Answer)
     meta = {
         "collection": "appointments",
         "auto_create_index": False,

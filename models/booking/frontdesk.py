@@ -115,7 +115,13 @@ def find_patients(query, limit=10):
         # $regex with options, built here from the escaped text (SecantusDB does not match the BSON
         # regex literals that MongoEngine's icontains sends; MongoDB accepts both).
         found = base.filter(__raw__={"name": {"$regex": re.escape(query), "$options": "i"}})
-    return list(found.order_by("name").limit(limit))
+    found = list(found.order_by("name").limit(limit))
+    # Issue 28: a parent calls about their child: the people they book for come with them.
+    holders = [p.id for p in found if getattr(p, "has_dependants", False)]
+    if holders:
+        seen = {p.id for p in found}
+        found += [d for d in base.filter(guardian__in=holders).order_by("name") if d.id not in seen][:limit]
+    return found
 
 
 def create_caller(name, phone, email="", date_of_birth=None, invite=True):

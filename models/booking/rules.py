@@ -163,9 +163,12 @@ def free_providers_at(service, start, now, providers=None, clinic=None):
 
 
 def get_patient_appointment(patient, appointment_id):
+    from models.accounts.dependants import household_ids  # accounts sits below booking
     """One of the patient's own appointments, or NotFound (also for someone else's)."""
     # A waitlist offer (models/booking/waitlist.py) becomes the patient's own only once accepted.
-    appointment = (Appointment.objects(id=appointment_id, patient=patient.id, booked_by__ne="waitlist-offer").first()
+    # The account's own: the holder's and their dependants' (issue 28).
+    appointment = (Appointment.objects(id=appointment_id, patient__in=household_ids(patient),
+                                       booked_by__ne="waitlist-offer").first()
                    if ObjectId.is_valid(str(appointment_id)) else None)
     if appointment is None:
         raise NotFound("That appointment does not exist.", code="appointment_not_found")

@@ -14,6 +14,7 @@ from mongoengine import (
     Document,
     EmailField,
     EmbeddedDocument,
+    EmbeddedDocumentField,
     EmbeddedDocumentListField,
     IntField,
     ListField,
@@ -23,6 +24,7 @@ from mongoengine import (
 )
 
 from models.catalog.policy import policy_of
+from models.catalog.questions import stamp_questions
 
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 REFUND_RULES = ("full", "none")
@@ -64,6 +66,36 @@ class Clinic(Document):
         return self.name
 
 
+# --- Intake questions (issue 28) -----------------------------------------------------------------
+QUESTION_KINDS = ("text", "long_text", "choice", "yes_no", "date")
+
+
+class Question(EmbeddedDocument):
+    """One intake question a service asks when it is booked (ordered by `position`).
+
+    `version` goes up whenever the wording, kind or choices change (`Service.clean`), so an answer
+    stored with an older version still reads with the label it was given under.
+    """
+
+    qid = StringField(max_length=24, default="")  # stable id, kept across edits
+    label = StringField(required=True, max_length=200)
+    kind = StringField(required=True, choices=QUESTION_KINDS, default="text")
+    required = BooleanField(default=False)
+    help_text = StringField(max_length=300, default="")
+    choices = ListField(StringField(max_length=100), default=list)
+    position = IntField(default=0, min_value=0, max_value=999)
+    version = IntField(default=1, min_value=1)
+    fingerprint = StringField(max_length=64, default="")
+
+    def clean(self):
+        """A choice question offers at least two choices; only a choice question has choices."""
+        self.choices = [c.strip() for c in (self.choices or []) if c and c.strip()]
+        if self.kind == "choice" and len(self.choices) < 2:
+            raise ValidationError("a choice question needs at least two choices", field_name="choices")
+        if self.kind != "choice":
+            self.choices = []
+
+
 class Service(Document):
     """A bookable service with its booking policy."""
 
@@ -91,10 +123,13 @@ class Service(Document):
     no_show_fee = IntField(default=0, min_value=0)
     # Nothing taken online at booking: the visit is paid at the clinic, a card on file is required.
     pay_at_clinic = BooleanField(default=False)
+    # Intake questions (issue 28): asked when booked, answered once per appointment.
+    # A plain ListField of embedded documents: Flask-Admin's form builder handles only that type name.
+    questions = ListField(EmbeddedDocumentField(Question), default=list)
     meta = {"collection": "services", "auto_create_index": False, "indexes": ["active"]}
 
     def clean(self):
-        """Durations and buffers sit on the 5-minute grid that time claims use."""
+        """Durations and buffers sit on the 5-minute grid that time claims use; questions get ids and versions."""
         for field in ("duration_minutes", "buffer_before_minutes", "buffer_after_minutes"):
             if (getattr(self, field) or 0) % 5:
                 raise ValidationError(f"{field} must be a multiple of 5", field_name=field)
@@ -106,11 +141,17 @@ class Service(Document):
             if (getattr(self, field) or 0) > (self.price or 0):
                 raise ValidationError(f"{field.replace('_', ' ')} cannot be above the price",
                                       field_name=field)
+        stamp_questions(self.questions)
+        self.questions = self.ordered_questions()  # stored in the order patients see them
 
     @property
     def policy(self):
         """No-show protection: this service's deposit and fees (`models.catalog.policy.Policy`)."""
         return policy_of(self)
+
+    def ordered_questions(self):
+        """The intake questions in the order patients see them."""
+        return sorted(self.questions or [], key=lambda q: (q.position or 0))
 
     def __str__(self):
         return self.name

@@ -115,12 +115,20 @@ def enqueue_for_appointment(kind, appointment, now, *, context=None, due_at=None
     current = Appointment.objects(id=_ref_id(appointment)).only("patient", "version").no_dereference().first()
     if current is None:
         return None
-    patient = Patient.objects(id=_ref_id(current.patient)).only("email").first()
+    patient = _recipient(Patient.objects(id=_ref_id(current.patient)).only("email", "guardian").first())
     if patient is None or not deliverable(patient.email):
         return None
     return enqueue(kind, patient.email, f"Appointment:{current.id}", version=current.version or 0,
                    context=context, due_at=due_at, variant=variant, appointment_id=current.id,
                    patient_id=patient.id, now=now)
+
+
+def _recipient(patient):
+    """Who is written to about a patient's visit: the account holder for a dependant (issue 28)."""
+    guardian = getattr(patient, "guardian", None) if patient is not None else None
+    if guardian is None:
+        return patient
+    return Patient.objects(id=_ref_id(guardian)).only("email").first()
 
 
 @dataclass
@@ -142,8 +150,8 @@ def _facts(appointment, fresh=False):
         "patient", "service", "start", "version").no_dereference().first()
     if appt is None:
         return None
-    patient = appt.patient if isinstance(appt.patient, Patient) else \
-        Patient.objects(id=_ref_id(appt.patient)).only("email").first()
+    patient = _recipient(appt.patient if isinstance(appt.patient, Patient) else
+                         Patient.objects(id=_ref_id(appt.patient)).only("email", "guardian").first())
     service = appt.service if isinstance(appt.service, Service) else \
         Service.objects(id=_ref_id(appt.service)).only("reminder_hours").first()
     if patient is None or not deliverable(patient.email):

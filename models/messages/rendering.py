@@ -91,6 +91,9 @@ def context_for(message, now, public_url, preview=False):
     ctx["patient_name"] = patient.name if patient else ""
     appt = Appointment.objects(id=message.appointment).first() if message.appointment else None
     if appt is not None:
+        # A dependant's visit (issue 28): the message goes to the account holder and names who it is for.
+        person = appt.patient
+        ctx["visit_for"] = person.name if person is not None and getattr(person, "guardian", None) else ""
         ctx.update(appt=appt, service_name=appt.service.name, provider_name=appt.provider.name,
                    when=local_time(appt.start, tz), duration=appt.service.duration_minutes,
                    manage_url=f"{base}/portal/appointments/{appt.id}")

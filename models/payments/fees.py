@@ -106,6 +106,8 @@ def charge_fee(appointment, kind, amount, now, actor="system"):
 def _attempt(payment, actor, now):
     """Charge a pending fee off-session with the saved card (the same key every time)."""
     patient = Patient.objects(id=_ref_id(payment.patient)).first()
+    if patient is not None and patient.guardian is not None:
+        patient = Patient.objects(id=_ref_id(patient.guardian)).first()  # a dependant's: the account holder's card
     if patient is None or not patient.card_payment_method or not patient.stripe_customer:
         return _due(payment, "no_card", actor, now)
     params = {"amount": payment.amount, "currency": payment.currency, "customer": patient.stripe_customer,

@@ -1,0 +1,114 @@
+"""Issue 28 in real Chromium: the clinician reads a patient's intake answers in the day grid's panel
+and on the appointment page (each read audited), and a parent on a 390 px phone adds a child,
+answers the questions on the review step and books for the child. Pages are checked with axe-core."""
+
+import re
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from models import Appointment, AuditEvent, StaffUser
+from models.booking import book
+from models.catalog.documents import Question
+from tests.support.browser import portal_sign_in
+from tests.support.factories import PASSWORD, at, future_day
+from tests.test_browser_frontdesk import assert_accessible
+
+
+@pytest.fixture
+def clinic(live_server, clinic_world):
+    base, app = live_server(COOKIE_SECURE=False)
+    world = clinic_world(services={"physio": dict(name="Physiotherapy", duration=30, price=0, notice=0)},
+                         providers={"jo": dict(name="Jo Park", hours=("00:00", "23:55"), lunch=None)},
+                         staff=("provider",), provider_staff="jo", patients=["pat@example.com"])
+    service = world["physio"]
+    service.questions = [Question(label="Where does it hurt?", kind="long_text", required=True,
+                                  help_text="For example: lower back, for three months.", position=1),
+                         Question(label="Seen a physio before?", kind="yes_no", position=2)]
+    service.save()
+    return base, app, world
+
+
+def test_the_clinician_reads_the_answers_in_the_day_grid_and_on_the_appointment(clinic, page):
+    base, app, world = clinic
+    service = world["physio"]
+    hurt, seen = (q.qid for q in service.questions)
+    start = (datetime.now(timezone.utc) + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+    with app.app_context():
+        appt = book(world.patient, str(service.id), str(world["jo"].id), start, datetime.now(timezone.utc),
+                    answers={hurt: "<script>alert(1)</script> left knee", seen: "no"})
+    page.goto(f"{base}/admin/")
+    page.get_by_label("Email").fill("provider@clinic.test")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base}/admin/")
+    page.goto(f"{base}/admin/day/")
+    panel = page.locator(f"#appt-{appt.id}")
+    panel.locator("summary").click()
+    answers = panel.locator(".fd-answers")
+    assert "Where does it hurt?" in answers.inner_text()
+    assert "<script>alert(1)</script> left knee" in answers.inner_text()  # shown as text, never run
+    assert "Seen a physio before?" in answers.inner_text() and "No" in answers.inner_text()
+    assert_accessible(page, "day grid with answers")
+    page.goto(f"{base}/admin/appointments/details/?id={appt.id}")
+    body = page.locator("body").inner_text()
+    assert "Intake answers" in body and "left knee" in body
+    assert_accessible(page, "appointment page")
+    staff = StaffUser.objects.get(email="provider@clinic.test")
+    reads = AuditEvent.objects(action="appointment.answers_read", record=f"Appointment:{appt.id}",
+                               actor=f"staff:{staff.id}")
+    assert reads.count() >= 2
+
+
+def test_a_parent_books_for_a_child_on_a_phone(clinic, page):
+    base, app, world = clinic
+    page.set_viewport_size({"width": 390, "height": 844})
+    portal_sign_in(page, base)
+    page.goto(f"{base}/portal/family")
+    page.get_by_label("Their name").fill("Kim Example")
+    page.get_by_label("Date of birth").fill("2018-04-02")
+    page.get_by_role("button", name="Add this person").click()
+    assert "Kim Example is added" in page.locator("body").inner_text()
+    assert_accessible(page, "family page")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    day = future_day(2)
+    start = at(day, 10)
+    page.goto(f"{base}/portal/book?service={world['physio'].id}&provider=any&day={day}&start="
+              + start.isoformat().replace("+", "%2B") + "#review")
+    page.get_by_label("Kim Example").check()
+    page.get_by_label(re.compile("Where does it hurt?")).fill("Sprained wrist at football")
+    page.get_by_label("Yes").check()
+    assert_accessible(page, "review step with questions")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.get_by_role("button", name="Book this time").click()
+    page.wait_for_url(re.compile(r".*/portal/appointments/[0-9a-f]{24}$"))
+    body = page.locator("body").inner_text()
+    assert "Kim Example" in body and "Sprained wrist at football" in body
+    assert_accessible(page, "the child's appointment")
+    appt = Appointment.objects.get()
+    assert appt.patient.name == "Kim Example" and appt.patient.guardian.email == "pat@example.com"
+    assert [(a.label, a.value) for a in appt.answers] == [("Where does it hurt?", "Sprained wrist at football"),
+                                                         ("Seen a physio before?", "yes")]
+    page.goto(f"{base}/portal/")
+    assert "Kim Example: Physiotherapy" in page.locator("#upcoming").inner_text()
+
+
+def test_the_admin_adds_a_question_with_the_form_builder(live_server, clinic_world, page):
+    base, _app = live_server(COOKIE_SECURE=False)
+    world = clinic_world(services={"physio": dict(name="Physiotherapy", duration=30, price=0)}, staff=("admin",))
+    page.goto(f"{base}/admin/")
+    page.get_by_label("Email").fill("admin@clinic.test")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base}/admin/")
+    page.goto(f"{base}/admin/services/edit/?id={world['physio'].id}")
+    page.get_by_role("button", name=re.compile("^Add Questions")).click()
+    page.locator('[name="questions-0-label"]').fill("Any allergies?")
+    page.locator('[name="questions-0-kind"]').select_option("yes_no")
+    page.locator('[name="questions-0-required"]').check()
+    assert_accessible(page, "service form with a question")
+    page.locator('input[type="submit"][value="Save"]').first.click()
+    page.wait_for_load_state("load")
+    from models import Service
+    saved = Service.objects.get(id=world["physio"].id)
+    assert [(q.label, q.kind, q.required) for q in saved.questions] == [("Any allergies?", "yes_no", True)]

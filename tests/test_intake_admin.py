@@ -1,0 +1,139 @@
+"""Issue 28 in the back office over HTTP: the admin's intake form builder (add, reword, order a
+question; ids kept and versions bumped, so old answers stay readable) and who may use it."""
+
+import re
+
+import pytest
+
+from models import Service
+from tests.support.factories import form_csrf, staff_login
+
+
+@pytest.fixture
+def world(app, clinic_world):
+    return clinic_world(services={"physio": dict(name="Physiotherapy", duration=30, price=0)},
+                        staff=("admin", "reception"))
+
+
+def _form(html):
+    """Every field of the service form as a browser would post it (inputs, checked boxes, selects, textareas)."""
+    data = {}
+    for m in re.finditer(r'<input([^>]*)>', html):
+        attrs = m.group(1)
+        name = re.search(r'name="([^"]+)"', attrs)
+        if not name:
+            continue
+        kind = (re.search(r'type="([^"]+)"', attrs) or [None, "text"])[1]
+        if kind in ("checkbox", "radio") and "checked" not in attrs:
+            continue
+        if kind == "submit":
+            continue
+        value = re.search(r'value="([^"]*)"', attrs)
+        data[name.group(1)] = value.group(1) if value else ("y" if kind == "checkbox" else "")
+    for m in re.finditer(r'<select[^>]*name="([^"]+)"[^>]*>(.*?)</select>', html, re.S):
+        chosen = re.search(r'<option[^>]*selected[^>]*value="([^"]*)"|<option value="([^"]*)"[^>]*selected', m.group(2))
+        data[m.group(1)] = (chosen.group(1) or chosen.group(2)) if chosen else \
+            (re.search(r'<option[^>]*value="([^"]*)"', m.group(2)) or [None, ""])[1]
+    for m in re.finditer(r'<textarea[^>]*name="([^"]+)"[^>]*>(.*?)</textarea>', html, re.S):
+        data[m.group(1)] = m.group(2).strip()
+    return data
+
+
+def test_the_admin_builds_questions_and_a_reworded_one_keeps_its_id(app, world):
+    service = world["physio"]
+    client = app.test_client()
+    assert staff_login(client, "admin@clinic.test").status_code == 302
+    path = f"/admin/services/edit/?id={service.id}"
+    html = client.get(path).get_data(as_text=True)
+    assert "Kind of answer" in html or "questions" in html
+    data = _form(html)
+    data.update({"questions-0-label": "Where does it hurt?", "questions-0-kind": "long_text",
+                 "questions-0-required": "y", "questions-0-help_text": "e.g. lower back", "questions-0-position": "2",
+                 "questions-1-label": "Which side?", "questions-1-kind": "choice",
+                 "questions-1-choices-0": "Left", "questions-1-choices-1": "Right", "questions-1-position": "1"})
+    data["csrf_token"] = form_csrf(html)
+    resp = client.post(path, data=data)
+    assert resp.status_code == 302, resp.get_data(as_text=True)[-3000:]
+    saved = Service.objects.get(id=service.id)
+    assert [(q.label, q.kind, q.required, q.version) for q in saved.questions] == [
+        ("Which side?", "choice", False, 1), ("Where does it hurt?", "long_text", True, 1)]
+    ids = [q.qid for q in saved.questions]
+    assert all(ids)
+    # Reword one through the same form: same id, next version.
+    html = client.get(path).get_data(as_text=True)
+    data = _form(html)
+    label_key = next(k for k, v in data.items() if v == "Where does it hurt?")
+    data[label_key] = "Where is the pain?"
+    data["csrf_token"] = form_csrf(html)
+    resp = client.post(path, data=data)
+    assert resp.status_code == 302, resp.get_data(as_text=True)[-3000:]
+    saved = Service.objects.get(id=service.id)
+    assert [(q.qid, q.label, q.version) for q in saved.questions] == [
+        (ids[0], "Which side?", 1), (ids[1], "Where is the pain?", 2)]
+
+
+def test_reception_cannot_change_questions(app, world):
+    client = app.test_client()
+    assert staff_login(client, "reception@clinic.test").status_code == 302
+    path = f"/admin/services/edit/?id={world['physio'].id}"
+    assert client.get(path).status_code in (302, 403)
+
+
+def test_staff_booking_asks_the_questions_through_the_same_rule(app, clinic_world):
+    from models import Appointment
+    from models.catalog.documents import Question
+    from tests.support.clients import signed_in_staff
+    from tests.support.factories import future_day
+
+    w = clinic_world(services={"physio": dict(name="Physiotherapy", duration=30, price=0)},
+                     providers={"jo": dict(name="Jo Park")}, staff=("reception",), patients=["pat@example.com"])
+    service = w["physio"]
+    service.questions = [Question(label="Where does it hurt?", kind="text", required=True, position=1)]
+    service.save()
+    qid = Service.objects.get(id=service.id).questions[0].qid
+    day = future_day()
+    client = signed_in_staff(app, "reception")
+    page = client.get(f"/admin/day/new?day={day}&service={service.id}&provider={w['jo'].id}"
+                      f"&patient={w.patient.id}").get_data(as_text=True)
+    assert "Where does it hurt?" in page and f'name="answer-{qid}"' in page
+    form = {"csrf_token": form_csrf(page), "day": day.isoformat(), "patient": str(w.patient.id),
+            "service": str(service.id), "provider": str(w["jo"].id), "time": "10:00"}
+    refused = client.post("/admin/day/book", data=form)
+    assert refused.status_code == 422 and "Please answer" in refused.get_data(as_text=True)
+    assert Appointment.objects.count() == 0
+    booked = client.post("/admin/day/book", data=dict(form, **{f"answer-{qid}": "Left shoulder <3"}))
+    assert booked.status_code == 302
+    appt = Appointment.objects.get()
+    assert [(a.label, a.value) for a in appt.answers] == [("Where does it hurt?", "Left shoulder <3")]
+
+
+def test_the_portal_review_keeps_typed_answers_after_a_refusal(app, clinic_world):
+    from urllib.parse import quote
+
+    from models import Appointment
+    from models.catalog.documents import Question
+    from tests.support.clients import register_and_sign_in
+    from tests.support.factories import at, future_day
+
+    w = clinic_world(services={"physio": dict(name="Physiotherapy", duration=30, price=0)},
+                     providers={"jo": dict(name="Jo Park")})
+    service = w["physio"]
+    service.questions = [Question(label="Where does it hurt?", kind="text", required=True, position=1),
+                         Question(label="Anything else?", kind="long_text", position=2)]
+    service.save()
+    hurt, other = (q.qid for q in Service.objects.get(id=service.id).questions)
+    client = register_and_sign_in(app)
+    day = future_day(3)
+    start = at(day, 10).isoformat()
+    review = f"/portal/book?service={service.id}&provider=any&day={day}&start={quote(start)}"
+    html = client.get(review).get_data(as_text=True)
+    assert "Where does it hurt? <span class=\"required\">(required)</span>" in html
+    answer = client.post("/portal/book", data={
+        "csrf_token": form_csrf(html), "jwt_csrf": client.get_cookie("csrf_access_token").value,
+        "service": str(service.id), "provider": "any", "start": start, "day": day.isoformat(),
+        f"answer-{other}": "I use a <wheelchair>"})
+    assert answer.status_code == 302 and answer.headers["Location"].endswith("#review")
+    again = client.get(answer.headers["Location"].split("#")[0]).get_data(as_text=True)
+    assert "Please answer “Where does it hurt?”" in again
+    assert "I use a &lt;wheelchair&gt;</textarea>" in again  # kept, escaped
+    assert Appointment.objects.count() == 0
