@@ -24,6 +24,7 @@ from models.catalog import current_catalog
 from models.daygrid import build_grid, free_now, week_summary
 from models.payments.desk import (DESK_METHODS, REFUND_CHOICES, cancel_at_desk, mark_paid_at_desk, paid_left,
                                   refund_preview)
+from models.payments.fees import fee_amount, no_show, paid_online
 from models.documents import Appointment, Clinic, Patient, utcnow
 from models.errors import DomainError, ValidationFailed
 from models.formatting import money
@@ -136,6 +137,19 @@ class DayView(StaffAccessMixin, BaseView):
             abort(404, "That appointment does not exist.")
         return appointment
 
+    @expose("/no-show")
+    def noshow_form(self):
+        """No-show protection: the confirm step before marking a no-show that has an agreed fee."""
+        if staff_role() not in DAY_ACTIONS["no_show"]:
+            abort(403, "Your role cannot mark no-shows.")
+        appointment = self._appointment(request.args.get("appointment", ""))
+        return self._noshow_page(appointment, self._day(), None, "")
+
+    def _noshow_page(self, appointment, day, error, reason, status=200):
+        fee = max(0, fee_amount(appointment, "no_show_fee") - paid_online(appointment))
+        return self.render("admin_clinic/noshow.html", a=appointment, fee=fee, error=error, reason=reason,
+                           card=appointment.patient.card_last4, **self._common(day)), status
+
     @expose("/cancel")
     def cancel_form(self):
         """Ask for the reason and state the refund before cancelling."""
@@ -210,7 +224,22 @@ class DayView(StaffAccessMixin, BaseView):
             elif op == "undo_check_in":
                 frontdesk.undo_check_in(appointment, now, tz, **audited)
             elif op == "no_show":
-                frontdesk.mark_no_show(appointment, now, **audited)
+                # No-show protection: with an agreed fee, staff confirm first (charge it, or waive it
+                # with a reason); the action charges once whatever is clicked twice.
+                if fee_amount(appointment, "no_show_fee") and request.form.get("confirm") != "yes":
+                    return redirect(url_for(".noshow_form", appointment=str(appointment.id), day=day_raw))
+                try:
+                    fee = no_show(appointment, now, charge=request.form.get("fee") != "waive",
+                                  reason=request.form.get("reason", ""), actor=staff_actor(), **audited)
+                except ValidationFailed as exc:
+                    return self._noshow_page(appointment, self._day(day_raw), exc.message,
+                                             request.form.get("reason", ""), status_of(exc))
+                if fee is not None:
+                    word = {"succeeded": "taken", "canceled": "waived"}.get(fee.status, "due: the patient is emailed a pay link")
+                    message = f"{DONE['no_show']} {label}. No-show fee {money(fee.amount, fee.currency)} {word}."
+                    flash(message, "success")
+                    return redirect(url_for(".index", day=day_raw, undo=f"undo_no_show:{appointment.id}")
+                                    + f"#appt-{appointment.id}")
             elif op == "undo_no_show":
                 frontdesk.undo_no_show(appointment, now, **audited)
             elif op == "pay":

@@ -38,6 +38,7 @@ from admin.roles import ADMIN_ONLY, EVERYONE, FRONT_DESK, SCHEDULE_EDITORS
 from admin.schedule import WEEKDAYS, ScheduleForm, apply_row_buttons, prefill, validate_schedule, week_preview
 from clinic.audit import audit
 from models import booking
+from models import payments
 from models import clock
 from models.booking import frontdesk
 from models.accounts import hash_password, normalise_email, validate_password
@@ -45,6 +46,7 @@ from models.accounts.documents import NO_EMAIL_DOMAIN, deliverable
 from models.accounts.patients import create_by_staff
 from models.accounts.phones import normalise_phone
 from models.documents import Appointment, Payment, Patient, Provider, Schedule, StaffUser, utcnow
+from models.payments.documents import UPFRONT_KINDS
 from models.errors import DomainError
 from models.feeds import feed_status, make_feed, revoke_feed
 from models.catalog.questions import answer_text
@@ -177,13 +179,26 @@ class ServiceView(SecureModelView):
     column_default_sort = "name"
     record_noun = "service"
     form_overrides = {"price": MoneyField, "currency": StringField, "reminder_hours": HoursListField,
-                      "name": NameField}
+                      "name": NameField,
+                      # No-show protection (issue 27): money as "20.00", like the price.
+                      "deposit_amount": MoneyField, "late_cancel_fee": MoneyField, "no_show_fee": MoneyField}
     column_labels = {"duration_minutes": "Duration (minutes)", "buffer_before_minutes": "Buffer before (minutes)",
                      "buffer_after_minutes": "Buffer after (minutes)", "min_notice_minutes": "Minimum notice (minutes)",
                      "horizon_days": "Bookable ahead (days)", "cancellation_window_hours": "Cancellation window (hours)",
                      "refund_rule": "Refund on cancellation", "reminder_hours": "Email reminders (hours before)",
-                     "repeat_allowed": "Can be booked as a series"}
-    column_descriptions = {"price": "An amount like 55.00, in the currency below; 0.00 for a free service.",
+                     "repeat_allowed": "Can be booked as a series",
+                     "deposit_amount": "Deposit (amount)", "deposit_percent": "Deposit (% of the price)",
+                     "late_cancel_fee": "Late-cancellation fee", "no_show_fee": "No-show fee",
+                     "pay_at_clinic": "Pay at the clinic (card on file required)"}
+    column_descriptions = {
+                           "deposit_amount": "Taken online when booking; the rest is paid at the clinic. 0.00 for none.",
+                           "deposit_percent": "Or a percentage of the price (0 for none); give one of the two.",
+                           "late_cancel_fee": "Charged to the card on file when the patient cancels inside the "
+                                              "cancellation window (patients may then still cancel online). 0.00 for none.",
+                           "no_show_fee": "Charged to the card on file when staff mark a no-show (or waived "
+                                          "with a reason). 0.00 for none.",
+                           "pay_at_clinic": "Nothing is taken online; patients need a card on file to book.",
+                           "price": "An amount like 55.00, in the currency below; 0.00 for a free service.",
                            "currency": "Three-letter code in lower case, e.g. gbp.",
                            "duration_minutes": "A multiple of 5 minutes.",
                            "repeat_allowed": "Patients and staff may book 2 to 12 visits, every 1 to 4 weeks, at once."}
@@ -398,7 +413,7 @@ def payment_state(view, context, model, name):
     payments = g.get("page_payments") or {}
     payment = payments.get(model.id)
     if payment is None and model.amount and request.endpoint and request.endpoint.endswith("details_view"):
-        payment = Payment.objects(appointment=model.id).first()
+        payment = Payment.objects(appointment=model.id, kind__in=UPFRONT_KINDS).first()
     if payment is not None:
         return payment.status.replace("_", " ")
     return "free" if not model.amount else ("at desk" if model.booked_by.startswith("staff") else "none")
@@ -481,7 +496,7 @@ class AppointmentView(SecureModelView):
     def after_list_loaded(self, rows):
         """One query for the payments of the whole page (kept per request, not on the shared view)."""
         ids = [row.id for row in rows]
-        g.page_payments = {p.appointment.id: p for p in Payment.objects(appointment__in=ids).no_dereference()}
+        g.page_payments = {p.appointment.id: p for p in Payment.objects(appointment__in=ids, kind__in=UPFRONT_KINDS).no_dereference()}
 
     def _apply(self, ids, operation, verb):
         done, failed = 0, []
@@ -513,7 +528,9 @@ class AppointmentView(SecureModelView):
     @action("no_show", "Mark as no-show")
     def action_no_show(self, ids):
         """Mark confirmed appointments that have started as no-shows."""
-        self._apply(ids, frontdesk.mark_no_show, "no_show")
+        # No-show protection: one with an agreed fee is refused here (staff charge or waive it in the day view).
+        self._apply(ids, lambda a, now, **audited: payments.no_show(a, now, charge=None, actor=staff_actor(),
+                                                                     **audited), "no_show")
 
 
 class PatientView(PatientMergeMixin, SecureModelView):
@@ -614,14 +631,14 @@ class PaymentView(SecureModelView):
     export_roles = FRONT_DESK
     audit_reads = True
     record_noun = "payment"
-    column_list = ("created_at", "patient", "appointment", "amount", "status", "amount_refunded", "flow",
+    column_list = ("created_at", "patient", "appointment", "kind", "amount", "status", "amount_refunded", "flow",
                    "stripe_payment_intent", "flag")
-    column_details_list = ("created_at", "updated_at", "patient", "appointment", "amount", "status",
-                           "amount_refunded", "refunds", "flow", "stripe_payment_intent",
-                           "stripe_checkout_session", "flag")
-    column_export_list = ("created_at", "patient", "appointment", "amount", "currency", "status",
+    column_details_list = ("created_at", "updated_at", "patient", "appointment", "kind", "amount", "status",
+                           "fee_state", "waived_reason", "amount_refunded", "refunds", "flow",
+                           "stripe_payment_intent", "stripe_checkout_session", "flag")
+    column_export_list = ("created_at", "patient", "appointment", "kind", "amount", "currency", "status",
                           "amount_refunded", "flow", "stripe_payment_intent", "flag")
-    column_filters = ("status", "flow", "created_at", FilterPatientText("patient", "Patient"))
+    column_filters = ("status", "kind", "flow", "created_at", FilterPatientText("patient", "Patient"))
     column_searchable_list = ("stripe_payment_intent", "stripe_checkout_session")
     column_default_sort = ("created_at", True)
     column_labels = {"created_at": "Created", "updated_at": "Updated", "amount_refunded": "Refunded",
@@ -629,7 +646,8 @@ class PaymentView(SecureModelView):
                      "flow": "Payment page"}
     column_formatters = {
         "created_at": local_formatter("created_at"), "updated_at": local_formatter("updated_at"),
-        "patient": patient_formatter, "status": words_formatter,
+        "patient": patient_formatter, "status": words_formatter, "kind": words_formatter,
+        "fee_state": words_formatter,
         "flow": lambda v, c, m, n: {"elements": "card form", "checkout": "Stripe Checkout"}.get(m.flow, m.flow or ""),
         "amount": money_formatter("amount"), "amount_refunded": money_formatter("amount_refunded"),
         "appointment": lambda v, c, m, n: link(url_for("appointments.details_view", id=str(m.appointment.id)),
@@ -648,6 +666,26 @@ class PaymentView(SecureModelView):
         "currency": lambda v, c, m, n: (m.currency or "").upper(),
         "status": words_formatter,
     }
+
+    # No-show protection (issue 27): staff give a charged fee back (the whole of what is left).
+    action_roles = {"refund_fee": FRONT_DESK}
+
+    @action("refund_fee", "Refund fee", "Refund the selected late-cancellation or no-show fees to the patient's card?")
+    def action_refund_fee(self, ids):
+        """Refund charged fees in full (other payments are refused here: cancel the appointment instead)."""
+        done, refused = 0, 0
+        for payment in Payment.objects(id__in=ids):
+            try:
+                refunded = payments.refund_fee(payment, utcnow(), actor=staff_actor(), audit_as=staff_actor())
+            except DomainError as exc:
+                flash(exc.message, "error")
+                continue
+            done += bool(refunded)
+            refused += not refunded
+        if done:
+            flash(f"{done} fee(s) refunded to the patient's card.", "success")
+        if refused:
+            flash(f"{refused} payment(s) skipped: only a charged fee can be refunded here.", "error")
 
     def get_list(self, page, sort_column, sort_desc, search, filters, execute=True, page_size=None):
         """Payments with their appointments' services and providers, loaded in bulk."""

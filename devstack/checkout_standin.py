@@ -160,8 +160,10 @@ class CheckoutStandIn:
     def _create(self, form, authorization):
         data = parse_stripe_form(form)
         items = data.get("line_items") or {}
+        if data.get("mode") == "setup":
+            return self._create_setup(data, authorization)
         if data.get("mode") != "payment":
-            return stripe_error(400, "Only mode=payment is supported here.", param="mode")
+            return stripe_error(400, "Only mode=payment and mode=setup are supported here.", param="mode")
         if not items or not data.get("success_url"):
             return stripe_error(400, "Missing required param: line_items and success_url.",
                                 param="line_items" if not items else "success_url")
@@ -200,6 +202,77 @@ class CheckoutStandIn:
         self.sessions[sid] = session
         self._save()
         return 200, self.public(session)
+
+    def _create_setup(self, data, authorization):
+        """A session in `setup` mode: saves a card for a Customer through a localstripe SetupIntent."""
+        if not data.get("success_url"):
+            return stripe_error(400, "Missing required param: success_url.", param="success_url")
+        if not data.get("customer"):
+            return stripe_error(400, "Missing required param: customer.", param="customer")
+        now = int(time.time())
+        expires_at = int(data.get("expires_at") or now + DEFAULT_LIFETIME)
+        sid = f"cs_test_{uuid.uuid4().hex}"
+        session = {
+            "id": sid, "object": "checkout.session", "created": now, "livemode": False,
+            "mode": "setup", "status": "open", "payment_status": "no_payment_required",
+            "url": f"{self.public_base}{HOSTED}{sid}", "payment_intent": None, "setup_intent": None,
+            "amount_total": None, "amount_subtotal": None, "currency": None,
+            "customer": data["customer"], "metadata": data.get("metadata") or {},
+            "client_reference_id": data.get("client_reference_id"),
+            "expires_at": expires_at, "success_url": data["success_url"],
+            "cancel_url": data.get("cancel_url"),
+            "payment_method_types": list((data.get("payment_method_types") or {"0": "card"}).values()),
+            "_setup_metadata": (data.get("setup_intent_data") or {}).get("metadata") or {},
+            "_line_name": "Save a card", "_auth": authorization,
+        }
+        self.sessions[sid] = session
+        self._save()
+        return 200, self.public(session)
+
+    def save_card(self, sid, card_number, authorization):
+        """A setup session's page: save `card_number` through a localstripe SetupIntent."""
+        session = self.sessions[sid]
+        headers = {"Authorization": authorization}
+        form = {"customer": session["customer"], "usage": "off_session", "payment_method_types[]": "card"}
+        for key, value in session["_setup_metadata"].items():
+            form[f"metadata[{key}]"] = value
+        si = self._ls("POST", "/v1/setup_intents", form, headers)
+        if "error" in si:
+            return "declined", si["error"].get("message") or "The card could not be saved."
+        pm = self._ls("POST", "/v1/payment_methods", {
+            "type": "card", "card[number]": card_number.replace(" ", ""), "card[exp_month]": "12",
+            "card[exp_year]": "2034", "card[cvc]": "123"}, headers)
+        if "error" in pm:
+            return "declined", pm["error"].get("message") or "The card number is not valid."
+        si = self._ls("POST", f"/v1/setup_intents/{si['id']}/confirm", {"payment_method": pm["id"]}, headers)
+        return self._settle_setup(sid, si)
+
+    def authenticate_setup(self, sid, success, authorization):
+        """Answer the 3-D Secure prompt of a setup session's SetupIntent."""
+        session = self.sessions[sid]
+        si_id = session.get("_pending_setup")
+        if not si_id:
+            return "missing", "Nothing is waiting for authentication."
+        headers = {"Authorization": authorization}
+        action = "confirm" if success else "cancel"
+        return self._settle_setup(sid, self._ls("POST", f"/v1/setup_intents/{si_id}/{action}", {}, headers))
+
+    def _settle_setup(self, sid, si):
+        if "error" in si:
+            return "declined", si["error"].get("message") or "Your card was declined."
+        with self.lock:
+            session = self.sessions[sid]
+            if si.get("status") == "requires_action":
+                session["_pending_setup"] = si["id"]
+                self._save()
+                return "requires_action", si["id"]
+            if si.get("status") != "succeeded":
+                return "declined", "The card could not be saved."
+            session.update(status="complete", setup_intent=si["id"])
+            session.pop("_pending_setup", None)
+            self._save()
+        self.deliver("checkout.session.completed", session)
+        return "paid", session
 
     def _list(self, query):
         raw = str(query.get("limit") or "10")
@@ -389,9 +462,17 @@ class CheckoutStandIn:
             return self._html("Payment page not found", "<p>This payment page does not exist.</p>", 404)
         auth = session.get("_auth") or "Bearer sk_test_checkout_standin"
         error = ""
+        setup = session.get("mode") == "setup"
         if request.method == "POST":
-            if action == "authenticate":
-                outcome, detail = self.authenticate(sid, request.form.get("result") == "success", auth)
+            self._lapse(session)
+            if setup and session["status"] != "open":
+                outcome, detail = "closed", f"This page has {session['status']}."
+            elif action == "authenticate":
+                success = request.form.get("result") == "success"
+                outcome, detail = (self.authenticate_setup(sid, success, auth) if setup
+                                   else self.authenticate(sid, success, auth))
+            elif setup:
+                outcome, detail = self.save_card(sid, request.form.get("card", ""), auth)
             else:
                 outcome, detail = self.pay(sid, request.form.get("card", ""), auth)
             if outcome == "paid":
@@ -408,6 +489,19 @@ class CheckoutStandIn:
             back = session.get("cancel_url") or session["success_url"]
             return self._html("Payment page closed", f'<p>This payment page has {session["status"]}.</p>'
                               f'<p><a href="{html.escape(back)}">Return to the clinic</a></p>')
+        if setup:
+            cancel = (f'<p><a href="{html.escape(session["cancel_url"])}">Cancel and return to the clinic</a></p>'
+                      if session.get("cancel_url") else "")
+            body = ((f'<p role="alert" class="error">{html.escape(error)}</p>' if error else "")
+                    + f'<p>Save a card for later payments. Nothing is charged now.</p>'
+                    f'<form method="post" action="{HOSTED}{sid}">'
+                    '<label for="card">Card number</label>'
+                    '<input id="card" name="card" inputmode="numeric" autocomplete="cc-number" required '
+                    'value="4242 4242 4242 4242">'
+                    '<p class="hint">Test cards: 4242 4242 4242 4242 is saved; 4000 0025 0000 3155 asks for '
+                    '3-D Secure when charged.</p>'
+                    '<button type="submit">Save card</button></form>' + cancel)
+            return self._html("Save a card", body)
         amount = money(session["amount_total"], session["currency"])
         cancel = (f'<p><a href="{html.escape(session["cancel_url"])}">Cancel and return to the clinic</a></p>'
                   if session.get("cancel_url") else "")

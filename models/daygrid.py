@@ -14,7 +14,7 @@ from models.catalog.documents import TimeOff
 from models.catalog.snapshot import current_catalog
 from models.clock import _utc
 from models.payments.desk import due_at_desk
-from models.payments.documents import Payment
+from models.payments.documents import FEE_KINDS, UPFRONT_KINDS, Payment
 
 HIDDEN_BY_DEFAULT = ("cancelled", "expired")
 
@@ -63,7 +63,11 @@ def build_grid(day, tz, providers, now, step_minutes=15, show_all=False):
     ids = [p.id for p in providers]
     appts = list(Appointment.objects(provider__in=ids, start__gte=day_start, start__lt=day_end)
                  .order_by("start").select_related(max_depth=1))
-    payments = {p.appointment.id: p for p in Payment.objects(appointment__in=[a.id for a in appts]).no_dereference()}
+    payments = {p.appointment.id: p for p in Payment.objects(appointment__in=[a.id for a in appts], kind__in=UPFRONT_KINDS).no_dereference()}
+    # No-show protection (issue 27): each appointment's fees, charged, due or waived.
+    fees = {}
+    for fee in Payment.objects(appointment__in=[a.id for a in appts], kind__in=FEE_KINDS).no_dereference():
+        fees.setdefault(fee.appointment.id, []).append(fee)
     offs = list(TimeOff.objects(provider__in=ids, start__lt=day_end, end__gt=day_start).no_dereference())
     # The whole clinic closed (closures, public holidays; issue 25): drawn and never offered as free.
     closures = [c for c in catalog.closures or () if c.start < _utc(day_end) and c.end > _utc(day_start)]
@@ -120,7 +124,7 @@ def build_grid(day, tz, providers, now, step_minutes=15, show_all=False):
                 "a": a, "status": status, "top": top, "height": max(height, 15),
                 "start": _local(a.start, zone), "end": _local(a.end, zone), "payment": payment,
                 "due": due_at_desk(a, payment), "today": _local(a.start, zone).date() == _local(now, zone).date(),
-                "started": _utc(a.start) <= now})
+                "started": _utc(a.start) <= now, "fees": fees.get(a.id, [])})
         free = subtract(hours, merge(busy + away))
         step = timedelta(minutes=step_minutes)
         for s, e in free:

@@ -51,6 +51,7 @@ ALL_DOCUMENTS = (Clinic, Service, Provider, Schedule, TimeOff, Patient, StaffUse
 
 def ensure_indexes():
     """Create every document's indexes now (MongoEngine would build them lazily otherwise)."""
+    _drop_one_payment_per_appointment()
     for document in ALL_DOCUMENTS:
         document.ensure_indexes()
     # The email outbox and the set-password links.
@@ -63,3 +64,12 @@ def ensure_indexes():
     # The clinic's closures and logo (issue 25).
     Closure.ensure_indexes()
     ClinicLogo.ensure_indexes()
+
+
+def _drop_one_payment_per_appointment():
+    """No-show protection (issue 27): an appointment may have a deposit and fees besides its
+    payment, so the old unique index on `appointment` alone gives way to (appointment, kind)."""
+    collection = Payment._get_collection()
+    for name, spec in collection.index_information().items():
+        if spec.get("unique") and [k for k, _ in spec["key"]] == ["appointment"]:
+            collection.drop_index(name)

@@ -19,7 +19,7 @@ from models.booking.documents import Appointment
 from models.formatting import money
 from models.clock import _utc, local_today
 from models.payments.desk import due_at_desk
-from models.payments.documents import Payment
+from models.payments.documents import FEE_KINDS, UPFRONT_KINDS, Payment
 
 LAPSING_WITHIN = timedelta(minutes=15)
 STUCK_AFTER = timedelta(minutes=10)
@@ -40,6 +40,7 @@ class Glance:
     takings_today: int = 0
     takings_week: int = 0
     takings_by_method: dict = field(default_factory=dict)
+    fees_today: int = 0  # no-show protection: late-cancellation and no-show fees taken for today's appointments
     weeks: list = field(default_factory=list)  # dicts: start, bookings, no_shows, revenue
     currency: str = "gbp"
 
@@ -60,7 +61,7 @@ def net_paid(payments):
 
 def _payments_by_appointment(appointment_ids):
     return {p.appointment.id: p for p in
-            Payment.objects(appointment__in=list(appointment_ids)).no_dereference()}
+            Payment.objects(appointment__in=list(appointment_ids), kind__in=UPFRONT_KINDS).no_dereference()}
 
 
 def week_start(day):
@@ -94,6 +95,7 @@ def glance(now, tz, provider_id=None, currency="gbp"):
     result.attention = attention(now)
     week_first = week_start(today)
     result.takings_today = net_paid(payments.values())
+    result.fees_today = fees_taken(today, 1, tz)
     week_payments = _period_payments(week_first, 7, zone)
     result.takings_week = net_paid(week_payments)
     for method in ("online", "cash", "card_terminal"):
@@ -107,7 +109,7 @@ def _period_payments(first, days, zone):
     """Payments of the appointments that start on `days` local dates from `first`."""
     start, end = _span(first, days, zone)
     ids = Appointment.objects(start__gte=start, start__lt=end).scalar("id")
-    return list(Payment.objects(appointment__in=list(ids)).no_dereference())
+    return list(Payment.objects(appointment__in=list(ids), kind__in=UPFRONT_KINDS).no_dereference())
 
 
 def weekly(today, tz, weeks=4):
@@ -134,6 +136,19 @@ def weekly(today, tz, weeks=4):
     return rows
 
 
+FEE_NAMES = {"late_cancel_fee": "late-cancellation fee", "no_show_fee": "no-show fee"}
+FEE_DUE_WORDS = {"authentication_required": "the bank asked the patient to confirm it; they were emailed a pay link",
+                 "no_card": "no card on file; the patient was emailed a pay link",
+                 "declined": "the card was declined; the patient was emailed a pay link"}
+
+
+def fees_taken(first, days, tz):
+    """No-show protection: fees charged (and kept) for the appointments of `days` local dates from `first`."""
+    start, end = _span(first, days, ZoneInfo(tz))
+    ids = Appointment.objects(start__gte=start, start__lt=end).scalar("id")
+    return net_paid(Payment.objects(appointment__in=list(ids), kind__in=FEE_KINDS).no_dereference())
+
+
 def attention(now):
     """Payments staff must look at: refunds pending too long or refused, payments the sweeper could
     not settle. A list of (payment, reason), newest first."""
@@ -146,8 +161,14 @@ def attention(now):
             if refund.status == "pending" and refund.created_at and now - _utc(refund.created_at) > STUCK_AFTER:
                 found.append((payment, "refund still pending"))
                 break
+    # No-show protection (issue 27): a fee that could not be taken off-session is due from the patient.
+    for payment in Payment.objects(kind__in=FEE_KINDS, status="pending", fee_state__in=tuple(FEE_DUE_WORDS))\
+            .order_by("-updated_at").limit(50):
+        found.append((payment, f"{FEE_NAMES[payment.kind]} due: {FEE_DUE_WORDS[payment.fee_state]}"))
     for payment in Payment.objects(status__in=("pending", "processing"), updated_at__lt=now - STUCK_AFTER,
                                    method__in=("online", None)).order_by("-updated_at").limit(50):
+        if payment.fee_state:
+            continue  # listed above as a fee that is due
         if payment.stripe_payment_intent or payment.stripe_checkout_session:
             found.append((payment, f"payment still {payment.status}; the sweeper could not settle it"))
     paid = Payment.objects(status="succeeded").only("id", "appointment").no_dereference().order_by("-updated_at")

@@ -230,7 +230,10 @@ def _erase_person(patient, now):
             erase(patient, now, email)
     patient.modify(set__email=erased_email(patient), set__name=ERASED_NAME, set__phone="",
                    set__date_of_birth=None, set__password_hash="!erased", set__active=False,
-                   inc__token_generation=1)
+                   inc__token_generation=1,
+                   # No-show protection: the card on file is forgotten (nothing can be charged any more).
+                   set__card_payment_method=None, set__card_brand="", set__card_last4="",
+                   set__card_exp_month=None, set__card_exp_year=None, set__card_setup=None)
     return patient
 
 

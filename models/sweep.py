@@ -37,7 +37,8 @@ from models.clock import as_utc, utcnow
 from models.messages.delivery import deliver_due
 from models.messages.sms import deliver_sms_due
 from models.payments.cancellation import stop_and_sync
-from models.payments.documents import Payment
+from models.payments.documents import FEE_KINDS, UPFRONT_KINDS, Payment
+from models.payments.fees import retry_fees
 from models.payments.ledger import _move_payment
 from models.payments.refunds import retry_pending_refunds
 from models.payments.settlement import settle_paid
@@ -216,7 +217,7 @@ def _expire_holds(now, report):
     lapsed = Appointment.objects(status="held", hold_expires_at__lte=now).only("id").no_dereference()
     for appt in lapsed:
         aid = str(appt.id)
-        payment = Payment.objects(appointment=appt.id).no_dereference().first()
+        payment = Payment.objects(appointment=appt.id, kind__in=UPFRONT_KINDS).no_dereference().first()
         if payment is not None and (payment.stripe_payment_intent or payment.stripe_checkout_session):
             try:
                 if payment.status == "succeeded":
@@ -263,6 +264,13 @@ def _reconcile_payments(now, report):
         _note(result.outcome, str(payment.appointment.id), report)
     _close_intentless(now, report)
 
+    # No-show protection: fees Stripe did not answer for are charged again with the same key.
+    try:
+        if retry_fees(now, older_than=STUCK_AFTER):
+            report.synced.append("fees")
+    except Exception as exc:
+        report.problems.append(f"fees still waiting to be charged ({exc.__class__.__name__})")
+
     for payment in Payment.objects(refunds__status="pending").no_dereference():
         try:
             if retry_pending_refunds(payment, ACTOR, now, older_than=now - STUCK_AFTER):
@@ -304,13 +312,17 @@ def _recent_payments(now, report):
             report.problems.append(f"payment {payment.id} has more refunded than paid")
         if appt is None:
             report.problems.append(f"payment {payment.id} belongs to no appointment")
+        elif payment.kind in FEE_KINDS:
+            continue  # a fee follows a closed appointment by design: nothing to settle or refund
         elif payment.status == "succeeded" and appt.status in ("held", "expired"):
             try:
                 _note(settle_paid(payment, ACTOR, now, first_time=False), str(appt.id), report)
             except Exception as exc:
                 report.problems.append(f"paid appointment {appt.id} could not be settled "
                                        f"({exc.__class__.__name__})")
-        elif payment.status == "succeeded" and appt.status == "cancelled" and not payment.amount_refunded:
+        elif (payment.status == "succeeded" and appt.status == "cancelled" and not payment.amount_refunded
+              and not Payment.objects(appointment=appt.id, kind="late_cancel_fee").count()):
+            # (a late cancellation keeps what was paid towards its fee: no refund is expected then)
             report.problems.append(f"appointment {appt.id} is cancelled but its payment was not "
                                    "refunded (check the service's refund rule)")
 

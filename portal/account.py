@@ -15,6 +15,7 @@ from wtforms.validators import DataRequired, Length
 
 from clinic.audit import audit
 from clinic.errors import status_of
+from models import payments
 from models.documents import utcnow
 from models.errors import DomainError
 from models.privacy import erase_patient, export_patient
@@ -30,6 +31,14 @@ class DeleteForm(FlaskForm):
     """Delete the account (the password confirms it)."""
 
     password = PasswordField("Your password", validators=[DataRequired(), Length(max=256)])
+
+
+def _card(patient):
+    """No-show protection: the card on file for the account page (None when none or unreadable)."""
+    try:
+        return payments.card_on_file(patient)
+    except DomainError:
+        return None
 
 
 def _export(patient):
@@ -70,7 +79,7 @@ def delete_api(body):
 @patient_page
 def account():
     """The account page: change password, download your data, delete your account."""
-    return render_template("portal/account.html", patient=g.patient, form=DeleteForm())
+    return render_template("portal/account.html", patient=g.patient, form=DeleteForm(), card=_card(g.patient))
 
 
 @page_bp.get("/account/export")
@@ -97,9 +106,10 @@ def delete_page():
                 target.errors = list(target.errors) + [exc.message]
             else:
                 flash(exc.message, "error")
-            return render_template("portal/account.html", patient=g.patient, form=form), status_of(exc)
+            return render_template("portal/account.html", patient=g.patient, form=form,
+                                   card=_card(g.patient)), status_of(exc)
         response = redirect(url_for("portal.login"))
         unset_jwt_cookies(response)
         flash("Your account is deleted. Your personal details have been erased.", "info")
         return response
-    return render_template("portal/account.html", patient=g.patient, form=form), 400
+    return render_template("portal/account.html", patient=g.patient, form=form, card=_card(g.patient)), 400

@@ -17,10 +17,12 @@ from portal.auth import (current_patient, issue_tokens, logout_identity, passwor
                          register_patient_counted, registration_allowed, revoke, revoke_cookies, sign_in)
 from portal.door import book_for_patient, book_series_for_patient, free_times_json
 from portal.openapi import AUTH_ERRORS, Blueprint
+from models import payments
 from models.accounts.contact import update_contact
 from models.accounts.users import clean_birth_date
 from portal.schemas import ClinicSchema  # noqa: I001 (clinic profile, issue 25)
-from portal.schemas import (AppointmentSchema, BookingBody, LoginBody, MeChangeBody, PasswordChangeBody, PasswordChangedSchema,
+from portal.schemas import (AppointmentSchema, BookingBody, CancelledSchema, LoginBody, MeChangeBody, PasswordChangeBody,
+                            PasswordChangedSchema,
                             PatientSchema, ProviderSchema, ProvidersQuery, RefreshedSchema, RegisterBody,
                             ServiceSchema, SignedOutSchema, SlotSchema, SlotsQuery, appointment_view)
 from portal.schemas import SeriesBookedSchema, cancel_scope, series_view  # recurring series (issue 28)
@@ -181,14 +183,16 @@ def create_appointment(body):
     if body.get("repeat"):
         return _series_booked(patient, body)
     appt = book_for_patient(patient, body["service"], body["provider"], body["start"],
-                            answers=body.get("answers"), for_=body.get("for_"))
+                            answers=body.get("answers"), for_=body.get("for_"),
+                            agree_policy=body.get("agree_policy", False))
     return appointment_view(appt, booking.require_clinic())
 
 
 def _series_booked(patient, body):
     """The 201 answer of a booked series (its own schema: the route's documents one appointment)."""
     series_id, visits = book_series_for_patient(patient, body["service"], body["provider"], body["start"],
-                                                body["repeat"], answers=body.get("answers"), for_=body.get("for_"))
+                                                body["repeat"], answers=body.get("answers"), for_=body.get("for_"),
+                                                agree_policy=body.get("agree_policy", False))
     view = series_view(series_id, body["repeat"]["every_weeks"], visits, booking.require_clinic())
     return current_app.response_class(SeriesBookedSchema().dumps(view), status=201, mimetype="application/json")
 
@@ -230,9 +234,10 @@ def show_appointment(appointment_id):
 @bp.route("/appointments/<appointment_id>/cancel", methods=["POST"])
 @bp.errors(400, 401, 403, 404, 409, 503)
 @jwt_required()
-@bp.response(200, AppointmentSchema)
+@bp.response(200, CancelledSchema)
 def cancel_appointment(appointment_id):
-    """Cancel within the service's policy (409 inside the cancellation window)."""
+    """Cancel within the service's policy (409 inside the cancellation window unless a late fee
+    applies); answers the appointment with `refund` and `fee` (a late fee charged to the card)."""
     patient = current_patient()
     scope = cancel_scope(request.get_json(silent=True))
     appt = booking.get_patient_appointment(patient, appointment_id)
@@ -241,4 +246,4 @@ def cancel_appointment(appointment_id):
         series.cancel_following(appt, utcnow(), reason="cancelled by patient", actor=actor, audit_as=actor)
     else:
         booking.cancel(appt, utcnow(), reason="cancelled by patient", actor=actor, audit_as=actor)  # audits itself
-    return appointment_view(appt, booking.require_clinic())
+    return {**appointment_view(appt, booking.require_clinic()), **payments.cancellation_money(appt)}

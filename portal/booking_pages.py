@@ -33,8 +33,10 @@ from models.booking import waitlist
 from models.catalog import bookable_services, current_catalog
 from models.catalog.profile import upcoming_closures
 from models.documents import Appointment, Payment, utcnow
+from models.payments.documents import UPFRONT_KINDS
 from models.errors import DomainError, NotFound
 from models.booking.reschedule import reschedule_blocker
+from models.catalog.policy import policy_sentence
 from portal.door import accept_offer_for_patient, book_any_for_patient, book_for_patient, reschedule_for_patient
 from portal.schemas import parse_instant
 from portal.auth import current_patient, issue_tokens, patient_page
@@ -206,7 +208,7 @@ def book():
         # Issue 28: who it is for and the intake questions; a refused try's answers come back once.
         ctx["people"] = dependants_of(patient) if patient else []
         ctx["draft"] = session.pop("booking_draft", None) or {}
-        ctx["review"] = review_context(service, chosen, clinic, now, start_raw, ctx["picker"])
+        ctx["review"] = review_context(service, chosen, clinic, now, start_raw, ctx["picker"], patient)
         if ctx["review"] is None:
             flash("That time is no longer free. Please choose another.", "error")
         else:
@@ -214,7 +216,7 @@ def book():
     return render_template("portal/book.html", **ctx)
 
 
-def review_context(service, chosen, clinic, now, start_raw, picker):
+def review_context(service, chosen, clinic, now, start_raw, picker, patient=None):
     """What the review step shows, or None when the time is not (or no longer) free."""
     try:
         start = clock.as_utc(parse_instant(start_raw))
@@ -231,9 +233,14 @@ def review_context(service, chosen, clinic, now, start_raw, picker):
         # Said before committing: this time is already inside the window, so online changes are over.
         policy = (f"This time starts within {hours} hour{'s' if hours != 1 else ''}, so once booked it "
                   f"cannot be cancelled or moved online. " + policy)
+    # No-show protection (issue 27): the deposit and fees in one plain sentence the patient agrees to.
+    fees = service.policy
     return {"start": start, "local": local, "end": start + timedelta(minutes=service.duration_minutes),
             "providers": free, "start_iso": local.isoformat(),
-            "hold_minutes": clinic.hold_minutes or 15, "policy": policy}
+            "hold_minutes": clinic.hold_minutes or 15, "policy": policy,
+            "fees": fees if (fees.deposit or fees.needs_card) else None,
+            "fees_text": policy_sentence(fees, service.currency, getattr(patient, "card_last4", None)),
+            "needs_card": fees.needs_card and not getattr(patient, "card_payment_method", None)}
 
 
 @bp.post("/book")
@@ -250,10 +257,13 @@ def book_post():
         return series_pages.book_series_post(form, back, answers, for_)
     try:
         start = parse_instant(form.get("start", ""))
+        agree = form.get("agree_policy") == "yes"
         if choice == "any":
-            appt = book_any_for_patient(g.patient, service_id, start, answers=answers, for_=for_)
+            appt = book_any_for_patient(g.patient, service_id, start, answers=answers, for_=for_,
+                                        agree_policy=agree)
         else:
-            appt = book_for_patient(g.patient, service_id, choice, start, answers=answers, for_=for_)
+            appt = book_for_patient(g.patient, service_id, choice, start, answers=answers, for_=for_,
+                                    agree_policy=agree)
     except DomainError as exc:
         flash(exc.message, "error")
         if exc.code in ("answers_required", "invalid_answer"):
@@ -299,7 +309,7 @@ def dashboard():
             upcoming.append((a, status))
     past.reverse()
     closed.sort(key=lambda item: item[0].updated_at or item[0].start, reverse=True)
-    paid = {p.appointment.id: p for p in Payment.objects(appointment__in=[a.id for a, _ in past]).no_dereference()}
+    paid = {p.appointment.id: p for p in Payment.objects(appointment__in=[a.id for a, _ in past], kind__in=UPFRONT_KINDS).no_dereference()}
     again = {a.id for a, status in closed[:10] if status == "expired" and clock.as_utc(a.start) > now
              and _still_free(a, clinic, now)}
     offers = [e for e in waitlist.entries_of(g.patient) if waitlist.offer_is_open(e, now)]
@@ -315,7 +325,7 @@ def receipt(appointment_id):
     """A receipt for a paid (or free) appointment."""
     appt = booking.get_patient_appointment(g.patient, appointment_id)
     clinic = booking.require_clinic()
-    payment = Payment.objects(appointment=appt.id).first()
+    payment = Payment.objects(appointment=appt.id, kind__in=UPFRONT_KINDS).first()
     if appt.amount and (payment is None or payment.status not in ("succeeded", "refunded")):
         raise NotFound("There is no receipt for this appointment: it was not paid.", code="no_receipt")
     audit(f"patient:{g.patient.id}", "appointment.receipt", record=f"Appointment:{appt.id}")

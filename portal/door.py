@@ -15,7 +15,7 @@ from models.documents import utcnow
 from portal.auth import booking_attempt_allowed, one_booking_at_a_time, reschedule_attempt_allowed
 
 
-def book_for_patient(patient, service_id, provider_id, start, answers=None, for_=None):
+def book_for_patient(patient, service_id, provider_id, start, answers=None, for_=None, agree_policy=False):
     """Book through the shared rule under the patient's throttle and lock (pages and API both call this).
 
     `answers`: the intake answers (checked by the action); `for_`: one of the patient's dependants'
@@ -29,10 +29,11 @@ def book_for_patient(patient, service_id, provider_id, start, answers=None, for_
     # own database command.
     return booking.book(person, service_id, provider_id, start, utcnow(),
                         audit=audit_event(actor, "appointment.book"), audit_as=actor,
-                        guard=one_booking_at_a_time(patient), answers=answers)
+                        guard=one_booking_at_a_time(patient), answers=answers, agree_policy=agree_policy)
 
 
-def book_series_for_patient(patient, service_id, provider_id, start, repeat, answers=None, for_=None):
+def book_series_for_patient(patient, service_id, provider_id, start, repeat, answers=None, for_=None,
+                            agree_policy=False):
     """Book a recurring series (issue 28) under the same throttle and lock as one booking; (series id, visits).
 
     The intake questions are asked once for the series: the same answers are checked and kept on every visit.
@@ -42,11 +43,12 @@ def book_series_for_patient(patient, service_id, provider_id, start, repeat, ans
     person = person_for(patient, for_)
     return series.book_series(person, service_id, provider_id, start, utcnow(), repeat["every_weeks"],
                               repeat["count"], instead=repeat.get("instead"), answers=answers,
+                              agree_policy=agree_policy,
                               audit=audit_event(actor, "series.book"), audit_as=actor,
                               guard=one_booking_at_a_time(patient))
 
 
-def book_any_for_patient(patient, service_id, start, answers=None, for_=None):
+def book_any_for_patient(patient, service_id, start, answers=None, for_=None, agree_policy=False):
     """Book the time with the first clinician free then ("any clinician"), under the same throttle and lock."""
     booking_attempt_allowed(patient)
     actor = f"patient:{patient.id}"
@@ -54,7 +56,7 @@ def book_any_for_patient(patient, service_id, start, answers=None, for_=None):
     # One action, audited once whichever clinician gets it (models/booking/create.py).
     return booking.book_first_free(person, service_id, None, start, utcnow(),
                                    audit=audit_event(actor, "appointment.book"), audit_as=actor,
-                                   guard=one_booking_at_a_time(patient), answers=answers)
+                                   guard=one_booking_at_a_time(patient), answers=answers, agree_policy=agree_policy)
 
 
 def accept_offer_for_patient(patient, entry):

@@ -171,7 +171,9 @@ def appointment(appointment_id):
         refund=refund_preview(appt, now) if confirm_cancel else None,
         # Issue 25: where the confirmation went, the map and calendar links.
         emailed_to=g.patient.email if deliverable(g.patient.email) else "",
-        links=calendar_links(appt, clinic, current_app.config.get("PUBLIC_URL") or ""))
+        links=calendar_links(appt, clinic, current_app.config.get("PUBLIC_URL") or ""),
+        # No-show protection: what cancelling now costs (the agreed late-cancellation fee), said first.
+        late_fee=booking.cancellation_terms(appt, now).fee)
 
 
 @bp.post("/appointments/<appointment_id>/cancel")

@@ -212,6 +212,8 @@ class BookingBody(Body):
     provider = Text(required=True)
     start = Instant(required=True)
     repeat = fields.Nested(RepeatBody)  # recurring series (issue 28)
+    # No-show protection: the patient agrees to the service's deposit and fees (422 otherwise).
+    agree_policy = fields.Boolean(load_default=False)
     # Issue 28: intake answers `{question_id: value}` (checked by the booking action) and who it is for.
     answers = fields.Dict(keys=fields.String(validate=validate.Length(max=64)),
                           values=fields.Raw(allow_none=True, metadata={"type": ["string", "boolean", "null"]}),
@@ -296,6 +298,23 @@ class MeChangeBody(ContactBody):
     date_of_birth = Text(allow_none=True)
 
 
+class PolicySchema(Schema):
+    """No-show protection: a service's deposit and fees (minor units; 0 = none) and the window
+    inside which cancelling costs the late-cancellation fee."""
+
+    deposit = fields.Integer(required=True)
+    late_cancel_fee = fields.Integer(required=True)
+    no_show_fee = fields.Integer(required=True)
+    cancellation_hours = fields.Integer(required=True)
+
+
+class PolicyField(fields.Nested):
+    """The service's `Policy` value, dumped in the contract's shape."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return super()._serialize(value.public() if value is not None else None, attr, obj, **kwargs)
+
+
 class QuestionSchema(Schema):
     """An intake question the service asks when booked (issue 28)."""
 
@@ -316,6 +335,7 @@ class ServiceSchema(Schema):
     price = fields.Integer(required=True)
     currency = fields.String(required=True)
     repeat_allowed = fields.Boolean(required=True)  # recurring series (issue 28)
+    policy = PolicyField(PolicySchema, required=True)
     questions = fields.List(fields.Nested(QuestionSchema), required=True)  # stored in their order
 
 
@@ -405,6 +425,59 @@ def series_view(series_id, every_weeks, appts, clinic):
     """What SeriesBookedSchema dumps."""
     return {"series": {"id": series_id, "every_weeks": every_weeks, "count": len(appts)},
             "appointments": [appointment_view(a, clinic) for a in appts]}
+
+
+class CardSchema(Schema):
+    """No-show protection: the card on file as the patient sees it (never its number)."""
+
+    brand = fields.String(required=True)
+    last4 = fields.String(required=True)
+    exp_month = fields.Integer(required=True, allow_none=True)
+    exp_year = fields.Integer(required=True, allow_none=True)
+
+
+class CardSetupSchema(Schema):
+    """Saving a card: a SetupIntent's secret for Stripe.js, or (Checkout flow) the page to go to."""
+
+    flow = fields.String(required=True, validate=validate.OneOf(("elements", "checkout")))
+    client_secret = fields.String(allow_none=True)
+    publishable_key = fields.String(allow_none=True)
+    setup_intent = fields.String()
+    url = fields.String()
+    session = fields.String()
+
+
+class CardRemovedSchema(Schema):
+    """The card on file is forgotten."""
+
+    removed = fields.Boolean(required=True)
+
+
+class MoneyStateSchema(Schema):
+    """A refund or a fee of a cancellation: how much, and where it is."""
+
+    kind = fields.String()
+    amount = fields.Integer(required=True)
+    currency = fields.String(required=True)
+    status = fields.String(required=True)
+
+
+class CancelledSchema(AppointmentSchema):
+    """A cancelled appointment, with what was refunded and any late-cancellation fee."""
+
+    refund = fields.Nested(MoneyStateSchema, required=True, allow_none=True)
+    fee = fields.Nested(MoneyStateSchema, required=True, allow_none=True)
+
+
+class FeePaymentSchema(Schema):
+    """A fee the patient pays on-line from the emailed link (3-D Secure completed by Stripe.js)."""
+
+    kind = fields.String(required=True)
+    amount = fields.Integer(required=True)
+    currency = fields.String(required=True)
+    status = fields.String(required=True)
+    client_secret = fields.String(required=True, allow_none=True)
+    publishable_key = fields.String(allow_none=True)
 
 
 def appointment_view(appt, clinic, services=None, providers=None, now=None, people=None):

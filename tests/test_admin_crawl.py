@@ -40,6 +40,8 @@ EXPECTED = {
     "/admin/day/new?day={day}": (OK, OK, NO),
     "/admin/day/cancel?appointment={appointment}": (OK, OK, NO),
     "/admin/day/move?appointment={appointment}": (OK, OK, NO),
+    # No-show protection: the confirm step before a no-show with a fee; every role marks no-shows.
+    "/admin/day/no-show?appointment={appointment}": (OK, OK, OK),
     # Appointments: everyone reads (a provider its own); booked from the day view, never created or
     # edited here; the front desk exports.
     "/admin/appointments/": (OK, OK, OK),

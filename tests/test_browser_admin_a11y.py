@@ -24,7 +24,8 @@ ROLE_PAGES = {
               "/admin/payments/", "/admin/payments/details/?id={payment}", "/admin/stripe_events/",
               "/admin/staff/", "/admin/staff/new/", "/admin/clinic/", "/admin/audit/"],
     "reception": ["/admin/", "/admin/day/", "/admin/appointments/", "/admin/patients/", "/admin/patients/new/",
-                  "/admin/patients/details/?id={patient}", "/admin/payments/", "/admin/time_off/new/"],
+                  "/admin/patients/details/?id={patient}", "/admin/payments/", "/admin/time_off/new/",
+                  "/admin/day/no-show?appointment={appointment}"],
     "provider": ["/admin/", "/admin/day/", "/admin/appointments/", "/admin/schedules/",
                  "/admin/schedules/edit/?id={schedule}", "/admin/time_off/", "/admin/time_off/new/"],
 }

@@ -68,6 +68,15 @@ class Patient(Document):
     # the record that now holds its appointments, payments, waitlist entries and messages.
     merged_into = ObjectIdField()
     merged_at = DateTimeField()
+    # --- Card on file (issue 27): the Stripe Customer (made on first need) and what the patient may
+    # see of the saved card. Never a card number: Stripe keeps the card, we keep its id and label.
+    stripe_customer = StringField(max_length=100)
+    card_payment_method = StringField(max_length=100)
+    card_brand = StringField(max_length=30, default="")
+    card_last4 = StringField(max_length=4, default="")
+    card_exp_month = IntField()
+    card_exp_year = IntField()
+    card_setup = StringField(max_length=100)  # a SetupIntent or setup Checkout Session under way
     meta = {"collection": "patients", "auto_create_index": False, "indexes": ["name", "guardian"]}
 
     @property

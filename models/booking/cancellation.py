@@ -3,7 +3,7 @@ the money is settled by whoever subscribed to `hooks.after_cancel` (payments), t
 and the freed time is offered to the waitlist."""
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from models import crashpoints
@@ -30,12 +30,21 @@ class CancellationTerms:
     until: "datetime | None"  # the last instant to cancel (or move) online; None while only held
     may_cancel: bool  # online, now
     refund: str  # of what was paid: "full" or "none"
+    fee: int = 0  # no-show protection: the late-cancellation fee cancelling now costs (minor units)
 
 
 def cancellation_terms(appointment, now, status=None):
     """The cancellation terms of an appointment now (`status`: the one it had, when just cancelled)."""
-    return cancellation_terms_for(appointment.service, appointment.start, now,
-                                  status or effective_status(appointment, now))
+    terms = cancellation_terms_for(appointment.service, appointment.start, now,
+                                   status or effective_status(appointment, now))
+    agreed = getattr(appointment, "policy", None)
+    if (agreed is not None and agreed.late_cancel_fee and terms.status == "confirmed"
+            and terms.until is not None and terms.until < now < _utc(appointment.start)):
+        # Inside the window with a late-cancellation fee agreed: the patient may still cancel
+        # online, and the fee applies (never above what was agreed, nor the service's fee now).
+        fee = min(agreed.late_cancel_fee, getattr(appointment.service, "late_cancel_fee", 0) or 0)
+        return replace(terms, may_cancel=True, fee=fee)
+    return terms
 
 
 def cancellation_terms_for(service, start, now, status="confirmed"):

@@ -16,7 +16,8 @@ from models import crashpoints
 from models.audit import audited
 from models.booking.availability import why_not_bookable
 from models.booking.claims import _claim, _claim_docs, drop_claims, release_time
-from models.booking.documents import ACTIVE_STATUSES, Appointment, TimeClaim
+from models.booking.documents import ACTIVE_STATUSES, AgreedPolicy, Appointment, TimeClaim
+from models.catalog.policy import policy_sentence
 from models.booking.intake import check_answers
 from models.booking.rules import (REASONS, _time_off, checked_start, clinic_closed, free_providers_at, is_blocking,
                                   schedule_days, service_rules)
@@ -38,7 +39,7 @@ def _provider_record(patient, service_id, provider_id, *args, **kwargs):
 @audited("appointment.book", _provider_record, on_success=False, refused_on=Conflict)
 def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked_by="patient",
          pay_online=True, override=False, by_staff=False, notes="", audit=None, answers=None, series=None,
-         write=True):
+         write=True, agree_policy=False):
     """Book a time: `confirmed` at once when free of charge, else `held` until the hold expires.
 
     Staff bookings pass `pay_online=False` (confirmed at once, paid at the desk) and may pass
@@ -56,6 +57,12 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
     `answers` `{question_id: value}`: the service's intake questions, checked here (422
     `answers_required` / `invalid_answer`) and stored with the appointment. `patient` may be a
     dependant (issue 28): the overlap rule is theirs alone, the hold caps count the household.
+
+    No-show protection: a patient booking a service with a deposit or fees must have agreed
+    (`agree_policy=True`, else 422 `policy_not_agreed`) and, when a fee could be charged or the
+    visit is paid at the clinic, have a card on file (409 `card_required`); the policy as agreed
+    (its sentence and time included) is stored with the appointment. A deposit is then what is
+    paid online; a "pay at the clinic" service is confirmed at once.
     """
     start = checked_start(start)
     catalog = current_catalog()
@@ -92,7 +99,8 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
     if not override:
         # Per person: a parent and a child may be seen at the same time (by two clinicians).
         check_patient_overlap([a for a in live if _patient_id(a) == patient.id], start, end)
-    paid = service.price > 0 and pay_online
+    agreed = None if by_staff else _agreed_policy(patient, service, now, agree_policy)
+    paid = service.price > 0 and pay_online and not (agreed and agreed.pay_at_clinic)
     if not str(booked_by).startswith("staff"):
         check_hold_limits(live, clinic, paid)
     hold_minutes = hold_minutes or clinic.hold_minutes or 15
@@ -102,7 +110,8 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
         block_start=start - rules.buffer_before, block_end=end + rules.buffer_after,
         status="held" if paid else "confirmed", hold_expires_at=hold_expires_at,
         amount=service.price, currency=service.currency, created_at=now, updated_at=now,
-        booked_by=booked_by, override=override, notes=notes[:2000], answers=given, series=series)
+        booked_by=booked_by, override=override, notes=notes[:2000], answers=given, series=series,
+        policy=agreed)
     if not write:
         return appointment
     _write_booking(appointment, provider.id, hold_expires_at, now, override, audit)
@@ -110,6 +119,31 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
     if appointment.status == "confirmed":
         appointment_confirmed(appointment, now, fresh=True)
     return appointment
+
+
+def card_holder(patient):
+    """Whose card on file pays for `patient`'s visits: a dependant's guardian, else the patient."""
+    guardian = getattr(patient, "guardian", None)
+    return guardian if guardian is not None else patient
+
+
+def _agreed_policy(patient, service, now, agree_policy):
+    """The policy a patient agrees to by booking `service` (None when it has none), or why not yet."""
+    policy = service.policy
+    if not (policy.deposit or policy.needs_card):
+        return None
+    # A dependant's visit is charged to the account holder's card (they agreed, they pay).
+    patient = card_holder(patient)
+    if policy.needs_card and not getattr(patient, "card_payment_method", None):
+        raise Conflict("This service needs a card on file (for its fees, or because you pay at the "
+                       "clinic). Please save a card in your account, then book again.", code="card_required")
+    text = policy_sentence(policy, service.currency, getattr(patient, "card_last4", None))
+    if not agree_policy:
+        raise ValidationFailed(f"Please agree to the clinic's policy to book: {text}",
+                               code="policy_not_agreed", fields={"agree_policy": "required"})
+    return AgreedPolicy(deposit=policy.deposit, late_cancel_fee=policy.late_cancel_fee,
+                        no_show_fee=policy.no_show_fee, cancellation_hours=policy.cancellation_hours,
+                        pay_at_clinic=policy.pay_at_clinic, text=text[:500], agreed_at=now)
 
 
 def _service_record(patient, service_id, *args, **kwargs):

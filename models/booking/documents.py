@@ -6,6 +6,7 @@ from mongoengine import (
     DictField,
     Document,
     EmbeddedDocument,
+    EmbeddedDocumentField,
     EmbeddedDocumentListField,
     IntField,
     ObjectIdField,
@@ -22,6 +23,17 @@ APPOINTMENT_STATUSES = ("held", "confirmed", "checked_in", "completed", "no_show
 ACTIVE_STATUSES = ("held", "confirmed", "checked_in")
 
 
+class AgreedPolicy(EmbeddedDocument):
+    """No-show protection (issue 27): the policy the patient agreed to when booking, as it was then.
+    A fee is never charged above these amounts, whatever the service says later."""
+
+    deposit = IntField(default=0, min_value=0)
+    late_cancel_fee = IntField(default=0, min_value=0)
+    no_show_fee = IntField(default=0, min_value=0)
+    cancellation_hours = IntField(default=0, min_value=0)
+    pay_at_clinic = BooleanField(default=False)
+    text = StringField(max_length=500, default="")  # the sentence the patient agreed to
+    agreed_at = DateTimeField()
 class Answer(EmbeddedDocument):
     """An intake answer as given: the question's id, label and version then, and the plain-text value."""
 
@@ -64,6 +76,8 @@ class Appointment(Document):
     pending_args = DictField()
     # Recurring series (issue 28): the visits booked together share this id (None: a single visit).
     series = ObjectIdField()
+    # --- No-show protection (issue 27): the agreed policy; the online payment is its deposit when set.
+    policy = EmbeddedDocumentField(AgreedPolicy)
     # Intake answers (issue 28): given once, when booked; kept with the wording they answered.
     answers = EmbeddedDocumentListField(Answer)
     # Issue 26 (staff cancellation with refund choices): what staff chose when cancelling
@@ -81,6 +95,12 @@ class Appointment(Document):
             {"fields": ("series", "start"), "sparse": True},
         ],
     }
+
+
+def online_amount(appointment):
+    """What is paid online at booking: the agreed deposit when there is one, else the price."""
+    policy = appointment.policy
+    return policy.deposit if policy is not None and policy.deposit else appointment.amount
 
 
 class TimeClaim(Document):

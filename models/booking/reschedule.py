@@ -25,8 +25,9 @@ from models import crashpoints
 from models.audit import appointment_record, audited
 from models.booking import waitlist
 from models.booking.availability import why_not_bookable
-from models.booking.cancellation import _finish_after_commit, cancellation_blocker
-from models.booking.claims import claim_exact_units, claim_units, drop_claims, make_permanent, trim_claims
+from models.booking.cancellation import _finish_after_commit, cancellation_blocker, cancellation_terms
+from models.booking.claims import (claim_exact_units, claim_units, drop_claims, hand_over, make_permanent,
+                                   trim_claims)
 from models.booking.create import check_patient_overlap, first_free, live_appointments
 from models.booking.documents import ACTIVE_STATUSES, Appointment
 from models.booking.rules import (REASONS, checked_start, clinic_closed, effective_status, schedule_days,
@@ -48,6 +49,13 @@ def reschedule_blocker(appointment, now, clinic=None):
     blocker = cancellation_blocker(appointment, now, clinic)
     if blocker:
         return blocker.replace("cancelled online", "moved or cancelled online")
+    terms = cancellation_terms(appointment, now)
+    if terms.fee:
+        # No-show protection: inside the window a move would dodge the agreed late fee.
+        hours = terms.window_hours
+        return (f"Appointments for {appointment.service.name} can't be moved online less than {hours} "
+                f"hour{'s' if hours != 1 else ''} before they start. You may still cancel (the "
+                f"late-cancellation fee applies), or call the clinic.")
     return None
 
 
@@ -71,8 +79,9 @@ def reschedule(appointment, new_start, now, provider_id=None, actor="patient", b
     if not by_staff:
         blocker = reschedule_blocker(appointment, now, clinic)
         if blocker:
-            inside = effective_status(appointment, now) == "confirmed" and \
+            inside = effective_status(appointment, now) == "confirmed" and (
                 cancellation_blocker(appointment, now, clinic) is not None
+                or bool(cancellation_terms(appointment, now).fee))
             raise Conflict(blocker, code="inside_cancellation_window" if inside else "not_movable")
     elif appointment.status not in ACTIVE_STATUSES:
         raise Conflict("This appointment is closed and cannot be moved.", code="not_movable")

@@ -24,6 +24,7 @@ from mongoengine import (
     ValidationError,
 )
 
+from models.catalog.policy import policy_of
 from models.catalog.questions import stamp_questions
 
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -125,6 +126,16 @@ class Service(Document):
     reminder_hours = ListField(IntField(min_value=1, max_value=24 * 14), default=lambda: [24, 2])
     # Recurring series (issue 28): patients and staff may book this service as a series of visits.
     repeat_allowed = BooleanField(default=False)
+    # --- No-show protection (issue 27): the policy a patient agrees to when booking. Money in minor
+    # units; 0 means none. The deposit is an amount, or a percentage of the price (never both).
+    deposit_amount = IntField(default=0, min_value=0)
+    deposit_percent = IntField(default=0, min_value=0, max_value=100)
+    # Charged when the patient cancels inside `cancellation_window_hours` (which, with a fee set,
+    # no longer stops them cancelling online: they may, and the fee applies).
+    late_cancel_fee = IntField(default=0, min_value=0)
+    no_show_fee = IntField(default=0, min_value=0)
+    # Nothing taken online at booking: the visit is paid at the clinic, a card on file is required.
+    pay_at_clinic = BooleanField(default=False)
     # Intake questions (issue 28): asked when booked, answered once per appointment.
     # A plain ListField of embedded documents: Flask-Admin's form builder handles only that type name.
     questions = ListField(EmbeddedDocumentField(Question), default=list)
@@ -135,8 +146,21 @@ class Service(Document):
         for field in ("duration_minutes", "buffer_before_minutes", "buffer_after_minutes"):
             if (getattr(self, field) or 0) % 5:
                 raise ValidationError(f"{field} must be a multiple of 5", field_name=field)
+        # No-show protection: one way to state a deposit, and no fee above the price.
+        if (self.deposit_amount or 0) and (self.deposit_percent or 0):
+            raise ValidationError("give the deposit as an amount or as a percentage, not both",
+                                  field_name="deposit_amount")
+        for field in ("deposit_amount", "late_cancel_fee", "no_show_fee"):
+            if (getattr(self, field) or 0) > (self.price or 0):
+                raise ValidationError(f"{field.replace('_', ' ')} cannot be above the price",
+                                      field_name=field)
         stamp_questions(self.questions)
         self.questions = self.ordered_questions()  # stored in the order patients see them
+
+    @property
+    def policy(self):
+        """No-show protection: this service's deposit and fees (`models.catalog.policy.Policy`)."""
+        return policy_of(self)
 
     def ordered_questions(self):
         """The intake questions in the order patients see them."""

@@ -13,7 +13,9 @@ from models.clock import utcnow
 
 KINDS = ("confirmed", "receipt", "cancelled", "rescheduled", "reminder", "password_reset",
          "invitation", "waitlist_offer",
-         "fee_due")  # text messages (issue 29): a fee to pay; its email is the fees feature's
+         # No-show protection (issue 27): a fee was charged; a fee needs the patient to pay it on-line.
+         # (Texts, issue 29, say "fee_due" too.)
+         "fee_charged", "fee_due")
 # Clinic profile and closures (issue 25): a closure's notice to a patient booked in it.
 KINDS += ("closure_notice",)
 

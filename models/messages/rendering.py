@@ -15,7 +15,7 @@ from models.booking.documents import Appointment
 from models.catalog.documents import Clinic
 from models.clock import as_utc as _utc, human_time
 from models.formatting import money
-from models.payments.documents import Payment
+from models.payments.documents import UPFRONT_KINDS, Payment
 
 HIDDEN_LINK = "[link hidden: only the patient sees it]"
 
@@ -145,7 +145,7 @@ def context_for(message, now, public_url, preview=False):
         if getattr(appt, "series", None):  # recurring series (issue 28): every live visit is listed
             ctx["series_visits"] = _series_live(appt)
             ctx["series_whens"] = [local_time(v.start, tz) for v in ctx["series_visits"]]
-        payment = Payment.objects(appointment=appt.id).first()
+        payment = Payment.objects(appointment=appt.id, kind__in=UPFRONT_KINDS).first()
         ctx["payment"] = payment
         if payment is not None:
             ctx["paid"] = money(payment.amount, payment.currency)
@@ -163,6 +163,13 @@ def context_for(message, now, public_url, preview=False):
             ctx["link_expires"] = local_time(message.expires_at, tz)
     if message.kind == "closure_notice":
         ctx["closure_reason"] = data.get("reason") or "closed"
+    if message.kind in ("fee_charged", "fee_due"):
+        # No-show protection (issue 27): which fee, how much, and (when due) the page to pay it on.
+        ctx["fee_name"] = {"late_cancel_fee": "late-cancellation fee",
+                           "no_show_fee": "missed-appointment fee"}.get(data.get("kind"), "fee")
+        ctx["fee_amount"] = money(int(data.get("amount") or 0), data.get("currency") or "gbp")
+        if appt is not None:
+            ctx["pay_url"] = f"{base}/portal/appointments/{appt.id}/fee/{data.get('payment_id', '')}"
     if message.kind == "waitlist_offer":
         ctx.update(service_name=data.get("service", ""), provider_name=data.get("provider", ""))
         if data.get("start"):

@@ -38,7 +38,9 @@ The package, module by module (each name is offered here, loaded on first use, s
 - `desk`: money taken at the front desk (cash or the card terminal), and what a cancellation
   would refund;
 - `inbox`: Stripe's webhook events, stored once and handed to the sync (`receive_event`);
-- `documents`: Payment, Refund, StripeEvent.
+- `documents`: Payment, Refund, StripeEvent;
+- `cards` (issue 27): the Stripe Customer and the card on file (SetupIntent or Checkout `setup` mode);
+- `fees` (issue 27): late-cancellation and no-show fees charged off-session, once; waivers; pay links.
 """
 
 from typing import TYPE_CHECKING
@@ -86,7 +88,16 @@ EXPORTS = {
         "EventDeferred", "EventFailed", "EventInProgress", "EventReceipt", "receive_event",
     ),
     "models.payments.documents": (
-        "PAYMENT_STATUSES", "Payment", "Refund", "StripeEvent",
+        "PAYMENT_STATUSES", "Payment", "Refund", "StripeEvent", "PAYMENT_KINDS", "FEE_KINDS", "UPFRONT_KINDS",
+    ),
+    # No-show protection (issue 27).
+    "models.payments.cards": (
+        "ensure_customer", "start_card_setup", "sync_setup_intent", "sync_setup_session", "card_on_file",
+        "remove_card",
+    ),
+    "models.payments.fees": (
+        "fee_amount", "fee_of", "fee_view", "charge_fee", "late_cancel_fee", "no_show", "waive_fee",
+        "start_fee_payment", "retry_fees", "paid_online", "cancellation_money", "refund_fee",
     ),
 }
 __getattr__, __dir__ = lazy_exports(__name__, EXPORTS)
@@ -199,4 +210,29 @@ if TYPE_CHECKING:  # the same names, imported for readers and for the import gra
         Payment,
         Refund,
         StripeEvent,
+        PAYMENT_KINDS,
+        FEE_KINDS,
+        UPFRONT_KINDS,
+    )
+    from models.payments.cards import (  # noqa: F401
+        ensure_customer,
+        start_card_setup,
+        sync_setup_intent,
+        sync_setup_session,
+        card_on_file,
+        remove_card,
+    )
+    from models.payments.fees import (  # noqa: F401
+        fee_amount,
+        fee_of,
+        fee_view,
+        charge_fee,
+        late_cancel_fee,
+        no_show,
+        waive_fee,
+        start_fee_payment,
+        retry_fees,
+        paid_online,
+        cancellation_money,
+        refund_fee,
     )

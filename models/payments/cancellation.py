@@ -8,7 +8,8 @@ from models.booking.cancellation import cancellation_terms
 from models.booking.documents import Appointment
 from models.clock import utcnow
 from models.errors import DomainError
-from models.payments.documents import Payment
+from models.payments.documents import UPFRONT_KINDS, Payment
+from models.payments.fees import late_cancel_fee
 from models.payments.gateway import InvalidRequestError, StripeError, stripe_api
 from models.payments.ledger import log
 from models.payments.refunds import refund_payment
@@ -33,20 +34,33 @@ def after_cancellation(appointment, now, by_staff=False, status_before=None, act
     or a pending payment that the sweeper finishes; the cancellation itself stands. When staff
     decided the refund (`refund_amount`, minor units, 0 for none) that amount is refunded instead.
     """
-    payment = Payment.objects(appointment=appointment.id).no_dereference().first()
-    if payment is None:
-        return None
+    payment = Payment.objects(appointment=appointment.id, kind__in=UPFRONT_KINDS).no_dereference().first()
     actor = actor or ("staff" if by_staff else "system")
+    # No-show protection: a patient's cancellation inside the window costs the agreed late fee,
+    # first out of what was paid online (so only the rest of that is refunded), the remainder
+    # charged to the card on file. Never on the clinic's (staff's) cancellation.
+    fee = 0 if by_staff else cancellation_terms(Appointment.objects(id=appointment.id).first(), now,
+                                                status=status_before).fee
+    if payment is None:
+        return _late_fee(appointment, now, actor) if fee else None
     try:
         if payment.status in ("pending", "failed", "processing"):
             _stop_remote(payment)
             return sync_payment(payment, actor, now).outcome
-        if refund_amount is not None:
+        if refund_amount is not None:  # staff decided the refund (issue 26); staff cancels carry no fee
             if payment.status == "succeeded" and refund_amount > 0:
                 refund_payment(payment, amount=refund_amount, reason="appointment cancelled by the clinic",
                                actor=actor, now=now)
                 return "refunded"
             return None
+        if payment.status == "succeeded" and fee:
+            kept = min(fee, payment.amount - (payment.amount_refunded or 0))
+            if payment.amount - (payment.amount_refunded or 0) - kept > 0 and refund_due(appointment, status_before, now):
+                refund_payment(payment, amount=payment.amount - (payment.amount_refunded or 0) - kept,
+                               reason="appointment cancelled late: the late-cancellation fee is kept",
+                               actor=actor, now=now)
+            _late_fee(appointment, now, actor)
+            return "late_fee"
         if payment.status == "succeeded" and refund_due(appointment, status_before, now):
             refund_payment(payment, reason="appointment cancelled", actor=actor, now=now)
             return "refunded"
@@ -54,6 +68,16 @@ def after_cancellation(appointment, now, by_staff=False, status_before=None, act
         log.warning("payment %s: settling the cancellation is left to the sweeper: %s", payment.id, exc)
         return "deferred"
     return None
+
+
+def _late_fee(appointment, now, actor):
+    """Charge the late-cancellation fee (what was paid online counts towards it); errors wait for the sweep."""
+    try:
+        late_cancel_fee(appointment, now, actor)
+    except (StripeError, DomainError, pymongo.errors.PyMongoError, redis.RedisError) as exc:
+        log.warning("appointment %s: late fee left to the sweeper: %s", appointment.id, exc)
+        return "deferred"
+    return "late_fee"
 
 
 def _stop_remote(payment):

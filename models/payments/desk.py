@@ -13,7 +13,7 @@ from models.audit import appointment_record, audited
 from models.booking.cancellation import cancel
 from models.errors import Conflict, ValidationFailed
 from models.payments.cancellation import refund_due
-from models.payments.documents import Payment, Refund
+from models.payments.documents import UPFRONT_KINDS, Payment, Refund
 from models.payments.ledger import _audit as audit  # the payments' audit writer, in a request or not
 from models.payments.ledger import _move_payment
 
@@ -27,9 +27,22 @@ def due_at_desk(appointment, payment):
     # A no-show may still be charged (mark_paid_at_desk allows it) but is not listed as due.
     if not appointment.amount or appointment.status not in ("confirmed", "checked_in", "completed"):
         return 0
+    rest = _rest_after_deposit(appointment, payment)
+    if rest is not None:
+        return rest
     if payment is not None and payment.status in ("succeeded", "refunded", "pending", "processing"):
         return 0
     return appointment.amount
+
+
+def _rest_after_deposit(appointment, payment):
+    """No-show protection: after a deposit paid online, what is left to take at the desk (None when
+    the appointment's online payment is not a paid deposit)."""
+    if payment is None or payment.kind != "deposit" or payment.status != "succeeded":
+        return None
+    if Payment.objects(appointment=appointment.id, kind="visit", status__in=("succeeded", "refunded")).count():
+        return 0
+    return max(0, appointment.amount - payment.amount)
 
 
 @audited("appointment.pay", appointment_record)
@@ -48,13 +61,18 @@ def mark_paid_at_desk(appointment, method, now, actor):
     if appointment.status not in PAYABLE_STATUSES:
         raise Conflict(f"This appointment is {appointment.status.replace('_', ' ')}; take no payment for it.",
                        code="not_payable")
-    existing = Payment.objects(appointment=appointment.id).no_dereference().first()
+    existing = Payment.objects(appointment=appointment.id, kind__in=UPFRONT_KINDS).no_dereference().first()
+    amount = appointment.amount
+    rest = _rest_after_deposit(appointment, existing)
+    if rest:
+        # The deposit was paid online: the rest is its own Payment (kind "visit"), taken here.
+        existing, amount = None, rest
     if existing is not None and existing.status in ("succeeded", "refunded"):
         raise Conflict("This appointment is already paid.", code="already_paid")
     if existing is not None and existing.status in ("pending", "processing"):
         raise Conflict("An online payment for this appointment is under way; wait for it to finish "
                        "before taking money at the desk.", code="payment_under_way")
-    fields = dict(amount=appointment.amount, currency=appointment.currency, status="succeeded",
+    fields = dict(amount=amount, currency=appointment.currency, status="succeeded",
                   method=method, paid_at=now, updated_at=now)
     if existing is None:
         payment = Payment(appointment=appointment.id, patient=appointment.patient.id, created_at=now, **fields)
@@ -84,7 +102,7 @@ def paid_left(appointment):
     `how` is "card" for an online payment (refunded through Stripe) or "desk" for cash or the
     card terminal (given back at the desk and recorded).
     """
-    payment = Payment.objects(appointment=appointment.id).no_dereference().first()
+    payment = Payment.objects(appointment=appointment.id, kind__in=UPFRONT_KINDS).no_dereference().first()
     if payment is None or payment.status != "succeeded":
         return None
     left = payment.amount - (payment.amount_refunded or 0)
@@ -138,7 +156,7 @@ def cancel_at_desk(appointment, now, reason, actor, refund=None, amount=None):
         left = paid_left(appointment)
         preview = (want, left[1], left[2]) if left and want else None
         decided = {"refund_amount": want, "refund_decision": refund}
-    before = Payment.objects(appointment=appointment.id).no_dereference().first()
+    before = Payment.objects(appointment=appointment.id, kind__in=UPFRONT_KINDS).no_dereference().first()
     cancel(appointment, now, reason=reason.strip(), by_staff=True, actor=actor, **decided)
     if refund is not None:
         audit(actor, "appointment.refund_decision", appointment_record(appointment),
@@ -153,7 +171,7 @@ def cancel_at_desk(appointment, now, reason, actor, refund=None, amount=None):
         amount = (after.amount_refunded or 0) - (before.amount_refunded or 0)
         pending = any(r.status == "pending" for r in after.refunds[len(before.refunds):])
     else:
-        payment = Payment.objects(appointment=appointment.id).no_dereference().first()
+        payment = Payment.objects(appointment=appointment.id, kind__in=UPFRONT_KINDS).no_dereference().first()
         entry = Refund(amount=amount, status="succeeded", created_at=now,
                        reason=f"given back at the desk ({DESK_METHODS.get(payment.method, payment.method)})")
         given_before = payment.amount_refunded or 0
@@ -179,7 +197,7 @@ def refund_preview(appointment, now):
     `how` is "card" for an online payment (refunded through Stripe) or "desk" for cash or the card
     terminal (given back at the desk and recorded).
     """
-    payment = Payment.objects(appointment=appointment.id).no_dereference().first()
+    payment = Payment.objects(appointment=appointment.id, kind__in=UPFRONT_KINDS).no_dereference().first()
     if payment is None or payment.status != "succeeded":
         return None
     if not refund_due(appointment, appointment.status, now):

@@ -16,6 +16,15 @@ from models.clock import utcnow
 
 PAYMENT_STATUSES = ("pending", "processing", "succeeded", "failed", "canceled", "refunded")
 
+# --- No-show protection (issue 27): a Payment's kind. "visit" is the price (online, or at the desk:
+# the rest after a deposit), "deposit" the part paid online at booking, and the fees are charged to
+# the card on file. One Payment per appointment and kind (a unique index). A document written
+# before kinds existed has none: it is the visit's.
+PAYMENT_KINDS = ("visit", "deposit", "late_cancel_fee", "no_show_fee")
+FEE_KINDS = ("late_cancel_fee", "no_show_fee")
+# The appointment's payment taken when booking (online: the price or its deposit).
+UPFRONT_KINDS = ("visit", "deposit", None)
+
 
 class Refund(EmbeddedDocument):
     """One refund against a payment."""
@@ -30,7 +39,7 @@ class Refund(EmbeddedDocument):
 class Payment(Document):
     """The money side of an appointment, mirrored from Stripe."""
 
-    appointment = ReferenceField(Appointment, required=True, unique=True)
+    appointment = ReferenceField(Appointment, required=True)
     patient = ReferenceField(Patient, required=True)
     amount = IntField(required=True, min_value=0)
     currency = StringField(required=True)
@@ -45,6 +54,12 @@ class Payment(Document):
     refunds = EmbeddedDocumentListField(Refund)
     # Set when Stripe's money did not match what the Payment asks for (refunded; staff should look).
     flag = StringField(default="", max_length=300)
+    # --- No-show protection (issue 27): the kind (see PAYMENT_KINDS); a fee's state beyond Stripe's.
+    kind = StringField(choices=PAYMENT_KINDS, default="visit")
+    # "" while charging; "authentication_required" (the patient was emailed a pay link), "no_card",
+    # "declined", "waived" (staff, with `waived_reason`): what staff see on a fee that is due.
+    fee_state = StringField(default="", max_length=40)
+    waived_reason = StringField(default="", max_length=300)
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
     # Issue 31 (faster reconciliation): set when a card confirmation was sent to Stripe but its
@@ -55,6 +70,7 @@ class Payment(Document):
         "collection": "payments",
         "auto_create_index": False,
         "indexes": [
+            {"fields": ["appointment", "kind"], "unique": True, "name": "appointment_kind"},
             {"fields": ["stripe_payment_intent"], "sparse": True},
             {"fields": ["stripe_checkout_session"], "sparse": True},
             ("status", "updated_at"),

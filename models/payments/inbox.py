@@ -31,6 +31,7 @@ from models.payments.sync import (
     sync_checkout_session,
     sync_payment_intent,
 )
+from models.payments.cards import sync_setup_intent, sync_setup_session
 
 STALE_AFTER = timedelta(minutes=2)
 ACTOR = "stripe"
@@ -69,7 +70,14 @@ def _intent(obj, now):
 
 
 def _session(obj, now):
+    # No-show protection: a Checkout Session in `setup` mode saved a card, it took no money.
+    if obj.get("mode") == "setup":
+        return sync_setup_session(obj["id"], actor=ACTOR, now=now) or "ignored"
     return sync_checkout_session(obj["id"], actor=ACTOR, now=now).outcome
+
+
+def _setup_intent(obj, now):
+    return sync_setup_intent(obj["id"], actor=ACTOR, now=now)
 
 
 def _refunds(obj, now):
@@ -102,6 +110,7 @@ HANDLERS = {
     "checkout.session.async_payment_succeeded": _session,
     "checkout.session.async_payment_failed": _session,
     "checkout.session.expired": _session,
+    "setup_intent.succeeded": _setup_intent,
     "charge.refunded": _refunds,
     "refund.updated": _refunds,
     "refund.failed": _refunds,

@@ -12,7 +12,8 @@ from redis.exceptions import LockError
 
 from models.audit import audit_here
 from models.errors import Conflict
-from models.payments.documents import Payment
+from models.booking.documents import online_amount
+from models.payments.documents import UPFRONT_KINDS, Payment
 from models.stores import get_redis, rkey
 
 
@@ -114,15 +115,17 @@ def _payment_lock(payment):
 
 def payment_for(appointment, flow, now):
     """The appointment's one Payment, created on first use (a unique index guards the race)."""
-    payment = Payment.objects(appointment=appointment.id).first()
+    payment = Payment.objects(appointment=appointment.id, kind__in=UPFRONT_KINDS).first()
     if payment is None:
+        # No-show protection: with an agreed deposit, the deposit is what is paid online.
+        kind = "deposit" if appointment.policy is not None and appointment.policy.deposit else "visit"
         payment = Payment(id=ObjectId(), appointment=appointment, patient=appointment.patient,
-                          amount=appointment.amount, currency=appointment.currency, status="pending",
-                          flow=flow, created_at=now, updated_at=now)
+                          amount=online_amount(appointment), currency=appointment.currency, status="pending",
+                          flow=flow, created_at=now, updated_at=now, kind=kind)
         try:
             payment.save(force_insert=True)
         except NotUniqueError:
-            payment = Payment.objects(appointment=appointment.id).first()
+            payment = Payment.objects(appointment=appointment.id, kind__in=UPFRONT_KINDS).first()
     if payment.flow != flow and payment.status in ("pending", "failed", "canceled"):
         if not payment.modify(query={"status__in": ("pending", "failed", "canceled")},
                               set__flow=flow, set__updated_at=now):

@@ -10,7 +10,7 @@ from models.booking.rules import schedule_days
 from models.catalog.documents import TimeOff
 from models.catalog.snapshot import current_catalog
 from models.clock import _utc
-from models.messages.outbox import appointment_confirmed
+from models.messages.outbox import appointment_confirmed, enqueue_for_appointment
 from models.payments.documents import Payment
 from models.payments.gateway import _find_refund, stripe_api
 from models.payments.ledger import ALLOWED_FROM, CONFIRMED_STATUSES, _audit, _move_payment, _ref_id, log
@@ -155,3 +155,16 @@ def _refund_unconfirmable(payment, cause, actor, now):
               "unavailable": "provider unavailable at that time"}
     refund_payment(payment, reason=labels[cause], actor=actor, now=now)
     return UNCONFIRMABLE[cause][1]
+
+
+def settle_fee(payment, actor, now, first_time=True):
+    """No-show protection: a fee that was paid clears what staff see as due and sends the patient
+    a "fee charged" receipt (once per fee: the outbox is idempotent on kind, subject and variant)."""
+    if payment.fee_state:
+        Payment.objects(id=payment.id, status="succeeded").update_one(set__fee_state="", set__updated_at=now)
+    enqueue_for_appointment("fee_charged", payment.appointment, now, variant=payment.kind,
+                            context={"payment_id": str(payment.id), "kind": payment.kind,
+                                     "amount": payment.amount, "currency": payment.currency})
+    if first_time:
+        _audit(actor, "payment.fee_charged", f"Payment:{payment.id}")
+    return "fee_charged"

@@ -7,6 +7,7 @@ from flask import current_app
 
 from models.audit import appointment_record, audited
 from models.booking.claims import extend_claims
+from models.booking.documents import online_amount
 from models.booking.rules import effective_status
 from models.clock import _utc
 from models.errors import Conflict, ValidationFailed
@@ -105,7 +106,7 @@ def start_payment(appointment, now, actor="system", flow=None):
 
 def _intent_params(payment, appointment):
     # localstripe rejects automatic_payment_methods, description and receipt_email; Stripe accepts this.
-    return {"amount": appointment.amount, "currency": appointment.currency,
+    return {"amount": online_amount(appointment), "currency": appointment.currency,
             "payment_method_types": ["card"],
             "metadata": {"appointment_id": str(appointment.id), "payment_id": str(payment.id),
                          "flow": "elements"}}
@@ -345,8 +346,9 @@ def _start_checkout(payment, appointment, actor, now):
         "mode": "payment",
         "payment_method_types": ["card"],
         "line_items": [{"quantity": 1, "price_data": {
-            "currency": appointment.currency, "unit_amount": appointment.amount,
-            "product_data": {"name": service.name}}}],
+            "currency": appointment.currency, "unit_amount": online_amount(appointment),
+            "product_data": {"name": service.name + (" (deposit)" if online_amount(appointment) != appointment.amount
+                                                     else "")}}}],
         "client_reference_id": str(appointment.id),
         "metadata": metadata,
         "payment_intent_data": {"metadata": metadata},

@@ -5,7 +5,7 @@ from bson import ObjectId
 from models.audit import audited
 from models.clock import utcnow
 from models.errors import DomainError, NotFound
-from models.payments.documents import Payment
+from models.payments.documents import FEE_KINDS, UPFRONT_KINDS, Payment
 from models.payments.gateway import (
     InvalidRequestError,
     StripeError,
@@ -20,7 +20,7 @@ from models.payments.gateway import (
 )
 from models.payments.ledger import ALLOWED_FROM, SyncResult, _audit, _move_payment, _ref_id, log
 from models.payments.refunds import _refund_stray_intent, sync_refunds
-from models.payments.settlement import _amount_mismatch, _refuse_mismatched_money, settle_paid
+from models.payments.settlement import _amount_mismatch, _refuse_mismatched_money, settle_fee, settle_paid
 from models.stores import get_redis, rkey
 
 
@@ -61,6 +61,9 @@ def _apply_status(payment, new_status, actor, now):
     moved = _move_payment(payment, new_status, now)
     if moved:
         _audit(actor, f"payment.{new_status}", f"Payment:{payment.id}")
+    if payment.status == "succeeded" and payment.kind in FEE_KINDS:
+        # A fee confirms nothing: its appointment is already closed; the patient gets a receipt.
+        return SyncResult(settle_fee(payment, actor, now, first_time=moved), payment)
     if payment.status == "succeeded":
         return SyncResult(settle_paid(payment, actor, now, first_time=moved), payment)
     return SyncResult(f"payment_{new_status}" if moved else "unchanged", payment)
@@ -257,7 +260,7 @@ def page_state(appointment, now, actor="system"):
     re-fetch is what moves the state (the webhook may not have arrived yet). Stripe not answering
     only means the page shows what we knew.
     """
-    payment = Payment.objects(appointment=appointment.id).no_dereference().first()
+    payment = Payment.objects(appointment=appointment.id, kind__in=UPFRONT_KINDS).no_dereference().first()
     if payment is not None and payment.status in ("pending", "processing", "failed") and (
             payment.stripe_payment_intent or payment.stripe_checkout_session) and _refetch_allowed(payment):
         try:

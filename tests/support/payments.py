@@ -27,6 +27,7 @@ PUBLISHABLE_KEY = "pk_test_clinic"
 CARD_OK = "4242424242424242"
 CARD_DECLINED = "4000000000000341"
 CARD_3DS = "4000002500003155"
+CARD_ALWAYS_3DS = "4000002760003184"  # asks for authentication even off-session (no-show fees)
 
 
 def start_at(days=3, hour=10):
@@ -89,6 +90,27 @@ def authenticate_3ds(stripe_base, pi_id, client_secret, success=True):
                          json={"key": PUBLISHABLE_KEY, "client_secret": client_secret}, timeout=10)
     resp.raise_for_status()
     return resp.json()
+
+
+def save_card(client, stripe_base, number=CARD_OK):
+    """A card on file (no-show protection), saved as the account page does: a SetupIntent, confirmed by Stripe.js."""
+    started = api_post(client, "/api/me/card")
+    assert started.status_code == 200, started.get_json()
+    body = started.get_json()
+    seti = body["setup_intent"]
+    # Stripe.js `confirmCardSetup` (localstripe's stand-in posts JSON with the publishable key).
+    resp = requests.post(f"{stripe_base}/v1/setup_intents/{seti}/confirm", timeout=10, json={
+        "key": PUBLISHABLE_KEY, "client_secret": body["client_secret"], "use_stripe_sdk": True,
+        "payment_method_data": {"type": "card", "card": {"number": number, "exp_month": "12",
+                                                         "exp_year": "2034", "cvc": "123"}}})
+    assert resp.status_code == 200, resp.text
+    if resp.json()["status"] == "requires_action":  # the patient completes 3-D Secure in Stripe.js's prompt
+        resp = requests.post(f"{stripe_base}/v1/setup_intents/{seti}/confirm", timeout=10, json={
+            "key": PUBLISHABLE_KEY, "client_secret": body["client_secret"], "use_stripe_sdk": True})
+        assert resp.json()["status"] == "succeeded", resp.text
+    shown = client.get("/api/me/card")
+    assert shown.status_code == 200, shown.get_json()
+    return shown.get_json()
 
 
 def make_event(event_type, obj, event_id=None, created=None):
