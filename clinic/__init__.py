@@ -46,6 +46,9 @@ def register_clinic_profile(app):
     from models import status_words
 
     app.add_template_filter(status_words.status_words, "status_words")
+    from models.accounts.phones import display_phone
+
+    app.add_template_filter(display_phone, "phone")  # "+447700900123" read as "07700 900123"
     app.add_template_filter(status_words.status_tone, "status_tone")
     app.add_template_filter(_local_date, "local_date")
 

@@ -40,8 +40,8 @@ class Mongo:
                   "appname": app.config.get("MONGODB_APPNAME") or "clinic"}
         if app.config.get("MONGODB_DB"):
             kwargs["db"] = app.config["MONGODB_DB"]
-        kwargs.update(replica_set_options(uri))
         try:
+            kwargs.update(replica_set_options(uri))  # parses the URI: a malformed one is a ConfigError below
             mongoengine.connect(**kwargs)
             self.client().admin.command("ping")
         except pymongo.errors.ConfigurationError as exc:

@@ -187,7 +187,10 @@ def main(argv=None):
         for who, email in logins:
             print(f"    {who:<20} {email}  password: {DEMO_PASSWORD}")
         for server in started:
-            print(f"  started {server.name} at {server.url}")
+            if server.url:
+                print(f"  started {server.name} at {server.url}")
+            else:  # a process with no port (the message worker)
+                print(f"  started {server.name} (process {server.process.pid})")
         print("  Email and texts are sent by the worker (flask --app wsgi worker; its log is "
               "instance/logs/worker.log), texts kept under instance/sms/.")
         print("  Press Ctrl-C to stop everything.\n", flush=True)

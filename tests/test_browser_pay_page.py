@@ -15,7 +15,7 @@ NOTICE = "Local test payment server"
 UNAVAILABLE = "Card payments are not available right now"
 STILL_HELD = "your time is still held"
 BROWSER_WORDS = ("Failed to fetch", "NetworkError", "Load failed")
-PRIMARY_BLUE = "rgb(29, 78, 216)"  # static/clinic.css .primary
+PRIMARY_BLUE = "rgb(11, 110, 79)"  # the accent token: the test clinic's brand colour #0b6e4f (static/tokens.css)
 
 
 def open_payment_page(page, base):

@@ -303,7 +303,8 @@ def test_devstack_runs_seeds_stops_everything_and_keeps_data(tmp_path):
     lines = [line.split("  started ", 1)[1] for line in output.splitlines() if "  started " in line]
     # MongoDB, Valkey, localstripe, the Checkout stand-in in front of it, and the SMTP server.
     assert {"mongodb", "redis", "stripe", "checkout", "smtp"} <= {line.split(" at ")[0] for line in lines}, output
-    started = [line.split(" at ")[-1].strip() for line in lines]
+    assert any(line.startswith("worker (process ") for line in lines), output  # the message worker runs too
+    started = [line.split(" at ")[-1].strip() for line in lines if " at " in line]
     for url in started:  # Ctrl-C stopped every server it started
         port_of = int(url.rsplit(":", 1)[1].split("/")[0])
         with pytest.raises(requests.RequestException):

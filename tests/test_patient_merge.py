@@ -47,7 +47,7 @@ def test_merge_moves_everything_fills_gaps_and_keeps_a_pointer(app, world):
     assert Payment.objects(patient=keep.id).count() == 1 and Payment.objects(patient=dup.id).count() == 0
     assert WaitlistEntry.objects(patient=keep.id).count() == 1
     assert OutboxMessage.objects(patient=keep.id).count() == 1
-    assert merged.phone == "07700 900111" and merged.date_of_birth == date(1984, 3, 2)
+    assert merged.phone == "+447700900111" and merged.date_of_birth == date(1984, 3, 2)
     assert merged.email == "maria@example.com"
     gone = Patient.objects.get(id=dup.id)
     assert gone.merged_into == keep.id and not gone.active and gone.token_generation == 1
@@ -91,4 +91,4 @@ def test_no_placeholder_address_is_shown_in_the_patients_list_or_edit_form(app, 
         "csrf_token": form_csrf(edit), "name": "Phone Only", "email": "", "phone": "07700 900223", "active": "y"})
     assert saved.status_code == 302, saved.get_data(as_text=True)[:2000]
     stored = Patient.objects.get(id=caller.id)
-    assert stored.phone == "07700 900223" and stored.email.endswith("@no-email.invalid")
+    assert stored.phone == "+447700900223" and stored.email.endswith("@no-email.invalid")

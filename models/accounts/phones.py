@@ -15,6 +15,10 @@ from flask import current_app, has_app_context
 from models.catalog.documents import Clinic
 from models.errors import ValidationFailed
 
+REASONS = {phonenumbers.ValidationResult.TOO_SHORT: "too short",
+           phonenumbers.ValidationResult.IS_POSSIBLE_LOCAL_ONLY: "too short",
+           phonenumbers.ValidationResult.TOO_LONG: "too long",
+           phonenumbers.ValidationResult.INVALID_COUNTRY_CODE: "unknown country code"}
 INVALID = "Enter a phone number we can call or text, e.g. 07700 900123 or +44 7700 900123."
 
 
@@ -41,8 +45,11 @@ def normalise_phone(value, field="phone", required=False, region=None):
         number = phonenumbers.parse(value, region or default_region())
     except phonenumbers.NumberParseException:
         raise ValidationFailed(INVALID, fields={field: "invalid"}) from None
-    if not phonenumbers.is_possible_number(number):
-        raise ValidationFailed(INVALID, fields={field: "invalid"})
+    # "Possible only locally" (a short number without its area code, e.g. "0123") cannot be called back.
+    reason = phonenumbers.is_possible_number_with_reason(number)
+    if reason != phonenumbers.ValidationResult.IS_POSSIBLE:
+        # The field's own words say what is wrong with it; the message says what to type.
+        raise ValidationFailed(INVALID, fields={field: REASONS.get(reason, "invalid")})
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -54,3 +61,18 @@ def is_mobile_like(e164):
         return False
     return kind not in (phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.TOLL_FREE,
                         phonenumbers.PhoneNumberType.PREMIUM_RATE)
+
+
+def display_phone(e164):
+    """A stored number as staff and patients say it: national format at home ("07700 900123"),
+    international for another country's number; anything unparseable as it was stored."""
+    if not e164:
+        return ""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return e164
+    home = phonenumbers.country_code_for_region(default_region())
+    style = phonenumbers.PhoneNumberFormat.NATIONAL if number.country_code == home else \
+        phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    return phonenumbers.format_number(number, style)
