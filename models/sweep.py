@@ -281,9 +281,11 @@ def _reconcile_payments(now, report):
 
 def _close_intentless(now, report):
     """A Payment that never reached Stripe (no intent, no session) closes with its hold (issue 31):
-    `canceled` once its appointment is no longer held or its hold has lapsed; nothing to ask Stripe."""
+    `canceled` once its appointment is no longer held or its hold has lapsed; nothing to ask Stripe.
+    Only the booking's own payment (or deposit): a fee with no intent yet is charged again by `retry_fees`."""
     waiting = Payment.objects(status="pending", stripe_payment_intent=None, stripe_checkout_session=None,
-                              method="online", updated_at__lte=now - STUCK_AFTER).no_dereference()
+                              method="online", kind__in=UPFRONT_KINDS,  # a fee waits for `retry_fees`
+                              updated_at__lte=now - STUCK_AFTER).no_dereference()
     for payment in waiting:
         appt = Appointment.objects(id=payment.appointment.id).only("status", "hold_expires_at").first()
         hold_lapsed = appt is not None and appt.status == "held" and appt.hold_expires_at is not None \

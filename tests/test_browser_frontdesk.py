@@ -210,7 +210,7 @@ def test_books_a_new_caller_in_at_most_8_clicks_and_3_page_loads(desk, page):
     assert len(clicks) <= 8, len(clicks)
     assert len(loads) <= 3, loads
     patient = Patient.objects.get(name="Nadia Caller")
-    assert patient.phone == "07700 900123"
+    assert patient.phone == "+447700900123"  # stored E.164
     appt = Appointment.objects.get(patient=patient.id)
     assert appt.start.astimezone(LONDON).strftime("%Y-%m-%d %H:%M") == f"{tomorrow} 11:00"
     assert_accessible(page, "day view after booking")

