@@ -22,8 +22,8 @@ from models.booking import series  # recurring series (issue 28)
 from models.accounts import normalise_email
 from models.catalog import current_catalog
 from models.daygrid import build_grid, free_now, week_summary
-from models.payments.desk import (DESK_METHODS, REFUND_CHOICES, cancel_at_desk, mark_paid_at_desk, paid_left,
-                                  refund_preview)
+from models.payments.desk import (DESK_METHODS, REFUND_CHOICES, cancel_at_desk, kept_fee, mark_paid_at_desk,
+                                  paid_left, refund_preview)
 from models.payments.fees import fee_amount, no_show, paid_online
 from models.documents import Appointment, Clinic, Patient, utcnow
 from models.errors import DomainError, ValidationFailed
@@ -165,7 +165,7 @@ class DayView(StaffAccessMixin, BaseView):
         refund = refund_preview(appointment, now)
         choice = request.form.get("refund") or ("full" if refund else "none")
         return self.render("admin_clinic/cancel.html", a=appointment, status=booking.effective_status(appointment, now),
-                           refund=refund, paid=paid_left(appointment), refund_choices=REFUND_CHOICES,
+                           refund=refund, paid=paid_left(appointment), refund_choices=REFUND_CHOICES, fee=kept_fee(appointment),
                            choice=choice, amount_text=request.form.get("amount", "")[:20], fields=fields or {},
                            error=error, reason=request.form.get("reason", "")[:500],
                            **self._common(day)), status_code

@@ -95,3 +95,30 @@ def test_full_refund_gives_everything_back(app, desk):
     assert "Refund of £60.00 made." in done.get_data(as_text=True)
     payment = Payment.objects.get(appointment=appt.id)
     assert payment.amount_refunded == 6000 and payment.status == "refunded"
+
+
+def test_staff_keep_the_agreed_late_fee_and_refund_the_rest(app, desk):
+    """Issue 27 with 26: a patient who agreed to a £20.00 late-cancellation fee, cancelled by staff
+    with "keep the fee", gets £40.00 of £60.00 back and an email saying the fee was kept."""
+    from models.booking.documents import AgreedPolicy
+
+    appt = paid_at_desk(desk, 10)
+    appt.update(set__policy=AgreedPolicy(late_cancel_fee=2000, text="…we will charge £20.00…"))
+    client = signed_in_staff(app, "reception")
+    page = client.get(f"/admin/day/cancel?appointment={appt.id}").get_data(as_text=True)
+    assert "Keep the late-cancellation fee of £20.00 the patient agreed to: refund £40.00" in page
+    done = cancel(client, appt, reason="Cancelled on the morning", refund="keep_fee")
+    assert "Refund of £40.00 made." in done.get_data(as_text=True)
+    assert Payment.objects.get(appointment=appt.id).amount_refunded == 4000
+    email = cancellation_email(app, appt)
+    assert "Refund: £40.00 of the £60.00 you paid" in email
+    assert "keeps the late-cancellation fee you agreed to" in email
+
+
+def test_keep_the_fee_is_offered_only_when_a_fee_was_agreed(app, desk):
+    appt = paid_at_desk(desk, 11)
+    client = signed_in_staff(app, "reception")
+    assert "Keep the late-cancellation fee" not in client.get(f"/admin/day/cancel?appointment={appt.id}").get_data(as_text=True)
+    refused = cancel(client, appt, reason="No fee here", refund="keep_fee")
+    assert "no late-cancellation fee to keep" in refused.get_data(as_text=True)
+    assert appt.reload().status == "confirmed"  # nothing changed

@@ -93,7 +93,15 @@ def mark_paid_at_desk(appointment, method, now, actor):
 # Issue 26: the refund choices staff have when cancelling a paid appointment, in the order the form
 # shows them. One more choice (issue 27's "keep the policy's fee") is one more entry here and one
 # more branch in `refund_for_choice`.
-REFUND_CHOICES = {"full": "Full refund", "amount": "Refund an amount", "none": "No refund"}
+REFUND_CHOICES = {"full": "Full refund", "keep_fee": "Keep the late-cancellation fee",
+                  "amount": "Refund an amount", "none": "No refund"}
+
+
+def kept_fee(appointment):
+    """The late-cancellation fee the patient agreed to when booking (minor units; 0 when none):
+    what "keep_fee" keeps of the money paid (issue 27's policy, as agreed, never the service's later one)."""
+    policy = getattr(appointment, "policy", None)
+    return int(policy.late_cancel_fee or 0) if policy is not None else 0
 
 
 def paid_left(appointment):
@@ -114,16 +122,21 @@ def paid_left(appointment):
 def refund_for_choice(appointment, choice, amount=None):
     """The minor units staff's refund `choice` gives back; ValidationFailed when it cannot be given.
 
-    "full": all that is left; "amount": `amount` minor units, more than 0 and never above what was
+    "full": all that is left; "keep_fee": that less the agreed late-cancellation fee; "amount": `amount` minor units, more than 0 and never above what was
     paid less what was already refunded; "none": nothing.
     """
     if choice not in REFUND_CHOICES:
         raise ValidationFailed("Choose how much to refund.", fields={"refund": "invalid"})
     left = paid_left(appointment)
+    if choice == "keep_fee" and not kept_fee(appointment):
+        raise ValidationFailed("This appointment has no late-cancellation fee to keep; choose another refund.",
+                               fields={"refund": "no fee agreed"})
     if choice == "none" or left is None:
         return 0
     if choice == "full":
         return left[0]
+    if choice == "keep_fee":  # all that is left less the agreed fee (nothing when the fee is more)
+        return max(0, left[0] - kept_fee(appointment))
     try:
         want = int(amount)
     except (TypeError, ValueError):
