@@ -12,6 +12,7 @@ from models.payments.desk import mark_paid_at_desk
 from models.documents import Refund, utcnow
 from models.errors import Conflict, ValidationFailed
 from models.glance import glance
+from models.status_words import status_words
 from tests.support.factories import (
     LONDON,
     at,
@@ -211,6 +212,9 @@ def test_day_grid_columns_gaps_and_hidden_cancelled(app, desk):
     assert f"Check in Pat Example" not in page and "Cancel Pat Example at 10:00" in page
     shown = client.get(f"/admin/day/?day={day}&show=all").get_data(as_text=True)
     assert f'id="appt-{gone.id}"' in shown
+    # Statuses in words, the same words as the portal's and the lists' (models/status_words.py).
+    assert f'<span class="status">{status_words(keep.status, audience="staff")}</span>' in shown
+    assert '<span class="status">Cancelled by the clinic</span>' in shown and '<span class="status">cancelled</span>' not in shown
     week = client.get(f"/admin/day/week?day={day}").get_data(as_text=True)
     assert "Dr One" in week and "Dr Two" in week and "10:00 Pat Example" in week
     sheet = client.get(f"/admin/day/print?day={day}").get_data(as_text=True)
