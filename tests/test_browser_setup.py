@@ -50,7 +50,7 @@ def test_a_clinic_sets_itself_up_in_the_back_office(live_server, page):
     page.goto(f"{base}/admin/services/new/")
     page.get_by_label("Name").fill("Sports massage")
     page.get_by_label("Duration (minutes)").fill("60")
-    page.get_by_label("Price").fill("55.00")
+    page.locator("#price").fill("55.00")
     page.get_by_label("Minimum notice (minutes)").fill("60")
     shot(page, "admin-service-form.png")
     page.get_by_role("button", name="Save", exact=True).click()
