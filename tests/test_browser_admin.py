@@ -47,7 +47,7 @@ def test_reception_books_and_checks_in_from_the_day_view(live_server, page):
     page.locator(f"#appt-{appt.id} summary").click()
     page.get_by_role("button", name="Check in Pat Example").click()
     assert page.get_by_text("Checked in Pat Example").is_visible()
-    assert page.locator(f"[data-appointment='{appt.id}'] .status").inner_text() == "arrived"
+    assert page.locator(f"[data-appointment='{appt.id}'] .status").inner_text() == "Checked in"
     assert Appointment.objects.get(id=appt.id).status == "checked_in"
 
     # The appointments list and its action menu work under the page's CSP.

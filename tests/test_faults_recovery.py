@@ -75,6 +75,13 @@ def test_a_booking_lock_kept_over_a_valkey_restart_costs_seconds_not_ten(make_ap
         # What a worker killed mid-booking leaves: its lease on the patient's booking lock.
         redis.client.set(redis.key("book-lock", w["patient"].id), "dead-worker", px=3000)
         redis.client.execute_command("BGREWRITEAOF")
+        # Wait for the rewrite's forked child: killed under it, the child would keep the port open
+        # and the restarted server could not bind (the flake CI met as "connection refused").
+        deadline = time.monotonic() + 10
+        while any(redis.client.info("persistence")[k] for k in ("aof_rewrite_in_progress",
+                                                                   "aof_rewrite_scheduled")):
+            assert time.monotonic() < deadline, "the AOF rewrite did not finish"
+            time.sleep(0.01)
         own.stop(kill=True)
         own = start_redis(data_dir=str(tmp_path / "redis"), port=own.port)
         assert redis.client.exists(redis.key("book-lock", w["patient"].id)), "the AOF kept the lock"

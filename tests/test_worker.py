@@ -5,7 +5,8 @@ SIGTERM stops it cleanly."""
 import os
 import random
 import time
-from datetime import timedelta
+from datetime import datetime, time as wall_time, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -40,6 +41,17 @@ def _wait_until(predicate, timeout=20.0):
         time.sleep(0.02)
 
 
+# Texts wait out quiet hours (21:00–08:00 on the clinic's clock), and this test runs on the real
+# clock: its clinic lives in a zone where it is daytime now, whatever the hour the suite runs.
+ZONES = ("Pacific/Honolulu", "America/Los_Angeles", "America/New_York", "Europe/London",
+         "Asia/Dubai", "Asia/Kolkata", "Asia/Tokyo", "Pacific/Auckland")
+
+
+def _daytime_zone():
+    now = datetime.now(timezone.utc)
+    return next(tz for tz in ZONES if 10 <= now.astimezone(ZoneInfo(tz)).hour < 19)
+
+
 def _patients(n, tag):
     out = []
     for i in range(n):
@@ -53,7 +65,8 @@ def _patients(n, tag):
 def test_two_workers_woken_through_redis_send_each_message_once_within_seconds(
         make_app, app_config, smtp_server, sms_standin, tmp_path):
     app = make_app(SMTP_URL=smtp_server.url, SMS_URL=sms_standin.url)
-    make_clinic()
+    tz = _daytime_zone()
+    make_clinic(tz=tz)
     service = make_service(name="Race", price=0, duration=15)
     provider = make_provider([service], hours=("08:00", "18:00"), lunch=("17:30", "17:45"))
     env = _worker_env(app_config, smtp_server.url, sms_standin.url)
@@ -65,10 +78,11 @@ def test_two_workers_woken_through_redis_send_each_message_once_within_seconds(
             _wait_until(lambda: all("worker: started" in (tmp_path / f"worker{i}.log").read_text()
                                     for i in range(2)))
             latencies = []
-            day = future_day(3)
+            day = (datetime.now(timezone.utc) + timedelta(days=3)).astimezone(ZoneInfo(tz)).date()
+            nine = datetime.combine(day, wall_time(9), ZoneInfo(tz))
             for i, patient in enumerate(patients):
                 committed = time.time()
-                book(patient, service.id, provider.id, at(day, 9) + timedelta(minutes=30 * i),
+                book(patient, service.id, provider.id, nine + timedelta(minutes=30 * i),
                      committed_now(), by_staff=True, pay_online=False)
                 got = smtp_server.wait_for(1, to=patient.email, timeout=10)
                 assert got, f"no email for {patient.email}"
