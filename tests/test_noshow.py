@@ -10,7 +10,7 @@ import time_machine
 from models import Appointment, Patient, Payment
 from models.messages.documents import OutboxMessage
 from tests.helpers import concurrently
-from tests.support.factories import at, future_day
+from tests.support.factories import at, future_day, within_a_day
 from tests.support.payments import (
     CARD_ALWAYS_3DS,
     CARD_OK,
@@ -51,10 +51,9 @@ def book(client, service, provider, start, agree=True):
         "agree_policy": agree})
 
 
-def soon(hours_ahead=26):
-    """A start on the 15-minute grid inside working hours, about `hours_ahead` from now."""
-    day = future_day(2)
-    return at(day, 10)
+def soon():
+    """A start inside working hours and inside every window here (24 h and 48 h)."""
+    return within_a_day()
 
 
 def test_services_show_their_policy_and_a_fee_above_the_price_is_refused(app):

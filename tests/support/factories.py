@@ -19,6 +19,14 @@ def at(day, hh, mm=0):
     return datetime.combine(day, time(hh, mm), LONDON)
 
 
+def within_a_day(hours=(9, 10, 11, 13, 14, 15, 16)):
+    """The first on-the-hour start at least 2 h from the real clock among `hours` (the default
+    provider's day, lunch left out): always inside a 24-hour cancellation window, whatever the hour
+    the suite runs (a fixed "day after tomorrow, 10:00" was inside a 48-hour window only after 10:00)."""
+    soonest = datetime.now(timezone.utc) + timedelta(hours=2)
+    return next(at(future_day(d), h) for d in (0, 1, 2) for h in hours if at(future_day(d), h) >= soonest)
+
+
 def make_patient(email="pat@example.com", password=PASSWORD, name="Pat Example"):
     """A registered patient."""
     return register_patient(email, password, name)
