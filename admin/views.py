@@ -569,6 +569,12 @@ class PatientView(PatientMergeMixin, SecureModelView):
         born = form.date_of_birth.data
         form.date_of_birth.data = born.strftime("%d/%m/%Y") if born and hasattr(born, "strftime") else (born or "")
 
+    def _check_unique(self, form):
+        """On create the rule (`create_by_staff`) is the uniqueness check, so its refusal reads as the desk's."""
+        if request.endpoint and request.endpoint.endswith(".create_view"):
+            return True
+        return super()._check_unique(form)
+
     def create_model(self, form):
         """Create through the rule the front desk's new caller passes (`create_by_staff`), never a bare save."""
         g.admin_form = form  # refusals naming a field are shown on it (SecureModelView)
