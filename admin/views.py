@@ -43,7 +43,7 @@ from models import clock
 from models.booking import frontdesk
 from models.accounts import hash_password, normalise_email, validate_password
 from models.accounts.documents import NO_EMAIL_DOMAIN, deliverable
-from models.accounts.patients import create_by_staff
+from models.accounts.patients import create_by_staff, deactivate
 from models.accounts.users import clean_birth_date
 from models.accounts.phones import normalise_phone
 from models.documents import Appointment, Payment, Patient, Provider, Schedule, StaffUser, utcnow
@@ -636,8 +636,7 @@ class PatientView(PatientMergeMixin, SecureModelView):
     def action_deactivate(self, ids):
         """Deactivate patients: they can no longer sign in and their sessions end."""
         for patient in Patient.objects(id__in=ids):
-            Patient.objects(id=patient.id).update_one(set__active=False, inc__token_generation=1)
-            audit(staff_actor(), "patient.deactivate", record=f"Patient:{patient.id}")
+            deactivate(patient, audit_as=staff_actor())  # the action audits itself
         flash(f"{len(ids)} patient(s) deactivated.", "success")
 
 

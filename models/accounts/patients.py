@@ -13,7 +13,7 @@ from bson import ObjectId
 from mongoengine import NotUniqueError
 
 from models.accounts.documents import NO_EMAIL_DOMAIN, Patient, deliverable
-from models.audit import insert_with_audit
+from models.audit import audited, insert_with_audit, patient_record
 from models.accounts.phones import normalise_phone
 from models.accounts.reset import queue_invitation
 from models.accounts.users import _clean_text, clean_birth_date, hash_password, normalise_email
@@ -53,6 +53,13 @@ def create_by_staff(name, phone="", email="", date_of_birth=None, invite=True, r
         raise Conflict(EMAIL_TAKEN, code="email_taken", fields=TAKEN_FIELD) from None
     if invite:
         invite_patient(patient)
+    return patient
+
+
+@audited("patient.deactivate", patient_record)
+def deactivate(patient):
+    """Staff deactivate a patient: they can no longer sign in and every session of theirs ends."""
+    Patient.objects(id=patient.id).update_one(set__active=False, inc__token_generation=1)
     return patient
 
 
