@@ -259,3 +259,37 @@ def test_the_door_audit_scan_finds_every_form_of_call(tmp_path):
         "    audit_event('staff:1', 'appointment.book')\n")
     assert audit_calls_in("door", root=str(tmp_path)) == {("door/views.py", "'appointment.check_in'"): 1,
                                                           ("door/views.py", "'waitlist.join'"): 1}
+
+
+def test_joining_and_leaving_the_waitlist_each_leave_one_event_by_the_action(app, world):
+    """Join writes its event with the entry and offers a free time itself; leave audits itself."""
+    client = signed_in(app)
+    day = future_day(5)
+    joined = client.post("/api/waitlist", headers=csrf_header(client), json={
+        "service": str(world["consult"].id), "from": day.isoformat(), "to": day.isoformat()})
+    assert joined.status_code == 201 and joined.get_json()["status"] == "offered"  # the follow-up ran
+    entry = joined.get_json()["id"]
+    assert client.delete(f"/api/waitlist/{entry}", headers=csrf_header(client)).status_code == 204
+    actor = f"patient:{WaitlistEntry.objects.get(id=entry).patient.id}"
+    assert events("waitlist.join") == [("ok", f"WaitlistEntry:{entry}", actor)]
+    assert events("waitlist.leave") == [("ok", f"WaitlistEntry:{entry}", actor)]
+
+
+def test_a_new_caller_refused_a_time_leaves_no_patient_and_no_create_event(app, world):
+    """The staff booking of a new caller writes "patient.create" with the booking: a refused time
+    writes neither (nor the patient); a booked one writes both, once."""
+    from models import Patient
+    from tests.support.clients import signed_in_staff
+
+    client = signed_in_staff(app, "reception", create=True)
+    day = future_day(3)
+    book(signed_in(app), world["free"], world["one"], at(day, 10))  # Dr One is taken at 10:00
+    form = client.get(f"/admin/day/new?day={day}").get_data(as_text=True)
+    data = {"csrf_token": form_csrf(form), "service": str(world["free"].id), "provider": str(world["one"].id),
+            "day": day.isoformat(), "time": "10:00", "patient": "new", "name": "Nia Caller",
+            "phone": "07700 900123", "confirm_new": "yes"}
+    assert client.post("/admin/day/book", data=data).status_code == 409
+    assert Patient.objects(name="Nia Caller").count() == 0 and events("patient.create") == []
+    assert client.post("/admin/day/book", data=dict(data, time="11:00")).status_code == 302
+    made = Patient.objects.get(name="Nia Caller")
+    assert [r for _o, r, _a in events("patient.create")] == [f"Patient:{made.id}"]
