@@ -411,20 +411,21 @@ class DayView(StaffAccessMixin, BaseView):
 
             repeat = _repeat(request.form)  # recurring series (issue 28)
 
-            def book_for(patient):
+            def book_for(patient, also=()):
                 # The action audits itself: its conflicts as "refused:<code>", its success event
-                # (`audit`) written with the booking.
+                # (and an override's, and a new caller's "patient.create" in `also`) written with the booking.
                 if repeat:
                     _series_id, visits = series.book_series(
                         patient, values["service"], values["provider"], start, utcnow(), *repeat,
                         booked_by=staff_actor(), pay_online=False, by_staff=True, audit_as=staff_actor(),
-                        audit=audit_event(staff_actor(), "series.book"))
+                        audit=[audit_event(staff_actor(), "series.book"), *also])
                     booked.extend(visits)
                     return visits[0]
                 return booking.book(patient, values["service"], values["provider"], start, utcnow(),
                                     booked_by=staff_actor(), pay_online=False, override=values["override"],
                                     by_staff=True, notes=notes, audit_as=staff_actor(),
-                                    audit=audit_event(staff_actor(), "appointment.book"), answers=values["answers"])
+                                    audit=[audit_event(staff_actor(), "appointment.book"), *also],
+                                    answers=values["answers"])
 
             patient = self._existing_patient(values)
             if patient is not None:
@@ -436,8 +437,8 @@ class DayView(StaffAccessMixin, BaseView):
                                                 duplicates=duplicates)
                 # A new caller is saved only with their booking: a refused time leaves no record.
                 patient, appointment = frontdesk.book_new_caller(
-                    values["name"], values["phone"], values["email"], values["date_of_birth"], book_for)
-                audit(staff_actor(), "patient.create", record=f"Patient:{patient.id}")
+                    values["name"], values["phone"], values["email"], values["date_of_birth"], book_for,
+                    audit=audit_event(staff_actor(), "patient.create"))
         except DomainError as exc:
             fields = getattr(exc, "fields", None) or {}
             if (status_of(exc) == 409 and exc.code != "email_taken") or "override_reason" in fields:
@@ -446,8 +447,6 @@ class DayView(StaffAccessMixin, BaseView):
                                    keys=BOOKING_KEYS, reason_missing="override_reason" in fields,
                                    **self._common(self._day(values["day"]))), status_of(exc)
             return self._render_booking(values, error=exc.message, status=status_of(exc), fields=fields)
-        if values["override"]:
-            audit(staff_actor(), "appointment.override", record=f"Appointment:{appointment.id}")
         message = (f"Booked {patient.name} for {appointment.service.name} with {appointment.provider.name}, "
                    f"{clock.human_time(appointment.start, clinic_zone())}.")
         if len(booked) > 1:

@@ -36,14 +36,15 @@ from admin.fields import (
 from admin.merge import PatientMergeMixin
 from admin.roles import ADMIN_ONLY, EVERYONE, FRONT_DESK, SCHEDULE_EDITORS
 from admin.schedule import WEEKDAYS, ScheduleForm, apply_row_buttons, prefill, validate_schedule, week_preview
-from clinic.audit import audit
+from clinic.audit import audit, audit_event
 from models import booking
 from models import payments
 from models import clock
 from models.booking import frontdesk
 from models.accounts import hash_password, normalise_email, validate_password
 from models.accounts.documents import NO_EMAIL_DOMAIN, deliverable
-from models.accounts.patients import create_by_staff
+from models.accounts.patients import create_by_staff, deactivate
+from models.accounts.users import clean_birth_date
 from models.accounts.phones import normalise_phone
 from models.documents import Appointment, Payment, Patient, Provider, Schedule, StaffUser, utcnow
 from models.payments.documents import UPFRONT_KINDS
@@ -545,14 +546,18 @@ class PatientView(PatientMergeMixin, SecureModelView):
     # Never the password hash or the token generation: only what reception needs.
     column_details_list = ("name", "email", "phone", "active", "created_at", "guardian")
     column_export_list = ("name", "email", "phone", "active", "created_at")
-    column_labels = {"created_at": "Registered", "guardian": "Booked for by"}
+    column_labels = {"created_at": "Registered", "guardian": "Booked for by", "date_of_birth": "Date of birth"}
     column_searchable_list = ("name", "email", "phone")
     column_filters = ("active",)
     column_default_sort = "name"
-    form_columns = ("name", "email", "phone", "active")
-    form_overrides = {"name": NameField}
+    form_columns = ("name", "email", "phone", "date_of_birth", "active")
+    # The date of birth is typed as at the front desk (DD/MM/YYYY or YYYY-MM-DD) and read by the
+    # same rule (`clean_birth_date`), so both doors refuse the same dates with the same words.
+    form_overrides = {"name": NameField, "date_of_birth": StringField}
     # Issue 26: email is optional; a desk placeholder address is never shown, read "no email".
-    form_args = {"email": {"validators": [wtf_validators.Optional(), wtf_validators.Length(max=254)]}}
+    form_args = {"email": {"validators": [wtf_validators.Optional(), wtf_validators.Length(max=254)]},
+                 "date_of_birth": {"validators": [wtf_validators.Optional(), wtf_validators.Length(max=10)],
+                                   "description": "DD/MM/YYYY"}}
     column_formatters = {"created_at": local_formatter("created_at"), "guardian": guardian_formatter,
                          "email": lambda v, c, m, n: m.email if deliverable(m.email) else "no email"}
     action_roles = {"deactivate": FRONT_DESK}
@@ -561,15 +566,25 @@ class PatientView(PatientMergeMixin, SecureModelView):
         """An edit form never shows the placeholder address: the field is empty instead."""
         if not deliverable(form.email.data):
             form.email.data = ""
+        born = form.date_of_birth.data
+        form.date_of_birth.data = born.strftime("%d/%m/%Y") if born and hasattr(born, "strftime") else (born or "")
+
+    def _check_unique(self, form):
+        """On create the rule (`create_by_staff`) is the uniqueness check, so its refusal reads as the desk's."""
+        if request.endpoint and request.endpoint.endswith(".create_view"):
+            return True
+        return super()._check_unique(form)
 
     def create_model(self, form):
         """Create through the rule the front desk's new caller passes (`create_by_staff`), never a bare save."""
         g.admin_form = form  # refusals naming a field are shown on it (SecureModelView)
         try:
             # The form asks for an email, so a phone is optional here; given, it is checked as at the
-            # desk. The rule gives an unusable password and emails the set-password invitation.
-            model = create_by_staff(form.name.data, form.phone.data, form.email.data, require_phone=False,
-                                    active=form.active.data)
+            # desk. The rule gives an unusable password, emails the set-password invitation and
+            # writes its "patient.create" event with the patient.
+            model = create_by_staff(form.name.data, form.phone.data, form.email.data, form.date_of_birth.data,
+                                    require_phone=False, active=form.active.data,
+                                    audit=audit_event(staff_actor(), "patient.create"))
         except Exception as exc:  # as Flask-Admin's own create_model: a message, never a 500
             if not self.handle_view_exception(exc):
                 flash("Failed to create the patient.", "error")
@@ -587,12 +602,15 @@ class PatientView(PatientMergeMixin, SecureModelView):
                 f"patient-{model.id}@{NO_EMAIL_DOMAIN}"
         model.email = normalise_email(model.email)
         model.phone = normalise_phone(model.phone)
+        model.date_of_birth = clean_birth_date(model.date_of_birth)
         if not model.active:
             model.token_generation = (model.token_generation or 0) + 1
         super().on_model_change(form, model, is_created)
 
     def after_model_change(self, form, model, is_created):
-        audit(staff_actor(), "patient.create" if is_created else "patient.update", record=f"Patient:{model.id}")
+        """An edit is Flask-Admin's own save: audited here (a create audits itself in `create_by_staff`)."""
+        if not is_created:
+            audit(staff_actor(), "patient.update", record=f"Patient:{model.id}")
 
     def render(self, template, **kwargs):
         """The patient's page also lists their appointments and payments, newest first."""
@@ -618,8 +636,7 @@ class PatientView(PatientMergeMixin, SecureModelView):
     def action_deactivate(self, ids):
         """Deactivate patients: they can no longer sign in and their sessions end."""
         for patient in Patient.objects(id__in=ids):
-            Patient.objects(id=patient.id).update_one(set__active=False, inc__token_generation=1)
-            audit(staff_actor(), "patient.deactivate", record=f"Patient:{patient.id}")
+            deactivate(patient, audit_as=staff_actor())  # the action audits itself
         flash(f"{len(ids)} patient(s) deactivated.", "success")
 
 

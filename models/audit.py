@@ -8,7 +8,10 @@ it writes its own event with its change, "ok" when it is done. The doors keep no
 import functools
 import logging
 
-from mongoengine import DateTimeField, Document, StringField
+import pymongo
+import pymongo.errors
+from bson import ObjectId
+from mongoengine import DateTimeField, Document, NotUniqueError, StringField, signals
 
 from flask import g, has_request_context, request
 
@@ -43,6 +46,79 @@ def new_audit(actor, action, record="", outcome="ok", request_id="", ip="", at=N
     """An audit event not yet written, for an action that writes it with its own change."""
     return AuditEvent(actor=actor, action=action, record=record, outcome=outcome,
                       request_id=request_id, ip=ip, at=at or utcnow())
+
+
+def as_events(audit):
+    """An action's `audit` argument as a list: None, one unsaved event, or several."""
+    if audit is None:
+        return []
+    return [e for e in audit if e is not None] if isinstance(audit, (list, tuple)) else [audit]
+
+
+def event_like(audit, action, record=None):
+    """Another event of the same request as `audit` (actor, request id, address), for one more action."""
+    return new_audit(audit.actor, action, record=audit.record if record is None else record,
+                     request_id=audit.request_id, ip=audit.ip, at=audit.at)
+
+
+def insert_with_audit(document, events):
+    """Insert a new document and its audit events in one ordered command (MongoDB 8.0's client
+    bulkWrite); on an older server the document first, then the events.
+
+    An action's change and its audit then land together: a crash between them cannot leave a
+    change nobody audited. A refused insert (a unique index) raises as `save()` would, and
+    writes no event.
+    """
+    global _one_batch
+    events = as_events(events)
+    if _one_batch and events:
+        kind = type(document)
+        signals.pre_save.send(kind, document=document)
+        document.id = document.id or ObjectId()
+        document.validate()
+        db = kind._get_db()
+        ops = [pymongo.InsertOne(document.to_mongo(), namespace=f"{db.name}.{kind._get_collection_name()}")]
+        for event in events:
+            event.id = event.id or ObjectId()
+            event.validate()
+            ops.append(pymongo.InsertOne(event.to_mongo(), namespace=f"{db.name}.{AuditEvent._get_collection_name()}"))
+        try:
+            db.client.bulk_write(ops, ordered=True)
+        except pymongo.errors.InvalidOperation:  # older than MongoDB 8.0: nothing was sent
+            _one_batch = False
+        except pymongo.errors.ClientBulkWriteException as exc:
+            failed = min((e["idx"] for e in exc.write_errors or []), default=None)
+            if failed == 0 and exc.error is None:
+                if any(e.get("code") == 11000 for e in exc.write_errors):
+                    raise NotUniqueError(str(exc)) from None
+                raise
+            if failed is None or exc.error is not None:
+                raise
+            # Only an event failed: the change stands; write the events that did not land alone.
+            _saved(document)
+            for event in events[failed - 1:]:
+                event.save()
+            return document
+        else:
+            _saved(document)
+            for event in events:
+                _saved(event)
+            return document
+    document.save(force_insert=True)
+    for event in events:
+        event.save()
+    return document
+
+
+# False once the server turned out older than MongoDB 8.0 (no client-level bulkWrite).
+_one_batch = True
+
+
+def _saved(document):
+    """Let a document inserted outside save() behave as saved (later saves update it)."""
+    document._created = False
+    document._clear_changed_fields()
+    signals.post_save.send(type(document), document=document, created=True)
 
 
 def audit_here(actor, action, record="", outcome="ok"):

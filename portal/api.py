@@ -44,7 +44,6 @@ def register(body):
     registration_allowed()
     patient = register_patient_counted(body["email"], body["password"], body["name"], body.get("phone"),
                                        date_of_birth=body.get("date_of_birth"))
-    audit(f"patient:{patient.id}", "patient.register", record=f"Patient:{patient.id}")
     return patient
 
 

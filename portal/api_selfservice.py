@@ -6,7 +6,7 @@ Imported once by `portal.init_app`, which registers `portal.api.bp` with these r
 from flask import current_app
 from flask_jwt_extended import jwt_required
 
-from clinic.audit import audit
+from clinic.audit import audit, audit_event
 from models import booking
 from models import clock
 from models.booking import waitlist
@@ -63,11 +63,9 @@ def join_waitlist(body):
     """Join the waitlist for a service (optionally one provider) between two local dates (201)."""
     patient = current_patient()
     now = utcnow()
-    entry = waitlist.join(patient, body["service"], body.get("provider") or None, body["from_"], body["to"], now)
-    audit(f"patient:{patient.id}", "waitlist.join", record=f"WaitlistEntry:{entry.id}")
-    # A time that is free already is offered at once (first in line permitting).
-    waitlist.time_freed(None, now)
-    entry.reload()
+    # The action audits itself and offers a time that is free already at once (first in line permitting).
+    entry = waitlist.join(patient, body["service"], body.get("provider") or None, body["from_"], body["to"], now,
+                          audit=audit_event(f"patient:{patient.id}", "waitlist.join"), offer_now=True)
     return entry_view(entry, booking.require_clinic(), now)
 
 
@@ -92,8 +90,7 @@ def leave_waitlist(entry_id):
     """Leave the waitlist (204); an open offer goes to the next patient in line."""
     patient = current_patient()
     entry = waitlist.get_entry(patient, entry_id)
-    waitlist.leave(entry, utcnow())
-    audit(f"patient:{patient.id}", "waitlist.leave", record=f"WaitlistEntry:{entry_id}")
+    waitlist.leave(entry, utcnow(), audit=audit_event(f"patient:{patient.id}", "waitlist.leave"))
     return current_app.response_class(status=204)
 
 

@@ -31,7 +31,7 @@ from flask_jwt_extended import (
 )
 from flask_jwt_extended.exceptions import JWTExtendedException
 
-from clinic.audit import audit
+from clinic.audit import audit, audit_event
 from clinic.errors import error_response
 from clinic.extensions import get_limiter, get_redis, jwt, rkey, rkey_tagged
 from models.accounts import authenticate
@@ -333,7 +333,9 @@ def register_patient_counted(email, password, name, phone=None, date_of_birth=No
     """Register through the rule, counting the attempt per address and per email just before the insert."""
     from models.accounts import register_patient
 
-    return register_patient(email, password, name, phone, admit=count_registration, date_of_birth=date_of_birth)
+    # The rule writes the "patient.register" event with the new account (its actor: the new patient).
+    return register_patient(email, password, name, phone, admit=count_registration, date_of_birth=date_of_birth,
+                            audit=audit_event("", "patient.register"))
 
 
 @contextmanager

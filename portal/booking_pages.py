@@ -24,7 +24,7 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, SelectField
 from wtforms.validators import DataRequired
 
-from clinic.audit import audit
+from clinic.audit import audit, audit_event
 from clinic.errors import status_of
 from models import booking
 from models import clock
@@ -432,8 +432,10 @@ def waitlist_page():
                                                form.date_to.data, now, limit=12)
             if free_now:
                 raise _FreeNow()
+            # The action audits itself and offers a time freed meanwhile at once.
             entry = waitlist.join(g.patient, form.service.data, provider, form.date_from.data, form.date_to.data, now,
-                                  skip_free_now=True)
+                                  skip_free_now=True, audit=audit_event(f"patient:{g.patient.id}", "waitlist.join"),
+                                  offer_now=True)
         except _FreeNow:
             pass
         except DomainError as exc:
@@ -447,9 +449,6 @@ def waitlist_page():
                 flash(exc.message, "error")
             status = status_of(exc)
         else:
-            audit(f"patient:{g.patient.id}", "waitlist.join", record=f"WaitlistEntry:{entry.id}")
-            waitlist.time_freed(None, now)
-            entry.reload()
             flash("You are on the waitlist. We will offer you a time as soon as one frees up."
                   if entry.status == "waiting" else "A time freed up: it is held for you below.", "info")
             return redirect(url_for("portal.waitlist_page"))
@@ -485,8 +484,7 @@ def waitlist_accept(entry_id):
 def waitlist_leave(entry_id):
     """Leave the waitlist; an open offer goes to the next patient in line."""
     entry = waitlist.get_entry(g.patient, entry_id)
-    waitlist.leave(entry, utcnow())
-    audit(f"patient:{g.patient.id}", "waitlist.leave", record=f"WaitlistEntry:{entry_id}")
+    waitlist.leave(entry, utcnow(), audit=audit_event(f"patient:{g.patient.id}", "waitlist.leave"))
     flash("You have left that waitlist.", "info")
     return redirect(url_for("portal.waitlist_page"))
 

@@ -105,7 +105,6 @@ def register():
             apply_domain_error(form, exc)
             status = status_of(exc)
         else:
-            audit(f"patient:{patient.id}", "patient.register", record=f"Patient:{patient.id}")
             flash("Welcome! Your account is ready.", "info")
             return issue_tokens(redirect(safe_next(request.args.get("next"))), patient)
     elif form.errors:

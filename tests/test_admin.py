@@ -285,3 +285,60 @@ def test_time_off_is_entered_in_local_time_and_stored_in_utc(app, clinic):
     assert off.start.replace(tzinfo=timezone.utc) == datetime(2027, 7, 1, 8, 0, tzinfo=timezone.utc)  # BST
     listing = client.get("/admin/time_off/").get_data(as_text=True)
     assert "Thursday 1 July 2027, 09:00 BST" in listing
+
+
+@pytest.mark.parametrize("field, value", [
+    ("date_of_birth", "31/02/1980"),  # no such day
+    ("date_of_birth", "01/01/2100"),  # not born yet
+    ("phone", "0123"),
+    ("email", "PAT@example.com"),  # the fixture's patient, whatever the case
+])
+def test_the_flask_admin_create_form_refuses_what_the_front_desk_refuses(app, clinic, field, value):
+    """A patient created in the back office's "create patient" form meets the front desk's new-caller
+    checks: the same refusal, in the same words, on the same field, and no record made."""
+    client = signed_in_staff(app, RECEPTION)
+    typed = dict({"name": "Dee Duplicate", "email": "dee@example.com", "phone": "020 7946 0000",
+                  "date_of_birth": "02/03/1984"}, **{field: value})
+    day = future_day(2)
+    desk_form = client.get(f"/admin/day/new?day={day}").get_data(as_text=True)
+    desk = client.post("/admin/day/book", data=dict(
+        typed, csrf_token=form_csrf(desk_form), patient="new", confirm_new="yes", service=str(clinic["call"].id),
+        provider=str(clinic["one"].id), day=day.isoformat(), time="10:00"))
+    assert desk.status_code in (409, 422)
+    desk_html = desk.get_data(as_text=True)
+    on_field = re.search(rf'id="{field}-error">([^<]+)</p>', desk_html).group(1)
+    message = re.search(r'id="book-error">([^<]+)</div>', desk_html).group(1)
+
+    token = form_csrf(client.get("/admin/patients/new/").get_data(as_text=True))
+    admin = client.post("/admin/patients/new/", data=dict(typed, csrf_token=token, active="y"))
+    assert admin.status_code == 200  # the form again
+    admin_html = admin.get_data(as_text=True)
+    assert re.search(rf'id="{field}-error">\s*<ul[^>]*>\s*<li>{re.escape(on_field)}</li>', admin_html), on_field
+    assert message in admin_html
+    assert Patient.objects(name="Dee Duplicate").count() == 0
+
+
+def test_the_flask_admin_create_form_keeps_the_date_of_birth_and_audits_with_the_patient(app, clinic):
+    """The date of birth typed in the back office is read as at the desk (DD/MM/YYYY) and kept; the
+    create is audited once, by the action that made the patient."""
+    from datetime import date
+
+    client = signed_in_staff(app, RECEPTION)
+    token = form_csrf(client.get("/admin/patients/new/").get_data(as_text=True))
+    resp = client.post("/admin/patients/new/", data={"csrf_token": token, "name": "Bea Born", "email": "bea@example.com",
+                                                     "phone": "020 7946 0456", "date_of_birth": "02/03/1984",
+                                                     "active": "y"})
+    assert resp.status_code == 302
+    made = Patient.objects.get(email="bea@example.com")
+    assert made.date_of_birth == date(1984, 3, 2)
+    staff = StaffUser.objects.get(email=f"{RECEPTION}@clinic.test")
+    assert [(e.actor, e.record) for e in AuditEvent.objects(action="patient.create")] == [
+        (f"staff:{staff.id}", f"Patient:{made.id}")]
+    # The edit form shows it the way it was typed, and an impossible one is refused there too.
+    edit = client.get(f"/admin/patients/edit/?id={made.id}").get_data(as_text=True)
+    assert 'value="02/03/1984"' in edit
+    refused = client.post(f"/admin/patients/edit/?id={made.id}", data={
+        "csrf_token": form_csrf(edit), "name": "Bea Born", "email": "bea@example.com", "phone": "020 7946 0456",
+        "date_of_birth": "31/02/1984", "active": "y"})
+    assert refused.status_code == 200 and "Give the date of birth as DD/MM/YYYY." in refused.get_data(as_text=True)
+    assert Patient.objects.get(id=made.id).date_of_birth == date(1984, 3, 2)

@@ -6,12 +6,13 @@ from datetime import date, datetime
 
 from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from bson import ObjectId
 from mongoengine import NotUniqueError
 
 from models.accounts.documents import ROLES, Patient, StaffUser
 from models.accounts.phones import normalise_phone
 from models.accounts.passwords import MAX_PASSWORD, MIN_PASSWORD, check_password_rules  # noqa: F401
-from models.audit import audited, patient_record
+from models.audit import audited, insert_with_audit, patient_record
 from models.errors import Conflict, Throttled, ValidationFailed
 
 # argon2id with RFC 9106's low-memory parameters (t=3, m=64 MiB, p=4), argon2-cffi's default;
@@ -166,11 +167,13 @@ def set_date_of_birth(patient, value):
     return patient
 
 
-def register_patient(email, password, name, phone=None, admit=None, date_of_birth=None):
+def register_patient(email, password, name, phone=None, admit=None, date_of_birth=None, audit=None):
     """Create a patient account; Conflict when the email is already registered.
 
     `admit(email)`, when given, runs after the input passed its checks and before anything is
     written (the door's per-address limit counts there, atomically; it raises to refuse).
+    `audit`, the unsaved "patient.register" event, is written with the account in one command;
+    its actor and record, left empty, are the new patient.
     """
     email = normalise_email(email)
     name = _clean_text(name, "name", True, 200)
@@ -179,9 +182,13 @@ def register_patient(email, password, name, phone=None, admit=None, date_of_birt
     born = clean_birth_date(date_of_birth)  # optional (issue 26)
     if admit is not None:
         admit(email)
-    patient = Patient(email=email, name=name, phone=phone, date_of_birth=born, password_hash=hash_password(password))
+    patient = Patient(id=ObjectId(), email=email, name=name, phone=phone, date_of_birth=born,
+                      password_hash=hash_password(password))
+    if audit is not None:
+        audit.actor = audit.actor or f"patient:{patient.id}"
+        audit.record = audit.record or f"Patient:{patient.id}"
     try:
-        patient.save(force_insert=True)
+        insert_with_audit(patient, audit)
     except NotUniqueError:
         raise Conflict("An account with this email already exists. Sign in or reset your password.",
                        code="email_taken") from None

@@ -13,7 +13,7 @@ from flask import current_app, has_app_context
 from mongoengine import signals
 
 from models import crashpoints
-from models.audit import audited
+from models.audit import as_events, audited, event_like
 from models.booking.availability import why_not_bookable
 from models.booking.claims import _claim, _claim_docs, drop_claims, release_time
 from models.booking.documents import ACTIVE_STATUSES, AgreedPolicy, Appointment, TimeClaim
@@ -44,14 +44,16 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
 
     Staff bookings pass `pay_online=False` (confirmed at once, paid at the desk) and may pass
     `override=True` to book over a conflict: such an appointment claims every unit of its time that
-    nobody else holds (so later bookings still cannot land on it), is marked `override`, and the
-    caller audits it. Hours, grid, notice and horizon still apply.
+    nobody else holds (so later bookings still cannot land on it), is marked `override`, and its
+    "appointment.override" event is written with the booking's own. Hours, grid, notice and horizon
+    still apply.
 
     `by_staff=True` (any staff booking) lifts the minimum notice and the booking grid, and admits
     a walk-in that already started today; working hours, time off and the horizon still apply.
     `notes` (e.g. the override's reason) is written with the appointment itself.
-    `audit`, an unsaved AuditEvent, is written with the booking (its record defaults to the
-    appointment) in the same database command when the server allows.
+    `audit`, an unsaved AuditEvent (or a list of them: the first is the booking's, others are of the
+    same request, e.g. the new caller's "patient.create"), is written with the booking (a record
+    left empty is the appointment) in the same database command when the server allows.
     Series (models/booking/series.py): `series` is the series' id written on the appointment, and
     `write=False` runs every check and answers the appointment unsaved, for the series to claim.
     `answers` `{question_id: value}`: the service's intake questions, checked here (422
@@ -114,7 +116,10 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
         policy=agreed)
     if not write:
         return appointment
-    _write_booking(appointment, provider.id, hold_expires_at, now, override, audit)
+    events = as_events(audit)
+    if override and events:
+        events.append(event_like(events[0], "appointment.override", record=""))  # staff's explicit override
+    _write_booking(appointment, provider.id, hold_expires_at, now, override, events)
     crashpoints.reached("book.written")  # issue 31: what follows the commit must not fail the answer
     if appointment.status == "confirmed":
         appointment_confirmed(appointment, now, fresh=True)
@@ -163,12 +168,13 @@ def book_first_free(patient, service_id, providers, start, now, audit=None, **op
     catalog = current_catalog()
     service = catalog.service(service_id)
     candidates = free_providers_at(service, start, now, providers, catalog.require_clinic())
-    record = audit.record if audit is not None else ""
+    events = as_events(audit)
+    records = [event.record for event in events]
 
     def attempt(provider):
-        if audit is not None:
-            audit.record = record  # a lost try named its own appointment; the next names its own
-        return book(patient, service_id, str(provider.id), start, now, audit=audit, **options)
+        for event, record in zip(events, records):
+            event.record = record  # a lost try named its own appointment; the next names its own
+        return book(patient, service_id, str(provider.id), start, now, audit=events, **options)
 
     return first_free(candidates, attempt)
 
@@ -234,19 +240,19 @@ def check_hold_limits(live, clinic, creates_hold):
 _one_batch = True
 
 
-def _write_booking(appointment, provider_id, expires_at, now, override, audit):
-    """Write a booking's claims, then the appointment, then its audit event; tell the caches last.
+def _write_booking(appointment, provider_id, expires_at, now, override, events):
+    """Write a booking's claims, then the appointment, then its audit events; tell the caches last.
 
     The caches hear of it only once the appointment is written, so a free-time read that sees the
     new version also sees the appointment. Raises Conflict (nothing written) when the time is taken.
     """
     global _one_batch
-    if audit is not None and not audit.record:
-        audit.record = f"Appointment:{appointment.id}"
+    for event in events:
+        event.record = event.record or f"Appointment:{appointment.id}"
     done = False
     if _one_batch and not override:
         try:
-            done = _write_in_one_batch(appointment, provider_id, expires_at, audit)
+            done = _write_in_one_batch(appointment, provider_id, expires_at, events)
         except pymongo.errors.InvalidOperation:  # the server is older than MongoDB 8.0
             _one_batch = False
     if not done:
@@ -259,13 +265,13 @@ def _write_booking(appointment, provider_id, expires_at, now, override, audit):
         except Exception:
             release_time(appointment.id)
             raise
-        if audit is not None:
-            audit.save()
+        for event in events:
+            event.save()
     changed("availability", provider=provider_id)
 
 
-def _write_in_one_batch(appointment, provider_id, expires_at, audit):
-    """One ordered bulkWrite: claims, appointment, audit. True when written; False when a unit was
+def _write_in_one_batch(appointment, provider_id, expires_at, events):
+    """One ordered bulkWrite: claims, appointment, audit events. True when written; False when a unit was
     taken (whatever landed is given back); raises on other failures, leaving nothing behind."""
     # Written without save(), so MongoEngine's save signals are sent here, as save() would.
     signals.pre_save.send(Appointment, document=appointment)
@@ -275,20 +281,22 @@ def _write_in_one_batch(appointment, provider_id, expires_at, audit):
     docs = _claim_docs(provider_id, appointment.id, appointment.block_start, appointment.block_end, expires_at)
     ops = [pymongo.InsertOne(d, namespace=claims_ns) for d in docs]
     ops.append(pymongo.InsertOne(appointment.to_mongo(), namespace=f"{db.name}.{Appointment._get_collection_name()}"))
-    if audit is not None:
-        audit.id = audit.id or ObjectId()
-        audit.validate()
-        ops.append(pymongo.InsertOne(audit.to_mongo(), namespace=f"{db.name}.{type(audit)._get_collection_name()}"))
+    for event in events:
+        event.id = event.id or ObjectId()
+        event.validate()
+        ops.append(pymongo.InsertOne(event.to_mongo(), namespace=f"{db.name}.{type(event)._get_collection_name()}"))
     try:
         db.client.bulk_write(ops, ordered=True)
     except pymongo.errors.ClientBulkWriteException as exc:
         first = min(exc.write_errors or [], key=lambda e: e["idx"], default=None)
         failed = first["idx"] if first else None
-        if audit is not None and failed == len(ops) - 1 and exc.error is None:
-            # Only the audit event failed: the booking stands; try the event on its own.
+        first_event = len(ops) - len(events)
+        if events and failed is not None and failed >= first_event and exc.error is None:
+            # Only an audit event failed: the booking stands; write the events that did not land alone.
             _mark_written(appointment)
             signals.post_save.send(Appointment, document=appointment, created=True)
-            audit.save()
+            for event in events[failed - first_event:]:
+                event.save()
             return True
         _undo_batch(appointment)
         if failed is not None and failed < len(docs) and exc.error is None and first.get("code") == 11000:
@@ -301,9 +309,9 @@ def _write_in_one_batch(appointment, provider_id, expires_at, audit):
         raise
     _mark_written(appointment)
     signals.post_save.send(Appointment, document=appointment, created=True)
-    if audit is not None:
-        _mark_written(audit)
-        signals.post_save.send(type(audit), document=audit, created=True)
+    for event in events:
+        _mark_written(event)
+        signals.post_save.send(type(event), document=event, created=True)
     return True
 
 

@@ -189,15 +189,21 @@ def create_caller(name, phone, email="", date_of_birth=None, invite=True):
     return create_by_staff(name, phone, email, date_of_birth, invite=invite)
 
 
-def book_new_caller(name, phone, email, date_of_birth, book):
-    """Add a new caller and book them in one step: `book(patient)` makes the appointment.
+def book_new_caller(name, phone, email, date_of_birth, book, audit=None):
+    """Add a new caller and book them in one step: `book(patient, also)` makes the appointment.
 
     A refused booking leaves no patient behind (nor an invitation), so retrying with another time
-    never piles up duplicate records. Returns (patient, appointment).
+    never piles up duplicate records. `audit`, the unsaved "patient.create" event, is handed to
+    `book` as `also` and written with the booking (a refused booking leaves no such event either).
+    Returns (patient, appointment).
     """
     patient = create_caller(name, phone, email, date_of_birth, invite=False)
+    also = []
+    if audit is not None:
+        audit.record = f"Patient:{patient.id}"
+        also.append(audit)
     try:
-        appointment = book(patient)
+        appointment = book(patient, also)
     except Exception:
         Patient.objects(id=patient.id).delete()
         raise

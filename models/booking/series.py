@@ -20,7 +20,7 @@ from bson import ObjectId
 from mongoengine import signals
 
 from models import clock
-from models.audit import audited
+from models.audit import as_events, audited
 from models.booking.cancellation import cancel
 from models.booking.claims import _claim, claim_units, release_time
 from models.booking.create import book
@@ -160,9 +160,9 @@ def _insert(visits, audit):
         visit._created = False
         visit._clear_changed_fields()
         signals.post_save.send(Appointment, document=visit, created=True)
-    if audit is not None:
-        audit.record = audit.record or f"Series:{visits[0].series}"
-        audit.save()
+    for event in as_events(audit):  # the series' event, and a new caller's "patient.create" with it
+        event.record = event.record or f"Series:{visits[0].series}"
+        event.save()
 
 
 def _refuse(service, catalog, clinic, visits, unavailable, now):

@@ -32,7 +32,7 @@ from bson import ObjectId
 from mongoengine import DateField, DateTimeField, Document, ListField, ReferenceField, StringField
 
 from models.accounts.documents import Patient  # noqa: F401
-from models.audit import audited
+from models.audit import audited, insert_with_audit
 from models.booking import status
 from models.booking.claims import claim_time, extend_claims, release_time
 from models.booking.create import check_hold_limits, check_patient_overlap, live_appointments
@@ -86,12 +86,17 @@ def offer_minutes():
         return DEFAULT_OFFER_MINUTES
 
 
-def join(patient, service_id, provider_id, date_from, date_to, now, skip_free_now=False):
+def join(patient, service_id, provider_id, date_from, date_to, now, skip_free_now=False, audit=None,
+         offer_now=False):
     """Put the patient in line for a service (and provider) between two local dates.
 
     `skip_free_now` (issue 26: the patient was shown the times free now and still chose to wait):
     those times are marked as seen, so only a time freed later is offered and held. Without it (the
     API) a free time is offered at once and the answer states the offer.
+    `audit`, the unsaved "waitlist.join" event of the request, is written with the entry in one
+    command. `offer_now=True` (a patient joining through a door) runs the follow-up here too: a
+    time free already is offered at once, first in line permitting, and the entry returned states
+    that offer. Without it the entry only waits for the next freed time or sweep.
     """
     catalog = current_catalog()
     clinic = catalog.require_clinic()
@@ -124,8 +129,14 @@ def join(patient, service_id, provider_id, date_from, date_to, now, skip_free_no
                        code="too_many_entries")
     # Issue 26: times the patient saw free and passed over are never held for them unasked.
     seen = [start for start, _end, _p in free_times(service, provider, date_from, date_to, now)] if skip_free_now else []
-    entry = WaitlistEntry(patient=patient, service=service, provider=provider, date_from=date_from,
-                          date_to=date_to, created_at=now, updated_at=now, declined=seen).save()
+    entry = WaitlistEntry(id=ObjectId(), patient=patient, service=service, provider=provider, date_from=date_from,
+                          date_to=date_to, created_at=now, updated_at=now, declined=seen)
+    if audit is not None:
+        audit.record = audit.record or f"WaitlistEntry:{entry.id}"
+    insert_with_audit(entry, audit)
+    if offer_now:
+        time_freed(None, now)
+        entry.reload()
     return entry
 
 
@@ -179,10 +190,12 @@ def offer_is_open(entry, now):
     return _utc(entry.offer_expires_at) > now
 
 
-def leave(entry, now):
+def leave(entry, now, audit=None):
     """Leave the waitlist; an open offer is given back and goes to the next patient in line.
 
     The entry is kept, hidden from the patient, so it still counts against the window cap.
+    `audit`, the unsaved "waitlist.leave" event, is written by the action right after the entry
+    is left (a guarded update cannot share one command with an insert).
     """
     # Guarded: an offer made meanwhile is seen here (the old document comes back), or the offer's
     # own guarded update sees the entry gone and gives its time back.
@@ -190,8 +203,10 @@ def leave(entry, now):
         set__status="expired", set__left_at=now, set__updated_at=now, set__note="You left the waitlist.")
     if before is None:
         WaitlistEntry.objects(id=entry.id, left_at=None).update_one(set__left_at=now, set__updated_at=now)
-        return
-    if before.status == "offered" and before.offer is not None:
+    if audit is not None:
+        audit.record = audit.record or f"WaitlistEntry:{entry.id}"
+        audit.save()
+    if before is not None and before.status == "offered" and before.offer is not None:
         _end_offer(before.offer.id, now, "declined")
         # The offer's email, if it has not left yet, must not tell them of a time they gave back.
         outbox.drop_queued(f"WaitlistEntry:{entry.id}", "waitlist_offer", "the patient left the waitlist")
