@@ -108,3 +108,84 @@ def test_moving_following_across_the_spring_clock_change_keeps_the_wall_clock_ti
     local = [s.astimezone(LONDON) for s in starts_of(ids)]
     assert [f"{s:%a %d %b %H:%M %Z}" for s in local] == [
         "Fri 19 Mar 10:00 GMT", "Mon 29 Mar 10:00 BST", "Mon 05 Apr 10:00 BST"]
+
+
+def _radios(html):
+    """The alternatives a page offers: (name, value, checked) of each radio button named instead:…"""
+    import html as html_lib
+    import re
+
+    found = []
+    for m in re.finditer(r'<input([^>]*type="radio"[^>]*)>', html):
+        attrs = m.group(1)
+        name = re.search(r'name="([^"]+)"', attrs).group(1)
+        if name.startswith("instead:"):
+            found.append((html_lib.unescape(name), html_lib.unescape(re.search(r'value="([^"]*)"', attrs).group(1)),
+                          " checked" in attrs))
+    return found
+
+
+def test_reception_picks_the_nearest_free_time_for_a_taken_date_then_books_the_whole_series(app, world):
+    from tests.support.clients import signed_in_staff
+    from tests.support.factories import form_csrf, make_staff
+
+    make_staff("reception")
+    desk = signed_in_staff(app, "reception")
+    day = future_day(2)
+    taken = at(day + timedelta(weeks=1), 10)
+    assert book(signed_in(app, "other@example.com"), world, taken).status_code == 201
+    form = desk.get(f"/admin/day/new?day={day}&time=10:00&provider={world['dr'].id}").get_data(as_text=True)
+    patient = world.patients["pat@example.com"]
+    data = {"csrf_token": form_csrf(form), "patient": str(patient.id), "service": str(world["physio"].id),
+            "provider": str(world["dr"].id), "day": day.isoformat(), "time": "10:00", "every_weeks": "1", "count": "3"}
+    resp = desk.post("/admin/day/book", data=data)
+    page = resp.get_data(as_text=True)
+    # Not the override step: the date that is not free, its nearest free times, and nothing booked yet.
+    assert resp.status_code == 409 and "Some dates of the series are not free" in page
+    assert "Book over the conflict" not in page and "Book all 3 visits" in page
+    assert "Instead of " + taken.strftime("%a") in page and "Nothing was booked" in page
+    radios = _radios(page)
+    assert radios and {n for n, _v, _c in radios} == {f"instead:{taken.isoformat()}"} and radios[0][2]
+    assert taken.isoformat() not in {v for _n, v, _c in radios}
+    assert Appointment.objects(patient=patient.id).count() == 0
+    # Staff keep the preselected nearest time and book: the whole set, with that date moved.
+    name, chosen, _ = radios[0]
+    again = {**data, "csrf_token": form_csrf(page), name: chosen}
+    assert f'name="every_weeks" value="1"' in page and f'name="count" value="3"' in page
+    resp = desk.post("/admin/day/book", data=again)
+    assert resp.status_code == 302, resp.get_data(as_text=True)[-2000:]
+    visits = list(Appointment.objects(patient=patient.id).order_by("start"))
+    assert [v.start.replace(tzinfo=timezone.utc) for v in visits] == [
+        at(day, 10).astimezone(timezone.utc), datetime.fromisoformat(chosen).astimezone(timezone.utc),
+        at(day + timedelta(weeks=2), 10).astimezone(timezone.utc)]
+    assert len({v.series for v in visits}) == 1
+
+
+def test_reception_moves_this_and_the_following_visits_from_the_day_view(app, world):
+    from tests.support.clients import signed_in_staff
+    from tests.support.factories import form_csrf, make_staff
+
+    make_staff("reception")
+    desk = signed_in_staff(app, "reception")
+    day = future_day(2)
+    ids = [v["id"] for v in book(signed_in(app), world, at(day, 10), {"every_weeks": 1, "count": 3})
+           .get_json()["appointments"]]
+    taken = at(day + timedelta(weeks=2), 15)
+    assert book(signed_in(app, "other@example.com"), world, taken).status_code == 201
+    page = desk.get(f"/admin/day/move?appointment={ids[1]}").get_data(as_text=True)
+    assert "This visit and the 1 later visit of the series" in page
+    data = {"csrf_token": form_csrf(page), "appointment": ids[1], "new_day": (day + timedelta(weeks=1)).isoformat(),
+            "new_time": "15:00", "provider": str(world["dr"].id), "scope": "following"}
+    resp = desk.post("/admin/day/move", data=data)
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 409 and "Nothing was moved" in page and "Move all the visits" in page
+    before = starts_of(ids)
+    radios = _radios(page)
+    assert radios and radios[0][0] == f"instead:{taken.isoformat()}"
+    resp = desk.post("/admin/day/move", data={**data, "csrf_token": form_csrf(page), radios[0][0]: radios[0][1]})
+    assert resp.status_code == 302, resp.get_data(as_text=True)[-2000:]
+    after = starts_of(ids)
+    assert after[0] == before[0]
+    assert after[1:] == [at(day + timedelta(weeks=1), 15).astimezone(timezone.utc),
+                         datetime.fromisoformat(radios[0][1]).astimezone(timezone.utc)]
+    assert "and the 1 later visit of the series" in desk.get(resp.headers["Location"]).get_data(as_text=True)

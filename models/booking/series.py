@@ -13,7 +13,7 @@ Payment is per visit: each visit is an ordinary appointment with its own hold an
 ledger's one-Payment-per-appointment rule holds).
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pymongo.errors
 from bson import ObjectId
@@ -344,6 +344,28 @@ def _refuse_move(moves, unavailable, provider, clinic, now):
     dates = ", ".join(clock.human_time(u, tz) for u in unavailable)
     raise SeriesUnavailable(f"Some dates of the series are not free: {dates}. Nothing was moved.",
                             [clock.local_iso(u, tz) for u in unavailable], alternatives)
+
+
+def alternative_choices(details, instead, tz):
+    """A refusal's dates for a page to offer (issue 28): (dates, kept).
+
+    `details` is SeriesUnavailable's; `instead` the choices already posted (regular start → chosen).
+    Each date is `{n, key, human, choices: [{iso, human}]}` where `key` is the regular start the
+    choice replaces (a refused date may itself be an earlier choice); `kept` the earlier choices
+    that still hold, as (key, value) ISO pairs to post again.
+    """
+    regular_of = {clock.as_utc(v): clock.as_utc(k) for k, v in (instead or {}).items()}
+    dates, refused = [], set()
+    for n, iso in enumerate(details["unavailable"], 1):
+        when = clock.as_utc(datetime.fromisoformat(iso))
+        key = regular_of.get(when, when)
+        refused.add(key)
+        choices = [{"iso": a, "human": clock.human_time(datetime.fromisoformat(a), tz)}
+                   for a in details["alternatives"].get(iso, [])]
+        dates.append({"n": n, "key": clock.local_iso(key, tz), "human": clock.human_time(when, tz), "choices": choices})
+    kept = [(clock.local_iso(k, tz), clock.local_iso(v, tz)) for k, v in (instead or {}).items()
+            if clock.as_utc(k) not in refused]
+    return dates, kept
 
 
 def calendar(visits, clinic, public_url="", series_id=""):
