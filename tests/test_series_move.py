@@ -189,3 +189,18 @@ def test_reception_moves_this_and_the_following_visits_from_the_day_view(app, wo
     assert after[1:] == [at(day + timedelta(weeks=1), 15).astimezone(timezone.utc),
                          datetime.fromisoformat(radios[0][1]).astimezone(timezone.utc)]
     assert "and the 1 later visit of the series" in desk.get(resp.headers["Location"]).get_data(as_text=True)
+
+
+def test_the_openapi_document_names_the_series_answer_and_the_move_scope(app):
+    doc = app.test_client().get("/api/openapi.json").get_json()
+    created = doc["paths"]["/api/appointments"]["post"]["responses"]["201"]["content"]["application/json"]["schema"]
+    refs = [s["$ref"].rsplit("/", 1)[1] for s in created["oneOf"]]
+    assert refs == ["Appointment", "SeriesBooked"]
+    booked = doc["components"]["schemas"]["SeriesBooked"]
+    assert set(booked["required"]) == {"series", "appointments"}
+    body = doc["paths"]["/api/appointments/{appointment_id}/reschedule"]["post"]["requestBody"]["content"]
+    move_body = body["application/json"]["schema"]
+    move_body = doc["components"]["schemas"][move_body["$ref"].rsplit("/", 1)[1]] if "$ref" in move_body else move_body
+    assert move_body["properties"]["scope"]["enum"] == ["one", "following"]
+    assert "series_unavailable" in move_body["properties"]["scope"]["description"]
+    assert "instead" in move_body["properties"]
