@@ -204,3 +204,30 @@ def test_the_openapi_document_names_the_series_answer_and_the_move_scope(app):
     assert move_body["properties"]["scope"]["enum"] == ["one", "following"]
     assert "series_unavailable" in move_body["properties"]["scope"]["description"]
     assert "instead" in move_body["properties"]
+
+
+def test_the_patient_moves_this_and_following_from_the_portal_page_choosing_for_a_taken_date(app, world):
+    from tests.support.factories import form_csrf
+
+    client = signed_in(app)
+    day = future_day(2)
+    ids = [v["id"] for v in book(client, world, at(day, 10), {"every_weeks": 1, "count": 3}).get_json()["appointments"]]
+    taken = at(day + timedelta(weeks=2), 15)
+    assert book(signed_in(app, "other@example.com"), world, taken).status_code == 201
+    new = at(day + timedelta(weeks=1), 15)
+    review = client.get(f"/portal/appointments/{ids[1]}/reschedule?start={new.isoformat().replace('+', '%2B')}")
+    html = review.get_data(as_text=True)
+    assert "This visit and the 1 later visit of the series" in html
+    form = {"csrf_token": form_csrf(html), "jwt_csrf": client.get_cookie("csrf_access_token").value,
+            "start": new.isoformat(), "provider": str(world["dr"].id), "scope": "following"}
+    resp = client.post(f"/portal/appointments/{ids[1]}/reschedule", data=form)
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 409 and "Nothing was moved yet" in page and "Move all the visits" in page
+    before = starts_of(ids)
+    radios = _radios(page)
+    assert radios and radios[0][0] == f"instead:{taken.isoformat()}" and radios[0][2]
+    resp = client.post(f"/portal/appointments/{ids[1]}/reschedule",
+                       data={**form, "csrf_token": form_csrf(page), radios[0][0]: radios[0][1]})
+    assert resp.status_code == 302 and "/portal/series/" in resp.headers["Location"]
+    assert starts_of(ids) == [before[0], new.astimezone(timezone.utc),
+                              datetime.fromisoformat(radios[0][1]).astimezone(timezone.utc)]
