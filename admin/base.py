@@ -12,6 +12,7 @@ from flask_login import current_user
 from markupsafe import Markup
 from mongoengine.errors import NotUniqueError
 from mongoengine.errors import ValidationError as MongoValidationError
+from wtforms.fields import FieldList, FormField
 
 from admin.roles import ADMIN_ONLY, EVERYONE, NOBODY, SEES_MONEY
 from clinic.audit import audit
@@ -307,12 +308,29 @@ class SecureModelView(StaffAccessMixin, ModelView):
         return ok
 
     def validate_form(self, form):
-        """The form's own validation plus uniqueness, each error on its field."""
+        """The form's own validation plus uniqueness, each error on its field.
+
+        A form posted by an inline list's "Add" button (`_add_inline`, the way it works without
+        JavaScript: issue 28's question builder) saves nothing: the form comes back as typed, with
+        one empty row more and rows ticked "Remove" left out.
+        """
+        if is_form_submitted() and request.form.get("_add_inline"):
+            self._add_inline_row(form, request.form["_add_inline"])
+            return False
         valid = super().validate_form(form)
         if is_form_submitted():
             # Checked even when another field is wrong, so every problem shows at once.
             valid = self._check_unique(form) and valid
         return valid
+
+    def _add_inline_row(self, form, name):
+        """Drop the rows ticked "Remove" and append an empty one to the inline list `name` (when it is one)."""
+        field = _inline_list(form, name[:200])
+        if field is None:
+            return
+        kept = [entry for entry in field.entries if f"del-{entry.id}" not in request.form]
+        field.entries = kept
+        field.append_entry()
 
     def _field_errors(self, form, errors):
         """Attach {field: message} errors to the form; True when every one found its field."""
@@ -374,3 +392,21 @@ class SecureModelView(StaffAccessMixin, ModelView):
         if self.audit_reads and self.can_export:
             audit(staff_actor(), f"{self.model.__name__}.export", record=self.model.__name__)
         return super().export(export_type)
+
+
+def _inline_list(form, field_id):
+    """The FieldList with this id in a form, nested lists (a question's choices) included; or None."""
+    for field in form:
+        if isinstance(field, FieldList):
+            if field.id == field_id:
+                return field
+            for entry in field.entries:
+                inner = entry.form if isinstance(entry, FormField) else None
+                found = _inline_list(inner, field_id) if inner is not None else None
+                if found is not None:
+                    return found
+        elif isinstance(field, FormField):
+            found = _inline_list(field.form, field_id)
+            if found is not None:
+                return found
+    return None

@@ -26,7 +26,7 @@ from models.payments.desk import (DESK_METHODS, REFUND_CHOICES, cancel_at_desk, 
                                   paid_left, refund_preview)
 from models.payments.fees import fee_amount, no_show, paid_online
 from models.documents import Appointment, Clinic, Patient, utcnow
-from models.errors import DomainError, ValidationFailed
+from models.errors import DomainError, SeriesUnavailable, ValidationFailed
 from models.formatting import money
 
 DONE = {"check_in": "Checked in", "undo_check_in": "Check-in undone for", "no_show": "Marked as no-show:",
@@ -172,7 +172,7 @@ class DayView(StaffAccessMixin, BaseView):
 
     @expose("/move", methods=("GET", "POST"))
     def move(self):
-        """Move an appointment to another time (and provider): the new time is claimed first."""
+        """Move an appointment (or it and the later visits of its series) to another time: new times are claimed first."""
         if staff_role() not in DAY_ACTIONS["move"]:
             abort(403, "Your role cannot move appointments.")
         appointment = self._appointment(request.values.get("appointment", ""))
@@ -182,27 +182,47 @@ class DayView(StaffAccessMixin, BaseView):
         local = clock.local(appointment.start, tz)
         values = {"day": request.values.get("new_day", local.date().isoformat())[:10],
                   "time": request.values.get("new_time", f"{local:%H:%M}")[:5],
-                  "provider": request.values.get("provider", str(appointment.provider.id))[:24]}
-        error, status = None, 200
+                  "provider": request.values.get("provider", str(appointment.provider.id))[:24],
+                  "scope": "following" if request.values.get("scope") == "following" else "one"}
+        # Issue 28: how many later visits "this and following" would move.
+        later = len(series.series_visits(appointment, from_start=appointment.start)) - 1 if appointment.series else 0
+        error, status, dates, kept = None, 200, [], []
         if request.method == "POST":
             from models.booking.reschedule import reschedule
 
             old = f"{local:%H:%M} on {local:%a %-d %b}"
+            instead = {}
             try:
                 start = self._parse_start(values)  # a time that cannot be read: nothing is tried
-                # The action audits itself, done or refused.
-                moved = reschedule(appointment, start, now, provider_id=values["provider"],
-                                   actor=staff_actor(), by_staff=True, audit_as=staff_actor())
+                instead = _instead(request.form)
+                # The actions audit themselves, done or refused.
+                if values["scope"] == "following" and later > 0:
+                    moved_all = series.reschedule_following(
+                        appointment, start, now, provider_id=values["provider"], instead=instead,
+                        actor=staff_actor(), by_staff=True, audit_as=staff_actor())
+                    moved = moved_all[0]
+                else:
+                    moved_all = [reschedule(appointment, start, now, provider_id=values["provider"],
+                                            actor=staff_actor(), by_staff=True, audit_as=staff_actor())]
+                    moved = moved_all[0]
+            except SeriesUnavailable as exc:
+                error, status = exc.message, status_of(exc)
+                dates, kept = series.alternative_choices(exc.details, instead, tz)
             except DomainError as exc:
                 error, status = exc.message, status_of(exc)
             else:
                 new_local = clock.local(moved.start, tz)
-                flash(f"Moved {moved.patient.name} from {old} to {new_local:%H:%M} on {new_local:%a %-d %b} "
-                      f"with {moved.provider.name}. They are emailed the new time.", "success")
+                message = (f"Moved {moved.patient.name} from {old} to {new_local:%H:%M} on {new_local:%a %-d %b} "
+                           f"with {moved.provider.name}")
+                if len(moved_all) > 1:
+                    n = len(moved_all) - 1
+                    message += f", and the {n} later visit{'s' if n != 1 else ''} of the series: " + ", ".join(
+                        clock.human_time(v.start, tz) for v in moved_all[1:])
+                flash(message + ". They are emailed the new time.", "success")
                 return redirect(url_for(".index", day=new_local.date().isoformat()) + f"#appt-{moved.id}")
         return self.render("admin_clinic/move.html", a=appointment, v=values, providers=providers,
-                           status_text=booking.effective_status(appointment, now), error=error,
-                           **self._common(local.date())), status
+                           status_text=booking.effective_status(appointment, now), error=error, later=later,
+                           dates=dates, kept=kept, **self._common(local.date())), status
 
     @expose("/act", methods=("POST",))
     def act(self):
@@ -415,8 +435,10 @@ class DayView(StaffAccessMixin, BaseView):
                 # The action audits itself: its conflicts as "refused:<code>", its success event
                 # (and an override's, and a new caller's "patient.create" in `also`) written with the booking.
                 if repeat:
+                    # `instead`: the nearest free times staff picked for dates that were not free.
                     _series_id, visits = series.book_series(
                         patient, values["service"], values["provider"], start, utcnow(), *repeat,
+                        instead=_instead(request.form), answers=values["answers"],
                         booked_by=staff_actor(), pay_online=False, by_staff=True, audit_as=staff_actor(),
                         audit=[audit_event(staff_actor(), "series.book"), *also])
                     booked.extend(visits)
@@ -439,6 +461,13 @@ class DayView(StaffAccessMixin, BaseView):
                 patient, appointment = frontdesk.book_new_caller(
                     values["name"], values["phone"], values["email"], values["date_of_birth"], book_for,
                     audit=audit_event(staff_actor(), "patient.create"))
+        except SeriesUnavailable as exc:
+            # Issue 28: the dates not free, each with its nearest free times to pick; then the whole set.
+            dates, kept = series.alternative_choices(exc.details, _instead(request.form), clinic_zone())
+            return self.render("admin_clinic/book_series_conflict.html", v=values, error=exc.message,
+                               keys=BOOKING_KEYS, dates=dates, kept=kept, repeat=_repeat(request.form),
+                               bookable=all(d["choices"] for d in dates),
+                               **self._common(self._day(values["day"]))), status_of(exc)
         except DomainError as exc:
             fields = getattr(exc, "fields", None) or {}
             if (status_of(exc) == 409 and exc.code != "email_taken") or "override_reason" in fields:
@@ -499,3 +528,21 @@ def _repeat(form):
         return None
     whole = [int(v) if v.isascii() and v.isdigit() and len(v) < 4 else None for v in (every, count)]
     return tuple(whole)
+
+
+def _instead(form):
+    """The alternatives picked for a series' dates that were not free: `instead:<regular start>` → chosen start.
+
+    Unreadable values are dropped: the date is then refused again and offered again.
+    """
+    picked = {}
+    for key, value in form.items():
+        if not key.startswith("instead:") or not value:
+            continue
+        try:
+            regular, chosen = datetime.fromisoformat(key[len("instead:"):]), datetime.fromisoformat(value)
+        except ValueError:
+            continue
+        if regular.tzinfo is not None and chosen.tzinfo is not None:
+            picked[regular] = chosen
+    return picked

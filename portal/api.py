@@ -172,6 +172,11 @@ def list_slots(query):
 @jwt_required()
 @bp.arguments(BookingBody)
 @bp.response(201, AppointmentSchema)
+# Issue 28: with `repeat` the 201 is a booked series (SeriesBookedSchema), so the document names both shapes.
+@bp.doc(responses={"201": {"description": "Booked: one appointment, or with `repeat` the whole series "
+                                          "(`{series, appointments}`)",
+                           "content": {"application/json": {"schema": {"oneOf": [AppointmentSchema,
+                                                                                 SeriesBookedSchema]}}}}})
 def create_appointment(body):
     """Book a time for the signed-in patient (201; 409 when taken; 422 when not bookable).
 

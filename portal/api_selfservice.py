@@ -13,7 +13,7 @@ from models.booking import waitlist
 from models.documents import utcnow
 from portal.api import bp
 from portal.auth import current_patient
-from portal.door import accept_offer_for_patient, reschedule_for_patient
+from portal.door import accept_offer_for_patient, reschedule_following_for_patient, reschedule_for_patient
 from portal.schemas import AppointmentSchema, RescheduleBody, WaitlistBody, WaitlistEntrySchema, appointment_view
 
 
@@ -46,10 +46,19 @@ def entry_view(entry, clinic, now):
 @bp.arguments(RescheduleBody)
 @bp.response(200, AppointmentSchema)
 def reschedule_appointment(body, appointment_id):
-    """Move the patient's appointment to another free time (same service; payment carries over)."""
+    """Move the patient's appointment to another free time (same service; payment carries over).
+
+    With `scope: "following"` this visit and the later ones of its series move by the same
+    wall-clock change, all or nothing (409 `series_unavailable` with the dates and their nearest
+    free times); the answer is this visit at its new time.
+    """
     start, provider = body["start"], body.get("provider")
     patient = current_patient()
     appt = booking.get_patient_appointment(patient, appointment_id)
+    if body.get("scope") == "following":  # issue 28; audits itself once
+        reschedule_following_for_patient(patient, appt, start, provider, body.get("instead"))
+        appt.reload()
+        return appointment_view(appt, booking.require_clinic())
     appt = reschedule_for_patient(patient, appt, start, [provider] if provider else [])  # audits itself
     return appointment_view(appt, booking.require_clinic())
 

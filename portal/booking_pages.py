@@ -29,15 +29,16 @@ from clinic.errors import status_of
 from models import booking
 from models import clock
 from models.accounts.dependants import dependants_of, household_ids
-from models.booking import waitlist
+from models.booking import series, waitlist
 from models.catalog import bookable_services, current_catalog
 from models.catalog.profile import upcoming_closures
 from models.documents import Appointment, Payment, utcnow
 from models.payments.documents import UPFRONT_KINDS
-from models.errors import DomainError, NotFound
+from models.errors import DomainError, NotFound, SeriesUnavailable
 from models.booking.reschedule import reschedule_blocker
 from models.catalog.policy import policy_sentence
-from portal.door import accept_offer_for_patient, book_any_for_patient, book_for_patient, reschedule_for_patient
+from portal.door import (accept_offer_for_patient, book_any_for_patient, book_for_patient, reschedule_following_for_patient,
+                         reschedule_for_patient)
 from portal.schemas import parse_instant
 from portal.auth import current_patient, issue_tokens, patient_page
 from portal import series_pages
@@ -364,7 +365,12 @@ def reschedule_page(appointment_id):
     return render_template("portal/reschedule.html", appt=appt, clinic=clinic, service=service, providers=providers,
                            provider_choice=choice, picker=picker, review=review, blocker=blocker, pzone=pzone,
                            tz=request.args.get("tz", "") if pzone else "", move_url=move_url,
-                           human_time=clock.human_time)
+                           human_time=clock.human_time, later=_later_visits(appt))
+
+
+def _later_visits(appt):
+    """How many live visits of the appointment's series come after it (issue 28's "this and following")."""
+    return len(series.series_visits(appt, from_start=appt.start)) - 1 if appt.series else 0
 
 
 @bp.post("/appointments/<appointment_id>/reschedule")
@@ -373,6 +379,8 @@ def reschedule_post(appointment_id):
     """Move the appointment to the reviewed time; the old time is released only once the new one is held."""
     appt = booking.get_patient_appointment(g.patient, appointment_id)
     form = request.form
+    if form.get("scope") == "following" and _later_visits(appt):
+        return _move_following(appt, form)
     try:
         start = parse_instant(form.get("start", ""))
         # The reviewed time's clinicians, tried in turn; the action audits itself once, done or refused.
@@ -383,6 +391,32 @@ def reschedule_post(appointment_id):
     clinic = booking.require_clinic()
     flash(f"Your appointment is moved to {clock.human_time(appt.start, clinic.timezone)}.", "info")
     return redirect(url_for("portal.appointment", appointment_id=appt.id))
+
+
+def _move_following(appt, form):
+    """Move this visit and the later ones of its series (issue 28), all or nothing; on dates not
+    free, the page lists each with its nearest free times to choose, then moves them all."""
+    clinic = booking.require_clinic()
+    providers = [p for p in form.getlist("provider") if p]
+    # One clinician for every visit: the appointment's own when the reviewed time allows it.
+    provider = str(appt.provider.id) if not providers or str(appt.provider.id) in providers else providers[0]
+    instead = {}
+    try:
+        start = parse_instant(form.get("start", ""))
+        instead = {parse_instant(key[len("instead:"):]): parse_instant(value)
+                   for key, value in form.items() if key.startswith("instead:") and value}
+        moved = reschedule_following_for_patient(g.patient, appt, start, provider, instead)
+    except SeriesUnavailable as exc:
+        dates, kept = series.alternative_choices(exc.details, instead, clinic.timezone)
+        return render_template("portal/series_move_conflict.html", clinic=clinic, appt=appt, dates=dates, kept=kept,
+                               start=form.get("start", ""), provider=provider, message=exc.message,
+                               bookable=all(d["choices"] for d in dates)), 409
+    except DomainError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("portal.reschedule_page", appointment_id=appt.id))
+    flash(f"Your appointment is moved to {clock.human_time(moved[0].start, clinic.timezone)}, and the "
+          f"{len(moved) - 1} later visit{'s' if len(moved) != 2 else ''} of the series with it.", "info")
+    return redirect(url_for("portal.series_page", series_id=appt.series))
 
 
 # --- Waitlist -------------------------------------------------------------------------------

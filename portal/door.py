@@ -84,6 +84,15 @@ def reschedule_for_patient(patient, appointment, start, provider_ids=()):
                                     audit_as=actor, guard=one_booking_at_a_time(patient))
 
 
+def reschedule_following_for_patient(patient, appointment, start, provider_id=None, instead=None):
+    """Move this visit and the later ones of its series (issue 28) under the reschedule throttle and
+    the booking lock, all or nothing; answers the moved visits."""
+    reschedule_attempt_allowed(patient)
+    actor = f"patient:{patient.id}"
+    return series.reschedule_following(appointment, start, utcnow(), provider_id=provider_id, instead=instead,
+                                       actor=actor, audit_as=actor, guard=one_booking_at_a_time(patient))
+
+
 def free_times_json(service_id, provider_id, first, days, now):
     """The free times of a service (one provider's, or all who offer it) as the API's JSON text.
 

@@ -230,10 +230,18 @@ class DependantBody(Body):
 
 
 class RescheduleBody(Body):
-    """Move an appointment."""
+    """Move an appointment, or this visit and the later ones of its series (issue 28)."""
 
     start = Instant(required=True)
     provider = Text()
+    scope = fields.String(load_default="one", validate=validate.OneOf(("one", "following")), metadata={
+        "description": "\"one\": this appointment only. \"following\": this visit and every later visit of its "
+                       "series, each moved by the same change of wall-clock time (same local time across clock "
+                       "changes), all or nothing; when some dates are not free the answer is 409 "
+                       "series_unavailable with `unavailable` and `alternatives`, and nothing moves"})
+    instead = fields.Dict(keys=Instant(), values=Instant(), metadata={
+        "description": "With scope \"following\": a later visit's regular new start mapped to the free time "
+                       "accepted in its place (one of the `alternatives` of a series_unavailable answer)"})
 
 
 class WaitlistBody(Body):

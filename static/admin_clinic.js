@@ -14,6 +14,7 @@
       if (window.faForm) {
         window.faForm.addInlineField(target, target.getAttribute("data-inline-add"));
         labelInlineFields();
+        enhanceInlineAdd();
       }
     } else if (target.hasAttribute("data-action")) {
       // The "With selected" menu: run the list's bulk action (actions.js defines modelActions).
@@ -106,7 +107,18 @@
     });
   }
 
+  // Issue 28: an inline list's "Add" button submits the form when there is no script (the server
+  // adds the row); here the script adds it, so the button stops being a submit button (and Enter in
+  // a field saves the form rather than adding a row).
+  function enhanceInlineAdd() {
+    Array.prototype.forEach.call(document.querySelectorAll("button[data-inline-add]"), function (button) {
+      button.type = "button";
+      button.removeAttribute("name");
+    });
+  }
+
   function ready() {
+    enhanceInlineAdd();
     labelInlineFields();
     labelFilters();
     labelSelect2();

@@ -112,3 +112,41 @@ def test_the_admin_adds_a_question_with_the_form_builder(live_server, clinic_wor
     from models import Service
     saved = Service.objects.get(id=world["physio"].id)
     assert [(q.label, q.kind, q.required) for q in saved.questions] == [("Any allergies?", "yes_no", True)]
+
+
+def test_the_admin_adds_and_removes_questions_with_javascript_off(live_server, clinic_world, browser):
+    base, _app = live_server(COOKIE_SECURE=False)
+    world = clinic_world(services={"physio": dict(name="Physiotherapy", duration=30, price=0)}, staff=("admin",))
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    try:
+        page.goto(f"{base}/admin/login")
+        page.get_by_label("Email").fill("admin@clinic.test")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"{base}/admin/")
+        page.goto(f"{base}/admin/services/edit/?id={world['physio'].id}")
+        page.locator('[name="name"]').fill("Physiotherapy (new patients)")
+        assert page.locator('[name="questions-0-label"]').count() == 0
+        # "Add Questions" posts the form: the page comes back as typed, with an empty question row.
+        page.get_by_role("button", name=re.compile("^Add Questions")).click()
+        page.wait_for_load_state("load")
+        assert page.locator('[name="name"]').input_value() == "Physiotherapy (new patients)"
+        page.locator('[name="questions-0-label"]').fill("Any allergies?")
+        page.locator('[name="questions-0-kind"]').select_option("yes_no")
+        page.get_by_role("button", name=re.compile("^Add Questions")).click()
+        page.wait_for_load_state("load")
+        assert page.locator('[name="questions-0-label"]').input_value() == "Any allergies?"
+        page.locator('[name="questions-1-label"]').fill("Which side?")
+        from models import Service
+        assert not Service.objects.get(id=world["physio"].id).questions  # nothing saved while building
+        # Remove the first again (its box, shown without JavaScript), then save.
+        page.locator('#del-questions-0').check()
+        page.locator('input[type="submit"][value="Save"]').first.click()
+        page.wait_for_load_state("load")
+        saved = Service.objects.get(id=world["physio"].id)
+        assert saved.name == "Physiotherapy (new patients)"
+        assert [(q.label, q.kind) for q in saved.questions] == [("Which side?", "text")]
+    finally:
+        context.close()

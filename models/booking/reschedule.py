@@ -74,6 +74,28 @@ def reschedule(appointment, new_start, now, provider_id=None, actor="patient", b
         finish_reschedule(appointment, now)
         if _utc(appointment.start) == new_start and (provider_id is None or str(appointment.provider.id) == str(provider_id)):
             return appointment
+    move = plan_move(appointment, new_start, now, provider_id, actor=actor, by_staff=by_staff)
+    claim_move(move, now)
+    return commit_move(move, now)
+
+
+class Move:
+    """One appointment's planned move: what `claim_move` claims and `commit_move` writes."""
+
+    def __init__(self, appointment, provider, new_start, new_end, block, to_claim, expires_at, actor):
+        self.appointment, self.provider, self.new_start, self.new_end = appointment, provider, new_start, new_end
+        self.block_start, self.block_end = block
+        self.to_claim, self.expires_at, self.actor = to_claim, expires_at, actor
+        self.old_start, self.old_provider = _utc(appointment.start), appointment.provider.id
+
+
+def plan_move(appointment, new_start, now, provider_id=None, actor="patient", by_staff=False, exclude=()):
+    """Check a move like a new booking (blockers, hours, closures, notice, horizon, the patient's
+    overlap) without writing anything; the Move to claim, or the refusal.
+
+    `exclude`: other appointments moving in the same action (a series' later visits, issue 28),
+    left out of the patient-overlap check since they leave their times too.
+    """
     catalog = current_catalog()
     clinic = catalog.require_clinic()
     if not by_staff:
@@ -105,7 +127,9 @@ def reschedule(appointment, new_start, now, provider_id=None, actor="patient", b
     new_end = new_start + rules.duration
     # The patient's overlap rule, the one every booking passes; the door's per-patient lock keeps
     # two moves (or a move and a booking) from both passing it.
-    check_patient_overlap(live_appointments(appointment.patient.id, now, exclude=appointment.id), new_start, new_end)
+    leaving = {appointment.id, *exclude}
+    check_patient_overlap([a for a in live_appointments(appointment.patient.id, now, exclude=appointment.id)
+                           if a.id not in leaving], new_start, new_end)
 
     block_start, block_end = new_start - rules.buffer_before, new_end + rules.buffer_after
     old_block = (_utc(appointment.block_start), _utc(appointment.block_end))
@@ -114,13 +138,23 @@ def reschedule(appointment, new_start, now, provider_id=None, actor="patient", b
     # Units the appointment already holds with this provider stay put; only the others are claimed.
     to_claim = [u for u in new_units if provider.id != old_provider or u not in old_units]
     expires_at = appointment.hold_expires_at if appointment.status == "held" else None
+    return Move(appointment, provider, new_start, new_end, (block_start, block_end), to_claim, expires_at, actor)
+
+
+def claim_move(move, now):
+    """Mark the intent on the appointment, then claim the move's new units (all or nothing).
+
+    Raises Conflict (`slot_taken`, `not_movable`) with nothing left behind; `undo_claim` gives a
+    claimed move back before it is committed (a series move refused further on, issue 28).
+    """
+    appointment = move.appointment
     # Issue 31: the intent first. The marker (with what the move needs to be finished or undone)
     # is written before any claim, so a crash at any later point leaves an appointment that the
     # sweep or a repeated request brings to one time: `finish_reschedule`.
-    args = {"old_start": old_start, "old_provider": old_provider, "new_start": new_start,
-            "new_provider": provider.id, "actor": actor}
+    args = {"old_start": move.old_start, "old_provider": move.old_provider, "new_start": move.new_start,
+            "new_provider": move.provider.id, "actor": move.actor}
     marked = Appointment.objects(id=appointment.id, status__in=ACTIVE_STATUSES, start=appointment.start,
-                                 provider=old_provider, pending__exists=False).update_one(
+                                 provider=move.old_provider, pending__exists=False).update_one(
         set__pending="reschedule", set__pending_since=now, set__pending_args=args)
     if not marked:
         raise Conflict("This appointment changed meanwhile; reload and try again.", code="not_movable")
@@ -128,18 +162,34 @@ def reschedule(appointment, new_start, now, provider_id=None, actor="patient", b
     # The new units are claimed under the appointment's own id (a crash leaves no orphan another
     # booking could take over); a refusal gives back only the units this move added.
     try:
-        claim_exact_units(provider.id, appointment.id, to_claim, expires_at, now,
-                          give_back=lambda: drop_claims(appointment.id, provider.id, to_claim))
+        claim_exact_units(move.provider.id, appointment.id, move.to_claim, move.expires_at, now,
+                          give_back=lambda: drop_claims(appointment.id, move.provider.id, move.to_claim))
     except Conflict:
         # Refused (the time is taken) and the added units given back: nothing to finish.
-        Appointment.objects(id=appointment.id, pending="reschedule").update_one(
-            unset__pending=True, unset__pending_since=True, unset__pending_args=True)
+        _unmark(appointment)
         raise
     crashpoints.reached("reschedule.claimed")
+
+
+def undo_claim(move):
+    """Give back the units a claimed (not yet committed) move added and clear its marker."""
+    drop_claims(move.appointment.id, move.provider.id, move.to_claim)
+    _unmark(move.appointment)
+    changed("availability")
+
+
+def _unmark(appointment):
+    Appointment.objects(id=appointment.id, pending="reschedule").update_one(
+        unset__pending=True, unset__pending_since=True, unset__pending_args=True)
+
+
+def commit_move(move, now):
+    """Move the claimed appointment with a guarded update, then finish (release, notify, waitlist)."""
+    appointment = move.appointment
     moved = Appointment.objects(id=appointment.id, status__in=ACTIVE_STATUSES, start=appointment.start,
-                                provider=old_provider).update_one(
-        set__start=new_start, set__end=new_end, set__block_start=block_start, set__block_end=block_end,
-        set__provider=provider.id, set__updated_at=now, inc__version=1)
+                                provider=move.old_provider).update_one(
+        set__start=move.new_start, set__end=move.new_end, set__block_start=move.block_start,
+        set__block_end=move.block_end, set__provider=move.provider.id, set__updated_at=now, inc__version=1)
     if not moved:
         appointment.reload()
         finish_reschedule(appointment, now)  # gives back the units claimed for the move
