@@ -18,7 +18,7 @@ from models.payments.gateway import (
     stripe_api,
     translate_stripe_errors,
 )
-from models.payments.ledger import ALLOWED_FROM, SyncResult, _audit, _move_payment, _ref_id, log
+from models.payments.ledger import SyncResult, may_move, _audit, _move_payment, _ref_id, log
 from models.payments.refunds import _refund_stray_intent, sync_refunds
 from models.payments.settlement import _amount_mismatch, _refuse_mismatched_money, settle_fee, settle_paid
 from models.stores import get_redis, rkey
@@ -124,7 +124,7 @@ def _flag_mismatched_session(payment, s, actor, now):
     flagged = Payment.objects(id=payment.id, flag="").update_one(
         set__flag=f"amount mismatch: {why}; session {s['id']} has no PaymentIntent, not refunded"[:300],
         set__updated_at=now)
-    if payment.status in ALLOWED_FROM["failed"]:
+    if may_move(payment, "failed"):
         _move_payment(payment, "failed", now)
     payment.reload()
     if flagged:
