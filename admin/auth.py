@@ -16,10 +16,10 @@ from wtforms.validators import DataRequired, Length
 
 from clinic.audit import audit
 from clinic.errors import headers_of, status_of
+from clinic.signin import guarded_password_check, remember_device
 from models.accounts import authenticate
 from models.documents import StaffUser
 from models.errors import Throttled
-from portal.auth import guarded_password_check, remember_device
 
 bp = Blueprint("staff_auth", __name__, url_prefix="/admin")
 

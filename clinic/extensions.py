@@ -6,9 +6,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 import stripe
-from flask import current_app, request
+from flask import current_app
 from flask_jwt_extended import JWTManager
-from flask_limiter import Limiter
 from flask_login import LoginManager
 from flask_wtf import CSRFProtect
 
@@ -147,14 +146,12 @@ class Redis:
         return self.prefix + "{" + self.prefix + str(family) + "}:" + ":".join(str(p) for p in parts)
 
     def limiter_storage(self, key_prefix):
-        """flask-limiter's storage arguments: this client's connections, or the same cluster's nodes."""
+        """The `limits` storage arguments (uri and options): this client's connections, or the same cluster's nodes."""
         if self.cluster:
             # limits' cluster storage builds its own RedisCluster client from the nodes' addresses.
-            return {"storage_uri": "redis+cluster://" + ",".join(f"{h}:{p}" for h, p in _cluster_nodes(self.url)),
-                    "storage_options": {"key_prefix": key_prefix, "socket_connect_timeout": 1,
-                                        "socket_timeout": 2}}
-        return {"storage_uri": self.url,
-                "storage_options": {"connection_pool": self.client.connection_pool, "key_prefix": key_prefix}}
+            return {"uri": "redis+cluster://" + ",".join(f"{h}:{p}" for h, p in _cluster_nodes(self.url)),
+                    "key_prefix": key_prefix, "socket_connect_timeout": 1, "socket_timeout": 2}
+        return {"uri": self.url, "connection_pool": self.client.connection_pool, "key_prefix": key_prefix}
 
 
 def is_cluster(url, config=None):
@@ -193,49 +190,26 @@ def cluster_client(url, **options):
 
 
 class RateLimits:
-    """flask-limiter over the app's own Redis (its connection pool, under its key prefix).
+    """The app's rate limiter (`models.ratelimits`, the `limits` library) over its own Redis.
 
-    One Limiter per app, built in `init_app`: a Limiter keeps the storage and key prefix of the
-    first app it was given, and tests build many apps against different Redis servers. No limit
-    applies by default; a door declares its own (e.g. the registration limit in `portal/auth.py`).
-    A Redis that does not answer raises RedisError, which answers 503 (fail closed).
+    One per app, built in `init_app` (tests build many apps against different Redis servers): the
+    app's connection pool, keys under `<REDIS_PREFIX>limits:`, or on a cluster the same cluster's
+    nodes. The `RATE_LIMIT_STORAGE` setting names another `limits` storage (`memory://` in a test).
+    No limit applies by default and nothing runs per request: each limit is counted where its rule
+    is (`models.ratelimits` lists them). A Redis that does not answer raises RedisError (503).
     """
 
     def init_app(self, app):
-        """Attach a Limiter keyed by the client's address, sharing the app's Redis connections."""
-        store = app.extensions["redis"]
-        before = list(app.before_request_funcs.get(None, ()))
-        limiter = Limiter(
-            key_func=lambda: request.remote_addr or "unknown",
-            app=app,
-            strategy="fixed-window",  # like the counters it replaced: the window opens at the first event
-            swallow_errors=False,
-            **store.limiter_storage(app.config.get("REDIS_PREFIX", "") + "limits"),
-        )
-        # flask-limiter checks every request in a before_request hook, even when no limit could
-        # apply (none of ours is an application, default or blueprint limit): on the hot read path
-        # that hook was a quarter of a cached /api/slots. Its hook is swapped for one that runs the
-        # same check only while such a limit exists; a limit decorated on a view
-        # (`@limiter.limit`) is checked by its own decorator, hook or no hook.
-        funcs = app.before_request_funcs.setdefault(None, [])
-        added = [f for f in funcs if f not in before]
-        for func in added:
-            funcs.remove(func)
+        """Register the RateLimiter as `app.extensions["rate_limits"]`."""
+        from models.ratelimits import RateLimiter
 
-        def check_limits_that_may_apply():
-            manager = limiter.limit_manager
-            if manager._application_limits or manager._default_limits or manager._blueprint_limits or \
-                    limiter._meta_limits:
-                for func in added:
-                    func()
-
-        funcs.append(check_limits_that_may_apply)
+        uri = app.config.get("RATE_LIMIT_STORAGE")
+        if uri:
+            limiter = RateLimiter.from_uri(uri)
+        else:
+            store = app.extensions["redis"]
+            limiter = RateLimiter.from_uri(**store.limiter_storage(app.config.get("REDIS_PREFIX", "") + "limits"))
         app.extensions["rate_limits"] = limiter
-
-
-def get_limiter():
-    """The current app's flask-limiter Limiter."""
-    return current_app.extensions["rate_limits"]
 
 
 class Stripe:

@@ -12,6 +12,7 @@ from models.accounts.users import set_date_of_birth
 from models.catalog import bookable_services, current_catalog
 from models.accounts.dependants import dependants_of, household_ids
 from models.catalog.profile import public_profile
+from models.booking.documents import NOT_AN_OFFER
 from models.documents import Appointment, Patient, Provider, Service, utcnow
 from portal.auth import (current_patient, issue_tokens, logout_identity, password_throttled,
                          register_patient_counted, registration_allowed, revoke, revoke_cookies, sign_in)
@@ -212,7 +213,7 @@ def list_appointments():
     # A waitlist offer (models/booking/waitlist.py) becomes the patient's appointment only once accepted.
     # The account's: the patient's own and their dependants' (issue 28), each naming who it is for.
     people = {patient.id: patient, **{d.id: d for d in dependants_of(patient)}}
-    appts = list(Appointment.objects(patient__in=household_ids(patient), booked_by__ne="waitlist-offer")
+    appts = list(Appointment.objects(patient__in=household_ids(patient), **NOT_AN_OFFER)
                  .order_by("start").no_dereference())
     services = {s.id: s for s in Service.objects(id__in={a.service.id for a in appts})}
     providers = {p.id: p for p in Provider.objects(id__in={a.provider.id for a in appts})}

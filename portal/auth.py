@@ -1,4 +1,4 @@
-"""Patient sessions: JWTs in HttpOnly cookies, revocation in Redis, sign-in throttling.
+"""Patient sessions: JWTs in HttpOnly cookies, revocation in Redis, sign-in throttling, the patient's rate limits.
 
 A session starts at sign-in (`sid` claim, epoch seconds). Access tokens live
 `ACCESS_TOKEN_MINUTES`; the refresh token lives until `sid + SESSION_MAX_HOURS` and is never
@@ -16,8 +16,7 @@ from functools import wraps
 
 import jwt as pyjwt
 import redis
-from flask import after_this_request, current_app, g, redirect, request, url_for
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from flask import current_app, g, redirect, request, url_for
 from redis.exceptions import LockError
 from flask_jwt_extended import (
     create_access_token,
@@ -33,20 +32,18 @@ from flask_jwt_extended.exceptions import JWTExtendedException
 
 from clinic.audit import audit, audit_event
 from clinic.errors import error_response
-from clinic.extensions import get_limiter, get_redis, jwt, rkey, rkey_tagged
+from clinic.extensions import get_redis, jwt, rkey
+from clinic.signin import device_for, guarded_password_check, remember_device, throttle
+from models import ratelimits
 from models.accounts import authenticate
-from models.documents import Patient
-from models.errors import InvalidCredentials, Throttled
 from models.accounts.throttle import LoginThrottle
+from models.documents import Patient
+from models.errors import InvalidCredentials
+from models.ratelimits import Limit
 
 log = logging.getLogger(__name__)
 
 INVALID_LOGIN = "Email or password is not correct."
-
-
-def throttle():
-    """The sign-in throttle over the app's Redis (its keys in one cluster hash slot: it uses them in transactions)."""
-    return LoginThrottle(get_redis(), rkey_tagged)
 
 
 @jwt.user_lookup_loader
@@ -97,96 +94,30 @@ def jwt_user_gone(_header, _payload):
 
 
 REGISTRATIONS_PER_HOUR = 10
-DEVICE_COOKIE_DAYS = 90
-
-
-def device_cookie_name(scope):
-    """The device cookie of a sign-in scope ("patient", "staff"); `__Host-` when cookies are Secure."""
-    prefix = "__Host-" if current_app.config.get("COOKIE_SECURE", True) else ""
-    return f"{prefix}clinic_device_{scope}"
-
-
-def _device_serializer():
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="clinic-device-cookie")
-
-
-def device_for(scope, email):
-    """The device id of this browser's device cookie when it was issued to this account, else None."""
-    raw = request.cookies.get(device_cookie_name(scope))
-    if not raw:
-        return None
-    try:
-        data = _device_serializer().loads(raw, max_age=DEVICE_COOKIE_DAYS * 86400)
-    except BadSignature:
-        return None
-    if not isinstance(data, dict) or data.get("a") != LoginThrottle.account_id(email):
-        return None
-    return str(data.get("d", ""))[:32] or None
-
-
-def remember_device(scope, email):
-    """After a successful sign-in: give this browser a device cookie for the account (OWASP)."""
-    import secrets
-
-    value = _device_serializer().dumps({"a": LoginThrottle.account_id(email), "d": secrets.token_hex(8)})
-
-    @after_this_request
-    def set_cookie(response):
-        response.set_cookie(device_cookie_name(scope), value, max_age=DEVICE_COOKIE_DAYS * 86400, path="/",
-                            secure=current_app.config.get("COOKIE_SECURE", True), httponly=True,
-                            samesite="Lax")
-        return response
-
-
-def guarded_password_check(scope, email, check):
-    """Count the attempt, run `check()` (True when the password is right), record the outcome.
-
-    Raises Throttled (429) before any hashing when this client may not try now.
-    """
-    guard = throttle()
-    attempt = guard.begin(scope, email, request.remote_addr, device=device_for(scope, email))
-    ok = check()
-    if ok:
-        guard.success(attempt)
-    else:
-        guard.failure(attempt)
-    return ok
 
 
 REGISTRATION_LIMIT_MESSAGE = "Too many attempts from your network. Please wait and try again."
 REGISTRATIONS_PER_EMAIL_HOUR = 3
 
+# Registrations an hour per client address and per email (README "Configuration" says why these numbers).
+REGISTRATIONS_PER_ADDRESS = Limit("register", REGISTRATIONS_PER_HOUR, 3600, REGISTRATION_LIMIT_MESSAGE,
+                                  setting="REGISTRATIONS_PER_HOUR")
+REGISTRATIONS_PER_EMAIL = Limit("register", REGISTRATIONS_PER_EMAIL_HOUR, 3600, REGISTRATION_LIMIT_MESSAGE,
+                                setting="REGISTRATIONS_PER_EMAIL_HOUR")
+
 
 def _registration_limits(email=None):
-    """The limits a registration counts against: (limit, identifiers) per address, and per email when known.
-
-    flask-limiter's own limiter (the `limits` library over the app's Redis, keys under the app's
-    prefix): its fixed-window `hit` is one atomic INCR with expiry, so concurrent registrations
-    cannot all read a count under the limit (README "Configuration" says why these numbers).
-    """
-    from limits import parse
-
-    config = current_app.config
-    limits = [(parse(f"{config.get('REGISTRATIONS_PER_HOUR', REGISTRATIONS_PER_HOUR)} per hour"),
-               ("register", "address", request.remote_addr or "unknown"))]
+    """The limits a registration counts against: (limit, identifiers) per address, and per email when known."""
+    limits = [(REGISTRATIONS_PER_ADDRESS, ("address", request.remote_addr or "unknown"))]
     if email is not None:
-        limits.append((parse(f"{config.get('REGISTRATIONS_PER_EMAIL_HOUR', REGISTRATIONS_PER_EMAIL_HOUR)} per hour"),
-                       ("register", "email", LoginThrottle.account_id(email))))
+        limits.append((REGISTRATIONS_PER_EMAIL, ("email", LoginThrottle.account_id(email))))
     return limits
-
-
-def _refuse_registration(limit, identifiers):
-    # 429 with Retry-After until the window that is full closes.
-    reset_at = get_limiter().limiter.get_window_stats(limit, *identifiers).reset_time
-    raise Throttled(max(1, reset_at - time.time()), REGISTRATION_LIMIT_MESSAGE)
 
 
 def registration_allowed():
     """Refuse early (nothing counted) when this address has used up its registrations this hour."""
-    strategy = get_limiter().limiter
     for limit, identifiers in _registration_limits():
-        if not strategy.test(limit, *identifiers):
-            _refuse_registration(limit, identifiers)
+        ratelimits.check(limit, *identifiers)
 
 
 def count_registration(email):
@@ -194,16 +125,21 @@ def count_registration(email):
 
     Called by the rule after the input passed its checks (a mistyped form or a refused password
     never counts, so a waiting-room tablet is not locked out by typos) and before the insert, so
-    the count and the refusal are one atomic step each. A count is not given back when the insert
-    then fails: a duplicate email is a probe and counts.
+    the count and the refusal are one atomic step each (`models.ratelimits`). A count is not given
+    back when the insert then fails: a duplicate email is a probe and counts.
     """
-    strategy = get_limiter().limiter
     for limit, identifiers in _registration_limits(email):
-        if not strategy.hit(limit, *identifiers):
-            _refuse_registration(limit, identifiers)
+        ratelimits.hit(limit, *identifiers)
 
 
 BOOKING_LIMIT_MESSAGE = "Too many booking attempts. Please wait a few minutes and try again."
+RESCHEDULE_LIMIT_MESSAGE = "Too many changes of time. Please wait a few minutes and try again."
+
+# Booking attempts per account and per address, and changes of time per account, in any 10 minutes.
+BOOKINGS_PER_ACCOUNT = Limit("book-acct", 20, 600, BOOKING_LIMIT_MESSAGE, setting="BOOKINGS_PER_ACCOUNT_10MIN")
+BOOKINGS_PER_ADDRESS = Limit("book-ip", 60, 600, BOOKING_LIMIT_MESSAGE, setting="BOOKINGS_PER_ADDRESS_10MIN")
+RESCHEDULES_PER_ACCOUNT = Limit("move-acct", 10, 600, RESCHEDULE_LIMIT_MESSAGE,
+                                setting="RESCHEDULES_PER_ACCOUNT_10MIN")
 
 
 # Issue 31: what may fail open while Redis does not answer (README, "Faults"). The booking and
@@ -238,22 +174,14 @@ def booking_attempt_allowed(patient):
 
     Fails open for a short while when Redis does not answer (`may_fail_open`).
     """
-    from models.accounts.throttle import rate_limit
-
-    config = current_app.config
     try:
-        rate_limit(get_redis(), rkey("book-acct", patient.id), config.get("BOOKINGS_PER_ACCOUNT_10MIN", 20), 600,
-                   BOOKING_LIMIT_MESSAGE)
-        rate_limit(get_redis(), rkey("book-ip", request.remote_addr or "unknown"),
-                   config.get("BOOKINGS_PER_ADDRESS_10MIN", 60), 600, BOOKING_LIMIT_MESSAGE)
+        ratelimits.hit(BOOKINGS_PER_ACCOUNT, patient.id)
+        ratelimits.hit(BOOKINGS_PER_ADDRESS, request.remote_addr or "unknown")
     except redis.RedisError as exc:
         if not may_fail_open("booking throttle", exc):
             raise
         return
     _redis_answered()
-
-
-RESCHEDULE_LIMIT_MESSAGE = "Too many changes of time. Please wait a few minutes and try again."
 
 
 def reschedule_attempt_allowed(patient):
@@ -262,11 +190,8 @@ def reschedule_attempt_allowed(patient):
     The booking throttle's sibling with its own budget: each reschedule queues a notice and new
     reminders, so moving back and forth must not flood the outbox.
     """
-    from models.accounts.throttle import rate_limit
-
     try:
-        rate_limit(get_redis(), rkey("move-acct", patient.id),
-                   current_app.config.get("RESCHEDULES_PER_ACCOUNT_10MIN", 10), 600, RESCHEDULE_LIMIT_MESSAGE)
+        ratelimits.hit(RESCHEDULES_PER_ACCOUNT, patient.id)
     except redis.RedisError as exc:
         if not may_fail_open("reschedule throttle", exc):
             raise

@@ -32,6 +32,7 @@ from models.accounts.dependants import dependants_of, household_ids
 from models.booking import series, waitlist
 from models.catalog import bookable_services, current_catalog
 from models.catalog.profile import upcoming_closures
+from models.booking.documents import NOT_AN_OFFER
 from models.documents import Appointment, Payment, utcnow
 from models.payments.documents import UPFRONT_KINDS
 from models.errors import DomainError, NotFound, SeriesUnavailable
@@ -297,7 +298,7 @@ def dashboard():
     clinic = current_catalog().clinic  # None before the clinic is set up: the lists are empty then
     now = utcnow()
     # The account's visits: the patient's own and those of the people they book for (issue 28).
-    appts = list(Appointment.objects(patient__in=household_ids(g.patient), booked_by__ne=waitlist.OFFER_MARK)
+    appts = list(Appointment.objects(patient__in=household_ids(g.patient), **NOT_AN_OFFER)
                  .order_by("start").select_related())
     upcoming, past, closed = [], [], []
     for a in appts:

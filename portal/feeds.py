@@ -1,32 +1,26 @@
 """GET /feeds/<token>.ics: a clinician's calendar feed for their calendar app (issue 29).
 
-No sign-in (calendar apps cannot): the secret token is the key (`models.feeds`). Throttled with
-the app's limiter per token and per address (calendar apps poll every 15–60 minutes; a
+No sign-in (calendar apps cannot): the secret token is the key (`models.feeds`). Throttled through
+`models.ratelimits` per token and per address (calendar apps poll every 15–60 minutes; a
 guesser gets 429), every read audited; an unknown or revoked token answers 404.
 """
 
-import time
-
 from flask import Blueprint, Response, current_app, request
-from limits import parse
 
-from clinic.extensions import get_limiter
-from models.errors import Throttled
+from models import ratelimits
 from models.feeds import _hash, feed_ics
+from models.ratelimits import Limit
 
 bp = Blueprint("feeds", __name__, url_prefix="/feeds")
 
-PER_TOKEN = parse("60 per hour")
-PER_ADDRESS = parse("300 per hour")  # several clinicians behind one calendar service's address
+FEED_LIMIT_MESSAGE = "Too many calendar requests; try again later."
+PER_TOKEN = Limit("feed", 60, 3600, FEED_LIMIT_MESSAGE)
+PER_ADDRESS = Limit("feed", 300, 3600, FEED_LIMIT_MESSAGE)  # several clinicians behind one calendar service's address
 
 
 def _throttle(token):
-    strategy = get_limiter().limiter
-    for limit, ids in ((PER_TOKEN, ("feed", "token", _hash(token)[:16])),
-                       (PER_ADDRESS, ("feed", "address", request.remote_addr or "unknown"))):
-        if not strategy.hit(limit, *ids):
-            reset_at = strategy.get_window_stats(limit, *ids).reset_time
-            raise Throttled(max(1, reset_at - time.time()), "Too many calendar requests; try again later.")
+    ratelimits.hit(PER_TOKEN, "token", _hash(token)[:16])
+    ratelimits.hit(PER_ADDRESS, "address", request.remote_addr or "unknown")
 
 
 @bp.route("/<token>.ics")

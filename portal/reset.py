@@ -20,12 +20,11 @@ from wtforms.validators import DataRequired, Length
 
 from clinic.audit import audit
 from clinic.errors import headers_of, status_of
-from clinic.extensions import get_redis, rkey
+from clinic.signin import remember_device
 from models.accounts import reset
 from models.documents import utcnow
 from models.errors import DomainError, Throttled
 from portal import openapi
-from portal.auth import remember_device
 from portal.pages import apply_domain_error
 from portal.pages import bp as pages_bp
 from portal.schemas import ForgotBody, PasswordResetSchema, ResetBody, ResetSentSchema
@@ -50,7 +49,7 @@ class ResetForm(FlaskForm):
 
 
 def _request(email):
-    patient = reset.request_reset(email, request.remote_addr, utcnow(), get_redis(), rkey)
+    patient = reset.request_reset(email, request.remote_addr, utcnow())
     # The audit names the account only when one exists; the answer never does.
     audit("anonymous", "patient.password_reset_request",
           record=f"Patient:{patient.id}" if patient else "", outcome="sent" if patient else "no_email")

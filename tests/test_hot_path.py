@@ -3,8 +3,8 @@
 A cached `/api/slots` takes this process's catalog on trust and checks its version in the same
 MGET as the cached entries. These tests change the catalog the way another process (another
 gunicorn worker or host) does: in MongoDB and by moving the version in Redis, never through this
-process's signals, and check the next answer follows. The rate-limit hook that ran on every
-request is gone; limits declared on a route or blueprint still refuse.
+process's signals, and check the next answer follows. No rate-limit check runs on a request no
+limit covers (flask-limiter's per-request hook is gone with flask-limiter: `models.ratelimits`).
 """
 
 from datetime import timedelta
@@ -82,26 +82,18 @@ def test_answers_keep_their_security_headers(client):
     assert resp.headers["Cache-Control"] == "no-store" and resp.headers["X-Frame-Options"] == "DENY"
 
 
-def test_limits_declared_on_a_route_or_a_blueprint_still_refuse(make_app):
-    from flask import Blueprint
+def test_no_rate_limit_check_runs_on_a_request_no_limit_covers(make_app, monkeypatch):
+    """Limits are counted where their rule is (`models.ratelimits`), never in a per-request hook: a
+    free-times read does not reach the limiter at all (flask-limiter's hook was a quarter of it)."""
+    from models.ratelimits import RateLimiter
 
     app = make_app(fresh=True)
-    limiter = app.extensions["rate_limits"]
+    make_clinic()
+    service = make_service("Check-up", duration=30, price=0, horizon=30)
+    make_provider([service])
+    calls = []
+    for name in ("hit", "spend", "check"):
+        monkeypatch.setattr(RateLimiter, name, lambda self, *a, _n=name, **k: calls.append(_n))
+    assert _slots(app.test_client(), service).status_code == 200
+    assert calls == []
 
-    @app.get("/limited-route")
-    @limiter.limit("2 per minute")
-    def limited_route():
-        return "ok"
-
-    bp = Blueprint("limited_bp", __name__)
-
-    @bp.get("/limited-bp")
-    def limited_bp():
-        return "ok"
-
-    limiter.limit("1 per minute")(bp)
-    app.register_blueprint(bp)
-    client = app.test_client()
-    assert [client.get("/limited-route").status_code for _ in range(3)] == [200, 200, 429]
-    assert [client.get("/limited-bp").status_code for _ in range(2)] == [200, 429]
-    assert client.get("/healthz").status_code == 200  # no limit of its own: never counted

@@ -154,3 +154,21 @@ def test_every_process_that_can_cancel_has_the_payments_subscriber():
             "assert hooks._after_cancel == [after_cancellation], hooks._after_cancel\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_waitlist_offer_mark_is_spelt_once():
+    """A waitlist offer's mark is written in one place (models/booking/documents.py, `WAITLIST_OFFER`);
+    every reader uses the constant, `is_waitlist_offer` or `NOT_AN_OFFER` (issue 24)."""
+    from models.booking.documents import WAITLIST_OFFER
+
+    found = []
+    for package in PACKAGES + ("templates",):
+        for base, _dirs, files in os.walk(os.path.join(ROOT, package)):
+            for name in files:
+                if name.endswith((".py", ".html", ".js", ".txt")):
+                    path = os.path.join(base, name)
+                    with open(path, encoding="utf-8") as handle:
+                        for number, line in enumerate(handle, 1):
+                            if WAITLIST_OFFER in line:
+                                found.append(f"{os.path.relpath(path, ROOT)}:{number}")
+    assert [place.rpartition(":")[0] for place in found] == [os.path.join("models", "booking", "documents.py")], found

@@ -1,4 +1,4 @@
-"""The per-address registration limit, now flask-limiter over the app's Redis: what the contract
+"""The per-address registration limit, counted through `models.ratelimits` over the app's Redis: what the contract
 and the security review ask of it (tests/test_auth_api.py, tests/test_security_review.py) plus
 the edges those do not reach."""
 

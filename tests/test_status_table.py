@@ -55,9 +55,11 @@ def _sets_status(call):
     return False
 
 
-def status_writes(about, root=ROOT, packages=APP_PACKAGES):
+def status_writes(about, root=ROOT, packages=APP_PACKAGES, born=None):
     """Where a module writes the status of the documents `about(path, receiver)` says a write is
-    about: write calls (`update_one`, `modify`, …) that set it, and `<x>.status = …` assignments."""
+    about: write calls (`update_one`, `modify`, …) that set it, and `<x>.status = …` assignments;
+    with `born` (a document class name), also a new document given its status (`Payment(status=…)`,
+    `Payment.objects.create(status=…)`)."""
     found = []
     for package in packages:
         for base, _dirs, files in os.walk(os.path.join(root, package)):
@@ -72,6 +74,9 @@ def status_writes(about, root=ROOT, packages=APP_PACKAGES):
                     if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                             and node.func.attr in WRITES and _sets_status(node)
                             and about(relative, ast.unparse(node.func.value))):
+                        found.append((relative, node.lineno))
+                    elif (born and isinstance(node, ast.Call) and _sets_status(node)
+                          and ast.unparse(node.func) in (born, f"{born}.objects.create")):
                         found.append((relative, node.lineno))
                     elif isinstance(node, ast.Assign):
                         for target in node.targets:
@@ -99,8 +104,9 @@ def test_no_module_writes_an_appointment_status_but_the_table():
 
 
 def test_no_module_writes_a_payment_status_but_the_ledger():
-    """A Payment's status is written only in models/payments/ledger.py (`_move_payment`)."""
-    offenders = [w for w in status_writes(about_payments)
+    """A Payment's status is written only in models/payments/ledger.py (`_move_payment`, and
+    `new_payment` for a new Payment's first status)."""
+    offenders = [w for w in status_writes(about_payments, born="Payment")
                  if not w.startswith(os.path.join("models", "payments", "ledger.py") + ":")]
     assert not offenders, offenders
 
@@ -116,9 +122,12 @@ def test_the_status_write_scan_finds_each_kind_of_write(tmp_path):
         "    collection.update_one({'_id': 1}, {'$set': {'status': 'refunded'}})\n"
         "    payment.status = 'failed'\n"
         "    appointment.modify(set__status='cancelled')\n"
-        "    Payment.objects(id=payment.id).update_one(set__flag='x')\n")
-    assert status_writes(about_payments, root=str(tmp_path), packages=("models",)) == [
-        f"{os.path.join('models', 'payments', 'rogue.py')}:{line}" for line in (2, 3, 4, 5)]
+        "    Payment.objects(id=payment.id).update_one(set__flag='x')\n"
+        "    Payment(amount=1, status='succeeded').save()\n"
+        "    Payment.objects.create(status='pending')\n"
+        "    Payment(amount=1).save()\n")
+    assert status_writes(about_payments, root=str(tmp_path), packages=("models",), born="Payment") == [
+        f"{os.path.join('models', 'payments', 'rogue.py')}:{line}" for line in (2, 3, 4, 5, 8, 9)]
     assert status_writes(about_appointments, root=str(tmp_path), packages=("models",)) == [
         f"{os.path.join('models', 'payments', 'rogue.py')}:6"]
 
@@ -127,10 +136,14 @@ def test_the_payment_table_covers_every_status_and_money_is_never_unrecorded():
     """Every Payment status has a row; a succeeded payment only ever becomes refunded; a refunded one
     is never moved by the table (a PaymentIntent reads "succeeded" after its refund too), only given
     back by a refund that failed after all."""
-    assert set(ledger.ALLOWED_FROM) == set(PAYMENT_STATUSES)
-    assert [new for new, sources in ledger.ALLOWED_FROM.items() if "succeeded" in sources] == ["refunded"]
-    assert [new for new, sources in ledger.ALLOWED_FROM.items() if "refunded" in sources] == []
-    assert ledger.GIVEN_BACK_FROM == {"succeeded": ("refunded",)}
+    assert set(ledger.TRANSITIONS) == set(PAYMENT_STATUSES)
+    assert ledger.TRANSITIONS["succeeded"] == ("refunded",)
+    assert ledger.TRANSITIONS["refunded"] == ()
+    assert ledger.GIVEN_BACK == {"refunded": ("succeeded",)}
+    # One form for both tables: the same class, the same questions.
+    assert type(ledger.TABLE) is type(status.TABLE)
+    assert ledger.TABLE.sources("refunded") == ("succeeded",) and ledger.TABLE.allowed("refunded", "succeeded") is False
+    assert ledger.TABLE.allowed("refunded", "succeeded", named=True) is True
 
 
 @pytest.mark.parametrize("old, new", [("succeeded", "failed"), ("succeeded", "pending"), ("succeeded", "canceled"),
@@ -142,6 +155,15 @@ def test_a_forbidden_payment_move_is_refused_before_any_write(old, new):
 
     with pytest.raises(ledger.ForbiddenTransition):
         ledger._move_payment(Payment(id=ObjectId(), status=old), new, NOW, only_from=(old,))
+
+
+@pytest.mark.parametrize("first", ["processing", "failed", "canceled", "refunded"])
+def test_a_payment_is_born_only_waiting_or_paid(first):
+    """The ledger gives a new Payment its first status too: pending, or succeeded (taken at the desk)."""
+    assert ledger.new_payment("pending").status == "pending"
+    assert ledger.new_payment("succeeded").status == "succeeded"
+    with pytest.raises(ledger.ForbiddenTransition):
+        ledger.new_payment(first)
 
 
 def test_a_refunded_payment_is_given_back_only_when_named(app):

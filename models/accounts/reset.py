@@ -1,10 +1,11 @@
 """Password reset and invitation links: random tokens, stored hashed, single use, short-lived.
 
-- `request_reset(email, ip, now, redis, key)` answers the same whether or not the email has an
+- `request_reset(email, ip, now)` answers the same whether or not the email has an
   account (the door always says "if an account exists, we sent a link"). Requests are throttled
   per client address (429 past `RESETS_PER_ADDRESS` an hour) and per account: past
   `EMAILS_PER_ACCOUNT` an hour no further email goes out, silently, so nobody can flood a
-  patient's mailbox and the answer still reveals nothing. Earlier links stay valid meanwhile.
+  patient's mailbox and the answer still reveals nothing. Earlier links stay valid meanwhile. Both
+  are moving windows counted through `models.ratelimits`.
 - A link's token is 32 random bytes; only its SHA-256 is stored. It works once, for
   `RESET_MINUTES` (an invitation for `INVITATION_DAYS`); using it spends every other open link of
   the patient, sets the password and bumps `Patient.token_generation`, which ends every session.
@@ -20,17 +21,19 @@ from datetime import timedelta
 from bson import ObjectId
 
 from models.accounts.documents import PasswordReset, Patient  # noqa: F401 (PasswordReset: for callers)
-from models.accounts.throttle import rate_limit
 from models.accounts.users import hash_password, normalise_email, validate_password
 from models.clock import utcnow
 from models.errors import ValidationFailed
 from models.messages.documents import OutboxMessage
 from models.messages.outbox import enqueue, wake
+from models.ratelimits import Limit, hit, spend
 
 RESET_MINUTES = 30
 INVITATION_DAYS = 7
 RESETS_PER_ADDRESS = 10  # requests an hour from one client address
 EMAILS_PER_ACCOUNT = 3  # reset emails an hour to one account
+RESET_REQUESTS_PER_ADDRESS = Limit("reset-ip", RESETS_PER_ADDRESS, 3600)  # 429 past it
+RESET_EMAILS_PER_ACCOUNT = Limit("reset-acct", EMAILS_PER_ACCOUNT, 3600)  # silent past it
 INVALID_LINK = ("This link has expired or has already been used. "
                 "Ask for a new one below.")
 
@@ -56,20 +59,16 @@ def issue_link(patient, now, purpose="reset"):
     return token
 
 
-def request_reset(email, ip, now, redis, key):
-    """Email a reset link when the account exists; throttled per address (429) and per account."""
-    rate_limit(redis, key("reset", "ip", ip or "unknown"), RESETS_PER_ADDRESS, 3600)
+def request_reset(email, ip, now):
+    """Email a reset link when the account exists; throttled per address (429) and per account (silently)."""
+    hit(RESET_REQUESTS_PER_ADDRESS, ip or "unknown")
     try:
         email = normalise_email(email)
     except ValidationFailed:
         return None  # nothing to send; the answer stays the same
-    counter = key("reset", "acct", _account_key(email))
-    pipe = redis.pipeline(transaction=True)
-    pipe.incr(counter)
-    pipe.expire(counter, 3600, nx=True)
-    count, _ = pipe.execute()
+    room = spend(RESET_EMAILS_PER_ACCOUNT, _account_key(email))
     patient = Patient.objects(email=email, active=True).first()
-    if patient is None or count > EMAILS_PER_ACCOUNT:
+    if patient is None or not room:
         _same_work_as_a_link(email, now)
         return None
     issue_link(patient, now, "reset")

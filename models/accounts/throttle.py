@@ -204,14 +204,3 @@ class LoginThrottle:
         if remaining:
             raise Throttled(max(remaining), LOCKED_MESSAGE)
 
-
-def rate_limit(redis, key, limit, window, message=None):
-    """Count one attempt under `key`; raise Throttled past `limit` attempts in `window` seconds."""
-    pipe = redis.pipeline(transaction=True)
-    pipe.set(key, 0, ex=window, nx=True)
-    pipe.incr(key)
-    pipe.ttl(key)
-    _, count, ttl = pipe.execute()
-    if count > limit:
-        raise Throttled(ttl if ttl and ttl > 0 else window, message or "Too many attempts from your network. "
-                                                                       "Please wait and try again.")

@@ -19,6 +19,20 @@ from models.catalog.documents import Provider, Service
 from models.clock import utcnow
 
 APPOINTMENT_STATUSES = ("held", "confirmed", "checked_in", "completed", "no_show", "cancelled", "expired")
+
+# A waitlist offer (models/booking/waitlist.py) is a `held` Appointment made for the waiting patient
+# with this `booked_by`: held, because it is a hold in every rule a hold meets (its time claims
+# lapse with it, it counts toward the patient's hold cap and overlap, the sweep and the day view
+# treat it as one); marked, because it is not yet the patient's own (their lists and pages leave it
+# out, it cannot be moved or paid) until accepted. The one spelling of the mark: every reader uses
+# this constant, `is_waitlist_offer` or `NOT_AN_OFFER`.
+WAITLIST_OFFER = "waitlist-offer"
+NOT_AN_OFFER = {"booked_by__ne": WAITLIST_OFFER}  # query filter: the patient's own appointments only
+
+
+def is_waitlist_offer(appointment):
+    """True when the appointment is a waitlist offer not (yet) accepted."""
+    return getattr(appointment, "booked_by", None) == WAITLIST_OFFER
 # Statuses whose time is claimed (a held one only until its hold expires).
 ACTIVE_STATUSES = ("held", "confirmed", "checked_in")
 
@@ -61,7 +75,7 @@ class Appointment(Document):
     currency = StringField(default="gbp")
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
-    booked_by = StringField(default="patient")  # "patient" or "staff:<id>"
+    booked_by = StringField(default="patient")  # "patient", "staff:<id>", "waitlist", or WAITLIST_OFFER
     override = BooleanField(default=False)  # staff booked over a conflict, audited
     cancel_reason = StringField(max_length=500, default="")
     notes = StringField(max_length=2000, default="")

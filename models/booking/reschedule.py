@@ -29,7 +29,7 @@ from models.booking.cancellation import _finish_after_commit, cancellation_block
 from models.booking.claims import (claim_exact_units, claim_units, drop_claims, hand_over, make_permanent,
                                    trim_claims)
 from models.booking.create import check_patient_overlap, first_free, live_appointments
-from models.booking.documents import ACTIVE_STATUSES, Appointment
+from models.booking.documents import ACTIVE_STATUSES, Appointment, is_waitlist_offer
 from models.booking.rules import (REASONS, checked_start, clinic_closed, effective_status, schedule_days,
                                   service_rules)
 from models.catalog.documents import TimeOff
@@ -44,7 +44,7 @@ def reschedule_blocker(appointment, now, clinic=None):
     status = effective_status(appointment, now)
     if status not in ("held", "confirmed"):
         return f"This appointment is {status.replace('_', ' ')} and cannot be moved."
-    if getattr(appointment, "booked_by", "") == "waitlist-offer":
+    if is_waitlist_offer(appointment):
         return "Accept the waitlist offer first."
     blocker = cancellation_blocker(appointment, now, clinic)
     if blocker:

@@ -9,7 +9,7 @@ from bson import ObjectId
 
 from models.booking.availability import DateOverride as DayOverride
 from models.booking.availability import SlotRules, WorkingDay, free_slots
-from models.booking.documents import ACTIVE_STATUSES, Appointment
+from models.booking.documents import ACTIVE_STATUSES, NOT_AN_OFFER, Appointment
 from models.catalog.closures import closed_between
 from models.catalog.documents import TimeOff
 from models.catalog.snapshot import current_catalog
@@ -177,7 +177,7 @@ def get_patient_appointment(patient, appointment_id):
     # A waitlist offer (models/booking/waitlist.py) becomes the patient's own only once accepted.
     # The account's own: the holder's and their dependants' (issue 28).
     appointment = (Appointment.objects(id=appointment_id, patient__in=household_ids(patient),
-                                       booked_by__ne="waitlist-offer").first()
+                                       **NOT_AN_OFFER).first()
                    if ObjectId.is_valid(str(appointment_id)) else None)
     if appointment is None:
         raise NotFound("That appointment does not exist.", code="appointment_not_found")

@@ -10,11 +10,13 @@
     no_show     -> confirmed (no-show undone)
     completed, cancelled: final
 
+The table is a `models.transitions.StatusTable`, the form the Payment's table (the ledger's) shares.
 `move` writes a change with one guarded `modify(new=True)`: the appointment moves only from the
 statuses the caller names, each of which the table must allow, so two racing changes never both win.
 """
 
 from models.booking.documents import APPOINTMENT_STATUSES, Appointment
+from models.transitions import ForbiddenTransition, StatusTable  # noqa: F401 (ForbiddenTransition: for callers)
 
 TRANSITIONS = {
     "held": ("confirmed", "expired", "cancelled", "held"),
@@ -25,21 +27,17 @@ TRANSITIONS = {
     "completed": (),
     "cancelled": (),
 }
-assert set(TRANSITIONS) == set(APPOINTMENT_STATUSES)
-
-
-class ForbiddenTransition(ValueError):
-    """A status change the table does not list (a programming error, not a race)."""
+TABLE = StatusTable("an appointment", TRANSITIONS, APPOINTMENT_STATUSES)  # the form the Payment's shares
 
 
 def allowed(old, new):
     """True when the table lets an appointment move from `old` to `new`."""
-    return new in TRANSITIONS.get(old, ())
+    return TABLE.allowed(old, new)
 
 
 def sources(new):
     """Every status the table lets an appointment move to `new` from."""
-    return tuple(old for old, targets in TRANSITIONS.items() if new in targets)
+    return TABLE.sources(new)
 
 
 def move(appointment_id, new, now, *, only_from=None, bump=True, where=None, **changes):
@@ -49,10 +47,7 @@ def move(appointment_id, new, now, *, only_from=None, bump=True, where=None, **c
     `bump` increments `version` (queued email about the old version is then dropped); `changes` are
     further `set__` updates written in the same command.
     """
-    only_from = tuple(sources(new) if only_from is None else only_from)
-    wrong = [old for old in only_from if not allowed(old, new)]
-    if wrong or not only_from:
-        raise ForbiddenTransition(f"an appointment cannot go from {', '.join(wrong) or 'nowhere'} to {new}")
+    only_from = TABLE.guard(new, only_from)
     update = {"set__status": new, "set__updated_at": now, **changes}
     if bump:
         update["inc__version"] = 1

@@ -1,7 +1,7 @@
 """The waitlist: patients ask for a service (optionally a provider) between two dates; freed times are
 offered to the first patient in line, held for them with the ordinary hold mechanism.
 
-An offer is a `held` Appointment of the waiting patient (`booked_by="waitlist-offer"`) whose time
+An offer is a `held` Appointment of the waiting patient (`booked_by=WAITLIST_OFFER`) whose time
 claims lapse with the offer (`WAITLIST_OFFER_MINUTES`, default 30). While it holds, the time is
 busy for everybody else: availability does not show it and a booking of it hits the claims' unique
 index (409). So one time is never offered to two patients at once, and nobody else sees it as free.
@@ -36,7 +36,7 @@ from models.audit import audited, insert_with_audit
 from models.booking import status
 from models.booking.claims import claim_time, extend_claims, release_time
 from models.booking.create import check_hold_limits, check_patient_overlap, live_appointments
-from models.booking.documents import Appointment
+from models.booking.documents import WAITLIST_OFFER, Appointment, is_waitlist_offer
 from models.booking.rules import find_slots, service_rules
 from models.catalog.documents import Provider, Service
 from models.catalog.snapshot import changed, current_catalog
@@ -46,7 +46,6 @@ from models.messages import notify, outbox
 
 log = logging.getLogger(__name__)
 WAITLIST_STATUSES = ("waiting", "offered", "booked", "expired")
-OFFER_MARK = "waitlist-offer"
 DEFAULT_OFFER_MINUTES = 30
 MAX_RANGE_DAYS = 92
 MAX_ENTRIES_PER_PATIENT = 10  # open (waiting or offered) at once
@@ -235,7 +234,7 @@ def accept(entry, now):
         raise Conflict("This offer is no longer open.", code="offer_closed")
     # The offer becomes the patient's own booking; not a new version (nothing was queued for the offer).
     moved = status.move(appt.id, "held" if paid else "confirmed", now, only_from=("held",), bump=False,
-                        where={"booked_by": OFFER_MARK, "hold_expires_at__gt": now},
+                        where={"booked_by": WAITLIST_OFFER, "hold_expires_at__gt": now},
                         set__hold_expires_at=hold_expires_at, set__booked_by="waitlist")
     if not moved:
         raise Conflict("This offer is no longer open.", code="offer_closed")
@@ -250,7 +249,7 @@ def accept(entry, now):
 def _end_offer(appointment_id, now, why):
     """Close an offer's held appointment and give its time back (a guarded update)."""
     moved = status.move(appointment_id, "expired", now, only_from=("held",), bump=False,
-                        where={"booked_by": OFFER_MARK}, set__cancel_reason=f"Waitlist offer {why}.")
+                        where={"booked_by": WAITLIST_OFFER}, set__cancel_reason=f"Waitlist offer {why}.")
     release_time(appointment_id, now=now, only_expiring=True)
     return moved
 
@@ -260,7 +259,7 @@ def expire_lapsed(now):
     ended = 0
     for entry in WaitlistEntry.objects(status="offered"):
         appt = Appointment.objects(id=entry.offer.id).only("status", "booked_by").first() if entry.offer else None
-        still_offered = appt is not None and appt.status == "held" and appt.booked_by == OFFER_MARK
+        still_offered = appt is not None and appt.status == "held" and is_waitlist_offer(appt)
         if still_offered and entry.offer_expires_at and _utc(entry.offer_expires_at) > now:
             continue
         if still_offered:
@@ -346,7 +345,7 @@ def _make_offer(entry, service, provider, start, end, clinic, now):
         id=ObjectId(), patient=entry.patient.id, provider=provider.id, service=service.id, start=start, end=end,
         block_start=start - rules.buffer_before, block_end=end + rules.buffer_after, status="held",
         hold_expires_at=expires, amount=service.price, currency=service.currency, created_at=now,
-        updated_at=now, booked_by=OFFER_MARK)
+        updated_at=now, booked_by=WAITLIST_OFFER)
     try:
         claim_time(provider.id, appt.id, appt.block_start, appt.block_end, expires, now)
     except Conflict:

@@ -5,7 +5,7 @@ Rules of this module (every door calls them: the portal, the webhook, the sweepe
 - Money state only moves from an object fetched from Stripe by its id (`sync_payment_intent`,
   `sync_checkout_session`). An event's payload is a hint of *which* object changed, never proof.
 - Every transition is a guarded single-document update: the Payment moves only from the statuses
-  listed in `ALLOWED_FROM`, the Appointment only from `held`/`expired` to `confirmed`. Running a
+  its table (`ledger.TRANSITIONS`) lists, the Appointment only from `held`/`expired` to `confirmed`. Running a
   sync twice, or for events that arrive out of order, changes nothing twice.
 - A payment that succeeds after its hold lapsed confirms the appointment when its time can still
   be secured (its own claims are intact, or `claim_time` can take the time again); otherwise the
@@ -54,7 +54,7 @@ EXPORTS = {
         "status_from_intent", "stripe_api", "translate_stripe_errors",
     ),
     "models.payments.ledger": (
-        "ALLOWED_FROM", "_audit", "CONFIRMED_STATUSES", "_move_payment", "payment_for", "_payment_lock",
+        "TRANSITIONS", "_audit", "CONFIRMED_STATUSES", "_move_payment", "may_move", "new_payment", "payment_for", "_payment_lock",
         "PAYMENT_LOCK_SECONDS", "_ref_id", "SyncResult",
     ),
     "models.payments.refunds": (
@@ -120,7 +120,9 @@ if TYPE_CHECKING:  # the same names, imported for readers and for the import gra
         translate_stripe_errors,
     )
     from models.payments.ledger import (  # noqa: F401
-        ALLOWED_FROM,
+        TRANSITIONS,
+        may_move,
+        new_payment,
         _audit,
         CONFIRMED_STATUSES,
         _move_payment,

@@ -15,7 +15,7 @@ from models.errors import Conflict, ValidationFailed
 from models.payments.cancellation import refund_due
 from models.payments.documents import UPFRONT_KINDS, Payment, Refund
 from models.payments.ledger import _audit as audit  # the payments' audit writer, in a request or not
-from models.payments.ledger import _move_payment
+from models.payments.ledger import _move_payment, new_payment
 
 
 DESK_METHODS = {"cash": "cash", "card_terminal": "card terminal"}
@@ -72,17 +72,17 @@ def mark_paid_at_desk(appointment, method, now, actor):
     if existing is not None and existing.status in ("pending", "processing"):
         raise Conflict("An online payment for this appointment is under way; wait for it to finish "
                        "before taking money at the desk.", code="payment_under_way")
-    fields = dict(amount=amount, currency=appointment.currency, status="succeeded",
-                  method=method, paid_at=now, updated_at=now)
+    fields = dict(amount=amount, currency=appointment.currency, method=method, paid_at=now, updated_at=now)
     if existing is None:
-        payment = Payment(appointment=appointment.id, patient=appointment.patient.id, created_at=now, **fields)
+        payment = new_payment("succeeded", appointment=appointment.id, patient=appointment.patient.id,
+                              created_at=now, **fields)
         try:
             payment.save(force_insert=True)
         except NotUniqueError:
             raise Conflict("This appointment was paid a moment ago.", code="already_paid") from None
     else:
         moved = _move_payment(existing, "succeeded", now, only_from=("failed", "canceled"),
-                              **{f"set__{k}": v for k, v in fields.items() if k not in ("status", "updated_at")})
+                              **{f"set__{k}": v for k, v in fields.items() if k != "updated_at"})
         if not moved:
             raise Conflict("This appointment's payment changed a moment ago; look again.", code="already_paid")
         payment = Payment.objects.get(id=existing.id)

@@ -33,7 +33,7 @@ from models.errors import Conflict, NotFound, ValidationFailed
 from models.messages.outbox import enqueue_for_appointment
 from models.payments.documents import FEE_KINDS, UPFRONT_KINDS, Payment
 from models.payments.gateway import CardError, StripeError, _obj, is_transient, stripe_api
-from models.payments.ledger import _audit, _move_payment, _ref_id, log
+from models.payments.ledger import _audit, _move_payment, _ref_id, log, new_payment
 from models.payments.refunds import refund_payment
 from models.payments.sync import sync_payment_intent
 
@@ -90,9 +90,9 @@ def charge_fee(appointment, kind, amount, now, actor="system"):
     amount = min(int(amount), cap)
     if amount <= 0:
         return None
-    payment = Payment(id=ObjectId(), appointment=appointment.id, patient=_ref_id(appointment.patient),
-                      amount=amount, currency=appointment.currency, status="pending", flow="elements",
-                      kind=kind, created_at=now, updated_at=now)
+    payment = new_payment("pending", id=ObjectId(), appointment=appointment.id,
+                          patient=_ref_id(appointment.patient), amount=amount, currency=appointment.currency,
+                          flow="elements", kind=kind, created_at=now, updated_at=now)
     try:
         payment.save(force_insert=True)
     except NotUniqueError:
@@ -179,9 +179,9 @@ def no_show(appointment, now, charge=True, reason="", actor="staff"):
     appointment.reload()
     if charge:
         return charge_fee(appointment, "no_show_fee", cap - paid_online(appointment), now, actor)
-    payment = Payment(id=ObjectId(), appointment=appointment.id, patient=_ref_id(appointment.patient),
-                      amount=cap, currency=appointment.currency, status="pending", kind="no_show_fee",
-                      created_at=now, updated_at=now)
+    payment = new_payment("pending", id=ObjectId(), appointment=appointment.id,
+                          patient=_ref_id(appointment.patient), amount=cap, currency=appointment.currency,
+                          kind="no_show_fee", created_at=now, updated_at=now)
     try:
         payment.save(force_insert=True)
     except NotUniqueError:

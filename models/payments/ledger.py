@@ -1,4 +1,8 @@
-"""The Payment ledger: which status may follow which, the guarded moves, the per-Payment lock."""
+"""The Payment ledger: which status may follow which, the guarded moves, the per-Payment lock.
+
+The one writer of a Payment's status: `new_payment` gives a new Payment its first status,
+`_move_payment` every later one (tests/test_status_table.py fails on any other writer).
+"""
 
 import logging
 from contextlib import contextmanager
@@ -13,36 +17,39 @@ from redis.exceptions import LockError
 from models.audit import audit_here
 from models.errors import Conflict
 from models.booking.documents import online_amount
-from models.payments.documents import UPFRONT_KINDS, Payment
+from models.payments.documents import PAYMENT_STATUSES, UPFRONT_KINDS, Payment
 from models.stores import get_redis, rkey
+from models.transitions import ForbiddenTransition, StatusTable
 
 
 log = logging.getLogger("models.payments")  # one logger for the package, as before the split
 
 CONFIRMED_STATUSES = ("confirmed", "checked_in", "completed", "no_show")
 
-# From which statuses a Payment may move to each status. Stripe's object is the truth, so money
-# that arrived is always recorded; what never happens is a step back to an earlier state.
-ALLOWED_FROM = {
-    "pending": ("failed", "canceled"),          # a fresh attempt after a decline or a replacement
-    "processing": ("pending", "failed"),
-    "failed": ("pending", "processing"),
-    "canceled": ("pending", "failed"),
-    "succeeded": ("pending", "processing", "failed", "canceled"),
-    "refunded": ("succeeded",),
+# Which status may follow which (the form the Appointment's table shares, `models.transitions`).
+# Stripe's object is the truth, so money that arrived is always recorded; what never happens is a
+# step back to an earlier state.
+TRANSITIONS = {
+    "pending": ("processing", "failed", "canceled", "succeeded"),
+    "processing": ("failed", "succeeded"),
+    "failed": ("pending", "processing", "canceled", "succeeded"),  # pending: a fresh attempt after a decline
+    "canceled": ("pending", "succeeded"),  # pending: a replacement attempt
+    "succeeded": ("refunded",),
+    "refunded": (),
 }
 
 # One move the table above does not make by default: a refund that failed after all gives a refunded
 # Payment back its "succeeded" (the money is partly kept again). Only the refunds tell it: the
 # PaymentIntent of a refunded payment still reads "succeeded", so a sync must never make this move;
 # `_move_payment` makes it only for a caller that names it (`only_from=("refunded",)`).
-GIVEN_BACK_FROM = {"succeeded": ("refunded",)}
+GIVEN_BACK = {"refunded": ("succeeded",)}
+
+TABLE = StatusTable("a payment", TRANSITIONS, PAYMENT_STATUSES, named_only=GIVEN_BACK)
+
+# A Payment is born waiting for its money, or (taken at the desk) with it.
+BORN_AS = ("pending", "succeeded")
 
 PAYMENT_LOCK_SECONDS = 30
-
-
-class ForbiddenTransition(ValueError):
-    """A Payment status change the table does not list (a programming error, not a race)."""
 
 
 @dataclass
@@ -69,17 +76,13 @@ def _audit(actor, action, record, outcome="ok"):
 def _move_payment(payment, new_status, now, *, only_from=None, where=None, **changes):
     """Guarded update of a Payment's status, the one writer of it; True when this call wrote.
 
-    The Payment moves only from `only_from` (default: every status ALLOWED_FROM lists), each of
-    which the table must allow (GIVEN_BACK_FROM when named); a caller that also changes other
+    The Payment moves only from `only_from` (default: every status TRANSITIONS moves to it from),
+    each of which the table must allow (GIVEN_BACK when named); a caller that also changes other
     fields may name `new_status` itself among them, to keep that status while it writes them.
     `where` adds conditions to the guard; `changes` are further update operators (`set__flow=…`,
     `push__refunds=…`) written in the same command.
     """
-    allowed = ALLOWED_FROM[new_status] + GIVEN_BACK_FROM.get(new_status, ()) + ((new_status,) if changes else ())
-    only_from = ALLOWED_FROM[new_status] if only_from is None else tuple(only_from)
-    wrong = [old for old in only_from if old not in allowed]
-    if wrong or not only_from:
-        raise ForbiddenTransition(f"a payment cannot go from {', '.join(wrong) or 'nowhere'} to {new_status}")
+    only_from = TABLE.guard(new_status, only_from, also=(new_status,) if changes else ())
     if payment.status == new_status and not changes:
         return False
     updates = {"set__status": new_status, "set__updated_at": now, **changes}
@@ -88,6 +91,18 @@ def _move_payment(payment, new_status, now, *, only_from=None, where=None, **cha
     if not moved:
         payment.reload()
     return bool(moved)
+
+
+def may_move(payment, new_status):
+    """True when the table moves this Payment from its status to `new_status` by default."""
+    return TABLE.allowed(payment.status, new_status)
+
+
+def new_payment(status, **fields):
+    """A new Payment (not yet saved) born in `status` (`BORN_AS`): the ledger writes its first status too."""
+    if status not in BORN_AS:
+        raise ForbiddenTransition(f"a payment cannot start as {status}")
+    return Payment(status=status, **fields)
 
 
 @contextmanager
@@ -119,9 +134,9 @@ def payment_for(appointment, flow, now):
     if payment is None:
         # No-show protection: with an agreed deposit, the deposit is what is paid online.
         kind = "deposit" if appointment.policy is not None and appointment.policy.deposit else "visit"
-        payment = Payment(id=ObjectId(), appointment=appointment, patient=appointment.patient,
-                          amount=online_amount(appointment), currency=appointment.currency, status="pending",
-                          flow=flow, created_at=now, updated_at=now, kind=kind)
+        payment = new_payment("pending", id=ObjectId(), appointment=appointment, patient=appointment.patient,
+                              amount=online_amount(appointment), currency=appointment.currency,
+                              flow=flow, created_at=now, updated_at=now, kind=kind)
         try:
             payment.save(force_insert=True)
         except NotUniqueError:

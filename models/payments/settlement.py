@@ -13,7 +13,7 @@ from models.clock import _utc
 from models.messages.outbox import appointment_confirmed, enqueue_for_appointment
 from models.payments.documents import Payment
 from models.payments.gateway import _find_refund, stripe_api
-from models.payments.ledger import ALLOWED_FROM, CONFIRMED_STATUSES, _audit, _move_payment, _ref_id, log
+from models.payments.ledger import CONFIRMED_STATUSES, may_move, _audit, _move_payment, _ref_id, log
 from models.payments.refunds import refund_payment
 
 
@@ -59,7 +59,7 @@ def _refuse_mismatched_money(payment, pi, actor, now):
         _audit(actor, "payment.refund", f"Payment:{payment.id}", outcome="amount_mismatch")
     flagged = Payment.objects(id=payment.id, flag="").update_one(
         set__flag=f"amount mismatch: {why}; refunded"[:300], set__updated_at=now)
-    if payment.status in ALLOWED_FROM["failed"]:
+    if may_move(payment, "failed"):
         _move_payment(payment, "failed", now)  # the appointment stays held and payable in full
     payment.reload()
     if flagged:

@@ -18,10 +18,11 @@ from models.payments.gateway import (
     stripe_api,
     translate_stripe_errors,
 )
-from models.payments.ledger import ALLOWED_FROM, SyncResult, _audit, _move_payment, _ref_id, log
+from models.payments.ledger import SyncResult, _audit, _move_payment, _ref_id, log, may_move
 from models.payments.refunds import _refund_stray_intent, sync_refunds
 from models.payments.settlement import _amount_mismatch, _refuse_mismatched_money, settle_fee, settle_paid
-from models.stores import get_redis, rkey
+from models import ratelimits
+from models.ratelimits import Limit
 
 
 def _payment_for_metadata(metadata):
@@ -124,7 +125,7 @@ def _flag_mismatched_session(payment, s, actor, now):
     flagged = Payment.objects(id=payment.id, flag="").update_one(
         set__flag=f"amount mismatch: {why}; session {s['id']} has no PaymentIntent, not refunded"[:300],
         set__updated_at=now)
-    if payment.status in ALLOWED_FROM["failed"]:
+    if may_move(payment, "failed"):
         _move_payment(payment, "failed", now)
     payment.reload()
     if flagged:
@@ -242,15 +243,12 @@ def resync_object(object_id, actor="system", now=None):
 # Pages (and scripts polling them) re-fetch one payment from Stripe at most this often a minute;
 # past that they show what we know, and the webhook still moves the payment at once.
 PAGE_REFETCHES_PER_MINUTE = 20
+PAGE_REFETCHES = Limit("payment-refetch", PAGE_REFETCHES_PER_MINUTE, 60)
 
 
 def _refetch_allowed(payment):
-    """True for the first PAGE_REFETCHES_PER_MINUTE re-fetches of a payment in each minute."""
-    key = rkey("payment-refetch", payment.id)
-    pipe = get_redis().pipeline(transaction=True)
-    pipe.set(key, 0, ex=60, nx=True)
-    pipe.incr(key)
-    return pipe.execute()[1] <= PAGE_REFETCHES_PER_MINUTE
+    """True for the first PAGE_REFETCHES_PER_MINUTE re-fetches of a payment in any minute."""
+    return ratelimits.spend(PAGE_REFETCHES, payment.id)
 
 
 def page_state(appointment, now, actor="system"):
