@@ -363,10 +363,10 @@ def _start_checkout(payment, appointment, actor, now):
                 payment.reload()
                 _refuse_if_settled(payment, appointment, actor, now)
         key = f"cs-create:{payment.id}:{old_id}"
+    shares = _shares(payment, appointment, now)
     if payment.course:
         key += f":{len(shares)}"
     expires = checkout_expiry(appointment, now)
-    shares = _shares(payment, appointment, now)
     visits = [appointment] if not payment.course else [s.appointment for s in shares]
     for visit in visits:  # a course's holds are extended together, so they lapse together
         _extend_hold(visit, expires, now)
