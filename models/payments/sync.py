@@ -56,6 +56,16 @@ def _adopt_intent(payment, pi_id, now):
     return payment.stripe_payment_intent == pi_id
 
 
+def _course_follows_session_intent(payment, pi, now):
+    """A course's Checkout Session intent, adopted by its lead: every share of that session follows it too
+    (whichever of the session's and the intent's events arrives first)."""
+    if not (payment.course and payment.stripe_checkout_session and (pi.get("metadata") or {}).get("flow") == "checkout"):
+        return
+    for share in Payment.objects(course=payment.course, stripe_checkout_session=payment.stripe_checkout_session,
+                                 id__ne=payment.id, kind__in=UPFRONT_KINDS):
+        _adopt_intent(share, pi["id"], now)
+
+
 def _apply_status(payment, new_status, actor, now):
     """Move the Payment to what Stripe says (guarded, audited); a succeeded payment is settled.
 
@@ -97,6 +107,7 @@ def sync_payment_intent(intent, actor="system", now=None):
                 _refund_stray_intent(payment, pi, actor, now)
                 return SyncResult("duplicate_charge_refunded", payment)
             return SyncResult("stale_intent", payment)
+        _course_follows_session_intent(payment, pi, now)
     return _apply_intent(payment, pi, actor, now)
 
 
@@ -165,9 +176,8 @@ def sync_checkout_session(session, actor="system", now=None):
         # The Payment's current session's intent replaces one left from the card page (cancelled
         # when the flow was switched); an intent of a paid Payment is never replaced.
         if payment.stripe_payment_intent is None or current:
-            # A course: every share following this session follows its intent too.
-            for share in course_followers(payment) if payment.course else [payment]:
-                _adopt_intent(share, pi_id, now)
+            _adopt_intent(payment, pi_id, now)
+            _course_follows_session_intent(payment, {"id": pi_id, "metadata": {"flow": "checkout"}}, now)
         return sync_payment_intent(pi_id, actor, now)
     if not current:
         # Replaced by a newer session, or the Payment now follows a PaymentIntent of the card page.
