@@ -240,3 +240,22 @@ def test_holds_of_an_unpaid_course_lapse_together(app, stripe_base):
         sweep(datetime.fromisoformat(holds.pop()) + timedelta(minutes=1))
     assert set(statuses(body)) == {"expired"}
     assert {p.status for p in Payment.objects(appointment__in=[a["id"] for a in body["appointments"]])} == {"canceled"}
+
+
+def test_staff_cancelling_a_prepaid_visit_refunds_its_share_in_full(app, stripe_base):
+    from models import booking
+
+    made = world(cancel_hours=96, late_cancel_fee=2000)
+    client = signed_in(app)
+    save_card(client, stripe_base)
+    body = book_course(client, made, count=2, agree=True)
+    first, second = (a["id"] for a in body["appointments"])
+    started, _paid = pay_course(client, stripe_base, second)
+    with app.test_request_context():
+        # The clinic cancels inside the patient's late window: no fee, the visit's whole share back.
+        booking.cancel(Appointment.objects.get(id=first), datetime.now(timezone.utc), reason="clinician ill",
+                       by_staff=True, actor="staff")
+    refunds = stripe_client(stripe_base).v1.refunds.list({"payment_intent": started["payment_intent"]}).data
+    assert [r.amount for r in refunds] == [6000]
+    assert Appointment.objects.get(id=second).status == "confirmed"
+    assert Payment.objects.get(appointment=second).amount_refunded == 0
