@@ -64,6 +64,8 @@ def test_paying_a_course_confirms_every_visit_with_one_intent_and_one_confirmati
     body = book_course(client, made, count=3)
     assert body["series"]["pay"] == "course" and body["series"]["amount_due"] == 18000
     assert {a["pay"] for a in body["appointments"]} == {"course"} and set(statuses(body)) == {"held"}
+    series_page = client.get(f"/portal/series/{body['series']['id']}").get_data(as_text=True)
+    assert "Pay £180.00 now for all 3 visits" in series_page and "Pay £60.00" not in series_page
     first, second, third = (a["id"] for a in body["appointments"])
     # Starting from any visit starts the same payment, for the three visits' sum.
     from_first = api_post(client, f"/api/appointments/{first}/payment").get_json()
@@ -96,6 +98,10 @@ def test_paying_a_course_confirms_every_visit_with_one_intent_and_one_confirmati
     # The pages say so.
     page = client.get(f"/portal/appointments/{second}").get_data(as_text=True)
     assert "Paid as part of a course" in page and 'id="pay-form"' not in page
+    receipt_page = client.get(f"/portal/appointments/{second}/receipt").get_data(as_text=True)
+    assert "£60.00 by card" in receipt_page and "Paid as part of a course" in receipt_page
+    series_page = client.get(f"/portal/series/{body['series']['id']}").get_data(as_text=True)
+    assert "Paid as part of a course" in series_page and "Pay £" not in series_page
 
 
 def test_the_webhook_reconciles_a_course_payment_into_every_visit_once(app, stripe_base):
