@@ -1,6 +1,8 @@
 """Recurring series in the portal (issue 28): the review step's "Repeat this visit" (booked by
-`/portal/book`, which hands a repeat here), the page offering the nearest free times for dates that
-are not free, and the series page listing every visit (with one .ics holding every confirmed one)."""
+`/portal/book`, which hands a repeat here, with its "pay for each visit" or "pay for the whole
+course now" choice), the page offering the nearest free times for dates that are not free, and the
+series page listing every visit (with one .ics holding every confirmed one, and a course's one
+"Pay £360.00 now for all 6 visits")."""
 
 from datetime import datetime
 

@@ -265,3 +265,21 @@ def test_staff_cancelling_a_prepaid_visit_refunds_its_share_in_full(app, stripe_
     assert [r.amount for r in refunds] == [6000]
     assert Appointment.objects.get(id=second).status == "confirmed"
     assert Payment.objects.get(appointment=second).amount_refunded == 0
+
+
+def test_a_course_of_a_service_with_a_deposit_pays_the_deposits_now(app, stripe_base):
+    made = world(deposit_amount=1500)
+    client = signed_in(app)
+    body = book_course(client, made, count=3, agree=True)
+    assert body["series"]["amount_due"] == 4500
+    started, _paid = pay_course(client, stripe_base, body["appointments"][0]["id"])
+    assert started["amount"] == 4500 and set(statuses(body)) == {"confirmed"}
+    shares = Payment.objects(appointment__in=[a["id"] for a in body["appointments"]])
+    assert sorted((p.kind, p.amount, p.status) for p in shares) == [("deposit", 1500, "succeeded")] * 3
+
+
+def test_the_openapi_document_describes_the_course_choice(app):
+    spec = app.test_client().get("/api/openapi.json").get_json()
+    repeat = next(s for name, s in spec["components"]["schemas"].items() if name.startswith("Repeat"))
+    assert repeat["properties"]["pay"]["enum"] == ["visit", "course"]
+    assert "one payment" in repeat["properties"]["pay"]["description"]
