@@ -28,7 +28,8 @@ def world(**extra):
     """A clinic with a repeatable £60.00 physiotherapy (policy fields from `extra`) and one clinician."""
     made = build_world(services={"physio": dict(name="Physiotherapy", duration=45, price=6000,
                                                 cancel_hours=extra.pop("cancel_hours", 24))},
-                       providers={"dr": dict(name="Dr Course", services=["physio"])}, patients=["pat@example.com"])
+                       providers={"dr": dict(name="Dr Course", services=["physio"])},
+                       patients=["pat@example.com", "other@example.com"])
     Service.objects(id=made.services["physio"].id).update_one(set__repeat_allowed=True,
                                                               **{f"set__{k}": v for k, v in extra.items()})
     return made
@@ -283,3 +284,31 @@ def test_the_openapi_document_describes_the_course_choice(app):
     repeat = next(s for name, s in spec["components"]["schemas"].items() if name.startswith("Repeat"))
     assert repeat["properties"]["pay"]["enum"] == ["visit", "course"]
     assert "one payment" in repeat["properties"]["pay"]["description"]
+
+
+def test_a_late_course_payment_confirms_the_visits_still_free_and_refunds_the_share_of_one_taken(app, stripe_base):
+    from models import booking
+    from models.booking import series
+    from models.payments import start_payment, sync_payment_intent
+
+    made = world()
+    service, provider = str(made.services["physio"].id), str(made.providers["dr"].id)
+    then = datetime.now(timezone.utc) - timedelta(minutes=30)  # the course's holds lapsed 15 minutes ago
+    first = at(future_day(3), 10)
+    _sid, visits = series.book_series(made.patients["pat@example.com"], service, provider, first, then, 1, 3,
+                                      pay="course")
+    with app.test_request_context():
+        pi_id = start_payment(visits[0], then)["payment_intent"]
+    rival = booking.book(made.patients["other@example.com"], service, provider, visits[1].start,
+                         datetime.now(timezone.utc))  # takes over the lapsed second visit's time
+    confirm_at_stripe(stripe_base, pi_id)
+    with app.test_request_context():
+        assert sync_payment_intent(pi_id).outcome == "confirmed_late"
+        assert sync_payment_intent(pi_id).outcome == "already_confirmed"  # again: nothing twice
+    assert [Appointment.objects.get(id=v.id).status for v in visits] == ["confirmed", "expired", "confirmed"]
+    assert Appointment.objects.get(id=rival.id).status == "held"
+    shares = {p.appointment.id: p for p in Payment.objects(appointment__in=[v.id for v in visits])}
+    assert [(shares[v.id].status, shares[v.id].amount_refunded) for v in visits] == [
+        ("succeeded", 0), ("refunded", 6000), ("succeeded", 0)]
+    assert [r.amount for r in stripe_client(stripe_base).v1.refunds.list({"payment_intent": pi_id}).data] == [6000]
+    assert OutboxMessage.objects(kind="confirmed").count() == 1
