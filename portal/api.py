@@ -182,7 +182,8 @@ def create_appointment(body):
     """Book a time for the signed-in patient (201; 409 when taken; 422 when not bookable).
 
     With `repeat` it books a whole series or nothing: 201 `{series, appointments}` (SeriesBookedSchema),
-    or 409 `series_unavailable` naming the dates not free and their nearest free times.
+    or 409 `series_unavailable` naming the dates not free and their nearest free times. `repeat.pay:
+    "course"` has the whole course paid at once (`series.amount_due`; pay from any visit's payment).
     """
     patient = current_patient()
     if body.get("repeat"):

@@ -42,7 +42,8 @@ def book_series_for_patient(patient, service_id, provider_id, start, repeat, ans
     actor = f"patient:{patient.id}"
     person = person_for(patient, for_)
     return series.book_series(person, service_id, provider_id, start, utcnow(), repeat["every_weeks"],
-                              repeat["count"], instead=repeat.get("instead"), answers=answers,
+                              repeat["count"], instead=repeat.get("instead"), pay=repeat.get("pay") or "visit",
+                              answers=answers,
                               agree_policy=agree_policy,
                               audit=audit_event(actor, "series.book"), audit_as=actor,
                               guard=one_booking_at_a_time(patient))

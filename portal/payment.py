@@ -101,8 +101,12 @@ def payment_context(appt, now, actor):
     payment = payments.page_state(appt, now, actor) if appt.amount else None
     status = booking.effective_status(appt, now)
     returned = request.args.get("checkout")
+    due = payments.course_due(appt, now) if status == "held" else None
     return {
         "payment": payment,
+        # Issue 28: a course paid up front: (total, visits) while due; the page then takes the whole course.
+        "course": due,
+        "paid_in_course": bool(payment is not None and payment.course and payment.status in ("succeeded", "refunded")),
         "payable": status == "held" and bool(appt.amount),
         "confirming": status == "held" and confirming(payment, returned),
         "flow": current_app.config.get("PAYMENT_FLOW") or "elements",

@@ -12,7 +12,7 @@ from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, post_
 from models import booking
 from models import clock
 from models.documents import utcnow
-from models.booking.documents import APPOINTMENT_STATUSES
+from models.booking.documents import APPOINTMENT_STATUSES, online_amount
 from models.booking.waitlist import WAITLIST_STATUSES
 from models.errors import ValidationFailed
 
@@ -203,6 +203,11 @@ class RepeatBody(Body):
     count = fields.Integer(required=True, strict=True, validate=validate.Range(min=2, max=12))
     instead = fields.Dict(keys=Instant(), values=Instant(), metadata={
         "description": "A regular visit's start mapped to the free time accepted in its place"})
+    pay = fields.String(load_default="visit", validate=validate.OneOf(("visit", "course"), error='must be "visit" or "course"'),
+                        metadata={"description": 'How a paid series is paid: "visit" (each visit on its own, the default) '
+                                                 'or "course" (every visit now, one payment for the sum of their prices, '
+                                                 'or of their deposits; start it with POST /api/appointments/ID/payment '
+                                                 'of any visit)'})
 
 
 class BookingBody(Body):
@@ -404,6 +409,8 @@ class AppointmentSchema(Schema):
     for_ = fields.Nested(NamedRef, data_key="for", attribute="for", allow_none=True)
     answers = fields.List(fields.Nested(AnswerSchema))
     series = Id(allow_none=True)  # the recurring series it belongs to (issue 28), or null
+    pay = fields.String(validate=validate.OneOf(("visit", "course")), metadata={
+        "description": '"course" when paid (or to be paid) as part of a course paid up front, else "visit"'})
 
 
 class SeriesInfo(Schema):
@@ -412,6 +419,10 @@ class SeriesInfo(Schema):
     id = Id(required=True)
     every_weeks = fields.Integer(required=True)
     count = fields.Integer(required=True)
+    pay = fields.String(validate=validate.OneOf(("visit", "course")))
+    amount_due = fields.Integer(metadata={"description": "A course paid up front: what its one payment takes "
+                                                         "(minor units; 0 when nothing is due online)"})
+    currency = fields.String()
 
 
 class SeriesBookedSchema(Schema):
@@ -431,8 +442,12 @@ def cancel_scope(body):
 
 def series_view(series_id, every_weeks, appts, clinic):
     """What SeriesBookedSchema dumps."""
-    return {"series": {"id": series_id, "every_weeks": every_weeks, "count": len(appts)},
-            "appointments": [appointment_view(a, clinic) for a in appts]}
+    course = [a for a in appts if getattr(a, "pay_course", False)]
+    info = {"id": series_id, "every_weeks": every_weeks, "count": len(appts), "pay": "course" if course else "visit",
+            "currency": appts[0].currency if appts else "gbp"}
+    if course:
+        info["amount_due"] = sum(online_amount(a) for a in course)
+    return {"series": info, "appointments": [appointment_view(a, clinic) for a in appts]}
 
 
 class CardSchema(Schema):
@@ -497,7 +512,7 @@ def appointment_view(appt, clinic, services=None, providers=None, now=None, peop
             "start": clock.local_iso(appt.start, tz), "end": clock.local_iso(appt.end, tz),
             "timezone": tz, "hold_expires_at": clock.local_iso(appt.hold_expires_at, tz),
             "amount": appt.amount, "currency": appt.currency, "service": service, "provider": provider,
-            "series": getattr(appt, "series", None),
+            "series": getattr(appt, "series", None), "pay": "course" if getattr(appt, "pay_course", False) else "visit",
             "for": people.get(getattr(appt.patient, "id", None)) if people else appt.patient, "answers": list(appt.answers or [])}
 
 

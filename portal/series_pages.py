@@ -1,12 +1,14 @@
 """Recurring series in the portal (issue 28): the review step's "Repeat this visit" (booked by
-`/portal/book`, which hands a repeat here), the page offering the nearest free times for dates that
-are not free, and the series page listing every visit (with one .ics holding every confirmed one)."""
+`/portal/book`, which hands a repeat here, with its "pay for each visit" or "pay for the whole
+course now" choice), the page offering the nearest free times for dates that are not free, and the
+series page listing every visit (with one .ics holding every confirmed one, and a course's one
+"Pay £360.00 now for all 6 visits")."""
 
 from datetime import datetime
 
 from flask import current_app, flash, g, make_response, redirect, render_template, url_for
 
-from models import booking
+from models import booking, payments
 from models import clock
 from models.accounts.dependants import household_ids
 from models.booking import series
@@ -35,8 +37,10 @@ def book_series_post(form, back, answers=None, for_=None):
         every, count = _whole(form.get("every_weeks")), _whole(form.get("count"))
         instead = {parse_instant(key[len("instead:"):]): parse_instant(value)
                    for key, value in form.items() if key.startswith("instead:") and value}
+        pay = form.get("pay") or "visit"
         series_id, visits = book_series_for_patient(g.patient, service_id, provider, start,
-                                                    {"every_weeks": every, "count": count, "instead": instead},
+                                                    {"every_weeks": every, "count": count, "instead": instead,
+                                                     "pay": pay},
                                                     answers=answers, for_=for_)
     except SeriesUnavailable as exc:
         return _offer_alternatives(exc, form, service_id, provider, instead, back), 409
@@ -44,7 +48,9 @@ def book_series_post(form, back, answers=None, for_=None):
         flash(exc.message, "error")
         return redirect(back)
     held = any(v.status == "held" for v in visits)
-    flash(f"Your {len(visits)} visits are booked." + (" Pay for each visit to confirm it." if held else ""), "info")
+    course = any(v.pay_course for v in visits)
+    flash(f"Your {len(visits)} visits are booked." + (" Pay for the whole course to confirm them." if course else
+                                                      " Pay for each visit to confirm it." if held else ""), "info")
     return redirect(url_for("portal.series_page", series_id=series_id))
 
 
@@ -69,7 +75,7 @@ def _offer_alternatives(exc, form, service_id, provider, instead, back):
                            service_id=service_id, provider=provider, start=form.get("start", ""),
                            every_weeks=form.get("every_weeks"), count=form.get("count"),
                            bookable=all(d["choices"] for d in dates), back=back,
-                           carried=[(k, v) for k, v in form.items() if k.startswith("answer-") or k == "for"])
+                           carried=[(k, v) for k, v in form.items() if k.startswith("answer-") or k in ("for", "pay")])
 
 
 @bp.get("/series/<series_id>")
@@ -80,7 +86,14 @@ def series_page(series_id):
     clinic = booking.require_clinic()
     now = utcnow()
     rows = [(v, booking.effective_status(v, now)) for v in visits]
+    # A course paid up front (issue 28): one payment for every visit still held, started from the first.
+    course_held = [v for v, status in rows if status == "held" and v.pay_course]
+    due = payments.course_due(course_held[0], now) if course_held else None
+    course = {"first": course_held[0], "total": due[0], "count": due[1], "currency": course_held[0].currency,
+              "until": course_held[0].hold_expires_at} if due else None
+    paid_course = any(v.pay_course for v in visits) and not course_held
     return render_template("portal/series.html", clinic=clinic, visits=visits, rows=rows, series_id=series_id,
+                           course=course, paid_course=paid_course,
                            human_time=clock.human_time, held=any(s == "held" for _v, s in rows),
                            confirmed=any(s in ("confirmed", "checked_in") for _v, s in rows))
 

@@ -13,13 +13,18 @@ clinic, as two new patients:
 - a series of 13 visits, or one every 0 weeks, is 422 and books nothing;
 - a second patient's series over three of those dates is 409 `series_unavailable` naming them, with
   nearest free times, and books nothing; accepting those times books the whole set;
-- "this and following" on the first patient's fourth visit cancels visits 4 to 6 only.
+- "this and following" on the first patient's fourth visit cancels visits 4 to 6 only;
+- a third patient books a course of 3 weekly visits paid up front (`repeat.pay: "course"`): one
+  payment started from any visit takes the three prices, a card (tokenised at the stack's local
+  Stripe, whose address the payment page names) confirms all three, and cancelling one visit refunds
+  its share.
 
 Prints `ok` or `FAILED` per check; exit status 0 only when every check holds.
 """
 
 import argparse
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -116,6 +121,46 @@ def checks(base):
     statuses = [x["status"] for x in a.get(f"{base}/api/appointments", timeout=60).json()]
     yield ("cancel this and following cancels visits 4 to 6 only", resp.status_code == 200
            and statuses == ["held"] * 3 + ["cancelled"] * 3, statuses)
+
+    yield from course_checks(base, physio, provider, first_day, answers)
+
+
+def course_checks(base, physio, provider, first_day, answers):
+    """A course paid up front (issue 28): weeks after the other patients' visits, within the horizon."""
+    c = patient(base, "c")
+    later = requests.get(f"{base}/api/slots", timeout=60, params={
+        "service": physio["id"], "provider": provider["id"], "from": (first_day + timedelta(days=49)).isoformat(),
+        "days": 7}).json()
+    body = {"service": physio["id"], "provider": provider["id"], "start": later[0]["start"], "answers": answers,
+            "repeat": {"every_weeks": 1, "count": 3, "pay": "course"}}
+    resp = c.post(f"{base}/api/appointments", json=body, timeout=60)
+    if resp.status_code == 409 and resp.json()["error"]["code"] == "series_unavailable":
+        body["repeat"]["instead"] = {k: v[0] for k, v in resp.json()["error"]["alternatives"].items() if v}
+        resp = c.post(f"{base}/api/appointments", json=body, timeout=60)
+    series = resp.json().get("series", {}) if resp.status_code == 201 else {}
+    ids = [v["id"] for v in resp.json().get("appointments", [])] if resp.status_code == 201 else []
+    due = series.get("amount_due")
+    yield ("a course paid up front is booked with its total due", resp.status_code == 201
+           and series.get("pay") == "course" and due == 3 * physio["price"], f"{resp.status_code} {series}")
+    if len(ids) != 3:
+        return
+    started = c.post(f"{base}/api/appointments/{ids[1]}/payment", timeout=60).json()
+    page = c.get(f"{base}/portal/appointments/{ids[1]}", timeout=60).text
+    stripe_js = re.search(r'src="([^"]+)/js\.stripe\.com/v3/"', page)
+    paid = None
+    if stripe_js and started.get("publishable_key"):
+        token = requests.post(f"{stripe_js.group(1)}/v1/tokens", timeout=30, data={
+            "card[number]": "4242424242424242", "card[exp_month]": "12", "card[exp_year]": "2034",
+            "card[cvc]": "123", "key": started["publishable_key"]}).json()
+        paid = c.post(f"{base}/api/appointments/{ids[1]}/payment/confirm", json={"token": token.get("id")}, timeout=60)
+    statuses = [c.get(f"{base}/api/appointments/{i}", timeout=60).json()["status"] for i in ids]
+    yield ("one card payment for the course confirms all 3 visits", started.get("amount") == due
+           and paid is not None and paid.status_code == 200 and statuses == ["confirmed"] * 3,
+           f"{started.get('amount')} {paid.status_code if paid is not None else 'no Stripe.js'} {statuses}")
+    resp = c.post(f"{base}/api/appointments/{ids[2]}/cancel", timeout=60)
+    refund = resp.json().get("refund") or {}
+    yield ("cancelling one prepaid visit refunds its share", resp.status_code == 200
+           and refund.get("amount") == physio["price"], f"{resp.status_code} {refund}")
 
 
 def main(argv=None):

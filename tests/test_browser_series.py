@@ -7,7 +7,7 @@ from datetime import timedelta, timezone
 from models import Appointment, Service, booking
 from models.documents import utcnow
 from tests.a11y import axe_violations
-from tests.support.browser import portal_sign_in
+from tests.support.browser import enter_card, portal_sign_in
 from tests.support.factories import at, future_day
 
 PHONE = {"width": 390, "height": 844}
@@ -77,3 +77,52 @@ def test_a_patient_books_a_series_on_a_phone_choosing_another_time_for_a_taken_d
         context.close()
     kept = Appointment.objects(patient=world.patients["pat@example.com"].id, status="held").get()
     assert kept.start.replace(tzinfo=timezone.utc) == first.astimezone(timezone.utc)
+
+
+def test_a_patient_pays_for_a_whole_course_on_a_phone_from_the_review_step(live_server, clinic_world, browser):
+    """Issue 28: "Pay £180.00 now for all 3 visits" on the review step, one card payment, every visit confirmed."""
+    base, _app = live_server(COOKIE_SECURE=False)
+    world = clinic_world(services={"physio": dict(name="Physiotherapy", duration=45, price=6000)},
+                         providers={"jo": dict(name="Jo Park")}, patients=["pat@example.com"])
+    Service.objects(id=world["physio"].id).update_one(set__repeat_allowed=True)
+    day = future_day(2)
+    first = at(day, 10)
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    try:
+        portal_sign_in(page, base)
+        page.goto(f"{base}/portal/book?service={world['physio'].id}&provider={world['jo'].id}"
+                  f"&day={day.isoformat()}&start={first.isoformat().replace('+', '%2B')}")
+        page.get_by_label("How often").select_option(label="Every week")
+        page.get_by_label("Number of visits, this one included").select_option(label="3 visits")
+        choice = page.get_by_role("group", name="Paying for the course")
+        assert choice.get_by_label("Pay for each visit on its own (£60.00 a visit)").is_checked()
+        choice.get_by_label("Pay £180.00 now for all 3 visits").check()  # follows the number chosen
+        fits_the_phone(page)
+        assert axe_violations(page) == []
+        page.get_by_role("button", name=re.compile("^Hold this time and pay")).click()
+
+        page.wait_for_url(re.compile(rf"{re.escape(base)}/portal/series/[0-9a-f]{{24}}$"))
+        assert page.get_by_text("Your 3 visits are booked. Pay for the whole course to confirm them.").is_visible()
+        fits_the_phone(page)
+        assert axe_violations(page) == []
+        page.get_by_role("link", name="Pay £180.00 now for all 3 visits").click()
+
+        assert page.get_by_role("heading", name="Pay £180.00 to confirm all 3 visits").is_visible()
+        assert page.get_by_text("To be paid with the whole course").is_visible()
+        fits_the_phone(page)
+        assert axe_violations(page) == []
+        enter_card(page, "4242424242424242", submit=True)
+        page.get_by_role("heading", name="Your appointment is confirmed").wait_for()
+        assert page.get_by_text("Paid as part of a course").is_visible()
+
+        page.get_by_role("link", name="See every visit of this series").click()
+        items = page.locator("#visits li")
+        assert [items.nth(i).locator(".badge").inner_text() for i in range(3)] == ["confirmed"] * 3
+        assert page.get_by_text("Paid as part of a course: one payment for every visit.").is_visible()
+        assert not page.get_by_role("link", name=re.compile("^Pay ")).count()
+    finally:
+        context.close()
+    visits = Appointment.objects(patient=world.patients["pat@example.com"].id)
+    assert sorted(v.status for v in visits) == ["confirmed"] * 3

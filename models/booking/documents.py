@@ -90,6 +90,9 @@ class Appointment(Document):
     pending_args = DictField()
     # Recurring series (issue 28): the visits booked together share this id (None: a single visit).
     series = ObjectIdField()
+    # Issue 28: the patient chose to pay for the whole course at once (one PaymentIntent for every
+    # held visit of the series; models/payments/ledger.py explains the ledger's side). False: per visit.
+    pay_course = BooleanField(default=False)
     # --- No-show protection (issue 27): the agreed policy; the online payment is its deposit when set.
     policy = EmbeddedDocumentField(AgreedPolicy)
     # Intake answers (issue 28): given once, when booked; kept with the wording they answered.

@@ -9,8 +9,11 @@ is given back, so of two patients racing for overlapping series the one who gets
 shared time gets all of it and the other gets nothing. Only once every visit's time is claimed are
 the appointments written (one insert), so no partial series is ever visible as appointments.
 
-Payment is per visit: each visit is an ordinary appointment with its own hold and Payment (the
-ledger's one-Payment-per-appointment rule holds).
+Payment is per visit (each visit an ordinary appointment with its own hold and Payment), or, when
+the patient chose `pay="course"`, the whole course up front: the held visits are marked
+`pay_course` and `models.payments` takes one PaymentIntent for all of them (each visit keeps its own
+Payment, its share; see `models/payments/ledger.py`). The visits' holds are written in one action
+with one expiry, so unpaid they lapse together.
 """
 
 from datetime import datetime, timedelta
@@ -38,6 +41,7 @@ COUNT = (2, 12)
 # the patient's own overlap, outside hours, a closure; the horizon (or notice) is the series' own 422.
 UNFIXABLE = {"not_bookable_horizon", "not_bookable_past", "not_bookable_notice", "too_many_holds"}
 ALTERNATIVES_PER_DATE = 3
+PAY_CHOICES = ("visit", "course")
 
 
 def check_repeat(every_weeks, count):
@@ -60,15 +64,19 @@ def _series_record(patient, service_id, provider_id, *args, **kwargs):
 
 @audited("series.book", _series_record, on_success=False, refused_on=Conflict)
 def book_series(patient, service_id, provider_id, start, now, every_weeks, count, instead=None, audit=None,
-                **options):
+                pay="visit", **options):
     """Book a whole series or nothing; answers (series id, appointments soonest first).
 
     `instead` maps a regular start to the time chosen in its place (the page's "nearest free
-    alternative"). `options` are `book`'s (booked_by, pay_online, by_staff, hold_minutes).
+    alternative"). `pay` is "visit" (each visit paid on its own) or "course" (every held visit paid
+    at once, one PaymentIntent; a free or desk-paid series has nothing to pay online and ignores it).
+    `options` are `book`'s (booked_by, pay_online, by_staff, hold_minutes).
     Raises SeriesUnavailable (409, with the dates and alternatives) when some visit is not free,
     ValidationFailed (422) when the first visit is not bookable or the series passes the horizon.
     """
     check_repeat(every_weeks, count)
+    if pay not in PAY_CHOICES:
+        raise ValidationFailed("'pay' must be \"visit\" or \"course\".", fields={"repeat.pay": "visit or course"})
     start = checked_start(start)
     catalog = current_catalog()
     clinic = catalog.require_clinic()
@@ -99,6 +107,9 @@ def book_series(patient, service_id, provider_id, start, now, every_weeks, count
     if unavailable:
         _refuse(service, catalog, clinic, visits + [], unavailable, now)
     provider_id = visits[0].provider.id
+    if pay == "course":
+        for visit in visits:
+            visit.pay_course = visit.status == "held"  # only what is paid online makes up the course
     taken = []
     try:
         for visit in visits:

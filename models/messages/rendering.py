@@ -149,6 +149,12 @@ def context_for(message, now, public_url, preview=False):
         ctx["payment"] = payment
         if payment is not None:
             ctx["paid"] = money(payment.amount, payment.currency)
+            if payment.course and payment.stripe_payment_intent:
+                # A course paid up front (issue 28): the receipt is for the whole course, one payment.
+                shares = Payment.objects(course=payment.course, stripe_payment_intent=payment.stripe_payment_intent,
+                                         kind__in=UPFRONT_KINDS).only("amount")
+                ctx["paid"] = money(sum(p.amount for p in shares), payment.currency)
+                ctx["course_count"] = len(shares)
             ctx["refunded"] = money(payment.amount_refunded, payment.currency) if payment.amount_refunded else ""
             ctx["paid_at"] = local_time(payment.updated_at or payment.created_at, tz)
     data = message.context or {}

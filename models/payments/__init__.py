@@ -1,5 +1,8 @@
 """Payments: one Payment per appointment, mirrored from Stripe, and the sync that moves money state.
 
+A course paid up front (issue 28) is one PaymentIntent (or Checkout Session) that every held visit's
+own Payment follows, each Payment being that visit's share (the model is explained in `ledger`).
+
 Rules of this module (every door calls them: the portal, the webhook, the sweeper, staff actions):
 
 - Money state only moves from an object fetched from Stripe by its id (`sync_payment_intent`,
@@ -55,7 +58,7 @@ EXPORTS = {
     ),
     "models.payments.ledger": (
         "TRANSITIONS", "_audit", "CONFIRMED_STATUSES", "_move_payment", "may_move", "new_payment", "payment_for", "_payment_lock",
-        "PAYMENT_LOCK_SECONDS", "_ref_id", "SyncResult",
+        "PAYMENT_LOCK_SECONDS", "_ref_id", "SyncResult", "course_due", "course_followers",
     ),
     "models.payments.refunds": (
         "_mark_refunded_if_done", "refund_payment", "_refund_stray_intent", "RefundFailed",
@@ -131,6 +134,8 @@ if TYPE_CHECKING:  # the same names, imported for readers and for the import gra
         PAYMENT_LOCK_SECONDS,
         _ref_id,
         SyncResult,
+        course_due,
+        course_followers,
     )
     from models.payments.refunds import (  # noqa: F401
         _mark_refunded_if_done,

@@ -1,4 +1,4 @@
-"""The payments' documents: one Payment per appointment with its refunds, and Stripe's events as received."""
+"""The payments' documents: one Payment per appointment (and kind) with its refunds, and Stripe's events as received."""
 
 from mongoengine import (
     DateTimeField,
@@ -6,6 +6,7 @@ from mongoengine import (
     EmbeddedDocument,
     EmbeddedDocumentListField,
     IntField,
+    ObjectIdField,
     ReferenceField,
     StringField,
 )
@@ -66,6 +67,9 @@ class Payment(Document):
     # answer (or the re-fetch after it) did not arrive; the next sweep or worker pass re-syncs the
     # payment at once, not after STUCK_AFTER, and clears it.
     resync_due = DateTimeField()
+    # Issue 28 (a course paid up front): the series id when this Payment is one visit's share of a
+    # course paid with one PaymentIntent (or Checkout Session) that every share follows.
+    course = ObjectIdField()
     meta = {
         "collection": "payments",
         "auto_create_index": False,
@@ -75,6 +79,7 @@ class Payment(Document):
             {"fields": ["stripe_checkout_session"], "sparse": True},
             ("status", "updated_at"),
             {"fields": ["resync_due"], "sparse": True},  # issue 31
+            {"fields": ["course"], "sparse": True},  # issue 28
         ],
     }
 

@@ -2,6 +2,18 @@
 
 The one writer of a Payment's status: `new_payment` gives a new Payment its first status,
 `_move_payment` every later one (tests/test_status_table.py fails on any other writer).
+
+A course paid up front (issue 28) keeps the ledger's rule of one Payment per appointment (and
+kind): each held visit of the course has its own Payment, `amount` being that visit's share (its
+price, or its deposit), all of them marked with the series id (`Payment.course`) and all following
+the same PaymentIntent (or Checkout Session). So the day grid, the desk, takings, exports and a
+cancellation's refund read each visit's money exactly as for a single appointment, and the one
+intent's refunds are each a visit's share (never above it, so never above the total). The first
+held visit's Payment (the "lead") is the one Stripe's metadata names and the payment page starts;
+the sync applies the intent to every share that follows it, and settlement confirms every visit
+with one confirmation listing every date. Why not one Payment covering several appointments: every
+per-appointment reader (refund previews, the day grid, the desk, fees counted against what was
+paid online) would need to learn to split it.
 """
 
 import logging
@@ -16,7 +28,8 @@ from redis.exceptions import LockError
 
 from models.audit import audit_here
 from models.errors import Conflict
-from models.booking.documents import online_amount
+from models.booking.documents import Appointment, online_amount
+from models.clock import _utc
 from models.payments.documents import PAYMENT_STATUSES, UPFRONT_KINDS, Payment
 from models.stores import get_redis, rkey
 from models.transitions import ForbiddenTransition, StatusTable
@@ -129,14 +142,26 @@ def _payment_lock(payment):
 
 
 def payment_for(appointment, flow, now):
-    """The appointment's one Payment, created on first use (a unique index guards the race)."""
+    """The appointment's one Payment, created on first use (a unique index guards the race).
+
+    For a visit of a course paid up front: the course's lead Payment (the first held visit's),
+    with a share created for every held visit of the course (`course_shares`).
+    """
+    if getattr(appointment, "pay_course", False) and appointment.series:
+        shares = course_shares(appointment, flow, now)
+        if shares:
+            return shares[0]
+    return _own_payment(appointment, flow, now)
+
+
+def _own_payment(appointment, flow, now, course=None):
     payment = Payment.objects(appointment=appointment.id, kind__in=UPFRONT_KINDS).first()
     if payment is None:
         # No-show protection: with an agreed deposit, the deposit is what is paid online.
         kind = "deposit" if appointment.policy is not None and appointment.policy.deposit else "visit"
         payment = new_payment("pending", id=ObjectId(), appointment=appointment, patient=appointment.patient,
                               amount=online_amount(appointment), currency=appointment.currency,
-                              flow=flow, created_at=now, updated_at=now, kind=kind)
+                              flow=flow, created_at=now, updated_at=now, kind=kind, course=course)
         try:
             payment.save(force_insert=True)
         except NotUniqueError:
@@ -146,3 +171,61 @@ def payment_for(appointment, flow, now):
                               set__flow=flow, set__updated_at=now):
             payment.reload()
     return payment
+
+
+# --- A course paid up front (issue 28) -------------------------------------------------------------
+
+def course_visits(appointment, now):
+    """The visits of the appointment's course still held (unpaid, hold not lapsed), soonest first."""
+    visits = Appointment.objects(series=appointment.series, pay_course=True, status="held").order_by("start")
+    return [v for v in visits if v.hold_expires_at is None or _utc(v.hold_expires_at) > now]
+
+
+def course_shares(appointment, flow, now):
+    """Every held visit's share of the course (a Payment each, created on first use), lead first."""
+    return [_own_payment(visit, flow, now, course=appointment.series) for visit in course_visits(appointment, now)]
+
+
+def course_followers(payment):
+    """The shares that follow the same Stripe object as this course Payment (it included), soonest first.
+
+    The PaymentIntent when it has one, else its Checkout Session; a single Payment is its own only follower.
+    """
+    if not payment.course:
+        return [payment]
+    query = Payment.objects(course=payment.course, kind__in=UPFRONT_KINDS)
+    if payment.stripe_payment_intent:
+        query = query.filter(stripe_payment_intent=payment.stripe_payment_intent)
+    elif payment.stripe_checkout_session:
+        query = query.filter(stripe_checkout_session=payment.stripe_checkout_session)
+    else:
+        return [payment]
+    shares = list(query)
+    starts = {a.id: a.start for a in Appointment.objects(id__in=[_ref_id(p.appointment) for p in shares]).only("start")}
+    shares.sort(key=lambda p: (starts.get(_ref_id(p.appointment)) is None, starts.get(_ref_id(p.appointment))))
+    return shares or [payment]
+
+
+def expected_amount(payment):
+    """What the Stripe object this Payment follows must bring: its amount, or the course's total."""
+    return sum(p.amount for p in course_followers(payment)) if payment.course else payment.amount
+
+
+def follow_lead(lead, shares, now, **changes):
+    """Make the other shares of a course follow what the lead now follows (`set__stripe_payment_intent=…`).
+
+    Only a share not paid (pending, failed, canceled) moves; a paid one keeps its intent.
+    """
+    for share in shares:
+        if share.id != lead.id:
+            _move_payment(share, "pending", now, only_from=("pending", "failed", "canceled"), **changes)
+
+
+def course_due(appointment, now):
+    """(total, number of visits) a course payment started from this visit would take; None when not a course."""
+    if not (getattr(appointment, "pay_course", False) and appointment.series):
+        return None
+    visits = course_visits(appointment, now)
+    if not visits:
+        return None
+    return sum(online_amount(v) for v in visits), len(visits)

@@ -128,6 +128,9 @@ def sync_refunds(payment, actor="system", now=None):
         ours = {r.stripe_refund: i for i, r in enumerate(payment.refunds) if r.stripe_refund}
         key = (item.get("metadata") or {}).get("refund_key", "")
         index = ours.get(item["id"])
+        owner = (item.get("metadata") or {}).get("payment_id")
+        if index is None and owner and owner != str(payment.id):
+            continue  # another share of the same course's intent (issue 28): that Payment's refund
         if index is None and key.startswith(f"refund:{payment.id}:"):
             suffix = key.rsplit(":", 1)[1]
             index = int(suffix) if suffix.isascii() and suffix.isdigit() and int(suffix) < len(payment.refunds) else None

@@ -10,10 +10,19 @@ from models.booking.rules import schedule_days
 from models.catalog.documents import TimeOff
 from models.catalog.snapshot import current_catalog
 from models.clock import _utc
-from models.messages.outbox import appointment_confirmed, enqueue_for_appointment
+from models.messages.outbox import appointment_confirmed, enqueue_for_appointment, queue_reminders
 from models.payments.documents import Payment
 from models.payments.gateway import _find_refund, stripe_api
-from models.payments.ledger import CONFIRMED_STATUSES, may_move, _audit, _move_payment, _ref_id, log
+from models.payments.ledger import (
+    CONFIRMED_STATUSES,
+    _audit,
+    _move_payment,
+    _ref_id,
+    course_followers,
+    expected_amount,
+    log,
+    may_move,
+)
 from models.payments.refunds import refund_payment
 
 
@@ -37,14 +46,18 @@ CANCELLED_BEFORE_PAID_REASON = "appointment cancelled before its payment complet
 
 
 def _amount_mismatch(payment, pi):
-    """Why the money received differs from what the Payment asks for (Stripe's fulfilment advice), or ""."""
+    """Why the money received differs from what the Payment asks for (Stripe's fulfilment advice), or "".
+
+    A course's share asks for the course's total: every share following the same intent.
+    """
     # A succeeded intent received its whole amount; localstripe leaves `amount_received` out.
     received = pi.get("amount_received") if pi.get("amount_received") is not None else pi.get("amount")
     currency = (pi.get("currency") or "").lower()
+    expected = expected_amount(payment)
     if currency != (payment.currency or "").lower():
-        return f"received {received} {currency}, expected {payment.amount} {payment.currency}"
-    if received is None or int(received) < payment.amount:
-        return f"received {received} {currency}, expected {payment.amount} {payment.currency}"
+        return f"received {received} {currency}, expected {expected} {payment.currency}"
+    if received is None or int(received) < expected:
+        return f"received {received} {currency}, expected {expected} {payment.currency}"
     return ""
 
 
@@ -59,8 +72,9 @@ def _refuse_mismatched_money(payment, pi, actor, now):
         _audit(actor, "payment.refund", f"Payment:{payment.id}", outcome="amount_mismatch")
     flagged = Payment.objects(id=payment.id, flag="").update_one(
         set__flag=f"amount mismatch: {why}; refunded"[:300], set__updated_at=now)
-    if may_move(payment, "failed"):
-        _move_payment(payment, "failed", now)  # the appointment stays held and payable in full
+    for share in course_followers(payment):  # a course's shares all fail with it (refunded once, above)
+        if may_move(share, "failed"):
+            _move_payment(share, "failed", now)  # the appointment stays held and payable in full
     payment.reload()
     if flagged:
         _audit(actor, "payment.flagged", f"Payment:{payment.id}", outcome="amount_mismatch")
@@ -99,7 +113,37 @@ def _secure_time(appt, now):
 
 
 def settle_paid(payment, actor, now, first_time):
-    """Bring the appointment in line with a succeeded payment: confirm it, or give the money back."""
+    """Bring the appointment in line with a succeeded payment: confirm it, or give the money back.
+
+    A course's share settles the whole course (`settle_course`).
+    """
+    if payment.course:
+        return settle_course(payment, actor, now, first_time)
+    return _settle_visit(payment, actor, now, first_time)
+
+
+def settle_course(payment, actor, now, first_time):
+    """Settle every paid share of a course: each visit confirmed (or, when its time can no longer be
+    given, its share refunded, as for a single appointment), then one confirmation listing every
+    date, one receipt for the course and each visit's reminders. Answers `payment`'s own outcome."""
+    outcomes, confirmed = {}, []
+    for share in course_followers(payment):
+        if share.status != "succeeded":
+            continue
+        outcomes[share.id] = _settle_visit(share, actor, now, first_time, notify=False)
+        if outcomes[share.id] in ("confirmed", "confirmed_late"):
+            confirmed.append(share)
+    if confirmed:
+        visits = Appointment.objects(id__in=[_ref_id(p.appointment) for p in confirmed]).order_by("start")
+        visits = list(visits)
+        appointment_confirmed(visits[0], now, paid=True)  # lists every live date; .ics with every visit
+        for visit in visits[1:]:
+            queue_reminders(visit, now)
+    return outcomes.get(payment.id, "unchanged")
+
+
+def _settle_visit(payment, actor, now, first_time, notify=True):
+    """Settle one appointment's paid Payment; `notify=False` leaves its emails to the caller (a course)."""
     if payment.status != "succeeded":
         return "unchanged"
     appt = Appointment.objects(id=_ref_id(payment.appointment)).no_dereference().first()
@@ -121,7 +165,8 @@ def settle_paid(payment, actor, now, first_time):
             moved = status.move(appt.id, "confirmed", now, only_from=("held", "expired"))
             if moved:
                 _audit(actor, "appointment.confirm", record, outcome="late_payment" if late else "ok")
-                appointment_confirmed(appt, now, paid=True)  # confirmation, receipt, reminders
+                if notify:
+                    appointment_confirmed(appt, now, paid=True)  # confirmation, receipt, reminders
                 return "confirmed_late" if late else "confirmed"
             appt.reload()
             if appt.status in CONFIRMED_STATUSES:

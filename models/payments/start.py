@@ -26,7 +26,17 @@ from models.payments.gateway import (
     translate_stripe_errors,
 )
 from models.payments.documents import Payment
-from models.payments.ledger import CONFIRMED_STATUSES, _audit, _move_payment, _payment_lock, log, payment_for
+from models.payments.ledger import (
+    CONFIRMED_STATUSES,
+    _audit,
+    _move_payment,
+    _payment_lock,
+    _ref_id,
+    course_shares,
+    follow_lead,
+    log,
+    payment_for,
+)
 from models.payments.settlement import settle_paid
 from models.payments.sync import _apply_intent, sync_checkout_session, sync_payment_intent
 
@@ -104,12 +114,22 @@ def start_payment(appointment, now, actor="system", flow=None):
             "payment_intent": pi["id"], "amount": pi["amount"], "currency": pi["currency"]}
 
 
-def _intent_params(payment, appointment):
+def _shares(payment, appointment, now):
+    """The Payments one Stripe object pays for: this one, or every held visit's share of its course."""
+    if not payment.course:
+        return [payment]
+    return course_shares(appointment, payment.flow, now) or [payment]
+
+
+def _intent_params(payment, appointment, shares=None):
     # localstripe rejects automatic_payment_methods, description and receipt_email; Stripe accepts this.
-    return {"amount": online_amount(appointment), "currency": appointment.currency,
-            "payment_method_types": ["card"],
-            "metadata": {"appointment_id": str(appointment.id), "payment_id": str(payment.id),
-                         "flow": "elements"}}
+    # The metadata names the lead Payment and its own appointment (a course's first held visit).
+    amount = sum(p.amount for p in shares) if shares else online_amount(appointment)
+    metadata = {"appointment_id": str(_ref_id(payment.appointment)), "payment_id": str(payment.id), "flow": "elements"}
+    if payment.course:
+        metadata["course"] = str(payment.course)
+    return {"amount": amount, "currency": appointment.currency, "payment_method_types": ["card"],
+            "metadata": metadata}
 
 
 def _from_checkout(pi, session_intent=None):
@@ -156,6 +176,7 @@ def _usable_intent(payment, appointment, actor, now):
     """
     client = stripe_api()
     session_intent = _stop_checkout_session(payment, appointment, actor, now)
+    shares = _shares(payment, appointment, now)
     old_id = payment.stripe_payment_intent
     key = f"pi-create:{payment.id}"
     if old_id:
@@ -165,8 +186,11 @@ def _usable_intent(payment, appointment, actor, now):
                 _apply_intent(payment, pi, actor, now)
                 _refuse_if_settled(payment, appointment, actor, now)
             checkout_made = _from_checkout(pi, session_intent)
+            # A course's intent is replaced when the visits it pays for changed (one was cancelled).
+            same_money = pi["amount"] == sum(p.amount for p in shares) and all(
+                p.stripe_payment_intent == old_id for p in shares)
             if (pi["status"] in ("requires_payment_method", "requires_confirmation")
-                    and not pi.get("last_payment_error") and not checkout_made):
+                    and not pi.get("last_payment_error") and not checkout_made and same_money):
                 return pi
             if pi["status"] != "canceled" and not checkout_made:
                 try:
@@ -179,11 +203,14 @@ def _usable_intent(payment, appointment, actor, now):
                     raise Conflict("This payment changed while we were starting a new one; "
                                    "please try again.", code="payment_changed") from None
         key = f"pi-create:{payment.id}:{old_id}"
-    created = _obj(client.v1.payment_intents.create(_intent_params(payment, appointment),
+    if payment.course:
+        key += f":{len(shares)}"  # the same intent key never answers for another set of visits
+    created = _obj(client.v1.payment_intents.create(_intent_params(payment, appointment, shares),
                                                     options={"idempotency_key": key}))
     moved = _move_payment(payment, "pending", now, only_from=("pending", "failed", "canceled"),
                           where={"stripe_payment_intent": old_id}, set__stripe_payment_intent=created["id"])
     if moved:
+        follow_lead(payment, shares, now, set__stripe_payment_intent=created["id"])
         return created
     # Someone else replaced it first (a double click): use theirs, and make ours harmless.
     if payment.stripe_payment_intent != created["id"]:
@@ -336,20 +363,29 @@ def _start_checkout(payment, appointment, actor, now):
                 payment.reload()
                 _refuse_if_settled(payment, appointment, actor, now)
         key = f"cs-create:{payment.id}:{old_id}"
+    shares = _shares(payment, appointment, now)
+    if payment.course:
+        key += f":{len(shares)}"
     expires = checkout_expiry(appointment, now)
-    _extend_hold(appointment, expires, now)
+    visits = [appointment] if not payment.course else [s.appointment for s in shares]
+    for visit in visits:  # a course's holds are extended together, so they lapse together
+        _extend_hold(visit, expires, now)
     base = (current_app.config.get("PUBLIC_URL") or "").rstrip("/")
     page = f"{base}/portal/appointments/{appointment.id}"
-    metadata = {"appointment_id": str(appointment.id), "payment_id": str(payment.id), "flow": "checkout"}
+    metadata = {"appointment_id": str(_ref_id(payment.appointment)), "payment_id": str(payment.id), "flow": "checkout"}
     service = appointment.service
+    name = service.name + (" (deposit)" if online_amount(appointment) != appointment.amount else "")
+    if payment.course:
+        metadata["course"] = str(payment.course)
+        name = f"{service.name}: course of {len(shares)} visits" + (
+            " (deposits)" if online_amount(appointment) != appointment.amount else "")
     params = {
         "mode": "payment",
         "payment_method_types": ["card"],
         "line_items": [{"quantity": 1, "price_data": {
-            "currency": appointment.currency, "unit_amount": online_amount(appointment),
-            "product_data": {"name": service.name + (" (deposit)" if online_amount(appointment) != appointment.amount
-                                                     else "")}}}],
-        "client_reference_id": str(appointment.id),
+            "currency": appointment.currency, "unit_amount": sum(p.amount for p in shares),
+            "product_data": {"name": name}}}],
+        "client_reference_id": str(_ref_id(payment.appointment)),
         "metadata": metadata,
         "payment_intent_data": {"metadata": metadata},
         "expires_at": int(expires.timestamp()),
@@ -359,6 +395,8 @@ def _start_checkout(payment, appointment, actor, now):
     session = _obj(client.v1.checkout.sessions.create(params, options={"idempotency_key": key}))
     moved = _move_payment(payment, "pending", now, only_from=("pending", "failed", "canceled"),
                           where={"stripe_checkout_session": old_id}, set__stripe_checkout_session=session["id"])
+    if moved:
+        follow_lead(payment, shares, now, set__stripe_checkout_session=session["id"])
     payment.reload()
     if not moved and payment.stripe_checkout_session != session["id"]:
         current = _fetch_session(payment.stripe_checkout_session)

@@ -18,7 +18,7 @@ from models.payments.gateway import (
     stripe_api,
     translate_stripe_errors,
 )
-from models.payments.ledger import SyncResult, _audit, _move_payment, _ref_id, log, may_move
+from models.payments.ledger import SyncResult, _audit, _move_payment, _ref_id, course_followers, log, may_move
 from models.payments.refunds import _refund_stray_intent, sync_refunds
 from models.payments.settlement import _amount_mismatch, _refuse_mismatched_money, settle_fee, settle_paid
 from models import ratelimits
@@ -57,11 +57,29 @@ def _adopt_intent(payment, pi_id, now):
     return payment.stripe_payment_intent == pi_id
 
 
+def _course_follows_session_intent(payment, pi, now):
+    """A course's Checkout Session intent, adopted by its lead: every share of that session follows it too
+    (whichever of the session's and the intent's events arrives first)."""
+    if not (payment.course and payment.stripe_checkout_session and (pi.get("metadata") or {}).get("flow") == "checkout"):
+        return
+    for share in Payment.objects(course=payment.course, stripe_checkout_session=payment.stripe_checkout_session,
+                                 id__ne=payment.id, kind__in=UPFRONT_KINDS):
+        _adopt_intent(share, pi["id"], now)
+
+
 def _apply_status(payment, new_status, actor, now):
-    """Move the Payment to what Stripe says (guarded, audited); a succeeded payment is settled."""
-    moved = _move_payment(payment, new_status, now)
-    if moved:
-        _audit(actor, f"payment.{new_status}", f"Payment:{payment.id}")
+    """Move the Payment to what Stripe says (guarded, audited); a succeeded payment is settled.
+
+    A course's share moves every share following the same intent (or session) with it, so the
+    webhook, the sweep and the page reconcile a course payment into all its appointments.
+    """
+    moved = False
+    for share in course_followers(payment) if payment.course else [payment]:
+        if _move_payment(share, new_status, now):
+            moved = True
+            _audit(actor, f"payment.{new_status}", f"Payment:{share.id}")
+    if payment.course:
+        payment.reload()  # moved as one of its course's shares
     if payment.status == "succeeded" and payment.kind in FEE_KINDS:
         # A fee confirms nothing: its appointment is already closed; the patient gets a receipt.
         return SyncResult(settle_fee(payment, actor, now, first_time=moved), payment)
@@ -90,6 +108,7 @@ def sync_payment_intent(intent, actor="system", now=None):
                 _refund_stray_intent(payment, pi, actor, now)
                 return SyncResult("duplicate_charge_refunded", payment)
             return SyncResult("stale_intent", payment)
+        _course_follows_session_intent(payment, pi, now)
     return _apply_intent(payment, pi, actor, now)
 
 
@@ -159,6 +178,7 @@ def sync_checkout_session(session, actor="system", now=None):
         # when the flow was switched); an intent of a paid Payment is never replaced.
         if payment.stripe_payment_intent is None or current:
             _adopt_intent(payment, pi_id, now)
+            _course_follows_session_intent(payment, {"id": pi_id, "metadata": {"flow": "checkout"}}, now)
         return sync_payment_intent(pi_id, actor, now)
     if not current:
         # Replaced by a newer session, or the Payment now follows a PaymentIntent of the card page.
