@@ -10,7 +10,6 @@ from flask_login import current_user
 from admin.base import StaffAccessMixin, clinic_zone, staff_actor, staff_role
 from admin.roles import FRONT_DESK
 from clinic.audit import audit
-from models.clock import as_utc as _utc, human_time
 from models.documents import Clinic, utcnow
 from models.booking.frontdesk import find_patients, minutes_left, patient_cards
 from models.formatting import money
@@ -89,12 +88,11 @@ class HomeView(StaffAccessMixin, AdminIndexView):
                 "counts": bar_chart(figures.weeks, (("bookings", "Bookings", "bar-bookings"),
                                                     ("no_shows", "No-shows", "bar-noshows"))),
                 "revenue": bar_chart(figures.weeks, (("revenue", "Revenue", "bar-revenue"),),
-                                     fmt=lambda v: money(int(v), currency).replace(".00", ""), pad_l=56,
+                                     fmt=lambda v: money(int(v), currency, whole=True), pad_l=56,
                                      floor=2000),
             }
         return self.render("admin_clinic/home.html", figures=figures, buckets=BUCKETS, role=role,
-                           provider=provider, money=money, tz=tz, now=now, human_time=human_time,
+                           provider=provider, tz=tz, now=now,
                            minutes_left=minutes_left, query=query, found=found, charts=charts,
                            clinic=clinic, user=current_user, front_desk=FRONT_DESK,
-                           cards=patient_cards(found, now) if found else [], zone=ZoneInfo(tz),
-                           hhmm=lambda dt: _utc(dt).astimezone(ZoneInfo(tz)).strftime("%H:%M"))
+                           cards=patient_cards(found, now) if found else [], zone=ZoneInfo(tz))

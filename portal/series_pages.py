@@ -8,6 +8,7 @@ from flask import current_app, flash, g, make_response, redirect, render_templat
 
 from models import booking
 from models import clock
+from models import formatting
 from models.accounts.dependants import household_ids
 from models.booking import series
 from models.documents import utcnow
@@ -59,9 +60,9 @@ def _offer_alternatives(exc, form, service_id, provider, instead, back):
         when = clock.as_utc(datetime.fromisoformat(iso))
         key = regular_of.get(when, when)
         refused.add(key)
-        choices = [{"iso": a, "human": clock.human_time(datetime.fromisoformat(a), tz)}
+        choices = [{"iso": a, "human": formatting.human_time(datetime.fromisoformat(a), tz)}
                    for a in exc.details["alternatives"].get(iso, [])]
-        dates.append({"n": n, "key": clock.local_iso(key, tz), "human": clock.human_time(when, tz),
+        dates.append({"n": n, "key": clock.local_iso(key, tz), "human": formatting.human_time(when, tz),
                       "choices": choices})
     kept = [(clock.local_iso(k, tz), clock.local_iso(v, tz)) for k, v in instead.items()
             if clock.as_utc(k) not in refused]
@@ -80,8 +81,7 @@ def series_page(series_id):
     clinic = booking.require_clinic()
     now = utcnow()
     rows = [(v, booking.effective_status(v, now)) for v in visits]
-    return render_template("portal/series.html", clinic=clinic, visits=visits, rows=rows, series_id=series_id,
-                           human_time=clock.human_time, held=any(s == "held" for _v, s in rows),
+    return render_template("portal/series.html", clinic=clinic, visits=visits, rows=rows, series_id=series_id, held=any(s == "held" for _v, s in rows),
                            confirmed=any(s in ("confirmed", "checked_in") for _v, s in rows))
 
 

@@ -20,6 +20,7 @@ from bson import ObjectId
 from mongoengine import signals
 
 from models import clock
+from models import formatting
 from models.audit import audited
 from models.booking.cancellation import cancel
 from models.booking.claims import _claim, claim_units, release_time
@@ -174,7 +175,7 @@ def _refuse(service, catalog, clinic, visits, unavailable, now):
     for when in unavailable:
         alternatives[clock.local_iso(when, tz)] = [
             clock.local_iso(s, tz) for s in nearest_free(service, provider, clinic, when, now, avoid=keep)]
-    dates = ", ".join(clock.human_time(u, tz) for u in unavailable)
+    dates = ", ".join(formatting.human_time(u, tz) for u in unavailable)
     raise SeriesUnavailable(f"Some dates of the series are not free: {dates}. Nothing was booked.",
                             [clock.local_iso(u, tz) for u in unavailable], alternatives)
 
