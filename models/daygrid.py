@@ -12,7 +12,8 @@ from models.booking.rules import effective_status, is_blocking, schedule_days
 from models.catalog.closures import closed_between
 from models.catalog.documents import TimeOff
 from models.catalog.snapshot import current_catalog
-from models.clock import _utc
+from models.clock import _utc, local as _local
+from models.formatting import clock_time
 from models.payments.desk import due_at_desk
 from models.payments.documents import FEE_KINDS, UPFRONT_KINDS, Payment
 
@@ -48,10 +49,6 @@ class Grid:
 
 def _minutes(delta):
     return int(delta / timedelta(minutes=1))
-
-
-def _local(dt, zone):
-    return _utc(dt).astimezone(zone)
 
 
 def build_grid(day, tz, providers, now, step_minutes=15, show_all=False):
@@ -96,7 +93,7 @@ def build_grid(day, tz, providers, now, step_minutes=15, show_all=False):
         col = Column(provider=provider)
         hours = work[provider.id]
         col.working = [pos(s, e) for s, e in hours]
-        col.hours_text = ", ".join(f"{_local(s, zone):%H:%M}–{_local(e, zone):%H:%M}" for s, e in hours) or "Not working"
+        col.hours_text = ", ".join(f"{clock_time(s, zone)}–{clock_time(e, zone)}" for s, e in hours) or "Not working"
         # Breaks: the holes between working intervals.
         for (_, e1), (s2, _) in zip(hours, hours[1:]):
             col.blocked.append((*pos(e1, s2), "Break"))
@@ -140,12 +137,12 @@ def build_grid(day, tz, providers, now, step_minutes=15, show_all=False):
     hour_lines = []
     mark = top_utc  # step in UTC: on the days the clocks change a local hour repeats or is skipped
     while mark < bottom_utc:
-        hour_lines.append((_minutes(mark - top_utc), f"{mark.astimezone(zone):%H:%M}"))
+        hour_lines.append((_minutes(mark - top_utc), clock_time(mark, zone)))
         mark += timedelta(hours=1)
     grid = Grid(day=day, tz=tz, top=first, minutes=total, columns=columns, hours=hour_lines, hidden=hidden)
     if top_utc <= now < bottom_utc:
         grid.now_top = _minutes(now - top_utc)
-        grid.now_text = f"{_local(now, zone):%H:%M}"
+        grid.now_text = clock_time(now, zone)
     return grid
 
 
@@ -175,7 +172,7 @@ def week_summary(first, tz, providers, now):
             worked = sum(_minutes(e - s) for s, e in hours)
             booked = sum(_minutes(_utc(a.end) - _utc(a.start)) for a in mine)
             cells.append({"day": d, "appointments": [(a, _local(a.start, zone), effective_status(a, now)) for a in mine],
-                          "hours": ", ".join(f"{_local(s, zone):%H:%M}–{_local(e, zone):%H:%M}" for s, e in hours)
+                          "hours": ", ".join(f"{clock_time(s, zone)}–{clock_time(e, zone)}" for s, e in hours)
                           or ("Clinic closed" if shut else ""),
                           "free_minutes": max(worked - booked, 0)})
         rows.append((provider, cells))

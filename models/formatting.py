@@ -125,6 +125,28 @@ def short_date(day, tz=None, weekday=True, year=False, locale=DEFAULT_LOCALE):
     return format_date(_as_date(day), pattern, locale=locale)
 
 
+def numeric_date(day, locale=DEFAULT_LOCALE):
+    """A date in the locale's short numeric form, for dates of birth: '03/06/1984' (en_GB)."""
+    if not day:
+        return ""
+    return format_date(_as_date(day), "short", locale=locale)
+
+
+def month_name(day, year=False, locale=DEFAULT_LOCALE):
+    """A date's month as people say it: 'June'; year=True: 'June 2026' (the calendar's heading)."""
+    if not day:
+        return ""
+    return format_date(_as_date(day), "MMMM y" if year else "MMMM", locale=locale)
+
+
+def weekday(day, short=True, locale=DEFAULT_LOCALE):
+    """A date's day of the week: 'Wed'; short=False: 'Wednesday'."""
+    if not day:
+        return ""
+    return format_date(_as_date(day), "EEE" if short else "EEEE", locale=locale)
+
+
 # The filters (and template globals) clinic.create_app registers, by name.
 FILTERS = {"money": money, "plain_amount": plain_amount, "human_time": human_time, "short_time": short_time,
-           "clock_time": clock_time, "human_date": human_date, "short_date": short_date}
+           "clock_time": clock_time, "human_date": human_date, "short_date": short_date,
+           "numeric_date": numeric_date, "month_name": month_name, "weekday": weekday}

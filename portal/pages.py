@@ -9,8 +9,6 @@ from wtforms.validators import DataRequired, Length, Optional
 from clinic.audit import audit
 from clinic.errors import headers_of, status_of
 from models import booking
-from models import clock
-from models import formatting
 from models.accounts import change_patient_password
 from models.accounts.documents import deliverable
 from models.messages.rendering import calendar_links

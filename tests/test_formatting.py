@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from models.clock import from_local, human_time, local
-from models.formatting import money, plain_amount
+from models.clock import from_local, local
+from models.formatting import human_time, money, plain_amount
 from tests.support.factories import (api_login, at, future_day, make_clinic, make_patient, make_provider,
                                      make_service, make_staff, staff_login)
 
