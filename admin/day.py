@@ -65,7 +65,7 @@ class DayView(StaffAccessMixin, BaseView):
             today = clock.local_today(clinic_zone(), utcnow())
             if raw:
                 # Said on the page: a mistyped date must not pass for today's sheet unnoticed.
-                flash(f"“{raw[:20]}” is not a date; showing today, {today:%A %-d %B %Y}.", "warning")
+                flash(f"“{raw[:20]}” is not a date; showing today, {formatting.human_date(today)}.", "warning")
             return today
 
     def _providers(self):
@@ -302,7 +302,8 @@ class DayView(StaffAccessMixin, BaseView):
         if source.get("walkin"):
             local_now = clock.local(now, tz)
             values["day"] = local_now.date().isoformat()
-            values["time"] = f"{local_now:%H}:{local_now.minute - local_now.minute % 5:02d}"
+            # The time input's value (HH:MM, a form value, not display), rounded down to five minutes.
+            values["time"] = f"{local_now.hour:02d}:{local_now.minute - local_now.minute % 5:02d}"
             values["walkin"] = True
             if not values["provider"]:
                 # Preselect whoever is working and free right now.
