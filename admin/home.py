@@ -47,11 +47,12 @@ def bar_chart(rows, series, fmt=_count, pad_l=PAD_L, floor=2):
     bars, labels = [], []
     for i, row in enumerate(rows):
         x0 = pad_l + i * group_w + 6
-        labels.append((x0 + (group_w - 12) / 2, formatting.short_date(row['start'], weekday=False)))
+        week_of = formatting.short_date(row["start"], weekday=False)  # "2 Nov", the axis and the title alike
+        labels.append((x0 + (group_w - 12) / 2, week_of))
         for j, (key, label, css) in enumerate(series):
             h = plot_h * row[key] / top
             bars.append({"x": round(x0 + j * bar_w, 1), "y": round(PAD_T + plot_h - h, 1), "w": round(bar_w - 2, 1),
-                         "h": round(h, 1), "css": css, "title": f"{label}, week of {formatting.short_date(row['start'], weekday=False)}: {fmt(row[key])}"})
+                         "h": round(h, 1), "css": css, "title": f"{label}, week of {week_of}: {fmt(row[key])}"})
     ticks = [(round(PAD_T + plot_h - plot_h * f, 1), fmt(top * f)) for f in (0, 0.5, 1)]
     return {"w": CHART_W, "h": CHART_H, "bars": bars, "labels": labels, "ticks": ticks, "base": PAD_T + plot_h,
             "pad_l": pad_l, "series": series}

@@ -257,7 +257,8 @@ class ScheduleView(SecureModelView):
             + (f" (breaks {', '.join(f'{b.start}–{b.end}' for b in d.breaks)})" if d.breaks else "")
             for d in sorted(m.days or [], key=lambda d: d.weekday)) or "closed every day",
         "overrides": lambda v, c, m, n: "; ".join(
-            f"{formatting.short_date(o.date, year=True)} " + (", ".join(f"{i[0]}–{i[1]}" for i in o.intervals) if o.intervals else "closed")
+            f"{formatting.short_date(o.date, year=True)} "
+            + (", ".join(f"{i[0]}–{i[1]}" for i in o.intervals) if o.intervals else "closed")
             for o in sorted(m.overrides or [], key=lambda o: o.date)) or "none",
     }
     column_descriptions = {"days": "Local times in the clinic's zone."}

@@ -81,7 +81,8 @@ def series_page(series_id):
     clinic = booking.require_clinic()
     now = utcnow()
     rows = [(v, booking.effective_status(v, now)) for v in visits]
-    return render_template("portal/series.html", clinic=clinic, visits=visits, rows=rows, series_id=series_id, held=any(s == "held" for _v, s in rows),
+    return render_template("portal/series.html", clinic=clinic, visits=visits, rows=rows, series_id=series_id,
+                           held=any(s == "held" for _v, s in rows),
                            confirmed=any(s in ("confirmed", "checked_in") for _v, s in rows))
 
 
