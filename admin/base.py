@@ -17,7 +17,7 @@ from wtforms.fields import FieldList, FormField
 from admin.roles import ADMIN_ONLY, EVERYONE, NOBODY, SEES_MONEY
 from clinic.audit import audit
 from clinic.extensions import login_manager
-from models.clock import human_time
+from models.formatting import human_time
 from models.documents import Clinic, StaffUser
 from models.errors import DomainError
 

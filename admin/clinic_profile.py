@@ -26,6 +26,7 @@ from models.catalog import current_catalog
 from models.catalog.closures import HOLIDAY_YEARS_AHEAD, public_holidays, valid_region
 from models.catalog.profile import (LOGO_MAX_BYTES, accent_colour, check_logo, close_holiday_again, get_clinic,
                                     remove_logo, reopen_holiday, save_logo)
+from models import formatting
 from models.clock import local_today, utcnow
 from models.errors import DomainError
 
@@ -179,10 +180,10 @@ class HolidaysView(StaffAccessMixin, BaseView):
                 return redirect(url_for(".index"))
             if request.form.get("do") == "open":
                 reopen_holiday(clinic, day, audit_as=staff_actor())  # audits itself
-                flash(f"The clinic is open on {day:%A} {day.day} {day:%B %Y}: its times can be booked.", "success")
+                flash(f"The clinic is open on {formatting.human_date(day)}: its times can be booked.", "success")
             else:
                 close_holiday_again(clinic, day, audit_as=staff_actor())  # audits itself
-                flash(f"The clinic is closed on {day:%A} {day.day} {day:%B %Y} again.", "success")
+                flash(f"The clinic is closed on {formatting.human_date(day)} again.", "success")
             return redirect(url_for(".index"))
         today = local_today(clinic.timezone, utcnow())
         holidays = [(day, name, day in (clinic.reopened_holidays or []))

@@ -3,7 +3,6 @@ printable day sheet, the day's actions (each only when it makes sense, with undo
 booking (walk-ins, phone bookings, new callers) through the same booking rule as the portal."""
 
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
 from bson import ObjectId
@@ -17,6 +16,7 @@ from clinic.audit import audit, audit_event
 from clinic.errors import status_of
 from models import booking
 from models import clock
+from models import formatting
 from models.booking import frontdesk
 from models.booking import series  # recurring series (issue 28)
 from models.accounts import normalise_email
@@ -40,14 +40,13 @@ BOOKING_KEYS = ("day", "time", "provider", "service", "q", "patient", "name", "p
 
 def parse_amount(raw):
     """Staff's "20", "20.50" or "£20.50" -> minor units (2050); ValidationFailed when not money."""
-    text = (raw or "").strip().lstrip("£€$").replace(",", "")
     try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise ValidationFailed("Give the amount like 20.00.", fields={"amount": "invalid"}) from None
-    if not value.is_finite() or value != value.quantize(Decimal("0.01")):
+        value = formatting.parse_money(raw)
+    except ValueError:
+        value = None
+    if value is None:
         raise ValidationFailed("Give the amount like 20.00.", fields={"amount": "invalid"})
-    return int(value * 100)
+    return value
 
 
 class DayView(StaffAccessMixin, BaseView):
@@ -66,7 +65,7 @@ class DayView(StaffAccessMixin, BaseView):
             today = clock.local_today(clinic_zone(), utcnow())
             if raw:
                 # Said on the page: a mistyped date must not pass for today's sheet unnoticed.
-                flash(f"“{raw[:20]}” is not a date; showing today, {today:%A %-d %B %Y}.", "warning")
+                flash(f"“{raw[:20]}” is not a date; showing today, {formatting.human_date(today)}.", "warning")
             return today
 
     def _providers(self):
@@ -76,11 +75,10 @@ class DayView(StaffAccessMixin, BaseView):
 
     def _common(self, day):
         tz = clinic_zone()
-        return dict(day=day, tz=tz, zone=ZoneInfo(tz), role=staff_role(), money=money,
+        return dict(day=day, tz=tz, zone=ZoneInfo(tz), role=staff_role(),
                     sees_money=staff_role() in SEES_MONEY, front_desk=FRONT_DESK,
                     today=clock.local_today(tz, utcnow()), can_book=staff_role() in FRONT_DESK,
-                    prev_day=day - timedelta(days=1), next_day=day + timedelta(days=1),
-                    human_time=clock.human_time)
+                    prev_day=day - timedelta(days=1), next_day=day + timedelta(days=1))
 
     @expose("/")
     def index(self):
@@ -181,7 +179,7 @@ class DayView(StaffAccessMixin, BaseView):
         providers = current_catalog().providers_offering(service)
         local = clock.local(appointment.start, tz)
         values = {"day": request.values.get("new_day", local.date().isoformat())[:10],
-                  "time": request.values.get("new_time", f"{local:%H:%M}")[:5],
+                  "time": request.values.get("new_time", formatting.clock_time(local))[:5],
                   "provider": request.values.get("provider", str(appointment.provider.id))[:24],
                   "scope": "following" if request.values.get("scope") == "following" else "one"}
         # Issue 28: how many later visits "this and following" would move.
@@ -190,7 +188,7 @@ class DayView(StaffAccessMixin, BaseView):
         if request.method == "POST":
             from models.booking.reschedule import reschedule
 
-            old = f"{local:%H:%M} on {local:%a %-d %b}"
+            old = f"{formatting.clock_time(local)} on {formatting.short_date(local)}"
             instead = {}
             try:
                 start = self._parse_start(values)  # a time that cannot be read: nothing is tried
@@ -212,12 +210,12 @@ class DayView(StaffAccessMixin, BaseView):
                 error, status = exc.message, status_of(exc)
             else:
                 new_local = clock.local(moved.start, tz)
-                message = (f"Moved {moved.patient.name} from {old} to {new_local:%H:%M} on {new_local:%a %-d %b} "
-                           f"with {moved.provider.name}")
+                message = (f"Moved {moved.patient.name} from {old} to {formatting.clock_time(new_local)} on "
+                           f"{formatting.short_date(new_local)} with {moved.provider.name}")
                 if len(moved_all) > 1:
                     n = len(moved_all) - 1
                     message += f", and the {n} later visit{'s' if n != 1 else ''} of the series: " + ", ".join(
-                        clock.human_time(v.start, tz) for v in moved_all[1:])
+                        formatting.human_time(v.start, tz) for v in moved_all[1:])
                 flash(message + ". They are emailed the new time.", "success")
                 return redirect(url_for(".index", day=new_local.date().isoformat()) + f"#appt-{moved.id}")
         return self.render("admin_clinic/move.html", a=appointment, v=values, providers=providers,
@@ -235,7 +233,7 @@ class DayView(StaffAccessMixin, BaseView):
         now = utcnow()
         tz = clinic_zone()
         local_start = clock.local(appointment.start, tz)
-        label = f"{appointment.patient.name} ({local_start:%H:%M} with {appointment.provider.name})"
+        label = f"{appointment.patient.name} ({formatting.clock_time(local_start)} with {appointment.provider.name})"
         undo = None
         audited = {"audit_as": staff_actor()}  # each action audits itself, done or refused
         try:
@@ -323,7 +321,8 @@ class DayView(StaffAccessMixin, BaseView):
         if source.get("walkin"):
             local_now = clock.local(now, tz)
             values["day"] = local_now.date().isoformat()
-            values["time"] = f"{local_now:%H}:{local_now.minute - local_now.minute % 5:02d}"
+            # The time input's value (HH:MM, a form value, not display), rounded down to five minutes.
+            values["time"] = f"{local_now.hour:02d}:{local_now.minute - local_now.minute % 5:02d}"
             values["walkin"] = True
             if not values["provider"]:
                 # Preselect whoever is working and free right now.
@@ -477,10 +476,10 @@ class DayView(StaffAccessMixin, BaseView):
                                    **self._common(self._day(values["day"]))), status_of(exc)
             return self._render_booking(values, error=exc.message, status=status_of(exc), fields=fields)
         message = (f"Booked {patient.name} for {appointment.service.name} with {appointment.provider.name}, "
-                   f"{clock.human_time(appointment.start, clinic_zone())}.")
+                   f"{formatting.human_time(appointment.start, clinic_zone())}.")
         if len(booked) > 1:
             message = message.rstrip(".") + f", and {len(booked) - 1} more visits at the same time: " + ", ".join(
-                clock.human_time(v.start, clinic_zone()) for v in booked[1:]) + "."
+                formatting.human_time(v.start, clinic_zone()) for v in booked[1:]) + "."
         if appointment.amount:
             message += f" {money(appointment.amount, appointment.currency)} to pay at the desk."
         flash(message, "success")

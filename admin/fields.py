@@ -2,8 +2,6 @@
 "£60.00" (the one `models.formatting.money` the portal and the emails use too), local times with their zone named, statuses as words, names instead of ids."""
 
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
-from zoneinfo import ZoneInfo
 
 from markupsafe import Markup, escape
 from wtforms import StringField, ValidationError
@@ -13,9 +11,9 @@ from models.accounts import normalise_email
 from models.accounts.users import clean_name
 from models.errors import DomainError
 
-from models.clock import human_time
+from models import clock
+from models.formatting import human_time, money, parse_money, plain_amount
 from models.status_words import status_words
-from models.formatting import money
 
 # Formats accepted for a local date-time: the browser's picker sends the first one; the others are
 # what people type when the picker is missing (and what older tests and scripts send).
@@ -61,26 +59,21 @@ class MoneyField(StringField):
         """Parse "55.00" into 5500; a bad amount is an error on this field."""
         if not valuelist:
             return
-        raw = (valuelist[0] or "").strip().lstrip("£$€").replace(",", "").strip()
-        if not raw:
-            self.data = None
-            return
         try:
-            amount = Decimal(raw)
-        except InvalidOperation:
+            self.data = parse_money(valuelist[0])
+        except ValueError:
             self.data = None
-            raise ValueError("Enter an amount like 55.00.") from None
-        if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")):
+            raise ValueError("Enter an amount like 55.00 (zero or more, at most two decimals).") from None
+        if self.data is not None and self.data < 0:
             self.data = None
             raise ValueError("Enter an amount like 55.00 (zero or more, at most two decimals).")
-        self.data = int(amount * 100)
 
     def _value(self):
         if self.raw_data:
             return self.raw_data[0]
         if self.data is None or self.data == "":
             return ""
-        return f"{int(self.data) // 100}.{int(self.data) % 100:02d}"
+        return plain_amount(self.data)
 
 
 class HoursListField(StringField):
@@ -171,11 +164,7 @@ class LocalDateTimeField(DateTimeLocalField):
 
 def to_local_naive(value, zone):
     """A stored UTC instant as a naive local date-time, for a form field."""
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=ZoneInfo("UTC"))
-        return value.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
-    return value
+    return clock.local(value, zone).replace(tzinfo=None) if isinstance(value, datetime) else value
 
 
 def appointment_text(appointment, zone):

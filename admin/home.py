@@ -10,9 +10,9 @@ from flask_login import current_user
 from admin.base import StaffAccessMixin, clinic_zone, staff_actor, staff_role
 from admin.roles import FRONT_DESK
 from clinic.audit import audit
-from models.clock import as_utc as _utc, human_time
 from models.documents import Clinic, utcnow
 from models.booking.frontdesk import find_patients, minutes_left, patient_cards
+from models import formatting
 from models.formatting import money
 from models.glance import BUCKETS, glance
 
@@ -47,11 +47,12 @@ def bar_chart(rows, series, fmt=_count, pad_l=PAD_L, floor=2):
     bars, labels = [], []
     for i, row in enumerate(rows):
         x0 = pad_l + i * group_w + 6
-        labels.append((x0 + (group_w - 12) / 2, f"{row['start'].day} {row['start']:%b}"))
+        week_of = formatting.short_date(row["start"], weekday=False)  # "2 Nov", the axis and the title alike
+        labels.append((x0 + (group_w - 12) / 2, week_of))
         for j, (key, label, css) in enumerate(series):
             h = plot_h * row[key] / top
             bars.append({"x": round(x0 + j * bar_w, 1), "y": round(PAD_T + plot_h - h, 1), "w": round(bar_w - 2, 1),
-                         "h": round(h, 1), "css": css, "title": f"{label}, week of {row['start']:%d %b}: {fmt(row[key])}"})
+                         "h": round(h, 1), "css": css, "title": f"{label}, week of {week_of}: {fmt(row[key])}"})
     ticks = [(round(PAD_T + plot_h - plot_h * f, 1), fmt(top * f)) for f in (0, 0.5, 1)]
     return {"w": CHART_W, "h": CHART_H, "bars": bars, "labels": labels, "ticks": ticks, "base": PAD_T + plot_h,
             "pad_l": pad_l, "series": series}
@@ -89,12 +90,11 @@ class HomeView(StaffAccessMixin, AdminIndexView):
                 "counts": bar_chart(figures.weeks, (("bookings", "Bookings", "bar-bookings"),
                                                     ("no_shows", "No-shows", "bar-noshows"))),
                 "revenue": bar_chart(figures.weeks, (("revenue", "Revenue", "bar-revenue"),),
-                                     fmt=lambda v: money(int(v), currency).replace(".00", ""), pad_l=56,
+                                     fmt=lambda v: money(int(v), currency, whole=True), pad_l=56,
                                      floor=2000),
             }
         return self.render("admin_clinic/home.html", figures=figures, buckets=BUCKETS, role=role,
-                           provider=provider, money=money, tz=tz, now=now, human_time=human_time,
+                           provider=provider, tz=tz, now=now,
                            minutes_left=minutes_left, query=query, found=found, charts=charts,
                            clinic=clinic, user=current_user, front_desk=FRONT_DESK,
-                           cards=patient_cards(found, now) if found else [], zone=ZoneInfo(tz),
-                           hhmm=lambda dt: _utc(dt).astimezone(ZoneInfo(tz)).strftime("%H:%M"))
+                           cards=patient_cards(found, now) if found else [], zone=ZoneInfo(tz))

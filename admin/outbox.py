@@ -6,7 +6,7 @@ from markupsafe import Markup
 
 from admin.base import SecureModelView, clinic_zone, local_formatter, staff_actor
 from admin.roles import FRONT_DESK, NOBODY
-from models import clock
+from models import formatting
 from models.documents import utcnow
 from models.errors import DomainError
 from models.messages.delivery import resend
@@ -56,10 +56,8 @@ def short_time(field):
         value = getattr(model, field)
         if not value:
             return ""
-        local = clock.local(value, clinic_zone())
         # Markup.format escapes; nowrap keeps the date on one line in a narrow column.
-        return Markup('<span class="text-nowrap">{}</span>').format(
-            f"{local:%a} {local.day} {local:%b %Y %H:%M} {local.tzname()}")
+        return Markup('<span class="text-nowrap">{}</span>').format(formatting.short_time(value, clinic_zone()))
 
     return formatter
 

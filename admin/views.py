@@ -40,6 +40,7 @@ from clinic.audit import audit, audit_event
 from models import booking
 from models import payments
 from models import clock
+from models import formatting
 from models.booking import frontdesk
 from models.accounts import hash_password, normalise_email, validate_password
 from models.accounts.documents import NO_EMAIL_DOMAIN, deliverable
@@ -155,7 +156,7 @@ class ProviderView(SecureModelView):
 def feed_words(provider):
     """"Active since …" or "None" for the provider's calendar feed."""
     since = (g.get("page_feeds") or {}).get(provider.id)
-    return f"Active since {clock.human_time(since, clinic_zone())}" if since else "None"
+    return f"Active since {formatting.human_time(since, clinic_zone())}" if since else "None"
 
 
 def hours_link(provider):
@@ -257,7 +258,8 @@ class ScheduleView(SecureModelView):
             + (f" (breaks {', '.join(f'{b.start}–{b.end}' for b in d.breaks)})" if d.breaks else "")
             for d in sorted(m.days or [], key=lambda d: d.weekday)) or "closed every day",
         "overrides": lambda v, c, m, n: "; ".join(
-            f"{o.date:%a %d %b %Y} " + (", ".join(f"{i[0]}–{i[1]}" for i in o.intervals) if o.intervals else "closed")
+            f"{formatting.short_date(o.date, year=True)} "
+            + (", ".join(f"{i[0]}–{i[1]}" for i in o.intervals) if o.intervals else "closed")
             for o in sorted(m.overrides or [], key=lambda o: o.date)) or "none",
     }
     column_descriptions = {"days": "Local times in the clinic's zone."}
@@ -628,7 +630,6 @@ class PatientView(PatientMergeMixin, SecureModelView):
                         filter_url = url_for("appointments.index_view", **{
                             f"flt0_{appointments_view.get_filter_arg(index, flt)}": str(patient.id)})
             kwargs.update(appointments=appointments, payments=payments, zone=clinic_zone(),
-                          human_time=clock.human_time, money=money,
                           appointment_text=appointment_text, all_appointments_url=filter_url)
         return super().render(template, **kwargs)
 
@@ -672,7 +673,7 @@ class PaymentView(SecureModelView):
         if m.appointment else "",
         "refunds": lambda v, c, m, n: "; ".join(
             f"{money(r.amount, m.currency)} {r.status.replace('_', ' ')}, "
-            f"{clock.human_time(r.created_at, clinic_zone())}" for r in (m.refunds or [])) or "none",
+            f"{formatting.human_time(r.created_at, clinic_zone())}" for r in (m.refunds or [])) or "none",
     }
     column_formatters_export = {
         "created_at": lambda v, c, m, n: clock.local_iso(m.created_at, clinic_zone()),

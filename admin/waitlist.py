@@ -2,7 +2,7 @@
 
 from admin.base import SecureModelView, clinic_zone, local_formatter
 from admin.roles import FRONT_DESK, NOBODY
-from models.clock import human_time
+from models.formatting import human_time
 
 
 def _status(view, context, model, name):

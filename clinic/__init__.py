@@ -23,22 +23,16 @@ class BoundedJSONProvider(DefaultJSONProvider):
 
 
 def register_template_filters(app):
-    """The domain's formatters as Jinja filters, for every door's pages and the emails alike."""
-    from models import clock, formatting
+    """The domain's formatters as Jinja filters and globals, for every door's pages and the emails alike."""
+    from models import formatting
 
-    # One writer of money and of local times: `{{ amount|money(currency) }}` and
-    # `{{ instant|human_time(zone) }}` read the same in the portal, the back office and the emails.
-    app.add_template_filter(formatting.money, "money")
-    app.add_template_filter(clock.human_time, "human_time")
+    # One writer of money and of local times (models/formatting.py): `{{ amount|money(currency) }}`,
+    # `{{ instant|human_time(zone) }}`, `{{ day|human_date }}` read the same in the portal, the back
+    # office and the emails. Globals too, so `{{ money(a, c) }}` needs nothing passed by a view.
+    for name, function in formatting.FILTERS.items():
+        app.add_template_filter(function, name)
+        app.add_template_global(function, name)
     register_clinic_profile(app)
-
-
-def _local_date(iso):
-    """'2026-12-25' as people read it: 'Friday 25 December'."""
-    from datetime import date
-
-    day = date.fromisoformat(iso) if isinstance(iso, str) else iso
-    return f"{day:%A} {day.day} {day:%B}"
 
 
 def register_clinic_profile(app):
@@ -50,7 +44,6 @@ def register_clinic_profile(app):
 
     app.add_template_filter(display_phone, "phone")  # "+447700900123" read as "07700 900123"
     app.add_template_filter(status_words.status_tone, "status_tone")
-    app.add_template_filter(_local_date, "local_date")
 
     @app.context_processor
     def clinic_identity():

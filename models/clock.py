@@ -1,5 +1,6 @@
-"""Time shared by every context: the current instant, UTC normalising, the clinic's local dates and
-how people read an instant. The lowest layer of the domain: it imports nothing from `models`."""
+"""Time shared by every context: the current instant, UTC normalising and the clinic's local dates
+and wall-clock times (how people read an instant is `models.formatting`). The lowest layer of the
+domain: it imports nothing from `models`."""
 
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -64,12 +65,6 @@ def from_local(naive, tz):
 def local_iso(dt, tz):
     """An instant as ISO 8601 in the clinic's zone, with its offset."""
     return local(dt, tz).isoformat() if dt else None
-
-
-def human_time(dt, tz):
-    """An instant as people read it, with the zone named: 'Tuesday 24 November 2026, 09:00 GMT'."""
-    local_dt = local(dt, tz)
-    return f"{local_dt:%A} {local_dt.day} {local_dt:%B %Y, %H:%M} {local_dt.tzname()}"
 
 
 def local_today(tz, now):

@@ -12,7 +12,8 @@ from models.booking.rules import effective_status, is_blocking, schedule_days
 from models.catalog.closures import closed_between
 from models.catalog.documents import TimeOff
 from models.catalog.snapshot import current_catalog
-from models.clock import _utc
+from models.clock import _utc, local
+from models.formatting import clock_time
 from models.payments.desk import due_at_desk
 from models.payments.documents import FEE_KINDS, UPFRONT_KINDS, Payment
 
@@ -50,10 +51,6 @@ def _minutes(delta):
     return int(delta / timedelta(minutes=1))
 
 
-def _local(dt, zone):
-    return _utc(dt).astimezone(zone)
-
-
 def build_grid(day, tz, providers, now, step_minutes=15, show_all=False):
     """The grid of `providers` on local date `day`; cancelled/expired appointments only with `show_all`."""
     zone = ZoneInfo(tz)
@@ -76,8 +73,8 @@ def build_grid(day, tz, providers, now, step_minutes=15, show_all=False):
         week, overrides = schedule_days(catalog.schedules.get(provider.id))
         work[provider.id] = working_intervals(tz, week, overrides, day, day)
     # The grid spans every provider's hours and every appointment, in whole hours (08:00-18:00 if empty).
-    edges = [_local(s, zone) for iv in work.values() for s, _ in iv] + [_local(a.start, zone) for a in appts]
-    ends = [_local(e, zone) for iv in work.values() for _, e in iv] + [_local(a.end, zone) for a in appts]
+    edges = [local(s, zone) for iv in work.values() for s, _ in iv] + [local(a.start, zone) for a in appts]
+    ends = [local(e, zone) for iv in work.values() for _, e in iv] + [local(a.end, zone) for a in appts]
     first = min(edges).replace(minute=0, second=0, microsecond=0) if edges else datetime.combine(day, time(8), zone)
     last = max(ends) if ends else datetime.combine(day, time(18), zone)
     if last.minute or last.second:
@@ -96,7 +93,7 @@ def build_grid(day, tz, providers, now, step_minutes=15, show_all=False):
         col = Column(provider=provider)
         hours = work[provider.id]
         col.working = [pos(s, e) for s, e in hours]
-        col.hours_text = ", ".join(f"{_local(s, zone):%H:%M}–{_local(e, zone):%H:%M}" for s, e in hours) or "Not working"
+        col.hours_text = ", ".join(f"{clock_time(s, zone)}–{clock_time(e, zone)}" for s, e in hours) or "Not working"
         # Breaks: the holes between working intervals.
         for (_, e1), (s2, _) in zip(hours, hours[1:]):
             col.blocked.append((*pos(e1, s2), "Break"))
@@ -122,8 +119,8 @@ def build_grid(day, tz, providers, now, step_minutes=15, show_all=False):
             payment = payments.get(a.id)
             col.appointments.append({
                 "a": a, "status": status, "top": top, "height": max(height, 15),
-                "start": _local(a.start, zone), "end": _local(a.end, zone), "payment": payment,
-                "due": due_at_desk(a, payment), "today": _local(a.start, zone).date() == _local(now, zone).date(),
+                "start": local(a.start, zone), "end": local(a.end, zone), "payment": payment,
+                "due": due_at_desk(a, payment), "today": local(a.start, zone).date() == local(now, zone).date(),
                 "started": _utc(a.start) <= now, "fees": fees.get(a.id, [])})
         free = subtract(hours, merge(busy + away))
         step = timedelta(minutes=step_minutes)
@@ -134,18 +131,18 @@ def build_grid(day, tz, providers, now, step_minutes=15, show_all=False):
                 done = (cell - top_utc) % step
                 cell_end = min(cell + (step - done), _utc(e))
                 if cell_end > now:  # a gap already over cannot be booked
-                    col.gaps.append((*pos(cell, cell_end), _local(cell, zone)))
+                    col.gaps.append((*pos(cell, cell_end), local(cell, zone)))
                 cell = cell_end
         columns.append(col)
     hour_lines = []
     mark = top_utc  # step in UTC: on the days the clocks change a local hour repeats or is skipped
     while mark < bottom_utc:
-        hour_lines.append((_minutes(mark - top_utc), f"{mark.astimezone(zone):%H:%M}"))
+        hour_lines.append((_minutes(mark - top_utc), clock_time(mark, zone)))
         mark += timedelta(hours=1)
     grid = Grid(day=day, tz=tz, top=first, minutes=total, columns=columns, hours=hour_lines, hidden=hidden)
     if top_utc <= now < bottom_utc:
         grid.now_top = _minutes(now - top_utc)
-        grid.now_text = f"{_local(now, zone):%H:%M}"
+        grid.now_text = clock_time(now, zone)
     return grid
 
 
@@ -170,12 +167,12 @@ def week_summary(first, tz, providers, now):
             day_start, day_end = _utc(datetime.combine(d, time(0), zone)), _utc(datetime.combine(d + timedelta(days=1), time(0), zone))
             shut = closed_between(closures, day_start, day_end)
             hours = subtract(hours, merge(shut)) if shut else hours
-            mine = [a for a in appts if a.provider.id == provider.id and _local(a.start, zone).date() == d
+            mine = [a for a in appts if a.provider.id == provider.id and local(a.start, zone).date() == d
                     and effective_status(a, now) not in HIDDEN_BY_DEFAULT]
             worked = sum(_minutes(e - s) for s, e in hours)
             booked = sum(_minutes(_utc(a.end) - _utc(a.start)) for a in mine)
-            cells.append({"day": d, "appointments": [(a, _local(a.start, zone), effective_status(a, now)) for a in mine],
-                          "hours": ", ".join(f"{_local(s, zone):%H:%M}–{_local(e, zone):%H:%M}" for s, e in hours)
+            cells.append({"day": d, "appointments": [(a, local(a.start, zone), effective_status(a, now)) for a in mine],
+                          "hours": ", ".join(f"{clock_time(s, zone)}–{clock_time(e, zone)}" for s, e in hours)
                           or ("Clinic closed" if shut else ""),
                           "free_minutes": max(worked - booked, 0)})
         rows.append((provider, cells))
@@ -185,7 +182,7 @@ def week_summary(first, tz, providers, now):
 def free_now(tz, providers, now):
     """The first of `providers` (in order) who is working and free at `now`, or None."""
     zone = ZoneInfo(tz)
-    grid = build_grid(_local(now, zone).date(), tz, providers, now)
+    grid = build_grid(local(now, zone).date(), tz, providers, now)
     for col in grid.columns:
         for top, height, at in col.gaps:
             if _utc(at) <= now < _utc(at) + timedelta(minutes=height):

@@ -28,6 +28,7 @@ from clinic.audit import audit, audit_event
 from clinic.errors import status_of
 from models import booking
 from models import clock
+from models import formatting
 from models.accounts.dependants import dependants_of, household_ids
 from models.booking import series, waitlist
 from models.catalog import bookable_services, current_catalog
@@ -317,8 +318,7 @@ def dashboard():
     offers = [e for e in waitlist.entries_of(g.patient) if waitlist.offer_is_open(e, now)]
     audit(f"patient:{g.patient.id}", "appointment.list", record=f"Patient:{g.patient.id}")
     return render_template("portal/dashboard.html", clinic=clinic, patient=g.patient, upcoming=upcoming,
-                           past=past, closed=closed, paid=paid, again=again, offers=offers, now=now,
-                           human_time=clock.human_time, book_url=book_url)
+                           past=past, closed=closed, paid=paid, again=again, offers=offers, now=now, book_url=book_url)
 
 
 @bp.get("/appointments/<appointment_id>/receipt")
@@ -331,8 +331,7 @@ def receipt(appointment_id):
     if appt.amount and (payment is None or payment.status not in ("succeeded", "refunded")):
         raise NotFound("There is no receipt for this appointment: it was not paid.", code="no_receipt")
     audit(f"patient:{g.patient.id}", "appointment.receipt", record=f"Appointment:{appt.id}")
-    return render_template("portal/receipt.html", appt=appt, clinic=clinic, payment=payment, patient=g.patient,
-                           human_time=clock.human_time)
+    return render_template("portal/receipt.html", appt=appt, clinic=clinic, payment=payment, patient=g.patient)
 
 
 # --- Reschedule -----------------------------------------------------------------------------
@@ -366,7 +365,7 @@ def reschedule_page(appointment_id):
     return render_template("portal/reschedule.html", appt=appt, clinic=clinic, service=service, providers=providers,
                            provider_choice=choice, picker=picker, review=review, blocker=blocker, pzone=pzone,
                            tz=request.args.get("tz", "") if pzone else "", move_url=move_url,
-                           human_time=clock.human_time, later=_later_visits(appt))
+                           later=_later_visits(appt))
 
 
 def _later_visits(appt):
@@ -390,7 +389,7 @@ def reschedule_post(appointment_id):
         flash(exc.message, "error")
         return redirect(url_for("portal.reschedule_page", appointment_id=appt.id))
     clinic = booking.require_clinic()
-    flash(f"Your appointment is moved to {clock.human_time(appt.start, clinic.timezone)}.", "info")
+    flash(f"Your appointment is moved to {formatting.human_time(appt.start, clinic.timezone)}.", "info")
     return redirect(url_for("portal.appointment", appointment_id=appt.id))
 
 
@@ -415,7 +414,7 @@ def _move_following(appt, form):
     except DomainError as exc:
         flash(exc.message, "error")
         return redirect(url_for("portal.reschedule_page", appointment_id=appt.id))
-    flash(f"Your appointment is moved to {clock.human_time(moved[0].start, clinic.timezone)}, and the "
+    flash(f"Your appointment is moved to {formatting.human_time(moved[0].start, clinic.timezone)}, and the "
           f"{len(moved) - 1} later visit{'s' if len(moved) != 2 else ''} of the series with it.", "info")
     return redirect(url_for("portal.series_page", series_id=appt.series))
 
@@ -496,7 +495,7 @@ def waitlist_page():
     entries = waitlist.entries_of(g.patient)
     return render_template("portal/waitlist.html", form=form, entries=entries, clinic=clinic, now=now,
                            free_now=free_now, offers=offers, all_providers=providers,
-                           open_offer=lambda e: waitlist.offer_is_open(e, now), human_time=clock.human_time,
+                           open_offer=lambda e: waitlist.offer_is_open(e, now),
                            local_range=waitlist.local_range), status
 
 

@@ -9,7 +9,6 @@ from wtforms.validators import DataRequired, Length, Optional
 from clinic.audit import audit
 from clinic.errors import headers_of, status_of
 from models import booking
-from models import clock
 from models.accounts import change_patient_password
 from models.accounts.documents import deliverable
 from models.messages.rendering import calendar_links
@@ -165,7 +164,7 @@ def appointment(appointment_id):
     confirm_cancel = request.args.get("cancel") == "1" and not blocker
     return render_template(
         "portal/appointment.html", appt=appt, clinic=clinic, status=booking.effective_status(appt, now),
-        blocker=blocker, human_time=clock.human_time, pay=pay,
+        blocker=blocker, pay=pay,
         move_blocker=reschedule_blocker(appt, now, clinic), confirm_cancel=confirm_cancel,
         refund=refund_preview(appt, now) if confirm_cancel else None,
         # Issue 25: where the confirmation went, the map and calendar links.

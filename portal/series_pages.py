@@ -10,6 +10,7 @@ from flask import current_app, flash, g, make_response, redirect, render_templat
 
 from models import booking, payments
 from models import clock
+from models import formatting
 from models.accounts.dependants import household_ids
 from models.booking import series
 from models.documents import utcnow
@@ -65,9 +66,9 @@ def _offer_alternatives(exc, form, service_id, provider, instead, back):
         when = clock.as_utc(datetime.fromisoformat(iso))
         key = regular_of.get(when, when)
         refused.add(key)
-        choices = [{"iso": a, "human": clock.human_time(datetime.fromisoformat(a), tz)}
+        choices = [{"iso": a, "human": formatting.human_time(datetime.fromisoformat(a), tz)}
                    for a in exc.details["alternatives"].get(iso, [])]
-        dates.append({"n": n, "key": clock.local_iso(key, tz), "human": clock.human_time(when, tz),
+        dates.append({"n": n, "key": clock.local_iso(key, tz), "human": formatting.human_time(when, tz),
                       "choices": choices})
     kept = [(clock.local_iso(k, tz), clock.local_iso(v, tz)) for k, v in instead.items()
             if clock.as_utc(k) not in refused]
@@ -94,7 +95,7 @@ def series_page(series_id):
     paid_course = any(v.pay_course for v in visits) and not course_held
     return render_template("portal/series.html", clinic=clinic, visits=visits, rows=rows, series_id=series_id,
                            course=course, paid_course=paid_course,
-                           human_time=clock.human_time, held=any(s == "held" for _v, s in rows),
+                           held=any(s == "held" for _v, s in rows),
                            confirmed=any(s in ("confirmed", "checked_in") for _v, s in rows))
 
 

@@ -2,12 +2,14 @@
 and wall-clock times turned into instants by one DST-safe rule in models/clock.py."""
 
 import re
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
+from pathlib import Path
 
 import pytest
 
-from models.clock import from_local, human_time, local
-from models.formatting import money, plain_amount
+from models.clock import from_local, local
+from models import formatting
+from models.formatting import human_time, money, plain_amount
 from tests.support.factories import (api_login, at, future_day, make_clinic, make_patient, make_provider,
                                      make_service, make_staff, staff_login)
 
@@ -64,8 +66,8 @@ def test_from_local_keeps_an_aware_time_and_local_reads_naive_utc():
 
 
 def test_the_same_appointment_reads_the_same_amount_in_email_portal_and_back_office(app):
-    """A €15.50 appointment says "€15.50" in its receipt email, on the patient's page and in the
-    back office's lists (which used to say "15.50 EUR")."""
+    """A €15.50 appointment with €5.00 refunded says "€15.50", "€5.00" and its time the same way in
+    its receipt email, on the patient's page and in the back office (which used to say "15.50 EUR")."""
     from models import Payment
     from models.booking import book
     from models.documents import utcnow
@@ -81,19 +83,23 @@ def test_the_same_appointment_reads_the_same_amount_in_email_portal_and_back_off
     make_staff("reception")
     appt = book(patient, str(service.id), str(provider.id), at(future_day(5), 10), utcnow())
     assert (appt.amount, appt.currency) == (1550, "eur")
-    Payment(appointment=appt, patient=patient, amount=1550, currency="eur", status="succeeded",
-            stripe_payment_intent="pi_test_formatting").save()
+    Payment(appointment=appt, patient=patient, amount=1550, amount_refunded=500, currency="eur",
+            status="succeeded", stripe_payment_intent="pi_test_formatting").save()
+    when = human_time(appt.start, LONDON)
+    assert re.fullmatch(r"\w+day \d{1,2} \w+ \d{4}, 10:00 (GMT|BST)", when)
 
     message = OutboxMessage(kind="receipt", subject=f"Appointment:{appt.id}", to=patient.email,
                             appointment=appt.id, patient=patient.id, due_at=utcnow())
     with app.app_context():
         email = render(message, utcnow())
-    assert "€15.50" in email.text and "€15.50" in email.html
+    for body in (email.text, email.html):
+        assert "€15.50" in body and "€5.00" in body and when in body
 
     portal = app.test_client()
     assert api_login(portal).status_code == 200
     page = portal.get(f"/portal/appointments/{appt.id}").get_data(as_text=True)
     assert re.search(r"<dt>Price</dt><dd>€15.50</dd>", page)
+    assert "Refunded: €5.00 of €15.50." in page and when in page
 
     office = app.test_client()
     assert staff_login(office).status_code == 302
@@ -101,3 +107,74 @@ def test_the_same_appointment_reads_the_same_amount_in_email_portal_and_back_off
     payments = office.get("/admin/payments/").get_data(as_text=True)
     for listing in (appointments, payments):
         assert "€15.50" in listing and "15.50 EUR" not in listing
+    assert "€5.00" in payments and when in appointments
+
+
+@pytest.mark.parametrize("function, args, expected", [
+    ("human_time", (datetime(2026, 11, 24, 9, 0), LONDON), "Tuesday 24 November 2026, 09:00 GMT"),
+    ("human_time", (datetime(2026, 7, 1, 8, 0, tzinfo=UTC), LONDON), "Wednesday 1 July 2026, 09:00 BST"),
+    ("human_time", (datetime(2026, 7, 1, 13, 0), "America/New_York"), "Wednesday 1 July 2026, 09:00 EDT"),
+    ("short_time", (datetime(2026, 12, 4, 9, 0), LONDON), "Fri 4 Dec 2026 09:00 GMT"),
+    ("short_time", (datetime(2026, 12, 8, 10, 0), LONDON, False), "Tue 8 Dec 10:00 GMT"),
+    ("clock_time", (datetime(2026, 7, 1, 8, 5), LONDON), "09:05"),
+    ("human_date", (date(2026, 12, 25),), "Friday 25 December 2026"),
+    ("human_date", ("2026-12-25", False), "Friday 25 December"),
+    ("short_date", (date(2026, 12, 25),), "Fri 25 Dec"),
+    ("short_date", (datetime(2026, 12, 31, 23, 30, tzinfo=UTC), "Asia/Tokyo", False, True), "1 Jan 2027"),
+    ("numeric_date", (date(1984, 6, 3),), "03/06/1984"),
+    ("month_name", (date(2026, 6, 3), True), "June 2026"),
+    ("weekday", (date(2026, 6, 3),), "Wed"),
+    ("money", (600000, "gbp", "en_GB", True), "£6,000"),
+    ("money", (6050, "gbp", "en_GB", True), "£60.50"),  # not whole: the pence stay
+])
+def test_dates_and_times_are_written_one_way(function, args, expected):
+    """The wording people have always read ('Tuesday 24 November 2026, 09:00 GMT'), now from Babel,
+    with the zone as its usual abbreviation; a naive instant is UTC (as MongoDB returns it)."""
+    assert formatting.FILTERS[function](*args) == expected
+
+
+def test_every_formatter_is_a_filter_and_a_global_in_pages_and_emails(app):
+    """Templates of every door and the emails reach the same functions, by the same names."""
+    with app.app_context():
+        env = app.jinja_env
+        for name, function in formatting.FILTERS.items():
+            assert env.filters[name] is function and env.globals[name] is function
+        text = env.from_string("{{ 6000|money('gbp') }} / {{ money(-500, 'gbp') }} / {{ day|human_date }}").render(
+            day=date(2026, 12, 25))
+    assert text == "£60.00 / -£5.00 / Friday 25 December 2026"
+
+
+ROOT = Path(__file__).resolve().parent.parent
+# Where people read money and times: the doors, the domain, the app's wiring and every template.
+SCANNED = ("admin", "portal", "webhooks", "models", "clinic", "templates")
+# Writing money by hand: Babel or Decimal money machinery, two-decimal formats, currency codes
+# glued to amounts, minor units divided into pounds.
+MONEY_BY_HAND = re.compile(r"format_currency|get_currency_precision|scaleb\(|\.2f\b|:,"
+                           r"|[\d}]\s*(GBP|EUR|USD)\b|/\s*100\b|%\s*100\b|\*\s*100\b")
+# Writing a date or time for people by hand (machine formats starting with %Y, ISO, are fine).
+TIME_BY_HAND = re.compile(r"strftime\(\s*[\"'](?!%Y)|\{[^{}]*:%[aAbBdHMZ-]")
+
+
+def _lines(pattern):
+    for folder in SCANNED:
+        for path in sorted((ROOT / folder).rglob("*")):
+            if path.suffix not in (".py", ".html", ".txt") or path.name == "common-passwords.txt":
+                continue
+            rel = path.relative_to(ROOT).as_posix()
+            if rel in ("models/formatting.py", "models/clock.py"):
+                continue
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if pattern.search(line) and "percent" not in line:  # a deposit's per cent is not money
+                    yield f"{rel}:{number}: {line.strip()}"
+
+
+def test_money_is_written_only_by_the_formatting_module():
+    """A second money formatter (an f-string with .2f, "60.00 GBP", pence divided by 100) fails
+    here: call models.formatting.money, or the `money` filter in a template."""
+    assert list(_lines(MONEY_BY_HAND)) == []
+
+
+def test_dates_and_times_for_people_are_written_only_by_the_formatting_module():
+    """strftime with a day, month or hour for people fails here: use models.formatting (human_time,
+    short_time, clock_time, human_date...) or its filter in a template."""
+    assert list(_lines(TIME_BY_HAND)) == []

@@ -23,6 +23,7 @@ from bson import ObjectId
 from mongoengine import signals
 
 from models import clock
+from models import formatting
 from models.audit import appointment_record, as_events, audited
 from models.booking.cancellation import cancel
 from models.booking.claims import _claim, claim_units, release_time
@@ -186,7 +187,7 @@ def _refuse(service, catalog, clinic, visits, unavailable, now):
     for when in unavailable:
         alternatives[clock.local_iso(when, tz)] = [
             clock.local_iso(s, tz) for s in nearest_free(service, provider, clinic, when, now, avoid=keep)]
-    dates = ", ".join(clock.human_time(u, tz) for u in unavailable)
+    dates = ", ".join(formatting.human_time(u, tz) for u in unavailable)
     raise SeriesUnavailable(f"Some dates of the series are not free: {dates}. Nothing was booked.",
                             [clock.local_iso(u, tz) for u in unavailable], alternatives)
 
@@ -352,7 +353,7 @@ def _refuse_move(moves, unavailable, provider, clinic, now):
     keep = {clock.as_utc(m.new_start) for m in moves} - {clock.as_utc(u) for u in unavailable}
     alternatives = {clock.local_iso(when, tz): [clock.local_iso(s, tz) for s in nearest_free(
         service, provider, clinic, when, now, avoid=keep)] for when in unavailable}
-    dates = ", ".join(clock.human_time(u, tz) for u in unavailable)
+    dates = ", ".join(formatting.human_time(u, tz) for u in unavailable)
     raise SeriesUnavailable(f"Some dates of the series are not free: {dates}. Nothing was moved.",
                             [clock.local_iso(u, tz) for u in unavailable], alternatives)
 
@@ -371,9 +372,9 @@ def alternative_choices(details, instead, tz):
         when = clock.as_utc(datetime.fromisoformat(iso))
         key = regular_of.get(when, when)
         refused.add(key)
-        choices = [{"iso": a, "human": clock.human_time(datetime.fromisoformat(a), tz)}
+        choices = [{"iso": a, "human": formatting.human_time(datetime.fromisoformat(a), tz)}
                    for a in details["alternatives"].get(iso, [])]
-        dates.append({"n": n, "key": clock.local_iso(key, tz), "human": clock.human_time(when, tz), "choices": choices})
+        dates.append({"n": n, "key": clock.local_iso(key, tz), "human": formatting.human_time(when, tz), "choices": choices})
     kept = [(clock.local_iso(k, tz), clock.local_iso(v, tz)) for k, v in (instead or {}).items()
             if clock.as_utc(k) not in refused]
     return dates, kept

@@ -41,6 +41,7 @@ from models.booking.rules import find_slots, service_rules
 from models.catalog.documents import Provider, Service
 from models.catalog.snapshot import changed, current_catalog
 from models.clock import _utc, local_today, utcnow
+from models.formatting import short_date
 from models.errors import Conflict, NotFound, ValidationFailed
 from models.messages import notify, outbox
 
@@ -396,6 +397,6 @@ def local_range(entry, tz):
     a, b = entry.date_from, entry.date_to
     if isinstance(a, datetime):
         a, b = a.date(), b.date()
-    return f"{a:%a} {a.day} {a:%b} – {b:%a} {b.day} {b:%b %Y}"
+    return f"{short_date(a)} – {short_date(b, year=True)}"
 
 

@@ -9,6 +9,7 @@ from datetime import date, datetime, time, timedelta
 
 from models.catalog.documents import Closure
 from models.clock import as_utc, from_local, local
+from models.formatting import clock_time
 
 # How far ahead public holidays are worked out: beyond every service's horizon (at most 730 days).
 HOLIDAY_YEARS_AHEAD = 3
@@ -112,6 +113,6 @@ def describe(closure, tz, day):
     start, end = day_span(day, tz)
     if closure.start <= start and closure.end >= end:
         return closure.reason
-    opens = local(max(closure.start, start), tz).strftime("%H:%M")
-    closes = local(min(closure.end, end), tz).strftime("%H:%M") if closure.end < end else "24:00"
+    opens = clock_time(max(closure.start, start), tz)
+    closes = clock_time(min(closure.end, end), tz) if closure.end < end else "24:00"
     return f"{closure.reason} (closed {opens}–{closes})"

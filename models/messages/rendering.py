@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 from models.accounts.documents import Patient
 from models.booking.documents import Appointment
 from models.catalog.documents import Clinic
-from models.clock import as_utc as _utc, human_time
-from models.formatting import money
+from models.clock import as_utc as _utc
+from models.formatting import human_time, money
 from models.payments.documents import UPFRONT_KINDS, Payment
 
 HIDDEN_LINK = "[link hidden: only the patient sees it]"
@@ -30,11 +30,6 @@ class Rendered:
     # (filename, maintype, subtype, bytes, params)
     attachments: list = field(default_factory=list)
     from_name: str = ""  # the clinic's name, shown as the sender (issue 25)
-
-
-def local_time(dt, tz):
-    """An instant in the clinic's zone with the zone named: 'Tuesday 24 November 2026, 09:00 GMT'."""
-    return human_time(dt, tz)  # the one formatter pages and emails share
 
 
 def _instant(value):
@@ -130,8 +125,8 @@ def context_for(message, now, public_url, preview=False):
            "clinic_phone": (clinic.phone if clinic else "") or "",
            "clinic_address": clinic_address(clinic) if clinic else "",
            "brand_colour": (clinic.brand_colour if clinic else "") or "#0b57d0",
-           "portal_url": f"{base}/portal/", "book_url": f"{base}/portal/book", "money": money,
-           "local_time": lambda dt: local_time(dt, tz), "preview": preview}
+           "portal_url": f"{base}/portal/", "book_url": f"{base}/portal/book",
+           "preview": preview}  # money, human_time and the other formatters are the app's template globals
     patient = Patient.objects(id=message.patient).only("name").first() if message.patient else None
     ctx["patient_name"] = patient.name if patient else ""
     appt = Appointment.objects(id=message.appointment).first() if message.appointment else None
@@ -140,11 +135,11 @@ def context_for(message, now, public_url, preview=False):
         person = appt.patient
         ctx["visit_for"] = person.name if person is not None and getattr(person, "guardian", None) else ""
         ctx.update(appt=appt, service_name=appt.service.name, provider_name=appt.provider.name,
-                   when=local_time(appt.start, tz), duration=appt.service.duration_minutes,
+                   when=human_time(appt.start, tz), duration=appt.service.duration_minutes,
                    manage_url=f"{base}/portal/appointments/{appt.id}")
         if getattr(appt, "series", None):  # recurring series (issue 28): every live visit is listed
             ctx["series_visits"] = _series_live(appt)
-            ctx["series_whens"] = [local_time(v.start, tz) for v in ctx["series_visits"]]
+            ctx["series_whens"] = [human_time(v.start, tz) for v in ctx["series_visits"]]
         payment = Payment.objects(appointment=appt.id, kind__in=UPFRONT_KINDS).first()
         ctx["payment"] = payment
         if payment is not None:
@@ -156,17 +151,17 @@ def context_for(message, now, public_url, preview=False):
                 ctx["paid"] = money(sum(p.amount for p in shares), payment.currency)
                 ctx["course_count"] = len(shares)
             ctx["refunded"] = money(payment.amount_refunded, payment.currency) if payment.amount_refunded else ""
-            ctx["paid_at"] = local_time(payment.updated_at or payment.created_at, tz)
+            ctx["paid_at"] = human_time(payment.updated_at or payment.created_at, tz)
     data = message.context or {}
     if message.kind == "rescheduled" and data.get("old_start"):
-        ctx["old_when"] = local_time(_instant(data["old_start"]), tz)
+        ctx["old_when"] = human_time(_instant(data["old_start"]), tz)
     if message.kind == "reminder":
         ctx["lead_hours"] = int((message.variant or "0h").rstrip("h") or 0)
     if message.kind in ("password_reset", "invitation"):
         token = data.get("token")
         ctx["link"] = HIDDEN_LINK if preview or not token else f"{base}/portal/reset/{token}"
         if message.expires_at:
-            ctx["link_expires"] = local_time(message.expires_at, tz)
+            ctx["link_expires"] = human_time(message.expires_at, tz)
     if message.kind == "closure_notice":
         ctx["closure_reason"] = data.get("reason") or "closed"
     if message.kind in ("fee_charged", "fee_due"):
@@ -179,9 +174,9 @@ def context_for(message, now, public_url, preview=False):
     if message.kind == "waitlist_offer":
         ctx.update(service_name=data.get("service", ""), provider_name=data.get("provider", ""))
         if data.get("start"):
-            ctx["when"] = local_time(_instant(data["start"]), tz)
+            ctx["when"] = human_time(_instant(data["start"]), tz)
         if data.get("expires_at"):
-            ctx["offer_expires"] = local_time(_instant(data["expires_at"]), tz)
+            ctx["offer_expires"] = human_time(_instant(data["expires_at"]), tz)
         ctx["offer_url"] = f"{base}{data.get('url') or '/portal/waitlist'}"
     return ctx, appt, clinic
 

@@ -29,8 +29,8 @@ from flask import current_app
 
 from models.booking.documents import Appointment
 from models.catalog.documents import Clinic
-from models.clock import as_utc, local, utcnow
-from models.formatting import money
+from models.clock import as_utc, utcnow
+from models.formatting import money, short_time
 from models.messages.delivery import DeliveryReport, _claim, _finish, _scrub
 from models.messages.documents import OutboxMessage, SmsOptOut
 from models.messages.outbox import base_variant, why_drop
@@ -82,12 +82,6 @@ def auth_token():
 
 # --- wording ------------------------------------------------------------------------------------
 
-def short_time(instant, tz):
-    """'Tue 8 Dec 10:00 GMT': short, zone named."""
-    wall = local(instant, tz)
-    return f"{wall:%a} {wall.day} {wall:%b %H:%M} {wall.tzname()}"
-
-
 def short_link(base, appointment_id):
     """The shortest link to an appointment's page (`/a/<id>` redirects to it)."""
     return f"{base}/a/{appointment_id}"
@@ -103,7 +97,7 @@ def render_text(message, now, public_url=None):
     appt = Appointment.objects(id=message.appointment).first() if message.appointment else None
     service = appt.service.name if appt is not None else data.get("service", "")
     link = short_link(base, appt.id) if appt is not None else ""
-    when = short_time(appt.start, tz) if appt is not None else ""
+    when = short_time(appt.start, tz, year=False) if appt is not None else ""
     kind = message.kind
     if kind == "confirmed":
         body = f"{service} booked for {when}. Details, change or cancel: {link}"
@@ -117,8 +111,8 @@ def render_text(message, now, public_url=None):
         body = f"{service} moved to {when}. Details: {link}"
     elif kind == "waitlist_offer":
         start = as_utc(_iso(data.get("start"))) if data.get("start") else None
-        until = short_time(_iso(data["expires_at"]), tz) if data.get("expires_at") else ""
-        body = (f"{service} is free for you {short_time(start, tz) if start else ''}. Held until "
+        until = short_time(_iso(data["expires_at"]), tz, year=False) if data.get("expires_at") else ""
+        body = (f"{service} is free for you {short_time(start, tz, year=False) if start else ''}. Held until "
                 f"{until}. Book: {base}{data.get('url') or '/portal/waitlist'}")
     elif kind == "fee_due":
         amount = money(int(data.get("amount") or 0), data.get("currency") or (clinic.currency if clinic else "gbp"))
