@@ -569,7 +569,7 @@ class PatientView(PatientMergeMixin, SecureModelView):
         if not deliverable(form.email.data):
             form.email.data = ""
         born = form.date_of_birth.data
-        form.date_of_birth.data = born.strftime("%d/%m/%Y") if born and hasattr(born, "strftime") else (born or "")
+        form.date_of_birth.data = formatting.numeric_date(born) if born and hasattr(born, "year") else (born or "")
 
     def _check_unique(self, form):
         """On create the rule (`create_by_staff`) is the uniqueness check, so its refusal reads as the desk's."""
