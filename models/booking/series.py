@@ -20,7 +20,7 @@ from bson import ObjectId
 from mongoengine import signals
 
 from models import clock
-from models.audit import appointment_record, as_events, audited
+from models.audit import appointment_record, as_events, audited, event_like
 from models.booking.cancellation import cancel
 from models.booking.claims import _claim, claim_units, release_time
 from models.booking.create import book
@@ -64,7 +64,11 @@ def book_series(patient, service_id, provider_id, start, now, every_weeks, count
     """Book a whole series or nothing; answers (series id, appointments soonest first).
 
     `instead` maps a regular start to the time chosen in its place (the page's "nearest free
-    alternative"). `options` are `book`'s (booked_by, pay_online, by_staff, hold_minutes).
+    alternative"). `options` are `book`'s (booked_by, pay_online, by_staff, hold_minutes, and staff's
+    `override` with its `notes`: every visit then skips the conflicts `book` lets an override pass,
+    the patient's own overlap and the provider being away, and the series' event is written with an
+    "appointment.override" one; a time another appointment holds is still a date not free, offered
+    with alternatives, never double booked as part of a series).
     Raises SeriesUnavailable (409, with the dates and alternatives) when some visit is not free,
     ValidationFailed (422) when the first visit is not bookable or the series passes the horizon.
     """
@@ -112,7 +116,10 @@ def book_series(patient, service_id, provider_id, start, now, every_weeks, count
     except BaseException:
         _give_back(taken)
         raise
-    _insert(visits, audit)
+    events = as_events(audit)
+    if options.get("override") and events:
+        events.append(event_like(events[0], "appointment.override", record=""))  # staff's explicit override
+    _insert(visits, events)
     changed("availability", provider=provider_id)
     # Free of charge (or booked by staff): one confirmation listing every date, its .ics holding every
     # visit (models/messages/rendering.py), and each visit's own reminders. A paid visit is confirmed
