@@ -11,6 +11,7 @@ import pytest
 from models import Appointment, Service, booking
 from models.documents import utcnow
 from tests.a11y import axe_violations
+from tests.helpers import save_screenshot
 from tests.support.browser import portal_sign_in
 from tests.support.factories import PASSWORD, at, future_day
 
@@ -80,6 +81,7 @@ def test_a_patient_moves_this_and_the_later_visits_on_a_phone_choosing_for_a_tak
         scope.get_by_label("This visit and the 1 later visit of the series").check()
         fits(page)
         assert axe_violations(page) == []
+        save_screenshot(page, "series-move-review-phone.png")
         page.get_by_role("button", name="Move my appointment").click()
 
         # The third date is taken: nothing moved, the date named with its nearest free times.
@@ -93,6 +95,7 @@ def test_a_patient_moves_this_and_the_later_visits_on_a_phone_choosing_for_a_tak
         assert starts(ids)[1:] == [at(day + timedelta(weeks=n), 10).astimezone(timezone.utc) for n in (1, 2)]
         fits(page)
         assert axe_violations(page) == []
+        save_screenshot(page, "series-move-conflict-phone.png")
         group.locator("label").nth(1).click()  # the second nearest: the patient's own choice
         chosen_text = group.locator("label").nth(1).inner_text()
         chosen = radios.nth(1).get_attribute("value")
@@ -107,6 +110,7 @@ def test_a_patient_moves_this_and_the_later_visits_on_a_phone_choosing_for_a_tak
         assert items.nth(2).get_by_role("link", name=chosen_text, exact=True).is_visible()
         fits(page)
         assert axe_violations(page) == []
+        save_screenshot(page, "series-moved-phone.png")
     finally:
         context.close()
     assert starts(ids) == [at(day, 10).astimezone(timezone.utc), new.astimezone(timezone.utc),
@@ -139,6 +143,7 @@ def test_reception_books_a_series_from_the_day_view_choosing_for_a_taken_date(wo
         assert group.get_by_role("radio").first.is_checked()
         assert Appointment.objects(patient=patient.id).count() == 0
         assert axe_violations(page) == []
+        save_screenshot(page, "desk-series-conflict.png")
         group.locator("label").nth(1).click()
         chosen = group.get_by_role("radio").nth(1).get_attribute("value")
         page.get_by_role("button", name="Book all 3 visits").click()
@@ -184,6 +189,7 @@ def test_reception_moves_this_and_the_later_visits_from_the_day_view(world, brow
         assert group.count() == 1 and re.search(ZONED, group.locator("legend").inner_text())
         assert scope.get_by_label("This visit and the 1 later visit of the series").is_checked()  # kept as chosen
         assert axe_violations(page) == []
+        save_screenshot(page, "desk-series-move-conflict.png")
         chosen = group.get_by_role("radio").first.get_attribute("value")
         page.get_by_role("button", name="Move all the visits").click()
 
