@@ -273,3 +273,26 @@ def test_booking_a_series_over_a_conflict_keeps_the_repeat_and_books_every_visit
     assert AuditEvent.objects(action="appointment.override").count() == 1
     flashed = desk.get(resp.headers["Location"]).get_data(as_text=True)
     assert "and 2 more visits at the same time" in flashed
+
+
+def test_a_series_chosen_from_the_desks_free_times_keeps_its_repeat_through_the_review(app, world):
+    """"Book at 10:00" opens the review step: it names the repeat, and its one more click books every visit."""
+    import re
+    from tests.support.clients import signed_in_staff
+    from tests.support.factories import form_csrf, make_staff
+
+    make_staff("reception")
+    desk = signed_in_staff(app, "reception")
+    day = future_day(2)
+    patient = world.patients["pat@example.com"]
+    form = desk.get(f"/admin/day/new?day={day}&provider={world['dr'].id}").get_data(as_text=True)
+    resp = desk.post("/admin/day/review", data={
+        "csrf_token": form_csrf(form), "patient": str(patient.id), "service": str(world["physio"].id),
+        "provider": str(world["dr"].id), "day": day.isoformat(), "time": "10:00", "every_weeks": "2", "count": "3"})
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 200 and "3 visits, every 2 weeks" in page and "Book all 3 visits" in page
+    carried = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page))
+    assert desk.post("/admin/day/book", data=carried).status_code == 302
+    visits = list(Appointment.objects(patient=patient.id).order_by("start"))
+    assert [v.start.replace(tzinfo=timezone.utc) for v in visits] == [
+        at(day + timedelta(weeks=2 * n), 10).astimezone(timezone.utc) for n in range(3)]
