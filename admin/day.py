@@ -33,9 +33,10 @@ DONE = {"check_in": "Checked in", "undo_check_in": "Check-in undone for", "no_sh
         "undo_no_show": "No-show undone for"}
 UNDO = {"check_in": "undo_check_in", "no_show": "undo_no_show"}
 PX_PER_MINUTE = 2
-# The booking form's values carried by the review and override steps as hidden fields (issue 26).
+# The booking form's values carried by the review and override steps as hidden fields (issue 26),
+# a series' repeat (issue 28) included, so that booking over a conflict still books every visit.
 BOOKING_KEYS = ("day", "time", "provider", "service", "q", "patient", "name", "phone", "email", "date_of_birth",
-                "confirm_new")
+                "confirm_new", "every_weeks", "count")
 
 
 def parse_amount(raw):
@@ -307,7 +308,7 @@ class DayView(StaffAccessMixin, BaseView):
         now = utcnow()
         values = {k: (source.get(k, "") or "").strip()[:200] for k in (
             "day", "provider", "service", "q", "patient", "name", "phone", "email",
-            "date_of_birth", "override_reason", "confirm_new")}
+            "date_of_birth", "override_reason", "confirm_new", "every_weeks", "count")}
         # A "Choose 10:15" button posts a second `time` after the field's own: the last one wins.
         times = [t for t in source.getlist("time") if t] if hasattr(source, "getlist") else [source.get("time", "")]
         values["time"] = (times[-1] if times else "").strip()[:5]
@@ -438,8 +439,8 @@ class DayView(StaffAccessMixin, BaseView):
                     _series_id, visits = series.book_series(
                         patient, values["service"], values["provider"], start, utcnow(), *repeat,
                         instead=_instead(request.form), answers=values["answers"],
-                        booked_by=staff_actor(), pay_online=False, by_staff=True, audit_as=staff_actor(),
-                        audit=[audit_event(staff_actor(), "series.book"), *also])
+                        booked_by=staff_actor(), pay_online=False, override=values["override"], notes=notes,
+                        by_staff=True, audit_as=staff_actor(), audit=[audit_event(staff_actor(), "series.book"), *also])
                     booked.extend(visits)
                     return visits[0]
                 return booking.book(patient, values["service"], values["provider"], start, utcnow(),

@@ -150,3 +150,33 @@ def test_the_admin_adds_and_removes_questions_with_javascript_off(live_server, c
         assert [(q.label, q.kind) for q in saved.questions] == [("Which side?", "text")]
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("script", [False, True], ids=["no-javascript", "javascript"])
+def test_enter_in_a_field_of_the_service_form_saves_it_and_adds_no_question(live_server, clinic_world, browser, script):
+    base, _app = live_server(COOKIE_SECURE=False)
+    world = clinic_world(services={"physio": dict(name="Physiotherapy", duration=30, price=0)}, staff=("admin",))
+    context = browser.new_context(java_script_enabled=script, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    try:
+        page.goto(f"{base}/admin/login")
+        page.get_by_label("Email").fill("admin@clinic.test")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"{base}/admin/")
+        page.goto(f"{base}/admin/services/edit/?id={world['physio'].id}")
+        page.locator('[name="name"]').fill("Physiotherapy (follow-up)")
+        with page.expect_navigation():
+            page.locator('[name="name"]').press("Enter")
+        from models import Service
+        saved = Service.objects.get(id=world["physio"].id)
+        assert saved.name == "Physiotherapy (follow-up)" and not saved.questions
+        # Saved means back on the list with its message, not the form again with an empty question row.
+        assert "/admin/services/edit" not in page.url
+        assert page.locator('[name="questions-0-label"]').count() == 0
+        assert "saved" in page.locator("body").inner_text().lower()
+        if script:
+            assert_accessible(page, "services list after Enter")
+    finally:
+        context.close()

@@ -231,3 +231,68 @@ def test_the_patient_moves_this_and_following_from_the_portal_page_choosing_for_
     assert resp.status_code == 302 and "/portal/series/" in resp.headers["Location"]
     assert starts_of(ids) == [before[0], new.astimezone(timezone.utc),
                               datetime.fromisoformat(radios[0][1]).astimezone(timezone.utc)]
+
+
+def test_booking_a_series_over_a_conflict_keeps_the_repeat_and_books_every_visit(app, clinic_world):
+    """The override step (the first visit's own conflict) carries the series: booking over it books the whole set."""
+    from models import AuditEvent
+    from tests.support.clients import signed_in_staff
+    from tests.support.factories import form_csrf, make_staff
+
+    world = clinic_world(
+        services={"physio": dict(name="Physiotherapy", duration=45, price=6000)},
+        providers={"dr": dict(name="Dr Series", services=["physio"]), "jo": dict(name="Jo Park", services=["physio"])},
+        patients=["pat@example.com"])
+    Service.objects(id=world["physio"].id).update_one(set__repeat_allowed=True)
+    patient = world.patients["pat@example.com"]
+    day = future_day(2)
+    # The patient already sees Jo Park at the first visit's time: the series' first date is the patient's own overlap.
+    from models.booking import book as book_one
+    from models.documents import utcnow
+    book_one(patient, str(world["physio"].id), str(world["jo"].id), at(day, 10), utcnow())
+    make_staff("reception")
+    desk = signed_in_staff(app, "reception")
+    form = desk.get(f"/admin/day/new?day={day}&time=10:00&provider={world['dr'].id}").get_data(as_text=True)
+    data = {"csrf_token": form_csrf(form), "patient": str(patient.id), "service": str(world["physio"].id),
+            "provider": str(world["dr"].id), "day": day.isoformat(), "time": "10:00", "every_weeks": "1", "count": "3"}
+    resp = desk.post("/admin/day/book", data=data)
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 409 and "Book over the conflict" in page and "already have an appointment" in page
+    assert 'name="every_weeks" value="1"' in page and 'name="count" value="3"' in page
+    assert "This is a series of 3 visits" in page
+    assert Appointment.objects(provider=world["dr"].id).count() == 0
+    import re
+    carried = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page))
+    resp = desk.post("/admin/day/book", data={**carried, "override_reason": "Back-to-back on purpose"})
+    assert resp.status_code == 302, resp.get_data(as_text=True)[-2000:]
+    visits = list(Appointment.objects(provider=world["dr"].id).order_by("start"))
+    assert [v.start.replace(tzinfo=timezone.utc) for v in visits] == [
+        at(day + timedelta(weeks=n), 10).astimezone(timezone.utc) for n in range(3)]
+    assert len({v.series for v in visits}) == 1 and visits[0].series is not None
+    assert all(v.override and "Back-to-back on purpose" in v.notes for v in visits)
+    assert AuditEvent.objects(action="appointment.override").count() == 1
+    flashed = desk.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "and 2 more visits at the same time" in flashed
+
+
+def test_a_series_chosen_from_the_desks_free_times_keeps_its_repeat_through_the_review(app, world):
+    """"Book at 10:00" opens the review step: it names the repeat, and its one more click books every visit."""
+    import re
+    from tests.support.clients import signed_in_staff
+    from tests.support.factories import form_csrf, make_staff
+
+    make_staff("reception")
+    desk = signed_in_staff(app, "reception")
+    day = future_day(2)
+    patient = world.patients["pat@example.com"]
+    form = desk.get(f"/admin/day/new?day={day}&provider={world['dr'].id}").get_data(as_text=True)
+    resp = desk.post("/admin/day/review", data={
+        "csrf_token": form_csrf(form), "patient": str(patient.id), "service": str(world["physio"].id),
+        "provider": str(world["dr"].id), "day": day.isoformat(), "time": "10:00", "every_weeks": "2", "count": "3"})
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 200 and "3 visits, every 2 weeks" in page and "Book all 3 visits" in page
+    carried = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page))
+    assert desk.post("/admin/day/book", data=carried).status_code == 302
+    visits = list(Appointment.objects(patient=patient.id).order_by("start"))
+    assert [v.start.replace(tzinfo=timezone.utc) for v in visits] == [
+        at(day + timedelta(weeks=2 * n), 10).astimezone(timezone.utc) for n in range(3)]

@@ -24,7 +24,7 @@ from mongoengine import signals
 
 from models import clock
 from models import formatting
-from models.audit import appointment_record, as_events, audited
+from models.audit import appointment_record, as_events, audited, event_like
 from models.booking.cancellation import cancel
 from models.booking.claims import _claim, claim_units, release_time
 from models.booking.create import book
@@ -71,7 +71,11 @@ def book_series(patient, service_id, provider_id, start, now, every_weeks, count
     `instead` maps a regular start to the time chosen in its place (the page's "nearest free
     alternative"). `pay` is "visit" (each visit paid on its own) or "course" (every held visit paid
     at once, one PaymentIntent; a free or desk-paid series has nothing to pay online and ignores it).
-    `options` are `book`'s (booked_by, pay_online, by_staff, hold_minutes).
+    `options` are `book`'s (booked_by, pay_online, by_staff, hold_minutes, and staff's
+    `override` with its `notes`: every visit then skips the conflicts `book` lets an override pass,
+    the patient's own overlap and the provider being away, and the series' event is written with an
+    "appointment.override" one; a time another appointment holds is still a date not free, offered
+    with alternatives, never double booked as part of a series).
     Raises SeriesUnavailable (409, with the dates and alternatives) when some visit is not free,
     ValidationFailed (422) when the first visit is not bookable or the series passes the horizon.
     """
@@ -124,7 +128,10 @@ def book_series(patient, service_id, provider_id, start, now, every_weeks, count
     except BaseException:
         _give_back(taken)
         raise
-    _insert(visits, audit)
+    events = as_events(audit)
+    if options.get("override") and events:
+        events.append(event_like(events[0], "appointment.override", record=""))  # staff's explicit override
+    _insert(visits, events)
     changed("availability", provider=provider_id)
     # Free of charge (or booked by staff): one confirmation listing every date, its .ics holding every
     # visit (models/messages/rendering.py), and each visit's own reminders. A paid visit is confirmed
