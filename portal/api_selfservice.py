@@ -7,7 +7,7 @@ from flask import current_app
 from flask_jwt_extended import jwt_required
 
 from clinic.audit import audit, audit_event
-from models import booking
+from models.booking.rules import get_patient_appointment, require_clinic
 from models import clock
 from models.booking import waitlist
 from models.documents import utcnow
@@ -49,9 +49,9 @@ def reschedule_appointment(body, appointment_id):
     """Move the patient's appointment to another free time (same service; payment carries over)."""
     start, provider = body["start"], body.get("provider")
     patient = current_patient()
-    appt = booking.get_patient_appointment(patient, appointment_id)
+    appt = get_patient_appointment(patient, appointment_id)
     appt = reschedule_for_patient(patient, appt, start, [provider] if provider else [])  # audits itself
-    return appointment_view(appt, booking.require_clinic())
+    return appointment_view(appt, require_clinic())
 
 
 @bp.route("/waitlist", methods=["POST"])
@@ -66,7 +66,7 @@ def join_waitlist(body):
     # The action audits itself and offers a time that is free already at once (first in line permitting).
     entry = waitlist.join(patient, body["service"], body.get("provider") or None, body["from_"], body["to"], now,
                           audit=audit_event(f"patient:{patient.id}", "waitlist.join"), offer_now=True)
-    return entry_view(entry, booking.require_clinic(), now)
+    return entry_view(entry, require_clinic(), now)
 
 
 @bp.route("/waitlist")
@@ -77,7 +77,7 @@ def list_waitlist():
     """The signed-in patient's waitlist entries, newest first."""
     patient = current_patient()
     now = utcnow()
-    clinic = booking.require_clinic()
+    clinic = require_clinic()
     audit(f"patient:{patient.id}", "waitlist.list", record=f"Patient:{patient.id}")
     return [entry_view(e, clinic, now) for e in waitlist.entries_of(patient)]
 
@@ -103,4 +103,4 @@ def accept_offer(entry_id):
     patient = current_patient()
     entry = waitlist.get_entry(patient, entry_id)
     appt = accept_offer_for_patient(patient, entry)  # audits itself
-    return appointment_view(appt, booking.require_clinic())
+    return appointment_view(appt, require_clinic())

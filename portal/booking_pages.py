@@ -26,7 +26,8 @@ from wtforms.validators import DataRequired
 
 from clinic.audit import audit, audit_event
 from clinic.errors import status_of
-from models import booking
+from models.booking.cancellation import cancellation_terms_for
+from models.booking.rules import effective_status, find_slots, free_providers_at, get_patient_appointment, require_clinic
 from models import clock
 from models.accounts.dependants import dependants_of, household_ids
 from models.booking import waitlist
@@ -112,7 +113,7 @@ def build_picker(service, providers, clinic, now, month_raw, day_raw, skip=None)
         month = today.replace(day=1)
     last = (month.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
     first = max(month, today)
-    found = booking.find_slots(service, providers, clinic, first, (last - first).days + 1, now) if first <= last else []
+    found = find_slots(service, providers, clinic, first, (last - first).days + 1, now) if first <= last else []
     by_day = {}
     for start, _end, provider in found:
         if skip is not None and start == skip:
@@ -223,10 +224,10 @@ def review_context(service, chosen, clinic, now, start_raw, picker, patient=None
     except DomainError:
         return None
     local = start.astimezone(ZoneInfo(clinic.timezone))
-    free = booking.free_providers_at(service, start, now, chosen, clinic)
+    free = free_providers_at(service, start, now, chosen, clinic)
     if not free:
         return None
-    terms = booking.cancellation_terms_for(service, start, now)  # once booked, as the refund will read them
+    terms = cancellation_terms_for(service, start, now)  # once booked, as the refund will read them
     policy = policy_text(terms, clinic)
     if not terms.may_cancel:
         hours = terms.window_hours
@@ -286,7 +287,7 @@ def _still_free(appt, clinic, now):
         provider = current_catalog().provider_for(service, appt.provider.id)
     except DomainError:
         return False
-    return bool(booking.free_providers_at(service, appt.start, now, [provider], clinic))
+    return bool(free_providers_at(service, appt.start, now, [provider], clinic))
 
 
 @bp.get("/")
@@ -300,7 +301,7 @@ def dashboard():
                  .order_by("start").select_related())
     upcoming, past, closed = [], [], []
     for a in appts:
-        status = booking.effective_status(a, now)
+        status = effective_status(a, now)
         if status in ("cancelled", "expired"):
             closed.append((a, status))
         elif clock.as_utc(a.end) < now or status in ("completed", "no_show"):
@@ -323,8 +324,8 @@ def dashboard():
 @patient_page
 def receipt(appointment_id):
     """A receipt for a paid (or free) appointment."""
-    appt = booking.get_patient_appointment(g.patient, appointment_id)
-    clinic = booking.require_clinic()
+    appt = get_patient_appointment(g.patient, appointment_id)
+    clinic = require_clinic()
     payment = Payment.objects(appointment=appt.id, kind__in=UPFRONT_KINDS).first()
     if appt.amount and (payment is None or payment.status not in ("succeeded", "refunded")):
         raise NotFound("There is no receipt for this appointment: it was not paid.", code="no_receipt")
@@ -339,7 +340,7 @@ def receipt(appointment_id):
 @patient_page
 def reschedule_page(appointment_id):
     """Choose a new time for the same service (any clinician who offers it), then confirm."""
-    appt = booking.get_patient_appointment(g.patient, appointment_id)
+    appt = get_patient_appointment(g.patient, appointment_id)
     catalog = current_catalog()
     clinic = catalog.require_clinic()
     now = utcnow()
@@ -371,7 +372,7 @@ def reschedule_page(appointment_id):
 @patient_page
 def reschedule_post(appointment_id):
     """Move the appointment to the reviewed time; the old time is released only once the new one is held."""
-    appt = booking.get_patient_appointment(g.patient, appointment_id)
+    appt = get_patient_appointment(g.patient, appointment_id)
     form = request.form
     try:
         start = parse_instant(form.get("start", ""))
@@ -380,7 +381,7 @@ def reschedule_post(appointment_id):
     except DomainError as exc:
         flash(exc.message, "error")
         return redirect(url_for("portal.reschedule_page", appointment_id=appt.id))
-    clinic = booking.require_clinic()
+    clinic = require_clinic()
     flash(f"Your appointment is moved to {clock.human_time(appt.start, clinic.timezone)}.", "info")
     return redirect(url_for("portal.appointment", appointment_id=appt.id))
 

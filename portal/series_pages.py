@@ -6,7 +6,7 @@ from datetime import datetime
 
 from flask import current_app, flash, g, make_response, redirect, render_template, url_for
 
-from models import booking
+from models.booking.rules import effective_status, require_clinic
 from models import clock
 from models.accounts.dependants import household_ids
 from models.booking import series
@@ -50,7 +50,7 @@ def book_series_post(form, back, answers=None, for_=None):
 
 def _offer_alternatives(exc, form, service_id, provider, instead, back):
     """The page listing each date not free with its nearest free times, to book the whole set again."""
-    clinic = booking.require_clinic()
+    clinic = require_clinic()
     tz = clinic.timezone
     # A date refused may itself be a time chosen earlier instead of a regular one: answer for the regular one.
     regular_of = {clock.as_utc(v): clock.as_utc(k) for k, v in instead.items()}
@@ -77,9 +77,9 @@ def _offer_alternatives(exc, form, service_id, provider, instead, back):
 def series_page(series_id):
     """Every visit of one of the patient's series, with its status and what to pay."""
     visits = series.patient_series(household_ids(g.patient), series_id)
-    clinic = booking.require_clinic()
+    clinic = require_clinic()
     now = utcnow()
-    rows = [(v, booking.effective_status(v, now)) for v in visits]
+    rows = [(v, effective_status(v, now)) for v in visits]
     return render_template("portal/series.html", clinic=clinic, visits=visits, rows=rows, series_id=series_id,
                            human_time=clock.human_time, held=any(s == "held" for _v, s in rows),
                            confirmed=any(s in ("confirmed", "checked_in") for _v, s in rows))
@@ -92,7 +92,7 @@ def series_ics_file(series_id):
     visits = [v for v in series.patient_series(household_ids(g.patient), series_id) if v.status in ("confirmed", "checked_in")]
     if not visits:
         raise DomainError("No visit of this series is confirmed yet.", code="not_confirmed")
-    body = series.calendar(visits, booking.require_clinic(), current_app.config.get("PUBLIC_URL", ""), series_id)
+    body = series.calendar(visits, require_clinic(), current_app.config.get("PUBLIC_URL", ""), series_id)
     response = make_response(body)
     response.headers["Content-Type"] = "text/calendar; charset=utf-8"
     response.headers["Content-Disposition"] = f'attachment; filename="series-{series_id}.ics"'

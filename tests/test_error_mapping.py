@@ -13,7 +13,8 @@ from models.errors import (
     Throttled,
     ValidationFailed,
 )
-from models.payments import PaymentDeclined, PaymentProviderError, PaymentUnavailable, RefundFailed
+from models.payments.gateway import PaymentDeclined, PaymentProviderError, PaymentUnavailable
+from models.payments.refunds import RefundFailed
 
 
 def _all_subclasses(cls):

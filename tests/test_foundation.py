@@ -236,7 +236,7 @@ def test_create_staff_refuses_short_password_and_bad_role(app):
 
 def test_sweep_expires_lapsed_holds_and_frees_their_time(app):
     from models import Appointment, TimeClaim
-    from models.booking import book
+    from models.booking.create import book
     from tests.support.factories import make_clinic, make_patient, make_provider, make_service
 
     make_clinic()

@@ -134,8 +134,8 @@ def test_no_module_of_the_domain_is_over_about_400_lines():
 @pytest.mark.parametrize("module", ["models.booking.documents", "models.payments.documents",
                                     "models.messages.outbox", "models.catalog.documents"])
 def test_importing_one_module_of_a_context_loads_cleanly(module):
-    """A context's package front is lazy: importing one of its modules first, in a fresh process,
-    works whatever order the others load in."""
+    """A context's package top imports nothing (callers import the defining module): importing one of
+    its modules first, in a fresh process, works whatever order the others load in."""
     import subprocess
 
     result = subprocess.run([sys.executable, "-c", f"import {module}"], cwd=ROOT, capture_output=True,
