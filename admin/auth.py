@@ -14,8 +14,8 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
-from clinic.audit import audit
-from clinic.errors import headers_of, status_of
+from web.audit import audit
+from web.errors import headers_of, status_of
 from models.accounts import authenticate
 from models.documents import StaffUser
 from models.errors import Throttled

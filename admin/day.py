@@ -13,8 +13,8 @@ from flask_login import current_user
 
 from admin.base import StaffAccessMixin, clinic_zone, staff_actor, staff_role
 from admin.roles import DAY_ACTIONS, EVERYONE, FRONT_DESK, SEES_MONEY
-from clinic.audit import audit, audit_event
-from clinic.errors import status_of
+from web.audit import audit, audit_event
+from web.errors import status_of
 from models.booking import create
 from models.booking import rules
 from models import clock

@@ -36,7 +36,7 @@ from admin.fields import (
 from admin.merge import PatientMergeMixin
 from admin.roles import ADMIN_ONLY, EVERYONE, FRONT_DESK, SCHEDULE_EDITORS
 from admin.schedule import WEEKDAYS, ScheduleForm, apply_row_buttons, prefill, validate_schedule, week_preview
-from clinic.audit import audit, audit_event
+from web.audit import audit, audit_event
 from models.booking.cancellation import cancel
 from models.payments.fees import no_show, refund_fee
 from models import clock

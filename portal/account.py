@@ -13,8 +13,8 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField
 from wtforms.validators import DataRequired, Length
 
-from clinic.audit import audit
-from clinic.errors import status_of
+from web.audit import audit
+from web.errors import status_of
 from models.payments.cards import card_on_file
 from models.documents import utcnow
 from models.errors import DomainError

@@ -4,7 +4,7 @@ answer through a schema). The schemas are in portal.schemas, the plumbing in por
 from flask import after_this_request, current_app, request
 from flask_jwt_extended import get_jwt, jwt_required, unset_jwt_cookies
 
-from clinic.audit import audit
+from web.audit import audit
 from models.booking.cancellation import cancel
 from models.booking.rules import get_patient_appointment, require_clinic
 from models.booking import series

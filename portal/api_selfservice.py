@@ -6,7 +6,7 @@ Imported once by `portal.init_app`, which registers `portal.api.bp` with these r
 from flask import current_app
 from flask_jwt_extended import jwt_required
 
-from clinic.audit import audit, audit_event
+from web.audit import audit, audit_event
 from models.booking.rules import get_patient_appointment, require_clinic
 from models import clock
 from models.booking import waitlist

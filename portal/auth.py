@@ -31,9 +31,9 @@ from flask_jwt_extended import (
 )
 from flask_jwt_extended.exceptions import JWTExtendedException
 
-from clinic.audit import audit, audit_event
-from clinic.errors import error_response
-from clinic.extensions import get_limiter, get_redis, jwt, rkey, rkey_tagged
+from web.audit import audit, audit_event
+from web.errors import error_response
+from web.extensions import get_limiter, get_redis, jwt, rkey, rkey_tagged
 from models.accounts import authenticate
 from models.documents import Patient
 from models.errors import InvalidCredentials, Throttled

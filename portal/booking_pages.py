@@ -24,8 +24,8 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, SelectField
 from wtforms.validators import DataRequired
 
-from clinic.audit import audit, audit_event
-from clinic.errors import status_of
+from web.audit import audit, audit_event
+from web.errors import status_of
 from models.booking.cancellation import cancellation_terms_for
 from models.booking.rules import effective_status, find_slots, free_providers_at, get_patient_appointment, require_clinic
 from models import clock

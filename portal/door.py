@@ -4,7 +4,7 @@ the app's slot cache)."""
 
 from flask import current_app
 
-from clinic.audit import audit_event
+from web.audit import audit_event
 from models.booking.create import book, book_first_free
 from models import clock
 from models.accounts.dependants import person_for
@@ -100,5 +100,5 @@ def free_times_json(service_id, provider_id, first, days, now):
         return freetimes.slots_json(service, providers, clinic, first or clock.local_today(clinic.timezone, now),
                                     days, now, caches)
 
-    # One Redis round trip when the process's catalog is current (clinic/cache.py `read_through`).
+    # One Redis round trip when the process's catalog is current (web/cache.py `read_through`).
     return caches.read_through(read)

@@ -10,7 +10,7 @@ import time
 from flask import Blueprint, Response, current_app, request
 from limits import parse
 
-from clinic.extensions import get_limiter
+from web.extensions import get_limiter
 from models.errors import Throttled
 from models.feeds import _hash, feed_ics
 

@@ -2,7 +2,7 @@
 registers them and serves the OpenAPI 3 document built from their schemas at /api/openapi.json.
 
 A schema that refuses input raises the domain's ValidationFailed (422 `invalid`, naming the
-fields), a body that is not a JSON object DomainError `malformed_json` (400): clinic.errors answers
+fields), a body that is not a JSON object DomainError `malformed_json` (400): web.errors answers
 both in the contract's shape, so flask-smorest's own error handler and error body are not used.
 """
 
@@ -135,13 +135,13 @@ class _Plugin(MarshmallowPlugin):
 
 
 class ClinicApi(Api):
-    """flask-smorest's Api, leaving error answers to clinic.errors."""
+    """flask-smorest's Api, leaving error answers to web.errors."""
 
     ERROR_SCHEMA = schemas.ErrorSchema
     DEFAULT_ERROR_RESPONSE_NAME = None  # every operation lists the errors it gives
 
     def _register_error_handlers(self):
-        """Register nothing: clinic.errors already answers every HTTPException in the contract's shape."""
+        """Register nothing: web.errors already answers every HTTPException in the contract's shape."""
 
 
 def _error_refs(*statuses):
@@ -181,7 +181,7 @@ def _document_other_doors(spec):
 
 def init_api(app, blueprints):
     """Serve the JSON doors' blueprints through flask-smorest and their OpenAPI document at /api/openapi.json."""
-    from clinic.extensions import csrf
+    from web.extensions import csrf
 
     for key, value in {"API_TITLE": "Clinic booking patient API", "API_VERSION": "1.0.0",
                        "OPENAPI_VERSION": "3.0.3", "OPENAPI_URL_PREFIX": "/api",

@@ -6,8 +6,8 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, EmailField, PasswordField, StringField, TelField
 from wtforms.validators import DataRequired, Length, Optional
 
-from clinic.audit import audit
-from clinic.errors import headers_of, status_of
+from web.audit import audit
+from web.errors import headers_of, status_of
 from models.booking.cancellation import cancel, cancellation_blocker, cancellation_terms
 from models.booking.create import ics_for
 from models.booking.rules import effective_status, get_patient_appointment, require_clinic

@@ -27,8 +27,8 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, g, redirect, request, url_for
 from flask_jwt_extended import jwt_required
 
-from clinic.audit import audit
-from clinic.security import stripe_csp
+from web.audit import audit
+from web.security import stripe_csp
 from models.booking.rules import effective_status, get_patient_appointment
 from models.payments.start import pay_with_token, start_payment
 from models.payments.sync import page_state
@@ -63,7 +63,7 @@ PAYMENT_PAGE_CSP = _StripePageCSP()
 
 def payment_page(view):
     """Decorate the payment page's view: its CSP allows the configured Stripe origins."""
-    from clinic.security import talisman
+    from web.security import talisman
 
     return talisman(content_security_policy=PAYMENT_PAGE_CSP)(view)
 
