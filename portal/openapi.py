@@ -12,7 +12,6 @@ from apispec.ext.marshmallow import MarshmallowPlugin, OpenAPIConverter
 from flask_smorest import Api
 from flask_smorest import Blueprint as SmorestBlueprint
 from webargs.flaskparser import FlaskParser
-from werkzeug.routing import Map, Rule
 
 from models.errors import DomainError, ValidationFailed
 from portal import schemas
@@ -144,41 +143,6 @@ class ClinicApi(Api):
         """Register nothing: web.errors already answers every HTTPException in the contract's shape."""
 
 
-def _error_refs(*statuses):
-    return {str(status): HTTPStatus(status).name for status in statuses}
-
-
-def _json(schema, description):
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _rule(path):
-    """A URL rule as flask-smorest's path helper reads it (these routes are not on an API blueprint)."""
-    rule = Rule(path, endpoint=path)
-    Map([rule])  # binding compiles the rule
-    return rule
-
-
-def _document_other_doors(spec):
-    """The Stripe webhook and the probes live outside the patient API; the document names them too."""
-    spec.path(rule=_rule("/webhooks/stripe"), operations={"post": {
-        "summary": "Stripe events, verified by the Stripe-Signature header",
-        "tags": ["webhooks"],
-        "parameters": [{"name": "Stripe-Signature", "in": "header", "required": False,
-                        "schema": {"type": "string"}}],
-        "requestBody": {"required": False,
-                        "content": {"application/json": {"schema": schemas.StripeEventBody}}},
-        "responses": {"200": _json(schemas.WebhookReceivedSchema, "Received"),
-                      **_error_refs(400, 409, 413, 503)}}})
-    spec.path(rule=_rule("/healthz"), operations={"get": {
-        "summary": "Process alive", "tags": ["health"],
-        "responses": {"200": _json(schemas.AliveSchema, "Alive")}}})
-    spec.path(rule=_rule("/readyz"), operations={"get": {
-        "summary": "MongoDB and Redis answer", "tags": ["health"],
-        "responses": {"200": _json(schemas.ReadySchema, "Ready"),
-                      "503": _json(schemas.NotReadySchema, "A dependency is down")}}})
-
-
 def init_api(app, blueprints):
     """Serve the JSON doors' blueprints through flask-smorest and their OpenAPI document at /api/openapi.json."""
     from web.extensions import csrf
@@ -195,5 +159,4 @@ def init_api(app, blueprints):
         rest.register_blueprint(blueprint)
         # The JSON API authenticates by JWT double-submit (X-CSRF-TOKEN), not by a form's token.
         csrf.exempt(blueprint)
-    _document_other_doors(rest.spec)
     return rest

@@ -673,54 +673,6 @@ class ExportSchema(Schema):
     not_included = fields.String(required=True)
 
 
-# --- Outside the patient API (documented in the same document) -----------------------------------
-
-class StripeEventBody(Schema):
-    """A Stripe event, as Stripe sends it (verified by the Stripe-Signature header)."""
-
-    class Meta:
-        unknown = INCLUDE
-
-    id = fields.String()
-    type = fields.String()
-    data = fields.Dict()
-
-
-class WebhookReceivedSchema(Schema):
-    """The event is stored (once) and handled, ignored or a duplicate."""
-
-    received = fields.Boolean(required=True)
-    duplicate = fields.Boolean()
-    handled = fields.Boolean()
-    outcome = fields.String(allow_none=True)
-
-
-class AliveSchema(Schema):
-    """The process runs."""
-
-    status = fields.String(required=True)
-
-
-class ChecksSchema(Schema):
-    """Each dependency's state: ok or down."""
-
-    mongodb = fields.String(required=True, validate=validate.OneOf(("ok", "down")))
-    redis = fields.String(required=True, validate=validate.OneOf(("ok", "down")))
-
-
-class ReadySchema(Schema):
-    """MongoDB and Redis answer."""
-
-    status = fields.String(required=True)
-    checks = fields.Nested(ChecksSchema, required=True)
-
-
-class NotReadySchema(ErrorSchema):
-    """Not ready: the error, and each dependency's state."""
-
-    checks = fields.Nested(ChecksSchema, required=True)
-
-
 # --- Clinic profile and closures (issue 25) ----------------------------------------------------
 
 
