@@ -66,7 +66,7 @@ def init_admin(app):
     # Model views check their own SecureForm CSRF token (forms, actions, ajax/update); Flask-WTF's
     # global check would refuse those tokens. The day view and sign-in keep Flask-WTF's.
     from admin.base import SecureModelView
-    from clinic.extensions import csrf
+    from web.extensions import csrf
 
     for view in admin._views:
         if isinstance(view, SecureModelView):

@@ -14,9 +14,9 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
-from clinic.audit import audit
-from clinic.errors import headers_of, status_of
-from clinic.signin import guarded_password_check, remember_device
+from web.audit import audit
+from web.errors import headers_of, status_of
+from web.signin import guarded_password_check, remember_device
 from models.accounts import authenticate
 from models.documents import StaffUser
 from models.errors import Throttled

@@ -15,8 +15,8 @@ from mongoengine.errors import ValidationError as MongoValidationError
 from wtforms.fields import FieldList, FormField
 
 from admin.roles import ADMIN_ONLY, EVERYONE, NOBODY, SEES_MONEY
-from clinic.audit import audit
-from clinic.extensions import login_manager
+from web.audit import audit
+from web.extensions import login_manager
 from models.formatting import human_time
 from models.documents import Clinic, StaffUser
 from models.errors import DomainError

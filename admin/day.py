@@ -12,9 +12,10 @@ from flask_login import current_user
 
 from admin.base import StaffAccessMixin, clinic_zone, staff_actor, staff_role
 from admin.roles import DAY_ACTIONS, EVERYONE, FRONT_DESK, SEES_MONEY
-from clinic.audit import audit, audit_event
-from clinic.errors import status_of
-from models import booking
+from web.audit import audit, audit_event
+from web.errors import status_of
+from models.booking import create
+from models.booking import rules
 from models import clock
 from models import formatting
 from models.booking import frontdesk
@@ -163,7 +164,7 @@ class DayView(StaffAccessMixin, BaseView):
         now = utcnow()
         refund = refund_preview(appointment, now)
         choice = request.form.get("refund") or ("full" if refund else "none")
-        return self.render("admin_clinic/cancel.html", a=appointment, status=booking.effective_status(appointment, now),
+        return self.render("admin_clinic/cancel.html", a=appointment, status=rules.effective_status(appointment, now),
                            refund=refund, paid=paid_left(appointment), refund_choices=REFUND_CHOICES, fee=kept_fee(appointment),
                            choice=choice, amount_text=request.form.get("amount", "")[:20], fields=fields or {},
                            error=error, reason=request.form.get("reason", "")[:500],
@@ -220,7 +221,7 @@ class DayView(StaffAccessMixin, BaseView):
                 flash(message + ". They are emailed the new time.", "success")
                 return redirect(url_for(".index", day=new_local.date().isoformat()) + f"#appt-{moved.id}")
         return self.render("admin_clinic/move.html", a=appointment, v=values, providers=providers,
-                           status_text=booking.effective_status(appointment, now), error=error, later=later,
+                           status_text=rules.effective_status(appointment, now), error=error, later=later,
                            dates=dates, kept=kept, **self._common(local.date())), status
 
     @expose("/act", methods=("POST",))
@@ -347,9 +348,9 @@ class DayView(StaffAccessMixin, BaseView):
         slots = []
         if values["service"] and values["provider"] and request.values.get("show_times"):
             try:
-                service = booking.get_service(values["service"])
-                provider = booking.get_provider_for(service, values["provider"])
-                slots = [s for s, _, _ in booking.find_slots(service, [provider], Clinic.get(), day, 1, utcnow())]
+                service = rules.get_service(values["service"])
+                provider = rules.get_provider_for(service, values["provider"])
+                slots = [s for s, _, _ in rules.find_slots(service, [provider], Clinic.get(), day, 1, utcnow())]
             except DomainError as exc:
                 error = error or exc.message
         # A free gap clicked in a provider's column: preselect a service that provider offers.
@@ -400,8 +401,8 @@ class DayView(StaffAccessMixin, BaseView):
         try:
             start = self._parse_start(values)
             patient = self._existing_patient(values)
-            service = booking.get_service(values["service"])
-            provider = booking.get_provider_for(service, values["provider"])
+            service = rules.get_service(values["service"])
+            provider = rules.get_provider_for(service, values["provider"])
         except DomainError as exc:
             return self._render_booking(values, error=exc.message, status=status_of(exc),
                                         fields=getattr(exc, "fields", None))
@@ -443,7 +444,7 @@ class DayView(StaffAccessMixin, BaseView):
                         by_staff=True, audit_as=staff_actor(), audit=[audit_event(staff_actor(), "series.book"), *also])
                     booked.extend(visits)
                     return visits[0]
-                return booking.book(patient, values["service"], values["provider"], start, utcnow(),
+                return create.book(patient, values["service"], values["provider"], start, utcnow(),
                                     booked_by=staff_actor(), pay_online=False, override=values["override"],
                                     by_staff=True, notes=notes, audit_as=staff_actor(),
                                     audit=[audit_event(staff_actor(), "appointment.book"), *also],

@@ -9,7 +9,7 @@ from flask_login import current_user
 
 from admin.base import StaffAccessMixin, clinic_zone, staff_actor, staff_role
 from admin.roles import FRONT_DESK
-from clinic.audit import audit
+from web.audit import audit
 from models.documents import Clinic, utcnow
 from models.booking.frontdesk import find_patients, minutes_left, patient_cards
 from models import formatting

@@ -10,8 +10,8 @@ from flask_admin import expose
 
 from admin.base import clinic_zone, staff_actor, staff_role
 from admin.roles import ADMIN_ONLY
-from clinic.audit import audit
-from clinic.errors import status_of
+from web.audit import audit
+from web.errors import status_of
 from models.booking.documents import Appointment
 from models.booking.frontdesk import find_patients, patient_cards
 from models.booking.waitlist import WaitlistEntry

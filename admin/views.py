@@ -36,9 +36,9 @@ from admin.fields import (
 from admin.merge import PatientMergeMixin
 from admin.roles import ADMIN_ONLY, EVERYONE, FRONT_DESK, SCHEDULE_EDITORS
 from admin.schedule import WEEKDAYS, ScheduleForm, apply_row_buttons, prefill, validate_schedule, week_preview
-from clinic.audit import audit, audit_event
-from models import booking
-from models import payments
+from web.audit import audit, audit_event
+from models.booking.cancellation import cancel
+from models.payments.fees import no_show, refund_fee
 from models import clock
 from models import formatting
 from models.booking import frontdesk
@@ -519,7 +519,7 @@ class AppointmentView(SecureModelView):
     @action("cancel", "Cancel (refund when paid)", "Cancel the selected appointments?")
     def action_cancel(self, ids):
         """Cancel as staff: any time, with a refund when paid."""
-        self._apply(ids, lambda a, now, **audited: booking.cancel(a, now, reason=f"cancelled by {staff_actor()}",
+        self._apply(ids, lambda a, now, **audited: cancel(a, now, reason=f"cancelled by {staff_actor()}",
                                                                 by_staff=True, actor=staff_actor(), **audited),
                     "cancel")
 
@@ -532,7 +532,7 @@ class AppointmentView(SecureModelView):
     def action_no_show(self, ids):
         """Mark confirmed appointments that have started as no-shows."""
         # No-show protection: one with an agreed fee is refused here (staff charge or waive it in the day view).
-        self._apply(ids, lambda a, now, **audited: payments.no_show(a, now, charge=None, actor=staff_actor(),
+        self._apply(ids, lambda a, now, **audited: no_show(a, now, charge=None, actor=staff_actor(),
                                                                      **audited), "no_show")
 
 
@@ -694,7 +694,7 @@ class PaymentView(SecureModelView):
         done, refused = 0, 0
         for payment in Payment.objects(id__in=ids):
             try:
-                refunded = payments.refund_fee(payment, utcnow(), actor=staff_actor(), audit_as=staff_actor())
+                refunded = refund_fee(payment, utcnow(), actor=staff_actor(), audit_as=staff_actor())
             except DomainError as exc:
                 flash(exc.message, "error")
                 continue
@@ -735,7 +735,7 @@ class StripeEventView(SecureModelView):
     def action_resync(self, ids):
         """Fetch each event's object from Stripe again and apply it (`payments.resync_object`)."""
         from models.documents import StripeEvent
-        from models.payments import resync_object
+        from models.payments.sync import resync_object
 
         actor, done = staff_actor(), 0
         for event in self.get_query().filter(id__in=ids):

@@ -6,7 +6,7 @@ import os
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
-from clinic.settings import derived_settings, load_settings, validate_settings
+from web.settings import derived_settings, load_settings, validate_settings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -92,34 +92,39 @@ def create_app(config=None):
     if not app.debug:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from clinic.extensions import csrf, jwt, login_manager, mongo, rate_limits, redis_store, stripe_client
+    from web.extensions import csrf, jwt, login_manager, mongo, rate_limits, redis_store, stripe_client
 
     mongo.init_app(app)
     redis_store.init_app(app)
     rate_limits.init_app(app)
     stripe_client.init_app(app)
-    from clinic.cache import caches
+    from web.cache import caches
 
     caches.init_app(app)
     jwt.init_app(app)
     login_manager.init_app(app)
     csrf.init_app(app)
 
-    from clinic.errors import register_error_handlers
+    from web.errors import register_error_handlers
 
     register_error_handlers(app)
     register_template_filters(app)
 
     import portal
-    from clinic import health, monitoring, security
+    from clinic import health
+    from web import monitoring, security
+    from webhooks import schemas as webhook_schemas
     from webhooks import sms_webhook, stripe_webhook
 
     security.init_app(app)
     monitoring.init_app(app)
     app.register_blueprint(health.bp)
-    portal.init_app(app)  # pages, and the JSON doors through flask-smorest with /api/openapi.json
+    rest = portal.init_app(app)  # pages, and the JSON doors through flask-smorest with /api/openapi.json
+    # The one OpenAPI document names the routes outside the patient API too, each documented by its owner.
+    webhook_schemas.document(rest.spec)
+    health.document(rest.spec)
     app.register_blueprint(stripe_webhook.bp)
-    from clinic import idempotency
+    from web import idempotency
 
     idempotency.init_app(app)  # issue 31: Idempotency-Key on booking, payment, cancel, reschedule
     # The JSON API and webhooks authenticate by JWT double-submit or signature, not form CSRF.

@@ -1,6 +1,6 @@
 """Domain exceptions: the rules raise them, the doors turn them into HTTP answers.
 
-Which HTTP status and headers each one answers with is the wiring's business (`clinic/errors.py`);
+Which HTTP status and headers each one answers with is the wiring's business (`web/errors.py`);
 here an error carries only what the rule knows: a stable `code`, a message, the fields at fault and,
 when trying again later may work, after how many seconds (`retry_after`).
 """

@@ -13,7 +13,7 @@ limits (`models/accounts/reset.py`), the payment page's re-fetches (`models/paym
 What `limits` cannot express stays domain code: the sign-in throttle's lockout (device cookies,
 doubling backoff, spread guessing: `models/accounts/throttle.py`).
 
-The counters live in the storage `clinic.extensions` registers as `app.extensions["rate_limits"]`:
+The counters live in the storage `web.extensions` registers as `app.extensions["rate_limits"]`:
 the app's Redis (its connection pool, keys under `<REDIS_PREFIX>limits:`; each command touches one
 key, so a Valkey Cluster takes them as they are), or any `limits` storage URI in the
 `RATE_LIMIT_STORAGE` setting (`memory://` in a test). A storage that does not answer raises its own

@@ -1,6 +1,6 @@
 """The domain's handle on the app's Redis store, without importing the wiring (`clinic`).
 
-`clinic.extensions.Redis.init_app` registers itself as `app.extensions["redis"]`; the domain
+`web.extensions.Redis.init_app` registers itself as `app.extensions["redis"]`; the domain
 reads it from there, so the layering contract (`.importlinter`) holds: models never import clinic.
 """
 

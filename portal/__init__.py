@@ -2,7 +2,8 @@
 
 
 def init_app(app):
-    """Attach every portal route to its blueprint, then register the pages and the JSON API."""
+    """Attach every portal route to its blueprint, then register the pages and the JSON API; answers
+    the flask-smorest Api, whose OpenAPI document the app factory adds the other doors' routes to."""
     # Importing a route module attaches its routes to a blueprint defined elsewhere (api_selfservice
     # on api.bp, booking_pages and reset on pages.bp), so they are imported here, by the wiring, and
     # never by the module that owns the blueprint: that is what keeps the portal free of cycles.
@@ -10,7 +11,7 @@ def init_app(app):
     from portal import series_pages  # noqa: F401  (recurring series, issue 28)
     from portal import dependants  # noqa: F401  (issue 28)
 
-    openapi.init_api(app, (api.bp, payment.api_bp, account.api_bp, reset.api_bp, dependants.api_bp, card.api_bp))
+    rest = openapi.init_api(app, (api.bp, payment.api_bp, account.api_bp, reset.api_bp, dependants.api_bp, card.api_bp))
     app.register_blueprint(pages.bp)
     from portal import short_links  # the texts' short links (issue 29)
 
@@ -19,3 +20,4 @@ def init_app(app):
     app.register_blueprint(account.page_bp)
     app.register_blueprint(dependants.page_bp)
     app.register_blueprint(card.page_bp)
+    return rest

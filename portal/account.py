@@ -13,9 +13,9 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField
 from wtforms.validators import DataRequired, Length
 
-from clinic.audit import audit
-from clinic.errors import status_of
-from models import payments
+from web.audit import audit
+from web.errors import status_of
+from models.payments.cards import card_on_file
 from models.documents import utcnow
 from models.errors import DomainError
 from models.privacy import erase_patient, export_patient
@@ -36,7 +36,7 @@ class DeleteForm(FlaskForm):
 def _card(patient):
     """No-show protection: the card on file for the account page (None when none or unreadable)."""
     try:
-        return payments.card_on_file(patient)
+        return card_on_file(patient)
     except DomainError:
         return None
 

@@ -4,8 +4,9 @@ answer through a schema). The schemas are in portal.schemas, the plumbing in por
 from flask import after_this_request, current_app, request
 from flask_jwt_extended import get_jwt, jwt_required, unset_jwt_cookies
 
-from clinic.audit import audit
-from models import booking
+from web.audit import audit
+from models.booking.cancellation import cancel
+from models.booking.rules import get_patient_appointment, require_clinic
 from models.booking import series
 from models.accounts import change_patient_password
 from models.accounts.users import set_date_of_birth
@@ -18,7 +19,7 @@ from portal.auth import (current_patient, issue_tokens, logout_identity, passwor
                          register_patient_counted, registration_allowed, revoke, revoke_cookies, sign_in)
 from portal.door import book_for_patient, book_series_for_patient, free_times_json
 from portal.openapi import AUTH_ERRORS, Blueprint
-from models import payments
+from models.payments.fees import cancellation_money
 from models.accounts.contact import update_contact
 from models.accounts.users import clean_birth_date
 from portal.schemas import ClinicSchema  # noqa: I001 (clinic profile, issue 25)
@@ -191,7 +192,7 @@ def create_appointment(body):
     appt = book_for_patient(patient, body["service"], body["provider"], body["start"],
                             answers=body.get("answers"), for_=body.get("for_"),
                             agree_policy=body.get("agree_policy", False))
-    return appointment_view(appt, booking.require_clinic())
+    return appointment_view(appt, require_clinic())
 
 
 def _series_booked(patient, body):
@@ -199,7 +200,7 @@ def _series_booked(patient, body):
     series_id, visits = book_series_for_patient(patient, body["service"], body["provider"], body["start"],
                                                 body["repeat"], answers=body.get("answers"), for_=body.get("for_"),
                                                 agree_policy=body.get("agree_policy", False))
-    view = series_view(series_id, body["repeat"]["every_weeks"], visits, booking.require_clinic())
+    view = series_view(series_id, body["repeat"]["every_weeks"], visits, require_clinic())
     return current_app.response_class(SeriesBookedSchema().dumps(view), status=201, mimetype="application/json")
 
 
@@ -210,7 +211,7 @@ def _series_booked(patient, body):
 def list_appointments():
     """The signed-in patient's appointments, soonest first."""
     patient = current_patient()
-    clinic = booking.require_clinic()
+    clinic = require_clinic()
     # A waitlist offer (models/booking/waitlist.py) becomes the patient's appointment only once accepted.
     # The account's: the patient's own and their dependants' (issue 28), each naming who it is for.
     people = {patient.id: patient, **{d.id: d for d in dependants_of(patient)}}
@@ -232,9 +233,9 @@ def list_appointments():
 def show_appointment(appointment_id):
     """One of the patient's own appointments (404 for anyone else's)."""
     patient = current_patient()
-    appt = booking.get_patient_appointment(patient, appointment_id)
+    appt = get_patient_appointment(patient, appointment_id)
     audit(f"patient:{patient.id}", "appointment.read", record=f"Appointment:{appt.id}")
-    return appointment_view(appt, booking.require_clinic())
+    return appointment_view(appt, require_clinic())
 
 
 @bp.route("/appointments/<appointment_id>/cancel", methods=["POST"])
@@ -246,10 +247,10 @@ def cancel_appointment(appointment_id):
     applies); answers the appointment with `refund` and `fee` (a late fee charged to the card)."""
     patient = current_patient()
     scope = cancel_scope(request.get_json(silent=True))
-    appt = booking.get_patient_appointment(patient, appointment_id)
+    appt = get_patient_appointment(patient, appointment_id)
     actor = f"patient:{patient.id}"
     if scope == "following":  # this visit and the later ones of its series (issue 28); each audits itself
         series.cancel_following(appt, utcnow(), reason="cancelled by patient", actor=actor, audit_as=actor)
     else:
-        booking.cancel(appt, utcnow(), reason="cancelled by patient", actor=actor, audit_as=actor)  # audits itself
-    return {**appointment_view(appt, booking.require_clinic()), **payments.cancellation_money(appt)}
+        cancel(appt, utcnow(), reason="cancelled by patient", actor=actor, audit_as=actor)  # audits itself
+    return {**appointment_view(appt, require_clinic()), **cancellation_money(appt)}

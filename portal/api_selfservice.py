@@ -6,8 +6,8 @@ Imported once by `portal.init_app`, which registers `portal.api.bp` with these r
 from flask import current_app
 from flask_jwt_extended import jwt_required
 
-from clinic.audit import audit, audit_event
-from models import booking
+from web.audit import audit, audit_event
+from models.booking.rules import get_patient_appointment, require_clinic
 from models import clock
 from models.booking import waitlist
 from models.documents import utcnow
@@ -54,13 +54,13 @@ def reschedule_appointment(body, appointment_id):
     """
     start, provider = body["start"], body.get("provider")
     patient = current_patient()
-    appt = booking.get_patient_appointment(patient, appointment_id)
+    appt = get_patient_appointment(patient, appointment_id)
     if body.get("scope") == "following":  # issue 28; audits itself once
         reschedule_following_for_patient(patient, appt, start, provider, body.get("instead"))
         appt.reload()
-        return appointment_view(appt, booking.require_clinic())
+        return appointment_view(appt, require_clinic())
     appt = reschedule_for_patient(patient, appt, start, [provider] if provider else [])  # audits itself
-    return appointment_view(appt, booking.require_clinic())
+    return appointment_view(appt, require_clinic())
 
 
 @bp.route("/waitlist", methods=["POST"])
@@ -75,7 +75,7 @@ def join_waitlist(body):
     # The action audits itself and offers a time that is free already at once (first in line permitting).
     entry = waitlist.join(patient, body["service"], body.get("provider") or None, body["from_"], body["to"], now,
                           audit=audit_event(f"patient:{patient.id}", "waitlist.join"), offer_now=True)
-    return entry_view(entry, booking.require_clinic(), now)
+    return entry_view(entry, require_clinic(), now)
 
 
 @bp.route("/waitlist")
@@ -86,7 +86,7 @@ def list_waitlist():
     """The signed-in patient's waitlist entries, newest first."""
     patient = current_patient()
     now = utcnow()
-    clinic = booking.require_clinic()
+    clinic = require_clinic()
     audit(f"patient:{patient.id}", "waitlist.list", record=f"Patient:{patient.id}")
     return [entry_view(e, clinic, now) for e in waitlist.entries_of(patient)]
 
@@ -112,4 +112,4 @@ def accept_offer(entry_id):
     patient = current_patient()
     entry = waitlist.get_entry(patient, entry_id)
     appt = accept_offer_for_patient(patient, entry)  # audits itself
-    return appointment_view(appt, booking.require_clinic())
+    return appointment_view(appt, require_clinic())

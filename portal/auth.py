@@ -30,10 +30,10 @@ from flask_jwt_extended import (
 )
 from flask_jwt_extended.exceptions import JWTExtendedException
 
-from clinic.audit import audit, audit_event
-from clinic.errors import error_response
-from clinic.extensions import get_redis, jwt, rkey
-from clinic.signin import device_for, guarded_password_check, remember_device, throttle
+from web.audit import audit, audit_event
+from web.errors import error_response
+from web.extensions import get_redis, jwt, rkey
+from web.signin import device_for, guarded_password_check, remember_device, throttle
 from models import ratelimits
 from models.accounts import authenticate
 from models.accounts.throttle import LoginThrottle

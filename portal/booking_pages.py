@@ -24,9 +24,10 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, SelectField
 from wtforms.validators import DataRequired
 
-from clinic.audit import audit, audit_event
-from clinic.errors import status_of
-from models import booking
+from web.audit import audit, audit_event
+from web.errors import status_of
+from models.booking.cancellation import cancellation_terms_for
+from models.booking.rules import effective_status, find_slots, free_providers_at, get_patient_appointment, require_clinic
 from models import clock
 from models import formatting
 from models.accounts.dependants import dependants_of, household_ids
@@ -115,7 +116,7 @@ def build_picker(service, providers, clinic, now, month_raw, day_raw, skip=None)
         month = today.replace(day=1)
     last = (month.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
     first = max(month, today)
-    found = booking.find_slots(service, providers, clinic, first, (last - first).days + 1, now) if first <= last else []
+    found = find_slots(service, providers, clinic, first, (last - first).days + 1, now) if first <= last else []
     by_day = {}
     for start, _end, provider in found:
         if skip is not None and start == skip:
@@ -226,10 +227,10 @@ def review_context(service, chosen, clinic, now, start_raw, picker, patient=None
     except DomainError:
         return None
     local = start.astimezone(ZoneInfo(clinic.timezone))
-    free = booking.free_providers_at(service, start, now, chosen, clinic)
+    free = free_providers_at(service, start, now, chosen, clinic)
     if not free:
         return None
-    terms = booking.cancellation_terms_for(service, start, now)  # once booked, as the refund will read them
+    terms = cancellation_terms_for(service, start, now)  # once booked, as the refund will read them
     policy = policy_text(terms, clinic)
     if not terms.may_cancel:
         hours = terms.window_hours
@@ -289,7 +290,7 @@ def _still_free(appt, clinic, now):
         provider = current_catalog().provider_for(service, appt.provider.id)
     except DomainError:
         return False
-    return bool(booking.free_providers_at(service, appt.start, now, [provider], clinic))
+    return bool(free_providers_at(service, appt.start, now, [provider], clinic))
 
 
 @bp.get("/")
@@ -303,7 +304,7 @@ def dashboard():
                  .order_by("start").select_related())
     upcoming, past, closed = [], [], []
     for a in appts:
-        status = booking.effective_status(a, now)
+        status = effective_status(a, now)
         if status in ("cancelled", "expired"):
             closed.append((a, status))
         elif clock.as_utc(a.end) < now or status in ("completed", "no_show"):
@@ -325,8 +326,8 @@ def dashboard():
 @patient_page
 def receipt(appointment_id):
     """A receipt for a paid (or free) appointment."""
-    appt = booking.get_patient_appointment(g.patient, appointment_id)
-    clinic = booking.require_clinic()
+    appt = get_patient_appointment(g.patient, appointment_id)
+    clinic = require_clinic()
     payment = Payment.objects(appointment=appt.id, kind__in=UPFRONT_KINDS).first()
     if appt.amount and (payment is None or payment.status not in ("succeeded", "refunded")):
         raise NotFound("There is no receipt for this appointment: it was not paid.", code="no_receipt")
@@ -340,7 +341,7 @@ def receipt(appointment_id):
 @patient_page
 def reschedule_page(appointment_id):
     """Choose a new time for the same service (any clinician who offers it), then confirm."""
-    appt = booking.get_patient_appointment(g.patient, appointment_id)
+    appt = get_patient_appointment(g.patient, appointment_id)
     catalog = current_catalog()
     clinic = catalog.require_clinic()
     now = utcnow()
@@ -377,7 +378,7 @@ def _later_visits(appt):
 @patient_page
 def reschedule_post(appointment_id):
     """Move the appointment to the reviewed time; the old time is released only once the new one is held."""
-    appt = booking.get_patient_appointment(g.patient, appointment_id)
+    appt = get_patient_appointment(g.patient, appointment_id)
     form = request.form
     if form.get("scope") == "following" and _later_visits(appt):
         return _move_following(appt, form)
@@ -388,7 +389,7 @@ def reschedule_post(appointment_id):
     except DomainError as exc:
         flash(exc.message, "error")
         return redirect(url_for("portal.reschedule_page", appointment_id=appt.id))
-    clinic = booking.require_clinic()
+    clinic = require_clinic()
     flash(f"Your appointment is moved to {formatting.human_time(appt.start, clinic.timezone)}.", "info")
     return redirect(url_for("portal.appointment", appointment_id=appt.id))
 
@@ -396,7 +397,7 @@ def reschedule_post(appointment_id):
 def _move_following(appt, form):
     """Move this visit and the later ones of its series (issue 28), all or nothing; on dates not
     free, the page lists each with its nearest free times to choose, then moves them all."""
-    clinic = booking.require_clinic()
+    clinic = require_clinic()
     providers = [p for p in form.getlist("provider") if p]
     # One clinician for every visit: the appointment's own when the reviewed time allows it.
     provider = str(appt.provider.id) if not providers or str(appt.provider.id) in providers else providers[0]

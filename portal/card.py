@@ -13,7 +13,8 @@
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from flask_jwt_extended import jwt_required
 
-from models import payments
+from models.payments.cards import card_on_file, remove_card, start_card_setup
+from models.payments.fees import start_fee_payment
 from models.documents import utcnow
 from models.errors import DomainError, NotFound
 from portal import openapi
@@ -31,7 +32,7 @@ def _flow():
 
 def _start(patient):
     actor = f"patient:{patient.id}"
-    return payments.start_card_setup(patient, utcnow(), flow=_flow(), audit_as=actor)  # audits itself
+    return start_card_setup(patient, utcnow(), flow=_flow(), audit_as=actor)  # audits itself
 
 
 @api_bp.route("/me/card", methods=["POST"])
@@ -49,7 +50,7 @@ def save_card():
 @api_bp.response(200, CardSchema)
 def show_card():
     """The card on file (404 when there is none)."""
-    return payments.card_on_file(current_patient())
+    return card_on_file(current_patient())
 
 
 @api_bp.route("/me/card", methods=["DELETE"])
@@ -59,7 +60,7 @@ def show_card():
 def delete_card():
     """Remove the card on file."""
     patient = current_patient()
-    return payments.remove_card(patient, utcnow(), audit_as=f"patient:{patient.id}")
+    return remove_card(patient, utcnow(), audit_as=f"patient:{patient.id}")
 
 
 @api_bp.route("/fees/<payment_id>")
@@ -68,13 +69,13 @@ def delete_card():
 @api_bp.response(200, FeePaymentSchema)
 def show_fee(payment_id):
     """A fee of the patient's own, with what Stripe.js needs to pay it on-line."""
-    return payments.start_fee_payment(current_patient(), payment_id, utcnow())
+    return start_fee_payment(current_patient(), payment_id, utcnow())
 
 
 def card_for_page(patient):
     """The card on file for a page, or None (no card, or Stripe not answering right now)."""
     try:
-        return payments.card_on_file(patient)
+        return card_on_file(patient)
     except DomainError:
         return None
 
@@ -112,7 +113,7 @@ def add_card_checkout():
 def remove_card_page():
     """Remove the card on file."""
     try:
-        payments.remove_card(g.patient, utcnow(), audit_as=f"patient:{g.patient.id}")
+        remove_card(g.patient, utcnow(), audit_as=f"patient:{g.patient.id}")
         flash("Your card is removed.", "info")
     except DomainError as exc:
         flash(exc.message, "error")
@@ -125,7 +126,7 @@ def remove_card_page():
 def fee_page(appointment_id, payment_id):
     """The emailed pay link: the fee, and a button that confirms it with the bank (3-D Secure)."""
     try:
-        fee = payments.start_fee_payment(g.patient, payment_id, utcnow())
+        fee = start_fee_payment(g.patient, payment_id, utcnow())
     except NotFound:
         raise
     return render_template("portal/fee.html", fee=fee, appointment_id=appointment_id,

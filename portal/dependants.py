@@ -10,8 +10,8 @@ from datetime import date
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask_jwt_extended import jwt_required
 
-from clinic.audit import audit
-from clinic.errors import status_of
+from web.audit import audit
+from web.errors import status_of
 from models.accounts.dependants import add_dependant, dependants_of, get_dependant
 from models.documents import utcnow
 from models.errors import DomainError

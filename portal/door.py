@@ -4,8 +4,8 @@ the app's slot cache)."""
 
 from flask import current_app
 
-from clinic.audit import audit_event
-from models import booking
+from web.audit import audit_event
+from models.booking.create import book, book_first_free
 from models import clock
 from models.accounts.dependants import person_for
 from models.booking import freetimes, series, waitlist
@@ -27,7 +27,7 @@ def book_for_patient(patient, service_id, provider_id, start, answers=None, for_
     # The action audits its own refusals, the lock's included (one booking at a time per patient,
     # so the hold limits cannot be raced); its success event is `audit`, written in the booking's
     # own database command.
-    return booking.book(person, service_id, provider_id, start, utcnow(),
+    return book(person, service_id, provider_id, start, utcnow(),
                         audit=audit_event(actor, "appointment.book"), audit_as=actor,
                         guard=one_booking_at_a_time(patient), answers=answers, agree_policy=agree_policy)
 
@@ -55,7 +55,7 @@ def book_any_for_patient(patient, service_id, start, answers=None, for_=None, ag
     actor = f"patient:{patient.id}"
     person = person_for(patient, for_)
     # One action, audited once whichever clinician gets it (models/booking/create.py).
-    return booking.book_first_free(person, service_id, None, start, utcnow(),
+    return book_first_free(person, service_id, None, start, utcnow(),
                                    audit=audit_event(actor, "appointment.book"), audit_as=actor,
                                    guard=one_booking_at_a_time(patient), answers=answers, agree_policy=agree_policy)
 
@@ -110,5 +110,5 @@ def free_times_json(service_id, provider_id, first, days, now):
         return freetimes.slots_json(service, providers, clinic, first or clock.local_today(clinic.timezone, now),
                                     days, now, caches)
 
-    # One Redis round trip when the process's catalog is current (clinic/cache.py `read_through`).
+    # One Redis round trip when the process's catalog is current (web/cache.py `read_through`).
     return caches.read_through(read)

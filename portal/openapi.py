@@ -2,7 +2,7 @@
 registers them and serves the OpenAPI 3 document built from their schemas at /api/openapi.json.
 
 A schema that refuses input raises the domain's ValidationFailed (422 `invalid`, naming the
-fields), a body that is not a JSON object DomainError `malformed_json` (400): clinic.errors answers
+fields), a body that is not a JSON object DomainError `malformed_json` (400): web.errors answers
 both in the contract's shape, so flask-smorest's own error handler and error body are not used.
 """
 
@@ -12,7 +12,6 @@ from apispec.ext.marshmallow import MarshmallowPlugin, OpenAPIConverter
 from flask_smorest import Api
 from flask_smorest import Blueprint as SmorestBlueprint
 from webargs.flaskparser import FlaskParser
-from werkzeug.routing import Map, Rule
 
 from models.errors import DomainError, ValidationFailed
 from portal import schemas
@@ -135,53 +134,18 @@ class _Plugin(MarshmallowPlugin):
 
 
 class ClinicApi(Api):
-    """flask-smorest's Api, leaving error answers to clinic.errors."""
+    """flask-smorest's Api, leaving error answers to web.errors."""
 
     ERROR_SCHEMA = schemas.ErrorSchema
     DEFAULT_ERROR_RESPONSE_NAME = None  # every operation lists the errors it gives
 
     def _register_error_handlers(self):
-        """Register nothing: clinic.errors already answers every HTTPException in the contract's shape."""
-
-
-def _error_refs(*statuses):
-    return {str(status): HTTPStatus(status).name for status in statuses}
-
-
-def _json(schema, description):
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _rule(path):
-    """A URL rule as flask-smorest's path helper reads it (these routes are not on an API blueprint)."""
-    rule = Rule(path, endpoint=path)
-    Map([rule])  # binding compiles the rule
-    return rule
-
-
-def _document_other_doors(spec):
-    """The Stripe webhook and the probes live outside the patient API; the document names them too."""
-    spec.path(rule=_rule("/webhooks/stripe"), operations={"post": {
-        "summary": "Stripe events, verified by the Stripe-Signature header",
-        "tags": ["webhooks"],
-        "parameters": [{"name": "Stripe-Signature", "in": "header", "required": False,
-                        "schema": {"type": "string"}}],
-        "requestBody": {"required": False,
-                        "content": {"application/json": {"schema": schemas.StripeEventBody}}},
-        "responses": {"200": _json(schemas.WebhookReceivedSchema, "Received"),
-                      **_error_refs(400, 409, 413, 503)}}})
-    spec.path(rule=_rule("/healthz"), operations={"get": {
-        "summary": "Process alive", "tags": ["health"],
-        "responses": {"200": _json(schemas.AliveSchema, "Alive")}}})
-    spec.path(rule=_rule("/readyz"), operations={"get": {
-        "summary": "MongoDB and Redis answer", "tags": ["health"],
-        "responses": {"200": _json(schemas.ReadySchema, "Ready"),
-                      "503": _json(schemas.NotReadySchema, "A dependency is down")}}})
+        """Register nothing: web.errors already answers every HTTPException in the contract's shape."""
 
 
 def init_api(app, blueprints):
     """Serve the JSON doors' blueprints through flask-smorest and their OpenAPI document at /api/openapi.json."""
-    from clinic.extensions import csrf
+    from web.extensions import csrf
 
     for key, value in {"API_TITLE": "Clinic booking patient API", "API_VERSION": "1.0.0",
                        "OPENAPI_VERSION": "3.0.3", "OPENAPI_URL_PREFIX": "/api",
@@ -195,5 +159,4 @@ def init_api(app, blueprints):
         rest.register_blueprint(blueprint)
         # The JSON API authenticates by JWT double-submit (X-CSRF-TOKEN), not by a form's token.
         csrf.exempt(blueprint)
-    _document_other_doors(rest.spec)
     return rest

@@ -6,9 +6,11 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, EmailField, PasswordField, StringField, TelField
 from wtforms.validators import DataRequired, Length, Optional
 
-from clinic.audit import audit
-from clinic.errors import headers_of, status_of
-from models import booking
+from web.audit import audit
+from web.errors import headers_of, status_of
+from models.booking.cancellation import cancel, cancellation_blocker, cancellation_terms
+from models.booking.create import ics_for
+from models.booking.rules import effective_status, get_patient_appointment, require_clinic
 from models.accounts import change_patient_password
 from models.accounts.documents import deliverable
 from models.messages.rendering import calendar_links
@@ -153,17 +155,17 @@ def change_password():
 @payment_page
 def appointment(appointment_id):
     """The appointment's page: status, time, provider, price, payment, and cancel within policy."""
-    appt = booking.get_patient_appointment(g.patient, appointment_id)
-    clinic = booking.require_clinic()
+    appt = get_patient_appointment(g.patient, appointment_id)
+    clinic = require_clinic()
     now = utcnow()
     audit(f"patient:{g.patient.id}", "appointment.read", record=f"Appointment:{appt.id}")
     # Re-fetched from Stripe while a payment is under way: the page never trusts a redirect.
     pay = payment_context(appt, now, f"patient:{g.patient.id}")
-    blocker = booking.cancellation_blocker(appt, now, clinic)
+    blocker = cancellation_blocker(appt, now, clinic)
     # Cancelling takes two steps: the page first says what the patient gets back.
     confirm_cancel = request.args.get("cancel") == "1" and not blocker
     return render_template(
-        "portal/appointment.html", appt=appt, clinic=clinic, status=booking.effective_status(appt, now),
+        "portal/appointment.html", appt=appt, clinic=clinic, status=effective_status(appt, now),
         blocker=blocker, pay=pay,
         move_blocker=reschedule_blocker(appt, now, clinic), confirm_cancel=confirm_cancel,
         refund=refund_preview(appt, now) if confirm_cancel else None,
@@ -171,14 +173,14 @@ def appointment(appointment_id):
         emailed_to=g.patient.email if deliverable(g.patient.email) else "",
         links=calendar_links(appt, clinic, current_app.config.get("PUBLIC_URL") or ""),
         # No-show protection: what cancelling now costs (the agreed late-cancellation fee), said first.
-        late_fee=booking.cancellation_terms(appt, now).fee)
+        late_fee=cancellation_terms(appt, now).fee)
 
 
 @bp.post("/appointments/<appointment_id>/cancel")
 @patient_page
 def cancel_appointment(appointment_id):
     """Cancel from the appointment page, once the patient has seen what they get back."""
-    appt = booking.get_patient_appointment(g.patient, appointment_id)
+    appt = get_patient_appointment(g.patient, appointment_id)
     if request.form.get("confirm") != "yes":
         return redirect(url_for("portal.appointment", appointment_id=appt.id, cancel="1") + "#cancel")
     actor = f"patient:{g.patient.id}"
@@ -187,7 +189,7 @@ def cancel_appointment(appointment_id):
         if following:
             done = series.cancel_following(appt, utcnow(), reason="cancelled by patient", actor=actor, audit_as=actor)
         else:
-            booking.cancel(appt, utcnow(), reason="cancelled by patient", actor=actor, audit_as=actor)  # audits itself
+            cancel(appt, utcnow(), reason="cancelled by patient", actor=actor, audit_as=actor)  # audits itself
     except DomainError as exc:
         flash(exc.message, "error")
     else:
@@ -200,11 +202,11 @@ def cancel_appointment(appointment_id):
 @patient_page
 def appointment_ics(appointment_id):
     """A calendar file for a confirmed appointment."""
-    appt = booking.get_patient_appointment(g.patient, appointment_id)
+    appt = get_patient_appointment(g.patient, appointment_id)
     if appt.status not in ("confirmed", "checked_in"):
         raise DomainError("Only confirmed appointments can be added to a calendar.", code="not_confirmed")
-    clinic = booking.require_clinic()
-    body = booking.ics_for(appt, clinic)
+    clinic = require_clinic()
+    body = ics_for(appt, clinic)
     response = make_response(body)
     response.headers["Content-Type"] = "text/calendar; charset=utf-8"
     response.headers["Content-Disposition"] = f'attachment; filename="appointment-{appt.id}.ics"'

@@ -27,9 +27,12 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, g, redirect, request, url_for
 from flask_jwt_extended import jwt_required
 
-from clinic.audit import audit
-from clinic.security import stripe_csp
-from models import booking, payments
+from web.audit import audit
+from web.security import stripe_csp
+from models.booking.rules import effective_status, get_patient_appointment
+from models.payments.ledger import course_due
+from models.payments.start import pay_with_token, start_payment
+from models.payments.sync import page_state
 from models.documents import utcnow
 from models.errors import DomainError
 from portal import openapi
@@ -61,7 +64,7 @@ PAYMENT_PAGE_CSP = _StripePageCSP()
 
 def payment_page(view):
     """Decorate the payment page's view: its CSP allows the configured Stripe origins."""
-    from clinic.security import talisman
+    from web.security import talisman
 
     return talisman(content_security_policy=PAYMENT_PAGE_CSP)(view)
 
@@ -98,10 +101,10 @@ def confirming(payment, returned):
 
 def payment_context(appt, now, actor):
     """What the appointment page needs to show and take the payment (None when nothing is due)."""
-    payment = payments.page_state(appt, now, actor) if appt.amount else None
-    status = booking.effective_status(appt, now)
+    payment = page_state(appt, now, actor) if appt.amount else None
+    status = effective_status(appt, now)
     returned = request.args.get("checkout")
-    due = payments.course_due(appt, now) if status == "held" else None
+    due = course_due(appt, now) if status == "held" else None
     return {
         "payment": payment,
         # Issue 28: a course paid up front: (total, visits) while due; the page then takes the whole course.
@@ -125,9 +128,9 @@ def payment_context(appt, now, actor):
 def start(appointment_id):
     """Start paying for one of the patient's own held appointments."""
     patient = current_patient()
-    appt = booking.get_patient_appointment(patient, appointment_id)
+    appt = get_patient_appointment(patient, appointment_id)
     actor = f"patient:{patient.id}"
-    return payments.start_payment(appt, utcnow(), actor=actor, audit_as=actor)  # audits itself
+    return start_payment(appt, utcnow(), actor=actor, audit_as=actor)  # audits itself
 
 
 @api_bp.route("/appointments/<appointment_id>/payment/confirm", methods=["POST"])
@@ -138,18 +141,18 @@ def start(appointment_id):
 def confirm(body, appointment_id):
     """Confirm the PaymentIntent with a card token from Stripe.js (402 when declined)."""
     patient = current_patient()
-    appt = booking.get_patient_appointment(patient, appointment_id)
+    appt = get_patient_appointment(patient, appointment_id)
     actor = f"patient:{patient.id}"
     # Audits itself: the payment's status when done, "refused:<code>" when not.
-    return payments.pay_with_token(appt, body["token"], utcnow(), actor=actor, audit_as=actor)
+    return pay_with_token(appt, body["token"], utcnow(), actor=actor, audit_as=actor)
 
 
 def _payment_state(appointment_id):
     """The patient's payment for one of their appointments, re-fetched from Stripe while under way."""
     patient = current_patient()
-    appt = booking.get_patient_appointment(patient, appointment_id)
+    appt = get_patient_appointment(patient, appointment_id)
     now = utcnow()
-    payment = payments.page_state(appt, now, f"patient:{patient.id}")
+    payment = page_state(appt, now, f"patient:{patient.id}")
     audit(f"patient:{patient.id}", "payment.read", record=f"Appointment:{appt.id}")
     return payment_view(payment, appt, now)
 
@@ -178,11 +181,11 @@ def checkout(appointment_id):
     """Send the patient to Stripe Checkout for a held appointment (works without JavaScript)."""
     from flask import flash
 
-    appt = booking.get_patient_appointment(g.patient, appointment_id)
+    appt = get_patient_appointment(g.patient, appointment_id)
     actor = f"patient:{g.patient.id}"
     try:
         # The action checks the flow first and audits itself, done or refused.
-        answer = payments.start_payment(appt, utcnow(), actor=actor, flow="checkout", audit_as=actor)
+        answer = start_payment(appt, utcnow(), actor=actor, flow="checkout", audit_as=actor)
     except DomainError as exc:
         if exc.code == "wrong_payment_flow":
             raise  # not a flash and a redirect: the page never offers this form in the other flow

@@ -10,7 +10,7 @@ The emailed link's token leaves the address bar on first load: `/portal/reset/<t
 short-lived HttpOnly cookie and redirects (303) to `/portal/reset`, which shows the form and takes
 the new password. So the token is in no later request line, in no history entry the page makes,
 and never in a Referer (the pages also answer `Referrer-Policy: no-referrer`, set in
-`clinic/security.py`); the one request that carries it is redacted from the access logs there too.
+`web/security.py`); the one request that carries it is redacted from the access logs there too.
 """
 
 from flask import current_app, flash, make_response, redirect, render_template, request, url_for
@@ -18,9 +18,9 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
-from clinic.audit import audit
-from clinic.errors import headers_of, status_of
-from clinic.signin import remember_device
+from web.audit import audit
+from web.errors import headers_of, status_of
+from web.signin import remember_device
 from models.accounts import reset
 from models.documents import utcnow
 from models.errors import DomainError, Throttled

@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, post_dump, validate
 
-from models import booking
+from models.booking.rules import effective_status
 from models import clock
 from models.documents import utcnow
 from models.booking.documents import APPOINTMENT_STATUSES, online_amount
@@ -508,7 +508,7 @@ def appointment_view(appt, clinic, services=None, providers=None, now=None, peop
     tz = clinic.timezone
     service = services.get(appt.service.id) if services else appt.service
     provider = providers.get(appt.provider.id) if providers else appt.provider
-    return {"id": appt.id, "status": booking.effective_status(appt, now or utcnow()),
+    return {"id": appt.id, "status": effective_status(appt, now or utcnow()),
             "start": clock.local_iso(appt.start, tz), "end": clock.local_iso(appt.end, tz),
             "timezone": tz, "hold_expires_at": clock.local_iso(appt.hold_expires_at, tz),
             "amount": appt.amount, "currency": appt.currency, "service": service, "provider": provider,
@@ -560,7 +560,7 @@ class PaymentStateSchema(Schema):
 
 def payment_view(payment, appt, now):
     """What PaymentStateSchema dumps for an appointment's payment (status none when there is none)."""
-    return {"appointment": appt.id, "appointment_status": booking.effective_status(appt, now),
+    return {"appointment": appt.id, "appointment_status": effective_status(appt, now),
             "status": payment.status if payment else "none", "amount": appt.amount, "currency": appt.currency,
             "amount_refunded": payment.amount_refunded if payment else 0,
             "refunds": payment.refunds if payment else []}
@@ -694,54 +694,6 @@ class ExportSchema(Schema):
                                 metadata={"description": "Other collections' records, by collection"})
     audit_events = fields.List(fields.Nested(AuditRecord), required=True)
     not_included = fields.String(required=True)
-
-
-# --- Outside the patient API (documented in the same document) -----------------------------------
-
-class StripeEventBody(Schema):
-    """A Stripe event, as Stripe sends it (verified by the Stripe-Signature header)."""
-
-    class Meta:
-        unknown = INCLUDE
-
-    id = fields.String()
-    type = fields.String()
-    data = fields.Dict()
-
-
-class WebhookReceivedSchema(Schema):
-    """The event is stored (once) and handled, ignored or a duplicate."""
-
-    received = fields.Boolean(required=True)
-    duplicate = fields.Boolean()
-    handled = fields.Boolean()
-    outcome = fields.String(allow_none=True)
-
-
-class AliveSchema(Schema):
-    """The process runs."""
-
-    status = fields.String(required=True)
-
-
-class ChecksSchema(Schema):
-    """Each dependency's state: ok or down."""
-
-    mongodb = fields.String(required=True, validate=validate.OneOf(("ok", "down")))
-    redis = fields.String(required=True, validate=validate.OneOf(("ok", "down")))
-
-
-class ReadySchema(Schema):
-    """MongoDB and Redis answer."""
-
-    status = fields.String(required=True)
-    checks = fields.Nested(ChecksSchema, required=True)
-
-
-class NotReadySchema(ErrorSchema):
-    """Not ready: the error, and each dependency's state."""
-
-    checks = fields.Nested(ChecksSchema, required=True)
 
 
 # --- Clinic profile and closures (issue 25) ----------------------------------------------------

@@ -8,7 +8,8 @@ from datetime import datetime
 
 from flask import current_app, flash, g, make_response, redirect, render_template, url_for
 
-from models import booking, payments
+from models.booking.rules import effective_status, require_clinic
+from models.payments.ledger import course_due
 from models import clock
 from models import formatting
 from models.accounts.dependants import household_ids
@@ -57,7 +58,7 @@ def book_series_post(form, back, answers=None, for_=None):
 
 def _offer_alternatives(exc, form, service_id, provider, instead, back):
     """The page listing each date not free with its nearest free times, to book the whole set again."""
-    clinic = booking.require_clinic()
+    clinic = require_clinic()
     tz = clinic.timezone
     # A date refused may itself be a time chosen earlier instead of a regular one: answer for the regular one.
     regular_of = {clock.as_utc(v): clock.as_utc(k) for k, v in instead.items()}
@@ -84,12 +85,12 @@ def _offer_alternatives(exc, form, service_id, provider, instead, back):
 def series_page(series_id):
     """Every visit of one of the patient's series, with its status and what to pay."""
     visits = series.patient_series(household_ids(g.patient), series_id)
-    clinic = booking.require_clinic()
+    clinic = require_clinic()
     now = utcnow()
-    rows = [(v, booking.effective_status(v, now)) for v in visits]
+    rows = [(v, effective_status(v, now)) for v in visits]
     # A course paid up front (issue 28): one payment for every visit still held, started from the first.
     course_held = [v for v, status in rows if status == "held" and v.pay_course]
-    due = payments.course_due(course_held[0], now) if course_held else None
+    due = course_due(course_held[0], now) if course_held else None
     course = {"first": course_held[0], "total": due[0], "count": due[1], "currency": course_held[0].currency,
               "until": course_held[0].hold_expires_at} if due else None
     paid_course = any(v.pay_course for v in visits) and not course_held
@@ -106,7 +107,7 @@ def series_ics_file(series_id):
     visits = [v for v in series.patient_series(household_ids(g.patient), series_id) if v.status in ("confirmed", "checked_in")]
     if not visits:
         raise DomainError("No visit of this series is confirmed yet.", code="not_confirmed")
-    body = series.calendar(visits, booking.require_clinic(), current_app.config.get("PUBLIC_URL", ""), series_id)
+    body = series.calendar(visits, require_clinic(), current_app.config.get("PUBLIC_URL", ""), series_id)
     response = make_response(body)
     response.headers["Content-Type"] = "text/calendar; charset=utf-8"
     response.headers["Content-Disposition"] = f'attachment; filename="series-{series_id}.ics"'

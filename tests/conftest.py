@@ -126,9 +126,9 @@ def _clean_stores(mongo_uri, redis_url, worker_names):
         r.close()
     except redis.RedisError:
         pass
-    import clinic.cache
+    import web.cache
 
-    clinic.cache.forget()
+    web.cache.forget()
 
 
 _clients = {}

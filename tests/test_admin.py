@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from models import Appointment, AuditEvent, Patient, Service, StaffUser
-from models.booking import book
+from models.booking.create import book
 from tests.support.factories import (
     LONDON,
     at,

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from models import Patient, Payment, StaffUser, TimeOff
-from models.booking import book
+from models.booking.create import book
 from models.documents import Schedule
 from models.seed import DEMO_PASSWORD, seed_demo
 from tests.support.factories import at, form_csrf, future_day, staff_login

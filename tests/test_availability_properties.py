@@ -90,7 +90,8 @@ def test_offered_slots_are_inside_hours_and_clear_of_busy_time(case):
 def test_booking_any_offered_slot_succeeds_and_removes_it(app):
     """Against the real database: a random offered slot books, and nothing offered overlaps it after."""
     from models import Appointment, Schedule
-    from models.booking import book, find_slots
+    from models.booking.create import book
+    from models.booking.rules import find_slots
     from tests.support.factories import make_clinic, make_patient, make_provider, make_service
 
     clinic = make_clinic()

@@ -368,7 +368,7 @@ def test_extreme_dates_are_422_not_500(app, clinic_setup, start):
 
 
 def test_staff_override_still_blocks_later_bookings(app, clinic_setup):
-    from models.booking import book
+    from models.booking.create import book
 
     s = clinic_setup
     day = future_day()
@@ -390,7 +390,8 @@ def test_staff_override_still_blocks_later_bookings(app, clinic_setup):
 
 
 def test_an_override_takes_the_time_back_when_the_appointment_it_overrode_is_cancelled(app, clinic_setup):
-    from models.booking import book, cancel
+    from models.booking.cancellation import cancel
+    from models.booking.create import book
 
     s = clinic_setup
     day = future_day()
@@ -408,7 +409,8 @@ def test_an_override_takes_the_time_back_when_the_appointment_it_overrode_is_can
 
 def test_free_providers_at_names_who_is_free_at_a_time(app, clinic_setup):
     """`free_providers_at`: every clinician offering the service and free then, by name."""
-    from models.booking import book, free_providers_at
+    from models.booking.create import book
+    from models.booking.rules import free_providers_at
     from models.documents import Patient, utcnow
 
     s, day, now = clinic_setup, future_day(), datetime.now(timezone.utc)
@@ -425,7 +427,8 @@ def test_book_first_free_moves_past_a_lost_race_and_audits_once(app, clinic_setu
     """"Any clinician" is one action: a clinician taken meanwhile is skipped, one event is written
     (about the appointment made), and nobody free is one refusal about the service."""
     from models.audit import new_audit
-    from models.booking import book, book_first_free, create
+    from models.booking import create
+    from models.booking.create import book, book_first_free
     from models.documents import Patient, utcnow
     from models.errors import Conflict
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from models import Patient, Payment, Provider, Schedule, Service, TimeOff
-from models.booking import book
+from models.booking.create import book
 from models.seed import DEMO_PASSWORD, seed_demo
 from tests.a11y import axe_violations
 from tests.support.factories import at, future_day

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from models import Patient, Provider, Service
-from models.booking import book
+from models.booking.create import book
 from models.catalog.documents import Clinic, Closure
 from models.seed import DEMO_PASSWORD, seed_demo
 from tests.a11y import axe_violations

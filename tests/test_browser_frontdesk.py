@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from models import Appointment, Patient, Payment, StaffUser
-from models.booking import book
+from models.booking.create import book
 from models.payments.desk import mark_paid_at_desk
 from tests.support.factories import PASSWORD, make_patient
 from tests.helpers import save_screenshot

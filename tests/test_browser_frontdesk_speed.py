@@ -216,7 +216,7 @@ def test_choosing_another_service_narrows_the_clinicians_in_the_page(desk, page)
 
 def test_a_card_payment_is_partly_refunded_through_stripe_with_a_reason(desk, page, stripe_base):
     from models import Payment
-    from models.booking import book
+    from models.booking.create import book
     from tests.support.payments import CARD_OK, api_post, card_token, signed_in
 
     page.set_default_timeout(5000)

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from models import Appointment, AuditEvent, StaffUser
-from models.booking import book
+from models.booking.create import book
 from models.catalog.documents import Question
 from tests.support.browser import portal_sign_in
 from tests.support.factories import PASSWORD, at, future_day

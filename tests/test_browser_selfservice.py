@@ -215,7 +215,7 @@ def test_a_waitlist_offer_is_accepted_after_another_patient_cancels(clinic, brow
     c = clinic
     day = future_day(5)
     # Dr Tom's whole day is taken by Olive (confirmed); Pat waits for that day with Dr Tom.
-    from models.booking import book
+    from models.booking.create import book
     from models.documents import Patient, utcnow
 
     olive = Patient.objects.get(email="other@example.com")
@@ -270,7 +270,7 @@ def test_a_waitlist_offer_is_accepted_after_another_patient_cancels(clinic, brow
 
 def portal_pages(c, browser):
     """Sign in, make data for every list, and return the portal's addresses to check."""
-    from models.booking import book
+    from models.booking.create import book
     from models.documents import Patient, utcnow
     from models.booking.waitlist import join, offer_free_times
 

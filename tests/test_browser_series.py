@@ -4,7 +4,8 @@ nearest free time for a date that is taken, sees every visit, then cancels "this
 import re
 from datetime import timedelta, timezone
 
-from models import Appointment, Service, booking
+from models import Appointment, Service
+from models.booking.create import book
 from models.documents import utcnow
 from tests.a11y import axe_violations
 from tests.support.browser import enter_card, portal_sign_in
@@ -27,7 +28,7 @@ def test_a_patient_books_a_series_on_a_phone_choosing_another_time_for_a_taken_d
     day = future_day(2)
     first = at(day, 10)
     taken = first + timedelta(weeks=2)
-    booking.book(world.patients["other@example.com"], str(world["physio"].id), str(world["jo"].id), taken, utcnow())
+    book(world.patients["other@example.com"], str(world["physio"].id), str(world["jo"].id), taken, utcnow())
     context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
     page = context.new_page()
     page.set_default_timeout(15000)

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from models import Appointment, Service, booking
+from models import Appointment, Service
+from models.booking.create import book
 from models.documents import utcnow
 from tests.a11y import axe_violations
 from tests.helpers import save_screenshot
@@ -42,7 +43,7 @@ def book(world, email, start, repeat=None):
     if repeat:
         from models.booking import series
         return series.book_series(patient, str(world["physio"].id), str(world["jo"].id), start, utcnow(), *repeat)[1]
-    return [booking.book(patient, str(world["physio"].id), str(world["jo"].id), start, utcnow())]
+    return [book(patient, str(world["physio"].id), str(world["jo"].id), start, utcnow())]
 
 
 def staff_page(browser, base):

@@ -78,17 +78,17 @@ def test_public_holidays_close_and_can_be_opened_again(app, world):
 
 
 def test_staff_booking_and_reschedule_honour_a_closure(app, world):
-    from models import booking
+    from models.booking import create
     from models.booking.reschedule import reschedule
     from models.clock import utcnow
 
     day = future_day(5)
     patient = world["patient"]
-    appt = booking.book(patient, str(world["consult"].id), str(world["one"].id), at(day, 9), utcnow())
+    appt = create.book(patient, str(world["consult"].id), str(world["one"].id), at(day, 9), utcnow())
     Closure(start=at(day, 12), end=at(day, 17), reason="Burst pipe").save()
     for start in (at(day, 12, 7), at(day, 15)):  # off the grid too: staff may book off-grid, not when closed
         with pytest.raises(ValidationFailed) as refused:
-            booking.book(patient, str(world["consult"].id), str(world["one"].id), start, utcnow(),
+            create.book(patient, str(world["consult"].id), str(world["one"].id), start, utcnow(),
                          by_staff=True, pay_online=False, booked_by="staff:reception", override=True)
         assert refused.value.code == "not_bookable_closed"
     with pytest.raises(ValidationFailed) as refused:
@@ -148,7 +148,7 @@ def test_front_door_is_the_booking_page_without_signing_in(app, world):
 
 
 def test_email_from_names_the_clinic_and_footer_and_ics_carry_the_address(make_app, clinic_world, smtp_server):
-    from models import booking
+    from models.booking import create
     from models.clock import utcnow
     from models.messages.delivery import deliver_due
     from tests.support.factories import make_patient
@@ -160,7 +160,7 @@ def test_email_from_names_the_clinic_and_footer_and_ics_carry_the_address(make_a
     clinic.name, clinic.address = "Riverside Clinic", "12 River Street\nLondon SE1 9RT"
     clinic.save()
     patient = make_patient("fromhdr@example.com")
-    booking.book(patient, str(w["consult"].id), str(w["one"].id), at(future_day(3), 10), utcnow())
+    create.book(patient, str(w["consult"].id), str(w["one"].id), at(future_day(3), 10), utcnow())
     with app.app_context():
         deliver_due(utcnow())
     [mail] = smtp_server.wait_for(1, "fromhdr@example.com")
@@ -214,13 +214,13 @@ def test_admin_saves_the_profile_with_a_logo_and_refuses_a_bad_one(app, world, s
 
 
 def test_a_closure_over_bookings_lists_them_and_messages_their_patients_once(app, world, staff_client):
-    from models import booking
+    from models.booking import create
     from models.clock import utcnow
     from models.messages.documents import OutboxMessage
     from tests.support.factories import form_csrf
 
     day = future_day(5)
-    booking.book(world["patient"], str(world["consult"].id), str(world["one"].id), at(day, 10), utcnow())
+    create.book(world["patient"], str(world["consult"].id), str(world["one"].id), at(day, 10), utcnow())
     client = staff_client("reception")
     token = form_csrf(client.get("/admin/closures/new/").get_data(as_text=True))
     resp = client.post("/admin/closures/new/", data={"start": f"{day}T00:00", "end": f"{day + timedelta(days=1)}T00:00",

@@ -8,7 +8,7 @@ from datetime import timedelta, timezone
 import pytest
 
 from models import Appointment, Payment, TimeClaim, crashpoints
-from models.booking import claim_units
+from models.booking.claims import claim_units
 from models.clock import utcnow
 from models.messages.documents import OutboxMessage
 from models.sweep import sweep
@@ -137,7 +137,7 @@ def paid_world(app, clinic_world):
 
 @pytest.mark.parametrize("point", ["cancel.moved", "refund.reserved", "refund.sent", "cancel.settled"])
 def test_a_paid_cancellation_cut_off_refunds_once_after_the_sweep(app, paid_world, fake_gateway, crash_at, point):
-    from models import booking
+    from models.booking import cancellation
     from models.payments.ledger import payment_for
     from models.payments.sync import sync_payment_intent
     from tests.support.payments import book_held
@@ -153,7 +153,7 @@ def test_a_paid_cancellation_cut_off_refunds_once_after_the_sweep(app, paid_worl
         appt.reload()
         crash_at(point)
         with pytest.raises(Crash):
-            booking.cancel(appt, now, by_staff=True, actor="staff:test")
+            cancellation.cancel(appt, now, by_staff=True, actor="staff:test")
         crashpoints.set_hook(None)
         # Two sweeps a minute apart (a refund reserved just now is sent by the next pass).
         sweep(now=now + timedelta(minutes=1))

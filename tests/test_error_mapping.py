@@ -1,8 +1,8 @@
-"""The mapping from domain error to HTTP answer lives in clinic/errors.py; the domain knows no HTTP."""
+"""The mapping from domain error to HTTP answer lives in web/errors.py; the domain knows no HTTP."""
 
 import pytest
 
-from clinic.errors import headers_of, status_of
+from web.errors import headers_of, status_of
 from models.errors import (
     Conflict,
     DependencyDown,
@@ -13,7 +13,8 @@ from models.errors import (
     Throttled,
     ValidationFailed,
 )
-from models.payments import PaymentDeclined, PaymentProviderError, PaymentUnavailable, RefundFailed
+from models.payments.gateway import PaymentDeclined, PaymentProviderError, PaymentUnavailable
+from models.payments.refunds import RefundFailed
 
 
 def _all_subclasses(cls):
@@ -49,7 +50,7 @@ def test_no_domain_error_carries_an_http_status_or_headers():
 
 def test_a_throttled_api_answer_keeps_the_contract_shape(app):
     with app.test_request_context("/api/x"):
-        from clinic.errors import error_response
+        from web.errors import error_response
 
         exc = Throttled(12, "Too many attempts.")
         resp = error_response(status_of(exc), exc.message, exc.code, exc.fields, headers_of(exc))

@@ -8,7 +8,8 @@ from datetime import timedelta
 from icalendar import Calendar
 
 from models.audit import AuditEvent
-from models.booking import book, cancel
+from models.booking.cancellation import cancel
+from models.booking.create import book
 from models.documents import Appointment, Clinic
 from models.feeds import FeedToken
 from tests.support.factories import at, form_csrf, future_day, make_clinic, make_patient, make_provider, make_service

@@ -69,7 +69,7 @@ def test_the_same_appointment_reads_the_same_amount_in_email_portal_and_back_off
     """A €15.50 appointment with €5.00 refunded says "€15.50", "€5.00" and its time the same way in
     its receipt email, on the patient's page and in the back office (which used to say "15.50 EUR")."""
     from models import Payment
-    from models.booking import book
+    from models.booking.create import book
     from models.documents import utcnow
     from models.messages.documents import OutboxMessage
     from models.messages.rendering import render

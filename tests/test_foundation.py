@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from devstack.servers import free_port, start_redis
-from clinic.settings import ConfigError
+from web.settings import ConfigError
 from tests.helpers import BIN, ROOT, clean_env, start_gunicorn, stop_process, wait_http
 
 
@@ -174,7 +174,7 @@ def test_the_suite_runs_on_the_embedded_valkey(app):
     """The fixtures start the wheel's Valkey 8 (unless REDIS_URL names a server)."""
     import os
 
-    from clinic.extensions import redis_store
+    from web.extensions import redis_store
 
     info = redis_store.client.info("server")
     if not os.environ.get("REDIS_URL"):
@@ -236,7 +236,7 @@ def test_create_staff_refuses_short_password_and_bad_role(app):
 
 def test_sweep_expires_lapsed_holds_and_frees_their_time(app):
     from models import Appointment, TimeClaim
-    from models.booking import book
+    from models.booking.create import book
     from tests.support.factories import make_clinic, make_patient, make_provider, make_service
 
     make_clinic()
@@ -321,7 +321,7 @@ def test_production_hashes_passwords_at_rfc_9106_cost_and_refuses_the_tests_chea
     """The suite hashes with argon2's CHEAPEST profile; a deployment never can."""
     import argon2
 
-    from clinic.settings import ConfigError, load_settings, validate_settings
+    from web.settings import ConfigError, load_settings, validate_settings
     from models.accounts import users
 
     # Signing keys of production's length (32 bytes at least: a shorter one stops start-up).

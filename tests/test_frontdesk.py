@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from models import Appointment, AuditEvent, Patient, Payment
-from models.booking import book
+from models.booking.create import book
 from models.payments.desk import mark_paid_at_desk
 from models.documents import Refund, utcnow
 from models.errors import Conflict, ValidationFailed

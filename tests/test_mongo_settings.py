@@ -2,7 +2,7 @@
 
 from pymongo import ReadPreference
 
-from clinic.extensions import mongo, replica_set_options
+from web.extensions import mongo, replica_set_options
 
 
 def test_writes_wait_for_a_majority_are_retried_and_reads_go_to_the_primary(app):

@@ -146,15 +146,15 @@ def test_cancelling_before_the_window_or_by_the_clinic_charges_nothing(app, stri
     early = book(client, service, provider, at(future_day(5), 10)).get_json()["id"]
     answer = api_post(client, f"/api/appointments/{early}/cancel").get_json()
     assert answer["status"] == "cancelled" and answer["fee"] is None
-    from models import booking
+    from models.booking.cancellation import cancel
 
     late = Appointment.objects.get(id=book(client, service, provider, soon()).get_json()["id"])
-    booking.cancel(late, datetime.now(timezone.utc), reason="clinician ill", by_staff=True, actor="staff:x")
+    cancel(late, datetime.now(timezone.utc), reason="clinician ill", by_staff=True, actor="staff:x")
     assert Payment.objects(kind__in=("late_cancel_fee", "no_show_fee")).count() == 0
 
 
 def test_no_show_fee_is_charged_once_after_confirming_or_waived_with_a_reason(app, stripe_base):
-    from models import payments
+    from models.payments.fees import charge_fee, no_show
     from models.errors import Conflict, ValidationFailed
 
     made = world(fees=dict(FEES, no_show_fee=2500, pay_at_clinic=True))
@@ -166,15 +166,15 @@ def test_no_show_fee_is_charged_once_after_confirming_or_waived_with_a_reason(ap
     with time_machine.travel(second.start.replace(tzinfo=timezone.utc) + timedelta(minutes=20), tick=False), \
             app.app_context():
         now = datetime.now(timezone.utc)
-        fee = payments.no_show(first, now, charge=True, actor="staff:desk")
+        fee = no_show(first, now, charge=True, actor="staff:desk")
         assert (fee.kind, fee.amount, fee.status) == ("no_show_fee", 2500, "succeeded")
         with pytest.raises(Conflict):  # a second click: the appointment is already a no-show
-            payments.no_show(Appointment.objects.get(id=first.id), now, charge=True, actor="staff:desk")
-        assert payments.charge_fee(first, "no_show_fee", 2500, now).id == fee.id  # the first result
+            no_show(Appointment.objects.get(id=first.id), now, charge=True, actor="staff:desk")
+        assert charge_fee(first, "no_show_fee", 2500, now).id == fee.id  # the first result
         with pytest.raises(ValidationFailed):
-            payments.no_show(second, now, charge=False, reason=" ", actor="staff:desk")
+            no_show(second, now, charge=False, reason=" ", actor="staff:desk")
         assert Appointment.objects.get(id=second.id).status == "confirmed"  # nothing changed
-        waived = payments.no_show(second, now, charge=False, reason="Flat tyre, called ahead", actor="staff:desk")
+        waived = no_show(second, now, charge=False, reason="Flat tyre, called ahead", actor="staff:desk")
     assert (waived.status, waived.fee_state, waived.waived_reason) == ("canceled", "waived", "Flat tyre, called ahead")
     assert len(_intents_for(stripe_base, fee.id)) == 1
     assert _intents_for(stripe_base, waived.id) == []

@@ -7,7 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 from icalendar import Calendar
 
-from models.booking import book, cancel
+from models.booking.cancellation import cancel
+from models.booking.create import book
 from models.documents import Appointment, utcnow
 from models.messages.delivery import deliver_due, parse_smtp_url
 from models.messages.outbox import OutboxMessage

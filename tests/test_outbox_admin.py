@@ -9,7 +9,7 @@ from aiosmtpd.controller import Controller
 
 from devstack.servers import free_port
 from models import AuditEvent, Patient, StaffUser
-from models.booking import book
+from models.booking.create import book
 from models.documents import utcnow
 from models.messages.delivery import MAX_ATTEMPTS, deliver_due
 from models.messages.outbox import OutboxMessage

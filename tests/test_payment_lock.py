@@ -13,7 +13,7 @@ class _Payment:
 
 
 def test_a_second_payment_attempt_is_refused_at_once_and_the_lock_goes_with_the_first(app):
-    from models.payments import PAYMENT_LOCK_SECONDS, _payment_lock
+    from models.payments.ledger import PAYMENT_LOCK_SECONDS, _payment_lock
 
     payment = _Payment()
     key = f"{app.config['REDIS_PREFIX']}payment-lock:{payment.id}"

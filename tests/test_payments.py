@@ -177,7 +177,7 @@ def test_payment_refused_for_other_patients_free_and_lapsed_appointments(app, he
     from models import Provider
 
     Provider.objects(name="Dr Pay").update_one(push__services=free)
-    from models.booking import book
+    from models.booking.create import book
     from models import Patient
 
     appt = book(Patient.objects.get(email="pat@example.com"), str(free.id),
@@ -191,7 +191,7 @@ def test_payment_refused_for_other_patients_free_and_lapsed_appointments(app, he
 
 def _started_in_the_past(app, service, provider, minutes_ago=30, email="pat@example.com"):
     """An appointment booked and its payment started `minutes_ago` (its 15-minute hold lapsed)."""
-    from models.payments import start_payment
+    from models.payments.start import start_payment
 
     then = datetime.now(timezone.utc) - timedelta(minutes=minutes_ago)
     appt = book_held(service, provider, email=email, now=then)
@@ -202,7 +202,7 @@ def _started_in_the_past(app, service, provider, minutes_ago=30, email="pat@exam
 
 
 def test_late_payment_is_confirmed_while_the_time_is_still_free(app, stripe_base):
-    from models.payments import sync_payment_intent
+    from models.payments.sync import sync_payment_intent
 
     service, provider = clinic_with_service()
     appt, pi_id = _started_in_the_past(app, service, provider)
@@ -214,7 +214,7 @@ def test_late_payment_is_confirmed_while_the_time_is_still_free(app, stripe_base
 
 
 def test_late_payment_after_the_sweeper_released_the_time_reclaims_it(app, stripe_base):
-    from models.payments import sync_payment_intent
+    from models.payments.sync import sync_payment_intent
 
     service, provider = clinic_with_service()
     appt, pi_id = _started_in_the_past(app, service, provider)
@@ -229,7 +229,7 @@ def test_late_payment_after_the_sweeper_released_the_time_reclaims_it(app, strip
 
 
 def test_late_payment_for_a_time_someone_else_took_is_refunded_in_full(app, stripe_base):
-    from models.payments import sync_payment_intent
+    from models.payments.sync import sync_payment_intent
 
     service, provider = clinic_with_service()
     appt, pi_id = _started_in_the_past(app, service, provider)
@@ -278,7 +278,7 @@ def test_cancelling_a_paid_appointment_within_policy_refunds_it_once(app, stripe
 
 
 def test_refunds_never_exceed_what_was_paid(app, stripe_base):
-    from models.payments import refund_payment, sync_refunds
+    from models.payments.refunds import refund_payment, sync_refunds
 
     client, appt, payment = _paid(app, stripe_base)
     # Staff refunded 20.00 in Stripe's dashboard; localstripe sends no event, a sync records it.
@@ -319,7 +319,7 @@ def test_cancelling_a_held_appointment_cancels_its_intent(app, held, stripe_base
 def test_concurrent_refunds_together_never_exceed_the_payment(app, stripe_base):
     import threading
 
-    from models.payments import refund_payment
+    from models.payments.refunds import refund_payment
 
     _client, appt, payment = _paid(app, stripe_base)
     results, errors = [], []
@@ -413,7 +413,7 @@ def test_a_failed_refund_retried_by_two_sweepers_is_given_back_once(make_app, st
     """A refund left pending is retried by two sweepers that both read it; Stripe says it failed.
     The reservation goes back once: a later full refund still returns 50.00, not 100.00."""
     from devstack.servers import free_port
-    from models.payments import refund_payment, retry_pending_refunds
+    from models.payments.refunds import refund_payment, retry_pending_refunds
 
     app = make_app()
     _client, _appt, payment = _paid(app, stripe_base)
@@ -442,7 +442,7 @@ def test_a_failed_refund_retried_by_two_sweepers_is_given_back_once(make_app, st
 
 
 def test_a_payment_arriving_after_the_start_time_is_refunded_not_confirmed(app, held, stripe_base):
-    from models.payments import sync_payment_intent
+    from models.payments.sync import sync_payment_intent
 
     client = signed_in(app)
     pi_id = api_post(client, f"/api/appointments/{held.id}/payment").get_json()["payment_intent"]
@@ -466,7 +466,7 @@ def test_a_late_payment_for_a_time_the_provider_no_longer_works_is_refunded(app,
     """The hold lapsed; meanwhile the provider took that time off (or stopped working that day).
     The payment that arrives now is refunded in full; the patient is told why."""
     from models import DayHours, Schedule, TimeOff
-    from models.payments import sync_payment_intent
+    from models.payments.sync import sync_payment_intent
 
     service, provider = clinic_with_service()
     appt, pi_id = _started_in_the_past(app, service, provider)

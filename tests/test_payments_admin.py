@@ -85,7 +85,7 @@ def test_resync_of_an_event_for_no_payment_says_so(app):
 
 
 def test_resync_object_routes_charges_and_refunds_to_the_payments_refunds(app, stripe_base):
-    from models.payments import resync_object
+    from models.payments.sync import resync_object
 
     service, provider = clinic_with_service()
     appt = book_held(service, provider)

@@ -80,7 +80,7 @@ def test_dashboard_lists_and_an_expired_hold_offers_its_time_again(app, setup):
     s = setup
     client = app.test_client()
     api_login(client)
-    from models.booking import book
+    from models.booking.create import book
     from models.documents import Patient
 
     pat, now = Patient.objects.get(email="pat@example.com"), utcnow()
@@ -146,7 +146,8 @@ def test_waitlist_form_shows_errors_on_the_field(app, setup):
 
 
 def test_cancelling_takes_two_steps_and_states_the_refund_first(app, setup):
-    from models.booking import book, cancel
+    from models.booking.cancellation import cancel
+    from models.booking.create import book
     from models.documents import Patient
     from tests.support.payments import CARD_OK, api_post, card_token
 
@@ -228,7 +229,8 @@ def test_the_api_and_the_booking_page_list_the_same_services(app, setup):
 def test_the_review_states_the_terms_that_cancel_and_refund_then_apply(app, clinic_world):
     """The booking page's policy and "starts within" notice, the cancel rule and the refund after a
     cancellation all read `cancellation_terms`: what the page promises is what happens."""
-    from models.booking import book, cancellation_blocker, cancellation_terms
+    from models.booking.cancellation import cancellation_blocker, cancellation_terms
+    from models.booking.create import book
     from models.documents import Patient
     from models.payments.cancellation import refund_due
 

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from models import Appointment, AuditEvent, Payment, TimeClaim
-from models.booking import claim_units
+from models.booking.claims import claim_units
 from tests.support.factories import at, csrf_header, future_day
 from tests.support.clients import signed_in
 

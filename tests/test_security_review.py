@@ -98,7 +98,7 @@ def test_1_one_account_cannot_hold_forty_appointments(app, diary):
 
 def test_1_limits_are_clinic_settings_and_staff_bookings_are_exempt(app, diary):
     """The limits come from the clinic's settings; staff at the desk are not held to them."""
-    from models import booking
+    from models.booking import create
     from models.documents import Clinic, utcnow
 
     Clinic.objects.update(set__max_held=1)
@@ -110,7 +110,7 @@ def test_1_limits_are_clinic_settings_and_staff_bookings_are_exempt(app, diary):
     patient = Patient.objects(email="hoarder0@example.com").first()
     with app.app_context():
         for start in (at(day, h) for h in (10, 11, 13, 14, 15, 16)):
-            booking.book(patient, str(diary["paid"].id), str(diary["provider"].id), start,
+            create.book(patient, str(diary["paid"].id), str(diary["provider"].id), start,
                          utcnow(), booked_by="staff:desk", pay_online=False)
     assert Appointment.objects(patient=patient.id).count() == 7
 
@@ -384,7 +384,7 @@ def test_7_the_common_list_is_shipped_and_large():
 def test_10_a_short_or_foreign_payment_never_confirms_and_is_refunded_and_flagged(app, stripe_base, amount,
                                                                                   currency):
     """Pays a short (or wrong-currency) amount through localstripe against a real Payment."""
-    from models import payments
+    from models.payments import sync
     from models.documents import Payment
     from tests.support.payments import (api_post, book_held, clinic_with_service, confirm_at_stripe,
                                         stripe_client)
@@ -400,8 +400,8 @@ def test_10_a_short_or_foreign_payment_never_confirms_and_is_refunded_and_flagge
         "metadata": {"appointment_id": str(held.id), "payment_id": str(payment.id)}}).id
     assert confirm_at_stripe(stripe_base, short).status == "succeeded"
     with app.app_context():
-        assert payments.sync_payment_intent(short).outcome == "amount_mismatch_refunded"
-        assert payments.sync_payment_intent(short).outcome == "amount_mismatch_refunded"  # redelivered
+        assert sync.sync_payment_intent(short).outcome == "amount_mismatch_refunded"
+        assert sync.sync_payment_intent(short).outcome == "amount_mismatch_refunded"  # redelivered
     assert Appointment.objects.get(id=held.id).status == "held"
     payment.reload()
     assert payment.status != "succeeded" and payment.flag.startswith("amount mismatch")

@@ -238,7 +238,7 @@ def test_8_forgot_sends_the_database_the_same_work_for_known_and_unknown_emails(
 @pytest.mark.parametrize("name", ["SECRET_KEY", "JWT_SECRET_KEY"])
 def test_13_a_signing_key_under_32_bytes_stops_start_up_naming_it(name):
     """Replays: start-up accepted 1-byte SECRET_KEY and JWT_SECRET_KEY outside the dev stack."""
-    from clinic.settings import ConfigError, load_settings, validate_settings
+    from web.settings import ConfigError, load_settings, validate_settings
 
     env = {"SECRET_KEY": "s" * 32, "JWT_SECRET_KEY": "j" * 32, "STRIPE_SECRET_KEY": "sk",
            "STRIPE_PUBLISHABLE_KEY": "pk", "STRIPE_WEBHOOK_SECRET": "wh"}

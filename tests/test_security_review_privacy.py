@@ -333,7 +333,7 @@ def test_12_staff_typed_names_are_one_line_and_trimmed(app, world, path, fields,
 def test_12_csv_cells_are_neutralised_after_leading_spaces(app, world):
     """Replays: " =HYPERLINK(…)" (a space, a no-break space first) reached the spreadsheet as a formula."""
     from admin.base import neutralise_cell
-    from models.booking import book as book_rule
+    from models.booking.create import book as book_rule
 
     for sneaky in (" =1+1", "\u00a0=1+1", "\u200b+1", "  @SUM(A1)", "\t-2", " \u00a0-2"):
         assert neutralise_cell(sneaky) == "'" + sneaky

@@ -85,7 +85,7 @@ def test_1_a_patient_at_max_upcoming_is_not_offered_and_the_time_goes_to_the_nex
 
 def test_1_accepting_an_offer_counts_against_max_upcoming(app, world):
     """An offer made at 5 upcoming cannot be accepted once the patient has 6 (staff booked one meanwhile)."""
-    from models import booking
+    from models.booking import create
 
     client = signed_in(app, "hoarder@example.com")
     day = future_day(3)
@@ -94,7 +94,7 @@ def test_1_accepting_an_offer_counts_against_max_upcoming(app, world):
     assert entry["status"] == "offered"  # 5 upcoming and this offer: within the limit of 6
     patient = Patient.objects.get(email="hoarder@example.com")
     with app.app_context():  # the desk books a 6th visit (staff are not held to the online limits)
-        booking.book(patient, str(world["call"].id), str(world["b"].id), at(day, 15), utcnow(),
+        create.book(patient, str(world["call"].id), str(world["b"].id), at(day, 15), utcnow(),
                      booked_by="staff:desk", pay_online=False)
     refused = accept(client, entry["id"])
     assert refused.status_code == 409 and refused.get_json()["error"]["code"] == "too_many_holds"
@@ -121,7 +121,7 @@ def test_1_an_offer_never_overlaps_the_patients_own_appointment(app, clinic_worl
 
 def test_1_accepting_an_offer_that_overlaps_the_patients_own_time_is_refused(app, clinic_world):
     """The acceptance checks the overlap again: the desk booked the patient at the same time meanwhile."""
-    from models import booking
+    from models.booking import create
 
     w = clinic_world(services={"call": dict(name="Call", duration=15, price=0, cancel_hours=0)},
                      providers={"a": dict(name="Dr A", hours=("09:00", "09:15"), lunch=None),
@@ -133,7 +133,7 @@ def test_1_accepting_an_offer_that_overlaps_the_patients_own_time_is_refused(app
     assert entry["status"] == "offered" and entry["offer"]["provider"]["name"] == "Dr A"
     patient = Patient.objects.get(email="hoarder@example.com")
     with app.app_context():  # staff book over the conflict, explicitly
-        booking.book(patient, str(w["call"].id), str(w["b"].id), at(day, 9), utcnow(), booked_by="staff:desk",
+        create.book(patient, str(w["call"].id), str(w["b"].id), at(day, 9), utcnow(), booked_by="staff:desk",
                      pay_online=False, override=True, by_staff=True, notes="phoned in")
     refused = accept(client, entry["id"])
     assert refused.status_code == 409 and refused.get_json()["error"]["code"] == "patient_overlap"

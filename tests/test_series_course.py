@@ -141,7 +141,7 @@ def test_cancelling_prepaid_visits_refunds_each_share_never_more_than_paid(app, 
     assert [(shares[i].status, shares[i].amount_refunded) for i in ids] == [
         ("succeeded", 0), ("refunded", 6000), ("refunded", 6000), ("refunded", 6000)]
     # The first visit's share does not take its siblings' refunds for its own, and nothing more goes back.
-    from models.payments import refund_payment, sync_refunds
+    from models.payments.refunds import refund_payment, sync_refunds
 
     with app.app_context():
         assert sync_refunds(shares[ids[0]]) == "unchanged"
@@ -250,7 +250,7 @@ def test_holds_of_an_unpaid_course_lapse_together(app, stripe_base):
 
 
 def test_staff_cancelling_a_prepaid_visit_refunds_its_share_in_full(app, stripe_base):
-    from models import booking
+    from models.booking.cancellation import cancel as cancel_visit
 
     made = world(cancel_hours=96, late_cancel_fee=2000)
     client = signed_in(app)
@@ -260,7 +260,7 @@ def test_staff_cancelling_a_prepaid_visit_refunds_its_share_in_full(app, stripe_
     started, _paid = pay_course(client, stripe_base, second)
     with app.test_request_context():
         # The clinic cancels inside the patient's late window: no fee, the visit's whole share back.
-        booking.cancel(Appointment.objects.get(id=first), datetime.now(timezone.utc), reason="clinician ill",
+        cancel_visit(Appointment.objects.get(id=first), datetime.now(timezone.utc), reason="clinician ill",
                        by_staff=True, actor="staff")
     refunds = stripe_client(stripe_base).v1.refunds.list({"payment_intent": started["payment_intent"]}).data
     assert [r.amount for r in refunds] == [6000]
@@ -287,9 +287,10 @@ def test_the_openapi_document_describes_the_course_choice(app):
 
 
 def test_a_late_course_payment_confirms_the_visits_still_free_and_refunds_the_share_of_one_taken(app, stripe_base):
-    from models import booking
+    from models.booking.create import book
     from models.booking import series
-    from models.payments import start_payment, sync_payment_intent
+    from models.payments.start import start_payment
+    from models.payments.sync import sync_payment_intent
 
     made = world()
     service, provider = str(made.services["physio"].id), str(made.providers["dr"].id)
@@ -299,7 +300,7 @@ def test_a_late_course_payment_confirms_the_visits_still_free_and_refunds_the_sh
                                       pay="course")
     with app.test_request_context():
         pi_id = start_payment(visits[0], then)["payment_intent"]
-    rival = booking.book(made.patients["other@example.com"], service, provider, visits[1].start,
+    rival = book(made.patients["other@example.com"], service, provider, visits[1].start,
                          datetime.now(timezone.utc))  # takes over the lapsed second visit's time
     confirm_at_stripe(stripe_base, pi_id)
     with app.test_request_context():

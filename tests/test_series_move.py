@@ -247,7 +247,7 @@ def test_booking_a_series_over_a_conflict_keeps_the_repeat_and_books_every_visit
     patient = world.patients["pat@example.com"]
     day = future_day(2)
     # The patient already sees Jo Park at the first visit's time: the series' first date is the patient's own overlap.
-    from models.booking import book as book_one
+    from models.booking.create import book as book_one
     from models.documents import utcnow
     book_one(patient, str(world["physio"].id), str(world["jo"].id), at(day, 10), utcnow())
     make_staff("reception")

@@ -86,7 +86,8 @@ def _assert_current(app, client, service, providers, first):
 
 
 def test_cached_free_times_follow_every_change(app):
-    from models.booking import book, cancel
+    from models.booking.cancellation import cancel
+    from models.booking.create import book
 
     service, providers, patients = _setup()
     client = app.test_client()
@@ -138,7 +139,7 @@ def test_cached_free_times_follow_every_change(app):
 
 def test_reads_racing_bookings_never_offer_a_time_booked_before_they_began(app):
     """Readers and bookers in threads: any read that starts after a booking answered leaves it out."""
-    from models.booking import book
+    from models.booking.create import book
 
     service, providers, patients = _setup()
     first = future_day(3)

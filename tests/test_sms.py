@@ -7,7 +7,8 @@ from datetime import datetime, timedelta, timezone
 from devstack.sms_standin import sign
 from models.accounts.patients import create_by_staff
 from models.audit import AuditEvent
-from models.booking import book, cancel
+from models.booking.cancellation import cancel
+from models.booking.create import book
 from models.booking.reschedule import reschedule
 from models.documents import Appointment, Patient
 from models.messages import notify

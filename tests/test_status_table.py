@@ -169,7 +169,7 @@ def test_a_payment_is_born_only_waiting_or_paid(first):
 def test_a_refunded_payment_is_given_back_only_when_named(app):
     """A sync that reads the refunded payment's intent as "succeeded" moves nothing; the refunds'
     own bookkeeping (a refund that failed after all) gives it back."""
-    from models.booking import book
+    from models.booking.create import book
     from models.payments.documents import Payment
     from tests.support.factories import at, future_day, make_clinic, make_patient, make_provider, make_service
 
@@ -191,7 +191,8 @@ def test_an_action_audits_its_own_refusal_and_its_success(app):
     """Called with `audit_as`, a front-desk action writes "refused:<code>" before the refusal reaches
     the door, and "ok" once done; a status the table refuses is never written."""
     from models import AuditEvent
-    from models.booking import book, frontdesk
+    from models.booking import frontdesk
+    from models.booking.create import book
     from models.errors import Conflict
     from tests.support.factories import at, future_day, make_clinic, make_patient, make_provider, make_service
 

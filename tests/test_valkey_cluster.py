@@ -35,7 +35,7 @@ def test_the_app_talks_to_a_cluster_with_the_cluster_client(cluster_app, cluster
     assert client.get("/readyz").status_code == 200
     # REDIS_CLUSTER=1 with one node's plain address finds the same cluster.
     first = cluster.url.split("://", 1)[1].split(",", 1)[0]
-    from clinic.extensions import cluster_client
+    from web.extensions import cluster_client
 
     assert len(cluster_client(f"redis://{first}/0").get_primaries()) == 3
 

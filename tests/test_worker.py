@@ -12,7 +12,7 @@ import pytest
 
 from devstack.servers import free_port, start_worker
 from models.accounts.patients import create_by_staff
-from models.booking import book
+from models.booking.create import book
 from models.documents import Patient
 from models.messages.documents import OutboxMessage
 from models.worker import deliver_all

@@ -16,7 +16,7 @@ import time
 import stripe
 from flask import Blueprint, current_app, jsonify, request
 
-from models import payments
+from models.payments.inbox import receive_event
 from models.errors import DomainError
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
@@ -67,8 +67,8 @@ def receive_stripe_event():
     data_object = event.data.object if getattr(event, "data", None) else None
     obj = data_object.to_dict() if hasattr(data_object, "to_dict") else (data_object or {})
     # EventInProgress (409), EventDeferred (503) and EventFailed (500) answer through
-    # clinic.errors like every domain error, with Retry-After where Stripe should come back later.
-    receipt = payments.receive_event(event.id, event.type, obj, created=getattr(event, "created", None))
+    # web.errors like every domain error, with Retry-After where Stripe should come back later.
+    receipt = receive_event(event.id, event.type, obj, created=getattr(event, "created", None))
     if receipt.status == "duplicate":
         return jsonify(received=True, duplicate=True)
     if receipt.status == "ignored":

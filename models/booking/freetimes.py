@@ -2,7 +2,7 @@
 
 Each provider's free times for a (service, first date, number of days) are one *part*: the start
 instants as integer microseconds since the epoch (UTC) and, beside them, each time already rendered
-as its JSON object. Parts come from the cache when current (see clinic/cache.py) and the missing
+as its JSON object. Parts come from the cache when current (see web/cache.py) and the missing
 ones are computed together from one database query, whatever the number of providers. An answer is
 the parts' rendered objects joined into a JSON array, so a cached answer is never parsed and
 re-serialised; "any provider" interleaves the parts by start time (ties by provider name).
@@ -125,7 +125,7 @@ def render(provider, starts, length_us, iso, tails=None):
 def slots_json(service, providers, clinic, first, days, now, cache=None):
     """The API's JSON array of free times of the service with `providers` (sorted by name).
 
-    Parts are taken from `cache` (clinic.cache.Caches) when it has them current; the rest are
+    Parts are taken from `cache` (web.cache.Caches) when it has them current; the rest are
     computed in one go and stored. Times that have come inside the service's notice since a part
     was computed are dropped here.
     """

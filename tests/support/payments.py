@@ -46,7 +46,7 @@ def clinic_with_service(price=5000, cancel_hours=24, refund_rule="full"):
 
 def book_held(service, provider, email="pat@example.com", start=None, now=None):
     """A held appointment for a (new) patient, booked through the shared rule."""
-    from models.booking import book
+    from models.booking.create import book
     from models import Patient
 
     patient = Patient.objects(email=email).first() or make_patient(email=email)

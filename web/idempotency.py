@@ -24,7 +24,7 @@ import pymongo.errors
 from flask import current_app, g, request
 from flask_jwt_extended import decode_token
 
-from clinic.errors import error_response
+from web.errors import error_response
 
 log = logging.getLogger(__name__)
 

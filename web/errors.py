@@ -24,7 +24,9 @@ from models.errors import (
     Throttled,
     ValidationFailed,
 )
-from models.payments import EventFailed, PaymentDeclined, PaymentProviderError, RefundFailed
+from models.payments.gateway import PaymentDeclined, PaymentProviderError
+from models.payments.inbox import EventFailed
+from models.payments.refunds import RefundFailed
 
 log = logging.getLogger(__name__)
 

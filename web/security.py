@@ -7,7 +7,7 @@ import re
 from flask import request
 from flask_talisman import Talisman
 
-from clinic.audit import request_id
+from web.audit import request_id
 
 talisman = Talisman()
 

@@ -11,8 +11,8 @@ from flask_jwt_extended import JWTManager
 from flask_login import LoginManager
 from flask_wtf import CSRFProtect
 
-from clinic.monitoring import CommandCounter
-from clinic.settings import ConfigError
+from web.monitoring import CommandCounter
+from web.settings import ConfigError
 
 jwt = JWTManager()
 login_manager = LoginManager()

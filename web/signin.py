@@ -4,7 +4,7 @@
 checked (its lockout rules are domain code: `models.accounts.throttle`) and records the outcome. A
 device cookie (OWASP "account lockout" with device cookies), signed, per sign-in scope ("patient",
 "staff"), is given to a browser after a successful sign-in: it keeps its way through a lock that
-spread guessing put on the account. It lives here, below both doors, so neither imports the other.
+spread guessing put on the account. It lives in the web layer, below both doors, so neither imports the other.
 """
 
 import secrets
@@ -12,7 +12,7 @@ import secrets
 from flask import after_this_request, current_app, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from clinic.extensions import get_redis, rkey_tagged
+from web.extensions import get_redis, rkey_tagged
 from models.accounts.throttle import LoginThrottle
 
 DEVICE_COOKIE_DAYS = 90
