@@ -12,6 +12,9 @@ def axe_script():
 
 def axe_violations(page, impacts=FAILING_IMPACTS):
     """Run axe-core (WCAG 2.0/2.1 A and AA rules) on the page; return the failing violations as text."""
+    # After a form post the DOM can be read before its stylesheets apply (seen on a loaded machine:
+    # the navigation's links measured against no background): check the page as it is shown.
+    page.wait_for_load_state("load")
     if not page.evaluate("() => typeof window.axe !== 'undefined'"):
         page.evaluate(axe_script())
     result = page.evaluate(
