@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from models import Appointment, Service
-from models.booking.create import book
+from models.booking.create import book as book_visit
 from models.documents import utcnow
 from tests.a11y import axe_violations
 from tests.helpers import save_screenshot
@@ -43,7 +43,7 @@ def book(world, email, start, repeat=None):
     if repeat:
         from models.booking import series
         return series.book_series(patient, str(world["physio"].id), str(world["jo"].id), start, utcnow(), *repeat)[1]
-    return [book(patient, str(world["physio"].id), str(world["jo"].id), start, utcnow())]
+    return [book_visit(patient, str(world["physio"].id), str(world["jo"].id), start, utcnow())]
 
 
 def staff_page(browser, base):
