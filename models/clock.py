@@ -39,7 +39,7 @@ def wall_time_exists(naive, tz):
 
 def from_local(naive, tz):
     """A wall-clock time in zone `tz` as an aware UTC instant: a repeated time is its first pass, a
-    time that does not exist moves forward to the moment the clocks changed (README's booking rules)."""
+    time that does not exist moves forward to the moment the clocks changed (docs/booking-rules.md)."""
     if naive.tzinfo is not None:
         return as_utc(naive)  # already an instant: the wall clock it was typed in is known
     zone = _zone(tz)

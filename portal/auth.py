@@ -142,7 +142,7 @@ RESCHEDULES_PER_ACCOUNT = Limit("move-acct", 10, 600, RESCHEDULE_LIMIT_MESSAGE,
                                 setting="RESCHEDULES_PER_ACCOUNT_10MIN")
 
 
-# Issue 31: what may fail open while Redis does not answer (README, "Faults"). The booking and
+# Issue 31: what may fail open while Redis does not answer (docs/crash-consistency.md). The booking and
 # reschedule throttles and the per-patient booking lock guard against floods and races that the
 # database's own rules still bound (the claims' unique index, the counted hold and upcoming limits),
 # so for FAIL_OPEN_SECONDS after Redis first fails (per process) they let the action through,
@@ -222,7 +222,7 @@ def one_booking_at_a_time(patient):
     except redis.RedisError as exc:
         if not may_fail_open("booking lock", exc):
             raise
-        yield  # unlocked for a short while: the database's rules still hold (README, "Faults")
+        yield  # unlocked for a short while: the database's rules still hold (docs/crash-consistency.md)
         return
     if not acquired:
         raise Conflict("Another booking of yours is still being made. Please try again.",

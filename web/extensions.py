@@ -65,8 +65,8 @@ class Mongo:
         return mongoengine.get_db(self.alias)
 
 
-# What a replica set (or Atlas) needs, set here rather than left to the driver's defaults (README
-# "MongoDB in production"): a claim on a time, an appointment's status, a Payment's ledger move and
+# What a replica set (or Atlas) needs, set here rather than left to the driver's defaults (docs/scaling.md,
+# "Settings for more than one machine"): a claim on a time, an appointment's status, a Payment's ledger move and
 # the outbox's lease are decisions other hosts act on, so each write is acknowledged by a majority
 # (it survives a failover: a primary that steps down cannot take back a claim another host has seen
 # refused); a write interrupted by a failover is retried once by the driver (retryable writes; every
@@ -174,7 +174,7 @@ def cluster_client(url, **options):
     """redis-py's RedisCluster over the nodes `url` names (any one is enough: it finds the others).
 
     Multi-key commands (MGET, transactions, scripts) need their keys in one hash slot: every key
-    family the app uses together carries a hash tag (`{…}`, see README "Valkey Cluster").
+    family the app uses together carries a hash tag (`{…}`, see docs/scaling.md).
     """
     from urllib.parse import unquote, urlsplit
 

@@ -88,7 +88,7 @@ def load_settings(env=None):
         "ACCESS_TOKEN_MINUTES": _int(env, "ACCESS_TOKEN_MINUTES", 15),
         "SESSION_MAX_HOURS": _int(env, "SESSION_MAX_HOURS", 12),
         "PUBLIC_URL": env.get("PUBLIC_URL") or "http://127.0.0.1:5000",
-        # Security limits (README "Security notes"): staff sessions, argon2 concurrency, throttles.
+        # Security limits (docs/security.md): staff sessions, argon2 concurrency, throttles.
         "STAFF_IDLE_MINUTES": _int(env, "STAFF_IDLE_MINUTES", 30),
         "STAFF_SESSION_HOURS": _int(env, "STAFF_SESSION_HOURS", 12),
         "ARGON2_MAX_CONCURRENT": _int(env, "ARGON2_MAX_CONCURRENT", 4),
