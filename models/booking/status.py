@@ -15,7 +15,7 @@ The table is a `models.transitions.StatusTable`, the form the Payment's table (t
 statuses the caller names, each of which the table must allow, so two racing changes never both win.
 """
 
-from models.booking.documents import APPOINTMENT_STATUSES, OFFERED, Appointment
+from models.booking.documents import APPOINTMENT_STATUSES, OFFERED, WAITLIST_OFFER, Appointment
 from models.transitions import ForbiddenTransition, StatusTable  # noqa: F401 (ForbiddenTransition: for callers)
 
 TRANSITIONS = {
@@ -63,16 +63,11 @@ def adopt(appointment, updated):
     return appointment
 
 
-# Before issue 24 an offer was `held` with this `booked_by`; spelt here only, for the migration.
-LEGACY_OFFER_MARK = "waitlist-offer"
-
-
 def offers_become_a_status():
-    """Start-up migration (issue 24), idempotent: an open offer stored the old way (`held` with
-    `booked_by="waitlist-offer"`) becomes `offered`; every old mark, ended offers' too, becomes
-    `booked_by="waitlist"`. Returns how many documents changed. Runs in `models.ensure_indexes`."""
-    collection = Appointment._get_collection()
-    offers = collection.update_many({"status": "held", "booked_by": LEGACY_OFFER_MARK},
-                                    {"$set": {"status": OFFERED, "booked_by": "waitlist"}})
-    ended = collection.update_many({"booked_by": LEGACY_OFFER_MARK}, {"$set": {"booked_by": "waitlist"}})
-    return offers.modified_count + ended.modified_count
+    """Start-up migration (issue 24), idempotent: a waitlist offer stored the old way (`held` with
+    `booked_by=WAITLIST_OFFER`) becomes `offered`. Returns how many changed. Runs in
+    `models.ensure_indexes`, before the app serves (the `held` -> `offered` step is outside the table:
+    it renames how an open offer is stored, not a change of the appointment)."""
+    result = Appointment._get_collection().update_many({"status": "held", "booked_by": WAITLIST_OFFER},
+                                                       {"$set": {"status": OFFERED}})
+    return result.modified_count

@@ -2,7 +2,7 @@
 offered to the first patient in line, held for them with the ordinary hold mechanism.
 
 An offer is an Appointment of the waiting patient in status `offered` (issue 24: a status of its
-own, one of the booking's HOLDING_STATUSES; `booked_by="waitlist"`) whose time claims lapse with the offer (`WAITLIST_OFFER_MINUTES`, default 30). While it holds, the time is
+own, one of the booking's HOLDING_STATUSES; `booked_by=WAITLIST_OFFER` until accepted) whose time claims lapse with the offer (`WAITLIST_OFFER_MINUTES`, default 30). While it holds, the time is
 busy for everybody else: availability does not show it and a booking of it hits the claims' unique
 index (409). So one time is never offered to two patients at once, and nobody else sees it as free.
 
@@ -36,7 +36,7 @@ from models.audit import audited, insert_with_audit
 from models.booking import status
 from models.booking.claims import claim_time, extend_claims, release_time
 from models.booking.create import check_hold_limits, check_patient_overlap, live_appointments
-from models.booking.documents import OFFERED, Appointment
+from models.booking.documents import OFFERED, WAITLIST_OFFER, Appointment
 from models.booking.rules import find_slots, service_rules
 from models.catalog.documents import Provider, Service
 from models.catalog.snapshot import changed, current_catalog
@@ -235,7 +235,8 @@ def accept(entry, now):
         raise Conflict("This offer is no longer open.", code="offer_closed")
     # The offer becomes the patient's own booking; not a new version (nothing was queued for the offer).
     moved = status.move(appt.id, "held" if paid else "confirmed", now, only_from=(OFFERED,), bump=False,
-                        where={"hold_expires_at__gt": now}, set__hold_expires_at=hold_expires_at)
+                        where={"hold_expires_at__gt": now}, set__hold_expires_at=hold_expires_at,
+                        set__booked_by="waitlist")
     if not moved:
         raise Conflict("This offer is no longer open.", code="offer_closed")
     WaitlistEntry.objects(id=entry.id, status="offered").update_one(
@@ -345,7 +346,7 @@ def _make_offer(entry, service, provider, start, end, clinic, now):
         id=ObjectId(), patient=entry.patient.id, provider=provider.id, service=service.id, start=start, end=end,
         block_start=start - rules.buffer_before, block_end=end + rules.buffer_after, status=OFFERED,
         hold_expires_at=expires, amount=service.price, currency=service.currency, created_at=now,
-        updated_at=now, booked_by="waitlist")
+        updated_at=now, booked_by=WAITLIST_OFFER)
     try:
         claim_time(provider.id, appt.id, appt.block_start, appt.block_end, expires, now)
     except Conflict:
