@@ -262,3 +262,39 @@ def test_the_review_states_the_terms_that_cancel_and_refund_then_apply(app, clin
         assert refund_due(booked_far, "confirmed", now) is False
         # Only held (never confirmed): cancellable at any time, and anything paid comes back.
         assert cancellation_terms(held, now).refund == "full" and refund_due(held, "held", now) is True
+
+
+def test_book_this_time_again_names_the_clinics_date_not_utcs(app, clinic_world):
+    """Issue 24: 09:00 in Sydney is 22:00 UTC the day before; the dashboard's "Book this time again"
+    opens the booking page on the clinic's date (it once wrote the UTC date: the day before)."""
+    from datetime import datetime, time, timezone
+    from zoneinfo import ZoneInfo
+
+    from models.booking.create import book
+    from models.documents import Patient
+
+    sydney = ZoneInfo("Australia/Sydney")
+    s = clinic_world(clinic={"tz": "Australia/Sydney"},
+                     services={"consult": dict(name="Consultation", duration=30, price=6000, cancel_hours=0)},
+                     providers={"one": dict(name="Dr One", hours=("09:00", "10:00"), lunch=None)},
+                     patients=["pat@example.com"])
+    day = (datetime.now(timezone.utc) + timedelta(days=3)).astimezone(sydney).date()
+    start = datetime.combine(day, time(9), sydney)
+    pat, now = Patient.objects.get(email="pat@example.com"), utcnow()
+    lapsed = book(pat, str(s["consult"].id), str(s["one"].id), start, now)
+    Appointment.objects(id=lapsed.id).update_one(set__hold_expires_at=now - timedelta(minutes=1))
+    TimeClaim.objects(appointment=lapsed.id).update(set__expires_at=now - timedelta(minutes=1))
+    client = app.test_client()
+    api_login(client)
+    closed = client.get("/portal/").get_data(as_text=True).split('id="closed"')[1].split("</ul>")[0]
+    again = re.search(r'href="([^"]+)">Book this time again', closed).group(1).replace("&amp;", "&")
+    assert f"day={day.isoformat()}" in again and start.astimezone(timezone.utc).date() != day
+    # The link's page shows that time to book again.
+    page = client.get(again.split("#")[0]).get_data(as_text=True)
+    assert 'id="review"' in page
+    # Just after midnight in a London summer: the local date, never the UTC one.
+    from portal.booking_pages import again_url
+
+    summer = Appointment(service=s["consult"], provider=s["one"], start=datetime(2026, 6, 30, 23, 30, tzinfo=timezone.utc))
+    with app.test_request_context():
+        assert "day=2026-07-01&start=2026-07-01T00%3A30%3A00%2B01%3A00" in again_url(summer, "Europe/London")
