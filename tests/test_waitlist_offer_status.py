@@ -87,3 +87,18 @@ def test_offers_stored_the_old_way_become_offered_at_start(app, full_day):
     # And the converted offer is accepted as any other.
     accepted = f["first"].post(f"/api/waitlist/{f['e1']}/accept", headers=csrf_header(f["first"]))
     assert accepted.status_code == 201 and accepted.get_json()["status"] == "held"
+
+
+def test_staff_cancel_an_offer_without_telling_the_patient_of_a_booking(app, full_day):
+    """Staff may cancel an open offer from the day view (`offered` -> `cancelled`): no cancellation
+    email (nothing was booked), and the time goes to the next in line."""
+    from models.booking.cancellation import cancel
+    from models.messages.documents import OutboxMessage
+
+    f = full_day
+    offer = _cancel_first(f)
+    with app.test_request_context():
+        cancel(offer, datetime.now(timezone.utc), reason="Clinic closed that morning", by_staff=True)
+    assert Appointment.objects.get(id=offer.id).status == "cancelled"
+    assert not OutboxMessage.objects(kind="cancelled", subject=f"Appointment:{offer.id}").count()
+    assert WaitlistEntry.objects.get(id=f["e2"]).status == "offered"
