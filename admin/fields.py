@@ -39,7 +39,8 @@ def words_formatter(view, context, model, name):
     kind = {"Payment": "payment", "WaitlistEntry": "waitlist"}.get(type(model).__name__, "appointment")
     if name != "status" or type(model).__name__ not in ("Appointment", "Payment", "WaitlistEntry"):
         return str(value).replace("_", " ")
-    return status_words(value, getattr(model, "cancel_reason", ""), audience="staff", kind=kind)
+    patient = getattr(getattr(model, "patient", None), "name", "") if kind == "appointment" else ""
+    return status_words(value, getattr(model, "cancel_reason", ""), audience="staff", kind=kind, patient=patient)
 
 
 def names_formatter(view, context, model, name):

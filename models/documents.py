@@ -23,6 +23,7 @@ from models.booking.documents import (  # noqa: F401
     Appointment,
     TimeClaim,
 )
+from models.booking.status import offers_become_a_status
 from models.catalog.documents import (  # noqa: F401
     HHMM,
     REFUND_RULES,
@@ -52,6 +53,7 @@ ALL_DOCUMENTS = (Clinic, Service, Provider, Schedule, TimeOff, Patient, StaffUse
 def ensure_indexes():
     """Create every document's indexes now (MongoEngine would build them lazily otherwise)."""
     _drop_one_payment_per_appointment()
+    offers_become_a_status()  # issue 24: a waitlist offer is a status of its own; old ones converted
     for document in ALL_DOCUMENTS:
         document.ensure_indexes()
     # The email outbox and the set-password links.

@@ -19,13 +19,13 @@ from datetime import timedelta
 from mongoengine import BooleanField, DateTimeField, Document, ObjectIdField, StringField
 
 from models.audit import audit_here, audited
-from models.booking.documents import Appointment
+from models.booking.documents import Appointment, is_lapsed_hold
 from models.catalog.documents import Clinic, Provider, Service
 from models.clock import as_utc, utcnow
 from models.errors import NotFound
 
 PAST_DAYS = 30
-SHOWN = ("held", "confirmed", "checked_in", "completed", "no_show", "cancelled")
+SHOWN = ("held", "offered", "confirmed", "checked_in", "completed", "no_show", "cancelled")
 
 
 class FeedToken(Document):
@@ -102,8 +102,8 @@ def feed_ics(token, now=None, public_url=""):
     cal.add("x-wr-calname", f"{provider.name if provider else 'Clinician'} — {clinic.name if clinic else 'Clinic'}")
     cal.add("x-published-ttl", "PT15M")  # calendar apps poll; ask for every 15 minutes
     for appt in appts:
-        if appt.status == "held" and appt.hold_expires_at and as_utc(appt.hold_expires_at) <= now:
-            continue  # a lapsed hold is not an appointment
+        if is_lapsed_hold(appt, now):
+            continue  # a lapsed hold (or waitlist offer) is not an appointment
         who = appt.patient.name if show_names else f"Patient {initials(appt.patient.name)}"
         event = Event()
         event.add("uid", f"appointment-{appt.id}@clinic")
@@ -114,7 +114,7 @@ def feed_ics(token, now=None, public_url=""):
         event.add("summary", f"{appt.service.name} — {who}")
         if clinic is not None:
             event.add("location", clinic.name)
-        event.add("status", {"cancelled": "CANCELLED", "held": "TENTATIVE"}.get(appt.status, "CONFIRMED"))
+        event.add("status", {"cancelled": "CANCELLED", "held": "TENTATIVE", "offered": "TENTATIVE"}.get(appt.status, "CONFIRMED"))
         if public_url:
             event.add("url", f"{public_url.rstrip('/')}/admin/appointments/details/?id={appt.id}")
         cal.add_component(event)

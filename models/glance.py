@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from models.booking.documents import Appointment
+from models.booking.documents import HOLDING_STATUSES, Appointment, is_lapsed_hold
 from models.formatting import money
 from models.clock import _utc, local_today
 from models.payments.desk import due_at_desk
@@ -24,7 +24,7 @@ from models.payments.documents import FEE_KINDS, UPFRONT_KINDS, Payment
 LAPSING_WITHIN = timedelta(minutes=15)
 STUCK_AFTER = timedelta(minutes=10)
 BUCKETS = (("to_come", "To come"), ("arrived", "Arrived"), ("no_show", "No-show"), ("cancelled", "Cancelled"))
-BUCKET_OF = {"held": "to_come", "confirmed": "to_come", "checked_in": "arrived", "completed": "arrived",
+BUCKET_OF = {"held": "to_come", "offered": "to_come", "confirmed": "to_come", "checked_in": "arrived", "completed": "arrived",
              "no_show": "no_show", "cancelled": "cancelled"}
 
 
@@ -79,8 +79,8 @@ def glance(now, tz, provider_id=None, currency="gbp"):
     payments = _payments_by_appointment(a.id for a in todays)
     by_status = {key: 0 for key, _ in BUCKETS}
     for appt in todays:
-        if appt.status == "held" and appt.hold_expires_at and _utc(appt.hold_expires_at) <= now:
-            continue  # a lapsed hold is not a booking
+        if is_lapsed_hold(appt, now):
+            continue  # a lapsed hold (or offer) is not a booking
         bucket = BUCKET_OF.get(appt.status)
         if bucket:
             by_status[bucket] += 1
@@ -129,7 +129,7 @@ def weekly(today, tz, weeks=4):
         w_first = first + timedelta(days=7 * i)
         w_start, w_end = _span(w_first, 7, zone)
         mine = [a for a in appts if w_start <= _utc(a.start) < w_end]
-        booked = [a for a in mine if a.status != "held"]
+        booked = [a for a in mine if a.status not in HOLDING_STATUSES]
         rows.append({"start": w_first, "bookings": len(booked),
                      "no_shows": sum(1 for a in mine if a.status == "no_show"),
                      "revenue": net_paid(payments[a.id] for a in mine if a.id in payments)})

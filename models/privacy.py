@@ -29,7 +29,7 @@ from models.accounts.users import check_password
 from models.audit import AuditEvent, audited, patient_record
 from models.booking import waitlist
 from models.booking.cancellation import cancel
-from models.booking.documents import Appointment
+from models.booking.documents import ACTIVE_STATUSES, HOLDING_STATUSES, Appointment
 from models.booking.rules import is_blocking
 from models.booking.waitlist import WaitlistEntry
 from models.errors import Conflict, ValidationFailed
@@ -215,9 +215,9 @@ def erase_patient(patient, password, now):
 
 def _refuse_upcoming(people, now):
     """Conflict (`upcoming_appointments`) while any of these people has a confirmed visit ahead."""
-    live = [a for a in Appointment.objects(patient__in=people, status__in=("held", "confirmed", "checked_in"),
+    live = [a for a in Appointment.objects(patient__in=people, status__in=ACTIVE_STATUSES,
                                            end__gt=now) if is_blocking(a, now)]
-    if any(a.status != "held" for a in live):
+    if any(a.status not in HOLDING_STATUSES for a in live):
         raise Conflict("There are upcoming appointments. Cancel them first (or call the clinic), then "
                        "delete.", code="upcoming_appointments")
 

@@ -6,6 +6,7 @@ PATIENT_CANCELLED = "cancelled by patient"  # the cancel_reason booking writes w
 
 APPOINTMENT_WORDS = {
     "held": "Awaiting payment",
+    "offered": "Offered from the waitlist",  # with a patient: "Offered to <name>" (staff), "Offered to you"
     "confirmed": "Confirmed",
     "checked_in": "Checked in",
     "completed": "Completed",
@@ -39,11 +40,15 @@ TONES = {
 KINDS = {"appointment": APPOINTMENT_WORDS, "payment": PAYMENT_WORDS, "waitlist": WAITLIST_WORDS}
 
 
-def status_words(status, cancel_reason="", audience="patient", kind="appointment"):
+def status_words(status, cancel_reason="", audience="patient", kind="appointment", patient=""):
     """A status as words; a cancellation says who cancelled ("by you" to the patient, "by the patient"
-    to staff); an unknown status reads as its slug in words ("some_state" -> "Some state")."""
+    to staff); a waitlist offer whom it is offered to (`patient`, a name: "Offered to Ann Lee", or
+    "Offered to you" to the patient); an unknown status reads as its slug in words ("some_state" ->
+    "Some state")."""
     if not status:
         return ""
+    if kind == "appointment" and status == "offered" and (patient or audience == "patient"):
+        return "Offered to you" if audience == "patient" else f"Offered to {patient}"
     if kind == "appointment" and status == "cancelled" and (cancel_reason or "").lower() == PATIENT_CANCELLED:
         return "Cancelled by you" if audience == "patient" else "Cancelled by the patient"
     words = KINDS.get(kind, APPOINTMENT_WORDS).get(status)

@@ -30,7 +30,7 @@ from models.audit import record_audit
 from models.booking import status
 from models.booking.claims import DELETE_ORPHANS_AFTER, release_time, tidy_claims  # noqa: F401
 from models.booking.cancellation import finish_cancel
-from models.booking.documents import Appointment, TimeClaim
+from models.booking.documents import HOLDING_STATUSES, Appointment, TimeClaim
 from models.booking.reschedule import finish_reschedule
 from models.booking.waitlist import sweep_waitlist
 from models.clock import as_utc, utcnow
@@ -214,7 +214,8 @@ def _note(outcome, appointment_id, report):
 
 
 def _expire_holds(now, report):
-    lapsed = Appointment.objects(status="held", hold_expires_at__lte=now).only("id").no_dereference()
+    # Lapsed unpaid holds and lapsed waitlist offers alike (an offer has no payment to check).
+    lapsed = Appointment.objects(status__in=HOLDING_STATUSES, hold_expires_at__lte=now).only("id").no_dereference()
     for appt in lapsed:
         aid = str(appt.id)
         payment = Payment.objects(appointment=appt.id, kind__in=UPFRONT_KINDS).no_dereference().first()
@@ -238,8 +239,8 @@ def _expire_holds(now, report):
                 if payment.status == "processing":
                     report.problems.append(f"hold {aid} lapsed with a payment still processing")
                 continue
-        # Guarded update: only a still-held, still-lapsed appointment moves to expired.
-        moved = status.move(appt.id, "expired", now, only_from=("held",), where={"hold_expires_at__lte": now})
+        # Guarded update: only a still-held (or offered), still-lapsed appointment moves to expired.
+        moved = status.move(appt.id, "expired", now, only_from=HOLDING_STATUSES, where={"hold_expires_at__lte": now})
         if moved:
             # Claims secured by a payment (expires_at None) are never released here.
             release_time(appt.id, now=now, only_expiring=True)

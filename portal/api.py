@@ -11,10 +11,9 @@ from models.booking import series
 from models.accounts import change_patient_password
 from models.accounts.users import set_date_of_birth
 from models.catalog import bookable_services, current_catalog
-from models.accounts.dependants import dependants_of, household_ids
 from models.catalog.profile import public_profile
-from models.booking.documents import NOT_AN_OFFER
-from models.documents import Appointment, Patient, Provider, Service, utcnow
+from models.booking.lists import appointments_of
+from models.documents import utcnow
 from portal.auth import (current_patient, issue_tokens, logout_identity, password_throttled,
                          register_patient_counted, registration_allowed, revoke, revoke_cookies, sign_in)
 from portal.door import book_for_patient, book_series_for_patient, free_times_json
@@ -209,21 +208,16 @@ def _series_booked(patient, body):
 @jwt_required()
 @bp.response(200, AppointmentSchema(many=True))
 def list_appointments():
-    """The signed-in patient's appointments, soonest first."""
+    """The signed-in patient's appointments (and their dependants'), soonest first: the dashboard's
+    lists (`models.booking.lists.appointments_of`) in one. An open waitlist offer is not listed
+    until accepted (it is an entry's `offer` in `GET /api/waitlist`), so the API never shows the
+    `offered` status: the contract's statuses stay as they were."""
     patient = current_patient()
     clinic = require_clinic()
-    # A waitlist offer (models/booking/waitlist.py) becomes the patient's appointment only once accepted.
-    # The account's: the patient's own and their dependants' (issue 28), each naming who it is for.
-    people = {patient.id: patient, **{d.id: d for d in dependants_of(patient)}}
-    appts = list(Appointment.objects(patient__in=household_ids(patient), **NOT_AN_OFFER)
-                 .order_by("start").no_dereference())
-    services = {s.id: s for s in Service.objects(id__in={a.service.id for a in appts})}
-    providers = {p.id: p for p in Provider.objects(id__in={a.provider.id for a in appts})}
-    missing = {a.patient.id for a in appts} - set(people)
-    people.update({p.id: p for p in Patient.objects(id__in=list(missing)).only("id", "name")} if missing else {})
-    audit(f"patient:{patient.id}", "appointment.list", record=f"Patient:{patient.id}")
     now = utcnow()
-    return [appointment_view(a, clinic, services, providers, now, people) for a in appts]
+    listed = appointments_of(patient, now).everything()
+    audit(f"patient:{patient.id}", "appointment.list", record=f"Patient:{patient.id}")
+    return [appointment_view(a, clinic, now=now) for a, _status in listed]
 
 
 @bp.route("/appointments/<appointment_id>")

@@ -27,15 +27,15 @@ from wtforms.validators import DataRequired
 from web.audit import audit, audit_event
 from web.errors import status_of
 from models.booking.cancellation import cancellation_terms_for
-from models.booking.rules import effective_status, find_slots, free_providers_at, get_patient_appointment, require_clinic
+from models.booking.rules import find_slots, free_providers_at, get_patient_appointment, require_clinic
 from models import clock
 from models import formatting
-from models.accounts.dependants import dependants_of, household_ids
+from models.accounts.dependants import dependants_of
 from models.booking import series, waitlist
 from models.catalog import bookable_services, current_catalog
 from models.catalog.profile import upcoming_closures
-from models.booking.documents import NOT_AN_OFFER
-from models.documents import Appointment, Payment, utcnow
+from models.booking.lists import appointments_of
+from models.documents import Payment, utcnow
 from models.payments.documents import UPFRONT_KINDS
 from models.errors import DomainError, NotFound, SeriesUnavailable
 from models.booking.reschedule import reschedule_blocker
@@ -293,29 +293,28 @@ def _still_free(appt, clinic, now):
     return bool(free_providers_at(service, appt.start, now, [provider], clinic))
 
 
+def again_url(appt, tz):
+    """"Book this time again": the booking page's review of the same time, on the clinic's date.
+
+    Issue 24: the day is the clinic-local date (09:00 in Sydney, or 00:30 BST, is the day before in
+    UTC) and the start carries its own offset once (MongoDB hands back aware datetimes)."""
+    start = clock.local(appt.start, tz)
+    return book_url(service=str(appt.service.id), provider=str(appt.provider.id), day=start.date().isoformat(),
+                    start=start.isoformat()) + "#review"
+
+
 @bp.get("/")
 @patient_page
 def dashboard():
     """The patient's home: upcoming, past (with receipts) and cancelled/expired, each in its own list."""
     clinic = current_catalog().clinic  # None before the clinic is set up: the lists are empty then
     now = utcnow()
-    # The account's visits: the patient's own and those of the people they book for (issue 28).
-    appts = list(Appointment.objects(patient__in=household_ids(g.patient), **NOT_AN_OFFER)
-                 .order_by("start").select_related())
-    upcoming, past, closed = [], [], []
-    for a in appts:
-        status = effective_status(a, now)
-        if status in ("cancelled", "expired"):
-            closed.append((a, status))
-        elif clock.as_utc(a.end) < now or status in ("completed", "no_show"):
-            past.append((a, status))
-        else:
-            upcoming.append((a, status))
-    past.reverse()
-    closed.sort(key=lambda item: item[0].updated_at or item[0].start, reverse=True)
+    # The account's visits, split as the API lists them (models/booking/lists.py).
+    lists = appointments_of(g.patient, now)
+    upcoming, past, closed = lists.upcoming, lists.past, lists.closed
     paid = {p.appointment.id: p for p in Payment.objects(appointment__in=[a.id for a, _ in past], kind__in=UPFRONT_KINDS).no_dereference()}
-    again = {a.id for a, status in closed[:10] if status == "expired" and clock.as_utc(a.start) > now
-             and _still_free(a, clinic, now)}
+    again = {a.id: again_url(a, clinic.timezone) for a, status in closed[:10]
+             if status == "expired" and clock.as_utc(a.start) > now and _still_free(a, clinic, now)}
     offers = [e for e in waitlist.entries_of(g.patient) if waitlist.offer_is_open(e, now)]
     audit(f"patient:{g.patient.id}", "appointment.list", record=f"Patient:{g.patient.id}")
     return render_template("portal/dashboard.html", clinic=clinic, patient=g.patient, upcoming=upcoming,

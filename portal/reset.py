@@ -18,7 +18,6 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
-from web.audit import audit
 from web.errors import headers_of, status_of
 from web.signin import remember_device
 from models.accounts import reset
@@ -49,10 +48,8 @@ class ResetForm(FlaskForm):
 
 
 def _request(email):
-    patient = reset.request_reset(email, request.remote_addr, utcnow())
-    # The audit names the account only when one exists; the answer never does.
-    audit("anonymous", "patient.password_reset_request",
-          record=f"Patient:{patient.id}" if patient else "", outcome="sent" if patient else "no_email")
+    # The action audits itself: it names the account only when one exists; the answer never does.
+    reset.request_reset(email, request.remote_addr, utcnow(), audit_as="anonymous")
 
 
 def reset_cookie_name():
@@ -107,8 +104,7 @@ def reset_page():
     now = utcnow()
     token = request.cookies.get(reset_cookie_name(), "")
     form = ResetForm()
-    if not reset.link_is_valid(token, now):
-        audit("anonymous", "patient.password_reset", outcome="invalid_link")
+    if not reset.link_is_valid(token, now, audit_invalid=True):
         return _forget_token(make_response(render_template(
             "portal/reset.html", form=None, invalid=reset.INVALID_LINK), 410 if request.method == "POST" else 200))
     status = 200
@@ -122,7 +118,6 @@ def reset_page():
             apply_domain_error(form, exc)
             status = status_of(exc)
         else:
-            audit(f"patient:{patient.id}", "patient.password_reset", record=f"Patient:{patient.id}")
             remember_device("patient", patient.email)
             flash("Your password is changed and you are signed out everywhere. "
                   "Sign in with your new password.", "info")
@@ -149,6 +144,5 @@ def api_forgot(body):
 def api_reset(body):
     """Set a new password with a link's token (once); every session of the patient ends."""
     patient = reset.reset_password(body["token"], body["password"], utcnow())
-    audit(f"patient:{patient.id}", "patient.password_reset", record=f"Patient:{patient.id}")
     remember_device("patient", patient.email)
     return {"reset": True}

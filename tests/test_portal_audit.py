@@ -194,7 +194,6 @@ def audit_calls_in(folder, root=ROOT):
 READ = "an audit of a read: patient data seen (HIPAA §164.312(b)); no action changes anything"
 SESSION = "a session event: the door owns the cookie or Flask-Login session; nothing in the domain changes"
 ADMIN_SAVE = "Flask-Admin's own save of a model form: no domain action sits between the form and the save"
-NOT_YET = "not moved yet: the reset link's checks live in the door (issue 24 follow-up)"
 # The only `audit(…)` calls a door may make, each with its reason. Every action that changes an
 # appointment, a payment, a patient made by staff or the waitlist (book, book-first-free, staff
 # booking and its override, cancel, reschedule, check-in, desk payment, create-by-staff, register,
@@ -231,8 +230,6 @@ DOOR_AUDITS = {
     ("admin/views.py", "'staff_user.create' if is_created else 'staff_user.update'"): ADMIN_SAVE,
     ("admin/views.py", "'schedule.create' if created else 'schedule.update'"): ADMIN_SAVE,
     ("admin/views.py", "'patient.update'"): ADMIN_SAVE,
-    ("portal/reset.py", "'patient.password_reset_request'"): NOT_YET,
-    ("portal/reset.py", "'patient.password_reset'"): NOT_YET,
 }
 
 
@@ -293,3 +290,36 @@ def test_a_new_caller_refused_a_time_leaves_no_patient_and_no_create_event(app, 
     assert client.post("/admin/day/book", data=dict(data, time="11:00")).status_code == 302
     made = Patient.objects.get(name="Nia Caller")
     assert [r for _o, r, _a in events("patient.create")] == [f"Patient:{made.id}"]
+
+
+def test_password_reset_audits_itself_once_per_request(app, world):
+    """Issue 24: the reset actions (models/accounts/reset.py) write their own events, one per request,
+    from the API and the pages alike; the door writes none."""
+    from datetime import timedelta
+
+    from models import Patient
+    from models.accounts import reset
+    from models.documents import utcnow
+    from models.messages.documents import OutboxMessage
+
+    pat = Patient.objects.get(email="pat@example.com")
+    client = app.test_client()
+    for email in ("pat@example.com", "nobody@example.com"):
+        assert client.post("/api/auth/password/forgot", json={"email": email}).status_code == 202
+    assert events("patient.password_reset_request") == [("sent", f"Patient:{pat.id}", "anonymous"),
+                                                       ("no_email", "", "anonymous")]
+    token = OutboxMessage.objects.get(kind="password_reset").context["token"]
+    # A dead link opened on the page: one event.
+    client.get("/portal/reset/not-a-real-token")
+    assert client.get("/portal/reset").status_code == 200
+    assert events("patient.password_reset") == [("invalid_link", "", "anonymous")]
+    done = client.post("/api/auth/password/reset", json={"token": token, "password": "a fresh long passphrase"})
+    assert done.status_code == 200, done.get_json()
+    assert events("patient.password_reset")[1:] == [("ok", f"Patient:{pat.id}", f"patient:{pat.id}")]
+    # Called without any door, the action still audits itself.
+    with app.test_request_context():
+        reset.request_reset("pat@example.com", "192.0.2.1", utcnow(), audit_as="anonymous")
+    token = OutboxMessage.objects(kind="password_reset").order_by("-created_at").first().context["token"]
+    reset.reset_password(token, "another long passphrase", utcnow() + timedelta(minutes=1))
+    assert [e[0] for e in events("patient.password_reset")] == ["invalid_link", "ok", "ok"]
+    assert len(events("patient.password_reset_request")) == 3

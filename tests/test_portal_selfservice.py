@@ -262,3 +262,84 @@ def test_the_review_states_the_terms_that_cancel_and_refund_then_apply(app, clin
         assert refund_due(booked_far, "confirmed", now) is False
         # Only held (never confirmed): cancellable at any time, and anything paid comes back.
         assert cancellation_terms(held, now).refund == "full" and refund_due(held, "held", now) is True
+
+
+def test_book_this_time_again_names_the_clinics_date_not_utcs(app, clinic_world):
+    """Issue 24: 09:00 in Sydney is 22:00 UTC the day before; the dashboard's "Book this time again"
+    opens the booking page on the clinic's date (it once wrote the UTC date: the day before)."""
+    from datetime import datetime, time, timezone
+    from zoneinfo import ZoneInfo
+
+    from models.booking.create import book
+    from models.documents import Patient
+
+    sydney = ZoneInfo("Australia/Sydney")
+    s = clinic_world(clinic={"tz": "Australia/Sydney"},
+                     services={"consult": dict(name="Consultation", duration=30, price=6000, cancel_hours=0)},
+                     providers={"one": dict(name="Dr One", hours=("09:00", "10:00"), lunch=None)},
+                     patients=["pat@example.com"])
+    day = (datetime.now(timezone.utc) + timedelta(days=3)).astimezone(sydney).date()
+    start = datetime.combine(day, time(9), sydney)
+    pat, now = Patient.objects.get(email="pat@example.com"), utcnow()
+    lapsed = book(pat, str(s["consult"].id), str(s["one"].id), start, now)
+    Appointment.objects(id=lapsed.id).update_one(set__hold_expires_at=now - timedelta(minutes=1))
+    TimeClaim.objects(appointment=lapsed.id).update(set__expires_at=now - timedelta(minutes=1))
+    client = app.test_client()
+    api_login(client)
+    closed = client.get("/portal/").get_data(as_text=True).split('id="closed"')[1].split("</ul>")[0]
+    again = re.search(r'href="([^"]+)">Book this time again', closed).group(1).replace("&amp;", "&")
+    assert f"day={day.isoformat()}" in again and start.astimezone(timezone.utc).date() != day
+    # The link's page shows that time to book again.
+    page = client.get(again.split("#")[0]).get_data(as_text=True)
+    assert 'id="review"' in page
+    # Just after midnight in a London summer: the local date, never the UTC one.
+    from portal.booking_pages import again_url
+
+    summer = Appointment(service=s["consult"], provider=s["one"], start=datetime(2026, 6, 30, 23, 30, tzinfo=timezone.utc))
+    with app.test_request_context():
+        assert "day=2026-07-01&start=2026-07-01T00%3A30%3A00%2B01%3A00" in again_url(summer, "Europe/London")
+
+
+def test_the_dashboard_and_the_api_list_the_same_appointments(app, setup):
+    """Issue 24: one domain function (`models.booking.lists.appointments_of`) lists the account's
+    appointments for the dashboard and for `GET /api/appointments`: the same ones (a dependant's
+    included, a waitlist offer open or ended left out), upcoming soonest first."""
+    from datetime import date
+
+    from models.accounts.dependants import add_dependant
+    from models.booking.create import book
+    from models.booking.documents import WAITLIST_OFFER
+    from models.booking.lists import appointments_of
+    from models.documents import Patient
+
+    s = setup
+    pat, now = Patient.objects.get(email="pat@example.com"), utcnow()
+    child = add_dependant(pat, "Kit Example", date(2018, 5, 1), now.date())
+    pat.reload()
+    lapsed = book(pat, str(s["consult"].id), str(s["one"].id), at(future_day(4), 14), now)
+    Appointment.objects(id=lapsed.id).update_one(set__hold_expires_at=now - timedelta(minutes=1))
+    later = book(pat, str(s["consult"].id), str(s["two"].id), at(future_day(5), 9), now)
+    sooner = book(child, str(s["consult"].id), str(s["one"].id), at(future_day(3), 11), now)
+    past = Appointment(patient=pat, provider=s["one"], service=s["consult"], start=now - timedelta(days=2),
+                       end=now - timedelta(days=2, minutes=-30), block_start=now - timedelta(days=2),
+                       block_end=now - timedelta(days=2, minutes=-30), status="completed", amount=6000,
+                       currency="gbp").save()
+    offers = [Appointment(patient=pat, provider=s["two"], service=s["consult"], start=at(future_day(6), h),
+                          end=at(future_day(6), h, 30), block_start=at(future_day(6), h), block_end=at(future_day(6), h, 30),
+                          status=st, hold_expires_at=now + timedelta(minutes=30), booked_by=WAITLIST_OFFER).save()
+              for h, st in ((9, "offered"), (10, "expired"))]
+
+    lists = appointments_of(pat, now)
+    assert [a.id for a, _ in lists.upcoming] == [sooner.id, later.id]
+    assert [a.id for a, _ in lists.past] == [past.id] and [(a.id, st) for a, st in lists.closed] == [(lapsed.id, "expired")]
+    client = app.test_client()
+    api_login(client)
+    listed = client.get("/api/appointments").get_json()
+    assert [a["id"] for a in listed] == [str(a.id) for a, _ in lists.everything()]
+    assert [a["status"] for a in listed] == [st for _, st in lists.everything()]
+    html = client.get("/portal/").get_data(as_text=True)
+    for name, part in (("upcoming", lists.upcoming), ("past", lists.past), ("closed", lists.closed)):
+        section = html.split(f'id="{name}"')[1].split("</ul>")[0]
+        assert re.findall(r"/portal/appointments/([0-9a-f]{24})\"", section) == [str(a.id) for a, _ in part], name
+    assert not any(str(o.id) in html for o in offers)
+    assert not {str(o.id) for o in offers} & {a["id"] for a in listed}

@@ -33,7 +33,16 @@ def test_the_table_covers_every_status_and_final_ones_go_nowhere():
     assert set(status.TRANSITIONS) == set(APPOINTMENT_STATUSES)
     assert status.TRANSITIONS["cancelled"] == () and status.TRANSITIONS["completed"] == ()
     assert status.sources("completed") == ("checked_in",)
-    assert set(status.sources("cancelled")) == {"held", "confirmed", "checked_in"}
+    # Staff may cancel an open waitlist offer too (issue 24: it was a `held` one before).
+    assert set(status.sources("cancelled")) == {"held", "offered", "confirmed", "checked_in"}
+
+
+def test_a_waitlist_offer_is_a_status_that_becomes_a_booking_or_ends():
+    """Issue 24: `offered` is accepted (held for payment, or confirmed when free) or ends (expired,
+    cancelled); nothing else becomes an offer, and a hold never turns back into one."""
+    assert set(status.TRANSITIONS["offered"]) == {"held", "confirmed", "expired", "cancelled"}
+    assert status.sources("offered") == ()
+    assert not status.allowed("held", "held") and not status.allowed("held", "offered")
 
 
 # Every package of the app: the domain, the doors and the wiring.

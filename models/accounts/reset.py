@@ -12,6 +12,10 @@
 - A request for an unknown email (or past the account's email limit) sends MongoDB the same
   commands as one that issues a link, so neither the work nor the time tells them apart.
 - Every new password meets the one policy (`check_password_rules`) with the patient's email and name.
+- The actions audit themselves (issue 24; `models.audit`): a request "patient.password_reset_request"
+  (outcome "sent", or "no_email" with no record: the answer never tells, the audit may), called
+  with `audit_as=`; a reset "patient.password_reset" by the patient; a dead link the page was
+  opened with, "patient.password_reset" "invalid_link" (`link_is_valid(..., audit_invalid=True)`).
 """
 
 import hashlib
@@ -19,6 +23,8 @@ import secrets
 from datetime import timedelta
 
 from bson import ObjectId
+
+from models.audit import audit_here, audited
 
 from models.accounts.documents import PasswordReset, Patient  # noqa: F401 (PasswordReset: for callers)
 from models.accounts.users import hash_password, normalise_email, validate_password
@@ -59,6 +65,9 @@ def issue_link(patient, now, purpose="reset"):
     return token
 
 
+@audited("patient.password_reset_request", lambda *args, **kwargs: "", refused_on=(),
+         outcome=lambda patient: "sent" if patient else "no_email",
+         done_record=lambda patient: f"Patient:{patient.id}" if patient else "")
 def request_reset(email, ip, now):
     """Email a reset link when the account exists; throttled per address (429) and per account (silently)."""
     hit(RESET_REQUESTS_PER_ADDRESS, ip or "unknown")
@@ -106,15 +115,19 @@ def queue_invitation(patient, now=None):
     return issue_link(patient, now or utcnow(), "invitation")
 
 
-def link_is_valid(token, now):
-    """True while the link can still be used (the page shows the form only then)."""
-    if not isinstance(token, str) or not token or len(token) > 200:
-        return False
-    return PasswordReset.objects(token_hash=_hash(token), used_at=None, expires_at__gt=now).count() > 0
+def link_is_valid(token, now, audit_invalid=False):
+    """True while the link can still be used (the page shows the form only then); with
+    `audit_invalid`, a dead link is audited ("patient.password_reset", outcome "invalid_link")."""
+    valid = (isinstance(token, str) and bool(token) and len(token) <= 200
+             and PasswordReset.objects(token_hash=_hash(token), used_at=None, expires_at__gt=now).count() > 0)
+    if not valid and audit_invalid:
+        audit_here("anonymous", "patient.password_reset", outcome="invalid_link")
+    return valid
 
 
 def reset_password(token, password, now):
-    """Set a new password with a link (once); every session of the patient ends. Returns the patient."""
+    """Set a new password with a link (once); every session of the patient ends; audited as the
+    patient's own "patient.password_reset". Returns the patient."""
     if not isinstance(token, str) or not token or len(token) > 200:
         raise ValidationFailed(INVALID_LINK, code="invalid_token", fields={"token": "invalid"})
     live = {"token_hash": _hash(token), "used_at": None, "expires_at": {"$gt": now}}
@@ -130,4 +143,5 @@ def reset_password(token, password, now):
     # Other open links of this patient are spent too: one reset closes them all.
     PasswordReset.objects(patient=patient.id, used_at=None).update(set__used_at=now)
     patient.modify(set__password_hash=hash_password(password), inc__token_generation=1)
+    audit_here(f"patient:{patient.id}", "patient.password_reset", record=f"Patient:{patient.id}")
     return patient

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from models import crashpoints
 from models.audit import appointment_record, audited
 from models.booking import hooks, status
-from models.booking.documents import Appointment
+from models.booking.documents import ACTIVE_STATUSES, HOLDING_STATUSES, Appointment
 from models.booking.claims import release_time
 from models.booking.rules import effective_status
 from models.booking.waitlist import time_freed
@@ -95,7 +95,7 @@ def cancel(appointment, now, reason="", by_staff=False, actor=None, refund_amoun
     args = {"by_staff": bool(by_staff), "status_before": appointment.status, "actor": actor or ""}
     if refund_amount is not None:  # staff's own refund decision (issue 26), kept for the finisher
         args["refund_amount"] = int(refund_amount)
-    moved = status.move(appointment.id, "cancelled", now, only_from=("held", "confirmed", "checked_in"),
+    moved = status.move(appointment.id, "cancelled", now, only_from=ACTIVE_STATUSES,
                         set__cancel_reason=reason[:500], set__refund_decision=refund_decision or "",
                         set__pending="cancel", set__pending_since=now, set__pending_args=args)
     if not moved:
@@ -139,7 +139,7 @@ def finish_cancel(appointment, now):
     hooks.cancelled(appointment, now, by_staff=bool(args.get("by_staff")), status_before=status_before,
                     actor=args.get("actor") or None, **decided)
     crashpoints.reached("cancel.settled")
-    if status_before != "held":  # an abandoned unpaid hold was never confirmed by email
+    if status_before not in HOLDING_STATUSES:  # an abandoned hold or an open offer was never confirmed by email
         appointment_cancelled(appointment, now, strict=True)  # one per version: never twice
     crashpoints.reached("cancel.notified")
     # The freed time goes to the first patient in line.

@@ -16,7 +16,7 @@ from models import crashpoints
 from models.audit import as_events, audited, event_like
 from models.booking.availability import why_not_bookable
 from models.booking.claims import _claim, _claim_docs, drop_claims, release_time
-from models.booking.documents import ACTIVE_STATUSES, AgreedPolicy, Appointment, TimeClaim
+from models.booking.documents import ACTIVE_STATUSES, HOLDING_STATUSES, AgreedPolicy, Appointment, TimeClaim
 from models.catalog.policy import policy_sentence
 from models.booking.intake import check_answers
 from models.booking.rules import (REASONS, _time_off, checked_start, clinic_closed, free_providers_at, is_blocking,
@@ -227,7 +227,8 @@ def check_hold_limits(live, clinic, creates_hold):
     max_held, max_upcoming = clinic.max_held or 2, clinic.max_upcoming or 6
     # A series (models/booking/series.py) counts as one hold and one upcoming booking.
     live = list({getattr(a, "series", None) or a.id: a for a in live}.values())
-    if creates_hold and sum(1 for a in live if a.status == "held") >= max_held:
+    # An open waitlist offer counts as a hold (HOLDING_STATUSES): accepting it makes one.
+    if creates_hold and sum(1 for a in live if a.status in HOLDING_STATUSES) >= max_held:
         raise Conflict(f"You already have {max_held} bookings waiting for payment. Pay for or cancel one "
                        "before booking another.", code="too_many_holds")
     if len(live) >= max_upcoming:

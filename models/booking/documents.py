@@ -16,25 +16,41 @@ from mongoengine import (
 
 from models.accounts.documents import Patient
 from models.catalog.documents import Provider, Service
-from models.clock import utcnow
+from models.clock import as_utc, utcnow
 
-APPOINTMENT_STATUSES = ("held", "confirmed", "checked_in", "completed", "no_show", "cancelled", "expired")
+APPOINTMENT_STATUSES = ("held", "offered", "confirmed", "checked_in", "completed", "no_show", "cancelled", "expired")
 
-# A waitlist offer (models/booking/waitlist.py) is a `held` Appointment made for the waiting patient
-# with this `booked_by`: held, because it is a hold in every rule a hold meets (its time claims
-# lapse with it, it counts toward the patient's hold cap and overlap, the sweep and the day view
-# treat it as one); marked, because it is not yet the patient's own (their lists and pages leave it
-# out, it cannot be moved or paid) until accepted. The one spelling of the mark: every reader uses
-# this constant, `is_waitlist_offer` or `NOT_AN_OFFER`.
+# A waitlist offer (models/booking/waitlist.py) is an Appointment of the waiting patient in status
+# `offered` (issue 24; before, a `held` one, which the start-up migration
+# `models.booking.status.offers_become_a_status` converts). It is a hold in every rule a hold meets:
+# its time claims lapse with it, it counts toward the patient's hold cap and overlap, the sweep
+# expires it and free times ignore it once lapsed. Accepted, it becomes `held` (payment due) or
+# `confirmed`; lapsed, declined or withdrawn, `expired`.
+OFFERED = "offered"
+# Statuses whose time is held only until `hold_expires_at`: an unpaid hold and an open offer.
+HOLDING_STATUSES = ("held", OFFERED)
+# An offer is not the patient's own until accepted: their lists, pages and the API leave it out, and
+# they cannot move, pay or cancel it. The status tells an open offer; an ended one (`expired`) must
+# stay out too, so the offer's origin is also kept in `booked_by`: WAITLIST_OFFER from the offer
+# until it is accepted (then "waitlist"). The one spelling of the mark: readers use this constant,
+# `is_waitlist_offer` or `NOT_AN_OFFER`.
 WAITLIST_OFFER = "waitlist-offer"
 NOT_AN_OFFER = {"booked_by__ne": WAITLIST_OFFER}  # query filter: the patient's own appointments only
 
 
 def is_waitlist_offer(appointment):
-    """True when the appointment is a waitlist offer not (yet) accepted."""
+    """True when the appointment is a waitlist offer never accepted (open, or ended)."""
     return getattr(appointment, "booked_by", None) == WAITLIST_OFFER
-# Statuses whose time is claimed (a held one only until its hold expires).
-ACTIVE_STATUSES = ("held", "confirmed", "checked_in")
+# Statuses whose time is claimed (a holding one only until its hold expires).
+ACTIVE_STATUSES = ("held", OFFERED, "confirmed", "checked_in")
+
+
+def is_lapsed_hold(appointment, now):
+    """True when a holding appointment's hold has lapsed (before the sweep has expired it)."""
+    expires = getattr(appointment, "hold_expires_at", None)
+    if appointment.status not in HOLDING_STATUSES or expires is None:
+        return False
+    return as_utc(expires) <= now
 
 
 class AgreedPolicy(EmbeddedDocument):
@@ -75,7 +91,7 @@ class Appointment(Document):
     currency = StringField(default="gbp")
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
-    booked_by = StringField(default="patient")  # "patient", "staff:<id>", "waitlist", or WAITLIST_OFFER
+    booked_by = StringField(default="patient")  # "patient", "staff:<id>", "waitlist" (an accepted offer) or WAITLIST_OFFER
     override = BooleanField(default=False)  # staff booked over a conflict, audited
     cancel_reason = StringField(max_length=500, default="")
     notes = StringField(max_length=2000, default="")

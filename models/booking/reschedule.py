@@ -29,7 +29,7 @@ from models.booking.cancellation import _finish_after_commit, cancellation_block
 from models.booking.claims import (claim_exact_units, claim_units, drop_claims, hand_over, make_permanent,
                                    trim_claims)
 from models.booking.create import check_patient_overlap, first_free, live_appointments
-from models.booking.documents import ACTIVE_STATUSES, Appointment, is_waitlist_offer
+from models.booking.documents import ACTIVE_STATUSES, OFFERED, Appointment
 from models.booking.rules import (REASONS, checked_start, clinic_closed, effective_status, schedule_days,
                                   service_rules)
 from models.catalog.documents import TimeOff
@@ -42,10 +42,10 @@ from models.messages import notify
 def reschedule_blocker(appointment, now, clinic=None):
     """Why the patient may not move this appointment online now, or None when they may."""
     status = effective_status(appointment, now)
+    if status == OFFERED:
+        return "Accept the waitlist offer first."
     if status not in ("held", "confirmed"):
         return f"This appointment is {status.replace('_', ' ')} and cannot be moved."
-    if is_waitlist_offer(appointment):
-        return "Accept the waitlist offer first."
     blocker = cancellation_blocker(appointment, now, clinic)
     if blocker:
         return blocker.replace("cancelled online", "moved or cancelled online")
@@ -105,7 +105,8 @@ def plan_move(appointment, new_start, now, provider_id=None, actor="patient", by
                 cancellation_blocker(appointment, now, clinic) is not None
                 or bool(cancellation_terms(appointment, now).fee))
             raise Conflict(blocker, code="inside_cancellation_window" if inside else "not_movable")
-    elif appointment.status not in ACTIVE_STATUSES:
+    elif appointment.status not in ACTIVE_STATUSES or appointment.status == OFFERED:
+        # An open waitlist offer is not the patient's booking yet: staff move it only once accepted.
         raise Conflict("This appointment is closed and cannot be moved.", code="not_movable")
     service = catalog.service(appointment.service.id)
     provider = catalog.provider_for(service, provider_id or appointment.provider.id)

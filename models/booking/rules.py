@@ -9,7 +9,7 @@ from bson import ObjectId
 
 from models.booking.availability import DateOverride as DayOverride
 from models.booking.availability import SlotRules, WorkingDay, free_slots
-from models.booking.documents import ACTIVE_STATUSES, NOT_AN_OFFER, Appointment
+from models.booking.documents import ACTIVE_STATUSES, NOT_AN_OFFER, Appointment, is_lapsed_hold
 from models.catalog.closures import closed_between
 from models.catalog.documents import TimeOff
 from models.catalog.snapshot import current_catalog
@@ -71,12 +71,8 @@ def service_rules(service, clinic):
 
 
 def is_blocking(appointment, now):
-    """True while an appointment holds its time (a held one only until its hold lapses)."""
-    if appointment.status not in ACTIVE_STATUSES:
-        return False
-    if appointment.status == "held" and appointment.hold_expires_at and _utc(appointment.hold_expires_at) <= now:
-        return False
-    return True
+    """True while an appointment holds its time (a held or offered one only until its hold lapses)."""
+    return appointment.status in ACTIVE_STATUSES and not is_lapsed_hold(appointment, now)
 
 
 def require_clinic():
@@ -185,7 +181,7 @@ def get_patient_appointment(patient, appointment_id):
 
 
 def effective_status(appointment, now):
-    """The status a person should see: a lapsed hold reads as expired before the sweeper runs."""
-    if appointment.status == "held" and appointment.hold_expires_at and _utc(appointment.hold_expires_at) <= now:
+    """The status a person should see: a lapsed hold (or offer) reads as expired before the sweeper runs."""
+    if is_lapsed_hold(appointment, now):
         return "expired"
     return appointment.status

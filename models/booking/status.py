@@ -1,8 +1,8 @@
 """Which appointment status may follow which: the one table every status change goes through.
 
-    held        -> confirmed (paid, or a free waitlist offer accepted), expired (hold lapsed, offer
-                   ended, payment too late), cancelled, held (a waitlist offer becomes the
-                   patient's own hold)
+    held        -> confirmed (paid), expired (hold lapsed, payment too late), cancelled
+    offered     -> held (a waitlist offer accepted, payment due), confirmed (a free one accepted),
+                   expired (the offer lapsed, was declined or withdrawn), cancelled (by staff)
     expired     -> confirmed (a late payment whose time could still be secured), expired (the
                    reason a late payment was refunded is recorded)
     confirmed   -> checked_in, no_show, cancelled
@@ -15,11 +15,12 @@ The table is a `models.transitions.StatusTable`, the form the Payment's table (t
 statuses the caller names, each of which the table must allow, so two racing changes never both win.
 """
 
-from models.booking.documents import APPOINTMENT_STATUSES, Appointment
+from models.booking.documents import APPOINTMENT_STATUSES, OFFERED, WAITLIST_OFFER, Appointment
 from models.transitions import ForbiddenTransition, StatusTable  # noqa: F401 (ForbiddenTransition: for callers)
 
 TRANSITIONS = {
-    "held": ("confirmed", "expired", "cancelled", "held"),
+    "held": ("confirmed", "expired", "cancelled"),
+    "offered": ("held", "confirmed", "expired", "cancelled"),
     "expired": ("confirmed", "expired"),
     "confirmed": ("checked_in", "no_show", "cancelled"),
     "checked_in": ("confirmed", "completed", "cancelled"),
@@ -60,3 +61,13 @@ def adopt(appointment, updated):
         appointment._data[name] = updated._data.get(name)
     appointment._clear_changed_fields()
     return appointment
+
+
+def offers_become_a_status():
+    """Start-up migration (issue 24), idempotent: a waitlist offer stored the old way (`held` with
+    `booked_by=WAITLIST_OFFER`) becomes `offered`. Returns how many changed. Runs in
+    `models.ensure_indexes`, before the app serves (the `held` -> `offered` step is outside the table:
+    it renames how an open offer is stored, not a change of the appointment)."""
+    result = Appointment._get_collection().update_many({"status": "held", "booked_by": WAITLIST_OFFER},
+                                                       {"$set": {"status": OFFERED}})
+    return result.modified_count

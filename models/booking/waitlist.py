@@ -1,15 +1,15 @@
 """The waitlist: patients ask for a service (optionally a provider) between two dates; freed times are
 offered to the first patient in line, held for them with the ordinary hold mechanism.
 
-An offer is a `held` Appointment of the waiting patient (`booked_by=WAITLIST_OFFER`) whose time
-claims lapse with the offer (`WAITLIST_OFFER_MINUTES`, default 30). While it holds, the time is
+An offer is an Appointment of the waiting patient in status `offered` (issue 24: a status of its
+own, one of the booking's HOLDING_STATUSES; `booked_by=WAITLIST_OFFER` until accepted) whose time claims lapse with the offer (`WAITLIST_OFFER_MINUTES`, default 30). While it holds, the time is
 busy for everybody else: availability does not show it and a booking of it hits the claims' unique
 index (409). So one time is never offered to two patients at once, and nobody else sees it as free.
 
-- Accepting turns the offer into an ordinary booking: `confirmed` for a free service, otherwise
-  `held` for payment for the clinic's usual hold length.
-- An offer that lapses (or is declined by leaving the waitlist) marks the entry `expired` and the
-  time goes to the next patient in line.
+- Accepting turns the offer into an ordinary booking: `offered` -> `confirmed` for a free service,
+  otherwise `held` for payment for the clinic's usual hold length.
+- An offer that lapses (or is declined by leaving the waitlist) moves `offered` -> `expired`, marks
+  the entry `expired` and the time goes to the next patient in line.
 - Who is offered what: entries are served first come, first served; each gets the earliest free
   time of its service (and provider, if named) inside its date range. So a time freed by a
   cancellation, a lapsed hold, a reschedule or new working hours reaches the first matching patient.
@@ -36,7 +36,7 @@ from models.audit import audited, insert_with_audit
 from models.booking import status
 from models.booking.claims import claim_time, extend_claims, release_time
 from models.booking.create import check_hold_limits, check_patient_overlap, live_appointments
-from models.booking.documents import WAITLIST_OFFER, Appointment, is_waitlist_offer
+from models.booking.documents import OFFERED, WAITLIST_OFFER, Appointment
 from models.booking.rules import find_slots, service_rules
 from models.catalog.documents import Provider, Service
 from models.catalog.snapshot import changed, current_catalog
@@ -67,7 +67,7 @@ class WaitlistEntry(Document):
     status = StringField(required=True, choices=WAITLIST_STATUSES, default="waiting")
     created_at = DateTimeField(default=utcnow)  # place in line
     updated_at = DateTimeField(default=utcnow)
-    offer = ReferenceField(Appointment)  # the held appointment of the current (or last) offer
+    offer = ReferenceField(Appointment)  # the `offered` appointment of the current (or last) offer
     offer_expires_at = DateTimeField()
     declined = ListField(DateTimeField())  # starts offered to this entry before: never offered again
     note = StringField(default="")  # why it ended, for the patient
@@ -234,9 +234,9 @@ def accept(entry, now):
     if not extend_claims(appt.id, hold_expires_at, live_after=now):
         raise Conflict("This offer is no longer open.", code="offer_closed")
     # The offer becomes the patient's own booking; not a new version (nothing was queued for the offer).
-    moved = status.move(appt.id, "held" if paid else "confirmed", now, only_from=("held",), bump=False,
-                        where={"booked_by": WAITLIST_OFFER, "hold_expires_at__gt": now},
-                        set__hold_expires_at=hold_expires_at, set__booked_by="waitlist")
+    moved = status.move(appt.id, "held" if paid else "confirmed", now, only_from=(OFFERED,), bump=False,
+                        where={"hold_expires_at__gt": now}, set__hold_expires_at=hold_expires_at,
+                        set__booked_by="waitlist")
     if not moved:
         raise Conflict("This offer is no longer open.", code="offer_closed")
     WaitlistEntry.objects(id=entry.id, status="offered").update_one(
@@ -248,9 +248,9 @@ def accept(entry, now):
 
 
 def _end_offer(appointment_id, now, why):
-    """Close an offer's held appointment and give its time back (a guarded update)."""
-    moved = status.move(appointment_id, "expired", now, only_from=("held",), bump=False,
-                        where={"booked_by": WAITLIST_OFFER}, set__cancel_reason=f"Waitlist offer {why}.")
+    """Close an offer's appointment (`offered` -> `expired`) and give its time back (a guarded update)."""
+    moved = status.move(appointment_id, "expired", now, only_from=(OFFERED,), bump=False,
+                        set__cancel_reason=f"Waitlist offer {why}.")
     release_time(appointment_id, now=now, only_expiring=True)
     return moved
 
@@ -259,8 +259,8 @@ def expire_lapsed(now):
     """Close lapsed offers (the entry becomes `expired`) and entries whose dates have passed."""
     ended = 0
     for entry in WaitlistEntry.objects(status="offered"):
-        appt = Appointment.objects(id=entry.offer.id).only("status", "booked_by").first() if entry.offer else None
-        still_offered = appt is not None and appt.status == "held" and is_waitlist_offer(appt)
+        appt = Appointment.objects(id=entry.offer.id).only("status").first() if entry.offer else None
+        still_offered = appt is not None and appt.status == OFFERED
         if still_offered and entry.offer_expires_at and _utc(entry.offer_expires_at) > now:
             continue
         if still_offered:
@@ -344,7 +344,7 @@ def _make_offer(entry, service, provider, start, end, clinic, now):
     expires = now + timedelta(minutes=offer_minutes())
     appt = Appointment(
         id=ObjectId(), patient=entry.patient.id, provider=provider.id, service=service.id, start=start, end=end,
-        block_start=start - rules.buffer_before, block_end=end + rules.buffer_after, status="held",
+        block_start=start - rules.buffer_before, block_end=end + rules.buffer_after, status=OFFERED,
         hold_expires_at=expires, amount=service.price, currency=service.currency, created_at=now,
         updated_at=now, booked_by=WAITLIST_OFFER)
     try:
