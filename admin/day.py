@@ -218,7 +218,7 @@ class DayView(StaffAccessMixin, BaseView):
                     n = len(moved_all) - 1
                     message += f", and the {n} later visit{'s' if n != 1 else ''} of the series: " + ", ".join(
                         formatting.human_time(v.start, tz) for v in moved_all[1:])
-                flash(message + ". They are emailed the new time.", "success")
+                flash(message + ". " + _told_new_time(moved.patient), "success")
                 return redirect(url_for(".index", day=new_local.date().isoformat()) + f"#appt-{moved.id}")
         return self.render("admin_clinic/move.html", a=appointment, v=values, providers=providers,
                            status_text=rules.effective_status(appointment, now), error=error, later=later,
@@ -480,10 +480,15 @@ class DayView(StaffAccessMixin, BaseView):
         message = (f"Booked {patient.name} for {appointment.service.name} with {appointment.provider.name}, "
                    f"{formatting.human_time(appointment.start, clinic_zone())}.")
         if len(booked) > 1:
-            message = message.rstrip(".") + f", and {len(booked) - 1} more visits at the same time: " + ", ".join(
-                formatting.human_time(v.start, clinic_zone()) for v in booked[1:]) + "."
+            # "At the same time" only when it is true: an alternative accepted for a taken date moves one.
+            tz = clinic_zone()
+            same = len({formatting.clock_time(clock.local(v.start, tz)) for v in booked}) == 1
+            message = message.rstrip(".") + f", and {len(booked) - 1} more visits" + (
+                " at the same time" if same else "") + ": " + ", ".join(
+                formatting.human_time(v.start, tz) for v in booked[1:]) + "."
         if appointment.amount:
-            message += f" {money(appointment.amount, appointment.currency)} to pay at the desk."
+            each = " a visit" if len(booked) > 1 else ""
+            message += f" {money(appointment.amount, appointment.currency)}{each} to pay at the desk."
         flash(message, "success")
         day = clock.local(appointment.start, clinic_zone()).date()
         return redirect(url_for(".index", day=day.isoformat()) + f"#appt-{appointment.id}")
@@ -529,6 +534,21 @@ def _repeat(form):
         return None
     whole = [int(v) if v.isascii() and v.isdigit() and len(v) < 4 else None for v in (every, count)]
     return tuple(whole)
+
+
+def _told_new_time(patient):
+    """How the moved patient hears of it, in the flash: by the channels their messages really use."""
+    from models.accounts.documents import patient_channels
+
+    guardian = getattr(patient, "guardian", None)  # a dependant's messages go to the account holder
+    channels = {c for c, _address in patient_channels(guardian or patient)}
+    if channels == {"email", "sms"}:
+        return "They are emailed and texted the new time."
+    if channels == {"sms"}:
+        return "They are texted the new time."
+    if channels == {"email"}:
+        return "They are emailed the new time."
+    return "They have no email or mobile number on file: please tell them the new time."
 
 
 def _instead(form):

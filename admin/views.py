@@ -214,8 +214,7 @@ class ServiceView(SecureModelView):
                       "required": {"label": "Required"}, "help_text": {"label": "Help text"},
                       "choices": {"label": "Choices (for a choice question)"},
                       "position": {"label": "Order (lower first)"}},
-        "form_choices": {"kind": [("text", "Short text"), ("long_text", "Long text"), ("choice", "Choice"),
-                                  ("yes_no", "Yes / no"), ("date", "Date")]},
+        # "Kind of answer" in words comes from the model's QUESTION_KIND_CHOICES (see there why).
     }}}}
 
 

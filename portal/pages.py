@@ -173,7 +173,10 @@ def appointment(appointment_id):
         emailed_to=g.patient.email if deliverable(g.patient.email) else "",
         links=calendar_links(appt, clinic, current_app.config.get("PUBLIC_URL") or ""),
         # No-show protection: what cancelling now costs (the agreed late-cancellation fee), said first.
-        late_fee=cancellation_terms(appt, now).fee)
+        late_fee=cancellation_terms(appt, now).fee,
+        # Issue 28: "this and the later visits" is offered only when there are later visits.
+        later=(len(series.series_visits(appt, from_start=appt.start)) - 1
+               if confirm_cancel and appt.series else 0))
 
 
 @bp.post("/appointments/<appointment_id>/cancel")

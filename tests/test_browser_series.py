@@ -42,7 +42,8 @@ def test_a_patient_books_a_series_on_a_phone_choosing_another_time_for_a_taken_d
         page.get_by_label("Number of visits, this one included").select_option(label="4 visits")
         fits_the_phone(page)
         assert axe_violations(page) == []
-        page.get_by_role("button", name=re.compile("^Hold this time and pay")).click()
+        # The button names the course, not one visit: each of the 4 is paid on its own.
+        page.get_by_role("button", name="Hold these 4 visits and pay £60.00 for each", exact=True).click()
 
         # The third date is taken: nothing is booked yet, and the nearest free times are offered.
         assert page.get_by_role("heading", name="Some dates of your series are not free").is_visible()
@@ -68,7 +69,7 @@ def test_a_patient_books_a_series_on_a_phone_choosing_another_time_for_a_taken_d
         # Cancel the second visit and the ones after it.
         items.nth(1).get_by_role("link").first.click()
         page.get_by_role("link", name="Cancel this appointment").click()
-        page.get_by_role("button", name="Cancel this and the later visits").click()
+        page.get_by_role("button", name="Cancel this and the 2 later visits").click()
         assert page.get_by_text("3 visits are cancelled: this one and the later ones.").is_visible()
         page.get_by_role("link", name="See every visit of this series").click()
         statuses = [items.nth(i).locator(".badge").inner_text() for i in range(4)]
@@ -102,7 +103,8 @@ def test_a_patient_pays_for_a_whole_course_on_a_phone_from_the_review_step(live_
         choice.get_by_label("Pay £180.00 now for all 3 visits").check()  # follows the number chosen
         fits_the_phone(page)
         assert axe_violations(page) == []
-        page.get_by_role("button", name=re.compile("^Hold this time and pay")).click()
+        # The button says what is paid now: the whole course, not one visit's price.
+        page.get_by_role("button", name="Hold these 3 visits and pay £180.00", exact=True).click()
 
         page.wait_for_url(re.compile(rf"{re.escape(base)}/portal/series/[0-9a-f]{{24}}$"))
         assert page.get_by_text("Your 3 visits are booked. Pay for the whole course to confirm them.").is_visible()

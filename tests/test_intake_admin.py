@@ -72,6 +72,17 @@ def test_the_admin_builds_questions_and_a_reworded_one_keeps_its_id(app, world):
         (ids[0], "Which side?", 1), (ids[1], "Where is the pain?", 2)]
 
 
+def test_the_question_builder_names_each_kind_of_answer_in_words(app, world):
+    Service.objects(id=world["physio"].id).update_one(push__questions={"label": "Seen before?", "kind": "yes_no"})
+    client = app.test_client()
+    assert staff_login(client, "admin@clinic.test").status_code == 302
+    html = client.get(f"/admin/services/edit/?id={world['physio'].id}").get_data(as_text=True)
+    options = dict(re.findall(r'<option[^>]*value="(\w+)"[^>]*>\s*([^<]+?)\s*</option>', html))
+    assert {k: options.get(k) for k in ("text", "long_text", "choice", "yes_no", "date")} == {
+        "text": "Short text", "long_text": "Long text", "choice": "Choice", "yes_no": "Yes / no", "date": "Date"}
+    assert re.search(r'<option[^>]*selected[^>]*value="yes_no"|<option[^>]*value="yes_no"[^>]*selected', html)
+
+
 def test_reception_cannot_change_questions(app, world):
     client = app.test_client()
     assert staff_login(client, "reception@clinic.test").status_code == 302
@@ -135,5 +146,7 @@ def test_the_portal_review_keeps_typed_answers_after_a_refusal(app, clinic_world
     assert answer.status_code == 302 and answer.headers["Location"].endswith("#review")
     again = client.get(answer.headers["Location"].split("#")[0]).get_data(as_text=True)
     assert "Please answer “Where does it hurt?”" in again
+    # Beside the question itself, a sentence saying what to do (not the API's bare "is required").
+    assert f'<p class="field-error" id="q-{hurt}-error">Please answer this question.</p>' in again
     assert "I use a &lt;wheelchair&gt;</textarea>" in again  # kept, escaped
     assert Appointment.objects.count() == 0

@@ -275,3 +275,15 @@ def test_a_free_series_sends_one_confirmation_listing_every_date_with_every_visi
     events = cal2.walk("VEVENT")
     assert len(events) == 2 and not any("RRULE" in e for e in events)
     assert sorted(e.decoded("dtstart").astimezone(LONDON).hour for e in events) == [14, 15]
+
+
+def test_the_cancel_step_offers_the_later_visits_only_when_there_are_some(app, world):
+    client = signed_in(app)
+    visits = book(client, world, at(future_day(2), 10), {"every_weeks": 1, "count": 3}).get_json()["appointments"]
+    first = client.get(f"/portal/appointments/{visits[0]['id']}?cancel=1").get_data(as_text=True)
+    assert ">Cancel this and the 2 later visits</button>" in first
+    second = client.get(f"/portal/appointments/{visits[1]['id']}?cancel=1").get_data(as_text=True)
+    assert ">Cancel this and the 1 later visit</button>" in second
+    # The last visit of the course has nothing after it: only "Yes, cancel it".
+    last = client.get(f"/portal/appointments/{visits[2]['id']}?cancel=1").get_data(as_text=True)
+    assert "Yes, cancel it" in last and 'value="following"' not in last

@@ -159,6 +159,38 @@ def test_reception_picks_the_nearest_free_time_for_a_taken_date_then_books_the_w
         at(day, 10).astimezone(timezone.utc), datetime.fromisoformat(chosen).astimezone(timezone.utc),
         at(day + timedelta(weeks=2), 10).astimezone(timezone.utc)]
     assert len({v.series for v in visits}) == 1
+    # The note says what happened: one visit is not at the same time as the others, and each is paid.
+    flashed = desk.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "and 2 more visits: " in flashed and "at the same time" not in flashed
+    assert "£60.00 a visit to pay at the desk" in flashed
+
+
+def test_the_desks_move_note_names_how_the_patient_hears_of_the_new_time(app, world):
+    from models.accounts.documents import NO_EMAIL_DOMAIN
+    from models.documents import Patient
+    from tests.support.clients import signed_in_staff
+    from tests.support.factories import form_csrf, make_staff
+
+    make_staff("reception")
+    desk = signed_in_staff(app, "reception")
+    day = future_day(2)
+    visit = book(signed_in(app), world, at(day, 10)).get_json()["id"]
+
+    def move_to(hour):
+        page = desk.get(f"/admin/day/move?appointment={visit}").get_data(as_text=True)
+        resp = desk.post("/admin/day/move", data={
+            "csrf_token": form_csrf(page), "appointment": visit, "new_day": day.isoformat(),
+            "new_time": f"{hour}:00", "provider": str(world["dr"].id), "scope": "one"})
+        body = resp.get_data(as_text=True)
+        assert resp.status_code == 302, body[body.find('role="alert"'):][:400]
+        return desk.get(resp.headers["Location"]).get_data(as_text=True)
+
+    assert "They are emailed the new time." in move_to(11)
+    # A caller booked at the desk with a mobile number and no email hears by text, not email.
+    Patient.objects(email="pat@example.com").update_one(
+        set__email=f"caller@{NO_EMAIL_DOMAIN}", set__phone="+447700900123")
+    flashed = move_to(15)
+    assert "They are texted the new time." in flashed and "emailed" not in flashed
 
 
 def test_reception_moves_this_and_the_following_visits_from_the_day_view(app, world):

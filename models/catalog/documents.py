@@ -79,6 +79,10 @@ class Clinic(Document):
 
 # --- Intake questions (issue 28) -----------------------------------------------------------------
 QUESTION_KINDS = ("text", "long_text", "choice", "yes_no", "date")
+# The kinds in words, as (value, label) choices: the back office's question builder shows these
+# (Flask-Admin builds an embedded form's select from the field's own choices, not form_choices).
+QUESTION_KIND_CHOICES = (("text", "Short text"), ("long_text", "Long text"), ("choice", "Choice"),
+                         ("yes_no", "Yes / no"), ("date", "Date"))
 
 
 class Question(EmbeddedDocument):
@@ -90,7 +94,7 @@ class Question(EmbeddedDocument):
 
     qid = StringField(max_length=24, default="")  # stable id, kept across edits
     label = StringField(required=True, max_length=200)
-    kind = StringField(required=True, choices=QUESTION_KINDS, default="text")
+    kind = StringField(required=True, choices=QUESTION_KIND_CHOICES, default="text")
     required = BooleanField(default=False)
     help_text = StringField(max_length=300, default="")
     choices = ListField(StringField(max_length=100), default=list)
