@@ -269,6 +269,8 @@ def main():
         db["slots"] = int(hello.get(f"{base}/api/slots", params=miss_params, timeout=30).headers["X-DB-Commands"])
         db["slots_cached"] = int(hello.get(f"{base}/api/slots", params=miss_params,
                                            timeout=30).headers["X-DB-Commands"])
+        # ...and the Redis commands of that cached read (issue 30: one MGET, nothing else).
+        redis_cached = redis_commands_per_read(redis_url, f"{base}/api/slots", miss_params, hello)
         k = next(cursor)
         probe = sessions[0].post(f"{base}/api/appointments", timeout=30, json={
             "service": ids["call"], "provider": book_provider, "start": free[k]["start"]})
@@ -303,6 +305,7 @@ def main():
         print("any provider, 31 days       " + ", ".join(f"{n}: {ms:.0f} ms" for n, ms in any_ms.items())
               + f"  scaling {any_ms[50] / any_ms[4] / 12.5:.3f} (aim <= 1.2)")
         print(f"MongoDB commands/request    {db}  (aim: slots <= 3, book <= 4, admin lists equal)")
+        print(f"Redis commands, cached slots {redis_cached}  (aim: 1, the one MGET)")
         print(f"workers' resident memory    {rss} MB")
         print(f"race                        {race}")
         print(f"messages commit->accept p95 email {mail_p95} s, text {sms_p95} s  (aim < 5)")
@@ -318,7 +321,7 @@ def main():
                                           if isinstance(code, int) and code >= 500),
                   "slots_any_ms": {str(n): round(ms, 1) for n, ms in any_ms.items()},
                   "any_scaling": round(any_ms[50] / any_ms[4] / 12.5, 3),
-                  "book_db_commands": db["book"], "worker_rss_mb": rss,
+                  "book_db_commands": db["book"], "worker_rss_mb": rss, "redis_commands_slots_cached": redis_cached,
                   "db_commands": db, "race": race, "mail_p95_s": mail_p95, "sms_p95_s": sms_p95, **scale}
         print(json.dumps(result))
     finally:
@@ -351,6 +354,29 @@ def slots_any(base, ids, first_day, repeats):
             counts.append(int(resp.headers["X-DB-Commands"]))
         timings[n], commands[n] = statistics.median(runs), min(counts)
     return timings, commands
+
+
+def redis_commands_per_read(redis_url, url, params, session, reads=20):
+    """Redis commands one cached read sends: the server's command counts around `reads` of them
+    (INFO itself and the connections' periodic health-check PING left out), on the benchmark's own
+    Redis; None on a cluster (counted per node)."""
+    import redis
+
+    from clinic.extensions import is_cluster
+
+    if is_cluster(redis_url, {"REDIS_CLUSTER": os.environ.get("REDIS_CLUSTER", "") not in ("", "0")}):
+        return None
+    client = redis.Redis.from_url(redis_url)
+
+    def calls():
+        return sum(v["calls"] for k, v in client.info("commandstats").items()
+                   if k not in ("cmdstat_info", "cmdstat_ping"))
+
+    session.get(url, params=params, timeout=30)  # cached now, in whichever worker
+    before = calls()
+    for _ in range(reads):
+        session.get(url, params=params, timeout=30).raise_for_status()
+    return round((calls() - before) / reads, 2)
 
 
 def worker_rss_mb(master_pid):
