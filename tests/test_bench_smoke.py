@@ -22,6 +22,9 @@ def test_benchmark_runs_and_prints_its_figures():
     assert figures["hello_rps"] > 0 and figures["slots_rps"] > 0 and figures["book_rps"] > 0
     assert figures["db_commands"]["slots"] <= 3 and figures["db_commands"]["book"] <= 4
     assert figures["book_db_commands"] == figures["db_commands"]["book"]
+    # A cached read: no MongoDB command, and one Redis command (issue 30).
+    assert figures["db_commands"]["slots_cached"] == 0
+    assert figures["redis_commands_slots_cached"] is None or figures["redis_commands_slots_cached"] <= 1.1
     # Free times for "any provider" cost the same commands with 4 providers as with 50.
     assert figures["db_commands"]["slots_any_4"] == figures["db_commands"]["slots_any_50"] <= 3
     assert figures["slots_mixed_rps"] > 0 and figures["slots_mixed_vs_idle"] > 0

@@ -97,3 +97,40 @@ def test_no_rate_limit_check_runs_on_a_request_no_limit_covers(make_app, monkeyp
     assert _slots(app.test_client(), service).status_code == 200
     assert calls == []
 
+
+
+def test_a_cached_answer_drops_the_times_that_came_inside_the_notice(app, client):
+    """The cached part is taken whole while no time has come inside the notice; later, it is cut."""
+    import time_machine
+
+    from tests.support.factories import at
+
+    make_clinic()
+    service = make_service("Check-up", duration=30, price=0, notice=60, horizon=30)
+    provider = make_provider([service])
+    day = future_day()
+    query = {"service": str(service.id), "provider": str(provider.id), "from": day.isoformat(), "days": 1}
+    with time_machine.travel(at(day, 7), tick=False):
+        early = client.get("/api/slots", query_string=query).get_json()
+        assert client.get("/api/slots", query_string=query).get_json() == early  # from the cache, whole
+    assert early[0]["start"].startswith(f"{day.isoformat()}T09:00")
+    with time_machine.travel(at(day, 10, 20), tick=False):
+        later = client.get("/api/slots", query_string=query).get_json()
+    from datetime import datetime
+
+    # Nothing the notice now forbids (before 11:20), nothing else lost.
+    assert later == [s for s in early if datetime.fromisoformat(s["start"]) >= at(day, 11, 20)]
+    assert later and later[0]["start"].startswith(f"{day.isoformat()}T11:30")
+
+
+def test_a_cached_read_survives_redis_dropping_its_connections(app, client):
+    """Redis restarted (its connections gone): the next read answers as before, not a 503."""
+    make_clinic()
+    service = make_service("Check-up", duration=30, price=0, horizon=30)
+    provider = make_provider([service])
+    first = _slots(client, service, provider)
+    assert _slots(client, service, provider).get_json() == first.get_json()
+    app.extensions["redis"].client.client_kill_filter(_type="normal", skipme=False)
+    again = _slots(client, service, provider)
+    assert again.status_code == 200, again.get_data(as_text=True)
+    assert again.get_json() == first.get_json()

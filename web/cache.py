@@ -23,9 +23,12 @@ import redis
 from flask import g, has_request_context
 
 from models import catalog as catalog_module
+from models.booking.freetimes import StoredPart
 
 log = logging.getLogger(__name__)
 SLOTS_TTL = 30
+# Key lists of this many distinct free-time reads are kept per process (`Caches._keys_for`).
+READ_KEYS_MEMO = 1024
 # A process reloads the catalog at least this often, even if a version bump was lost.
 CATALOG_MAX_AGE = 60
 
@@ -47,6 +50,7 @@ class Caches:
         self.redis = app.extensions["redis"].client
         self.prefix = app.config.get("REDIS_PREFIX", "")
         self.db_key = f"{app.config.get('MONGODB_URI')}/{app.config.get('MONGODB_DB')}"
+        self._read_keys = {}
         catalog_module.set_catalog_source(self.catalog)
         catalog_module.on_change(_on_change, with_provider=True)
         app.extensions["caches"] = self
@@ -153,13 +157,12 @@ class Caches:
         ({provider id: (starts, items)} for the current ones, {provider id: (key, stamp)} to store
         the others under), or (None, None) when Redis is down.
         """
-        keys = [self._key("slots", *parts, pid) for pid in provider_ids]
-        asked = [self._key("ver", "p", pid) for pid in provider_ids] + keys
+        keys, asked, everything = self._keys_for(parts, provider_ids)
         trusted = g.get("catalog_on_trust") if has_request_context() else None
         if trusted is not None:
             # The read's one round trip: the versions ride along with the entries.
             try:
-                values = self.redis.mget([self._key("ver", "catalog"), self._key("ver", "all")] + asked)
+                values = self._mget(everything)
             except redis.RedisError:
                 raise _CatalogMoved() from None  # the ordinary way: versions, then the database
             g.cache_versions = versions = (int(values[0] or 0), int(values[1] or 0))
@@ -188,6 +191,46 @@ class Caches:
                 found[pid] = entry
         return found, missing
 
+    def _keys_for(self, parts, provider_ids):
+        """(entry keys, provider versions + entries, catalog and clinic versions + both) of a read.
+
+        Kept for the requests asked lately (bounded): the booking page asks for the same weeks
+        over and over, and building the keys was a tenth of a cached read.
+        """
+        memo = (parts, tuple(provider_ids))
+        found = self._read_keys.get(memo)
+        if found is None:
+            keys = [self._key("slots", *parts, pid) for pid in provider_ids]
+            asked = [self._key("ver", "p", pid) for pid in provider_ids] + keys
+            found = (keys, asked, [self._key("ver", "catalog"), self._key("ver", "all")] + asked)
+            if len(self._read_keys) >= READ_KEYS_MEMO:
+                self._read_keys.clear()
+            self._read_keys[memo] = found
+        return found
+
+    def _mget(self, keys):
+        """MGET `keys`: on one Redis, straight through a pooled connection of the client.
+
+        redis-py's command path (retry wrapper, metrics hooks, options) cost as much as the round
+        trip itself on the hot read; this is the same command on the same pooled connections. A
+        failure (a connection Redis dropped, a timeout) closes that connection and raises: the
+        caller then reads the ordinary way, whose client retries a dropped connection once.
+        A cluster client (keys in one slot) goes the ordinary way.
+        """
+        client = self.redis
+        if not isinstance(client, redis.Redis):
+            return client.mget(keys)
+        pool = client.connection_pool
+        conn = pool.get_connection()
+        try:
+            conn.send_command("MGET", *keys)
+            return conn.read_response()
+        except BaseException:
+            conn.disconnect()  # its reply may still come: never read it as another command's
+            raise
+        finally:
+            pool.release(conn)
+
     def put_parts(self, missing, entries):
         """Store freshly computed entries {provider id: (starts, items)} under keys from `get_parts`."""
         if not missing:
@@ -208,13 +251,12 @@ def _encode(stamp, starts, items):
 
 
 def _decode(raw, stamp):
-    """(starts, items) from an entry made by `_encode`, or None when absent or stamped otherwise."""
-    if not raw:
+    """The part (a `StoredPart`: starts, items) in an entry made by `_encode`, or None when absent
+    or stamped otherwise. Nothing is parsed yet: a cached answer mostly needs none of it."""
+    if not raw or not raw.startswith(stamp + "\n"):
         return None
-    lines = raw.split("\n")
-    if lines[0] != stamp:
-        return None
-    return ([int(t) for t in lines[1].split(",")] if lines[1] else []), lines[2:]
+    _stamp, starts_text, *rest = raw.split("\n", 2)
+    return StoredPart(starts_text, rest[0] if rest else "")
 
 
 class _CatalogMoved(Exception):

@@ -122,6 +122,44 @@ def render(provider, starts, length_us, iso, tails=None):
     return [head + tails[s] for s in starts]
 
 
+class StoredPart:
+    """A part as the cache keeps it: its starts (comma-separated microseconds) and its rendered
+    objects (one a line), parsed only as far as an answer needs.
+
+    A cached answer that keeps every time (none has come inside the service's notice since the
+    part was computed) is its lines joined with commas: no start parsed, no list built. Parsing
+    the starts was a quarter of a cached /api/slots (issue 30).
+    """
+
+    __slots__ = ("starts_text", "items_text")
+
+    def __init__(self, starts_text, items_text):
+        self.starts_text = starts_text
+        self.items_text = items_text
+
+    def __iter__(self):
+        """(starts, items), like a freshly computed part."""
+        return iter((self.starts(), self.items()))
+
+    def starts(self):
+        """The start instants (epoch microseconds), in order."""
+        return [int(t) for t in self.starts_text.split(",")] if self.starts_text else []
+
+    def items(self):
+        """The rendered JSON objects, in the starts' order."""
+        return self.items_text.split("\n") if self.items_text else []
+
+    def json_from(self, earliest):
+        """The JSON array of the objects whose start is `earliest` or later."""
+        if not self.starts_text:
+            return "[]"
+        comma = self.starts_text.find(",")
+        if int(self.starts_text if comma < 0 else self.starts_text[:comma]) >= earliest:
+            return "[" + self.items_text.replace("\n", ",") + "]"
+        starts, items = self.starts(), self.items()
+        return "[" + ",".join(items[bisect_left(starts, earliest):]) + "]"
+
+
 def slots_json(service, providers, clinic, first, days, now, cache=None):
     """The API's JSON array of free times of the service with `providers` (sorted by name).
 
@@ -146,7 +184,10 @@ def slots_json(service, providers, clinic, first, days, now, cache=None):
             cache.put_parts(missing, fresh)
     earliest = _us(now + timedelta(minutes=service.min_notice_minutes or 0))
     if len(ids) == 1:
-        starts, items = found[ids[0]]
+        part = found[ids[0]]
+        if isinstance(part, StoredPart):
+            return part.json_from(earliest)
+        starts, items = part
         return "[" + ",".join(items[bisect_left(starts, earliest):]) + "]"
     all_starts, all_items = [], []
     for pid in ids:  # in provider-name order; the stable sort below keeps it for equal starts

@@ -9,7 +9,6 @@ other processes. Without a cache installed, every call loads it afresh.
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from bson import ObjectId
 from mongoengine import signals
 
 from models.clock import as_utc as _utc
@@ -32,6 +31,20 @@ class Catalog:
     # Clinic profile and closures (issue 25): when the whole clinic is closed, from yesterday on
     # (`closures.Closed`: staff closures and public holidays not opened again), sorted by start.
     closures: list = field(default_factory=list)
+    # Lookups built on first use (the snapshot never changes): {id text: document} of services and
+    # of providers, and {provider id: ids of the services they offer}. Every free-time read asks
+    # for a service and a provider by the id in its query (issue 30: no ObjectId parsed, no set
+    # built per request).
+    _index: dict = field(default=None, init=False, repr=False, compare=False)
+
+    def _lookups(self):
+        if self._index is None:
+            self._index = {
+                "services": {str(k): v for k, v in self.services.items()},
+                "providers": {str(k): v for k, v in self.providers.items()},
+                "offers": {k: frozenset(getattr(s, "id", s) for s in p.services) for k, p in self.providers.items()},
+            }
+        return self._index
 
     def require_clinic(self):
         """The clinic, or a clear error when none is configured."""
@@ -41,17 +54,18 @@ class Catalog:
 
     def service(self, service_id):
         """An active service by id, or NotFound."""
-        service = self.services.get(ObjectId(service_id)) if ObjectId.is_valid(str(service_id)) else None
+        service = self._lookups()["services"].get(str(service_id).lower())
         if service is None or not service.active:
             raise NotFound("That service does not exist.", code="service_not_found")
         return service
 
     def provider_for(self, service, provider_id):
         """An active provider who offers the service, or NotFound/ValidationFailed."""
-        provider = self.providers.get(ObjectId(provider_id)) if ObjectId.is_valid(str(provider_id)) else None
+        lookups = self._lookups()
+        provider = lookups["providers"].get(str(provider_id).lower())
         if provider is None:
             raise NotFound("That provider does not exist.", code="provider_not_found")
-        if service.id not in {getattr(s, "id", s) for s in provider.services}:
+        if service.id not in lookups["offers"][provider.id]:
             raise ValidationFailed(f"{provider.name} does not offer {service.name}.",
                                    code="service_not_offered",
                                    fields={"provider": "does not offer this service"})
