@@ -6,7 +6,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from bson import ObjectId
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, flash, redirect, request, session, url_for
 from flask_admin import BaseView, expose
 from flask_login import current_user
 
@@ -34,6 +34,8 @@ DONE = {"check_in": "Checked in", "undo_check_in": "Check-in undone for", "no_sh
         "undo_no_show": "No-show undone for"}
 UNDO = {"check_in": "undo_check_in", "no_show": "undo_no_show"}
 PX_PER_MINUTE = 2
+# The session key of the service this desk last chose on the booking form (issue 28's walk-through).
+DESK_SERVICE = "desk_service"
 # The booking form's values carried by the review and override steps as hidden fields (issue 26),
 # a series' repeat (issue 28) included, so that booking over a conflict still books every visit.
 BOOKING_KEYS = ("day", "time", "provider", "service", "q", "patient", "name", "phone", "email", "date_of_birth",
@@ -332,6 +334,9 @@ class DayView(StaffAccessMixin, BaseView):
                 values["provider"] = str(free.id) if free else ""
         if not values["day"]:
             values["day"] = clock.local_today(tz, now).isoformat()
+        if values["service"]:
+            # Remembered for the next free time clicked in the day grid (its link names no service).
+            session[DESK_SERVICE] = values["service"][:24]
         return values
 
     def _render_booking(self, values, error=None, status=200, fields=None, duplicates=None):
@@ -353,12 +358,16 @@ class DayView(StaffAccessMixin, BaseView):
                 slots = [s for s, _, _ in rules.find_slots(service, [provider], Clinic.get(), day, 1, utcnow())]
             except DomainError as exc:
                 error = error or exc.message
-        # A free gap clicked in a provider's column: preselect a service that provider offers.
+        # A free gap clicked in a provider's column: preselect the service this desk chose last when
+        # that provider offers it, else the first they offer.
         picked = values["service"]
         chosen_provider = next((p for p in everyone if str(p.id) == values["provider"]), None)
-        if not picked and chosen_provider is not None:
-            offered = {str(getattr(s, "id", s)) for s in chosen_provider.services}
-            picked = next((str(s.id) for s in services if str(s.id) in offered), "")
+        if not picked:
+            offered = ({str(getattr(s, "id", s)) for s in chosen_provider.services} if chosen_provider is not None
+                       else {str(s.id) for s in services})
+            last = session.get(DESK_SERVICE, "")
+            picked = last if last in offered and any(str(s.id) == last for s in services) else next(
+                (str(s.id) for s in services if str(s.id) in offered), "")
         picked = picked or (str(services[0].id) if services else "")
         # Issue 26: only the clinicians who offer the chosen service are listed (the page's script
         # narrows the list again when another service is chosen; without it, "Show free times" does).
