@@ -103,8 +103,11 @@ class DayView(StaffAccessMixin, BaseView):
         op, _, undo_id = request.args.get("undo", "").partition(":")
         if op in UNDO.values() and ObjectId.is_valid(undo_id):
             undo = (op, undo_id)
+        # Issue 28: a series visit's panel says "Visit 2 of 4".
+        positions = series.series_positions([item["a"] for column in grid.columns for item in column.appointments])
         return self.render("admin_clinic/day.html", grid=grid, show_all=show_all, now=now, actions=DAY_ACTIONS,
-                           px=PX_PER_MINUTE, undo=undo, methods=DESK_METHODS, **self._common(day))
+                           px=PX_PER_MINUTE, undo=undo, methods=DESK_METHODS, positions=positions,
+                           **self._common(day))
 
     @expose("/week")
     def week(self):
@@ -192,7 +195,7 @@ class DayView(StaffAccessMixin, BaseView):
         if request.method == "POST":
             from models.booking.reschedule import reschedule
 
-            old = f"{formatting.clock_time(local)} on {formatting.short_date(local)}"
+            old = formatting.short_time(appointment.start, tz, year=False)  # 'Wed 9 Dec 11:00 GMT'
             instead = {}
             try:
                 start = self._parse_start(values)  # a time that cannot be read: nothing is tried
@@ -214,8 +217,8 @@ class DayView(StaffAccessMixin, BaseView):
                 error, status = exc.message, status_of(exc)
             else:
                 new_local = clock.local(moved.start, tz)
-                message = (f"Moved {moved.patient.name} from {old} to {formatting.clock_time(new_local)} on "
-                           f"{formatting.short_date(new_local)} with {moved.provider.name}")
+                message = (f"Moved {moved.patient.name} from {old} to "
+                           f"{formatting.short_time(moved.start, tz, year=False)} with {moved.provider.name}")
                 if len(moved_all) > 1:
                     n = len(moved_all) - 1
                     message += f", and the {n} later visit{'s' if n != 1 else ''} of the series: " + ", ".join(
