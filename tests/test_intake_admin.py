@@ -178,3 +178,30 @@ def test_the_desk_form_holds_every_services_questions_and_a_free_time_keeps_the_
     assert re.search(rf'<option value="{physio.id}" selected', page)
     shown = re.search(rf'<fieldset class="intake" data-questions-for="{physio.id}"([^>]*)>', page)
     assert shown and "hidden" not in shown.group(1)
+
+
+def test_a_new_question_goes_after_the_last_and_the_form_speaks_of_questions_one_by_one(app, world):
+    from models.catalog.documents import Question
+
+    service = world["physio"]
+    service.questions = [Question(label="Where does it hurt?", position=1), Question(label="Which side?", position=2)]
+    service.save()
+    client = app.test_client()
+    assert staff_login(client, "admin@clinic.test").status_code == 302
+    path = f"/admin/services/edit/?id={service.id}"
+    html = client.get(path).get_data(as_text=True)
+    assert re.search(r">\s*Question 1\s*<", html) and re.search(r">\s*Question 2\s*<", html)
+    assert "New question" in html and ">Add a question</button>" in html and "#1" not in html
+    # Without JavaScript, "Add a question" brings the form back with an empty row; its order is left empty.
+    data = _form(html)
+    data["csrf_token"] = form_csrf(html)
+    data["_add_inline"] = "questions"
+    html = client.post(path, data=data).get_data(as_text=True)
+    assert 'name="questions-2-position"' in html and 'name="questions-2-position" type="number" value=""' in html
+    data = _form(html)
+    data.update({"csrf_token": form_csrf(html), "questions-2-label": "Any allergies?"})
+    saved = client.post(path, data=data)
+    assert saved.status_code == 302, saved.get_data(as_text=True)[-2000:]
+    assert [(q.label, q.position) for q in Service.objects.get(id=service.id).questions] == [
+        ("Where does it hurt?", 1), ("Which side?", 2), ("Any allergies?", 3)]
+    assert "Service Physiotherapy saved." in client.get(saved.headers["Location"]).get_data(as_text=True)
