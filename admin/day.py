@@ -24,7 +24,7 @@ from models.accounts import normalise_email
 from models.catalog import current_catalog
 from models.daygrid import build_grid, free_now, week_summary
 from models.payments.desk import (DESK_METHODS, REFUND_CHOICES, cancel_at_desk, kept_fee, mark_paid_at_desk,
-                                  paid_left, refund_preview)
+                                  paid_left, refund_preview, refund_preview_total)
 from models.payments.fees import fee_amount, no_show, paid_online
 from models.documents import Appointment, Clinic, Patient, utcnow
 from models.errors import DomainError, SeriesUnavailable, ValidationFailed
@@ -169,7 +169,10 @@ class DayView(StaffAccessMixin, BaseView):
         now = utcnow()
         refund = refund_preview(appointment, now)
         choice = request.form.get("refund") or ("full" if refund else "none")
+        # Issue 28: what cancelling this and the later visits gives back, each visit's refund summed.
+        following = series.series_visits(appointment, from_start=appointment.start) if appointment.series else []
         return self.render("admin_clinic/cancel.html", a=appointment, status=rules.effective_status(appointment, now),
+                           refund_following=refund_preview_total(following, now) if len(following) > 1 else None,
                            refund=refund, paid=paid_left(appointment), refund_choices=REFUND_CHOICES, fee=kept_fee(appointment),
                            choice=choice, amount_text=request.form.get("amount", "")[:20], fields=fields or {},
                            error=error, reason=request.form.get("reason", "")[:500],

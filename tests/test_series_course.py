@@ -2,6 +2,7 @@
 series, reconciled into all of them, and each cancelled visit's share refunded by the policy.
 Against the stack's real localstripe (behind the Checkout stand-in), MongoDB and Redis."""
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -333,3 +334,10 @@ def test_a_paid_course_is_confirmed_as_a_whole_and_each_visit_says_where_it_stan
     step = client.get(f"/portal/appointments/{ids[1]}?cancel=1").get_data(as_text=True)
     assert "You will be refunded £60.00 to the card you paid with." in step
     assert "If you cancel this and the 2 later visits, you will be refunded £180.00 in all." in step
+    # The desk's cancel step says the same total for "Also cancel the later visits".
+    from tests.support.clients import signed_in_staff
+
+    desk = signed_in_staff(app, "reception", create=True)
+    desk_step = desk.get(f"/admin/day/cancel?appointment={ids[1]}").get_data(as_text=True)
+    assert re.search(r'id="refund-following">With the later visits, the service(&#39;|\')s rule refunds £180\.00 in all\.',
+                     desk_step)
