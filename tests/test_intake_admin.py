@@ -191,7 +191,7 @@ def test_a_new_question_goes_after_the_last_and_the_form_speaks_of_questions_one
     path = f"/admin/services/edit/?id={service.id}"
     html = client.get(path).get_data(as_text=True)
     assert re.search(r">\s*Question 1\s*<", html) and re.search(r">\s*Question 2\s*<", html)
-    assert "New question" in html and ">Add a question</button>" in html and "#1" not in html
+    assert "New question" in html and ">Add a question</button>" in html and "Questions #1" not in html
     # Without JavaScript, "Add a question" brings the form back with an empty row; its order is left empty.
     data = _form(html)
     data["csrf_token"] = form_csrf(html)
