@@ -172,10 +172,9 @@ def appointment(appointment_id):
     # Issue 28: a visit of a series says where it stands ("Visit 2 of 4"); a course paid up front
     # is confirmed as a whole ("Your 4 visits are confirmed").
     position = series.series_positions([appt]).get(appt.id) if appt.series else None
-    course_visits = (len(series.series_visits(appt)) if status == "confirmed" and pay and pay.get("paid_in_course")
-                     else 0)
-    # "We have emailed your confirmation" right after the booking or payment, not on every later view.
     siblings = series.series_visits(appt) if appt.series else []
+    course_visits = len(siblings) if status == "confirmed" and pay and pay.get("paid_in_course") else 0
+    # "We have emailed your confirmation" right after the booking or payment, not on every later view.
     emailed = status == "confirmed" and deliverable(g.patient.email) and just_confirmed(
         [appt.id] + [v.id for v in siblings], now)
     return render_template(
