@@ -3,8 +3,9 @@
 import unicodedata
 
 from bson import ObjectId
-from flask import abort, flash, g, redirect, request, url_for
+from flask import abort, flash, g, redirect, request, session, url_for
 from flask_admin import expose
+from flask_admin.babel import gettext as admin_gettext
 from flask_admin.helpers import is_form_submitted
 from flask_admin.contrib.mongoengine import ModelView
 from flask_admin.form import SecureForm
@@ -378,14 +379,42 @@ class SecureModelView(StaffAccessMixin, ModelView):
             return True
         return super().handle_view_exception(exc)
 
+    def after_model_change(self, form, model, is_created):
+        """Remember what was saved, so the message after saving can name it."""
+        g.saved_record = model
+        super().after_model_change(form, model, is_created)
+
+    def _name_saved_record(self):
+        """Flask-Admin's fixed "Record was successfully saved/created." becomes "Service Physiotherapy saved."."""
+        model = g.pop("saved_record", None)
+        if model is None or not session.get("_flashes"):
+            return
+        noun = self.record_noun[:1].upper() + self.record_noun[1:]
+        name = getattr(model, "name", "") if isinstance(getattr(model, "name", None), str) else ""
+        said = {admin_gettext("Record was successfully saved."): "saved",
+                admin_gettext("Record was successfully created."): "added"}
+        session["_flashes"] = [(category, f"{noun} {name} {said[message]}." if name else f"{noun} {said[message]}.")
+                               if message in said else (category, message)
+                               for category, message in session["_flashes"]]
+
+    @expose("/new/", methods=("GET", "POST"))
+    def create_view(self):
+        """Flask-Admin's create form; the message after saving names the record."""
+        response = super().create_view()
+        self._name_saved_record()
+        return response
+
     # Patient data read through a form or an export is audited like a details page.
 
     @expose("/edit/", methods=("GET", "POST"))
     def edit_view(self):
+        """Flask-Admin's edit form (audited for patient data); the message after saving names the record."""
         if self.audit_reads and self.can_edit:
             audit(staff_actor(), f"{self.model.__name__}.edit", record=f"{self.model.__name__}:"
                   f"{request.args.get('id', '')[:24]}")
-        return super().edit_view()
+        response = super().edit_view()
+        self._name_saved_record()
+        return response
 
     @expose("/export/<export_type>/")
     def export(self, export_type):

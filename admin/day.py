@@ -6,7 +6,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from bson import ObjectId
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, flash, redirect, request, session, url_for
 from flask_admin import BaseView, expose
 from flask_login import current_user
 
@@ -24,7 +24,7 @@ from models.accounts import normalise_email
 from models.catalog import current_catalog
 from models.daygrid import build_grid, free_now, week_summary
 from models.payments.desk import (DESK_METHODS, REFUND_CHOICES, cancel_at_desk, kept_fee, mark_paid_at_desk,
-                                  paid_left, refund_preview)
+                                  paid_left, refund_preview, refund_preview_total)
 from models.payments.fees import fee_amount, no_show, paid_online
 from models.documents import Appointment, Clinic, Patient, utcnow
 from models.errors import DomainError, SeriesUnavailable, ValidationFailed
@@ -34,6 +34,8 @@ DONE = {"check_in": "Checked in", "undo_check_in": "Check-in undone for", "no_sh
         "undo_no_show": "No-show undone for"}
 UNDO = {"check_in": "undo_check_in", "no_show": "undo_no_show"}
 PX_PER_MINUTE = 2
+# The session key of the service this desk last chose on the booking form (issue 28's walk-through).
+DESK_SERVICE = "desk_service"
 # The booking form's values carried by the review and override steps as hidden fields (issue 26),
 # a series' repeat (issue 28) included, so that booking over a conflict still books every visit.
 BOOKING_KEYS = ("day", "time", "provider", "service", "q", "patient", "name", "phone", "email", "date_of_birth",
@@ -101,8 +103,11 @@ class DayView(StaffAccessMixin, BaseView):
         op, _, undo_id = request.args.get("undo", "").partition(":")
         if op in UNDO.values() and ObjectId.is_valid(undo_id):
             undo = (op, undo_id)
+        # Issue 28: a series visit's panel says "Visit 2 of 4".
+        positions = series.series_positions([item["a"] for column in grid.columns for item in column.appointments])
         return self.render("admin_clinic/day.html", grid=grid, show_all=show_all, now=now, actions=DAY_ACTIONS,
-                           px=PX_PER_MINUTE, undo=undo, methods=DESK_METHODS, **self._common(day))
+                           px=PX_PER_MINUTE, undo=undo, methods=DESK_METHODS, positions=positions,
+                           **self._common(day))
 
     @expose("/week")
     def week(self):
@@ -164,7 +169,10 @@ class DayView(StaffAccessMixin, BaseView):
         now = utcnow()
         refund = refund_preview(appointment, now)
         choice = request.form.get("refund") or ("full" if refund else "none")
+        # Issue 28: what cancelling this and the later visits gives back, each visit's refund summed.
+        following = series.series_visits(appointment, from_start=appointment.start) if appointment.series else []
         return self.render("admin_clinic/cancel.html", a=appointment, status=rules.effective_status(appointment, now),
+                           refund_following=refund_preview_total(following, now) if len(following) > 1 else None,
                            refund=refund, paid=paid_left(appointment), refund_choices=REFUND_CHOICES, fee=kept_fee(appointment),
                            choice=choice, amount_text=request.form.get("amount", "")[:20], fields=fields or {},
                            error=error, reason=request.form.get("reason", "")[:500],
@@ -190,7 +198,7 @@ class DayView(StaffAccessMixin, BaseView):
         if request.method == "POST":
             from models.booking.reschedule import reschedule
 
-            old = f"{formatting.clock_time(local)} on {formatting.short_date(local)}"
+            old = formatting.short_time(appointment.start, tz, year=False)  # 'Wed 9 Dec 11:00 GMT'
             instead = {}
             try:
                 start = self._parse_start(values)  # a time that cannot be read: nothing is tried
@@ -212,8 +220,8 @@ class DayView(StaffAccessMixin, BaseView):
                 error, status = exc.message, status_of(exc)
             else:
                 new_local = clock.local(moved.start, tz)
-                message = (f"Moved {moved.patient.name} from {old} to {formatting.clock_time(new_local)} on "
-                           f"{formatting.short_date(new_local)} with {moved.provider.name}")
+                message = (f"Moved {moved.patient.name} from {old} to "
+                           f"{formatting.short_time(moved.start, tz, year=False)} with {moved.provider.name}")
                 if len(moved_all) > 1:
                     n = len(moved_all) - 1
                     message += f", and the {n} later visit{'s' if n != 1 else ''} of the series: " + ", ".join(
@@ -332,6 +340,9 @@ class DayView(StaffAccessMixin, BaseView):
                 values["provider"] = str(free.id) if free else ""
         if not values["day"]:
             values["day"] = clock.local_today(tz, now).isoformat()
+        if values["service"]:
+            # Remembered for the next free time clicked in the day grid (its link names no service).
+            session[DESK_SERVICE] = values["service"][:24]
         return values
 
     def _render_booking(self, values, error=None, status=200, fields=None, duplicates=None):
@@ -353,12 +364,16 @@ class DayView(StaffAccessMixin, BaseView):
                 slots = [s for s, _, _ in rules.find_slots(service, [provider], Clinic.get(), day, 1, utcnow())]
             except DomainError as exc:
                 error = error or exc.message
-        # A free gap clicked in a provider's column: preselect a service that provider offers.
+        # A free gap clicked in a provider's column: preselect the service this desk chose last when
+        # that provider offers it, else the first they offer.
         picked = values["service"]
         chosen_provider = next((p for p in everyone if str(p.id) == values["provider"]), None)
-        if not picked and chosen_provider is not None:
-            offered = {str(getattr(s, "id", s)) for s in chosen_provider.services}
-            picked = next((str(s.id) for s in services if str(s.id) in offered), "")
+        if not picked:
+            offered = ({str(getattr(s, "id", s)) for s in chosen_provider.services} if chosen_provider is not None
+                       else {str(s.id) for s in services})
+            last = session.get(DESK_SERVICE, "")
+            picked = last if last in offered and any(str(s.id) == last for s in services) else next(
+                (str(s.id) for s in services if str(s.id) in offered), "")
         picked = picked or (str(services[0].id) if services else "")
         # Issue 26: only the clinicians who offer the chosen service are listed (the page's script
         # narrows the list again when another service is chosen; without it, "Show free times" does).

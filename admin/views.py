@@ -213,7 +213,8 @@ class ServiceView(SecureModelView):
         "form_args": {"label": {"label": "Question"}, "kind": {"label": "Kind of answer"},
                       "required": {"label": "Required"}, "help_text": {"label": "Help text"},
                       "choices": {"label": "Choices (for a choice question)"},
-                      "position": {"label": "Order (lower first)"}},
+                      "position": {"label": "Order (lower first)",
+                                   "description": "Left empty, the question goes after the last one."}},
         # "Kind of answer" in words comes from the model's QUESTION_KIND_CHOICES (see there why).
     }}}}
 

@@ -13,10 +13,11 @@ from models.booking.create import ics_for
 from models.booking.rules import effective_status, get_patient_appointment, require_clinic
 from models.accounts import change_patient_password
 from models.accounts.documents import deliverable
+from models.messages.outbox import just_confirmed
 from models.messages.rendering import calendar_links
 from models.documents import utcnow
 from models.errors import DomainError, Throttled
-from models.payments.desk import refund_preview
+from models.payments.desk import refund_preview, refund_preview_total
 from portal.auth import (issue_tokens, password_throttled, patient_page, register_patient_counted,
                          registration_allowed, revoke, revoke_cookies, sign_in)
 from portal.payment import payment_context, payment_page
@@ -164,19 +165,31 @@ def appointment(appointment_id):
     blocker = cancellation_blocker(appt, now, clinic)
     # Cancelling takes two steps: the page first says what the patient gets back.
     confirm_cancel = request.args.get("cancel") == "1" and not blocker
+    # Issue 28: "this and the later visits" is offered only when there are later visits, with what
+    # cancelling them all gives back (each visit's own refund, summed).
+    following = series.series_visits(appt, from_start=appt.start) if confirm_cancel and appt.series else []
+    status = effective_status(appt, now)
+    # Issue 28: a visit of a series says where it stands ("Visit 2 of 4"); a course paid up front
+    # is confirmed as a whole ("Your 4 visits are confirmed").
+    position = series.series_positions([appt]).get(appt.id) if appt.series else None
+    siblings = series.series_visits(appt) if appt.series else []
+    course_visits = len(siblings) if status == "confirmed" and pay and pay.get("paid_in_course") else 0
+    # "We have emailed your confirmation" right after the booking or payment, not on every later view.
+    emailed = status == "confirmed" and deliverable(g.patient.email) and just_confirmed(
+        [appt.id] + [v.id for v in siblings], now)
     return render_template(
-        "portal/appointment.html", appt=appt, clinic=clinic, status=effective_status(appt, now),
+        "portal/appointment.html", appt=appt, clinic=clinic, status=status, position=position,
+        course_visits=course_visits,
         blocker=blocker, pay=pay,
         move_blocker=reschedule_blocker(appt, now, clinic), confirm_cancel=confirm_cancel,
         refund=refund_preview(appt, now) if confirm_cancel else None,
         # Issue 25: where the confirmation went, the map and calendar links.
-        emailed_to=g.patient.email if deliverable(g.patient.email) else "",
+        emailed_to=g.patient.email if emailed else "",
         links=calendar_links(appt, clinic, current_app.config.get("PUBLIC_URL") or ""),
         # No-show protection: what cancelling now costs (the agreed late-cancellation fee), said first.
         late_fee=cancellation_terms(appt, now).fee,
-        # Issue 28: "this and the later visits" is offered only when there are later visits.
-        later=(len(series.series_visits(appt, from_start=appt.start)) - 1
-               if confirm_cancel and appt.series else 0))
+        later=max(len(following) - 1, 0),
+        refund_following=refund_preview_total(following, now) if len(following) > 1 else None)
 
 
 @bp.post("/appointments/<appointment_id>/cancel")

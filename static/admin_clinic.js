@@ -9,7 +9,7 @@
       return;
     }
     if (target.hasAttribute("data-inline-add")) {
-      // "Add Questions" under an inline list (a service's intake questions): form.js's faForm adds the row.
+      // "Add a question" under an inline list (a service's intake questions): form.js's faForm adds the row.
       event.preventDefault();
       if (window.faForm) {
         window.faForm.addInlineField(target, target.getAttribute("data-inline-add"));

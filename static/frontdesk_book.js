@@ -1,6 +1,8 @@
 /* Staff booking form (issue 26): choosing a service narrows the clinician list to those who offer
-   it. Progressive enhancement: without this script the server lists only the clinicians of the
-   service the page was drawn with, and "Show free times" draws it again for another service. */
+   it, and shows that service's intake questions (issue 28; every service's are in the page, hidden
+   and disabled, so a hidden one is neither sent nor required). Progressive enhancement: without this
+   script the server draws only the chosen service's clinicians and questions, and "Show free times"
+   draws the page again for another service. */
 (function () {
   "use strict";
   var service = document.getElementById("book-service");
@@ -27,5 +29,15 @@
       note.textContent = kept ? "" : "No clinician offers this service.";
     }
   }
+  function showQuestions() {
+    var sets = document.querySelectorAll("[data-questions-for]");
+    for (var i = 0; i < sets.length; i++) {
+      var mine = sets[i].getAttribute("data-questions-for") === service.value;
+      sets[i].hidden = !mine;
+      sets[i].disabled = !mine;
+    }
+  }
   service.addEventListener("change", narrow);
+  service.addEventListener("change", showQuestions);
+  showQuestions();  // a page restored by Back may hold another service than it was drawn with
 })();

@@ -102,7 +102,7 @@ def test_the_admin_adds_a_question_with_the_form_builder(live_server, clinic_wor
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{base}/admin/")
     page.goto(f"{base}/admin/services/edit/?id={world['physio'].id}")
-    page.get_by_role("button", name=re.compile("^Add Questions")).click()
+    page.get_by_role("button", name="Add a question").click()
     page.locator('[name="questions-0-label"]').fill("Any allergies?")
     page.locator('[name="questions-0-kind"]').select_option("yes_no")
     page.locator('[name="questions-0-required"]').check()
@@ -129,13 +129,13 @@ def test_the_admin_adds_and_removes_questions_with_javascript_off(live_server, c
         page.goto(f"{base}/admin/services/edit/?id={world['physio'].id}")
         page.locator('[name="name"]').fill("Physiotherapy (new patients)")
         assert page.locator('[name="questions-0-label"]').count() == 0
-        # "Add Questions" posts the form: the page comes back as typed, with an empty question row.
-        page.get_by_role("button", name=re.compile("^Add Questions")).click()
+        # "Add a question" posts the form: the page comes back as typed, with an empty question row.
+        page.get_by_role("button", name="Add a question").click()
         page.wait_for_load_state("load")
         assert page.locator('[name="name"]').input_value() == "Physiotherapy (new patients)"
         page.locator('[name="questions-0-label"]').fill("Any allergies?")
         page.locator('[name="questions-0-kind"]').select_option("yes_no")
-        page.get_by_role("button", name=re.compile("^Add Questions")).click()
+        page.get_by_role("button", name="Add a question").click()
         page.wait_for_load_state("load")
         assert page.locator('[name="questions-0-label"]').input_value() == "Any allergies?"
         page.locator('[name="questions-1-label"]').fill("Which side?")
@@ -180,3 +180,36 @@ def test_enter_in_a_field_of_the_service_form_saves_it_and_adds_no_question(live
             assert_accessible(page, "services list after Enter")
     finally:
         context.close()
+
+
+def test_the_desk_sees_the_chosen_services_questions_without_a_reload_and_books_first_time(
+        live_server, clinic_world, page):
+    from tests.support.factories import future_day
+
+    base, _app = live_server(COOKIE_SECURE=False)
+    w = clinic_world(services={"call": dict(name="Follow-up call", duration=15, price=0),
+                               "physio": dict(name="Physiotherapy", duration=30, price=0)},
+                     providers={"jo": dict(name="Jo Park")}, staff=("reception",), patients=["pat@example.com"])
+    physio = w["physio"]
+    physio.questions = [Question(label="Where does it hurt?", kind="text", required=True, position=1)]
+    physio.save()
+    page.goto(f"{base}/admin/login")
+    page.get_by_label("Email").fill("reception@clinic.test")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base}/admin/")
+    day = future_day()
+    # A free time clicked in Jo's column: Follow-up call is preselected, with no questions to ask.
+    page.goto(f"{base}/admin/day/new?day={day}&time=10:00&provider={w['jo'].id}&patient={w.patient.id}")
+    question = page.get_by_label(re.compile("Where does it hurt?"))
+    assert not question.is_visible()
+    page.get_by_label("Service").select_option(label="Physiotherapy (30 min, free)")
+    assert question.is_visible()  # no reload: the question follows the service
+    assert page.get_by_role("group", name="Questions for the patient").is_visible()
+    question.fill("Left shoulder")
+    assert_accessible(page, "desk booking form with questions")
+    page.get_by_role("button", name="Book", exact=True).click()
+    page.wait_for_url(re.compile(r"/admin/day/\?day="))
+    appt = Appointment.objects.get()
+    assert appt.service.name == "Physiotherapy"
+    assert [(a.label, a.value) for a in appt.answers] == [("Where does it hurt?", "Left shoulder")]

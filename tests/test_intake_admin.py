@@ -150,3 +150,58 @@ def test_the_portal_review_keeps_typed_answers_after_a_refusal(app, clinic_world
     assert f'<p class="field-error" id="q-{hurt}-error">Please answer this question.</p>' in again
     assert "I use a &lt;wheelchair&gt;</textarea>" in again  # kept, escaped
     assert Appointment.objects.count() == 0
+
+
+def test_the_desk_form_holds_every_services_questions_and_a_free_time_keeps_the_chosen_service(app, clinic_world):
+    from models.catalog.documents import Question
+    from tests.support.clients import signed_in_staff
+    from tests.support.factories import future_day
+
+    w = clinic_world(services={"call": dict(name="Follow-up call", duration=15, price=0),
+                               "physio": dict(name="Physiotherapy", duration=30, price=0)},
+                     providers={"jo": dict(name="Jo Park")}, staff=("reception",))
+    physio = w["physio"]
+    physio.questions = [Question(label="Where does it hurt?", kind="text", required=True, position=1)]
+    physio.save()
+    day = future_day()
+    client = signed_in_staff(app, "reception")
+    gap = f"/admin/day/new?day={day}&time=10:00&provider={w['jo'].id}"
+    page = client.get(gap).get_data(as_text=True)
+    # Drawn with another service chosen, Physiotherapy's questions are in the page, hidden and not sent.
+    assert re.search(rf'<option value="{w["call"].id}" selected', page)
+    hidden = re.search(rf'<fieldset class="intake" data-questions-for="{physio.id}"([^>]*)>', page)
+    assert hidden and "hidden" in hidden.group(1) and "disabled" in hidden.group(1)
+    assert "Questions for the patient" in page and "Before your visit" not in page
+    # Once the desk has chosen Physiotherapy, the next free time clicked in the grid keeps it.
+    client.get(f"/admin/day/new?day={day}&service={physio.id}&provider={w['jo'].id}&show_times=1")
+    page = client.get(gap).get_data(as_text=True)
+    assert re.search(rf'<option value="{physio.id}" selected', page)
+    shown = re.search(rf'<fieldset class="intake" data-questions-for="{physio.id}"([^>]*)>', page)
+    assert shown and "hidden" not in shown.group(1)
+
+
+def test_a_new_question_goes_after_the_last_and_the_form_speaks_of_questions_one_by_one(app, world):
+    from models.catalog.documents import Question
+
+    service = world["physio"]
+    service.questions = [Question(label="Where does it hurt?", position=1), Question(label="Which side?", position=2)]
+    service.save()
+    client = app.test_client()
+    assert staff_login(client, "admin@clinic.test").status_code == 302
+    path = f"/admin/services/edit/?id={service.id}"
+    html = client.get(path).get_data(as_text=True)
+    assert re.search(r">\s*Question 1\s*<", html) and re.search(r">\s*Question 2\s*<", html)
+    assert "New question" in html and ">Add a question</button>" in html and "Questions #1" not in html
+    # Without JavaScript, "Add a question" brings the form back with an empty row; its order is left empty.
+    data = _form(html)
+    data["csrf_token"] = form_csrf(html)
+    data["_add_inline"] = "questions"
+    html = client.post(path, data=data).get_data(as_text=True)
+    assert 'name="questions-2-position"' in html and 'name="questions-2-position" type="number" value=""' in html
+    data = _form(html)
+    data.update({"csrf_token": form_csrf(html), "questions-2-label": "Any allergies?"})
+    saved = client.post(path, data=data)
+    assert saved.status_code == 302, saved.get_data(as_text=True)[-2000:]
+    assert [(q.label, q.position) for q in Service.objects.get(id=service.id).questions] == [
+        ("Where does it hurt?", 1), ("Which side?", 2), ("Any allergies?", 3)]
+    assert "Service Physiotherapy saved." in client.get(saved.headers["Location"]).get_data(as_text=True)

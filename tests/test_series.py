@@ -287,3 +287,21 @@ def test_the_cancel_step_offers_the_later_visits_only_when_there_are_some(app, w
     # The last visit of the course has nothing after it: only "Yes, cancel it".
     last = client.get(f"/portal/appointments/{visits[2]['id']}?cancel=1").get_data(as_text=True)
     assert "Yes, cancel it" in last and 'value="following"' not in last
+
+
+def test_the_day_view_panel_says_which_visit_of_the_series_it_is(app, world):
+    from tests.support.clients import signed_in_staff
+    from tests.support.factories import make_staff
+
+    client = signed_in(app)
+    day = future_day(2)
+    visits = book(client, world, at(day, 10), {"every_weeks": 1, "count": 4}).get_json()["appointments"]
+    api_cancel = client.post(f"/api/appointments/{visits[3]['id']}/cancel", headers=csrf_header(client))
+    assert api_cancel.status_code == 200  # the last visit is off: the series now has 3
+    make_staff("reception")
+    desk = signed_in_staff(app, "reception")
+    grid = desk.get(f"/admin/day/?day={day + timedelta(weeks=1)}").get_data(as_text=True)
+    assert 'class="fd-series">Visit 2 of 3<' in grid
+    lone = book(client, world, at(day, 15), service="consult").get_json()
+    grid = desk.get(f"/admin/day/?day={day}").get_data(as_text=True)
+    assert 'Visit 1 of 3<' in grid and grid.count('class="fd-series"') == 1, lone

@@ -2,6 +2,7 @@
 series, reconciled into all of them, and each cancelled visit's share refunded by the policy.
 Against the stack's real localstripe (behind the Checkout stand-in), MongoDB and Redis."""
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -313,3 +314,30 @@ def test_a_late_course_payment_confirms_the_visits_still_free_and_refunds_the_sh
         ("succeeded", 0), ("refunded", 6000), ("succeeded", 0)]
     assert [r.amount for r in stripe_client(stripe_base).v1.refunds.list({"payment_intent": pi_id}).data] == [6000]
     assert OutboxMessage.objects(kind="confirmed").count() == 1
+
+
+def test_a_paid_course_is_confirmed_as_a_whole_and_each_visit_says_where_it_stands(app, stripe_base):
+    made = world()
+    client = signed_in(app)
+    body = book_course(client, made, count=4)
+    ids = [a["id"] for a in body["appointments"]]
+    pay_course(client, stripe_base, ids[0])
+    page = client.get(f"/portal/appointments/{ids[1]}").get_data(as_text=True)
+    assert "Your 4 visits are confirmed" in page and "Your appointment is confirmed" not in page
+    assert 'id="series-position">Visit 2 of 4<' in page
+    # Right after paying it says the confirmation went; later views of a visit page do not.
+    assert "We have emailed your confirmation" in page
+    OutboxMessage.objects(kind="confirmed").update(set__created_at=datetime.now(timezone.utc) - timedelta(minutes=11))
+    page = client.get(f"/portal/appointments/{ids[1]}").get_data(as_text=True)
+    assert "We have emailed your confirmation" not in page and "Your 4 visits are confirmed" in page
+    # The cancel step says what this visit gives back, and what this and the later ones give back in all.
+    step = client.get(f"/portal/appointments/{ids[1]}?cancel=1").get_data(as_text=True)
+    assert "You will be refunded £60.00 to the card you paid with." in step
+    assert "If you cancel this and the 2 later visits, you will be refunded £180.00 in all." in step
+    # The desk's cancel step says the same total for "Also cancel the later visits".
+    from tests.support.clients import signed_in_staff
+
+    desk = signed_in_staff(app, "reception", create=True)
+    desk_step = desk.get(f"/admin/day/cancel?appointment={ids[1]}").get_data(as_text=True)
+    assert re.search(r'id="refund-following">With the later visits, the service(&#39;|\')s rule refunds £180\.00 in all\.',
+                     desk_step)

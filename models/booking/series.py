@@ -235,6 +235,26 @@ def series_visits(appointment, from_start=None):
     return list(query.order_by("start"))
 
 
+# The statuses of a series' visits counted in "Visit 2 of 4": all but those that will not happen.
+COUNTED = ("held", "offered", "confirmed", "checked_in", "completed", "no_show")
+
+
+def series_positions(appointments):
+    """Each series visit's place in its series, `{appointment id: (n, of)}`, by start among the visits
+    still counted (cancelled and lapsed ones are not); one query for every series among `appointments`."""
+    ids = {a.series for a in appointments if getattr(a, "series", None)}
+    if not ids:
+        return {}
+    by_series = {}
+    for visit in Appointment.objects(series__in=list(ids), status__in=COUNTED).only("id", "series", "start").order_by("start"):
+        by_series.setdefault(visit.series, []).append(visit.id)
+    positions = {}
+    for visits in by_series.values():
+        for n, visit_id in enumerate(visits, 1):
+            positions[visit_id] = (n, len(visits))
+    return positions
+
+
 def cancel_following(appointment, now, reason="", by_staff=False, actor=None, audit_as=None):
     """Cancel this visit and every later live visit of its series, each by the ordinary `cancel`.
 

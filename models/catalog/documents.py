@@ -98,7 +98,7 @@ class Question(EmbeddedDocument):
     required = BooleanField(default=False)
     help_text = StringField(max_length=300, default="")
     choices = ListField(StringField(max_length=100), default=list)
-    position = IntField(default=0, min_value=0, max_value=999)
+    position = IntField(min_value=0, max_value=999)  # none given: after the last (`stamp_questions`)
     version = IntField(default=1, min_value=1)
     fingerprint = StringField(max_length=64, default="")
 

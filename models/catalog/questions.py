@@ -30,8 +30,13 @@ def _fingerprint(question):
 
 
 def stamp_questions(questions):
-    """Give new questions an id, and bump a question's version when what it asks has changed."""
+    """Give new questions an id and, with no order given, a place after the last; bump a question's
+    version when what it asks has changed."""
+    last = max((q.position for q in questions or [] if q.position is not None), default=0)
     for question in questions or []:
+        if question.position is None:
+            last = min(last + 1, 999)
+            question.position = last
         if not question.qid:
             question.qid = str(ObjectId())
         print_ = _fingerprint(question)

@@ -220,3 +220,14 @@ def refund_preview(appointment, now):
         return None
     how = "card" if (payment.method or "online") == "online" else "desk"
     return left, payment.currency, how
+
+
+def refund_preview_total(appointments, now):
+    """What cancelling all of `appointments` now would give back, summed: (amount, currency) or None.
+
+    Each visit's share by `refund_preview` (a series' "this and the later visits", issue 28).
+    """
+    previews = [p for p in (refund_preview(a, now) for a in appointments) if p]
+    if not previews:
+        return None
+    return sum(p[0] for p in previews), previews[0][1]
