@@ -173,6 +173,7 @@ class DayView(StaffAccessMixin, BaseView):
         following = series.series_visits(appointment, from_start=appointment.start) if appointment.series else []
         return self.render("admin_clinic/cancel.html", a=appointment, status=rules.effective_status(appointment, now),
                            refund_following=refund_preview_total(following, now) if len(following) > 1 else None,
+                           later=max(len(following) - 1, 0),
                            refund=refund, paid=paid_left(appointment), refund_choices=REFUND_CHOICES, fee=kept_fee(appointment),
                            choice=choice, amount_text=request.form.get("amount", "")[:20], fields=fields or {},
                            error=error, reason=request.form.get("reason", "")[:500],
