@@ -170,7 +170,7 @@ class DayView(StaffAccessMixin, BaseView):
         refund = refund_preview(appointment, now)
         choice = request.form.get("refund") or ("full" if refund else "none")
         # Issue 28: what cancelling this and the later visits gives back, each visit's refund summed.
-        following = series.series_visits(appointment, from_start=appointment.start) if appointment.series else []
+        following = series.this_and_following(appointment)
         return self.render("admin_clinic/cancel.html", a=appointment, status=rules.effective_status(appointment, now),
                            refund_following=refund_preview_total(following, now) if len(following) > 1 else None,
                            later=max(len(following) - 1, 0),
@@ -194,7 +194,7 @@ class DayView(StaffAccessMixin, BaseView):
                   "provider": request.values.get("provider", str(appointment.provider.id))[:24],
                   "scope": "following" if request.values.get("scope") == "following" else "one"}
         # Issue 28: how many later visits "this and following" would move.
-        later = len(series.series_visits(appointment, from_start=appointment.start)) - 1 if appointment.series else 0
+        later = series.later_visits(appointment)
         error, status, dates, kept = None, 200, [], []
         if request.method == "POST":
             from models.booking.reschedule import reschedule

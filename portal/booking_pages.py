@@ -42,7 +42,7 @@ from models.booking.reschedule import reschedule_blocker
 from models.catalog.policy import policy_sentence
 from portal.door import (accept_offer_for_patient, book_any_for_patient, book_for_patient, reschedule_following_for_patient,
                          reschedule_for_patient)
-from portal.schemas import parse_instant
+from portal.schemas import parse_instant, parse_instead
 from portal.auth import current_patient, issue_tokens, patient_page
 from portal import series_pages
 from portal.pages import bp
@@ -365,12 +365,7 @@ def reschedule_page(appointment_id):
     return render_template("portal/reschedule.html", appt=appt, clinic=clinic, service=service, providers=providers,
                            provider_choice=choice, picker=picker, review=review, blocker=blocker, pzone=pzone,
                            tz=request.args.get("tz", "") if pzone else "", move_url=move_url,
-                           later=_later_visits(appt))
-
-
-def _later_visits(appt):
-    """How many live visits of the appointment's series come after it (issue 28's "this and following")."""
-    return len(series.series_visits(appt, from_start=appt.start)) - 1 if appt.series else 0
+                           later=series.later_visits(appt))
 
 
 @bp.post("/appointments/<appointment_id>/reschedule")
@@ -379,7 +374,7 @@ def reschedule_post(appointment_id):
     """Move the appointment to the reviewed time; the old time is released only once the new one is held."""
     appt = get_patient_appointment(g.patient, appointment_id)
     form = request.form
-    if form.get("scope") == "following" and _later_visits(appt):
+    if form.get("scope") == "following" and series.later_visits(appt):
         return _move_following(appt, form)
     try:
         start = parse_instant(form.get("start", ""))
@@ -403,8 +398,7 @@ def _move_following(appt, form):
     instead = {}
     try:
         start = parse_instant(form.get("start", ""))
-        instead = {parse_instant(key[len("instead:"):]): parse_instant(value)
-                   for key, value in form.items() if key.startswith("instead:") and value}
+        instead = parse_instead(form)
         moved = reschedule_following_for_patient(g.patient, appt, start, provider, instead)
     except SeriesUnavailable as exc:
         dates, kept = series.alternative_choices(exc.details, instead, clinic.timezone)

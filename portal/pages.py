@@ -167,7 +167,7 @@ def appointment(appointment_id):
     confirm_cancel = request.args.get("cancel") == "1" and not blocker
     # Issue 28: "this and the later visits" is offered only when there are later visits, with what
     # cancelling them all gives back (each visit's own refund, summed).
-    following = series.series_visits(appt, from_start=appt.start) if confirm_cancel and appt.series else []
+    following = series.this_and_following(appt) if confirm_cancel else []
     status = effective_status(appt, now)
     # Issue 28: a visit of a series says where it stands ("Visit 2 of 4"); a course paid up front
     # is confirmed as a whole ("Your 4 visits are confirmed").

@@ -28,7 +28,7 @@ from models.audit import appointment_record, as_events, audited, event_like
 from models.booking.cancellation import cancel
 from models.booking.claims import _claim, claim_units, release_time
 from models.booking.create import book
-from models.booking.documents import Appointment, TimeClaim
+from models.booking.documents import ACTIVE_STATUSES, Appointment, TimeClaim
 from models.booking.reschedule import claim_move, commit_move, plan_move, undo_claim
 from models.booking.rules import checked_start, find_slots, free_providers_at
 from models.catalog.snapshot import changed, current_catalog
@@ -110,7 +110,7 @@ def book_series(patient, service_id, provider_id, start, now, every_weeks, count
                 raise  # the chosen time itself, a hold limit, the horizon: the ordinary answer
             unavailable.append(when)
     if unavailable:
-        _refuse(service, catalog, clinic, visits + [], unavailable, now)
+        _refuse(service, visits[0].provider if visits else None, clinic, [v.start for v in visits], unavailable, now)
     provider_id = visits[0].provider.id
     if pay == "course":
         for visit in visits:
@@ -124,7 +124,7 @@ def book_series(patient, service_id, provider_id, start, now, every_weeks, count
         _give_back(taken)
         lost = visits[len(taken)]
         later = _held_now([v for v in visits[len(taken) + 1:]], provider_id, now)
-        _refuse(service, catalog, clinic, visits, [lost.start] + [v.start for v in later], now)
+        _refuse(service, visits[0].provider, clinic, [v.start for v in visits], [lost.start] + [v.start for v in later], now)
     except BaseException:
         _give_back(taken)
         raise
@@ -185,17 +185,20 @@ def _insert(visits, audit):
         event.save()
 
 
-def _refuse(service, catalog, clinic, visits, unavailable, now):
-    """Raise 409 series_unavailable naming the dates not free and the nearest free times for each."""
-    provider = visits[0].provider if visits else None
+def _refuse(service, provider, clinic, planned, unavailable, now, nothing="booked"):
+    """Raise 409 series_unavailable naming the dates not free and the nearest free times for each.
+
+    `planned` are the series' intended starts; the ones still free are kept out of the alternatives.
+    `nothing` says what did not happen ("booked", "moved").
+    """
     tz = clinic.timezone
-    keep = {clock.as_utc(v.start) for v in visits} - {clock.as_utc(u) for u in unavailable}
+    keep = {clock.as_utc(p) for p in planned} - {clock.as_utc(u) for u in unavailable}
     alternatives = {}
     for when in unavailable:
         alternatives[clock.local_iso(when, tz)] = [
             clock.local_iso(s, tz) for s in nearest_free(service, provider, clinic, when, now, avoid=keep)]
     dates = ", ".join(formatting.human_time(u, tz) for u in unavailable)
-    raise SeriesUnavailable(f"Some dates of the series are not free: {dates}. Nothing was booked.",
+    raise SeriesUnavailable(f"Some dates of the series are not free: {dates}. Nothing was {nothing}.",
                             [clock.local_iso(u, tz) for u in unavailable], alternatives)
 
 
@@ -235,8 +238,19 @@ def series_visits(appointment, from_start=None):
     return list(query.order_by("start"))
 
 
+def this_and_following(appointment):
+    """The live visits of the appointment's series from this one on, soonest first ([] outside a series):
+    what "this and the later visits" would cancel or move."""
+    return series_visits(appointment, from_start=appointment.start) if appointment.series else []
+
+
+def later_visits(appointment):
+    """How many live visits of the appointment's series come after it (0 outside a series)."""
+    return max(len(this_and_following(appointment)) - 1, 0)
+
+
 # The statuses of a series' visits counted in "Visit 2 of 4": all but those that will not happen.
-COUNTED = ("held", "offered", "confirmed", "checked_in", "completed", "no_show")
+COUNTED = ACTIVE_STATUSES + ("completed", "no_show")
 
 
 def series_positions(appointments):
@@ -376,13 +390,7 @@ def _held_by_others(move, moving, now):
 def _refuse_move(moves, unavailable, provider, clinic, now):
     """Raise 409 series_unavailable for a move: the dates not free and the nearest free times for each."""
     service = current_catalog().service(moves[0].appointment.service.id)
-    tz = clinic.timezone
-    keep = {clock.as_utc(m.new_start) for m in moves} - {clock.as_utc(u) for u in unavailable}
-    alternatives = {clock.local_iso(when, tz): [clock.local_iso(s, tz) for s in nearest_free(
-        service, provider, clinic, when, now, avoid=keep)] for when in unavailable}
-    dates = ", ".join(formatting.human_time(u, tz) for u in unavailable)
-    raise SeriesUnavailable(f"Some dates of the series are not free: {dates}. Nothing was moved.",
-                            [clock.local_iso(u, tz) for u in unavailable], alternatives)
+    _refuse(service, provider, clinic, [m.new_start for m in moves], unavailable, now, nothing="moved")
 
 
 def alternative_choices(details, instead, tz):
