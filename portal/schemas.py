@@ -68,6 +68,12 @@ def parse_instant(value, name="start"):
     return parsed
 
 
+def parse_instead(form):
+    """A series page's picked alternatives, `instead:<regular start>` → chosen start; 422 on an unreadable one."""
+    return {parse_instant(key[len("instead:"):]): parse_instant(value)
+            for key, value in form.items() if key.startswith("instead:") and value}
+
+
 class Instant(fields.String):
     """An instant with an offset (documented as an OpenAPI date-time)."""
 

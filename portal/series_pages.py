@@ -19,7 +19,7 @@ from models.errors import DomainError, SeriesUnavailable
 from portal.auth import patient_page
 from portal.door import book_series_for_patient
 from portal.pages import bp
-from portal.schemas import parse_instant
+from portal.schemas import parse_instant, parse_instead
 
 
 def wants_series(form):
@@ -37,8 +37,7 @@ def book_series_post(form, back, answers=None, for_=None):
     try:
         start = parse_instant(form.get("start", ""))
         every, count = _whole(form.get("every_weeks")), _whole(form.get("count"))
-        instead = {parse_instant(key[len("instead:"):]): parse_instant(value)
-                   for key, value in form.items() if key.startswith("instead:") and value}
+        instead = parse_instead(form)
         pay = form.get("pay") or "visit"
         series_id, visits = book_series_for_patient(g.patient, service_id, provider, start,
                                                     {"every_weeks": every, "count": count, "instead": instead,
