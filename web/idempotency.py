@@ -109,6 +109,17 @@ def _replay(record):
     return response
 
 
+def _start(records, record_id, fingerprint, now):
+    """Claim `record_id` for this request (state running); False when another request holds it."""
+    try:
+        records.insert_one({"_id": record_id, "fingerprint": fingerprint, "state": "running",
+                            "created_at": now, "started_at": now})
+    except pymongo.errors.DuplicateKeyError:
+        return False
+    g.idempotency = record_id
+    return True
+
+
 def before_request():
     """Answer a repeated request with its first answer, refuse a reused key, or mark this one running."""
     if request.method != "POST" or request.endpoint not in ENDPOINTS:
@@ -126,24 +137,15 @@ def before_request():
     fingerprint = _fingerprint()
     records = collection()
     now = _now()
-    try:
-        records.insert_one({"_id": record_id, "fingerprint": fingerprint, "state": "running",
-                            "created_at": now, "started_at": now})
-        g.idempotency = record_id
+    if _start(records, record_id, fingerprint, now):
         return None
-    except pymongo.errors.DuplicateKeyError:
-        pass
     deadline = time.monotonic() + WAIT_SECONDS
     while True:
         record = records.find_one({"_id": record_id})
         if record is None:  # deleted meanwhile (its request failed): run this one
-            try:
-                records.insert_one({"_id": record_id, "fingerprint": fingerprint, "state": "running",
-                                    "created_at": now, "started_at": now})
-                g.idempotency = record_id
+            if _start(records, record_id, fingerprint, now):
                 return None
-            except pymongo.errors.DuplicateKeyError:
-                continue
+            continue
         if record["fingerprint"] != fingerprint:
             return error_response(422, "This Idempotency-Key was already used for a different request.",
                                   code="idempotency_key_reused")
