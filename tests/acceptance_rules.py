@@ -178,7 +178,7 @@ def money_checks(base, clone):
         mails = maildir_text(clone, p.address)
         if any("£60.00" in body for _, body in mails):
             break
-        time.sleep(0.5)
+        time.sleep(0.1)
     portal = p.get(f"{base}/portal/appointments/{appt['id']}", timeout=60).text
     admin = staff(base)
     details = admin.get(f"{base}/admin/appointments/details/", params={"id": appt["id"]}, timeout=60).text
