@@ -26,3 +26,14 @@ def axe_violations(page, impacts=FAILING_IMPACTS):
             targets = [" ".join(node["target"]) for node in violation["nodes"]][:5]
             found.append(f"{violation['id']} ({violation['impact']}): {violation['help']} — {targets}")
     return found
+
+
+def assert_accessible(page, what):
+    """axe-core with all its default rules finds no serious or critical violation on the page as shown."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    page.wait_for_load_state("load")  # see axe_violations: never measure before the stylesheets apply
+    results = Axe().run(page)
+    bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+           for v in results.response["violations"] if v["impact"] in FAILING_IMPACTS]
+    assert not bad, f"{what}: {bad}"

@@ -14,19 +14,9 @@ from models.payments.desk import mark_paid_at_desk
 from tests.support.factories import PASSWORD, make_patient
 from tests.helpers import save_screenshot
 from tests.support.payments import CARD_OK, api_post, card_token, signed_in
+from tests.a11y import assert_accessible
 
 LONDON = ZoneInfo("Europe/London")
-
-
-def assert_accessible(page, what):
-    """axe-core finds no serious or critical violation on the page."""
-    from axe_playwright_python.sync_playwright import Axe
-
-    results = Axe().run(page)
-    bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
-           for v in results.response["violations"]
-           if v["impact"] in ("serious", "critical")]
-    assert not bad, f"{what}: {bad}"
 
 
 def local_now():

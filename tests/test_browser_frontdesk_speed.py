@@ -11,19 +11,10 @@ import pytest
 
 from models import Appointment, Patient, Schedule
 from tests.support.factories import PASSWORD, make_patient
+from tests.a11y import assert_accessible
 
 LONDON = ZoneInfo("Europe/London")
 pytestmark = pytest.mark.slow  # five Chromium walks, about a minute on 2 cores
-
-
-def assert_accessible(page, what):
-    """axe-core finds no serious or critical violation on the page."""
-    from axe_playwright_python.sync_playwright import Axe
-
-    results = Axe().run(page)
-    bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
-           for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
-    assert not bad, f"{what}: {bad}"
 
 
 @pytest.fixture
