@@ -53,6 +53,12 @@ def test_a_paused_mongodb_answers_503_within_three_seconds_and_recovers(app, wor
     mongod = stack.find("mongodb").process
     os.kill(mongod.pid, signal.SIGSTOP)
     try:
+        # A signal is delivered asynchronously: ask only once the kernel shows the server stopped
+        # (the suite once got a 200 from /readyz, as if the first request beat the pause).
+        deadline = time.monotonic() + 5
+        while psutil.Process(mongod.pid).status() != psutil.STATUS_STOPPED:
+            assert time.monotonic() < deadline, psutil.Process(mongod.pid).status()
+            time.sleep(0.005)
         ready, took_ready = timed(lambda: client.get("/readyz"))
         mine, took_list = timed(lambda: client.get("/api/appointments"))
     finally:
