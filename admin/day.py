@@ -23,8 +23,8 @@ from models.booking import series  # recurring series (issue 28)
 from models.accounts import normalise_email
 from models.catalog import current_catalog
 from models.daygrid import build_grid, free_now, week_summary
-from models.payments.desk import (DESK_METHODS, REFUND_CHOICES, cancel_at_desk, kept_fee, mark_paid_at_desk,
-                                  paid_left, refund_preview, refund_preview_total)
+from models.payments.desk import (DESK_METHODS, REFUND_CHOICES, cancel_at_desk, cancel_following_at_desk, kept_fee,
+                                  mark_paid_at_desk, paid_left, refund_preview, refund_preview_total)
 from models.payments.fees import fee_amount, no_show, paid_online
 from models.documents import Appointment, Clinic, Patient, utcnow
 from models.errors import DomainError, SeriesUnavailable, ValidationFailed
@@ -280,13 +280,21 @@ class DayView(StaffAccessMixin, BaseView):
                 paid_before = paid_left(appointment)
                 if request.form.get("confirm") != "yes":
                     return redirect(url_for(".cancel_form", appointment=str(appointment.id), day=day_raw))
-                if request.form.get("scope") == "following" and appointment.series:  # issue 28
-                    done = series.cancel_following(appointment, now, request.form.get("reason", "").strip()[:500],
-                                                   by_staff=True, actor=staff_actor(), **audited)
-                    flash(f"Cancelled {label} and the {len(done) - 1} later visits of the series.", "success")
-                    return redirect(url_for(".index", day=day_raw))
                 choice = request.form.get("refund") or None  # none posted: the service's rule
                 amount = parse_amount(request.form.get("amount", "")) if choice == "amount" else None
+                if request.form.get("scope") == "following" and appointment.series:  # issue 28
+                    done = cancel_following_at_desk(appointment, now, request.form.get("reason", "")[:500],
+                                                    staff_actor(), refund=choice, amount=amount, **audited)
+                    refunded = sum(r for _, r, _ in done)
+                    message = f"Cancelled {label} and the {len(done) - 1} later visits of the series."
+                    if refunded:
+                        message += f" Refunds of {money(refunded, appointment.currency)} in all"
+                        message += (" requested; Stripe has not confirmed them all yet." if any(p for *_, p in done)
+                                    else " made.")
+                    elif choice == "none" and paid_before:
+                        message += " No refund given."
+                    flash(message, "success")
+                    return redirect(url_for(".index", day=day_raw))
                 _, refunded, pending = cancel_at_desk(appointment, now, request.form.get("reason", ""),
                                                       staff_actor(), refund=choice, amount=amount, **audited)
                 message = f"Cancelled {label}."

@@ -341,3 +341,35 @@ def test_a_paid_course_is_confirmed_as_a_whole_and_each_visit_says_where_it_stan
     desk_step = desk.get(f"/admin/day/cancel?appointment={ids[1]}").get_data(as_text=True)
     assert re.search(r'id="refund-following">With the later visits, the service(&#39;|\')s rule refunds £180\.00 in all\.',
                      desk_step)
+
+
+def test_the_desk_cancelling_this_and_the_later_visits_gives_the_refund_staff_chose(app, stripe_base):
+    """Staff choose "No refund" and tick "Also cancel the later visits": no visit is refunded (the
+    service's rule would have given each share back), and the day view says so."""
+    from tests.support.clients import signed_in_staff
+    from tests.support.factories import form_csrf
+
+    made = world()
+    client = signed_in(app)
+    body = book_course(client, made, count=4)
+    ids = [a["id"] for a in body["appointments"]]
+    started, _paid = pay_course(client, stripe_base, ids[0])
+    desk = signed_in_staff(app, "reception", create=True)
+    step = desk.get(f"/admin/day/cancel?appointment={ids[1]}").get_data(as_text=True)
+    assert "The refund you choose applies to each later visit too" in step
+    resp = desk.post("/admin/day/act", data={
+        "csrf_token": form_csrf(step), "op": "cancel", "confirm": "yes", "appointment": ids[1],
+        "reason": "Course stopped at the patient's request", "refund": "none", "scope": "following"})
+    assert resp.status_code == 302
+    assert statuses(body) == ["confirmed", "cancelled", "cancelled", "cancelled"]
+    assert stripe_client(stripe_base).v1.refunds.list({"payment_intent": started["payment_intent"]}).data == []
+    assert [Payment.objects.get(appointment=i).amount_refunded or 0 for i in ids] == [0, 0, 0, 0]
+    day = desk.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "and the 2 later visits of the series. No refund given." in day
+    # "Full refund" from the first visit gives back its share only: the others are cancelled already.
+    step = desk.get(f"/admin/day/cancel?appointment={ids[0]}").get_data(as_text=True)
+    desk.post("/admin/day/act", data={
+        "csrf_token": form_csrf(step), "op": "cancel", "confirm": "yes", "appointment": ids[0],
+        "reason": "Clinician away", "refund": "full", "scope": "following"})
+    refunds = stripe_client(stripe_base).v1.refunds.list({"payment_intent": started["payment_intent"]}).data
+    assert [r.amount for r in refunds] == [6000]

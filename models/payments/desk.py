@@ -11,6 +11,7 @@ from mongoengine import NotUniqueError
 
 from models.audit import appointment_record, audited
 from models.booking.cancellation import cancel
+from models.booking.series import series_visits
 from models.errors import Conflict, ValidationFailed
 from models.payments.cancellation import refund_due
 from models.payments.documents import UPFRONT_KINDS, Payment, Refund
@@ -200,6 +201,29 @@ def cancel_at_desk(appointment, now, reason, actor, refund=None, amount=None):
             amount = 0
     appointment.reload()
     return appointment, amount, pending
+
+
+def cancel_following_at_desk(appointment, now, reason, actor, refund=None, amount=None, audit_as=None):
+    """Cancel a series visit and its later live visits for staff, each by `cancel_at_desk` (issue 28).
+
+    Staff's refund choice applies to every visit: "full" and "none" as they say, "keep_fee" keeps
+    each visit's own agreed fee (a visit agreed to none is refunded in full). "amount" is what staff
+    typed for this visit, so the later visits follow the service's rule, as the form says. This
+    visit goes first and is checked first, so a refusal cancels nothing. Answers
+    [(appointment, refunded minor units, refund still pending at Stripe)] per cancelled visit.
+    """
+    later = [v for v in series_visits(appointment, from_start=appointment.start)
+             if v.id != appointment.id] if appointment.series else []
+    done = [cancel_at_desk(appointment, now, reason, actor, refund=refund, amount=amount, audit_as=audit_as)]
+    for visit in later:
+        choice = None if refund == "amount" else refund
+        if choice == "keep_fee" and not kept_fee(visit):
+            choice = "full"
+        try:
+            done.append(cancel_at_desk(visit, now, reason, actor, refund=choice, audit_as=audit_as))
+        except Conflict:
+            continue  # closed meanwhile (completed, or cancelled in another tab)
+    return done
 
 
 # --- money on cancellation -----------------------------------------------------------------------
