@@ -33,7 +33,7 @@ from models.booking.documents import ACTIVE_STATUSES, HOLDING_STATUSES, Appointm
 from models.booking.rules import is_blocking
 from models.booking.waitlist import WaitlistEntry
 from models.errors import Conflict, ValidationFailed
-from models.messages.documents import TOKEN_KINDS, OutboxMessage
+from models.messages.documents import TOKEN_KINDS, OutboxMessage, SmsOptOut
 from models.payments.documents import Payment
 
 ERASED_NAME = "Erased patient"
@@ -112,6 +112,11 @@ def _appointments(patient, now, email):
     Appointment.objects(patient=patient.id, answers__0__exists=True).update(set__answers=[])
 
 
+def _opt_outs_of(patient):
+    """The text-message opt-out of the patient's phone number (stored in E.164, as patients' are)."""
+    return SmsOptOut.objects(phone=patient.phone) if patient.phone else SmsOptOut.objects.none()
+
+
 # Every collection besides `patients` and the audit trail that holds a patient's data: how the
 # export finds the patient's documents, and what erasure does with them (None: the record stays as
 # it is, pseudonymous once the patient document is erased). Erasure runs them in this order:
@@ -123,6 +128,9 @@ PATIENT_DATA = {
     Payment: (_by_patient(Payment), None),
     OutboxMessage: (_outbox_of, _forget_address),
     PasswordReset: (_by_patient(PasswordReset), _spend_links),
+    # The patient's number replied STOP (issue 29). Erasure keeps it: it is that number's own
+    # instruction, and the clinic must go on honouring it whoever holds the number.
+    SmsOptOut: (_opt_outs_of, None),
 }
 
 

@@ -375,3 +375,17 @@ def test_empty_query_values_are_422_naming_the_field(app, world, path, query, fi
     # Left out, a filter is no filter.
     ok = app.test_client().get(path, query_string={k: v for k, v in args.items() if k != field and v})
     assert ok.status_code == (422 if field == "service" and path == "/api/slots" else 200)
+
+
+def test_the_export_holds_the_text_opt_out_of_the_patients_number(app, world):
+    """A patient whose phone replied STOP sees that in their export (it is about their number);
+    another number's opt-out is not theirs to see."""
+    from models.messages.sms import record_opt_out
+
+    pat = world.patients["pat@example.com"]
+    Patient.objects(id=pat.id).update_one(set__phone="+447700900123")
+    record_opt_out("+447700900123", keyword="STOP")
+    record_opt_out("+447700900999", keyword="STOP")
+    data = signed_in(app, "pat@example.com").get("/api/me/export").get_json()
+    rows = data["other_records"]["sms_opt_outs"]
+    assert [(r["phone"], r["keyword"]) for r in rows] == [("+447700900123", "STOP")]
