@@ -1,7 +1,7 @@
 """Patient data rights (UK/EU GDPR): export everything stored about a patient, and erasure.
 
 Export: the profile, every appointment and payment, the documents of every other collection that
-holds the patient's data (`PATIENT_DATA`: waitlist entries, email in the outbox, set-password
+holds the patient's data (`PATIENT_DATA`: waitlist entries, email in the outbox, a text opt-out, set-password
 links), and the audit trail about the patient — what was done, when, and by which role (never a
 staff member's id or anybody's address); the password hash and link tokens are never exported.
 
