@@ -3,7 +3,7 @@
 Imported once by `portal.init_app`, which registers `portal.api.bp` with these routes on it.
 """
 
-from flask import current_app
+from flask import current_app, request
 from flask_jwt_extended import jwt_required
 
 from web.audit import audit, audit_event
@@ -14,7 +14,8 @@ from models.documents import utcnow
 from portal.api import bp
 from portal.auth import current_patient
 from portal.door import accept_offer_for_patient, reschedule_following_for_patient, reschedule_for_patient
-from portal.schemas import AppointmentSchema, RescheduleBody, WaitlistBody, WaitlistEntrySchema, appointment_view
+from portal.schemas import (AppointmentSchema, RescheduleBody, WaitlistBody, WaitlistEntrySchema, agree_policy_of,
+                            appointment_view)
 
 
 def entry_status(entry, now):
@@ -108,8 +109,11 @@ def leave_waitlist(entry_id):
 @jwt_required()
 @bp.response(201, AppointmentSchema)
 def accept_offer(entry_id):
-    """Book the offered time while the offer holds it (201 with the appointment)."""
+    """Book the offered time while the offer holds it (201 with the appointment).
+
+    Optional body `{agree_policy: true}`: required, as for a booking, when the service has a
+    deposit or fees (422 `policy_not_agreed`; 409 `card_required` without a card on file)."""
     patient = current_patient()
     entry = waitlist.get_entry(patient, entry_id)
-    appt = accept_offer_for_patient(patient, entry)  # audits itself
+    appt = accept_offer_for_patient(patient, entry, agree_policy=agree_policy_of(request.get_json(silent=True)))
     return appointment_view(appt, require_clinic())

@@ -488,9 +488,23 @@ def waitlist_page():
             (str(p.id), p.name) for p in providers if chosen_service in offers[str(p.id)]]
     entries = waitlist.entries_of(g.patient)
     return render_template("portal/waitlist.html", form=form, entries=entries, clinic=clinic, now=now,
+                           offer_fees=_offer_fees(g.patient),
                            free_now=free_now, offers=offers, all_providers=providers,
                            open_offer=lambda e: waitlist.offer_is_open(e, now),
                            local_range=waitlist.local_range), status
+
+
+def _offer_fees(patient):
+    """For the waitlist page: an offer's deposit and fees as the sentence the patient agrees to on
+    accepting (None when the service has none), and whether a card must be saved first."""
+    def fees(entry):
+        policy = entry.service.policy
+        if not (policy.deposit or policy.needs_card):
+            return None
+        return {"text": policy_sentence(policy, entry.service.currency, getattr(patient, "card_last4", None)),
+                "needs_card": policy.needs_card and not getattr(patient, "card_payment_method", None),
+                "pay_at_clinic": policy.pay_at_clinic}
+    return fees
 
 
 @bp.post("/waitlist/<entry_id>/accept")
@@ -499,7 +513,7 @@ def waitlist_accept(entry_id):
     """Accept an offer: the time is booked (held for payment when the service has a price)."""
     entry = waitlist.get_entry(g.patient, entry_id)
     try:
-        appt = accept_offer_for_patient(g.patient, entry)  # audits itself
+        appt = accept_offer_for_patient(g.patient, entry, agree_policy=request.form.get("agree_policy") == "yes")
     except DomainError as exc:
         flash(exc.message, "error")
         return redirect(url_for("portal.waitlist_page"))

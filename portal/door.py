@@ -60,14 +60,14 @@ def book_any_for_patient(patient, service_id, start, answers=None, for_=None, ag
                                    guard=one_booking_at_a_time(patient), answers=answers, agree_policy=agree_policy)
 
 
-def accept_offer_for_patient(patient, entry):
+def accept_offer_for_patient(patient, entry, agree_policy=False):
     """Accept a waitlist offer as a booking: the same throttle and one-at-a-time lock as `book_for_patient`.
 
     The lock makes the acceptance's own checks (the patient's overlap and hold limits) race-free
     against the patient's other bookings, as it does for a booking.
     """
     booking_attempt_allowed(patient)
-    return waitlist.accept(entry, utcnow(), audit_as=f"patient:{patient.id}",
+    return waitlist.accept(entry, utcnow(), agree_policy=agree_policy, audit_as=f"patient:{patient.id}",
                            guard=one_booking_at_a_time(patient))
 
 

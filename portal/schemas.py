@@ -446,6 +446,14 @@ def cancel_scope(body):
     return scope
 
 
+def agree_policy_of(body):
+    """The optional `{agree_policy: true|false}` of accepting a waitlist offer (no body: false), or 422."""
+    agree = (body or {}).get("agree_policy", False) if isinstance(body, dict) or body is None else None
+    if not isinstance(agree, bool):
+        raise ValidationFailed("'agree_policy' must be true or false.", fields={"agree_policy": "boolean"})
+    return agree
+
+
 def series_view(series_id, every_weeks, appts, clinic):
     """What SeriesBookedSchema dumps."""
     course = [a for a in appts if getattr(a, "pay_course", False)]

@@ -101,7 +101,7 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
     if not override:
         # Per person: a parent and a child may be seen at the same time (by two clinicians).
         check_patient_overlap([a for a in live if _patient_id(a) == patient.id], start, end)
-    agreed = None if by_staff else _agreed_policy(patient, service, now, agree_policy)
+    agreed = None if by_staff else agreed_policy(patient, service, now, agree_policy)
     paid = service.price > 0 and pay_online and not (agreed and agreed.pay_at_clinic)
     if not str(booked_by).startswith("staff"):
         check_hold_limits(live, clinic, paid)
@@ -132,7 +132,7 @@ def card_holder(patient):
     return guardian if guardian is not None else patient
 
 
-def _agreed_policy(patient, service, now, agree_policy):
+def agreed_policy(patient, service, now, agree_policy):
     """The policy a patient agrees to by booking `service` (None when it has none), or why not yet."""
     policy = service.policy
     if not (policy.deposit or policy.needs_card):

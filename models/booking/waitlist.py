@@ -35,7 +35,7 @@ from models.accounts.documents import Patient  # noqa: F401
 from models.audit import audited, insert_with_audit
 from models.booking import status
 from models.booking.claims import claim_time, extend_claims, release_time
-from models.booking.create import check_hold_limits, check_patient_overlap, live_appointments
+from models.booking.create import agreed_policy, check_hold_limits, check_patient_overlap, live_appointments
 from models.booking.documents import OFFERED, WAITLIST_OFFER, Appointment
 from models.booking.rules import find_slots, service_rules
 from models.catalog.documents import Provider, Service
@@ -215,13 +215,20 @@ def leave(entry, now, audit=None):
 
 @audited("waitlist.accept", lambda entry, *args, **kwargs: f"WaitlistEntry:{entry.id}",
          done_record=lambda appointment: f"Appointment:{appointment.id}")
-def accept(entry, now):
-    """Book the offered time: confirmed when free of charge, else held for payment as usual."""
+def accept(entry, now, agree_policy=False):
+    """Book the offered time: confirmed when free of charge, else held for payment as usual.
+
+    The service's no-show policy applies as to any booking (`create.agreed_policy`): a card on
+    file when it asks for one (409 `card_required`), the patient's agreement (422
+    `policy_not_agreed`), stored with the appointment; a "pay at the clinic" visit is confirmed.
+    """
     if not offer_is_open(entry, now):
         raise Conflict("This offer is no longer open.", code="offer_closed")
     appt = Appointment.objects(id=entry.offer.id).first()
-    clinic = current_catalog().require_clinic()
-    paid = (appt.amount or 0) > 0
+    catalog = current_catalog()
+    clinic = catalog.require_clinic()
+    agreed = agreed_policy(appt.patient, catalog.service(appt.service.id), now, agree_policy)
+    paid = (appt.amount or 0) > 0 and not (agreed and agreed.pay_at_clinic)
     # The patient's own rules, as for any booking: the offer itself is left out (it becomes this booking).
     live = live_appointments(appt.patient.id, now, exclude=appt.id)
     check_patient_overlap(live, _utc(appt.start), _utc(appt.end))
@@ -236,7 +243,7 @@ def accept(entry, now):
     # The offer becomes the patient's own booking; not a new version (nothing was queued for the offer).
     moved = status.move(appt.id, "held" if paid else "confirmed", now, only_from=(OFFERED,), bump=False,
                         where={"hold_expires_at__gt": now}, set__hold_expires_at=hold_expires_at,
-                        set__booked_by="waitlist")
+                        set__booked_by="waitlist", set__policy=agreed)
     if not moved:
         raise Conflict("This offer is no longer open.", code="offer_closed")
     WaitlistEntry.objects(id=entry.id, status="offered").update_one(
