@@ -119,7 +119,7 @@ def _clean_stores(mongo_uri, redis_url, worker_names):
         if not name.startswith("system."):
             db[name].delete_many({})
     try:
-        r = redis.Redis.from_url(redis_url, socket_connect_timeout=1)
+        r = _redis_client(redis_url)
         keys = list(r.scan_iter(match=prefix + "*", count=1000))
         if keys:
             r.delete(*keys)
@@ -129,6 +129,17 @@ def _clean_stores(mongo_uri, redis_url, worker_names):
     import web.cache
 
     web.cache.forget()
+
+
+def _redis_client(url):
+    """A client for the fixtures' housekeeping, as the app connects: RedisCluster when `url` names a
+    cluster (`redis+cluster://`, or `REDIS_CLUSTER=1` in the environment), whose SCAN walks every
+    primary and whose DELETE splits the keys by slot."""
+    from web.extensions import cluster_client
+
+    if "+cluster://" in url or os.environ.get("REDIS_CLUSTER", "").lower() in ("1", "true", "yes", "on"):
+        return cluster_client(url, socket_connect_timeout=1)
+    return redis.Redis.from_url(url, socket_connect_timeout=1)
 
 
 _clients = {}
