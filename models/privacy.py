@@ -174,7 +174,8 @@ def export_patient(patient, now):
     """Everything stored about the patient, as one JSON-ready dict.
 
     The people the patient books for (issue 28) come with it: their records under `dependants`,
-    their appointments (intake answers included) among the patient's, each naming its `patient`.
+    their appointments (intake answers included) among the patient's, and their other documents
+    (waitlist entries) in `other_records`, each naming its `patient`.
     """
     dependants = list(Patient.objects(guardian=patient.id).order_by("name"))
     people = [patient.id] + [d.id for d in dependants]
@@ -188,7 +189,12 @@ def export_patient(patient, now):
     for document, (find, _) in PATIENT_DATA.items():
         if document in (Appointment, Payment):
             continue  # exported above, under their own keys
-        rows = [_doc(d) for d in find(patient).no_dereference()]
+        # The dependants' documents too (their waitlist entries, issue 28), each naming its `patient`.
+        found = {}
+        for person in [patient] + dependants:
+            for d in find(person).no_dereference():
+                found.setdefault(d.id, d)
+        rows = [_doc(d) for d in found.values()]
         if rows:
             other[document._get_collection_name()] = rows
     return {

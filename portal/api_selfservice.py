@@ -13,7 +13,8 @@ from models.booking import waitlist
 from models.documents import utcnow
 from portal.api import bp
 from portal.auth import current_patient
-from portal.door import accept_offer_for_patient, reschedule_following_for_patient, reschedule_for_patient
+from portal.door import (accept_offer_for_patient, join_waitlist_for_patient, reschedule_following_for_patient,
+                         reschedule_for_patient)
 from portal.schemas import (AppointmentSchema, RescheduleBody, WaitlistBody, WaitlistEntrySchema, agree_policy_of,
                             appointment_view)
 
@@ -38,7 +39,7 @@ def entry_view(entry, clinic, now):
     return {"id": entry.id, "service": entry.service, "provider": entry.provider or None,
             "from": entry.date_from.isoformat()[:10], "to": entry.date_to.isoformat()[:10],
             "timezone": clinic.timezone, "status": status, "offer": offer,
-            "note": entry.note or ""}
+            "note": entry.note or "", "for": entry.patient}
 
 
 @bp.route("/appointments/<appointment_id>/reschedule", methods=["POST"])
@@ -70,13 +71,15 @@ def reschedule_appointment(body, appointment_id):
 @bp.arguments(WaitlistBody)
 @bp.response(201, WaitlistEntrySchema)
 def join_waitlist(body):
-    """Join the waitlist for a service (optionally one provider) between two local dates (201)."""
+    """Join the waitlist for a service (optionally one provider) between two local dates (201).
+
+    `for`: one of the patient's dependants (issue 28), as for a booking: the entry and its offer
+    are theirs (404 for anyone not on the account)."""
     patient = current_patient()
-    now = utcnow()
     # The action audits itself and offers a time that is free already at once (first in line permitting).
-    entry = waitlist.join(patient, body["service"], body.get("provider") or None, body["from_"], body["to"], now,
-                          audit=audit_event(f"patient:{patient.id}", "waitlist.join"), offer_now=True)
-    return entry_view(entry, require_clinic(), now)
+    entry = join_waitlist_for_patient(patient, body["service"], body.get("provider") or None, body["from_"],
+                                      body["to"], for_=body.get("for_"))
+    return entry_view(entry, require_clinic(), utcnow())
 
 
 @bp.route("/waitlist")
@@ -84,7 +87,7 @@ def join_waitlist(body):
 @jwt_required()
 @bp.response(200, WaitlistEntrySchema(many=True))
 def list_waitlist():
-    """The signed-in patient's waitlist entries, newest first."""
+    """The waitlist entries of the signed-in patient and of the people they book for, newest first."""
     patient = current_patient()
     now = utcnow()
     clinic = require_clinic()

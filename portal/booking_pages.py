@@ -40,8 +40,8 @@ from models.payments.documents import UPFRONT_KINDS
 from models.errors import DomainError, NotFound, SeriesUnavailable
 from models.booking.reschedule import reschedule_blocker
 from models.catalog.policy import policy_sentence
-from portal.door import (accept_offer_for_patient, book_any_for_patient, book_for_patient, reschedule_following_for_patient,
-                         reschedule_for_patient)
+from portal.door import (accept_offer_for_patient, book_any_for_patient, book_for_patient, join_waitlist_for_patient,
+                         reschedule_following_for_patient, reschedule_for_patient)
 from portal.schemas import parse_instant, parse_instead
 from portal.auth import current_patient, issue_tokens, patient_page
 from portal import series_pages
@@ -445,6 +445,9 @@ def waitlist_page():
     offers = {str(p.id): [str(getattr(s, "id", s)) for s in p.services] for p in providers}
     status = 200
     free_now = []
+    # Issue 28: who waits, the patient or one of the people they book for (checked on joining).
+    people = dependants_of(g.patient)
+    for_ = (request.form.get("for") or None) if request.method == "POST" else None
     if request.method == "GET":
         today = clock.local_today(clinic.timezone, now)
         form.service.data = request.args.get("service") or (form.service.choices[0][0] if services else None)
@@ -460,10 +463,9 @@ def waitlist_page():
                                                form.date_to.data, now, limit=12)
             if free_now:
                 raise _FreeNow()
-            # The action audits itself and offers a time freed meanwhile at once.
-            entry = waitlist.join(g.patient, form.service.data, provider, form.date_from.data, form.date_to.data, now,
-                                  skip_free_now=True, audit=audit_event(f"patient:{g.patient.id}", "waitlist.join"),
-                                  offer_now=True)
+            # The action audits itself and offers a time freed meanwhile at once; `for`: who waits (issue 28).
+            entry = join_waitlist_for_patient(g.patient, form.service.data, provider, form.date_from.data,
+                                              form.date_to.data, for_=for_, skip_free_now=True)
         except _FreeNow:
             pass
         except DomainError as exc:
@@ -488,7 +490,7 @@ def waitlist_page():
             (str(p.id), p.name) for p in providers if chosen_service in offers[str(p.id)]]
     entries = waitlist.entries_of(g.patient)
     return render_template("portal/waitlist.html", form=form, entries=entries, clinic=clinic, now=now,
-                           offer_fees=_offer_fees(g.patient),
+                           offer_fees=_offer_fees(g.patient), patient=g.patient, people=people, chosen_for=for_ or "",
                            free_now=free_now, offers=offers, all_providers=providers,
                            open_offer=lambda e: waitlist.offer_is_open(e, now),
                            local_range=waitlist.local_range), status

@@ -1,4 +1,4 @@
-"""What the patient's pages and the JSON API share: booking, accepting a waitlist offer and
+"""What the patient's pages and the JSON API share: booking, joining the waitlist, accepting an offer and
 rescheduling under the patient's throttle and one-at-a-time lock, and the free times (read through
 the app's slot cache)."""
 
@@ -58,6 +58,18 @@ def book_any_for_patient(patient, service_id, start, answers=None, for_=None, ag
     return book_first_free(person, service_id, None, start, utcnow(),
                                    audit=audit_event(actor, "appointment.book"), audit_as=actor,
                                    guard=one_booking_at_a_time(patient), answers=answers, agree_policy=agree_policy)
+
+
+def join_waitlist_for_patient(patient, service_id, provider_id, date_from, date_to, for_=None, skip_free_now=False):
+    """Join the waitlist (pages and API both call this), offering a time already free at once.
+
+    `for_`: one of the patient's dependants' ids (issue 28), checked as for a booking (someone
+    else's is 404): the entry is theirs. The audit's actor stays the account holder.
+    """
+    person = person_for(patient, for_)
+    # The action audits itself (its event written with the entry).
+    return waitlist.join(person, service_id, provider_id, date_from, date_to, utcnow(), skip_free_now=skip_free_now,
+                         audit=audit_event(f"patient:{patient.id}", "waitlist.join"), offer_now=True)
 
 
 def accept_offer_for_patient(patient, entry, agree_policy=False):

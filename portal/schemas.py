@@ -262,6 +262,10 @@ class WaitlistBody(Body):
     provider = Text()
     from_ = Day(data_key="from", required=True)
     to = Day(required=True)
+    # Issue 28: a dependant's id, as for a booking (someone not on the account: 404).
+    for_ = Id(data_key="for", allow_none=True, metadata={"description": "Who waits: one of the patient's "
+                                                                         "dependants (GET /api/me/dependants); "
+                                                                         "absent: the patient"})
 
 
 class CardTokenBody(Body):
@@ -601,6 +605,8 @@ class WaitlistEntrySchema(Schema):
     status = fields.String(required=True, validate=validate.OneOf(WAITLIST_STATUSES))
     offer = fields.Nested(OfferSchema, required=True, allow_none=True)
     note = fields.String()
+    # Issue 28: whose entry it is (the patient, or one of their dependants); the offer is theirs.
+    for_ = fields.Nested(NamedRef, data_key="for", attribute="for", allow_none=True)
 
 
 class RefreshedSchema(Schema):

@@ -95,12 +95,10 @@ def book(patient, service_id, provider_id, start, now, hold_minutes=None, booked
     if reason and reason != "busy":
         raise ValidationFailed(REASONS[reason], code=f"not_bookable_{reason}", fields={"start": reason})
     end = start + rules.duration
-    # One read of the patient's live appointments serves the overlap check and the hold limits.
-    household = household_ids(patient)
-    live = live_appointments(household, now)
+    # One read of the household's live appointments serves the overlap check and the hold limits.
+    live, own = household_live(patient, now)
     if not override:
-        # Per person: a parent and a child may be seen at the same time (by two clinicians).
-        check_patient_overlap([a for a in live if _patient_id(a) == patient.id], start, end)
+        check_patient_overlap(own, start, end)
     agreed = None if by_staff else agreed_policy(patient, service, now, agree_policy)
     paid = service.price > 0 and pay_online and not (agreed and agreed.pay_at_clinic)
     if not str(booked_by).startswith("staff"):
@@ -210,6 +208,17 @@ def live_appointments(patient_id, now, exclude=None):
         query = query.filter(id__ne=exclude)
     return [a for a in query.only("status", "hold_expires_at", "start", "end", "patient", "series").no_dereference()
             if is_blocking(a, now)]
+
+
+def household_live(patient, now, exclude=None):
+    """One read for the patient's own rules: (the household's live appointments, the person's own).
+
+    Issue 28: the hold caps count the whole household (the account holder and their dependants),
+    the overlap rule is per person (a parent and a child may be seen at once by two clinicians).
+    `patient` is a Patient document (its `guardian` and `has_dependants` say who the household is).
+    """
+    live = live_appointments(household_ids(patient), now, exclude=exclude)
+    return live, [a for a in live if _patient_id(a) == patient.id]
 
 
 def _patient_id(appointment):

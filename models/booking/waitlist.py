@@ -23,6 +23,8 @@ index (409). So one time is never offered to two patients at once, and nobody el
   any `ENTRY_WINDOW`, whatever became of them (booked, expired, left), so join + accept cannot be
   repeated without end. Leaving keeps the entry (hidden from the patient) for that count.
 - One entry that fails (bad data, a bug) is logged and skipped; it never stops offers to others.
+- Issue 28: an entry may be a dependant's, like a booking for them (their offer, their overlap rule,
+  caps over the household, messages to the holder); the account holder sees, leaves and accepts it.
 """
 
 import logging
@@ -31,11 +33,12 @@ from datetime import date, datetime, timedelta
 from bson import ObjectId
 from mongoengine import DateField, DateTimeField, Document, ListField, ReferenceField, StringField
 
-from models.accounts.documents import Patient  # noqa: F401
+from models.accounts.dependants import household_ids
+from models.accounts.documents import Patient
 from models.audit import audited, insert_with_audit
 from models.booking import status
 from models.booking.claims import claim_time, extend_claims, release_time
-from models.booking.create import agreed_policy, check_hold_limits, check_patient_overlap, live_appointments
+from models.booking.create import agreed_policy, check_hold_limits, check_patient_overlap, household_live
 from models.booking.documents import OFFERED, WAITLIST_OFFER, Appointment
 from models.booking.rules import find_slots, service_rules
 from models.catalog.documents import Provider, Service
@@ -90,6 +93,8 @@ def join(patient, service_id, provider_id, date_from, date_to, now, skip_free_no
          offer_now=False):
     """Put the patient in line for a service (and provider) between two local dates.
 
+    `patient` may be a dependant (issue 28; the door checks they are on the account): the entry is
+    theirs, and the entry caps count the whole household, as the hold caps do.
     `skip_free_now` (issue 26: the patient was shown the times free now and still chose to wait):
     those times are marked as seen, so only a time freed later is offered and held. Without it (the
     API) a free time is offered at once and the answer states the offer.
@@ -120,10 +125,12 @@ def join(patient, service_id, provider_id, date_from, date_to, now, skip_free_no
                                fields={"to": "beyond the booking horizon"})
     if (date_to - max(date_from, today)).days >= MAX_RANGE_DAYS:
         raise ValidationFailed(f"Choose at most {MAX_RANGE_DAYS} days.", fields={"to": "too long"})
-    if WaitlistEntry.objects(patient=patient.id, status__in=("waiting", "offered"),
+    # The household's entries: adding dependants does not multiply what one account may ask for.
+    household = household_ids(patient)
+    if WaitlistEntry.objects(patient__in=household, status__in=("waiting", "offered"),
                              left_at=None).count() >= MAX_ENTRIES_PER_PATIENT:
         raise Conflict("You are already waiting for many times; leave one first.", code="too_many_entries")
-    if WaitlistEntry.objects(patient=patient.id, created_at__gt=now - ENTRY_WINDOW).count() >= MAX_ENTRIES_PER_WINDOW:
+    if WaitlistEntry.objects(patient__in=household, created_at__gt=now - ENTRY_WINDOW).count() >= MAX_ENTRIES_PER_WINDOW:
         raise Conflict(f"You have joined the waitlist {MAX_ENTRIES_PER_WINDOW} times in the last "
                        f"{ENTRY_WINDOW.days} days, the most allowed online. Please call the clinic.",
                        code="too_many_entries")
@@ -170,13 +177,13 @@ def last_bookable_day(service, clinic, now):
 
 
 def entries_of(patient):
-    """The patient's waitlist entries (not those they left), newest first."""
-    return list(WaitlistEntry.objects(patient=patient.id, left_at=None).order_by("-created_at"))
+    """The waitlist entries of the patient's account (theirs and their dependants'; not those left), newest first."""
+    return list(WaitlistEntry.objects(patient__in=household_ids(patient), left_at=None).order_by("-created_at"))
 
 
 def get_entry(patient, entry_id):
-    """One of the patient's own entries, or NotFound."""
-    entry = (WaitlistEntry.objects(id=entry_id, patient=patient.id, left_at=None).first()
+    """One of the entries of the patient's account (theirs or a dependant's), or NotFound (also for anyone else's)."""
+    entry = (WaitlistEntry.objects(id=entry_id, patient__in=household_ids(patient), left_at=None).first()
              if ObjectId.is_valid(str(entry_id)) else None)
     if entry is None:
         raise NotFound("That waitlist entry does not exist.", code="waitlist_not_found")
@@ -230,8 +237,8 @@ def accept(entry, now, agree_policy=False):
     agreed = agreed_policy(appt.patient, catalog.service(appt.service.id), now, agree_policy)
     paid = (appt.amount or 0) > 0 and not (agreed and agreed.pay_at_clinic)
     # The patient's own rules, as for any booking: the offer itself is left out (it becomes this booking).
-    live = live_appointments(appt.patient.id, now, exclude=appt.id)
-    check_patient_overlap(live, _utc(appt.start), _utc(appt.end))
+    live, own = household_live(appt.patient, now, exclude=appt.id)
+    check_patient_overlap(own, _utc(appt.start), _utc(appt.end))
     check_hold_limits(live, clinic, paid)
     hold_expires_at = now + timedelta(minutes=clinic.hold_minutes or 15) if paid else None
     if hold_expires_at is not None and appt.hold_expires_at is not None:
@@ -326,8 +333,11 @@ def _serve_entry(entry, catalog, clinic, today, now, provider_id):
     last = min(entry.date_to, last_bookable_day(service, clinic, now))
     if not providers or last < first:
         return False
-    # The patient's own rules, exactly as a booking applies them: an open offer is a hold.
-    live = live_appointments(entry.patient.id, now)
+    # The patient's own rules, exactly as a booking applies them (an open offer is a hold).
+    person = Patient.objects(id=entry.patient.id).only("id", "guardian", "has_dependants").no_dereference().first()
+    if person is None:
+        return False
+    live, own = household_live(person, now)
     try:
         check_hold_limits(live, clinic, service.price > 0)
     except Conflict:
@@ -337,7 +347,7 @@ def _serve_entry(entry, catalog, clinic, today, now, provider_id):
         if start in declined:
             continue
         try:
-            check_patient_overlap(live, start, end)
+            check_patient_overlap(own, start, end)
         except Conflict:
             continue  # the patient is busy then: a later time, or the next in line
         if _make_offer(entry, service, provider, start, end, clinic, now):

@@ -36,20 +36,28 @@ def rescheduled(appointment, old_start, now, strict=False):
 
 
 def waitlist_offer(entry, service, provider, start, end, now):
-    """Queue the offer of a held time to a waiting patient; it is not sent once the offer lapsed."""
+    """Queue the offer of a held time to a waiting patient; it is not sent once the offer lapsed.
+
+    A dependant's offer (issue 28) goes where their other messages go, to the account holder
+    (`outbox._recipient`, as for their bookings), and names who it is for (`for`: the dependant's
+    id, their name read at send time).
+    """
     try:
-        patient = Patient.objects(id=entry.patient.id).only("email", "phone", "contact_by").first()
+        person = Patient.objects(id=entry.patient.id).only("email", "guardian", "phone", "contact_by").first()
+        patient = outbox._recipient(person)
         if patient is None:
             return None
+        context = {"service": service.name, "provider": provider.name,
+                   "start": _iso(start), "end": _iso(end),
+                   "expires_at": _iso(entry.offer_expires_at), "url": "/portal/waitlist"}
+        if patient.id != person.id:
+            context["for"] = str(person.id)
         # By email and/or text, as the patient chose (issue 29).
         return outbox.enqueue_for_patient(
             "waitlist_offer", patient, f"WaitlistEntry:{entry.id}",
             # One message per offer: each offer adds its start to the entry's `declined` list.
             version=len(entry.declined or []), now=now,
-            expires_at=entry.offer_expires_at,
-            context={"service": service.name, "provider": provider.name,
-                     "start": _iso(start), "end": _iso(end),
-                     "expires_at": _iso(entry.offer_expires_at), "url": "/portal/waitlist"})
+            expires_at=entry.offer_expires_at, context=context)
     except Exception:
         log.exception("could not queue the waitlist offer of entry %s", entry.id)
         return None

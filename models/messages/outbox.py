@@ -51,8 +51,10 @@ instants). Kinds and their context:
 - `password_reset`, `invitation` — `{"token": raw token}` (see `models.accounts.reset`); `expires_at` =
   the token's expiry. The token is erased from the document once sent or dropped, and the
   back-office preview never shows it.
-- `waitlist_offer` — `{"service", "provider", "start", "end", "expires_at", "url"}` (names as
-  text, instants as ISO strings, `url` a path under the portal). `expires_at` as for resets.
+- `waitlist_offer` — `{"service", "provider", "start", "end", "expires_at", "url", "for"?}` (names as
+  text, instants as ISO strings, `url` a path under the portal; `for` the dependant's id when the
+  entry is a dependant's, issue 28: the message goes to the account holder and names them).
+  `expires_at` as for resets.
   `register_check(kind, fn)` lets an issue add its own "still valid?" test (fn(message, now)
   returns a drop reason or None).
 

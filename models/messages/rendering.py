@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from bson import ObjectId
+
 from models.accounts.documents import Patient
 from models.booking.documents import Appointment
 from models.catalog.documents import Clinic
@@ -178,7 +180,15 @@ def context_for(message, now, public_url, preview=False):
         if data.get("expires_at"):
             ctx["offer_expires"] = human_time(_instant(data["expires_at"]), tz)
         ctx["offer_url"] = f"{base}{data.get('url') or '/portal/waitlist'}"
+        ctx["visit_for"] = offer_for(data)
     return ctx, appt, clinic
+
+
+def offer_for(data):
+    """Whom a waitlist offer is for, when it is a dependant's (issue 28): their name, read now; else ""."""
+    ident = data.get("for")
+    person = Patient.objects(id=ident).only("name").first() if ident and ObjectId.is_valid(str(ident)) else None
+    return person.name if person is not None else ""
 
 
 def render(message, now, public_url=None, preview=False):

@@ -35,6 +35,7 @@ from models.messages.delivery import DeliveryReport, _claim, _finish, _scrub
 from models.messages.documents import OutboxMessage, SmsOptOut
 from models.messages.outbox import base_variant, why_drop
 from models.messages.quiet import in_quiet_hours, quiet_ends
+from models.messages.rendering import offer_for
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,9 @@ def render_text(message, now, public_url=None):
     elif kind == "waitlist_offer":
         start = as_utc(_iso(data.get("start"))) if data.get("start") else None
         until = short_time(_iso(data["expires_at"]), tz, year=False) if data.get("expires_at") else ""
-        body = (f"{service} is free for you {short_time(start, tz, year=False) if start else ''}. Held until "
+        # A dependant's offer (issue 28) names who it is for; the holder's own reads "for you".
+        who = offer_for(data) or "you"
+        body = (f"{service} is free for {who} {short_time(start, tz, year=False) if start else ''}. Held until "
                 f"{until}. Book: {base}{data.get('url') or '/portal/waitlist'}")
     elif kind == "fee_due":
         amount = money(int(data.get("amount") or 0), data.get("currency") or (clinic.currency if clinic else "gbp"))
