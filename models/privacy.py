@@ -180,7 +180,7 @@ def export_patient(patient, now):
     dependants = list(Patient.objects(guardian=patient.id).order_by("name"))
     people = [patient.id] + [d.id for d in dependants]
     appointments = list(Appointment.objects(patient__in=people).order_by("start").no_dereference())
-    payments = list(Payment.objects(patient=patient.id).order_by("created_at").no_dereference())
+    payments = list(Payment.objects(patient__in=people).order_by("created_at").no_dereference())
     records = [f"Patient:{p}" for p in people] + [f"Appointment:{a.id}" for a in appointments] + \
               [f"Payment:{p.id}" for p in payments]
     audit = AuditEvent.objects(__raw__={"$or": [{"actor": f"patient:{patient.id}"},

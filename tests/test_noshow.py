@@ -436,3 +436,27 @@ def test_the_signed_setup_intent_succeeded_event_saves_the_card_and_a_stranger_s
     assert post_event(app.test_client(), make_event("setup_intent.succeeded", seti)).status_code == 200
     patient = Patient.objects.get(email="pat@example.com")
     assert (patient.card_last4, patient.card_setup) == ("4242", None)
+
+
+def test_a_fee_for_a_childs_visit_is_the_parents_to_pay_and_in_their_export(app, stripe_base):
+    """A parent booked for a child and cancelled late: the emailed pay link opens for the parent
+    (the fee is the child's visit's, charged to the parent's card), and the parent's data export
+    holds the child's payments."""
+    made = world(fees=dict(FEES, late_cancel_fee=2000, pay_at_clinic=True))
+    service, provider = made.services["fees"], made.providers["dr"]
+    parent = signed_in(app)
+    save_card(parent, stripe_base, CARD_ALWAYS_3DS)
+    kid = api_post(parent, "/api/me/dependants", {"name": "Kim Patient", "date_of_birth": "2018-04-02"}).get_json()
+    booked = api_post(parent, "/api/appointments", {
+        "service": str(service.id), "provider": str(provider.id), "start": soon().isoformat(),
+        "agree_policy": True, "for": kid["id"]})
+    assert booked.status_code == 201, booked.get_json()
+    appt_id = booked.get_json()["id"]
+    assert api_post(parent, f"/api/appointments/{appt_id}/cancel").get_json()["fee"]["status"] == "due"
+    fee = Payment.objects.get(appointment=appt_id, kind="late_cancel_fee")
+    assert str(fee.patient.id if hasattr(fee.patient, "id") else fee.patient) == kid["id"]
+    assert parent.get(f"/portal/appointments/{appt_id}/fee/{fee.id}").status_code == 200
+    due = parent.get(f"/api/fees/{fee.id}").get_json()
+    assert due["status"] == "due" and due["client_secret"] and due["amount"] == 2000
+    exported = parent.get("/api/me/export").get_json()
+    assert str(fee.id) in {p["id"] for p in exported["payments"]}

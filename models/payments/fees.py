@@ -23,6 +23,7 @@ from bson import ObjectId
 from flask import current_app
 from mongoengine import NotUniqueError
 
+from models.accounts.dependants import household_ids
 from models.accounts.documents import Patient
 from models.audit import appointment_record, audited
 from models.booking.cancellation import cancellation_terms
@@ -220,10 +221,12 @@ def refund_fee(payment, now, actor="staff"):
 
 def start_fee_payment(patient, payment_id, now):
     """The pay link's page: the fee's intent for Stripe.js to confirm on-session (3-D Secure),
-    `{client_secret, publishable_key, amount, currency, status}`; 404 for anyone else's fee."""
+    `{client_secret, publishable_key, amount, currency, status}`; 404 for anyone else's fee.
+
+    A dependant's visit's fee is the account holder's to pay (their card, their pay link)."""
     if not ObjectId.is_valid(str(payment_id)):
         raise NotFound("No such fee.")
-    payment = Payment.objects(id=payment_id, patient=patient.id, kind__in=FEE_KINDS).first()
+    payment = Payment.objects(id=payment_id, patient__in=household_ids(patient), kind__in=FEE_KINDS).first()
     if payment is None:
         raise NotFound("No such fee.")
     answer = {"amount": payment.amount, "currency": payment.currency, "kind": payment.kind,
