@@ -212,6 +212,10 @@ def book():
         # Issue 28: who it is for and the intake questions; a refused try's answers come back once.
         ctx["people"] = dependants_of(patient) if patient else []
         ctx["draft"] = session.pop("booking_draft", None) or {}
+        if args.get("for") and "for" not in ctx["draft"]:
+            # From the waitlist's "Times are free now" for a dependant: the review starts on them
+            # (only a preselection: booking checks `for` against the account as always).
+            ctx["draft"]["for"] = args.get("for", "")[:40]
         ctx["review"] = review_context(service, chosen, clinic, now, start_raw, ctx["picker"], patient)
         if ctx["review"] is None:
             flash("That time is no longer free. Please choose another.", "error")

@@ -180,3 +180,23 @@ def test_the_childs_entry_is_in_the_parents_export_and_left_on_erasure(app, fami
     assert left.left_at is not None and left.status == "expired"
     assert Appointment.objects.get(id=offer_id).status == "expired"  # the held time is given back
     assert Patient.objects.get(id=f["kid"]["id"]).name == "Erased patient"
+
+
+def test_times_free_now_for_a_child_open_the_booking_review_for_the_child(app, family):
+    """Asked for the child, the waitlist shows Dr Two's free times first; choosing one opens the
+    booking review with the child already chosen as who it is for."""
+    import html
+    import re
+
+    f = family
+    parent = f["parent"]
+    form = parent.get("/portal/waitlist").get_data(as_text=True)
+    answer = parent.post("/portal/waitlist", data={
+        "csrf_token": form_csrf(form), "jwt_csrf": parent.get_cookie("csrf_access_token").value,
+        "service": str(f["consult"].id), "provider": str(f["two"].id), "date_from": f["day"].isoformat(),
+        "date_to": f["day"].isoformat(), "for": f["kid"]["id"]}).get_data(as_text=True)
+    assert "Times are free now" in answer and WaitlistEntry.objects.count() == 0
+    link = html.unescape(re.search(r'<a href="(/portal/book\?[^"]+)">[^<]*09:00', answer).group(1))
+    assert f"for={f['kid']['id']}" in link
+    review = parent.get(link).get_data(as_text=True)
+    assert re.search(rf'value="{f["kid"]["id"]}" checked> Sam Lopez', review), "the child is chosen"
