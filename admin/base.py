@@ -1,6 +1,7 @@
 """What every back-office view shares: the staff user loader, role checks, audit, bulk loading."""
 
 import unicodedata
+from datetime import date, datetime
 
 from bson import ObjectId
 from flask import abort, flash, g, redirect, request, session, url_for
@@ -8,6 +9,8 @@ from flask_admin import expose
 from flask_admin.babel import gettext as admin_gettext
 from flask_admin.helpers import is_form_submitted
 from flask_admin.contrib.mongoengine import ModelView
+from flask_admin.contrib.mongoengine.typefmt import DEFAULT_FORMATTERS
+from flask_admin.model.typefmt import DETAIL_FORMATTERS
 from flask_admin.form import SecureForm
 from flask_login import current_user
 from markupsafe import Markup
@@ -15,10 +18,11 @@ from mongoengine.errors import NotUniqueError
 from mongoengine.errors import ValidationError as MongoValidationError
 from wtforms.fields import FieldList, FormField
 
+from admin.fields import yes_no
 from admin.roles import ADMIN_ONLY, EVERYONE, NOBODY, SEES_MONEY
 from web.audit import audit
 from web.extensions import login_manager
-from models.formatting import human_time
+from models.formatting import human_date, human_time
 from models.documents import Clinic, StaffUser
 from models.errors import DomainError
 
@@ -66,6 +70,16 @@ def local_formatter(field):
         return human_time(value, clinic_zone()) if value else ""
 
     return formatter
+
+
+def type_formatters(defaults):
+    """Flask-Admin's formatters by value type, in words for every view: a yes/no setting reads "Yes" or
+    "No" (not a bare icon, nor "True"), an instant is local with its zone named, a date is a date in
+    words; `defaults` (Flask-Admin's own) for every other type. A column's own formatter comes first."""
+    return {**defaults, bool: lambda view, value, name: yes_no(value),
+            # datetime before date: a datetime is a date too, and the first match wins.
+            datetime: lambda view, value, name: human_time(value, clinic_zone()),
+            date: lambda view, value, name: human_date(value)}
 
 
 def neutralise_cell(value):
@@ -118,6 +132,7 @@ class SecureModelView(StaffAccessMixin, ModelView):
     can_view_details = True
     page_size = 25
     write_roles = ADMIN_ONLY
+    create_roles = None  # who is offered "Create"; None: the write roles
     allow_create = True
     allow_edit = True
     export_roles = NOBODY
@@ -130,6 +145,8 @@ class SecureModelView(StaffAccessMixin, ModelView):
     # Columns that show money: left out of the list, the details and sorting for the roles that do
     # not see money (admin.roles.SEES_MONEY).
     money_columns = ()
+    column_type_formatters = type_formatters(DEFAULT_FORMATTERS)
+    column_type_formatters_detail = type_formatters(DETAIL_FORMATTERS)
 
     def _visible_columns(self, columns):
         """`columns` ((name, label) pairs) without the money columns when this role may not see money."""
@@ -153,7 +170,8 @@ class SecureModelView(StaffAccessMixin, ModelView):
 
     @property
     def can_create(self):
-        return self.allow_create and staff_role() in self.write_roles
+        roles = self.write_roles if self.create_roles is None else self.create_roles
+        return self.allow_create and staff_role() in roles
 
     @property
     def can_edit(self):

@@ -20,7 +20,7 @@ from wtforms.validators import ValidationError
 from admin.base import SecureModelView, StaffAccessMixin, clinic_zone, local_formatter, staff_actor
 from admin.fields import LocalDateTimeField, appointment_text, link, to_local_naive
 from admin.roles import ADMIN_ONLY, FRONT_DESK
-from admin.views import ClinicView, _to_utc_from_local
+from admin.views import ClinicView, _to_utc_from_local, staff_name
 from models.booking.closing import appointments_during, message_patients
 from models.catalog import current_catalog
 from models.catalog.closures import HOLIDAY_YEARS_AHEAD, public_holidays, valid_region
@@ -41,6 +41,9 @@ class ClinicProfileView(ClinicView):
                    "currency", "hold_minutes", "slot_step_minutes", "default_cancellation_hours",
                    "max_held", "max_upcoming")
     form_excluded_columns = ("logo_sha", "reopened_holidays")
+    # The logo's hash and the re-opened holidays are bookkeeping (the logo shows in the header, the
+    # holidays under Clinic → Public holidays): the details page shows what staff set.
+    column_details_list = column_list + ("feed_shows_names",)
     column_labels = {**ClinicView.column_labels, "brand_colour": "Brand colour",
                      "holiday_region": "Public holidays of", "website": "Website"}
     column_descriptions = {
@@ -114,11 +117,12 @@ class ClosureView(SecureModelView):
     form_columns = ("start", "end", "reason")
     column_default_sort = ("start", False)
     column_labels = {"start": "Closed from", "end": "Open again at", "reason": "Reason",
-                     "booked": "Appointments booked in it"}
+                     "booked": "Appointments booked in it", "created_by": "Entered by"}
     column_descriptions = {"start": "Local clinic time; a whole day is 00:00 to 00:00 the next day.",
                            "end": "Local clinic time.",
                            "reason": "Patients see it on the booking page, e.g. “Staff training”."}
-    column_formatters = {"start": local_formatter("start"), "end": local_formatter("end"), "booked": _booked_in}
+    column_formatters = {"start": local_formatter("start"), "end": local_formatter("end"), "booked": _booked_in,
+                         "created_by": lambda v, c, m, n: staff_name(m.created_by)}
     column_details_list = ("start", "end", "reason", "booked", "created_by")
     form_overrides = {"start": LocalDateTimeField, "end": LocalDateTimeField}
     action_roles = {"message_patients": FRONT_DESK, "delete": FRONT_DESK}

@@ -1,5 +1,6 @@
 """Form fields and column formatters that make the back office read like a clinic's: money as
-"£60.00" (the one `models.formatting.money` the portal and the emails use too), local times with their zone named, statuses as words, names instead of ids."""
+"£60.00" (the one `models.formatting.money` the portal and the emails use too), local times with their zone named, statuses
+and stored codes as words (`CODE_WORDS`), yes/no settings as "Yes"/"No", names instead of ids."""
 
 from datetime import datetime
 
@@ -8,7 +9,9 @@ from wtforms import StringField, ValidationError
 from wtforms.fields import DateTimeLocalField, EmailField
 
 from models.accounts import normalise_email
+from models.accounts.phones import display_phone
 from models.accounts.users import clean_name
+from models.booking.documents import WAITLIST_OFFER
 from models.errors import DomainError
 
 from models import clock
@@ -30,6 +33,53 @@ def money_formatter(field, currency_field="currency"):
     return formatter
 
 
+# Stored codes as staff read them, one table for every back-office view (statuses of appointments,
+# payments and the waitlist have theirs in models/status_words.py). A code not listed reads as its
+# own words ("some_code" -> "Some code"), so a code another feature adds never shows raw.
+CODE_WORDS = {
+    "role": {"admin": "Admin", "reception": "Reception", "provider": "Clinician"},
+    "booked_by": {"patient": "Patient", "waitlist": "Patient (accepted a waitlist offer)",
+                  WAITLIST_OFFER: "Waitlist offer (not accepted yet)"},
+    "payment_kind": {"visit": "Visit", "deposit": "Deposit", "late_cancel_fee": "Late-cancellation fee",
+                     "no_show_fee": "No-show fee"},
+    "fee_state": {"authentication_required": "Patient asked to approve the charge", "no_card": "No card on file",
+                  "declined": "Card declined", "waived": "Waived"},
+    "refund_rule": {"full": "Full refund", "none": "No refund"},
+    "outbox_status": {"queued": "Queued", "sending": "Sending", "sent": "Sent", "failed": "Failed",
+                      "dropped": "Dropped"},
+    "refund_status": {"succeeded": "refunded", "pending": "refund pending", "failed": "refund failed"},
+    "flow": {"elements": "Card form", "checkout": "Stripe Checkout"},
+    "channel": {"email": "Email", "sms": "Text"},
+    "payment_state": {"free": "Free", "at_desk": "To pay at the desk", "none": "Not paid"},
+}
+
+
+def code_words(table, value):
+    """A stored code as staff read it, from `CODE_WORDS[table]`: ("payment_kind", "visit") -> "Visit"."""
+    if value is None or value == "":
+        return ""
+    return CODE_WORDS.get(table, {}).get(value) or str(value).replace("_", " ").capitalize()
+
+
+def words(table, field=None):
+    """A column formatter: the column's (or `field`'s) stored code in words, by `code_words`."""
+
+    def formatter(view, context, model, name):
+        return code_words(table, getattr(model, field or name, None))
+
+    return formatter
+
+
+def phone_formatter(view, context, model, name):
+    """A column formatter: a phone number as people say it ("07700 900123"), as every page shows it."""
+    return display_phone(getattr(model, name, None))
+
+
+def yes_no(value):
+    """A yes/no setting in words: True -> "Yes", False (or None) -> "No"."""
+    return "Yes" if value else "No"
+
+
 def words_formatter(view, context, model, name):
     """A status as staff read it, from the one mapping (models/status_words.py): "Awaiting payment",
     "Cancelled by the patient"; other slugs as words ("checked_in" -> "Checked in")."""
@@ -38,7 +88,7 @@ def words_formatter(view, context, model, name):
         return ""
     kind = {"Payment": "payment", "WaitlistEntry": "waitlist"}.get(type(model).__name__, "appointment")
     if name != "status" or type(model).__name__ not in ("Appointment", "Payment", "WaitlistEntry"):
-        return str(value).replace("_", " ")
+        return code_words(name, value)
     patient = getattr(getattr(model, "patient", None), "name", "") if kind == "appointment" else ""
     return status_words(value, getattr(model, "cancel_reason", ""), audience="staff", kind=kind, patient=patient)
 

@@ -5,6 +5,7 @@ from flask_admin.actions import action
 from markupsafe import Markup
 
 from admin.base import SecureModelView, clinic_zone, local_formatter, staff_actor
+from admin.fields import words
 from admin.roles import FRONT_DESK, NOBODY
 from models import formatting
 from models.documents import utcnow
@@ -76,20 +77,21 @@ class OutboxView(SecureModelView):
     column_searchable_list = ("to", "subject")
     column_default_sort = ("created_at", True)
     column_labels = {"to": "Recipient", "subject": "About", "drop_reason": "Not sent because",
-                     "due_at": "Due", "sent_at": "Sent", "channel": "By", "provider_id": "SMS provider's id"}
+                     "due_at": "Due", "sent_at": "Sent at", "channel": "By", "provider_id": "SMS provider's id",
+                     "created_at": "Created", "last_error": "Last error"}
     column_descriptions = {
-        "status": "queued: waiting to be sent · sending: being sent now · sent · failed: gave up "
-                  "after its attempts (resend it) · dropped: no longer fitted (appointment changed, "
+        "status": "Queued: waiting to be sent · Sending: being sent now · Sent · Failed: gave up "
+                  "after its attempts (send it again) · Dropped: no longer fitted (appointment changed, "
                   "cancelled or past)",
     }
     column_formatters = {"created_at": short_time("created_at"), "due_at": short_time("due_at"),
                          "sent_at": short_time("sent_at"), "body": rendered_body,
                          "kind": lambda view, context, model, name: kind_label(model.kind),
-                         "channel": lambda v, c, m, n: "Text" if m.channel == "sms" else "Email"}
+                         "channel": words("channel"), "status": words("outbox_status")}
     column_formatters_detail = {"created_at": local_formatter("created_at"), "due_at": local_formatter("due_at"),
                                 "sent_at": local_formatter("sent_at"), "body": rendered_body,
                                 "kind": lambda view, context, model, name: kind_label(model.kind),
-                                "channel": lambda v, c, m, n: "Text" if m.channel == "sms" else "Email"}
+                                "channel": words("channel"), "status": words("outbox_status")}
     action_roles = {"resend": FRONT_DESK}
 
     @action("resend", "Send again", "Send the selected failed messages again?")

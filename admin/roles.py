@@ -10,6 +10,9 @@ ADMIN_ONLY = ("admin",)
 FRONT_DESK = ("admin", "reception")
 EVERYONE = ROLES
 SCHEDULE_EDITORS = ("admin", "provider")  # a provider edits their own schedule and time off
+# Who is offered "Create" on Schedules: admins; a provider only while they have no hours yet (their
+# first schedule, `ScheduleView.can_create`), since a provider has one schedule, which they edit.
+SCHEDULE_CREATORS = ADMIN_ONLY
 NOBODY = ()
 
 # Who may see money (prices, amounts, takings): not the provider role, whose pages show the day's

@@ -27,14 +27,17 @@ from admin.fields import (
     MoneyField,
     NameField,
     appointment_text,
+    code_words,
     link,
     money_formatter,
     names_formatter,
+    phone_formatter,
     to_local_naive,
+    words,
     words_formatter,
 )
 from admin.merge import PatientMergeMixin
-from admin.roles import ADMIN_ONLY, EVERYONE, FRONT_DESK, SCHEDULE_EDITORS
+from admin.roles import ADMIN_ONLY, EVERYONE, FRONT_DESK, SCHEDULE_CREATORS, SCHEDULE_EDITORS
 from admin.schedule import WEEKDAYS, ScheduleForm, apply_row_buttons, prefill, validate_schedule, week_preview
 from web.audit import audit, audit_event
 from models.booking.cancellation import cancel
@@ -73,7 +76,7 @@ class ClinicView(SecureModelView):
     column_descriptions = {"feed_shows_names": "Off: feed events show the service and the patient's initials only.",
                            "timezone": "An IANA zone such as Europe/London; schedules are in this zone.",
                            "currency": "Three-letter code in lower case, e.g. gbp."}
-    column_formatters = {"currency": lambda v, c, m, n: (m.currency or "").upper()}
+    column_formatters = {"currency": lambda v, c, m, n: (m.currency or "").upper(), "phone": phone_formatter}
     form_overrides = {"currency": StringField, "timezone": StringField, "name": NameField}
 
 
@@ -91,7 +94,7 @@ class StaffUserView(SecureModelView):
     form_excluded_columns = ("password_hash", "session_version", "created_at")
     form_extra_fields = {"password": PasswordField("New password", validators=[Optional()])}
     form_overrides = {"name": NameField}
-    column_formatters = {"created_at": local_formatter("created_at")}
+    column_formatters = {"created_at": local_formatter("created_at"), "role": words("role")}
 
     def on_model_change(self, form, model, is_created):
         """Normalise the email, hash a new password, and end sessions when access changes."""
@@ -154,16 +157,17 @@ class ProviderView(SecureModelView):
 
 
 def feed_words(provider):
-    """"Active since …" or "None" for the provider's calendar feed."""
+    """The provider's calendar feed in words: "Active since …", or "No feed" when none was made
+    (or the last one was revoked)."""
     since = (g.get("page_feeds") or {}).get(provider.id)
-    return f"Active since {formatting.human_time(since, clinic_zone())}" if since else "None"
+    return f"Active since {formatting.human_time(since, clinic_zone())}" if since else "No feed"
 
 
 def hours_link(provider):
     """A link to the provider's weekly hours (or to set them) for admins; plain words for others."""
     schedule_id = (g.get("page_schedules") or {}).get(provider.id)
     if staff_role() != "admin":
-        return "set" if schedule_id else "not set"
+        return "Set" if schedule_id else "Not set"
     if schedule_id:
         return link(url_for("schedules.edit_view", id=str(schedule_id)), f"Edit hours of {provider.name}")
     return link(url_for("schedules.create_view", provider=str(provider.id)), f"Set hours of {provider.name}")
@@ -205,7 +209,10 @@ class ServiceView(SecureModelView):
                            "duration_minutes": "A multiple of 5 minutes.",
                            "repeat_allowed": "Patients and staff may book 2 to 12 visits, every 1 to 4 weeks, at once."}
     column_formatters = {"price": money_formatter("price"), "currency": lambda v, c, m, n: (m.currency or "").upper(),
-                         "refund_rule": words_formatter}
+                         "refund_rule": words("refund_rule"), "deposit_amount": money_formatter("deposit_amount"),
+                         "late_cancel_fee": money_formatter("late_cancel_fee"),
+                         "no_show_fee": money_formatter("no_show_fee"),
+                         "deposit_percent": lambda v, c, m, n: f"{m.deposit_percent or 0}%"}
     # Intake questions (issue 28): the form builder, one inline row per question (admins only: the
     # view's write role). Ids and versions are the model's (Service.clean), never typed in.
     form_subdocuments = {"questions": {"form_subdocuments": {None: {
@@ -246,6 +253,7 @@ class ScheduleView(SecureModelView):
 
     read_roles = EVERYONE
     write_roles = SCHEDULE_EDITORS
+    create_roles = SCHEDULE_CREATORS
     provider_field = "provider"
     record_noun = "schedule"
     editor_template = "admin_clinic/schedule_form.html"
@@ -256,13 +264,27 @@ class ScheduleView(SecureModelView):
         "days": lambda v, c, m, n: "; ".join(
             f"{WEEKDAYS[d.weekday][:3]} {d.start}–{d.end}"
             + (f" (breaks {', '.join(f'{b.start}–{b.end}' for b in d.breaks)})" if d.breaks else "")
-            for d in sorted(m.days or [], key=lambda d: d.weekday)) or "closed every day",
+            for d in sorted(m.days or [], key=lambda d: d.weekday)) or "Closed every day",
         "overrides": lambda v, c, m, n: "; ".join(
             f"{formatting.short_date(o.date, year=True)} "
             + (", ".join(f"{i[0]}–{i[1]}" for i in o.intervals) if o.intervals else "closed")
-            for o in sorted(m.overrides or [], key=lambda o: o.date)) or "none",
+            for o in sorted(m.overrides or [], key=lambda o: o.date)) or "None",
     }
     column_descriptions = {"days": "Local times in the clinic's zone."}
+
+    @property
+    def can_create(self):
+        """Admins create; a provider only their own first schedule (with hours set, they edit those)."""
+        if super().can_create:
+            return True
+        return staff_role() == "provider" and self._own_schedule() is None and current_user.provider is not None
+
+    def _own_schedule(self):
+        """The signed-in provider's schedule, or None (looked up once per request)."""
+        if "own_schedule" not in g:
+            provider = current_user.provider
+            g.own_schedule = Schedule.objects(provider=provider.id).only("id").first() if provider else None
+        return g.own_schedule
 
     def _editor_form(self):
         form = ScheduleForm(get_form_data())
@@ -288,12 +310,11 @@ class ScheduleView(SecureModelView):
 
     def _editor(self, schedule):
         return_url = get_redirect_target() or self.get_url(".index_view")
+        if schedule is None and staff_role() == "provider" and self._own_schedule() is not None:
+            # A provider's "new" opens the hours they have (one schedule each).
+            return redirect(self.get_url(".edit_view", id=str(self._own_schedule().id)))
         if not (self.can_edit if schedule is not None else self.can_create):
             return redirect(return_url)
-        if schedule is None and staff_role() == "provider":
-            own = Schedule.objects(provider=current_user.provider.id).first() if current_user.provider else None
-            if own is not None:
-                return redirect(self.get_url(".edit_view", id=str(own.id)))
         form = self._editor_form()
         if request.method != "POST":
             prefill(form, schedule)
@@ -418,8 +439,9 @@ def payment_state(view, context, model, name):
     if payment is None and model.amount and request.endpoint and request.endpoint.endswith("details_view"):
         payment = Payment.objects(appointment=model.id, kind__in=UPFRONT_KINDS).first()
     if payment is not None:
-        return payment.status.replace("_", " ")
-    return "free" if not model.amount else ("at desk" if model.booked_by.startswith("staff") else "none")
+        return words_formatter(view, context, payment, "status")  # "Paid", as the ledger says
+    return code_words("payment_state", "free" if not model.amount else
+                      ("at_desk" if (model.booked_by or "").startswith("staff") else "none"))
 
 
 def patient_formatter(view, context, model, name):
@@ -481,13 +503,14 @@ class AppointmentView(SecureModelView):
                       FilterPatientText("patient", "Patient"), FilterPatientId("patient", "Patient"))
     column_default_sort = ("start", True)
     column_labels = {"answers": "Intake answers", "start": "Starts", "end": "Ends", "hold_expires_at": "Hold expires",
-                     "override": "Override",
+                     "override": "Booked over a conflict", "cancel_reason": "Why cancelled",
                      "created_at": "Booked at", "booked_by": "Booked by"}
     column_formatters = {"start": local_formatter("start"), "end": local_formatter("end"),
                          "hold_expires_at": local_formatter("hold_expires_at"),
                          "created_at": local_formatter("created_at"), "payment": payment_state,
                          "status": words_formatter, "amount": money_formatter("amount"),
-                         "patient": patient_formatter, "booked_by": lambda v, c, m, n: staff_name(m.booked_by),
+                         "patient": patient_formatter, "booked_by": lambda v, c, m, n: booked_by_words(m.booked_by),
+                         "cancel_reason": lambda v, c, m, n: cancel_reason_words(m.cancel_reason),
                          "answers": answers_formatter}
     column_formatters_export = {"start": lambda v, c, m, n: clock.local_iso(m.start, clinic_zone()),
                                 "patient": lambda v, c, m, n: str(m.patient) if m.patient else "",
@@ -548,7 +571,8 @@ class PatientView(PatientMergeMixin, SecureModelView):
     # Never the password hash or the token generation: only what reception needs.
     column_details_list = ("name", "email", "phone", "active", "created_at", "guardian")
     column_export_list = ("name", "email", "phone", "active", "created_at")
-    column_labels = {"created_at": "Registered", "guardian": "Booked for by", "date_of_birth": "Date of birth"}
+    column_labels = {"created_at": "Registered", "guardian": "Account holder",
+                     "date_of_birth": "Date of birth"}
     column_searchable_list = ("name", "email", "phone")
     column_filters = ("active",)
     column_default_sort = "name"
@@ -561,7 +585,8 @@ class PatientView(PatientMergeMixin, SecureModelView):
                  "date_of_birth": {"validators": [wtf_validators.Optional(), wtf_validators.Length(max=10)],
                                    "description": "DD/MM/YYYY"}}
     column_formatters = {"created_at": local_formatter("created_at"), "guardian": guardian_formatter,
-                         "email": lambda v, c, m, n: m.email if deliverable(m.email) else "no email"}
+                         "email": lambda v, c, m, n: m.email if deliverable(m.email) else "no email",
+                         "phone": phone_formatter}
     action_roles = {"deactivate": FRONT_DESK}
 
     def on_form_prefill(self, form, id):
@@ -660,19 +685,19 @@ class PaymentView(SecureModelView):
     column_searchable_list = ("stripe_payment_intent", "stripe_checkout_session")
     column_default_sort = ("created_at", True)
     column_labels = {"created_at": "Created", "updated_at": "Updated", "amount_refunded": "Refunded",
+                     "fee_state": "Fee state", "waived_reason": "Why waived",
                      "stripe_payment_intent": "Stripe payment", "stripe_checkout_session": "Stripe Checkout session",
                      "flow": "Payment page"}
     column_formatters = {
         "created_at": local_formatter("created_at"), "updated_at": local_formatter("updated_at"),
-        "patient": patient_formatter, "status": words_formatter, "kind": words_formatter,
-        "fee_state": words_formatter,
-        "flow": lambda v, c, m, n: {"elements": "card form", "checkout": "Stripe Checkout"}.get(m.flow, m.flow or ""),
+        "patient": patient_formatter, "status": words_formatter, "kind": words("payment_kind"),
+        "fee_state": words_formatter, "flow": words("flow"),
         "amount": money_formatter("amount"), "amount_refunded": money_formatter("amount_refunded"),
         "appointment": lambda v, c, m, n: link(url_for("appointments.details_view", id=str(m.appointment.id)),
                                                appointment_text(m.appointment, clinic_zone()))
         if m.appointment else "",
         "refunds": lambda v, c, m, n: "; ".join(
-            f"{money(r.amount, m.currency)} {r.status.replace('_', ' ')}, "
+            f"{money(r.amount, m.currency)} {code_words('refund_status', r.status)}, "
             f"{formatting.human_time(r.created_at, clinic_zone())}" for r in (m.refunds or [])) or "none",
     }
     column_formatters_export = {
@@ -727,6 +752,8 @@ class StripeEventView(SecureModelView):
     column_filters = ("type", "outcome")
     column_searchable_list = ("event_id", "object_id")
     column_default_sort = ("received_at", True)
+    column_labels = {"received_at": "Received", "processed_at": "Processed", "event_id": "Event id",
+                     "object_id": "Object id", "created": "Created at Stripe"}
     column_formatters = {"received_at": local_formatter("received_at"),
                          "processed_at": local_formatter("processed_at")}
     action_roles = {"resync": FRONT_DESK}
@@ -787,3 +814,18 @@ def staff_name(actor):
     if staff_id not in names:
         load_staff_names([actor])
     return names.get(staff_id, actor)
+
+
+def booked_by_words(booked_by):
+    """Who booked an appointment, in words: "Patient", a staff member's name and role, "Waitlist offer …"."""
+    if (booked_by or "").startswith("staff:"):
+        return staff_name(booked_by)
+    return code_words("booked_by", booked_by)
+
+
+def cancel_reason_words(reason):
+    """A cancellation's stored reason for staff: "cancelled by staff:<id>" names the staff member."""
+    head, _, actor = (reason or "").rpartition(" ")
+    if actor.startswith("staff:"):
+        return f"{head[:1].upper()}{head[1:]} {staff_name(actor)}".strip()
+    return (reason or "")[:1].upper() + (reason or "")[1:]

@@ -2,7 +2,7 @@
 
 from admin.base import SecureModelView, clinic_zone, local_formatter
 from admin.roles import FRONT_DESK, NOBODY
-from models.formatting import human_time
+from models.formatting import human_time, short_time
 
 
 def _status(view, context, model, name):
@@ -36,13 +36,18 @@ class WaitlistView(SecureModelView):
     can_view_details = True
     column_list = ("created_at", "patient", "service", "provider", "date_from", "date_to", "status",
                    "offer_expires_at", "note")
+    column_details_list = ("patient", "service", "provider", "date_from", "date_to", "status", "created_at",
+                           "updated_at", "offer_expires_at", "declined", "note")
     column_labels = {"created_at": "In line since", "date_from": "From", "date_to": "To",
-                     "provider": "Clinician", "offer_expires_at": "Offer holds until"}
+                     "provider": "Clinician", "offer_expires_at": "Offer holds until", "updated_at": "Last changed",
+                     "declined": "Times declined before"}
     column_filters = ("status",)
     column_default_sort = ("created_at", False)
     column_formatters = {"created_at": local_formatter("created_at"), "status": _status,
                          "offer_expires_at": _offer_until, "note": _note,
-                         "provider": lambda v, c, m, n: m.provider.name if m.provider else "Any clinician"}
+                         "provider": lambda v, c, m, n: m.provider.name if m.provider else "Any clinician",
+                         "declined": lambda v, c, m, n: "; ".join(
+                             short_time(at, clinic_zone()) for at in (m.declined or [])) or "None"}
 
 
 def add_waitlist_view(admin):

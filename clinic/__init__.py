@@ -42,7 +42,9 @@ def register_clinic_profile(app):
     app.add_template_filter(status_words.status_words, "status_words")
     from models.accounts.phones import display_phone
 
-    app.add_template_filter(display_phone, "phone")  # "+447700900123" read as "07700 900123"
+    # "+447700900123" read as "07700 900123" (models.formatting.phone, in the clinic's region)
+    app.add_template_filter(display_phone, "phone")
+    app.add_template_global(display_phone, "phone")
     app.add_template_filter(status_words.status_tone, "status_tone")
 
     @app.context_processor

@@ -11,6 +11,10 @@ Every function here is also a Jinja filter and a template global (registered onc
 `clinic.create_app`), so a template writes `{{ amount|money(currency) }}`, `{{ start|human_time(tz) }}`
 or `{{ day|human_date }}` and never strftime by hand (tests/test_formatting.py guards that).
 
+Phone numbers are written one way too (`phone`: "07700 900123" at home, "+1 202-555-0143" from
+abroad, by `phonenumbers`); the filter `phone` is `models.accounts.phones.display_phone`, which
+passes the clinic's region to it.
+
 Beside `clock` in the lowest layer of the domain: it imports nothing else from `models`.
 """
 
@@ -19,6 +23,7 @@ from decimal import Decimal, InvalidOperation
 
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency, get_currency_precision
+import phonenumbers
 
 from models.clock import local
 
@@ -27,6 +32,7 @@ from models.clock import local
 # another. en_GB writes September short as "Sept".
 DEFAULT_LOCALE = "en_GB"
 DEFAULT_CURRENCY = "gbp"
+DEFAULT_REGION = "GB"  # where a number without a country code is from, when the caller does not say
 
 
 def money(minor, currency=DEFAULT_CURRENCY, locale=DEFAULT_LOCALE, whole=False):
@@ -144,6 +150,22 @@ def weekday(day, short=True, locale=DEFAULT_LOCALE):
     if not day:
         return ""
     return format_date(_as_date(day), "EEE" if short else "EEEE", locale=locale)
+
+
+def phone(number, region=DEFAULT_REGION):
+    """A phone number as people say it: national format for a number of `region` ("+447700900123" ->
+    "07700 900123", "+44 20 7946 0123" -> "020 7946 0123"), international for another country's
+    ("+1 202-555-0143"); "" for none, and text that is no number as it was written."""
+    if not number:
+        return ""
+    try:
+        parsed = phonenumbers.parse(str(number), (region or DEFAULT_REGION).upper())
+    except phonenumbers.NumberParseException:
+        return str(number)
+    home = phonenumbers.country_code_for_region((region or DEFAULT_REGION).upper())
+    style = phonenumbers.PhoneNumberFormat.NATIONAL if parsed.country_code == home else \
+        phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    return phonenumbers.format_number(parsed, style)
 
 
 # The filters (and template globals) clinic.create_app registers, by name.

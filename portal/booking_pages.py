@@ -31,6 +31,7 @@ from models.booking.rules import find_slots, free_providers_at, get_patient_appo
 from models import clock
 from models import formatting
 from models.accounts.dependants import dependants_of
+from models.accounts.phones import display_phone
 from models.booking import series, waitlist
 from models.catalog import bookable_services, current_catalog
 from models.catalog.profile import upcoming_closures
@@ -162,7 +163,7 @@ def policy_text(terms, clinic):
     """The cancellation policy (booking's `cancellation_terms`), in one or two sentences."""
     hours = terms.window_hours
     refund = "you get a full refund" if terms.refund == "full" else "the price is not refunded"
-    phone = f" on {clinic.phone}" if clinic.phone else ""
+    phone = f" on {display_phone(clinic.phone)}" if clinic.phone else ""
     if not hours:
         return f"You can cancel or move this appointment online until it starts; if you cancel, {refund}."
     return (f"You can cancel or move this appointment online up to {hours} hour{'s' if hours != 1 else ''} "

@@ -176,8 +176,8 @@ def test_staff_find_a_dependant_with_their_guardian(app, world, staff_client):
     kid = parent.post("/api/me/dependants", json={"name": "Kim Parent", "date_of_birth": "2018-04-02"}).get_json()
     desk = staff_client("reception")
     by_name = desk.get("/admin/?q=Kim").get_data(as_text=True)
-    assert "Kim Parent" in by_name and "booked for by Pat Parent (07700 900123)" in by_name
+    assert "Kim Parent" in by_name and "account holder Pat Parent (07700 900123)" in by_name
     by_phone = desk.get("/admin/?q=07700900123").get_data(as_text=True)
     assert "Kim Parent" in by_phone  # the parent's number finds the child too
     listed = desk.get("/admin/patients/").get_data(as_text=True)
-    assert "Pat Parent" in listed and "Booked for by" in listed
+    assert "Pat Parent" in listed and "Account holder" in listed and "Booked for by" not in listed

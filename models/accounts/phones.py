@@ -10,8 +10,9 @@ than refuse a patient. Anything else is refused with 422 on the phone field.
 """
 
 import phonenumbers
-from flask import current_app, has_app_context
+from flask import current_app, g, has_app_context, has_request_context
 
+from models import formatting
 from models.catalog.documents import Clinic
 from models.errors import ValidationFailed
 
@@ -64,15 +65,18 @@ def is_mobile_like(e164):
 
 
 def display_phone(e164):
-    """A stored number as staff and patients say it: national format at home ("07700 900123"),
-    international for another country's number; anything unparseable as it was stored."""
+    """A stored number as staff and patients say it (`formatting.phone` in the clinic's region):
+    "07700 900123" at home, "+1 202-555-0143" from abroad; anything unparseable as it was stored.
+    The Jinja filter `phone`, used wherever a page, the back office or a sheet shows a number."""
     if not e164:
         return ""
-    try:
-        number = phonenumbers.parse(e164, None)
-    except phonenumbers.NumberParseException:
-        return e164
-    home = phonenumbers.country_code_for_region(default_region())
-    style = phonenumbers.PhoneNumberFormat.NATIONAL if number.country_code == home else \
-        phonenumbers.PhoneNumberFormat.INTERNATIONAL
-    return phonenumbers.format_number(number, style)
+    return formatting.phone(e164, _display_region())
+
+
+def _display_region():
+    """`default_region()`, read once per request: a list of 25 patients asks for it 25 times."""
+    if not has_request_context():
+        return default_region()
+    if "phone_region" not in g:
+        g.phone_region = default_region()
+    return g.phone_region
