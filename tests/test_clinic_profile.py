@@ -166,10 +166,24 @@ def test_email_from_names_the_clinic_and_footer_and_ics_carry_the_address(make_a
     [mail] = smtp_server.wait_for(1, "fromhdr@example.com")
     assert str(mail["From"]) == "Riverside Clinic <no-reply@clinic.localhost>"
     text = mail.get_body(preferencelist=("plain",)).get_content()
-    assert "12 River Street, London SE1 9RT" in text and "+44 20 7946 0123" in text
+    # The phone reads as the clinic's own patients say it, in the email and the calendar event alike.
+    assert "12 River Street, London SE1 9RT" in text and "020 7946 0123" in text and "+44" not in text
     ics = next(p for p in mail.iter_attachments() if p.get_content_type() == "text/calendar").get_payload(decode=True)
     unfolded = ics.decode().replace("\r\n ", "")
     assert "LOCATION:Riverside Clinic\\, 12 River Street\\, London SE1 9RT" in unfolded
+    assert "CONTACT:Riverside Clinic\\, 020 7946 0123" in unfolded
+    html = mail.get_body(preferencelist=("html",)).get_content()
+    assert 'href="tel:+442079460123"' in html and ">020 7946 0123</a>" in html
+
+
+def test_numbers_without_a_country_code_are_read_in_the_clinics_own_country(app, world):
+    from models.accounts.phones import normalise_phone
+
+    assert normalise_phone("07700 900123") == "+447700900123"
+    clinic = world.clinic
+    clinic.holiday_region = "US-CA"
+    clinic.save()
+    assert normalise_phone("(202) 555-0143") == "+12025550143"
 
 
 # --- the back office ----------------------------------------------------------------------------

@@ -92,7 +92,7 @@ def test_booking_a_free_service_sends_one_confirmation_with_a_valid_ics(make_app
     assert event["dtstart"].params["TZID"] == "Europe/London"
     assert event.decoded("dtend") == start + timedelta(minutes=30)
     assert str(event["location"]) == "Test Clinic"
-    assert "+44 20 7946 0123" in str(event["description"])
+    assert "Clinic phone: 020 7946 0123" in str(event["description"])
     assert f"{PUBLIC}/portal/appointments/{appt_id}" in str(event["description"])
     assert cal.walk("VTIMEZONE")[0]["TZID"] == "Europe/London"
     assert OutboxMessage.objects(kind="confirmed", to="ics@example.com").get().status == "sent"

@@ -1,6 +1,6 @@
 """Phone numbers: parsed with `phonenumbers` and stored in E.164 ("+447700900123").
 
-A number typed without a country code is read in the clinic's region (`Clinic.region`, e.g.
+A number typed without a country code is read in the clinic's region (`Clinic.holiday_region`, e.g.
 "GB-ENG" → GB, when the clinic has one; otherwise `PHONE_REGION`, default GB), so the front desk
 and patients type numbers as they say them: "07700 900123" → "+447700900123". We accept every
 number `phonenumbers` calls *possible* (right length for its country), not only *valid* ones:
@@ -26,7 +26,7 @@ INVALID = "Enter a phone number we can call or text, e.g. 07700 900123 or +44 77
 def default_region():
     """The two-letter region numbers without a country code are read in."""
     clinic = Clinic.get()
-    region = (getattr(clinic, "region", "") or "") if clinic is not None else ""
+    region = (clinic.holiday_region or "") if clinic is not None else ""
     if region:
         return region.split("-")[0].upper()[:2]
     if has_app_context():

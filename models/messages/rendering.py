@@ -16,7 +16,7 @@ from models.accounts.documents import Patient
 from models.booking.documents import Appointment
 from models.catalog.documents import Clinic
 from models.clock import as_utc as _utc
-from models.formatting import human_time, money
+from models.formatting import DEFAULT_REGION, human_time, money, phone
 from models.payments.documents import UPFRONT_KINDS, Payment
 
 HIDDEN_LINK = "[link hidden: only the patient sees it]"
@@ -63,14 +63,14 @@ def appointment_ics(appointment, clinic, public_url="", method="PUBLISH"):
     event.add("location", ", ".join(part for part in (clinic.name, clinic_address(clinic)) if part))
     lines = [f"{appointment.service.name} with {appointment.provider.name} at {clinic.name}."]
     if clinic.phone:
-        lines.append(f"Clinic phone: {clinic.phone}")
+        lines.append(f"Clinic phone: {clinic_phone(clinic)}")
     if link:
         lines.append(f"Reschedule or cancel: {link}")
         event.add("url", link)
     event.add("description", "\n".join(lines))
     event.add("status", "CANCELLED" if appointment.status == "cancelled" else "CONFIRMED")
     if clinic.phone:
-        event.add("contact", f"{clinic.name}, {clinic.phone}")
+        event.add("contact", f"{clinic.name}, {clinic_phone(clinic)}")
     cal.add_component(event)
     cal.add_missing_timezones()
     return cal.to_ical()
@@ -79,6 +79,14 @@ def appointment_ics(appointment, clinic, public_url="", method="PUBLISH"):
 def clinic_address(clinic):
     """The clinic's address on one line ("12 River Street, London SE1 2AB"), or ''."""
     return ", ".join(line.strip() for line in (getattr(clinic, "address", "") or "").splitlines() if line.strip())
+
+
+def clinic_phone(clinic):
+    """The clinic's phone as patients say it ("020 7946 0000" at home), read in the clinic's own country."""
+    if clinic is None or not clinic.phone:
+        return ""
+    region = (clinic.holiday_region or "").split("-")[0] or DEFAULT_REGION
+    return phone(clinic.phone, region)
 
 
 def calendar_links(appointment, clinic, public_url=""):
@@ -90,7 +98,7 @@ def calendar_links(appointment, clinic, public_url=""):
     title = f"{appointment.service.name} with {appointment.provider.name}"
     where = ", ".join(part for part in (clinic.name, clinic_address(clinic)) if part)
     link = f"{public_url.rstrip('/')}/portal/appointments/{appointment.id}" if public_url else ""
-    details = f"{title} at {clinic.name}." + (f" Phone {clinic.phone}." if clinic.phone else "") + \
+    details = f"{title} at {clinic.name}." + (f" Phone {clinic_phone(clinic)}." if clinic.phone else "") + \
         (f" Reschedule or cancel: {link}" if link else "")
     stamp = "%Y%m%dT%H%M%SZ"
     google = "https://calendar.google.com/calendar/render?" + urlencode(
@@ -124,7 +132,7 @@ def context_for(message, now, public_url, preview=False):
     base = public_url.rstrip("/")
     ctx = {"message": message, "kind": message.kind, "clinic": clinic, "tz": tz,
            "clinic_name": clinic.name if clinic else "The clinic",
-           "clinic_phone": (clinic.phone if clinic else "") or "",
+           "clinic_phone": clinic_phone(clinic), "clinic_tel": (clinic.phone if clinic else "") or "",
            "clinic_address": clinic_address(clinic) if clinic else "",
            "brand_colour": (clinic.brand_colour if clinic else "") or "#0b57d0",
            "portal_url": f"{base}/portal/", "book_url": f"{base}/portal/book",
