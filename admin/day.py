@@ -20,6 +20,7 @@ from models import clock
 from models import formatting
 from models.booking import frontdesk
 from models.booking import series  # recurring series (issue 28)
+from models.booking.series_place import series_positions
 from models.accounts import normalise_email
 from models.catalog import current_catalog
 from models.daygrid import build_grid, free_now, week_summary
@@ -103,8 +104,8 @@ class DayView(StaffAccessMixin, BaseView):
         op, _, undo_id = request.args.get("undo", "").partition(":")
         if op in UNDO.values() and ObjectId.is_valid(undo_id):
             undo = (op, undo_id)
-        # Issue 28: a series visit's panel says "Visit 2 of 4".
-        positions = series.series_positions([item["a"] for column in grid.columns for item in column.appointments])
+        # Issue 28: a series visit's panel says "Visit 2 of 4" (and when the course was shortened).
+        positions = series_positions([item["a"] for column in grid.columns for item in column.appointments])
         return self.render("admin_clinic/day.html", grid=grid, show_all=show_all, now=now, actions=DAY_ACTIONS,
                            px=PX_PER_MINUTE, undo=undo, methods=DESK_METHODS, positions=positions,
                            **self._common(day))

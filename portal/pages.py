@@ -23,6 +23,7 @@ from portal.auth import (issue_tokens, password_throttled, patient_page, registe
 from portal.payment import payment_context, payment_page
 from models.booking.reschedule import reschedule_blocker
 from models.booking import series  # recurring series (issue 28)
+from models.booking.series_place import series_positions
 
 bp = Blueprint("portal", __name__, url_prefix="/portal")
 
@@ -171,7 +172,7 @@ def appointment(appointment_id):
     status = effective_status(appt, now)
     # Issue 28: a visit of a series says where it stands ("Visit 2 of 4"); a course paid up front
     # is confirmed as a whole ("Your 4 visits are confirmed").
-    position = series.series_positions([appt]).get(appt.id) if appt.series else None
+    position = series_positions([appt]).get(appt.id) if appt.series else None
     siblings = series.series_visits(appt) if appt.series else []
     course_visits = len(siblings) if status == "confirmed" and pay and pay.get("paid_in_course") else 0
     # "We have emailed your confirmation" right after the booking or payment, not on every later view.

@@ -62,7 +62,7 @@ def test_a_patient_books_a_series_on_a_phone_choosing_another_time_for_a_taken_d
         assert page.get_by_text("Your 4 visits are booked. Pay for each visit to confirm it.").is_visible()
         items = page.locator("#visits li")
         assert items.count() == 4 and items.nth(2).get_by_role("link", name=chosen, exact=True).is_visible()
-        assert all("payment needed" in items.nth(i).inner_text() for i in range(4))
+        assert all("Awaiting payment" in items.nth(i).inner_text() for i in range(4))
         fits_the_phone(page)
         assert axe_violations(page) == []
 
@@ -73,7 +73,7 @@ def test_a_patient_books_a_series_on_a_phone_choosing_another_time_for_a_taken_d
         assert page.get_by_text("3 visits are cancelled: this one and the later ones.").is_visible()
         page.get_by_role("link", name="See every visit of this series").click()
         statuses = [items.nth(i).locator(".badge").inner_text() for i in range(4)]
-        assert statuses == ["payment needed", "cancelled", "cancelled", "cancelled"]
+        assert statuses == ["Awaiting payment"] + ["Cancelled by you"] * 3
         fits_the_phone(page)
     finally:
         context.close()
@@ -123,7 +123,7 @@ def test_a_patient_pays_for_a_whole_course_on_a_phone_from_the_review_step(live_
 
         page.get_by_role("link", name="See every visit of this series").click()
         items = page.locator("#visits li")
-        assert [items.nth(i).locator(".badge").inner_text() for i in range(3)] == ["confirmed"] * 3
+        assert [items.nth(i).locator(".badge").inner_text() for i in range(3)] == ["Confirmed"] * 3
         assert page.get_by_text("Paid as part of a course: one payment for every visit.").is_visible()
         assert not page.get_by_role("link", name=re.compile("^Pay ")).count()
     finally:

@@ -290,3 +290,35 @@ def test_a_cancellation_carries_a_calendar_cancel(make_app, smtp_server):
     cal, event = _ics_event(cancelled)
     assert str(cal["method"]) == "CANCEL" and str(event["status"]) == "CANCELLED"
     assert str(event["uid"]) == f"appointment-{appt.id}@clinic" and int(event["sequence"]) == 1
+
+
+def test_every_kind_of_cancel_drops_the_visit_s_queued_reminders_at_once(make_app, smtp_server):
+    """QA walk: a cancellation drops its visit's queued reminders itself (its follow-ups), not at the
+    next sweep's look: a single cancel, "this and following" of a series and a staff cancel alike, and
+    a worker pass at the reminders' time then sends only the cancellation notices."""
+    from models.booking import series
+
+    app = make_app(SMTP_URL=smtp_server.url, PUBLIC_URL=PUBLIC)
+    _clinic, service, provider = _setup(reminder_hours=[24])
+    service.update(set__repeat_allowed=True)
+    patient = make_patient("dropped@example.com")
+    now = utcnow()
+    start = at(future_day(3), 11)
+    single = book(patient, service.id, provider.id, start - timedelta(hours=2), now)
+    _sid, visits = series.book_series(patient, service.id, provider.id, start, now, 1, 3)
+    booked = [single] + visits
+    assert OutboxMessage.objects(kind="reminder", status="queued").count() == 4
+
+    cancel(single, now, reason="cancelled by patient")
+    assert OutboxMessage.objects(appointment=single.id, kind="reminder").get().status == "dropped"
+    series.cancel_following(visits[1], now, reason="clinician away", by_staff=True, actor="staff:test")
+    reminders = {m.appointment: m for m in OutboxMessage.objects(kind="reminder")}
+    assert [reminders[a.id].status for a in booked] == ["dropped", "queued", "dropped", "dropped"]
+    assert "cancelled" in reminders[visits[2].id].drop_reason
+    cancel(visits[0], now, by_staff=True, actor="staff:test")  # the desk cancels the one left
+    assert OutboxMessage.objects(kind="reminder", status="queued").count() == 0
+
+    with app.app_context():
+        deliver_due(start.astimezone(timezone.utc) - timedelta(hours=23, minutes=50))
+    subjects = [m["Subject"].split(":")[0] for m in smtp_server.wait_for(4, patient.email)]
+    assert subjects == ["Cancelled"] * 4, subjects

@@ -1,5 +1,6 @@
 """Recurring series (issue 28) through the API and the domain action, against the real servers."""
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -300,11 +301,38 @@ def test_the_day_view_panel_says_which_visit_of_the_series_it_is(app, world):
     day = future_day(2)
     visits = book(client, world, at(day, 10), {"every_weeks": 1, "count": 4}).get_json()["appointments"]
     api_cancel = client.post(f"/api/appointments/{visits[3]['id']}/cancel", headers=csrf_header(client))
-    assert api_cancel.status_code == 200  # the last visit is off: the series now has 3
+    assert api_cancel.status_code == 200  # the last visit is off: the course of 4 now has 3
     make_staff("reception")
     desk = signed_in_staff(app, "reception")
     grid = desk.get(f"/admin/day/?day={day + timedelta(weeks=1)}").get_data(as_text=True)
-    assert 'class="fd-series">Visit 2 of 3<' in grid
+    assert 'class="fd-series">Visit 2 of 4 (course shortened to 3 visits)<' in grid
     lone = book(client, world, at(day, 15), service="consult").get_json()
     grid = desk.get(f"/admin/day/?day={day}").get_data(as_text=True)
-    assert 'Visit 1 of 3<' in grid and grid.count('class="fd-series"') == 1, lone
+    assert 'Visit 1 of 4 (course shortened to 3 visits)<' in grid and grid.count('class="fd-series"') == 1, lone
+
+
+def test_the_series_page_says_each_visit_s_status_in_words(app, world):
+    """QA walk: the series page showed "held" and "cancelled"; it reads as the dashboard does."""
+    client = signed_in(app)
+    body = book(client, world, at(future_day(2), 10), {"every_weeks": 1, "count": 3}).get_json()
+    visits = body["appointments"]
+    cancelled = client.post(f"/api/appointments/{visits[1]['id']}/cancel", headers=csrf_header(client),
+                            json={"scope": "following"})
+    assert cancelled.status_code == 200, cancelled.get_json()
+    page = client.get(f"/portal/series/{body['series']['id']}").get_data(as_text=True)
+    badges = re.findall(r'<span class="badge[^"]*">([^<]*)</span>', page)
+    assert badges == ["Awaiting payment", "Cancelled by you", "Cancelled by you"], badges
+    assert 'class="badge tone-warn">Awaiting payment<' in page
+
+
+def test_a_course_cut_short_keeps_each_visit_s_place_and_says_it_was_shortened(app, world):
+    """QA walk: after the later visits were cancelled the one left read "Visit 1 of 1"."""
+    client = signed_in(app)
+    visits = book(client, world, at(future_day(2), 10), {"every_weeks": 1, "count": 6}).get_json()["appointments"]
+    page = client.get(f"/portal/appointments/{visits[0]['id']}").get_data(as_text=True)
+    assert 'id="series-position">Visit 1 of 6<' in page  # the whole course: nothing to say
+    assert client.post(f"/api/appointments/{visits[1]['id']}/cancel", headers=csrf_header(client),
+                       json={"scope": "following"}).status_code == 200
+    page = client.get(f"/portal/appointments/{visits[0]['id']}").get_data(as_text=True)
+    assert 'id="series-position">Visit 1 of 6 (course shortened to 1 visit)<' in page
+    assert "Visit 1 of 1" not in page

@@ -373,3 +373,37 @@ def test_the_desk_cancelling_this_and_the_later_visits_gives_the_refund_staff_ch
         "reason": "Clinician away", "refund": "full", "scope": "following"})
     refunds = stripe_client(stripe_base).v1.refunds.list({"payment_intent": started["payment_intent"]}).data
     assert [r.amount for r in refunds] == [6000]
+
+
+def test_the_cancellation_email_of_a_prepaid_visit_states_its_share_and_its_refund(make_app, smtp_server, stripe_base):
+    """QA walk: the email of one cancelled visit of a course paid up front says that visit's share of
+    the course payment and what comes back for it (by the policy: inside the late window the fee is kept
+    out of the share), read from the real SMTP server's Maildir."""
+    from models.sweep import sweep
+
+    app = make_app(SMTP_URL=smtp_server.url)
+    made = world(cancel_hours=96, late_cancel_fee=2000)
+    client = signed_in(app)
+    save_card(client, stripe_base)
+    body = book_course(client, made, count=2, agree=True)
+    first, second = (a["id"] for a in body["appointments"])
+    pay_course(client, stripe_base, first)
+    with app.app_context():
+        sweep()  # the course's confirmation and receipt go first (SMTP answers once each is kept)
+    seen = len(smtp_server.messages("pat@example.com"))
+    assert api_post(client, f"/api/appointments/{first}/cancel").get_json()["refund"]["amount"] == 4000  # late
+    assert api_post(client, f"/api/appointments/{second}/cancel").get_json()["refund"]["amount"] == 6000
+    with app.app_context():
+        sweep()
+    mails = [m for m in smtp_server.wait_for(seen + 2, "pat@example.com")[seen:] if m["Subject"].startswith("Cancelled")]
+    assert len(mails) == 2, [m["Subject"] for m in mails]
+    texts = [(" ".join(m.get_body(preferencelist=("plain",)).get_content().split()), m) for m in mails]
+    (late, _), (on_time, on_time_mail) = sorted(texts, key=lambda t: "£40.00" not in t[0])
+    share = "This visit's share of your course payment (£120.00 for 2 visits): £60.00."
+    assert share in late and share in on_time
+    assert "Refund for this visit: £40.00 of the £60.00 you paid for it goes back to the card you paid with." in late
+    assert "The rest of this visit's share is kept as the late-cancellation fee you agreed to when booking." in late
+    assert "Refund for this visit: £60.00 goes back to the card you paid with." in on_time
+    assert "£120.00 you paid" not in late + on_time and "kept as the late" not in on_time
+    html = on_time_mail.get_body(preferencelist=("html",)).get_content()
+    assert "Refund for this visit: £60.00</strong>" in html and "(£120.00 for 2 visits): £60.00." in html

@@ -16,7 +16,7 @@ from models.booking.waitlist import time_freed
 from models.catalog.documents import Clinic
 from models.clock import as_utc as _utc
 from models.errors import Conflict
-from models.messages.outbox import appointment_cancelled
+from models.messages.outbox import appointment_cancelled, drop_superseded_for
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,9 @@ def finish_cancel(appointment, now):
     args = dict(appointment.pending_args or {})
     status_before = args.get("status_before") or "confirmed"
     release_time(appointment.id)
+    # Its reminders (and any notice not sent yet) are for a visit that will not happen: drop them now,
+    # so a worker claiming one before the send-time check's next look cannot send it either.
+    drop_superseded_for(appointment.id, "the appointment changed: it was cancelled")
     crashpoints.reached("cancel.released")
     # Its money: a refund when paid and due, or the unfinished payment stopped at Stripe
     # (payments.after_cancellation, subscribed through the hook: payments sits above booking).

@@ -28,7 +28,7 @@ from models.audit import appointment_record, as_events, audited, event_like
 from models.booking.cancellation import cancel
 from models.booking.claims import _claim, claim_units, release_time
 from models.booking.create import book
-from models.booking.documents import ACTIVE_STATUSES, Appointment, TimeClaim
+from models.booking.documents import Appointment, TimeClaim
 from models.booking.reschedule import claim_move, commit_move, plan_move, undo_claim
 from models.booking.rules import checked_start, find_slots, free_providers_at
 from models.catalog.snapshot import changed, current_catalog
@@ -247,26 +247,6 @@ def this_and_following(appointment):
 def later_visits(appointment):
     """How many live visits of the appointment's series come after it (0 outside a series)."""
     return max(len(this_and_following(appointment)) - 1, 0)
-
-
-# The statuses of a series' visits counted in "Visit 2 of 4": all but those that will not happen.
-COUNTED = ACTIVE_STATUSES + ("completed", "no_show")
-
-
-def series_positions(appointments):
-    """Each series visit's place in its series, `{appointment id: (n, of)}`, by start among the visits
-    still counted (cancelled and lapsed ones are not); one query for every series among `appointments`."""
-    ids = {a.series for a in appointments if getattr(a, "series", None)}
-    if not ids:
-        return {}
-    by_series = {}
-    for visit in Appointment.objects(series__in=list(ids), status__in=COUNTED).only("id", "series", "start").order_by("start"):
-        by_series.setdefault(visit.series, []).append(visit.id)
-    positions = {}
-    for visits in by_series.values():
-        for n, visit_id in enumerate(visits, 1):
-            positions[visit_id] = (n, len(visits))
-    return positions
 
 
 def cancel_following(appointment, now, reason="", by_staff=False, actor=None, audit_as=None):

@@ -330,6 +330,18 @@ def drop_superseded(appointment_id, version, reason):
     return superseded.update(set__status="dropped", set__drop_reason=reason[:200])
 
 
+def drop_superseded_for(appointment_id, reason):
+    """Drop the appointment's still-queued messages of versions before the one stored now (reminders,
+    a confirmation not sent yet), with `reason`; how many. A cancellation calls it once its status is
+    written, so nothing queued for the visit goes out after it; the notices of the change itself
+    (cancelled, a fee) are queued at the stored version and stay."""
+    current = Appointment.objects(id=_ref_id(appointment_id)).only("version").first()
+    if current is None:
+        return 0
+    version = current.version or 0
+    return drop_superseded(current.id, version, f"{reason} (version {version})")
+
+
 def drop_queued(subject, kind, reason):
     """Mark the still-queued messages of `kind` about `subject` dropped, with `reason`; how many.
 

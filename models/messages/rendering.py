@@ -154,6 +154,8 @@ def context_for(message, now, public_url, preview=False):
         ctx["payment"] = payment
         if payment is not None:
             ctx["paid"] = money(payment.amount, payment.currency)
+            # This visit's own money: for a visit of a course, its share of the one course payment.
+            ctx["paid_for_visit"] = ctx["paid"]
             if payment.course and payment.stripe_payment_intent:
                 # A course paid up front (issue 28): the receipt is for the whole course, one payment.
                 shares = Payment.objects(course=payment.course, stripe_payment_intent=payment.stripe_payment_intent,
