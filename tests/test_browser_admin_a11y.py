@@ -10,8 +10,9 @@ import pytest
 
 from models import Patient, Payment, Provider, Schedule, Service, TimeOff
 from models.booking.create import book
-from models.seed import DEMO_PASSWORD, seed_demo
+from models.seed import seed_demo
 from tests.a11y import axe_violations
+from tests.support.browser import staff_sign_in as sign_in
 from tests.support.factories import at, future_day
 
 ROLE_PAGES = {
@@ -46,14 +47,6 @@ def seed_for_pages():
     off = TimeOff(provider=amira, start=at(day, 14), end=at(day, 16), reason="Training").save()
     return {"appointment": appointment.id, "patient": patient.id, "provider": amira.id, "service": consult.id,
             "schedule": Schedule.objects.get(provider=amira.id).id, "time_off": off.id, "payment": payment.id}
-
-
-def sign_in(page, base, email):
-    page.goto(f"{base}/admin/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(DEMO_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(re.escape(f"{base}/admin/") + r"$"))
 
 
 @pytest.mark.slow

@@ -6,18 +6,11 @@ from datetime import datetime, timedelta, timezone
 
 from models import StaffUser
 from models.messages.outbox import OutboxMessage
-from models.seed import DEMO_PASSWORD, seed_demo
+from models.seed import seed_demo
 from tests.a11y import axe_violations
+from tests.support.browser import staff_sign_in as sign_in
 
 PHONE = {"width": 390, "height": 844}
-
-
-def sign_in(page, base, email):
-    page.goto(f"{base}/admin/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(DEMO_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(re.escape(f"{base}/admin/") + r"$"))
 
 
 def seed_outbox():

@@ -2,15 +2,15 @@
 cancelled, Book, Walk-in now) fits on one row on a 1280 and a 1440 px desktop, and a 390 px phone
 never scrolls sideways; axe-clean."""
 
-import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from models import Appointment, Patient, Provider, Service
-from models.seed import DEMO_PASSWORD, seed_demo
+from models.seed import seed_demo
 from tests.support.factories import LONDON
 from tests.a11y import axe_violations
+from tests.support.browser import staff_sign_in as sign_in
 
 # Each item of the toolbar as laid out: its top and bottom, and the page's widths.
 MEASURE = """() => {
@@ -35,14 +35,6 @@ def cancelled_today(count=12):
         Appointment(patient=patient, provider=provider, service=service, start=start, end=start + timedelta(minutes=15),
                     block_start=start, block_end=start + timedelta(minutes=15), status="cancelled", amount=0,
                     currency="gbp", cancel_reason="cancelled by patient").save()
-
-
-def sign_in(page, base, email):
-    page.goto(f"{base}/admin/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(DEMO_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(re.escape(f"{base}/admin/") + r"$"))
 
 
 @pytest.mark.parametrize("width", [1280, 1440])

@@ -1,5 +1,8 @@
 """Browser steps shared by the Chromium tests (Playwright pages)."""
 
+import re
+
+from models.seed import DEMO_PASSWORD
 from tests.support.factories import PASSWORD
 
 
@@ -33,3 +36,12 @@ def sign_in_to(page, base, path, email="pat@example.com", password=PASSWORD):
     page.get_by_label("Password").fill(password)
     page.keyboard.press("Enter")
     page.wait_for_url(f"{base}{path}")
+
+
+def staff_sign_in(page, base, email, password=DEMO_PASSWORD):
+    """Sign a member of staff in through /admin/login, as they would, and wait for the back office's home."""
+    page.goto(f"{base}/admin/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(re.escape(f"{base}/admin/") + r"$"))
