@@ -11,8 +11,8 @@ import pytest
 from models import Patient, Payment, StaffUser, TimeOff
 from models.booking.create import book
 from models.documents import Schedule
-from models.seed import DEMO_PASSWORD, seed_demo
-from tests.support.factories import at, form_csrf, future_day, staff_login
+from models.seed import DEMO_PASSWORD
+from tests.support.factories import at, demo_paid_visit, form_csrf, staff_login
 
 ROLES = {"admin": "admin@clinic.test", "reception": "reception@clinic.test",
          "provider": "provider@clinic.test"}
@@ -169,21 +169,13 @@ def post_service(client, path="/admin/services/new/", **fields):
 @pytest.fixture
 def seeded(app):
     """The demo clinic plus an appointment, a payment, time off and an audit trail to look at."""
-    seed_demo()
-    now = datetime.now(timezone.utc)
-    patient = Patient.objects.get(email="patient@clinic.test")
-    from models import Provider, Service
+    visit = demo_paid_visit(stripe_payment_intent="pi_test_crawl")
+    patient, amira, day = visit["patient"], visit["amira"], visit["day"]
+    from models import Service
 
-    amira = Provider.objects.get(email="amira.shah@clinic.test")
-    consult = Service.objects.get(name="General consultation")
     call = Service.objects.get(name="Follow-up call")
-    day = future_day(7)
-    while day.weekday() > 4:
-        day += timedelta(days=1)
-    paid = book(patient, str(consult.id), str(amira.id), at(day, 10), now)
-    free = book(patient, str(call.id), str(amira.id), at(day, 11), now)
-    Payment(appointment=paid, patient=patient, amount=6000, currency="gbp", status="succeeded",
-            stripe_payment_intent="pi_test_crawl").save()
+    paid = visit["appointment"]
+    free = book(patient, str(call.id), str(amira.id), at(day, 11), datetime.now(timezone.utc))
     TimeOff(provider=amira, start=at(day + timedelta(days=1), 9), end=at(day + timedelta(days=1), 12),
             reason="Training").save()
     return {"patient": patient, "paid": paid, "free": free, "day": day}

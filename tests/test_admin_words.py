@@ -4,17 +4,16 @@
 human format, and no "Create" on Schedules for a provider who already has hours."""
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 
-from models import Patient, Payment, Provider, Schedule, StaffUser
-from models.booking.create import book
+from models import Patient, Provider, Schedule, StaffUser
 from models.feeds import make_feed
 from models.formatting import phone
 from models.messages.outbox import OutboxMessage
-from models.seed import DEMO_PASSWORD, seed_demo
-from tests.support.factories import at, future_day, staff_login
+from models.seed import DEMO_PASSWORD
+from tests.support.factories import demo_paid_visit, staff_login
 
 
 def cells(page):
@@ -32,20 +31,9 @@ def staff(app, role):
 @pytest.fixture
 def clinic(app):
     """The demo clinic; its patient with a mobile number and a paid, booked visit next week."""
-    seed_demo()
-    patient = Patient.objects.get(email="patient@clinic.test")
-    Patient.objects(id=patient.id).update_one(set__phone="+447700900123")
-    from models import Service
-
-    amira = Provider.objects.get(email="amira.shah@clinic.test")
-    consult = Service.objects.get(name="General consultation")
-    day = future_day(7)
-    while day.weekday() > 4:
-        day += timedelta(days=1)
-    appt = book(patient, str(consult.id), str(amira.id), at(day, 10), datetime.now(timezone.utc))
-    payment = Payment(appointment=appt, patient=patient, amount=6000, currency="gbp", status="succeeded",
-                      stripe_payment_intent="pi_words").save()
-    return {"patient": patient, "appointment": appt, "payment": payment, "amira": amira, "day": day}
+    visit = demo_paid_visit(stripe_payment_intent="pi_words")
+    Patient.objects(id=visit["patient"].id).update_one(set__phone="+447700900123")
+    return visit
 
 
 def test_details_pages_say_words_not_codes(app, clinic):

@@ -4,16 +4,14 @@ Also checks the shared layout every page inherits: lang, a main landmark, one h1
 and a sign-out that ends the session."""
 
 import re
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from models import Patient, Payment, Provider, Schedule, Service, TimeOff
-from models.booking.create import book
+from models import Schedule, TimeOff
 from models.seed import seed_demo
 from tests.a11y import axe_violations
 from tests.support.browser import staff_sign_in as sign_in
-from tests.support.factories import at, future_day
+from tests.support.factories import at, demo_paid_visit
 
 ROLE_PAGES = {
     "admin": ["/admin/", "/admin/day/", "/admin/appointments/", "/admin/appointments/details/?id={appointment}",
@@ -34,19 +32,12 @@ ROLE_PAGES = {
 
 def seed_for_pages():
     """The demo clinic with an appointment, a payment and time off, and the ids pages need."""
-    seed_demo()
-    patient = Patient.objects.get(email="patient@clinic.test")
-    amira = Provider.objects.get(email="amira.shah@clinic.test")
-    consult = Service.objects.get(name="General consultation")
-    day = future_day(7)
-    while day.weekday() > 4:
-        day += timedelta(days=1)
-    appointment = book(patient, str(consult.id), str(amira.id), at(day, 10), datetime.now(timezone.utc))
-    payment = Payment(appointment=appointment, patient=patient, amount=6000, currency="gbp",
-                      status="succeeded").save()
-    off = TimeOff(provider=amira, start=at(day, 14), end=at(day, 16), reason="Training").save()
-    return {"appointment": appointment.id, "patient": patient.id, "provider": amira.id, "service": consult.id,
-            "schedule": Schedule.objects.get(provider=amira.id).id, "time_off": off.id, "payment": payment.id}
+    visit = demo_paid_visit()
+    amira = visit["amira"]
+    off = TimeOff(provider=amira, start=at(visit["day"], 14), end=at(visit["day"], 16), reason="Training").save()
+    return {"appointment": visit["appointment"].id, "patient": visit["patient"].id, "provider": amira.id,
+            "service": visit["consult"].id, "schedule": Schedule.objects.get(provider=amira.id).id,
+            "time_off": off.id, "payment": visit["payment"].id}
 
 
 @pytest.mark.slow

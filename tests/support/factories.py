@@ -93,3 +93,24 @@ def staff_login(client, email="reception@clinic.test", password=PASSWORD):
     """Sign a staff user in through the real form."""
     token = form_csrf(client.get("/admin/login").get_data(as_text=True))
     return client.post("/admin/login", data={"email": email, "password": password, "csrf_token": token})
+
+
+def demo_paid_visit(**payment):
+    """The demo clinic (`seed_demo`) with its patient's paid General consultation with Dr Amira Shah at
+    10:00 on the first weekday a week or more ahead; the back-office page tests start from it."""
+    from models import Patient, Payment, Provider, Service
+    from models.booking.create import book
+    from models.seed import seed_demo
+
+    seed_demo()
+    patient = Patient.objects.get(email="patient@clinic.test")
+    amira = Provider.objects.get(email="amira.shah@clinic.test")
+    consult = Service.objects.get(name="General consultation")
+    day = future_day(7)
+    while day.weekday() > 4:
+        day += timedelta(days=1)
+    appointment = book(patient, str(consult.id), str(amira.id), at(day, 10), datetime.now(timezone.utc))
+    paid = Payment(appointment=appointment, patient=patient, amount=6000, currency="gbp", status="succeeded",
+                   **payment).save()
+    return {"patient": patient, "amira": amira, "consult": consult, "day": day, "appointment": appointment,
+            "payment": paid}
