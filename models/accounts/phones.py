@@ -10,10 +10,11 @@ than refuse a patient. Anything else is refused with 422 on the phone field.
 """
 
 import phonenumbers
-from flask import current_app, g, has_app_context, has_request_context
+from flask import g, has_request_context
 
 from models import formatting
 from models.catalog.documents import Clinic
+from models.catalog.profile import phone_region
 from models.errors import ValidationFailed
 
 REASONS = {phonenumbers.ValidationResult.TOO_SHORT: "too short",
@@ -24,14 +25,8 @@ INVALID = "Enter a phone number we can call or text, e.g. 07700 900123 or +44 77
 
 
 def default_region():
-    """The two-letter region numbers without a country code are read in."""
-    clinic = Clinic.get()
-    region = (clinic.holiday_region or "") if clinic is not None else ""
-    if region:
-        return region.split("-")[0].upper()[:2]
-    if has_app_context():
-        return (current_app.config.get("PHONE_REGION") or "GB").upper()
-    return "GB"
+    """The two-letter region numbers without a country code are read in (`catalog.profile.phone_region`)."""
+    return phone_region(Clinic.get())
 
 
 def normalise_phone(value, field="phone", required=False, region=None):

@@ -6,11 +6,14 @@ import hashlib
 import re
 from datetime import timedelta
 
+from flask import current_app, has_app_context
+
 from models.audit import audited
 from models.catalog.closures import closed_dates, describe
 from models.catalog.documents import Clinic, ClinicLogo
 from models.clock import local_today
 from models.errors import NotFound, ValidationFailed
+from models.formatting import DEFAULT_REGION
 
 LOGO_MAX_BYTES = 512 * 1024
 LOGO_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "svg": "image/svg+xml"}
@@ -180,3 +183,14 @@ def get_clinic():
     if clinic is None:
         raise NotFound("The clinic is not set up yet.", code="clinic_missing")
     return clinic
+
+
+def phone_region(clinic):
+    """The country phone numbers are read in when typed without a country code, and shown in national
+    format for: the country of the clinic's holiday region ("GB-ENG" -> "GB"), else `PHONE_REGION`."""
+    region = (clinic.holiday_region or "") if clinic is not None else ""
+    if region:
+        return region.split("-")[0].upper()[:2]
+    if has_app_context():
+        return (current_app.config.get("PHONE_REGION") or DEFAULT_REGION).upper()
+    return DEFAULT_REGION

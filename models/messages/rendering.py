@@ -15,8 +15,9 @@ from bson import ObjectId
 from models.accounts.documents import Patient
 from models.booking.documents import Appointment
 from models.catalog.documents import Clinic
+from models.catalog.profile import phone_region
 from models.clock import as_utc as _utc
-from models.formatting import DEFAULT_REGION, human_time, money, phone
+from models.formatting import human_time, money, phone
 from models.payments.documents import UPFRONT_KINDS, Payment
 
 HIDDEN_LINK = "[link hidden: only the patient sees it]"
@@ -85,8 +86,7 @@ def clinic_phone(clinic):
     """The clinic's phone as patients say it ("020 7946 0000" at home), read in the clinic's own country."""
     if clinic is None or not clinic.phone:
         return ""
-    region = (clinic.holiday_region or "").split("-")[0] or DEFAULT_REGION
-    return phone(clinic.phone, region)
+    return phone(clinic.phone, phone_region(clinic))
 
 
 def calendar_links(appointment, clinic, public_url=""):
