@@ -52,7 +52,9 @@ class Run:
 
     def __init__(self, page, base, shots):
         self.page, self.base, self.shots = page, base, shots
-        self.tag = uuid.uuid4().hex[:5]
+        # A letter first: five hex digits that happen to be all digits ("77822") are searched as a phone
+        # number, not a name, so the search for the two callers would find neither.
+        self.tag = "k" + uuid.uuid4().hex[:5]
         self.day = booking_day()
         self.first = f"Maria Acceptance {self.tag}"
         self.second = f"Next Caller {self.tag}"
