@@ -5,6 +5,7 @@ from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+from playwright.sync_api import expect
 
 from models import Appointment
 from tests.support.factories import PASSWORD, make_clinic, make_patient, make_provider, make_service, make_staff
@@ -46,7 +47,7 @@ def test_reception_books_and_checks_in_from_the_day_view(live_server, page):
 
     page.locator(f"#appt-{appt.id} summary").click()
     page.get_by_role("button", name="Check in Pat Example").click()
-    assert page.get_by_text("Checked in Pat Example").is_visible()
+    expect(page.get_by_text("Checked in Pat Example")).to_be_visible()
     assert page.locator(f"[data-appointment='{appt.id}'] .status").inner_text() == "Checked in"
     assert Appointment.objects.get(id=appt.id).status == "checked_in"
 

@@ -1,5 +1,7 @@
 """In real Chromium: register, land on the dashboard, sign out, and be sent back to sign-in."""
 
+from playwright.sync_api import expect
+
 
 def test_register_login_logout_in_the_browser(live_server, page):
     base, _app = live_server(COOKIE_SECURE=False)
@@ -33,7 +35,7 @@ def test_wrong_password_shows_an_error_in_the_browser(live_server, page):
     page.get_by_label("Email").fill("nobody@example.com")
     page.get_by_label("Password").fill("wrong password")
     page.get_by_role("button", name="Sign in").click()
-    assert page.get_by_role("alert").inner_text() == "Email or password is not correct."
+    expect(page.get_by_role("alert")).to_have_text("Email or password is not correct.")
     assert page.url.startswith(f"{base}/portal/login")
 
 

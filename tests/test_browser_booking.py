@@ -2,6 +2,8 @@
 
 import re
 
+from playwright.sync_api import expect
+
 from tests.support.browser import portal_sign_in
 from tests.support.factories import make_clinic, make_patient, make_provider, make_service
 
@@ -19,13 +21,13 @@ def test_book_a_free_service_and_see_the_confirmation(live_server, page):
     page.get_by_role("link", name=re.compile(r"^Follow-up call 15 min · Free")).click()
     page.get_by_role("link", name="Dr Amira Shah").click()
     page.locator("table.cal td.free a").nth(1).click()
-    assert page.get_by_text("Europe/London").first.is_visible()
+    expect(page.get_by_text("Europe/London").first).to_be_visible()
 
     # Each time is a link whose accessible name starts with its visible text, then the date and zone.
     first = page.get_by_role("link", name=re.compile(r"^\d\d:\d\d ?, \w+day \d+ \w+ (GMT|BST)$")).first
     label = first.inner_text().split("\n")[0].strip()
     first.click()
-    assert page.locator("#review").get_by_text("Free of charge").is_visible()
+    expect(page.locator("#review").get_by_text("Free of charge")).to_be_visible()
     assert page.locator("#review").get_by_text("up to 2 hours before it starts").count() == 0  # the default 24 h
     page.get_by_role("button", name="Book this time").click()
     page.wait_for_url(re.compile(rf"{re.escape(base)}/portal/appointments/[0-9a-f]{{24}}$"))

@@ -8,6 +8,7 @@ confirmed by the signed `checkout.session.completed` event the stand-in delivers
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from models import Appointment, Payment
 from tests.support.factories import at, future_day
@@ -58,7 +59,7 @@ def test_a_new_patient_pays_on_the_hosted_checkout_page(checkout_site, page):
     assert page.get_by_text("Local test page.").is_visible()
     page.get_by_label("Card number").fill("4000 0000 0000 0341")
     page.get_by_role("button", name="Pay £60.00").click()
-    assert page.get_by_role("alert").inner_text() == "Your card was declined."
+    expect(page.get_by_role("alert")).to_have_text("Your card was declined.")
     page.get_by_label("Card number").fill("4242 4242 4242 4242")
     page.get_by_role("button", name="Pay £60.00").click()
     page.wait_for_url(re.compile(rf"{re.escape(base)}/portal/appointments/{appt_id}\?checkout=success"))

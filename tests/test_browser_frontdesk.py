@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+from playwright.sync_api import expect
 
 from models import Appointment, Patient, Payment, StaffUser
 from models.booking.create import book
@@ -123,7 +124,7 @@ def test_reception_signs_in_and_reads_todays_numbers(desk, page):
     due = page.locator(".fd-appt", has_text="£60.00 due").first
     if due.count():
         due.locator("summary").click()
-        assert due.get_by_role("button", name=re.compile("Paid in cash")).is_visible()
+        expect(due.get_by_role("button", name=re.compile("Paid in cash"))).to_be_visible()
         assert_accessible(page, "day view with details open")
     shoot(page, "day.png")
     page.get_by_role("link", name="Week", exact=True).click()

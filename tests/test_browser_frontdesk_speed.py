@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+from playwright.sync_api import expect
 
 from models import Appointment, Patient, Schedule
 from tests.support.factories import PASSWORD, make_patient
@@ -91,9 +92,9 @@ def test_hours_editor_removes_a_break_and_marks_leave_without_javascript_too(des
         page.locator("#days-0-breaks-0-start").fill("12:00")
         page.locator("#days-0-breaks-0-end").fill("13:00")
         page.get_by_role("button", name="Copy Monday to every day").click()
-        assert page.locator("[data-preview-day='6']").inner_text() == "09:00–12:00, 13:00–17:00"
+        expect(page.locator("[data-preview-day='6']")).to_have_text("09:00–12:00, 13:00–17:00")
         page.get_by_role("button", name="Remove this break on Sunday").click()
-        assert page.locator("[data-preview-day='6']").inner_text() == "09:00–17:00"
+        expect(page.locator("[data-preview-day='6']")).to_have_text("09:00–17:00")
         page.get_by_role("button", name="Add days off").click()
         page.get_by_label("From", exact=True).fill("2027-08-02")
         page.get_by_label("Until (optional)").fill("2027-08-06")

@@ -6,6 +6,7 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from playwright.sync_api import expect
 
 from models import Appointment, AuditEvent, StaffUser
 from models.booking.create import book
@@ -68,7 +69,7 @@ def test_a_parent_books_for_a_child_on_a_phone(clinic, page):
     page.get_by_label("Their name").fill("Kim Example")
     page.get_by_label("Date of birth").fill("2018-04-02")
     page.get_by_role("button", name="Add this person").click()
-    assert "Kim Example is added" in page.locator("body").inner_text()
+    expect(page.locator("body")).to_contain_text("Kim Example is added")
     assert_accessible(page, "family page")
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     day = future_day(2)

@@ -6,6 +6,7 @@ import re
 from datetime import timedelta, timezone
 
 import pytest
+from playwright.sync_api import expect
 
 from models import Appointment, Payment, TimeClaim
 from models.booking.waitlist import WaitlistEntry
@@ -70,9 +71,9 @@ def test_browse_before_signing_in_then_register_and_come_back_to_the_review(clin
     assert page.get_by_text("A 30-minute appointment with a doctor").is_visible()
     page.get_by_role("link", name=re.compile("^General consultation")).click()
     # Any clinician by default: the month calendar marks the days with free times.
-    assert page.locator("table.cal td.free").count() >= 1
+    page.locator("table.cal td.free").first.wait_for()
     day_link(page, day).click()
-    assert page.get_by_role("heading", name=re.compile("^Times on ")).is_visible()
+    expect(page.get_by_role("heading", name=re.compile("^Times on "))).to_be_visible()
     assert page.get_by_role("heading", name="Morning").is_visible()
     assert page.get_by_role("heading", name="Afternoon").is_visible()
     assert page.get_by_role("heading", name="Evening").is_visible()  # Dr Shah works until 19:00
@@ -240,7 +241,7 @@ def test_a_waitlist_offer_is_accepted_after_another_patient_cancels(clinic, brow
     page.get_by_label("First day").fill(day.isoformat())
     page.get_by_label("Last day").fill(day.isoformat())
     page.get_by_role("button", name="Join the waitlist").click()
-    assert page.get_by_text("You are on the waitlist").is_visible()
+    expect(page.get_by_text("You are on the waitlist")).to_be_visible()
 
     # Olive cancels her 11:00 through her own session (the API); the time is offered to Pat at once.
     other = new_page(browser, DESKTOP)
@@ -249,7 +250,7 @@ def test_a_waitlist_offer_is_accepted_after_another_patient_cancels(clinic, brow
     other.goto(f"{c['base']}/portal/appointments/{eleven.id}")
     other.get_by_role("link", name="Cancel this appointment").click()
     other.get_by_role("button", name="Yes, cancel it").click()
-    assert other.get_by_text("Your appointment is cancelled.").is_visible()
+    expect(other.get_by_text("Your appointment is cancelled.")).to_be_visible()
     # Olive does not see it as free: it is held for Pat.
     other.goto(f"{c['base']}/portal/book?service={c['consult'].id}&provider={c['tom'].id}&day={day.isoformat()}")
     assert other.locator("a.time", has_text=re.compile(r"^11:00")).count() == 0
@@ -257,7 +258,7 @@ def test_a_waitlist_offer_is_accepted_after_another_patient_cancels(clinic, brow
     page.goto(f"{c['base']}/portal/")
     assert page.get_by_role("heading", name="A time is held for you").is_visible()
     page.get_by_role("link", name="See the offer").click()
-    assert page.get_by_text("A time is held for you:").is_visible()
+    expect(page.get_by_text("A time is held for you:")).to_be_visible()
     page.get_by_role("button", name="Accept this time").click()
     page.wait_for_url(re.compile(r".*/portal/appointments/[0-9a-f]{24}$"))
     assert page.get_by_role("heading", name="Your time is held — payment needed").is_visible()

@@ -4,6 +4,8 @@ nearest free time for a date that is taken, sees every visit, then cancels "this
 import re
 from datetime import timedelta, timezone
 
+from playwright.sync_api import expect
+
 from models import Appointment, Service
 from models.booking.create import book
 from models.documents import utcnow
@@ -46,7 +48,7 @@ def test_a_patient_books_a_series_on_a_phone_choosing_another_time_for_a_taken_d
         page.get_by_role("button", name="Hold these 4 visits and pay £60.00 for each", exact=True).click()
 
         # The third date is taken: nothing is booked yet, and the nearest free times are offered.
-        assert page.get_by_role("heading", name="Some dates of your series are not free").is_visible()
+        expect(page.get_by_role("heading", name="Some dates of your series are not free")).to_be_visible()
         assert page.get_by_role("alert").get_by_text("Nothing was booked yet.").is_visible()
         group = page.get_by_role("group", name=re.compile("^Instead of "))
         assert group.count() == 1 and re.search(r"10:00 (GMT|BST)", group.locator("legend").inner_text())
@@ -70,7 +72,7 @@ def test_a_patient_books_a_series_on_a_phone_choosing_another_time_for_a_taken_d
         items.nth(1).get_by_role("link").first.click()
         page.get_by_role("link", name="Cancel this appointment").click()
         page.get_by_role("button", name="Cancel this and the 2 later visits").click()
-        assert page.get_by_text("3 visits are cancelled: this one and the later ones.").is_visible()
+        expect(page.get_by_text("3 visits are cancelled: this one and the later ones.")).to_be_visible()
         page.get_by_role("link", name="See every visit of this series").click()
         statuses = [items.nth(i).locator(".badge").inner_text() for i in range(4)]
         assert statuses == ["Awaiting payment"] + ["Cancelled by you"] * 3
@@ -112,7 +114,7 @@ def test_a_patient_pays_for_a_whole_course_on_a_phone_from_the_review_step(live_
         assert axe_violations(page) == []
         page.get_by_role("link", name="Pay £180.00 now for all 3 visits").click()
 
-        assert page.get_by_role("heading", name="Pay £180.00 to confirm all 3 visits").is_visible()
+        expect(page.get_by_role("heading", name="Pay £180.00 to confirm all 3 visits")).to_be_visible()
         assert page.get_by_text("To be paid with the whole course").is_visible()
         fits_the_phone(page)
         assert axe_violations(page) == []

@@ -7,6 +7,7 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from playwright.sync_api import expect
 
 from models import Appointment, Service
 from models.booking.create import book as book_visit
@@ -86,7 +87,7 @@ def test_a_patient_moves_this_and_the_later_visits_on_a_phone_choosing_for_a_tak
         page.get_by_role("button", name="Move my appointment").click()
 
         # The third date is taken: nothing moved, the date named with its nearest free times.
-        assert page.get_by_role("heading", level=1, name="Some dates of your series are not free").is_visible()
+        expect(page.get_by_role("heading", level=1, name="Some dates of your series are not free")).to_be_visible()
         assert page.get_by_role("alert").get_by_text(re.compile("^Nothing was moved yet")).is_visible()
         group = page.get_by_role("group", name=re.compile("^Instead of "))
         assert group.count() == 1 and re.search(ZONED, group.locator("legend").inner_text())
@@ -137,7 +138,7 @@ def test_reception_books_a_series_from_the_day_view_choosing_for_a_taken_date(wo
         repeat.get_by_label("Number of visits").select_option(label="3 visits")
         page.get_by_role("button", name="Book", exact=True).click()
 
-        assert page.get_by_role("heading", level=1, name="Some dates of the series are not free").is_visible()
+        expect(page.get_by_role("heading", level=1, name="Some dates of the series are not free")).to_be_visible()
         assert "Nothing was booked" in page.get_by_role("alert").inner_text()
         group = page.get_by_role("group", name=re.compile("^Instead of "))
         assert group.count() == 1 and re.search(ZONED, group.locator("legend").inner_text())
@@ -186,7 +187,7 @@ def test_reception_moves_this_and_the_later_visits_from_the_day_view(world, brow
         assert axe_violations(page) == []
         page.get_by_role("button", name="Move the appointment").click()
 
-        assert "Nothing was moved" in page.get_by_role("alert").inner_text()
+        expect(page.get_by_role("alert")).to_contain_text("Nothing was moved")
         group = page.get_by_role("group", name=re.compile("^Instead of "))
         assert group.count() == 1 and re.search(ZONED, group.locator("legend").inner_text())
         assert scope.get_by_label("This visit and the 1 later visit of the series").is_checked()  # kept as chosen
