@@ -1,13 +1,13 @@
 """The back office's Outbox: every email, its status and last error, its rendered body; resend."""
 
-from flask import flash
+from flask import flash, url_for
 from flask_admin.actions import action
 from markupsafe import Markup
 
 from admin.base import SecureModelView, clinic_zone, local_formatter, staff_actor
-from admin.fields import words
+from admin.fields import link, words
 from admin.roles import FRONT_DESK, NOBODY
-from models import formatting
+from models import Appointment, Patient, formatting
 from models.documents import utcnow
 from models.errors import DomainError
 from models.messages.delivery import resend
@@ -50,6 +50,23 @@ def kind_label(kind):
     return KIND_LABELS.get(kind) or (kind or "").replace("_", " ").capitalize()
 
 
+def about(view, context, model, name):
+    """What a message is about, in words and linked: its appointment ("General consultation with
+    Dr Amira Shah, Monday 7 December 2026, 10:00 GMT"), else its kind and patient ("Password reset
+    for Pat Example"); never the stored key "Appointment:<id>"."""
+    if model.appointment:
+        appt = Appointment.objects(id=model.appointment).first()
+        if appt is None:
+            return "An appointment no longer on record"
+        text = f"{appt.service.name} with {appt.provider.name}, {formatting.human_time(appt.start, clinic_zone())}"
+        return link(url_for("appointments.details_view", id=str(appt.id)), text)
+    patient = Patient.objects(id=model.patient).only("id", "name").first() if model.patient else None
+    if patient is None:
+        return kind_label(model.kind)
+    return Markup("{} for {}").format(kind_label(model.kind),
+                                       link(url_for("patients.details_view", id=str(patient.id)), patient.name))
+
+
 def short_time(field):
     """A column formatter: the instant on one line, "Fri 4 Dec 2026 09:00 GMT", in the clinic's zone."""
 
@@ -89,7 +106,7 @@ class OutboxView(SecureModelView):
                          "kind": lambda view, context, model, name: kind_label(model.kind),
                          "channel": words("channel"), "status": words("outbox_status")}
     column_formatters_detail = {"created_at": local_formatter("created_at"), "due_at": local_formatter("due_at"),
-                                "sent_at": local_formatter("sent_at"), "body": rendered_body,
+                                "sent_at": local_formatter("sent_at"), "body": rendered_body, "subject": about,
                                 "kind": lambda view, context, model, name: kind_label(model.kind),
                                 "channel": words("channel"), "status": words("outbox_status")}
     action_roles = {"resend": FRONT_DESK}

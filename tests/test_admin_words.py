@@ -80,6 +80,25 @@ def test_the_outbox_says_each_status_in_words(app, clinic):
     assert details["Status"] == "Failed"
 
 
+def test_the_outbox_says_what_a_message_is_about_and_links_to_it(app, clinic):
+    """"About" names the appointment with its local time and links to it, not "Appointment:<id>"."""
+    now = datetime.now(timezone.utc)
+    appt = clinic["appointment"]
+    about_visit = OutboxMessage(kind="reminder", subject=f"Appointment:{appt.id}", appointment=appt.id,
+                                patient=clinic["patient"].id, to="pat@example.test", due_at=now).save()
+    reset = OutboxMessage(kind="password_reset", subject="PasswordReset:abc", to="pat@example.test",
+                          patient=clinic["patient"].id, due_at=now).save()
+    desk = staff(app, "reception")
+    page = desk.get(f"/admin/outbox/details/?id={about_visit.id}").get_data(as_text=True)
+    about = cells(page)["About"]
+    assert re.fullmatch(r"General consultation with Dr Amira Shah, \w+day \d+ \w+ \d{4}, \d\d:\d\d (GMT|BST)",
+                        about), about
+    assert f'href="/admin/appointments/details/?id={appt.id}' in page
+    about = cells(desk.get(f"/admin/outbox/details/?id={reset.id}").get_data(as_text=True))["About"]
+    assert about == f"Password reset for {clinic['patient'].name}", about
+    assert "Appointment:" not in page and "PasswordReset:" not in about
+
+
 def test_the_calendar_feed_column_says_no_feed_or_since_when(app, clinic):
     admin = staff(app, "admin")
     listing = admin.get("/admin/providers/").get_data(as_text=True)
