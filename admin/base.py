@@ -147,6 +147,10 @@ class SecureModelView(StaffAccessMixin, ModelView):
     money_columns = ()
     column_type_formatters = type_formatters(DEFAULT_FORMATTERS)
     column_type_formatters_detail = type_formatters(DETAIL_FORMATTERS)
+    # An empty list says what belongs there and how it gets there; the hint about "Create" is shown
+    # only to a role offered Create.
+    empty_list_message = "Nothing here yet."
+    empty_create_hint = ""
 
     def _visible_columns(self, columns):
         """`columns` ((name, label) pairs) without the money columns when this role may not see money."""
@@ -167,6 +171,14 @@ class SecureModelView(StaffAccessMixin, ModelView):
             if key in kwargs:
                 kwargs[key] = self._visible_columns(kwargs[key])
         return super().render(template, **kwargs)
+
+    def get_empty_list_message(self):
+        """What an empty list says: why it is empty and what to do next; a search or filter that
+        found nothing says so instead."""
+        if request.args.get("search") or any(key.startswith("flt") for key in request.args):
+            return "Nothing matches this search or filter. Clear it to see everything."
+        hint = self.empty_create_hint if self.can_create else ""
+        return " ".join(part for part in (self.empty_list_message, hint) if part)
 
     @property
     def can_create(self):

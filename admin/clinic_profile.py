@@ -112,6 +112,8 @@ class ClosureView(SecureModelView):
     read_roles = FRONT_DESK
     write_roles = FRONT_DESK
     allow_create = True
+    empty_list_message = "No closures. Public holidays close the clinic on their own (Clinic › Public holidays)."
+    empty_create_hint = "Add a day the whole clinic is closed with Create."
     record_noun = "closure"
     column_list = ("start", "end", "reason", "booked")
     form_columns = ("start", "end", "reason")

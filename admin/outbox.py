@@ -85,6 +85,8 @@ class OutboxView(SecureModelView):
 
     read_roles = FRONT_DESK
     write_roles = NOBODY
+    empty_list_message = ("No messages yet. Emails and texts appear here as soon as a patient books, pays, "
+                          "cancels or asks for a password reset.")
     audit_reads = True  # bodies name patients and their appointments
     extra_css = ["/static/outbox.css"]  # fewer columns on a phone
     column_list = ("created_at", "kind", "channel", "to", "status", "attempts", "due_at", "sent_at", "last_error")

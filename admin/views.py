@@ -84,6 +84,8 @@ class StaffUserView(SecureModelView):
     """Staff accounts and roles (admin only); passwords are set here, never shown."""
 
     read_roles = ADMIN_ONLY
+    empty_list_message = "No staff yet."
+    empty_create_hint = "Add a colleague with Create."
     record_noun = "staff user"
     column_list = ("email", "name", "role", "provider", "active", "created_at")
     column_details_list = ("email", "name", "role", "provider", "active", "created_at")
@@ -117,6 +119,8 @@ class ProviderView(SecureModelView):
     """Providers and the services they offer."""
 
     read_roles = FRONT_DESK
+    empty_list_message = "No clinicians yet: nobody can be booked until a clinician is added."
+    empty_create_hint = "Add one with Create, then set their weekly hours under Clinic › Schedules."
     record_noun = "provider"
     column_list = ("name", "email", "services", "active", "hours", "feed")
     column_filters = ("active",)
@@ -177,6 +181,8 @@ class ServiceView(SecureModelView):
     """Services with their booking policy."""
 
     read_roles = FRONT_DESK
+    empty_list_message = "No services yet: patients see nothing to book."
+    empty_create_hint = "Add one with Create; it is bookable once a clinician offers it."
     column_list = ("name", "duration_minutes", "price", "currency", "buffer_before_minutes",
                    "buffer_after_minutes", "min_notice_minutes", "horizon_days",
                    "cancellation_window_hours", "refund_rule", "active")
@@ -254,6 +260,8 @@ class ScheduleView(SecureModelView):
     read_roles = EVERYONE
     write_roles = SCHEDULE_EDITORS
     create_roles = SCHEDULE_CREATORS
+    empty_list_message = "No weekly hours yet: a clinician without hours has no times to book."
+    empty_create_hint = "Set a clinician's hours with Create."
     provider_field = "provider"
     record_noun = "schedule"
     editor_template = "admin_clinic/schedule_form.html"
@@ -389,6 +397,8 @@ class TimeOffView(SecureModelView):
 
     read_roles = EVERYONE
     write_roles = EVERYONE
+    empty_list_message = "No time off booked."
+    empty_create_hint = "Add a clinician's leave with Create."
     provider_field = "provider"
     column_list = ("provider", "start", "end", "reason")
     column_default_sort = ("start", True)
@@ -489,6 +499,7 @@ class AppointmentView(SecureModelView):
     read_roles = EVERYONE
     allow_create = False  # staff book from the day view, through the booking rule
     allow_edit = False
+    empty_list_message = "No appointments yet. Patients book online; staff book a caller from the Day view."
     export_roles = FRONT_DESK
     audit_reads = True
     provider_field = "provider"
@@ -564,6 +575,9 @@ class PatientView(PatientMergeMixin, SecureModelView):
 
     read_roles = FRONT_DESK
     write_roles = FRONT_DESK
+    empty_list_message = ("No patients yet. Patients appear here when they register online or are booked "
+                          "at the desk.")
+    empty_create_hint = "Add one with Create."
     audit_reads = True
     record_noun = "patient"
     details_template = "admin_clinic/patient_details.html"
@@ -671,6 +685,7 @@ class PaymentView(SecureModelView):
 
     read_roles = FRONT_DESK
     write_roles = ()
+    empty_list_message = "No payments yet. They appear here when a patient pays online or at the desk."
     export_roles = FRONT_DESK
     audit_reads = True
     record_noun = "payment"
@@ -748,6 +763,7 @@ class StripeEventView(SecureModelView):
 
     read_roles = FRONT_DESK
     write_roles = ()
+    empty_list_message = "No Stripe events yet. They appear when Stripe reports on a payment."
     column_list = ("received_at", "type", "event_id", "object_id", "outcome", "processed_at")
     column_filters = ("type", "outcome")
     column_searchable_list = ("event_id", "object_id")
@@ -784,6 +800,7 @@ class AuditEventView(SecureModelView):
 
     read_roles = ADMIN_ONLY
     write_roles = ()
+    empty_list_message = "Nothing recorded yet."
     column_list = ("at", "actor", "action", "record", "outcome", "ip", "request_id")
     column_filters = ("action", "outcome", "actor", "at")
     column_searchable_list = ("actor", "action", "record", "request_id")

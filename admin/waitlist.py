@@ -31,6 +31,8 @@ class WaitlistView(SecureModelView):
 
     read_roles = FRONT_DESK
     write_roles = NOBODY
+    empty_list_message = ("No one is on the waitlist. Patients join it from the booking page when no time "
+                          "suits them.")
     # Rows name the patient ("Name <email>"): every list and details read is audited.
     audit_reads = True
     can_view_details = True
