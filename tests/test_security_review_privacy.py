@@ -188,7 +188,7 @@ def test_9_erasure_leaves_the_email_in_no_collection_and_sends_nothing_more(app,
     assert erased.phone == "" and erased.date_of_birth is None
     staff = signed_in_staff(app, "reception")
     found = staff.get("/admin/outbox/?search=pat%40example.com").get_data(as_text=True)
-    assert "There are no items in the table." in found  # (the search box repeats the query itself)
+    assert "Nothing matches this search or filter." in found  # (the search box repeats the query itself)
     # Nothing is left to send; the records stay, pseudonymous.
     assert OutboxMessage.objects(patient=pat.id, status__in=("queued", "failed")).count() == 0
     assert OutboxMessage.objects(patient=pat.id, drop_reason="patient erased").count() >= 2
