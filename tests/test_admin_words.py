@@ -99,6 +99,21 @@ def test_the_outbox_says_what_a_message_is_about_and_links_to_it(app, clinic):
     assert "Appointment:" not in page and "PasswordReset:" not in about
 
 
+def test_the_patient_page_and_the_desk_forms_give_statuses_in_words(app, clinic):
+    """The patient's own page lists "Awaiting payment" and "Paid", and the desk's cancel and move forms
+    name a checked-in visit "checked in" in the one wording, not the codes "held", "succeeded", "checked_in"."""
+    desk = staff(app, "reception")
+    page = desk.get(f"/admin/patients/details/?id={clinic['patient'].id}").get_data(as_text=True)
+    shown = {re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td>(.*?)</td>", page, re.S)}
+    assert {"Awaiting payment", "Paid"} <= shown, shown
+    assert not {"held", "succeeded"} & shown, shown
+    appt = clinic["appointment"]
+    appt.update(set__status="checked_in")
+    for url in (f"/admin/day/cancel?appointment={appt.id}", f"/admin/day/move?appointment={appt.id}"):
+        text = re.sub(r"<[^>]+>", "", desk.get(url).get_data(as_text=True))
+        assert "checked_in" not in text and "Status: checked in." in text, url
+
+
 def test_the_calendar_feed_column_says_no_feed_or_since_when(app, clinic):
     admin = staff(app, "admin")
     listing = admin.get("/admin/providers/").get_data(as_text=True)
