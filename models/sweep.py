@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from mongoengine.queryset.visitor import Q
-from redis.exceptions import LockError
 
 from models.audit import record_audit
 from models.booking import status
@@ -43,10 +42,11 @@ from models.payments.ledger import _move_payment
 from models.payments.refunds import retry_pending_refunds
 from models.payments.settlement import settle_paid
 from models.payments.sync import sync_payment
-from models.stores import get_redis, rkey
+from models import stores
+from models.stores import rkey
 
 log = logging.getLogger(__name__)
-LEASE_SECONDS = 300
+LEASE_SECONDS = 30
 STUCK_AFTER = timedelta(minutes=1)
 # Issue 31: an action still marked unfinished this long after it began was cut off (a live request
 # finishes in seconds: every wait is bounded), so the sweep finishes it.
@@ -107,26 +107,15 @@ class SweepReport:
         return out
 
 
-class Lease:
-    """A Redis lease: held by one sweeper at a time, lapsing by itself if its holder dies.
+class Lease(stores.Lease):
+    """The sweep's lease, `lease:<name>`: one pass at a time across sweepers and workers.
 
-    redis-py's `Lock` under `lease:<name>`: acquiring never waits (a second sweeper skips its
-    pass), and only the holder's token releases it.
+    Acquiring never waits (a second sweeper skips its pass); renewed while the pass runs, so a
+    pass cut off by a kill holds back the next one for LEASE_SECONDS at most.
     """
 
     def __init__(self, name="sweep", seconds=LEASE_SECONDS):
-        self.lock = get_redis().lock(rkey("lease", name), timeout=seconds, blocking=False)
-
-    def acquire(self):
-        """Take the lease; False when another sweeper holds it."""
-        return bool(self.lock.acquire())
-
-    def release(self):
-        """Give the lease back (nothing to do when it lapsed meanwhile)."""
-        try:
-            self.lock.release()
-        except LockError:
-            pass  # it lapsed after LEASE_SECONDS: another sweeper may hold it now, leave theirs
+        super().__init__(rkey("lease", name), seconds)
 
 
 def sweep(now=None):
@@ -137,7 +126,7 @@ def sweep(now=None):
     if not lease.acquire():
         report.skipped = True
         return report
-    try:
+    with lease.held():
         _finish_pending(now, report)
         _release_closed(now, report)
         _expire_holds(now, report)
@@ -148,8 +137,6 @@ def sweep(now=None):
         # Freed times go to the first patient in line.
         report.offered = sweep_waitlist(now, report)
         _send_mail(now, report)  # last, so this pass's offers go out at once
-    finally:
-        lease.release()
     return report
 
 

@@ -17,7 +17,6 @@ from functools import wraps
 import jwt as pyjwt
 import redis
 from flask import current_app, g, redirect, request, url_for
-from redis.exceptions import LockError
 from flask_jwt_extended import (
     create_access_token,
     create_refresh_token,
@@ -32,6 +31,7 @@ from flask_jwt_extended.exceptions import JWTExtendedException
 
 from web.audit import audit, audit_event
 from web.errors import error_response
+from models.stores import Lease
 from web.extensions import get_redis, jwt, rkey
 from web.signin import device_for, guarded_password_check, remember_device, throttle
 from models import ratelimits
@@ -211,14 +211,11 @@ BOOK_LOCK_WAIT_SECONDS = 3.5
 @contextmanager
 def one_booking_at_a_time(patient):
     """Serialise one patient's bookings (a Redis lease), so parallel requests cannot outrun the hold limits."""
-    import threading
-
     from models.errors import Conflict
 
-    lock = get_redis().lock(rkey("book-lock", patient.id), timeout=BOOK_LOCK_SECONDS,
-                            blocking_timeout=BOOK_LOCK_WAIT_SECONDS)
+    lease = Lease(rkey("book-lock", patient.id), BOOK_LOCK_SECONDS, wait=BOOK_LOCK_WAIT_SECONDS)
     try:
-        acquired = lock.acquire()
+        acquired = lease.acquire()
     except redis.RedisError as exc:
         if not may_fail_open("booking lock", exc):
             raise
@@ -227,31 +224,8 @@ def one_booking_at_a_time(patient):
     if not acquired:
         raise Conflict("Another booking of yours is still being made. Please try again.",
                        code="booking_in_progress")
-    done = threading.Event()
-
-    def renew():
-        # Renew at a third of the lease; stop when the booking ends or the lease is no longer ours.
-        while not done.wait(BOOK_LOCK_SECONDS / 3):
-            try:
-                lock.reacquire()
-            except Exception:  # lost it (lapsed) or Redis is away: nothing more to renew
-                return
-
-    renewer = threading.Thread(target=renew, daemon=True, name="book-lock-renewal")
-    renewer.start()
-    try:
+    with lease.held():
         yield
-    finally:
-        done.set()
-        renewer.join(timeout=2)
-        try:
-            lock.release()
-        except LockError:
-            pass  # it lapsed: nothing of ours to release
-        except redis.RedisError as exc:
-            # After the booking committed: never turn what happened into an error answer (issue 31).
-            # The lease lapses by itself within BOOK_LOCK_SECONDS.
-            log.warning("booking lock of patient %s not released (it lapses by itself): %s", patient.id, exc)
 
 
 def register_patient_counted(email, password, name, phone=None, date_of_birth=None):

@@ -89,25 +89,38 @@
   }
 
   function newKey() {
-    // One Idempotency-Key per request: the server does it once however often it arrives (issue 31).
     var bytes = new Uint8Array(16);
     window.crypto.getRandomValues(bytes);
     return Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
   }
 
+  // One Idempotency-Key per request (issue 31), kept until an answer arrives: when the connection
+  // dies or the server answers 503, the patient's retry of the same request sends the same key,
+  // so the server finishes the first attempt instead of starting a second. A new body (a new card
+  // token) is a new request and gets a new key.
+  var pendingKeys = {};
+
+  function keyFor(request) {
+    if (!pendingKeys[request]) { pendingKeys[request] = newKey(); }
+    return pendingKeys[request];
+  }
+
   function post(path, body) {
+    var payload = JSON.stringify(body || {});
+    var request = path + " " + payload;
     return fetch(path, {
       method: "POST",
       credentials: "same-origin",
       headers: {"Content-Type": "application/json", "Accept": "application/json", "X-CSRF-TOKEN": csrfToken(),
-                "Idempotency-Key": newKey()},
-      body: JSON.stringify(body || {})
+                "Idempotency-Key": keyFor(request)},
+      body: payload
     }).catch(function () {
       // fetch rejects only when no answer came back at all.
       var error = new Error(UNAVAILABLE);
       error.unavailable = true;
       throw error;
     }).then(function (response) {
+      if (response.status !== 503) { delete pendingKeys[request]; }
       return response.json().catch(function () { return {}; }).then(function (data) {
         if (response.status === 503) {
           var down = new Error(UNAVAILABLE);

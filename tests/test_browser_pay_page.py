@@ -172,6 +172,33 @@ def test_a_card_request_that_never_reaches_stripe_is_said_in_plain_words(live_se
     page.get_by_role("heading", name="Your appointment is confirmed").wait_for()
 
 
+def test_a_retry_after_a_lost_answer_sends_the_same_idempotency_key(live_server, stripe_base, page):
+    """The server started the payment but its answer never arrived: the patient's retry is the same
+    request (same Idempotency-Key), so the server answers it from the first attempt; then it pays."""
+    base, _app = live_server(COOKIE_SECURE=False)
+    register_localstripe_webhook(stripe_base, f"{base}/webhooks/stripe", WEBHOOK_SECRET)
+    appt = open_payment_page(page, base)
+    start = f"**/api/appointments/{appt.id}/payment"
+    keys = []
+
+    def lose_the_answer(route):
+        keys.append(route.request.headers["idempotency-key"])
+        route.fetch()  # the server does the work...
+        route.abort("connectionreset")  # ...and the connection dies before its answer arrives
+
+    page.route(start, lose_the_answer)
+    enter_card(page)
+    page.get_by_role("button", name="Pay £60.00").click()
+    assert_unavailable_and_still_held(page, appt)
+
+    page.unroute(start)
+    page.on("request", lambda request: request.url.endswith("/payment") and keys.append(
+        request.headers["idempotency-key"]))
+    page.get_by_role("button", name="Pay £60.00").click()
+    page.get_by_role("heading", name="Your appointment is confirmed").wait_for()
+    assert len(keys) == 2 and keys[0] == keys[1], keys
+
+
 def test_a_payment_received_before_its_appointment_is_confirmed_waits_instead_of_offering_pay(
         live_server, stripe_base, page):
     """Between the money arriving and the booking being confirmed (the webhook and the page's own

@@ -1,4 +1,5 @@
-"""The payment lock and the sweep lease are redis-py Locks with the keys and lapse they always had."""
+"""The payment lock and the sweep lease are `models.stores.Lease`s (redis-py Locks) with their keys, and
+short: one left behind by a killed worker holds a payment back for seconds (issue 31), not half a minute."""
 
 import pytest
 import redis
@@ -20,7 +21,7 @@ def test_a_second_payment_attempt_is_refused_at_once_and_the_lock_goes_with_the_
     r = redis.Redis.from_url(app.config["REDIS_URL"])
     with app.app_context():
         with _payment_lock(payment):
-            assert 0 < r.pttl(key) <= PAYMENT_LOCK_SECONDS * 1000
+            assert 0 < r.pttl(key) <= PAYMENT_LOCK_SECONDS * 1000 <= 5000
             with pytest.raises(Conflict) as refused:
                 with _payment_lock(payment):
                     pass
@@ -39,6 +40,6 @@ def test_the_sweep_lease_lapses_after_its_length(app):
     with app.app_context():
         lease = Lease()
         assert lease.acquire() and not Lease().acquire()
-        assert LEASE_SECONDS * 1000 - 5000 < r.pttl(app.config["REDIS_PREFIX"] + "lease:sweep") <= LEASE_SECONDS * 1000
+        assert LEASE_SECONDS * 1000 - 5000 < r.pttl(app.config["REDIS_PREFIX"] + "lease:sweep") <= LEASE_SECONDS * 1000 <= 60000
         lease.release()
         assert Lease().acquire()

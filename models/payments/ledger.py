@@ -23,15 +23,13 @@ from dataclasses import dataclass
 import pymongo.errors
 from bson import ObjectId
 from mongoengine import NotUniqueError
-import redis
-from redis.exceptions import LockError
 
 from models.audit import audit_here
 from models.errors import Conflict
 from models.booking.documents import Appointment, online_amount
 from models.clock import _utc
 from models.payments.documents import PAYMENT_STATUSES, UPFRONT_KINDS, Payment
-from models.stores import get_redis, rkey
+from models.stores import Lease, rkey
 from models.transitions import ForbiddenTransition, StatusTable
 
 
@@ -62,7 +60,7 @@ TABLE = StatusTable("a payment", TRANSITIONS, PAYMENT_STATUSES, named_only=GIVEN
 # A Payment is born waiting for its money, or (taken at the desk) with it.
 BORN_AS = ("pending", "succeeded")
 
-PAYMENT_LOCK_SECONDS = 30
+PAYMENT_LOCK_SECONDS = 3
 
 
 @dataclass
@@ -122,23 +120,16 @@ def new_payment(status, **fields):
 def _payment_lock(payment):
     """One payment attempt at a time per Payment (a double click must not confirm twice).
 
-    redis-py's `Lock` (SET NX with a random token, deleted only by its holder): a second attempt
-    does not wait but is refused at once, and the lock lapses by itself after PAYMENT_LOCK_SECONDS.
+    A `Lease` of PAYMENT_LOCK_SECONDS renewed while the attempt works (Stripe may take longer): a
+    second attempt does not wait but is refused at once, and a lock left by a killed worker lapses
+    within seconds.
     """
-    lock = get_redis().lock(rkey("payment-lock", payment.id), timeout=PAYMENT_LOCK_SECONDS, blocking=False)
-    if not lock.acquire():
+    lease = Lease(rkey("payment-lock", payment.id), PAYMENT_LOCK_SECONDS)
+    if not lease.acquire():
         raise Conflict("A payment for this appointment is already in progress.",
                        code="payment_in_progress")
-    try:
+    with lease.held():
         yield
-    finally:
-        try:
-            lock.release()
-        except LockError:
-            pass  # it lapsed (another attempt may hold it now): nothing of ours to release
-        except redis.RedisError as exc:
-            # After the work is done: never an error answer for it (issue 31); the lock lapses by itself.
-            log.warning("payment lock of %s not released (it lapses by itself): %s", payment.id, exc)
 
 
 def payment_for(appointment, flow, now):
