@@ -19,7 +19,7 @@ from models.booking import rules
 from models import clock
 from models import formatting
 from models.booking import frontdesk
-from models.booking import series  # recurring series (issue 28)
+from models.booking import series, series_move  # recurring series (issue 28)
 from models.booking.series_place import series_positions
 from models.accounts import normalise_email
 from models.catalog import current_catalog
@@ -207,7 +207,7 @@ class DayView(StaffAccessMixin, BaseView):
                 instead = _instead(request.form)
                 # The actions audit themselves, done or refused.
                 if values["scope"] == "following" and later > 0:
-                    moved_all = series.reschedule_following(
+                    moved_all = series_move.reschedule_following(
                         appointment, start, now, provider_id=values["provider"], instead=instead,
                         actor=staff_actor(), by_staff=True, audit_as=staff_actor())
                     moved = moved_all[0]

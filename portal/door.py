@@ -8,7 +8,7 @@ from web.audit import audit_event
 from models.booking.create import book, book_first_free
 from models import clock
 from models.accounts.dependants import person_for
-from models.booking import freetimes, series, waitlist
+from models.booking import freetimes, series, series_move, waitlist
 from models.booking.reschedule import reschedule_to_first_free
 from models.catalog import current_catalog
 from models.documents import utcnow
@@ -102,7 +102,7 @@ def reschedule_following_for_patient(patient, appointment, start, provider_id=No
     the booking lock, all or nothing; answers the moved visits."""
     reschedule_attempt_allowed(patient)
     actor = f"patient:{patient.id}"
-    return series.reschedule_following(appointment, start, utcnow(), provider_id=provider_id, instead=instead,
+    return series_move.reschedule_following(appointment, start, utcnow(), provider_id=provider_id, instead=instead,
                                        actor=actor, audit_as=actor, guard=one_booking_at_a_time(patient))
 
 

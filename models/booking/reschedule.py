@@ -26,7 +26,7 @@ from models.audit import appointment_record, audited
 from models.booking import waitlist
 from models.booking.availability import why_not_bookable
 from models.booking.cancellation import _finish_after_commit, cancellation_blocker, cancellation_terms
-from models.booking.claims import (claim_exact_units, claim_units, drop_claims, hand_over, make_permanent,
+from models.booking.claims import (claim_exact_units, claim_units, drop_claims, make_permanent,
                                    trim_claims)
 from models.booking.create import check_patient_overlap, first_free, live_appointments
 from models.booking.documents import ACTIVE_STATUSES, OFFERED, Appointment
@@ -153,7 +153,8 @@ def claim_move(move, now):
     # is written before any claim, so a crash at any later point leaves an appointment that the
     # sweep or a repeated request brings to one time: `finish_reschedule`.
     args = {"old_start": move.old_start, "old_provider": move.old_provider, "new_start": move.new_start,
-            "new_provider": move.provider.id, "actor": move.actor}
+            "new_provider": move.provider.id, "actor": move.actor, "new_end": move.new_end,
+            "block_start": move.block_start, "block_end": move.block_end}
     marked = Appointment.objects(id=appointment.id, status__in=ACTIVE_STATUSES, start=appointment.start,
                                  provider=move.old_provider, pending__exists=False).update_one(
         set__pending="reschedule", set__pending_since=now, set__pending_args=args)
@@ -177,6 +178,24 @@ def undo_claim(move):
     drop_claims(move.appointment.id, move.provider.id, move.to_claim)
     _unmark(move.appointment)
     changed("availability")
+
+
+def decide_moves(moves):
+    """Mark claimed moves as decided (issue 31): every new time is claimed, so from here a crash
+    ends with all of them moved (`finish_reschedule` commits a decided move), never some."""
+    Appointment._get_collection().update_many(
+        {"_id": {"$in": [m.appointment.id for m in moves]}, "pending": "reschedule"},
+        {"$set": {"pending_args.decided": True}})
+    crashpoints.reached("series.decided")
+
+
+def _commit_decided(appointment, args, now):
+    """The guarded update of a decided move cut off before it was written; True when it wrote."""
+    return bool(Appointment.objects(id=appointment.id, status__in=ACTIVE_STATUSES, start=args["old_start"],
+                                    provider=args["old_provider"]).update_one(
+        set__start=args["new_start"], set__end=args["new_end"], set__block_start=args["block_start"],
+        set__block_end=args["block_end"], set__provider=args["new_provider"], set__updated_at=now,
+        inc__version=1))
 
 
 def _unmark(appointment):
@@ -204,7 +223,8 @@ def commit_move(move, now):
 def finish_reschedule(appointment, now):
     """Bring a reschedule cut off mid-way to one time, each step idempotent; the marker is cleared last.
 
-    Moved (its start or provider is the new one): the old time's units go, the new time's are
+    A series' decided move (`decide_moves`) not written yet is written first. Moved (its start or
+    provider is the new one): the old time's units go, the new time's are
     made permanent unless still an unpaid hold, the patient is told and the old time offered to the
     waitlist. Not moved: the units claimed for the move go. Called by `reschedule` itself, by a
     repeated reschedule and by the sweep.
@@ -212,6 +232,9 @@ def finish_reschedule(appointment, now):
     args = dict(appointment.pending_args or {})
     moved = _utc(appointment.start) != _utc(args.get("old_start") or appointment.start) or \
         str(appointment.provider.id) != str(args.get("old_provider") or appointment.provider.id)
+    if not moved and args.get("decided") and _commit_decided(appointment, args, now):
+        appointment.reload()  # a series move decided before the crash: this visit moves too
+        moved = True
     trim_claims(appointment)
     crashpoints.reached("reschedule.trimmed")
     if moved:

@@ -22,14 +22,13 @@ import pymongo.errors
 from bson import ObjectId
 from mongoengine import signals
 
-from models import clock
+from models import clock, crashpoints
 from models import formatting
-from models.audit import appointment_record, as_events, audited, event_like
-from models.booking.cancellation import cancel
+from models.audit import as_events, audited, event_like
+from models.booking.cancellation import cancel, cancellation_blocker
 from models.booking.claims import _claim, claim_units, release_time
 from models.booking.create import book
-from models.booking.documents import Appointment, TimeClaim
-from models.booking.reschedule import claim_move, commit_move, plan_move, undo_claim
+from models.booking.documents import ACTIVE_STATUSES, Appointment, TimeClaim
 from models.booking.rules import checked_start, find_slots, free_providers_at
 from models.catalog.snapshot import changed, current_catalog
 from models.errors import Conflict, NotFound, SeriesUnavailable, ValidationFailed
@@ -252,125 +251,42 @@ def later_visits(appointment):
 def cancel_following(appointment, now, reason="", by_staff=False, actor=None, audit_as=None):
     """Cancel this visit and every later live visit of its series, each by the ordinary `cancel`.
 
-    This visit goes first, so a refusal (inside its cancellation window) cancels nothing; later
-    visits start later, so the same window allows them. Answers the cancelled visits.
+    This visit's own refusal (inside its cancellation window) comes first and cancels nothing;
+    later visits start later, so the same window allows them. Answers the cancelled visits, this
+    one first (the order of the work: `cancel_from_here`).
     """
-    cancelled = [cancel(appointment, now, reason=reason, by_staff=by_staff, actor=actor, audit_as=audit_as)]
-    if not appointment.series:
-        return cancelled
-    for visit in series_visits(appointment, from_start=appointment.start):
-        if visit.id == appointment.id:
-            continue
+    if not by_staff and not (appointment.pending == "cancel" and appointment.status == "cancelled"):
+        blocker = cancellation_blocker(appointment, now)
+        if blocker:
+            raise Conflict(blocker, code="cancellation_window")
+    return cancel_from_here(appointment, lambda visit, this: cancel(
+        visit, now, reason=reason, by_staff=by_staff, actor=actor, audit_as=audit_as))
+
+
+def cancel_from_here(appointment, cancel_one):
+    """Run `cancel_one(visit, is_this_visit)` on this visit and each later live visit of its series.
+
+    The one order of "this and the later visits", for patients and staff alike (issue 31): the
+    later visits go first, last one first, and this visit last, so a crash part-way leaves this
+    visit live and a repeated request cancels what is left (each cancel is recoverable on its own,
+    `finish_cancel`). A closed visit is refused before anything changes. Answers the results,
+    this visit's first.
+    """
+    if appointment.status not in ACTIVE_STATUSES and appointment.pending != "cancel":
+        raise Conflict("This appointment was already closed.", code="already_closed")
+    later = []
+    if appointment.series:  # the live later visits, and any a crash left half-cancelled (`cancel` finishes those)
+        later = sorted([v for v in this_and_following(appointment) if v.id != appointment.id] + list(
+            Appointment.objects(series=appointment.series, pending="cancel", start__gt=appointment.start)),
+            key=lambda v: v.start)
+    done = []
+    for visit in reversed(later):
         try:
-            cancelled.append(cancel(visit, now, reason=reason, by_staff=by_staff, actor=actor, audit_as=audit_as))
+            done.append(cancel_one(visit, False))
         except Conflict:
             continue  # closed meanwhile (paid visit completed, another tab cancelled it)
-    return cancelled
-
-
-def following_starts(appointment, visits, new_start, tz):
-    """Where each visit goes when `appointment` moves to `new_start`: the same wall-clock change.
-
-    The change is measured on the clinic's wall clock (local new time minus local old time), and
-    each visit keeps its own local time shifted by it, so 10:00 every Tuesday moved to 11:30 on
-    Wednesday is 11:30 every Wednesday, before and after a clock change alike (`clock.from_local`).
-    """
-    shift = clock.local(new_start, tz).replace(tzinfo=None) - clock.local(appointment.start, tz).replace(tzinfo=None)
-    return [new_start if v.id == appointment.id else
-            clock.from_local(clock.local(v.start, tz).replace(tzinfo=None) + shift, tz) for v in visits]
-
-
-@audited("series.reschedule", appointment_record, outcome=lambda moved: f"moved:{len(moved)}")
-def reschedule_following(appointment, new_start, now, provider_id=None, instead=None, actor="patient",
-                         by_staff=False):
-    """Move this visit and every later live visit of its series by the same wall-clock change, all or nothing.
-
-    Each visit goes through the reschedule action's own steps (`plan_move`: blockers, hours,
-    closures, notice, horizon, the patient's overlap; `claim_move`: the claims; `commit_move`), and
-    no visit moves until every new time is claimed. `instead` maps a visit's regular new start to
-    the free time accepted in its place (the alternatives a refusal offered). Refusals: this visit's
-    own as `reschedule` answers them; later visits not free → SeriesUnavailable (409, the dates and
-    their nearest free times); a new time on another visit's current time → 422
-    `series_overlaps_itself` (move by less than the series' spacing). Answers the moved visits,
-    soonest first (a later visit already at its new time stays as it is).
-    """
-    new_start = checked_start(new_start)
-    clinic = current_catalog().require_clinic()
-    tz = clinic.timezone
-    visits = [appointment]
-    if appointment.series:
-        visits += [v for v in series_visits(appointment, from_start=appointment.start) if v.id != appointment.id]
-    regular = following_starts(appointment, visits, new_start, tz)
-    chosen = dict((clock.as_utc(k), checked_start(v)) for k, v in (instead or {}).items())
-    targets = [regular[0]] + [chosen.get(s, s) for s in regular[1:]]
-    moving = {v.id for v in visits}
-    moves, unavailable = [], []
-    for n, (visit, when) in enumerate(zip(visits, targets)):
-        try:
-            moves.append(plan_move(visit, when, now, provider_id, actor=actor, by_staff=by_staff,
-                                   exclude=moving))
-        except (Conflict, ValidationFailed) as exc:
-            if n and exc.code == "same_time":
-                continue  # this visit is already where it would go
-            if n == 0 or exc.code in UNFIXABLE or exc.code in ("not_movable", "inside_cancellation_window") \
-                    or not (isinstance(exc, Conflict) or exc.code.startswith("not_bookable_")):
-                raise
-            unavailable.append(when)
-    _check_not_on_itself(moves)
-    provider = moves[0].provider
-    unavailable += [m.new_start for m in moves[1:] if _held_by_others(m, moving, now)]
-    if unavailable:
-        _refuse_move(moves, unavailable, provider, clinic, now)
-    claimed = []
-    try:
-        for move in moves:
-            claim_move(move, now)
-            claimed.append(move)
-    except Conflict:
-        for move in claimed:
-            undo_claim(move)
-        lost = moves[len(claimed)]
-        if lost is moves[0]:
-            raise
-        _refuse_move(moves, [lost.new_start], provider, clinic, now)
-    except BaseException:
-        for move in claimed:
-            undo_claim(move)
-        raise
-    moved = []
-    for move in moves:
-        try:
-            moved.append(commit_move(move, now))
-        except Conflict:
-            continue  # cancelled or closed by someone else between the claim and the move: left as it is
-    return moved
-
-
-def _check_not_on_itself(moves):
-    """Refuse (422) a move whose new time lands on another moving visit's current time (same clinician)."""
-    for move in moves:
-        for other in moves:
-            if other is move or other.old_provider != move.provider.id:
-                continue
-            if set(move.to_claim) & set(claim_units(other.appointment.block_start, other.appointment.block_end)):
-                raise ValidationFailed("That change would put a visit on the time of another visit of the same "
-                                       "series. Move the visits by less than the time between them.",
-                                       code="series_overlaps_itself", fields={"start": "overlaps the series"})
-
-
-def _held_by_others(move, moving, now):
-    """True when a unit of the move's new time is held by an appointment outside the moving visits."""
-    if not move.to_claim:
-        return False
-    return bool(TimeClaim._get_collection().count_documents(
-        {"provider": move.provider.id, "unit": {"$in": list(move.to_claim)}, "appointment": {"$nin": list(moving)},
-         "$or": [{"expires_at": None}, {"expires_at": {"$gt": now}}]}, limit=1))
-
-
-def _refuse_move(moves, unavailable, provider, clinic, now):
-    """Raise 409 series_unavailable for a move: the dates not free and the nearest free times for each."""
-    service = current_catalog().service(moves[0].appointment.service.id)
-    _refuse(service, provider, clinic, [m.new_start for m in moves], unavailable, now, nothing="moved")
+        crashpoints.reached("series.cancelled_one")
+    return [cancel_one(appointment, True)] + done[::-1]
 
 
 def alternative_choices(details, instead, tz):

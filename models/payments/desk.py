@@ -11,7 +11,7 @@ from mongoengine import NotUniqueError
 
 from models.audit import appointment_record, audited
 from models.booking.cancellation import cancel
-from models.booking.series import series_visits
+from models.booking.series import cancel_from_here
 from models.errors import Conflict, ValidationFailed
 from models.payments.cancellation import refund_due
 from models.payments.documents import UPFRONT_KINDS, Payment, Refund
@@ -151,6 +151,14 @@ def refund_for_choice(appointment, choice, amount=None):
     return want
 
 
+def _check_desk_cancel(appointment, reason, refund, amount):
+    """Refuse (422) a staff cancellation without a reason or with a refund it cannot make."""
+    if not (reason or "").strip():
+        raise ValidationFailed("Give a reason for the cancellation.", fields={"reason": "required"})
+    if refund is not None:
+        refund_for_choice(appointment, refund, amount)
+
+
 @audited("appointment.cancel", appointment_record)
 def cancel_at_desk(appointment, now, reason, actor, refund=None, amount=None):
     """Cancel for staff: the booking rule's cancel (Stripe refunds included), and money taken at the
@@ -160,13 +168,12 @@ def cancel_at_desk(appointment, now, reason, actor, refund=None, amount=None):
     in minor units for "amount") is refunded through the same ledger, whatever the rule says.
     Returns (appointment, refunded minor units, whether that refund is still pending at Stripe).
     """
-    if not (reason or "").strip():
-        raise ValidationFailed("Give a reason for the cancellation.", fields={"reason": "required"})
+    _check_desk_cancel(appointment, reason, refund, amount)
     if refund is None:
         preview = refund_preview(appointment, now)
         decided = {}
     else:
-        want = refund_for_choice(appointment, refund, amount)  # refused before anything changes
+        want = refund_for_choice(appointment, refund, amount)
         left = paid_left(appointment)
         preview = (want, left[1], left[2]) if left and want else None
         decided = {"refund_amount": want, "refund_decision": refund}
@@ -209,21 +216,20 @@ def cancel_following_at_desk(appointment, now, reason, actor, refund=None, amoun
     Staff's refund choice applies to every visit: "full" and "none" as they say, "keep_fee" keeps
     each visit's own agreed fee (a visit agreed to none is refunded in full). "amount" is what staff
     typed for this visit, so the later visits follow the service's rule, as the form says. This
-    visit goes first and is checked first, so a refusal cancels nothing. Answers
+    visit is checked first, so a refusal cancels nothing; the order is `series.cancel_from_here`'s. Answers
     [(appointment, refunded minor units, refund still pending at Stripe)] per cancelled visit.
     """
-    later = [v for v in series_visits(appointment, from_start=appointment.start)
-             if v.id != appointment.id] if appointment.series else []
-    done = [cancel_at_desk(appointment, now, reason, actor, refund=refund, amount=amount, audit_as=audit_as)]
-    for visit in later:
+    _check_desk_cancel(appointment, reason, refund, amount)  # this visit's refusal cancels nothing
+
+    def cancel_one(visit, this):
+        if this:
+            return cancel_at_desk(visit, now, reason, actor, refund=refund, amount=amount, audit_as=audit_as)
         choice = None if refund == "amount" else refund
         if choice == "keep_fee" and not kept_fee(visit):
             choice = "full"
-        try:
-            done.append(cancel_at_desk(visit, now, reason, actor, refund=choice, audit_as=audit_as))
-        except Conflict:
-            continue  # closed meanwhile (completed, or cancelled in another tab)
-    return done
+        return cancel_at_desk(visit, now, reason, actor, refund=choice, audit_as=audit_as)
+
+    return cancel_from_here(appointment, cancel_one)
 
 
 # --- money on cancellation -----------------------------------------------------------------------
