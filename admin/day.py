@@ -26,7 +26,7 @@ from models.catalog import current_catalog
 from models.daygrid import build_grid, free_now, week_summary
 from models.payments.desk import (DESK_METHODS, REFUND_CHOICES, cancel_at_desk, cancel_following_at_desk, kept_fee,
                                   mark_paid_at_desk, paid_left, refund_preview, refund_preview_total)
-from models.payments.fees import fee_amount, no_show, paid_online
+from models.payments.fees import fee_amount, no_show, paid_online, undo_no_show
 from models.documents import Appointment, Clinic, Patient, utcnow
 from models.errors import DomainError, SeriesUnavailable, ValidationFailed
 from models.formatting import money
@@ -52,6 +52,18 @@ def parse_amount(raw):
     if value is None:
         raise ValidationFailed("Give the amount like 20.00.", fields={"amount": "invalid"})
     return value
+
+
+def undone_fee_words(undone):
+    """The end of the "No-show undone" message: what happened to the fee, in words staff act on."""
+    fee = money(undone.amount, undone.fee.currency) if undone.fee is not None else ""
+    return {"refunded": f"; the {fee} fee was refunded.",
+            "refund_pending": f"; the {fee} fee's refund is requested, Stripe has not confirmed it yet "
+                              "(the home page lists it until it does).",
+            "refund_refused": f"; Stripe refused to refund the {fee} fee: the home page lists it.",
+            "waived": f"; the {fee} fee is no longer due and its pay link says so.",
+            "processing": f"; the {fee} fee is still being charged: refund it from Payments once taken.",
+            }.get(undone.outcome, ".")
 
 
 class DayView(StaffAccessMixin, BaseView):
@@ -265,13 +277,18 @@ class DayView(StaffAccessMixin, BaseView):
                     return self._noshow_page(appointment, self._day(day_raw), exc.message,
                                              request.form.get("reason", ""), status_of(exc))
                 if fee is not None:
-                    word = {"succeeded": "taken", "canceled": "waived"}.get(fee.status, "due: the patient is emailed a pay link")
+                    word = {"succeeded": "taken", "canceled": "waived",  # refunded: by an undo before
+                            "refunded": "refunded earlier, not charged again"}.get(
+                        fee.status, "due: the patient is emailed a pay link")
                     message = f"{DONE['no_show']} {label}. No-show fee {money(fee.amount, fee.currency)} {word}."
                     flash(message, "success")
                     return redirect(url_for(".index", day=day_raw, undo=f"undo_no_show:{appointment.id}")
                                     + f"#appt-{appointment.id}")
             elif op == "undo_no_show":
-                frontdesk.undo_no_show(appointment, now, **audited)
+                # No-show protection: the undo takes the fee back too (refunded, or no longer due).
+                undone = undo_no_show(appointment, now, actor=staff_actor(), **audited)
+                flash(f"{DONE[op]} {label}{undone_fee_words(undone)}", "success")
+                return redirect(url_for(".index", day=day_raw) + f"#appt-{appointment.id}")
             elif op == "pay":
                 payment = mark_paid_at_desk(appointment, request.form.get("method", ""), now, staff_actor(),
                                             **audited)

@@ -182,7 +182,7 @@ def context_for(message, now, public_url, preview=False):
                            "no_show_fee": "missed-appointment fee"}.get(data.get("kind"), "fee")
         ctx["fee_amount"] = money(int(data.get("amount") or 0), data.get("currency") or "gbp")
         if appt is not None:
-            ctx["pay_url"] = f"{base}/portal/appointments/{appt.id}/fee/{data.get('payment_id', '')}"
+            ctx["pay_url"] = f"{base}{fee_pay_path(appt.id, data.get('payment_id', ''))}"
     if message.kind == "waitlist_offer":
         ctx.update(service_name=data.get("service", ""), provider_name=data.get("provider", ""))
         if data.get("start"):
@@ -192,6 +192,11 @@ def context_for(message, now, public_url, preview=False):
         ctx["offer_url"] = f"{base}{data.get('url') or '/portal/waitlist'}"
         ctx["visit_for"] = offer_for(data)
     return ctx, appt, clinic
+
+
+def fee_pay_path(appointment_id, payment_id):
+    """The path of a fee's pay page, the one link the `fee_due` email and text both carry."""
+    return f"/portal/appointments/{appointment_id}/fee/{payment_id}"
 
 
 def offer_for(data):

@@ -35,7 +35,7 @@ from models.messages.delivery import DeliveryReport, _claim, _finish, _scrub
 from models.messages.documents import OutboxMessage, SmsOptOut
 from models.messages.outbox import base_variant, why_drop
 from models.messages.quiet import in_quiet_hours, quiet_ends
-from models.messages.rendering import offer_for
+from models.messages.rendering import fee_pay_path, offer_for
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,10 @@ def render_text(message, now, public_url=None):
                 f"{until}. Book: {base}{data.get('url') or '/portal/waitlist'}")
     elif kind == "fee_due":
         amount = money(int(data.get("amount") or 0), data.get("currency") or (clinic.currency if clinic else "gbp"))
-        body = f"A fee of {amount} is due for your {service}. Pay: {base}{data.get('url') or '/portal/'}"
+        # The fee's own pay page, as in its email (the fee queues its id, not a url).
+        path = fee_pay_path(appt.id, data["payment_id"]) if appt is not None and data.get("payment_id") \
+            else data.get("url") or "/portal/"
+        body = f"A fee of {amount} is due for your {service}. Pay: {base}{path}"
     else:
         body = f"You have a message from us: {base}/portal/"
     text = f"{name}: {body}"

@@ -19,6 +19,8 @@ Rules kept here, once:
   (`sync_payment_intent`, which sends the "fee charged" receipt).
 """
 
+from dataclasses import dataclass
+
 from bson import ObjectId
 from flask import current_app
 from mongoengine import NotUniqueError
@@ -28,14 +30,14 @@ from models.accounts.documents import Patient
 from models.audit import appointment_record, audited
 from models.booking.cancellation import cancellation_terms
 from models.booking.documents import Appointment
-from models.booking.frontdesk import mark_no_show
+from models.booking.frontdesk import mark_no_show, undo_no_show as unmark_no_show
 from models.clock import utcnow
 from models.errors import Conflict, NotFound, ValidationFailed
-from models.messages.outbox import enqueue_for_appointment
+from models.messages.outbox import enqueue_for_appointment, register_check
 from models.payments.documents import FEE_KINDS, UPFRONT_KINDS, Payment
 from models.payments.gateway import CardError, StripeError, _obj, is_transient, stripe_api
 from models.payments.ledger import _audit, _move_payment, _ref_id, log, new_payment
-from models.payments.refunds import refund_payment
+from models.payments.refunds import RefundFailed, refund_payment
 from models.payments.sync import sync_payment_intent
 
 
@@ -192,12 +194,89 @@ def no_show(appointment, now, charge=True, reason="", actor="staff"):
     return payment
 
 
+@audited("appointment.undo_no_show", appointment_record, outcome=lambda undone: undone.outcome)
+def undo_no_show(appointment, now, actor="staff"):
+    """Staff take back a no-show (the patient came after all): the visit is confirmed again and its
+    no-show fee is undone too, once. Returns an `UndoneNoShow` saying what happened to the fee.
+
+    A fee still due is waived (its intent cancelled, so the pay link says it is no longer owed); a
+    fee taken is refunded in full through `refund_fee`. Each writes its own audit event. Undoing
+    twice is refused by the appointment's guarded move, so the fee is never touched twice.
+    """
+    unmark_no_show(appointment, now)
+    return _undo_fee(fee_of(appointment, "no_show_fee"), now, actor)
+
+
+UNDONE_REASON = "the no-show was undone"
+
+
+def _undo_fee(fee, now, actor, again=True):
+    """Give back (refund) or stop asking for (waive) an undone no-show's fee, whichever it needs now."""
+    if fee is None:
+        return UndoneNoShow(None, "no_fee")
+    if fee.status in ("canceled", "refunded") or fee.fee_state == "waived":
+        return UndoneNoShow(fee, "nothing_due")
+    if fee.status == "processing":  # the bank has not answered: staff refund it once it is taken
+        return UndoneNoShow(fee, "processing", fee.amount)
+    if fee.status == "succeeded":
+        left = fee.amount - (fee.amount_refunded or 0)
+        try:
+            refund_fee(fee, now, actor=actor, audit_as=actor)
+        except RefundFailed:  # given back to the books; the home page lists the refused refund
+            return UndoneNoShow(fee, "refund_refused", left)
+        except StripeError as exc:
+            if not is_transient(exc):
+                raise
+            # The refund is reserved on the fee; the sweep sends it (retry_pending_refunds).
+            return UndoneNoShow(fee, "refund_pending", left)
+        fee.reload()
+        return UndoneNoShow(fee, "refunded" if fee.status == "refunded" else "refund_pending", left)
+    try:
+        waive_fee(fee, UNDONE_REASON, now, actor=actor, audit_as=actor)
+    except Conflict:
+        if not again:
+            raise
+        fee.reload()  # paid on the pay page a moment ago: refund it instead
+        return _undo_fee(fee, now, actor, again=False)
+    return UndoneNoShow(fee, "waived", fee.amount)
+
+
+@dataclass
+class UndoneNoShow:
+    """What undoing a no-show did to its fee: `outcome` is "no_fee", "nothing_due" (already waived or
+    refunded), "waived" (it was due), "refunded", "refund_pending" (Stripe has not answered yet),
+    "refund_refused" (Stripe said no: staff settle it) or "processing" (the charge itself is not
+    settled); `amount` the money given back or no longer asked for (minor units)."""
+
+    fee: object
+    outcome: str
+    amount: int = 0
+
+
+def _fee_still_due(message, now):
+    """The send-time check of a `fee_due` message: dropped once its fee is paid, waived or refunded
+    (a text held back by quiet hours must not ask for a fee the clinic took back)."""
+    ident = (message.context or {}).get("payment_id")
+    if not ident or not ObjectId.is_valid(str(ident)):
+        return None
+    payment = Payment.objects(id=ident).only("status", "fee_state").first()
+    if payment is None:
+        return "the fee is gone"
+    if payment.status not in ("pending", "failed") or payment.fee_state == "waived":
+        return f"the fee is no longer due (it is {fee_view(payment)['status']})"
+    return None
+
+
+register_check("fee_due", _fee_still_due)
+
+
 @audited("payment.fee_waive", lambda payment, *a, **k: f"Payment:{payment.id}")
 def waive_fee(payment, reason, now, actor="staff"):
     """Staff waive a fee that is still due (with a reason); a charged fee is refunded instead."""
     if not (reason or "").strip():
         raise ValidationFailed("Give a reason for waiving the fee.", fields={"reason": "required"})
-    if payment.kind not in FEE_KINDS or payment.status != "pending":
+    # A fee whose off-session charge failed is as unpaid as a pending one.
+    if payment.kind not in FEE_KINDS or payment.status not in ("pending", "failed"):
         raise Conflict("Only a fee that is still due can be waived; refund a charged fee instead.",
                        code="not_waivable")
     if payment.stripe_payment_intent:
@@ -205,7 +284,7 @@ def waive_fee(payment, reason, now, actor="staff"):
             stripe_api().v1.payment_intents.cancel(payment.stripe_payment_intent)
         except StripeError as exc:
             log.warning("fee %s: could not cancel its intent: %s", payment.id, exc)
-    if not _move_payment(payment, "canceled", now, only_from=("pending",),
+    if not _move_payment(payment, "canceled", now, only_from=("pending", "failed"),
                          set__fee_state="waived", set__waived_reason=reason.strip()[:300]):
         raise Conflict("This fee changed a moment ago; look again.", code="fee_changed")
     return payment
