@@ -29,6 +29,7 @@ class ClosureNotices:
     unreachable: list = field(default_factory=list)
 
     def __add__(self, other):
+        """Both closures' notices together (the action may be asked about several at once)."""
         return ClosureNotices(self.told + other.told, self.unreachable + other.unreachable)
 
 
