@@ -21,7 +21,8 @@ from admin.base import SecureModelView, StaffAccessMixin, clinic_zone, local_for
 from admin.fields import LocalDateTimeField, appointment_text, link, to_local_naive
 from admin.roles import ADMIN_ONLY, FRONT_DESK
 from admin.views import ClinicView, _to_utc_from_local, staff_name
-from models.booking.closing import appointments_during, message_patients
+from models.accounts.phones import display_phone
+from models.booking.closing import ClosureNotices, appointments_during, message_patients
 from models.catalog import current_catalog
 from models.catalog.closures import HOLIDAY_YEARS_AHEAD, public_holidays, valid_region
 from models.catalog.profile import (LOGO_MAX_BYTES, accent_colour, check_logo, close_holiday_again, get_clinic,
@@ -156,16 +157,34 @@ class ClosureView(SecureModelView):
         super().after_model_change(form, model, is_created)
 
     @action("message_patients", "Message their patients",
-            "Email every patient booked in the selected closures to say the clinic is closed then?")
+            "Tell every patient booked in the selected closures, by email or text as they chose, that the "
+            "clinic is closed then?")
     def action_message_patients(self, ids):
-        """Queue one email to each patient booked in the selected closures (never twice)."""
+        """Queue one notice about each appointment in the selected closures (never twice); say how many
+        were messaged and name the patients nobody could be written to, for staff to phone."""
         from models.catalog.documents import Closure
 
-        told = 0
+        notices = ClosureNotices()
         for closure in Closure.objects(id__in=ids):
-            told += message_patients(closure, utcnow(), audit_as=staff_actor())  # audits itself
-        flash(f"{told} patient(s) will be emailed that the clinic is closed at their appointment time."
-              if told else "No appointments are booked in the selected closures.", "success" if told else "info")
+            notices += message_patients(closure, utcnow(), audit_as=staff_actor())  # audits itself
+        if notices.told:
+            flash(f"Messaged about {len(notices.told)} appointment(s): their patients will be told the clinic is "
+                  f"closed then, by email or text as each chose.", "success")
+        if notices.unreachable:
+            zone = clinic_zone()
+            names = "; ".join(f"{_who_to_call(a.patient)}, {appointment_text(a, zone)}" for a in notices.unreachable)
+            flash(f"Could not message {len(notices.unreachable)} patient(s): no email or mobile number on file. "
+                  f"Please phone them: {names}.", "warning")
+        if not notices.told and not notices.unreachable:
+            flash("No appointments are booked in the selected closures.", "info")
+
+
+def _who_to_call(patient):
+    """The person staff phone about a visit: the patient, or a dependant's account holder (named with them)."""
+    guardian = getattr(patient, "guardian", None)  # a dependant's messages go to the account holder
+    phone = display_phone((guardian or patient).phone)  # a number kept but not one that takes texts
+    who = f"{guardian.name} (for {patient.name})" if guardian is not None else patient.name
+    return f"{who} on {phone}" if phone else who
 
 
 class HolidaysView(StaffAccessMixin, BaseView):

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from models.booking.availability import merge, subtract, working_intervals
 from models.booking.documents import Appointment
 from models.booking.rules import effective_status, is_blocking, schedule_days
-from models.catalog.closures import closed_between
+from models.catalog.closures import closed_between, closed_dates, describe
 from models.catalog.documents import TimeOff
 from models.catalog.snapshot import current_catalog
 from models.clock import _utc, local
@@ -147,7 +147,8 @@ def build_grid(day, tz, providers, now, step_minutes=15, show_all=False):
 
 
 def week_summary(first, tz, providers, now):
-    """Providers × 7 local dates from `first`: each cell's active appointments and working hours."""
+    """Providers × 7 local dates from `first`: each cell's active appointments, working hours (closed
+    time left out) and why the clinic is closed that date, if it is."""
     zone = ZoneInfo(tz)
     catalog = current_catalog()
     start = datetime.combine(first, time(0), zone)
@@ -157,6 +158,11 @@ def week_summary(first, tz, providers, now):
                  .order_by("start").select_related(max_depth=1))
     days = [first + timedelta(days=i) for i in range(7)]
     closures = catalog.closures or ()
+    # Why the clinic is closed on each date, as patients read it ("Christmas Day", "Staff training
+    # (closed 09:00–13:00)"): the same words as the booking page and GET /api/clinic.
+    closed_on = {}
+    for d, closure in closed_dates(closures, tz, days[0], days[-1]):
+        closed_on.setdefault(d, []).append(describe(closure, tz, d))
     rows = []
     for provider in providers:
         week, overrides = schedule_days(catalog.schedules.get(provider.id))
@@ -172,8 +178,8 @@ def week_summary(first, tz, providers, now):
             worked = sum(_minutes(e - s) for s, e in hours)
             booked = sum(_minutes(_utc(a.end) - _utc(a.start)) for a in mine)
             cells.append({"day": d, "appointments": [(a, local(a.start, zone), effective_status(a, now)) for a in mine],
-                          "hours": ", ".join(f"{clock_time(s, zone)}–{clock_time(e, zone)}" for s, e in hours)
-                          or ("Clinic closed" if shut else ""),
+                          "hours": ", ".join(f"{clock_time(s, zone)}–{clock_time(e, zone)}" for s, e in hours),
+                          "closed": closed_on.get(d, []),
                           "free_minutes": max(worked - booked, 0)})
         rows.append((provider, cells))
     return days, rows

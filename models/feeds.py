@@ -9,7 +9,8 @@
   calendars remove them. An unknown or revoked token is NotFound (404), never a hint which.
 - Events say the service and the patient's initials ("Physiotherapy — Patient J.S."); full
   names only when the clinic's setting `Clinic.feed_shows_names` is on (a calendar app is not a
-  place the clinic controls).
+  place the clinic controls). LOCATION is the clinic's name and address, as in the patient's own
+  `.ics` (`models.messages.rendering.clinic_location`).
 """
 
 import hashlib
@@ -23,6 +24,7 @@ from models.booking.documents import Appointment, is_lapsed_hold
 from models.catalog.documents import Clinic, Provider, Service
 from models.clock import as_utc, utcnow
 from models.errors import NotFound
+from models.messages.rendering import clinic_location
 
 PAST_DAYS = 30
 SHOWN = ("held", "offered", "confirmed", "checked_in", "completed", "no_show", "cancelled")
@@ -112,8 +114,8 @@ def feed_ics(token, now=None, public_url=""):
         event.add("dtstart", as_utc(appt.start))
         event.add("dtend", as_utc(appt.end))
         event.add("summary", f"{appt.service.name} — {who}")
-        if clinic is not None:
-            event.add("location", clinic.name)
+        if clinic is not None:  # the same LOCATION as the patient's own .ics: name and address
+            event.add("location", clinic_location(clinic))
         event.add("status", {"cancelled": "CANCELLED", "held": "TENTATIVE", "offered": "TENTATIVE"}.get(appt.status, "CONFIRMED"))
         if public_url:
             event.add("url", f"{public_url.rstrip('/')}/admin/appointments/details/?id={appt.id}")

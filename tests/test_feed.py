@@ -99,3 +99,24 @@ def test_reception_cannot_make_a_feed_and_reads_are_rate_limited(app, staff_clie
     answers = [client.get(f"/feeds/{token}.ics").status_code for _ in range(61)]
     assert answers[:60] == [200] * 60 and answers[60] == 429
     assert client.get(f"/feeds/{token}.ics").headers.get("Retry-After")
+
+
+def test_the_feed_puts_each_visit_where_the_patients_own_calendar_file_does(app):
+    """The clinician's calendar shows the clinic's address, as the patient's .ics does, not its name alone."""
+    from models.clock import utcnow
+    from models.feeds import make_feed
+    from tests.support.clients import signed_in
+
+    clinic = make_clinic()
+    Clinic.objects(id=clinic.id).update_one(set__address="12 River Street\nLondon SE1 9RT")
+    service = make_service(name="Physio", price=0)
+    provider = make_provider([service], name="Dr Where")
+    patient = make_patient("where@example.com", name="Wendy Where")
+    appt = book(patient, service.id, provider.id, at(future_day(3), 10), utcnow())
+    with app.app_context():
+        token = make_feed(provider.id)
+    [event] = _events(app.test_client().get(f"/feeds/{token}.ics"))
+    assert str(event["location"]) == "Test Clinic, 12 River Street, London SE1 9RT"
+    own = signed_in(app, "where@example.com").get(f"/portal/appointments/{appt.id}.ics")
+    [patients_event] = Calendar.from_ical(own.get_data()).walk("VEVENT")
+    assert str(patients_event["location"]) == str(event["location"])

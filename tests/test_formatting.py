@@ -145,8 +145,9 @@ def test_every_formatter_is_a_filter_and_a_global_in_pages_and_emails(app):
 
 
 ROOT = Path(__file__).resolve().parent.parent
-# Where people read money and times: the doors, the domain, the app's wiring and every template.
-SCANNED = ("admin", "portal", "webhooks", "models", "clinic", "templates")
+# Where people read money and times: the doors, the domain, the web infrastructure, the app's wiring
+# and every template.
+SCANNED = ("admin", "portal", "webhooks", "models", "clinic", "web", "templates")
 # Writing money by hand: Babel or Decimal money machinery, two-decimal formats, currency codes
 # glued to amounts, minor units divided into pounds.
 MONEY_BY_HAND = re.compile(r"format_currency|get_currency_precision|scaleb\(|\.2f\b|:,"

@@ -45,8 +45,8 @@ def test_a_waitlist_offer_is_a_status_that_becomes_a_booking_or_ends():
     assert not status.allowed("held", "held") and not status.allowed("held", "offered")
 
 
-# Every package of the app: the domain, the doors and the wiring.
-APP_PACKAGES = ("models", "admin", "portal", "webhooks", "clinic")
+# Every package of the app: the domain, the doors, the web infrastructure and the wiring.
+APP_PACKAGES = ("models", "admin", "portal", "webhooks", "clinic", "web")
 WRITES = ("update_one", "update", "modify", "update_many", "find_one_and_update", "upsert_one")
 
 

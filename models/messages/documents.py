@@ -27,7 +27,8 @@ TOKEN_KINDS = ("password_reset", "invitation")  # carry a set-password link
 STATUSES = ("queued", "sending", "sent", "failed", "dropped")
 
 # Text messages (issue 29): the kinds that also go by text, and the channels.
-SMS_KINDS = ("confirmed", "reminder", "cancelled", "rescheduled", "waitlist_offer", "fee_due")
+SMS_KINDS = ("confirmed", "reminder", "cancelled", "rescheduled", "waitlist_offer", "fee_due",
+             "closure_notice")  # a closure over the visit (issue 25), for patients who chose texts
 CHANNELS = ("email", "sms")
 SMS_VARIANT = "sms"  # a text's variant ends with "/sms", so it is a message of its own under the unique key
 

@@ -55,6 +55,7 @@ instants). Kinds and their context:
   text, instants as ISO strings, `url` a path under the portal; `for` the dependant's id when the
   entry is a dependant's, issue 28: the message goes to the account holder and names them).
   `expires_at` as for resets.
+- `closure_notice` — `{"reason": staff's words}`, through `enqueue_for_appointment` (models/booking/closing.py).
   `register_check(kind, fn)` lets an issue add its own "still valid?" test (fn(message, now)
   returns a drop reason or None).
 

@@ -60,8 +60,7 @@ def appointment_ics(appointment, clinic, public_url="", method="PUBLISH"):
     event.add("dtstart", _utc(appointment.start).astimezone(zone))
     event.add("dtend", _utc(appointment.end).astimezone(zone))
     event.add("summary", f"{appointment.service.name} with {appointment.provider.name}")
-    # The address a calendar app can map (issue 25), with the clinic's name before it.
-    event.add("location", ", ".join(part for part in (clinic.name, clinic_address(clinic)) if part))
+    event.add("location", clinic_location(clinic))
     lines = [f"{appointment.service.name} with {appointment.provider.name} at {clinic.name}."]
     if clinic.phone:
         lines.append(f"Clinic phone: {clinic_phone(clinic)}")
@@ -82,6 +81,13 @@ def clinic_address(clinic):
     return ", ".join(line.strip() for line in (getattr(clinic, "address", "") or "").splitlines() if line.strip())
 
 
+def clinic_location(clinic):
+    """Where a visit is, as calendars show it (every .ics LOCATION and the calendar links): the clinic's
+    name and its address on one line ("Riverside Clinic, 12 River Street, London SE1 9RT")."""
+    # The address is what a calendar app can map (issue 25); the name tells the patient whose door it is.
+    return ", ".join(part for part in (clinic.name, clinic_address(clinic)) if part)
+
+
 def clinic_phone(clinic):
     """The clinic's phone as patients say it ("020 7946 0000" at home), read in the clinic's own country."""
     if clinic is None or not clinic.phone:
@@ -96,7 +102,7 @@ def calendar_links(appointment, clinic, public_url=""):
 
     start, end = _utc(appointment.start), _utc(appointment.end)
     title = f"{appointment.service.name} with {appointment.provider.name}"
-    where = ", ".join(part for part in (clinic.name, clinic_address(clinic)) if part)
+    where = clinic_location(clinic)
     link = f"{public_url.rstrip('/')}/portal/appointments/{appointment.id}" if public_url else ""
     details = f"{title} at {clinic.name}." + (f" Phone {clinic_phone(clinic)}." if clinic.phone else "") + \
         (f" Reschedule or cancel: {link}" if link else "")

@@ -117,6 +117,13 @@ def render_text(message, now, public_url=None):
         who = offer_for(data) or "you"
         body = (f"{service} is free for {who} {short_time(start, tz, year=False) if start else ''}. Held until "
                 f"{until}. Book: {base}{data.get('url') or '/portal/waitlist'}")
+    elif kind == "closure_notice":
+        closed = f"We are closed when your {service} is booked, {when}"
+        why = f" ({data['reason']})" if data.get("reason") else ""
+        body = f"{closed}{why}. Choose another time: {link}"
+        if why and (not is_gsm7(body) or len(f"{name}: {body}") > SEGMENT):
+            # Staff's reason only while the text stays one GSM-7 segment (the email always has it).
+            body = f"{closed}. Choose another time: {link}"
     elif kind == "fee_due":
         amount = money(int(data.get("amount") or 0), data.get("currency") or (clinic.currency if clinic else "gbp"))
         # The fee's own pay page, as in its email (the fee queues its id, not a url).
