@@ -15,7 +15,7 @@ from mongoengine.errors import NotUniqueError
 from mongoengine.errors import ValidationError as MongoValidationError
 from flask_admin.contrib.mongoengine.filters import BaseMongoEngineFilter
 from mongoengine.queryset.visitor import Q
-from wtforms import PasswordField, StringField
+from wtforms import PasswordField, SelectField, StringField
 from wtforms import validators as wtf_validators
 from wtforms.validators import Optional
 
@@ -46,13 +46,13 @@ from models import clock
 from models import formatting
 from models.booking import frontdesk
 from models.accounts import hash_password, normalise_email, validate_password
+from models.accounts.contact import CHOICES, UNSET, channels_of, contact_choice, update_contact
 from models.accounts.documents import NO_EMAIL_DOMAIN, deliverable
 from models.accounts.patients import create_by_staff, deactivate
 from models.accounts.users import clean_birth_date
-from models.accounts.phones import normalise_phone
 from models.documents import Appointment, Payment, Patient, Provider, Schedule, StaffUser, utcnow
 from models.payments.documents import UPFRONT_KINDS
-from models.errors import DomainError
+from models.errors import DomainError, ValidationFailed
 from models.feeds import feed_status, make_feed, revoke_feed
 from models.catalog.questions import answer_text
 from models.formatting import money, plain_amount
@@ -590,10 +590,15 @@ class PatientView(PatientMergeMixin, SecureModelView):
     column_searchable_list = ("name", "email", "phone")
     column_filters = ("active",)
     column_default_sort = "name"
-    form_columns = ("name", "email", "phone", "date_of_birth", "active")
+    form_columns = ("name", "email", "phone", "send_by", "date_of_birth", "active")
     # The date of birth is typed as at the front desk (DD/MM/YYYY or YYYY-MM-DD) and read by the
     # same rule (`clean_birth_date`), so both doors refuse the same dates with the same words.
     form_overrides = {"name": NameField, "date_of_birth": StringField}
+    # Issue 29: how the patient's messages go, the same choice as on their account page (edit only:
+    # a new patient hears by email, or by text when they have no email).
+    form_extra_fields = {"send_by": SelectField(
+        "Send messages by", choices=[("", "Not set")] + list(CHOICES), validate_choice=True,
+        description="Texts need a mobile phone. Set on the patient's account page too.")}
     # Issue 26: email is optional; a desk placeholder address is never shown, read "no email".
     form_args = {"email": {"validators": [wtf_validators.Optional(), wtf_validators.Length(max=254)]},
                  "date_of_birth": {"validators": [wtf_validators.Optional(), wtf_validators.Length(max=10)],
@@ -609,6 +614,21 @@ class PatientView(PatientMergeMixin, SecureModelView):
             form.email.data = ""
         born = form.date_of_birth.data
         form.date_of_birth.data = formatting.numeric_date(born) if born and hasattr(born, "year") else (born or "")
+
+    def create_form(self, obj=None):
+        """The create form, without the choice of messages (`create_by_staff` gives the default)."""
+        form = super().create_form(obj)
+        delattr(form, "send_by")
+        return form
+
+    def edit_form(self, obj=None):
+        """The edit form, showing how messages go now; no choice for a dependant (their account holder hears)."""
+        form = super().edit_form(obj)
+        if obj is not None and getattr(obj, "guardian", None) is not None:
+            delattr(form, "send_by")
+        elif obj is not None and not form.send_by.raw_data:
+            form.send_by.data = contact_choice(obj)
+        return form
 
     def _check_unique(self, form):
         """On create the rule (`create_by_staff`) is the uniqueness check, so its refusal reads as the desk's."""
@@ -635,15 +655,26 @@ class PatientView(PatientMergeMixin, SecureModelView):
         return model
 
     def on_model_change(self, form, model, is_created):
-        """Normalise the email and the phone (E.164, issue 29) on an edit (a patient is created by `create_model`)."""
+        """On an edit: normalise the email, then set the phone (E.164) and how messages go (issue 29)."""
         g.admin_form = form  # a refused phone is shown on its field
         if not (model.email or "").strip():  # left empty: the record keeps an undeliverable placeholder
             stored = Patient.objects(id=model.id).only("email").first() if model.id else None
             model.email = stored.email if stored and not deliverable(stored.email) else \
                 f"patient-{model.id}@{NO_EMAIL_DOMAIN}"
         model.email = normalise_email(model.email)
-        model.phone = normalise_phone(model.phone)
         model.date_of_birth = clean_birth_date(model.date_of_birth)
+        # Phone and choice through the action the portal and PATCH /api/me use, last, so a refusal
+        # before it leaves them as they were; it writes and audits them, and the save writes the same.
+        choice = getattr(form, "send_by", None)
+        try:
+            update_contact(model, phone=form.phone.data, audit_as=staff_actor(),
+                           contact_by=channels_of(choice.data) if choice is not None and choice.data else UNSET)
+        except ValidationFailed as exc:  # the choice is `send_by` on this form: its refusal is said there
+            fields = dict(exc.fields)
+            if "contact_by" in fields:
+                fields = dict(fields, send_by=exc.message)
+                del fields["contact_by"]
+            raise ValidationFailed(exc.message, fields=fields) from None
         if not model.active:
             model.token_generation = (model.token_generation or 0) + 1
         super().on_model_change(form, model, is_created)

@@ -1,13 +1,15 @@
-"""The patient's account: /portal/account (password, export, delete) and the data-rights API.
+"""The patient's account: /portal/account (how we contact you, password, export, delete) and the
+data-rights API.
 
 `GET /api/me/export` and `POST /api/me/delete` {password}; the page offers the same through forms.
 Both are audited (`patient.export`, `patient.erase`); erasure checks the password under the
-sign-in throttle, ends every session and clears the cookies.
+sign-in throttle, ends every session and clears the cookies. The contact form (mobile phone, email
+or text or both) calls `update_contact`, the action behind `PATCH /api/me`.
 """
 
 import json
 
-from flask import Blueprint, after_this_request, flash, g, make_response, redirect, render_template, url_for
+from flask import Blueprint, after_this_request, flash, g, make_response, redirect, render_template, request, url_for
 from flask_jwt_extended import jwt_required, unset_jwt_cookies
 from flask_wtf import FlaskForm
 from wtforms import PasswordField
@@ -15,6 +17,8 @@ from wtforms.validators import DataRequired, Length
 
 from web.audit import audit
 from web.errors import status_of
+from models.accounts.contact import CHOICES, channels_of, contact_choice, update_contact
+from models.accounts.phones import display_phone
 from models.payments.cards import card_on_file
 from models.documents import utcnow
 from models.errors import DomainError
@@ -75,11 +79,43 @@ def delete_api(body):
     return {"erased": True}
 
 
+def _page(form=None, contact=None, contact_errors=None, status=200):
+    """The account page as shown, with the contact form as typed (`contact`) and its errors, if any."""
+    patient = g.patient
+    contact = contact or {"phone": display_phone(patient.phone), "choice": contact_choice(patient)}
+    return render_template("portal/account.html", patient=patient, form=form or DeleteForm(), card=_card(patient),
+                           contact=contact, contact_errors=contact_errors or {}, choices=CHOICES), status
+
+
 @page_bp.get("/account")
 @patient_page
 def account():
-    """The account page: change password, download your data, delete your account."""
-    return render_template("portal/account.html", patient=g.patient, form=DeleteForm(), card=_card(g.patient))
+    """The account page: how we contact you, change password, download your data, delete your account."""
+    return _page()
+
+
+def _saved_words(patient):
+    """What the patient will now get, in words, for the flash after saving."""
+    choice, phone = contact_choice(patient), display_phone(patient.phone)
+    return {"email": f"we will email you at {patient.email}.", "sms": f"we will text you at {phone}.",
+            "both": f"we will email you at {patient.email} and text you at {phone}."}.get(choice, "")
+
+
+@page_bp.post("/account/contact")
+@patient_page
+def contact_page():
+    """Save the mobile phone and how messages are sent (email, text or both); nothing changes on a refusal."""
+    typed = {"phone": request.form.get("phone", "")[:60], "choice": request.form.get("contact_by", "")[:10]}
+    try:
+        # The same action as PATCH /api/me: it parses the number (E.164) and refuses texts without one.
+        patient = update_contact(g.patient, phone=typed["phone"], contact_by=channels_of(typed["choice"]),
+                                 audit_as=f"patient:{g.patient.id}")
+    except DomainError as exc:
+        # The refusal is said on the field it names: the phone, or the choice.
+        field = "phone" if "phone" in exc.fields else "contact_by"
+        return _page(contact=typed, contact_errors={field: exc.message}, status=status_of(exc))
+    flash("Saved: " + _saved_words(patient), "info")
+    return redirect(url_for("account.account") + "#contact-heading")
 
 
 @page_bp.get("/account/export")
@@ -106,10 +142,9 @@ def delete_page():
                 target.errors = list(target.errors) + [exc.message]
             else:
                 flash(exc.message, "error")
-            return render_template("portal/account.html", patient=g.patient, form=form,
-                                   card=_card(g.patient)), status_of(exc)
+            return _page(form, status=status_of(exc))
         response = redirect(url_for("portal.login"))
         unset_jwt_cookies(response)
         flash("Your account is deleted. Your personal details have been erased.", "info")
         return response
-    return render_template("portal/account.html", patient=g.patient, form=form, card=_card(g.patient)), 400
+    return _page(form, status=400)

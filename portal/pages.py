@@ -12,7 +12,6 @@ from models.booking.cancellation import cancel, cancellation_blocker, cancellati
 from models.booking.create import ics_for
 from models.booking.rules import effective_status, get_patient_appointment, require_clinic
 from models.accounts import change_patient_password
-from models.accounts.documents import deliverable
 from models.messages.outbox import just_confirmed
 from models.messages.rendering import calendar_links
 from models.documents import utcnow
@@ -175,9 +174,9 @@ def appointment(appointment_id):
     position = series_positions([appt]).get(appt.id) if appt.series else None
     siblings = series.series_visits(appt) if appt.series else []
     course_visits = len(siblings) if status == "confirmed" and pay and pay.get("paid_in_course") else 0
-    # "We have emailed your confirmation" right after the booking or payment, not on every later view.
-    emailed = status == "confirmed" and deliverable(g.patient.email) and just_confirmed(
-        [appt.id] + [v.id for v in siblings], now)
+    # Where the confirmation went (email, text or both: what was queued, not what the account
+    # holds), right after the booking or payment, not on every later view.
+    sent_to = just_confirmed([appt.id] + [v.id for v in siblings], now) if status == "confirmed" else {}
     return render_template(
         "portal/appointment.html", appt=appt, clinic=clinic, status=status, position=position,
         course_visits=course_visits,
@@ -185,7 +184,7 @@ def appointment(appointment_id):
         move_blocker=reschedule_blocker(appt, now, clinic), confirm_cancel=confirm_cancel,
         refund=refund_preview(appt, now) if confirm_cancel else None,
         # Issue 25: where the confirmation went, the map and calendar links.
-        emailed_to=g.patient.email if emailed else "",
+        sent_to=sent_to,
         links=calendar_links(appt, clinic, current_app.config.get("PUBLIC_URL") or ""),
         # No-show protection: what cancelling now costs (the agreed late-cancellation fee), said first.
         late_fee=cancellation_terms(appt, now).fee,

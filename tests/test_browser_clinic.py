@@ -69,7 +69,7 @@ def test_patient_pages_of_the_front_door_read_well_on_a_phone(live_server, page)
     problems["held"] = axe_violations(page) + ([f"scrolls {sideways(page)} px"] if sideways(page) > 0 else [])
 
     page.goto(f"{base}/portal/appointments/{free.id}")
-    assert page.locator("#emailed").inner_text() == "We have emailed your confirmation to patient@clinic.test."
+    assert page.locator("#confirmation-sent").inner_text() == "We have emailed your confirmation to patient@clinic.test."
     assert "openstreetmap.org/search?query=12%20River%20Street" in page.get_by_role(
         "link", name=re.compile("Map on OpenStreetMap")).get_attribute("href")
     assert page.get_by_role("link", name="Google Calendar").get_attribute("href").startswith(

@@ -121,7 +121,7 @@ def test_a_patient_pays_for_a_whole_course_on_a_phone_from_the_review_step(live_
         enter_card(page, "4242424242424242", submit=True)
         page.get_by_role("heading", name="Your 3 visits are confirmed").wait_for()
         assert page.get_by_text("Paid as part of a course").is_visible()
-        assert page.get_by_text("Visit 1 of 3").is_visible() and page.locator("#emailed").is_visible()
+        assert page.get_by_text("Visit 1 of 3").is_visible() and page.locator("#confirmation-sent").is_visible()
 
         page.get_by_role("link", name="See every visit of this series").click()
         items = page.locator("#visits li")

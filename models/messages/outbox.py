@@ -297,15 +297,15 @@ def appointment_confirmed(appointment, now, paid=False, fresh=False):
         log.exception("could not queue the confirmation of appointment %s", _ref_id(appointment))
 
 
-# How long after a confirmation is queued the appointment's page still says it was sent (issue 28's
-# walk-through: right after booking or paying, not on every later visit to the page).
+# How long the appointment's page says where a queued confirmation went (issue 28: right after booking or paying).
 JUST_CONFIRMED = timedelta(minutes=10)
 
 
 def just_confirmed(appointment_ids, now):
-    """True when a confirmation for one of `appointment_ids` (a visit, or its series) was queued moments ago."""
-    return OutboxMessage.objects(kind="confirmed", appointment__in=[_ref_id(a) for a in appointment_ids],
-                                 created_at__gte=_utc(now) - JUST_CONFIRMED).only("id").first() is not None
+    """{channel: address} of the confirmations for `appointment_ids` (a visit, or its series) queued moments ago."""
+    return {m.channel or "email": m.to for m in OutboxMessage.objects(  # a dropped one never went: not said
+        kind="confirmed", appointment__in=[_ref_id(a) for a in appointment_ids], status__ne="dropped",
+        created_at__gte=_utc(now) - JUST_CONFIRMED).only("channel", "to")}
 
 
 def appointment_cancelled(appointment, now, strict=False):
