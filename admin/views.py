@@ -37,6 +37,7 @@ from admin.fields import (
     words_formatter,
 )
 from admin.merge import PatientMergeMixin
+from admin.patients import PatientListMixin, birth_formatter, email_words, last_visit_formatter, next_visit_formatter
 from admin.roles import ADMIN_ONLY, EVERYONE, FRONT_DESK, SCHEDULE_CREATORS, SCHEDULE_EDITORS
 from admin.schedule import WEEKDAYS, ScheduleForm, apply_row_buttons, prefill, validate_schedule, week_preview
 from web.audit import audit, audit_event
@@ -570,7 +571,7 @@ class AppointmentView(SecureModelView):
                                                                      **audited), "no_show")
 
 
-class PatientView(PatientMergeMixin, SecureModelView):
+class PatientView(PatientMergeMixin, PatientListMixin, SecureModelView):
     """Patients: search and edit contact details; deactivate, never delete."""
 
     read_roles = FRONT_DESK
@@ -581,12 +582,16 @@ class PatientView(PatientMergeMixin, SecureModelView):
     audit_reads = True
     record_noun = "patient"
     details_template = "admin_clinic/patient_details.html"
-    column_list = ("name", "email", "phone", "active", "created_at", "guardian")
+    # Issue 26: what tells two patients of one name apart, as the desk's search shows it
+    # (admin/patients.py: the page's visits are loaded in one query).
+    column_list = ("name", "date_of_birth", "phone", "email", "last_visit", "next_visit", "guardian", "active",
+                   "created_at")
     # Never the password hash or the token generation: only what reception needs.
-    column_details_list = ("name", "email", "phone", "active", "created_at", "guardian")
-    column_export_list = ("name", "email", "phone", "active", "created_at")
+    column_details_list = ("name", "date_of_birth", "email", "phone", "last_visit", "next_visit", "active",
+                           "created_at", "guardian")
+    column_export_list = ("name", "date_of_birth", "email", "phone", "active", "created_at")
     column_labels = {"created_at": "Registered", "guardian": "Account holder",
-                     "date_of_birth": "Date of birth"}
+                     "date_of_birth": "Date of birth", "last_visit": "Last visit", "next_visit": "Next visit"}
     column_searchable_list = ("name", "email", "phone")
     column_filters = ("active",)
     column_default_sort = "name"
@@ -604,8 +609,11 @@ class PatientView(PatientMergeMixin, SecureModelView):
                  "date_of_birth": {"validators": [wtf_validators.Optional(), wtf_validators.Length(max=10)],
                                    "description": "DD/MM/YYYY"}}
     column_formatters = {"created_at": local_formatter("created_at"), "guardian": guardian_formatter,
-                         "email": lambda v, c, m, n: m.email if deliverable(m.email) else "no email",
-                         "phone": phone_formatter}
+                         "email": lambda v, c, m, n: email_words(m), "phone": phone_formatter,
+                         "date_of_birth": birth_formatter, "last_visit": last_visit_formatter,
+                         "next_visit": next_visit_formatter}
+    column_formatters_export = {"email": lambda v, c, m, n: frontdesk.shown_email(m),
+                                "date_of_birth": lambda v, c, m, n: m.date_of_birth.isoformat() if m.date_of_birth else ""}
     action_roles = {"deactivate": FRONT_DESK}
 
     def on_form_prefill(self, form, id):
@@ -639,6 +647,8 @@ class PatientView(PatientMergeMixin, SecureModelView):
     def create_model(self, form):
         """Create through the rule the front desk's new caller passes (`create_by_staff`), never a bare save."""
         g.admin_form = form  # refusals naming a field are shown on it (SecureModelView)
+        if self.stopped_for_duplicates(form):  # the desk's duplicate check, until "Create anyway"
+            return False
         try:
             # The form asks for an email, so a phone is optional here; given, it is checked as at the
             # desk. The rule gives an unusable password, emails the set-password invitation and

@@ -134,9 +134,17 @@ PATIENT_DATA = {
 }
 
 
+ERASED_DOMAIN = "erased.invalid"
+
+
 def erased_email(patient):
     """The pseudonymous address an erased patient keeps (unique, undeliverable: RFC 6761 `.invalid`)."""
-    return f"erased-{patient.id}@erased.invalid"
+    return f"erased-{patient.id}@{ERASED_DOMAIN}"
+
+
+def is_erased(patient):
+    """True for a patient whose personal data was erased (only the pseudonym is left)."""
+    return str(getattr(patient, "email", "") or "").lower().endswith("@" + ERASED_DOMAIN)
 
 
 def _by_role(actors):

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from models import Schedule, TimeOff
+from models import Patient, Schedule, TimeOff
 from models.seed import seed_demo
 from tests.a11y import axe_violations
 from tests.support.browser import staff_sign_in as sign_in
@@ -68,6 +68,16 @@ def test_back_office_pages_have_no_serious_axe_violations(live_server, page, rol
         found = axe_violations(page)
         if found:
             problems["appointments filtered by patient"] = found
+        # "Create patient" for someone already on record: the form comes back with the match linked.
+        page.goto(base + "/admin/patients/new/")
+        page.get_by_label("Name").fill("Pat Demo")
+        page.get_by_label("Email").fill(Patient.objects.get(id=ids["patient"]).email)
+        page.get_by_role("button", name="Save", exact=True).last.click()
+        page.wait_for_load_state("load")
+        assert page.get_by_role("button", name="Create anyway").is_visible()
+        found = axe_violations(page)
+        if found:
+            problems["create patient: likely duplicate"] = found
     assert not problems, problems
 
 

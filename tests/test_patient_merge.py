@@ -42,7 +42,7 @@ def test_merge_moves_everything_fills_gaps_and_keeps_a_pointer(app, world):
     keep, dup, appt = records(world)
     now = datetime.now(timezone.utc)
     with app.test_request_context():
-        merged = merge_patients(keep, dup, now, audit_as="staff:admin-test")
+        merged = merge_patients(keep, dup, now, audit_as="staff:admin-test").patient
     assert Appointment.objects.get(id=appt.id).patient.id == keep.id
     assert Payment.objects(patient=keep.id).count() == 1 and Payment.objects(patient=dup.id).count() == 0
     assert WaitlistEntry.objects(patient=keep.id).count() == 1

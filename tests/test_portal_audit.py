@@ -219,6 +219,7 @@ DOOR_AUDITS = {
     ("admin/home.py", "'Patient.search'"): READ,
     ("admin/merge.py", "'Patient.merge_view'"): READ,
     ("admin/merge.py", "'Patient.search'"): READ,
+    ("admin/patients.py", "'Patient.search'"): READ,
     ("admin/views.py", "'appointment.answers_read'"): READ,
     ("portal/api.py", "'patient.logout'"): SESSION,
     ("portal/pages.py", "'patient.logout'"): SESSION,

@@ -22,8 +22,11 @@ NO_EMAIL_DOMAIN = "no-email.invalid"
 
 
 def deliverable(address):
-    """True for an email address worth sending to (not a desk placeholder)."""
-    return bool(address) and not str(address).lower().endswith("@" + NO_EMAIL_DOMAIN)
+    """True for an email address worth sending to: none in RFC 6761's reserved `.invalid` domain."""
+    # Every placeholder lives there (a desk caller's, a dependant's, a merged or an erased record's),
+    # so one test keeps them all out of lists, forms and the outbox.
+    domain = str(address or "").rpartition("@")[2].lower()
+    return bool(address) and domain != "invalid" and not domain.endswith(".invalid")
 
 
 def patient_channels(patient):
