@@ -158,7 +158,8 @@ def merge_patients(keep, duplicate, now):
 def _move_card(keep, duplicate, result):
     """The duplicate's card (with its Customer) becomes the kept record's, unless one was saved meanwhile."""
     pm = duplicate.card_payment_method
-    taken = Patient.objects(id=keep.id, card_payment_method__in=[None, pm]).update_one(
+    still_without_card = Patient.objects(id=keep.id, card_payment_method__in=[None, pm])
+    taken = still_without_card.update_one(
         unset__card_setup=True,  # a setup under way belonged to the kept record's old Customer
         **{f"set__{name}": getattr(duplicate, name) for name in CARD_FIELDS})
     if not taken:  # the kept record saved a card of its own meanwhile: it stays
