@@ -158,6 +158,7 @@ def test_email_from_names_the_clinic_and_footer_and_ics_carry_the_address(make_a
                      providers={"one": dict(name="Dr One", services=["consult"], lunch=None)})
     clinic = w.clinic
     clinic.name, clinic.address = "Riverside Clinic", "12 River Street\nLondon SE1 9RT"
+    clinic.brand_colour = "#ffeb3b"  # too light for white text: emails take the pages' darkened accent
     clinic.save()
     patient = make_patient("fromhdr@example.com")
     create.book(patient, str(w["consult"].id), str(w["one"].id), at(future_day(3), 10), utcnow())
@@ -174,6 +175,8 @@ def test_email_from_names_the_clinic_and_footer_and_ics_carry_the_address(make_a
     assert "CONTACT:Riverside Clinic\\, 020 7946 0123" in unfolded
     html = mail.get_body(preferencelist=("html",)).get_content()
     assert 'href="tel:+442079460123"' in html and ">020 7946 0123</a>" in html
+    # The email's links and buttons wear the clinic's colour as the pages do, never a fixed blue.
+    assert f"color:{accent_colour('#ffeb3b')};" in html and "#0b57d0" not in html and "#ffeb3b" not in html
 
 
 def test_numbers_without_a_country_code_are_read_in_the_clinics_own_country(app, world):

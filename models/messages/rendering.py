@@ -15,7 +15,7 @@ from bson import ObjectId
 from models.accounts.documents import Patient
 from models.booking.documents import Appointment
 from models.catalog.documents import Clinic
-from models.catalog.profile import phone_region
+from models.catalog.profile import accent_colour, phone_region
 from models.clock import as_utc as _utc
 from models.formatting import human_time, money, phone
 from models.payments.documents import UPFRONT_KINDS, Payment
@@ -140,7 +140,8 @@ def context_for(message, now, public_url, preview=False):
            "clinic_name": clinic.name if clinic else "The clinic",
            "clinic_phone": clinic_phone(clinic), "clinic_tel": (clinic.phone if clinic else "") or "",
            "clinic_address": clinic_address(clinic) if clinic else "",
-           "brand_colour": (clinic.brand_colour if clinic else "") or "#0b57d0",
+           # The pages' accent: the brand colour, darkened when white text on it would be too faint.
+           "brand_colour": accent_colour(clinic.brand_colour if clinic else None),
            "portal_url": f"{base}/portal/", "book_url": f"{base}/portal/book",
            "preview": preview}  # money, human_time and the other formatters are the app's template globals
     patient = Patient.objects(id=message.patient).only("name").first() if message.patient else None
