@@ -55,6 +55,7 @@ from models.documents import Appointment, Payment, Patient, Provider, Schedule, 
 from models.payments.documents import UPFRONT_KINDS
 from models.errors import DomainError, ValidationFailed
 from models.feeds import feed_status, make_feed, revoke_feed
+from models.glance import dispute_words
 from models.catalog.questions import answer_text
 from models.formatting import money, plain_amount
 
@@ -710,7 +711,7 @@ class PatientView(PatientMergeMixin, PatientListMixin, SecureModelView):
                         filter_url = url_for("appointments.index_view", **{
                             f"flt0_{appointments_view.get_filter_arg(index, flt)}": str(patient.id)})
             kwargs.update(appointments=appointments, payments=payments, zone=clinic_zone(),
-                          appointment_text=appointment_text, all_appointments_url=filter_url)
+                          appointment_text=appointment_text, dispute_words=dispute_words, all_appointments_url=filter_url)
         return super().render(template, **kwargs)
 
     @action("deactivate", "Deactivate", "Deactivate the selected patients? They will be signed out.")
@@ -730,10 +731,10 @@ class PaymentView(SecureModelView):
     export_roles = FRONT_DESK
     audit_reads = True
     record_noun = "payment"
-    column_list = ("created_at", "patient", "appointment", "kind", "amount", "status", "amount_refunded", "flow",
-                   "stripe_payment_intent", "flag")
+    column_list = ("created_at", "patient", "appointment", "kind", "amount", "status", "dispute", "amount_refunded",
+                   "flow", "stripe_payment_intent", "flag")
     column_details_list = ("created_at", "updated_at", "patient", "appointment", "kind", "amount", "status",
-                           "fee_state", "waived_reason", "amount_refunded", "refunds", "flow",
+                           "dispute", "fee_state", "waived_reason", "amount_refunded", "refunds", "flow",
                            "stripe_payment_intent", "stripe_checkout_session", "flag")
     column_export_list = ("created_at", "patient", "appointment", "kind", "amount", "currency", "status",
                           "amount_refunded", "flow", "stripe_payment_intent", "flag")
@@ -741,13 +742,14 @@ class PaymentView(SecureModelView):
     column_searchable_list = ("stripe_payment_intent", "stripe_checkout_session")
     column_default_sort = ("created_at", True)
     column_labels = {"created_at": "Created", "updated_at": "Updated", "amount_refunded": "Refunded",
-                     "fee_state": "Fee state", "waived_reason": "Why waived",
+                     "dispute": "Dispute", "fee_state": "Fee state", "waived_reason": "Why waived",
                      "stripe_payment_intent": "Stripe payment", "stripe_checkout_session": "Stripe Checkout session",
                      "flow": "Payment page"}
     column_formatters = {
         "created_at": local_formatter("created_at"), "updated_at": local_formatter("updated_at"),
         "patient": patient_formatter, "status": words_formatter, "kind": words("payment_kind"),
         "fee_state": words_formatter, "flow": words("flow"),
+        "dispute": lambda v, c, m, n: dispute_words(m, clinic_zone()),  # the bank's chargeback, in words
         "amount": money_formatter("amount"), "amount_refunded": money_formatter("amount_refunded"),
         "appointment": lambda v, c, m, n: link(url_for("appointments.details_view", id=str(m.appointment.id)),
                                                appointment_text(m.appointment, clinic_zone()))

@@ -5,8 +5,8 @@ Choices written down here (the issue is silent on them):
   the day sheet adds up), online and at the desk, less what was refunded.
 - "Due at the desk": an appointment of today that is on (confirmed, arrived, done or no-show),
   has a price, and has no payment that succeeded or is under way.
-- "Needs attention" lists refunds still pending after 10 minutes or refused, and payments the
-  sweeper could not settle: still pending/processing after 10 minutes, or paid for an appointment
+- "Needs attention" lists payments the patient's bank disputed, refunds still pending after 10
+  minutes or refused, and payments the sweeper could not settle: still pending/processing after 10 minutes, or paid for an appointment
   that lapsed.
 - A provider sees only its own appointments and no money figures.
 """
@@ -16,7 +16,7 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from models.booking.documents import HOLDING_STATUSES, Appointment, is_lapsed_hold
-from models.formatting import money
+from models.formatting import human_time, money
 from models.clock import _utc, local_today
 from models.payments.desk import due_at_desk
 from models.payments.documents import FEE_KINDS, UPFRONT_KINDS, Payment
@@ -92,7 +92,7 @@ def glance(now, tz, provider_id=None, currency="gbp"):
     result.due = [(a, due) for a in todays if (due := due_at_desk(a, payments.get(a.id)))]
     if provider_id:
         return result  # providers see their day, not the clinic's money
-    result.attention = attention(now)
+    result.attention = attention(now, tz)
     week_first = week_start(today)
     result.takings_today = net_paid(payments.values())
     result.fees_today = fees_taken(today, 1, tz)
@@ -149,10 +149,22 @@ def fees_taken(first, days, tz):
     return net_paid(Payment.objects(appointment__in=list(ids), kind__in=FEE_KINDS).no_dereference())
 
 
-def attention(now):
-    """Payments staff must look at: refunds pending too long or refused, payments the sweeper could
-    not settle. A list of (payment, reason), newest first."""
-    found = []
+def dispute_words(payment, tz):
+    """A disputed payment as staff read it: "Disputed: £60.00 on Saturday 5 December 2026, 10:00 GMT
+    (fraudulent)"; "" when the patient's bank has not disputed it."""
+    dispute = getattr(payment, "dispute", None)
+    if dispute is None:
+        return ""
+    why = f" ({dispute.reason.replace('_', ' ')})" if dispute.reason else ""
+    return f"Disputed: {money(dispute.amount, payment.currency)} on {human_time(dispute.opened_at, tz)}{why}"
+
+
+def attention(now, tz="UTC"):
+    """Payments staff must look at: disputes, refunds pending too long or refused, payments the
+    sweeper could not settle. A list of (payment, reason), newest first; times in zone `tz`."""
+    # A dispute first: the patient's bank took the money back until staff answer it in Stripe.
+    found = [(p, f"{dispute_words(p, tz)}; answer it in Stripe's dashboard")
+             for p in Payment.objects(dispute__exists=True).order_by("-dispute.opened_at").limit(50)]
     for payment in Payment.objects(refunds__status__in=("pending", "failed")).order_by("-updated_at").limit(50):
         for refund in payment.refunds:
             if refund.status == "failed":

@@ -16,7 +16,7 @@ from flask_jwt_extended import jwt_required
 from models.payments.cards import card_on_file, remove_card, start_card_setup
 from models.payments.fees import start_fee_payment
 from models.documents import utcnow
-from models.errors import DomainError, NotFound
+from models.errors import DomainError
 from portal import openapi
 from portal.auth import current_patient, patient_page
 from portal.payment import is_local_stripe, payment_page, stripe_js_url
@@ -125,9 +125,7 @@ def remove_card_page():
 @payment_page
 def fee_page(appointment_id, payment_id):
     """The emailed pay link: the fee, and a button that confirms it with the bank (3-D Secure)."""
-    try:
-        fee = start_fee_payment(g.patient, payment_id, utcnow())
-    except NotFound:
-        raise
+    # The domain checks the fee is this appointment's and the patient's (404 otherwise).
+    fee = start_fee_payment(g.patient, payment_id, utcnow(), appointment_id=appointment_id)
     return render_template("portal/fee.html", fee=fee, appointment_id=appointment_id,
                            stripe_js=stripe_js_url(), paid=request.args.get("paid"))

@@ -224,3 +224,29 @@ def test_an_action_audits_its_own_refusal_and_its_success(app):
         assert AuditEvent.objects(action="appointment.check_in", outcome="refused:bad_transition").count() == 1
         appointment.reload()
         assert appointment.status == "no_show" and appointment.version == 1
+
+
+def test_no_module_flags_a_payment_disputed_but_the_ledger():
+    """A Payment's dispute flag, like its status, is written only in models/payments/ledger.py
+    (`_mark_disputed`): no `set__dispute=`/`unset__dispute=`, `Payment(dispute=…)` or `.dispute = …`
+    anywhere else in the app."""
+    offenders = []
+    for package in APP_PACKAGES:
+        for base, _dirs, files in os.walk(os.path.join(ROOT, package)):
+            for name in (n for n in files if n.endswith(".py")):
+                path = os.path.join(base, name)
+                relative = os.path.relpath(path, ROOT)
+                if relative == os.path.join("models", "payments", "ledger.py"):
+                    continue
+                with open(path, encoding="utf-8") as handle:
+                    tree = ast.parse(handle.read())
+                for node in ast.walk(tree):
+                    if isinstance(node, ast.Call) and any(
+                            (k.arg or "").split("__")[-1] == "dispute" and (k.arg or "").startswith(("set__", "unset__"))
+                            or (k.arg == "dispute" and ast.unparse(node.func).startswith("Payment"))
+                            for k in node.keywords):
+                        offenders.append(f"{relative}:{node.lineno}")
+                    elif isinstance(node, ast.Assign) and any(
+                            isinstance(t, ast.Attribute) and t.attr == "dispute" for t in node.targets):
+                        offenders.append(f"{relative}:{node.lineno}")
+    assert not offenders, offenders

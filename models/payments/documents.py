@@ -4,6 +4,7 @@ from mongoengine import (
     DateTimeField,
     Document,
     EmbeddedDocument,
+    EmbeddedDocumentField,
     EmbeddedDocumentListField,
     IntField,
     ObjectIdField,
@@ -35,6 +36,15 @@ class Refund(EmbeddedDocument):
     status = StringField(default="pending")
     created_at = DateTimeField(default=utcnow)
     reason = StringField(default="")
+
+
+class Dispute(EmbeddedDocument):
+    """A chargeback the patient's bank opened on a payment (Stripe's `charge.dispute.created`)."""
+
+    stripe_dispute = StringField(required=True)
+    amount = IntField(required=True, min_value=0)
+    reason = StringField(default="", max_length=60)
+    opened_at = DateTimeField(required=True)
 
 
 class Payment(Document):
@@ -70,6 +80,9 @@ class Payment(Document):
     # Issue 28 (a course paid up front): the series id when this Payment is one visit's share of a
     # course paid with one PaymentIntent (or Checkout Session) that every share follows.
     course = ObjectIdField()
+    # Set by the ledger alone (`_mark_disputed`) when the patient's bank disputes the charge: staff
+    # see "Disputed" on the home page, the Payments list and the patient's page, and answer it in Stripe.
+    dispute = EmbeddedDocumentField(Dispute)
     meta = {
         "collection": "payments",
         "auto_create_index": False,
@@ -80,6 +93,7 @@ class Payment(Document):
             ("status", "updated_at"),
             {"fields": ["resync_due"], "sparse": True},  # issue 31
             {"fields": ["course"], "sparse": True},  # issue 28
+            {"fields": ["dispute.opened_at"], "sparse": True},  # the home page's open disputes
         ],
     }
 

@@ -298,14 +298,21 @@ def refund_fee(payment, now, actor="staff"):
     return refund_payment(payment, reason="fee refunded by staff", actor=actor, now=now)
 
 
-def start_fee_payment(patient, payment_id, now):
+def start_fee_payment(patient, payment_id, now, appointment_id=None):
     """The pay link's page: the fee's intent for Stripe.js to confirm on-session (3-D Secure),
     `{client_secret, publishable_key, amount, currency, status}`; 404 for anyone else's fee.
 
-    A dependant's visit's fee is the account holder's to pay (their card, their pay link)."""
+    A dependant's visit's fee is the account holder's to pay (their card, their pay link). With
+    `appointment_id` (the pay link's page names one) the fee must be that appointment's too: a link
+    pairing one's own fee with another visit is not found, so no page shows a fee under the wrong visit."""
     if not ObjectId.is_valid(str(payment_id)):
         raise NotFound("No such fee.")
-    payment = Payment.objects(id=payment_id, patient__in=household_ids(patient), kind__in=FEE_KINDS).first()
+    fees = Payment.objects(id=payment_id, patient__in=household_ids(patient), kind__in=FEE_KINDS)
+    if appointment_id is not None:
+        if not ObjectId.is_valid(str(appointment_id)):
+            raise NotFound("No such fee.")
+        fees = fees.filter(appointment=ObjectId(str(appointment_id)))
+    payment = fees.first()
     if payment is None:
         raise NotFound("No such fee.")
     answer = {"amount": payment.amount, "currency": payment.currency, "kind": payment.kind,

@@ -23,7 +23,7 @@ from models.clock import as_utc, utcnow
 from models.errors import Conflict, DependencyDown, DomainError
 from models.payments.documents import StripeEvent
 from models.payments.gateway import _id_of, is_transient
-from models.payments.ledger import _audit, log
+from models.payments.ledger import _audit, _mark_disputed, log
 from models.payments.refunds import sync_refunds
 from models.payments.sync import (
     _intent_of_charge_or_refund,
@@ -92,10 +92,27 @@ def _refunds(obj, now):
 
 
 def _dispute(obj, now):
-    """A dispute needs people: record it in the audit log and the error log for staff."""
-    payment = payment_for_intent_id(_id_of(obj.get("payment_intent")))
+    """charge.dispute.created: the patient's bank disputes a charge (a visit's, a deposit's or a fee's).
+
+    The ledger marks the Payment disputed (amount and date), so staff see "Disputed" on the home
+    page, the Payments list and the patient's page; an audit event and a log warning record it too.
+    The dispute's amount, reason and date come from the signed event (localstripe has no disputes to
+    fetch); the Payment is found from our own records by its intent (or its charge, through Stripe).
+    """
+    pi_id = _id_of(obj.get("payment_intent"))
+    if not pi_id and obj.get("charge"):
+        pi_id = _intent_of_charge_or_refund(_id_of(obj["charge"]))
+    payment = payment_for_intent_id(pi_id)
     if payment is None:
         return "unknown_payment"
+    amount = obj.get("amount")
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+        amount = payment.amount  # no usable amount: the whole payment is in question
+    created = obj.get("created")
+    opened = datetime.fromtimestamp(created, timezone.utc) if isinstance(created, int) and created > 0 else now
+    reason = obj.get("reason") if isinstance(obj.get("reason"), str) else ""
+    if not _mark_disputed(payment, obj["id"], amount, reason, opened, now):
+        return "dispute_already_recorded"
     _audit(ACTOR, "payment.dispute_opened", f"Payment:{payment.id}", outcome="needs_attention")
     log.warning("Stripe dispute %s opened on payment %s", obj.get("id"), payment.id)
     return "dispute_recorded"

@@ -1,7 +1,8 @@
 """The Payment ledger: which status may follow which, the guarded moves, the per-Payment lock.
 
 The one writer of a Payment's status: `new_payment` gives a new Payment its first status,
-`_move_payment` every later one (tests/test_status_table.py fails on any other writer).
+`_move_payment` every later one (tests/test_status_table.py fails on any other writer). It also
+writes the one flag beside the status, a dispute (`_mark_disputed`), checked the same way.
 
 A course paid up front (issue 28) keeps the ledger's rule of one Payment per appointment (and
 kind): each held visit of the course has its own Payment, `amount` being that visit's share (its
@@ -28,7 +29,7 @@ from models.audit import audit_here
 from models.errors import Conflict
 from models.booking.documents import Appointment, online_amount
 from models.clock import _utc
-from models.payments.documents import PAYMENT_STATUSES, UPFRONT_KINDS, Payment
+from models.payments.documents import PAYMENT_STATUSES, UPFRONT_KINDS, Dispute, Payment
 from models.stores import Lease, rkey
 from models.transitions import ForbiddenTransition, StatusTable
 
@@ -102,6 +103,22 @@ def _move_payment(payment, new_status, now, *, only_from=None, where=None, **cha
     if not moved:
         payment.reload()
     return bool(moved)
+
+
+def _mark_disputed(payment, dispute_id, amount, reason, opened_at, now):
+    """Flag a Payment as disputed by the patient's bank, once per dispute; True when this call wrote.
+
+    A flag the ledger owns, not a status: while a dispute is open Stripe's intent still reads
+    "succeeded", so a "disputed" status would be moved back by the next sync, and the money stays
+    taken until the bank decides. The amount is never above the payment's.
+    """
+    dispute = Dispute(stripe_dispute=str(dispute_id)[:100], amount=max(0, min(int(amount), payment.amount)),
+                      reason=(reason or "")[:60], opened_at=opened_at)
+    marked = payment.modify(query={"dispute__stripe_dispute__ne": dispute.stripe_dispute},
+                            set__dispute=dispute, set__updated_at=now)
+    if not marked:
+        payment.reload()
+    return bool(marked)
 
 
 def may_move(payment, new_status):
