@@ -1,4 +1,5 @@
-"""The back office's Outbox: every email, its status and last error, its rendered body; resend."""
+"""The back office's Outbox: every email and text, its status and last error, its wording as sent (a
+preview for one not sent); resend."""
 
 from flask import flash, url_for
 from flask_admin.actions import action
@@ -14,25 +15,42 @@ from models.messages.delivery import resend
 from models.messages.outbox import OutboxMessage
 
 
+PRE = '<pre style="white-space:pre-wrap">{}</pre>'
+
+
 def rendered_body(view, context, model, name):
-    """The plain-text body as it would be sent now (reset links hidden); a text as the phone shows it."""
+    """The wording: a sent message's as it left (kept at send time); any other's as a preview,
+    rendered now and labelled so (reset links hidden); a text as the phone shows it."""
+    if model.status == "sent" and model.sent_body:
+        if getattr(model, "channel", "email") == "sms":
+            return Markup("<p><strong>Text message as sent</strong> ({} characters)</p>" + PRE).format(
+                len(model.sent_body), model.sent_body)
+        # Markup.format escapes every value it puts in.
+        return Markup("<p><strong>Email as sent</strong></p><p><strong>Subject:</strong> {}</p>" + PRE).format(
+            model.sent_subject or "", model.sent_body)
+    return _preview(model)
+
+
+def _preview(model):
+    """A message rendered now, under a label that says it is not the wording sent."""
     from models.messages.rendering import render
     from models.messages.sms import render_text
 
+    if model.status == "sent":  # sent before the wording was kept, or kept no longer (patient erased)
+        label = Markup("<p><strong>Preview</strong>: the wording sent was not kept; this is how it would read now.</p>")
+    else:
+        label = Markup("<p><strong>Preview</strong>: not sent; this is how it would read if sent now.</p>")
     if getattr(model, "channel", "email") == "sms":
         try:
             text = render_text(model, utcnow())
         except Exception as exc:
             return Markup("<p>Cannot render this text: {}</p>").format(str(exc))
-        return Markup('<p><strong>Text message</strong> ({} characters)</p><pre style="white-space:pre-wrap">{}</pre>').format(
-            len(text), text)
+        return label + Markup("<p><strong>Text message</strong> ({} characters)</p>" + PRE).format(len(text), text)
     try:
         rendered = render(model, utcnow(), preview=True)
     except Exception as exc:  # a template edit gone wrong shows here, not as a 500
         return Markup("<p>Cannot render this message: {}</p>").format(str(exc))
-    # Markup.format escapes every value it puts in.
-    body = Markup('<p><strong>Subject:</strong> {}</p><pre style="white-space:pre-wrap">{}</pre>').format(
-        rendered.subject, rendered.text)
+    body = label + Markup("<p><strong>Subject:</strong> {}</p>" + PRE).format(rendered.subject, rendered.text)
     if rendered.attachments:
         body += Markup("<p>Attached: {}</p>").format(", ".join(a[0] for a in rendered.attachments))
     return body

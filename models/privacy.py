@@ -12,7 +12,8 @@ trail keep their records under the patient's id. Unpaid holds are cancelled; an 
 confirmed appointment must be cancelled first (or by the clinic), so nobody is expected at a
 visit the clinic can no longer link to a person. The patient leaves the waitlist, their open
 set-password links are spent, and the outbox forgets their address: its messages are re-addressed
-to the pseudonym and those not yet sent are dropped.
+to the pseudonym, those not yet sent are dropped, and the wording kept of those sent (to them, or to
+their account holder about them) is removed.
 
 `PATIENT_DATA` is the one list of collections holding a patient's data besides `patients` and the
 audit trail; tests/test_security_review_privacy.py fails when a document that references Patient
@@ -82,9 +83,13 @@ def _leave_waitlist(patient, now, email):
 
 
 def _forget_address(patient, now, email):
-    """Re-address the patient's messages to the pseudonym; drop those not sent yet."""
+    """Re-address the patient's messages to the pseudonym; drop those not sent yet; forget the wording
+    of every message sent to them or about them (a dependant's visit or offer is written to the holder)."""
     pseudonym = erased_email(patient)
     mine = Q(patient=patient.id) | Q(to=email)
+    visits = Appointment.objects(patient=patient.id).distinct("id")
+    OutboxMessage.objects(mine | Q(appointment__in=visits) | Q(**{"context__for": str(patient.id)})).update(
+        unset__sent_subject=True, unset__sent_body=True)
     OutboxMessage.objects(mine & Q(status__in=UNSENT)).update(
         set__status="dropped", set__drop_reason="patient erased", set__lease_until=None)
     OutboxMessage.objects(mine & Q(kind__in=TOKEN_KINDS)).update(set__context={})

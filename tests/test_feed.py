@@ -1,5 +1,5 @@
 """Clinicians' calendar feeds (issue 29): staff make and revoke a secret link; the feed lists the
-clinician's appointments from 30 days back, with initials unless the clinic allows names; tokens
+clinician's appointments from 30 days back to the booking horizon, with initials unless the clinic allows names; tokens
 stored hashed; reads audited and rate-limited; a revoked link is 404."""
 
 import re
@@ -12,7 +12,7 @@ from models.booking.cancellation import cancel
 from models.booking.create import book
 from models.documents import Appointment, Clinic
 from models.feeds import FeedToken
-from tests.support.factories import at, form_csrf, future_day, make_clinic, make_patient, make_provider, make_service
+from tests.support.factories import LONDON, at, form_csrf, future_day, make_clinic, make_patient, make_provider, make_service
 
 
 def _events(resp):
@@ -120,3 +120,37 @@ def test_the_feed_puts_each_visit_where_the_patients_own_calendar_file_does(app)
     own = signed_in(app, "where@example.com").get(f"/portal/appointments/{appt.id}.ics")
     [patients_event] = Calendar.from_ical(own.get_data()).walk("VEVENT")
     assert str(patients_event["location"]) == str(event["location"])
+
+
+def test_the_feed_runs_from_30_days_back_to_the_booking_horizon(app):
+    """31 days back is gone from the clinician's calendar, 29 days back is still there, and the furthest
+    time a patient can book (the service's 60-day horizon) is there; a visit beyond it is not."""
+    from models.clock import utcnow
+    from models.feeds import make_feed
+
+    make_clinic()
+    service = make_service(name="Physio", price=0, horizon=60)
+    provider = make_provider([service], name="Dr Window")
+    patient = make_patient("window@example.com", name="Wyn Window")
+    now = utcnow()
+    today = now.astimezone(LONDON).date()
+
+    def booked(start, when=None):
+        """Booked through the booking action, as of `when` (a day before the visit: past visits too)."""
+        return book(patient, service.id, provider.id, start, when or start - timedelta(days=1)).id
+
+    gone = booked(at(today - timedelta(days=31), 10))
+    kept = booked(at(today - timedelta(days=29), 10))
+    # The furthest time a patient booking now may take: the last on-the-hour start inside 60 days.
+    furthest = max(at(today + timedelta(days=d), h) for d in (59, 60) for h in range(9, 17) if h != 12
+                   and at(today + timedelta(days=d), h) <= now + timedelta(days=60))
+    last = booked(furthest, now)  # bookable today: it is inside the horizon
+    beyond = booked(at(today + timedelta(days=63), 10))
+    with app.app_context():
+        token = make_feed(provider.id)
+    events = _events(app.test_client().get(f"/feeds/{token}.ics"))
+    shown = {str(e["uid"]) for e in events}
+    assert f"appointment-{kept}@clinic" in shown and f"appointment-{last}@clinic" in shown
+    assert f"appointment-{gone}@clinic" not in shown and f"appointment-{beyond}@clinic" not in shown
+    assert len(events) == 2
+    assert max(e.decoded("dtstart") for e in events) == furthest

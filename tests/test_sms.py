@@ -213,3 +213,51 @@ def test_provider_5xx_is_retried_with_backoff_and_a_bad_number_fails_with_its_re
         deliver_sms_due(noon + timedelta(minutes=5))
     failing.reload()
     assert failing.status == "failed" and "21211" in failing.last_error and "not a valid phone number" in failing.last_error
+
+
+def test_two_sweeps_and_two_senders_started_together_send_each_text_once(make_app, sms_standin):
+    """The forced race of tests/test_outbox.py, for texts: callers who get texts, and four senders
+    (two sweeps, two text senders) released at the same instant through the real claim code."""
+    import threading
+
+    from models.sweep import sweep
+
+    app = _sms_app(make_app, sms_standin)
+    make_clinic()
+    service = make_service(name="Physio", price=0)
+    service.update(set__reminder_hours=[])  # only the confirmations fall due
+    provider = make_provider([service])
+    phones = [_number() for _ in range(6)]
+    day = future_day(4)
+    with app.app_context():
+        for hour, phone in zip((9, 10, 11, 13, 14, 15), phones):
+            caller = create_by_staff(f"Racer {hour}", phone, invite=False)
+            book(caller, service.id, provider.id, at(day, hour), datetime.now(timezone.utc), by_staff=True,
+                 pay_online=False)
+    assert OutboxMessage.objects(channel="sms", kind="confirmed", status="queued").count() == 6
+
+    noon = _day_time(future_day(1), 12)  # day time: quiet hours hold nothing back
+    barrier = threading.Barrier(4)
+    errors, sent = [], []
+
+    def run(step):
+        try:
+            with app.app_context():
+                barrier.wait()
+                report = step(noon)
+                texts = getattr(report, "sms", report)  # a sweep's texts; None when the other sweep held the lease
+                sent.extend(texts.sent if texts is not None else [])
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(step,))
+               for step in (sweep, sweep, deliver_sms_due, deliver_sms_due)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    assert sorted(sent) == sorted(set(sent)) and len(sent) == 6  # each text claimed and sent by one sender
+    for phone in phones:
+        assert len(sms_standin.messages(to=phone)) == 1, phone
+    assert OutboxMessage.objects(channel="sms", kind="confirmed", status="sent").count() == 6

@@ -1,9 +1,11 @@
-"""Sending the outbox: each due message is claimed with a lease, re-checked, rendered and sent by SMTP.
+"""Sending the outbox: each due message is claimed with a lease, re-checked, rendered, sent by SMTP, and
+its wording kept (`as_sent`).
 
 See `models/messages/outbox.py` for the rules (claims, leases, backoff, what is dropped and why).
 """
 
 import logging
+import re
 import smtplib
 import ssl
 import uuid
@@ -18,9 +20,9 @@ from flask import current_app
 from models.audit import audited
 from models.clock import utcnow
 from models.errors import Conflict
-from models.messages.documents import OutboxMessage
+from models.messages.documents import SENT_BODY_MAX, OutboxMessage
 from models.messages.outbox import TOKEN_KINDS, why_drop
-from models.messages.rendering import render, sender
+from models.messages.rendering import HIDDEN_LINK, render, sender
 
 log = logging.getLogger(__name__)
 
@@ -235,8 +237,8 @@ def deliver_due(now=None, smtp_url=None, mail_from=None, limit=BATCH):
                 report.dropped.append(str(mid))
                 continue
             try:
-                email = build_email(message, render(message, now), mail_from)
-                sender.send(email)
+                rendered = render(message, now)
+                sender.send(build_email(message, rendered, mail_from))
             except Unreachable as exc:
                 # The server, not the message: give the attempt back and stop this pass.
                 _finish(mid, token, status="queued", last_error=str(exc)[:500],
@@ -255,7 +257,8 @@ def deliver_due(now=None, smtp_url=None, mail_from=None, limit=BATCH):
                     report.retrying.append(str(mid))
                 log.warning("outbox message %s not sent: %s", mid, error)
                 continue
-            _finish(mid, token, status="sent", sent_at=now, last_error="", context=_scrub(message))
+            _finish(mid, token, status="sent", sent_at=now, last_error="", context=_scrub(message),
+                    sent_subject=rendered.subject[:200], sent_body=as_sent(message, rendered.text))
             report.sent.append(str(mid))
     finally:
         sender.close()
@@ -272,6 +275,18 @@ def _give_back_unsent(token):
             {"$set": {"status": "queued", "claimed_by": None, "lease_until": None}, "$inc": {"attempts": -1}})
     except Exception as exc:  # their leases lapse and another pass claims them
         log.warning("outbox: claimed messages not given back: %s", exc)
+
+
+def as_sent(message, text):
+    """The wording of a sent message as the outbox keeps it: a set-password link hidden (its token is
+    a secret staff never see), at most SENT_BODY_MAX characters (a long email is cut, and says so)."""
+    token = (message.context or {}).get("token")
+    if token:
+        text = re.sub(r"\S*" + re.escape(str(token)) + r"\S*", HIDDEN_LINK, text)
+    if len(text) > SENT_BODY_MAX:
+        note = f"\n[… cut here: the message sent was {len(text)} characters long]"
+        text = text[:SENT_BODY_MAX - len(note)] + note
+    return text
 
 
 def _scrub(message):

@@ -30,6 +30,7 @@ STATUSES = ("queued", "sending", "sent", "failed", "dropped")
 SMS_KINDS = ("confirmed", "reminder", "cancelled", "rescheduled", "waitlist_offer", "fee_due",
              "closure_notice")  # a closure over the visit (issue 25), for patients who chose texts
 CHANNELS = ("email", "sms")
+SENT_BODY_MAX = 4000  # characters of a sent message's wording kept (an email's plain text runs 0.5–2 k)
 SMS_VARIANT = "sms"  # a text's variant ends with "/sms", so it is a message of its own under the unique key
 
 
@@ -58,6 +59,12 @@ class OutboxMessage(Document):
     # (messages written before it have no channel, and are email). `provider_id`: the SMS provider's sid.
     channel = StringField(choices=CHANNELS, default="email")
     provider_id = StringField(max_length=64)
+    # The wording as it left (issue 29, review B3): a text's body, an email's subject and plain text,
+    # written with `status="sent"` by the sender (`delivery.as_sent`: secrets hidden, at most
+    # SENT_BODY_MAX characters), so the Outbox shows what the patient got even after the visit
+    # changed. Erasure removes both (models/privacy.py).
+    sent_subject = StringField(max_length=200)
+    sent_body = StringField(max_length=SENT_BODY_MAX)
     meta = {
         "collection": "outbox",
         "auto_create_index": False,

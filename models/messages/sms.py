@@ -31,7 +31,7 @@ from models.booking.documents import Appointment
 from models.catalog.documents import Clinic
 from models.clock import as_utc, utcnow
 from models.formatting import money, short_time
-from models.messages.delivery import DeliveryReport, _claim, _finish, _scrub
+from models.messages.delivery import DeliveryReport, _claim, _finish, _scrub, as_sent
 from models.messages.documents import OutboxMessage, SmsOptOut
 from models.messages.outbox import base_variant, why_drop
 from models.messages.quiet import in_quiet_hours, quiet_ends
@@ -224,7 +224,8 @@ def deliver_sms_due(now=None, sms_url=None, sms_from=None, limit=BATCH):
             report.waiting += 1
             continue
         try:
-            sid = send_text(target, sms_from, message.to, render_text(message, now))
+            text = render_text(message, now)
+            sid = send_text(target, sms_from, message.to, text)
         except ProviderDown as exc:
             _finish(mid, token, status="queued", last_error=str(exc)[:500],
                     due_at=now + sms_backoff(message.attempts))
@@ -247,8 +248,9 @@ def deliver_sms_due(now=None, sms_url=None, sms_from=None, limit=BATCH):
             _finish(mid, token, status="failed", last_error=f"{exc.__class__.__name__}: {exc}"[:500])
             report.failed.append(str(mid))
             continue
+        # The text as the phone got it, kept: the Outbox shows it even after the visit moves.
         _finish(mid, token, status="sent", sent_at=now, last_error="", provider_id=sid[:64],
-                context=_scrub(message))
+                context=_scrub(message), sent_body=as_sent(message, text))
         report.sent.append(str(mid))
     return report
 
