@@ -4,7 +4,8 @@
 
 Each run is a whole benchmark (its own throwaway stack; `MONGODB_URI` / `REDIS_URL` when set),
 which measures /healthz and cached /api/slots in alternating windows, then runs the two-host
-workload (`hosts2`) and the same workload on a 3-primary Valkey cluster (`valkey_cluster`). Checks:
+workload (`hosts2`: two gunicorn masters and two `flask --app wsgi worker` processes) and the same
+workload on a 3-primary Valkey cluster (`valkey_cluster`). Checks:
 
 * `slots_vs_hello >= 0.85`: the median over the runs of each run's `slots_vs_hello` (cached
   /api/slots over /healthz requests per second, each the mean of its alternating windows; the
@@ -13,7 +14,11 @@ workload (`hosts2`) and the same workload on a 3-primary Valkey cluster (`valkey
 * a cached /api/slots sends no MongoDB command and one Redis command (`db_commands.slots_cached`
   0, `redis_commands_slots_cached` at most 1.1: a worker whose catalog just aged out reads its
   versions once more);
-* `hosts2`: bookings made, and zero double bookings, lost or duplicated messages and 5xx answers;
+* `hosts2`: two workers ran and each sent email (they raced), bookings made, and zero double
+  bookings, lost or duplicated messages, 5xx answers and worker errors;
+* the workload's mix, in `hosts2` and `valkey_cluster`: at least one reschedule, cancellation,
+  waitlist offer made, offer accepted and card payment succeeded (`bench_scale.KINDS`; a kind that
+  never happened was not checked by the zeros above);
 * `valkey_cluster.ok` true (no errors) in every run.
 
 Prints `ok` or `FAILED` per check; exit status 0 only when all hold.
@@ -27,7 +32,10 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 TARGET = 0.85
+
+from tests.bench_scale import KINDS, missing_kinds  # noqa: E402
 
 
 def run_bench(seconds, rounds):
@@ -58,9 +66,17 @@ def main():
     for k, r in enumerate(runs):
         h = r["hosts2"]
         zeros = {key: h[key] for key in ("double_booked", "lost_messages", "duplicate_messages", "errors_5xx")}
-        checks.append((f"run {k + 1} hosts2: {h['bookings']} bookings, {zeros}",
-                       h["bookings"] > 0 and not any(zeros.values())))
+        zeros["worker_errors"] = len(h.get("worker_errors", ["no worker_errors in the report"]))
+        checks.append((f"run {k + 1} hosts2: {h.get('workers')} workers (emails sent each "
+                       f"{h.get('sent_by_worker')}), {h['bookings']} bookings, {zeros}",
+                       h.get("workers") == 2 and h["bookings"] > 0 and not any(zeros.values())
+                       and len(h.get("sent_by_worker", [])) == 2 and all(h["sent_by_worker"])))
         c = r["valkey_cluster"]
+        for name, figures in (("hosts2", h), ("valkey_cluster", c)):
+            mix = ", ".join(f"{kind} {figures.get(kind)}" for kind in KINDS)
+            missing = missing_kinds(figures)
+            checks.append((f"run {k + 1} {name} workload: {mix}" + (f" (never: {missing})" if missing else ""),
+                           not missing))
         checks.append((f"run {k + 1} valkey_cluster: ok={c['ok']} errors={c['errors']}", c["ok"] is True))
         cached_redis = r.get("redis_commands_slots_cached")
         checks.append((f"run {k + 1} cached slots: {r['db_commands']['slots_cached']} MongoDB commands, "

@@ -1,19 +1,27 @@
-"""More than one machine, measured here: two app hosts and two sweepers over one MongoDB and one Redis.
+"""More than one machine, measured here: two app hosts and two message workers over one MongoDB and one Redis.
 
     python tests/bench_scale.py [--cluster] [--patients 16]
 
 `hosts2(stack, redis_url)` starts two app instances (separate gunicorn masters on separate ports,
-2 workers each) and two sweepers (separate processes looping `models.sweep.sweep`, as two hosts'
-timers would) against the same MongoDB and Redis, and drives through both hosts, alternately and
-racing each other: bookings, reschedules, cancellations, waitlist offers (joined, offered by a
-cancellation on the other host, accepted) and card payments (localstripe). Then it checks what a
-clinic would notice:
+2 workers each) and two message workers (`flask --app wsgi worker` through
+`devstack.servers.start_worker`, as the run command and tests/test_worker.py start it; production
+runs one on every host) against the same MongoDB and Redis, and drives through both hosts,
+alternately and racing each other: bookings, reschedules, cancellations, waitlist offers (joined,
+offered by a cancellation on the other host, accepted) and card payments (localstripe). The two
+workers are woken through Redis by every queued email and race to claim it. Once the workload is
+done and no email due by then is still queued or being sent, both are stopped (SIGTERM). Then it
+checks what a clinic would notice:
 
 * `double_booked`: active appointments of one clinician that overlap (must be 0);
-* `lost_messages`: emails due before the last sweep that were not delivered to the SMTP server
-  (still queued/sending/failed, or marked sent with no message in the Maildir);
+* `lost_messages`: emails due by the end of the workload that were not delivered to the SMTP
+  server (still queued/sending/failed, or marked sent with no message in the Maildir);
 * `duplicate_messages`: messages delivered more than once (the same outbox Message-ID twice);
-* `errors_5xx`: answers with a 5xx status.
+* `errors_5xx`: answers with a 5xx status;
+* `worker_errors`: a worker that logged an error or did not stop cleanly (must be empty);
+* what the workload did, per kind (`KINDS`): `rescheduled`, `cancelled`, `waitlist_offered` (offers
+  the waiting patients saw), `waitlist_accepted`, `paid`; `missing_kinds(figures)` names any kind
+  that never happened (then the run proved nothing about it). `sent_by_worker`: emails each
+  worker's log says it sent.
 
 With `redis_url` naming a cluster (`redis+cluster://…`, see `devstack.servers.start_redis_cluster`)
 the same workload checks the app on a Valkey Cluster; it also signs in with wrong passwords until
@@ -26,7 +34,6 @@ import glob
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import threading
@@ -40,24 +47,19 @@ import requests
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from devstack.servers import free_port  # noqa: E402
+from devstack.servers import free_port, start_worker  # noqa: E402
 from tests.helpers import clean_env, start_gunicorn, stop_process, wait_http  # noqa: E402
 
 PASSWORD = "bench password 1"
 CARD_OK = "4242424242424242"
-SWEEPER = """
-import os, sys, time
-from clinic import create_app
-from models.sweep import sweep
-app = create_app()
-stop = sys.argv[1]
-with app.app_context():
-    while not os.path.exists(stop):
-        sweep()
-        time.sleep(0.2)
-    for _ in range(2):  # the passes after the workload: everything due by now goes out
-        sweep()
-"""
+WORKERS = 2
+# What the workload does besides booking; a run where one of these never happened checked nothing about it.
+KINDS = ("rescheduled", "cancelled", "waitlist_offered", "waitlist_accepted", "paid")
+
+
+def missing_kinds(figures):
+    """The kinds of action (KINDS) a hosts2 report says never happened."""
+    return [kind for kind in KINDS if not figures.get(kind)]
 
 
 def _config(stack_env, redis_url, label):
@@ -138,7 +140,8 @@ def _at_once(n, func):
 
 
 def _workload(hosts, ids, patients, stripe_base):
-    """Bookings, reschedules, cancellations, waitlist offers and payments through both hosts."""
+    """Bookings, reschedules, cancellations, waitlist offers and payments through both hosts; how
+    many of each succeeded (`bookings` and KINDS)."""
     sessions = [_login(hosts, i) for i in range(patients)]
     anon = requests.Session()
     first = (datetime.now(timezone.utc) + timedelta(days=2)).date()
@@ -156,12 +159,14 @@ def _workload(hosts, ids, patients, stripe_base):
     mine = {i: r.json()["id"] for i, r in enumerate(booked) if r.status_code == 201}
     bookings += len(mine)
 
-    # 2. Reschedules through the other host, two patients racing for each new time.
+    # 2. Reschedules through the other host, two patients racing for each new time (one wins, 200;
+    #    the other gets 409 and keeps their time).
     later = [s["start"] for s in free(ids["call"], two, first + timedelta(days=1), host=1)[::2][: len(mine)]]
     movers = sorted(mine)
-    _at_once(len(movers), lambda k: hosts.call(movers[k] + 1, sessions[movers[k]], "POST",
-                                               f"/api/appointments/{mine[movers[k]]}/reschedule",
-                                               json={"start": later[k // 2], "provider": two}))
+    moved = _at_once(len(movers), lambda k: hosts.call(movers[k] + 1, sessions[movers[k]], "POST",
+                                                       f"/api/appointments/{mine[movers[k]]}/reschedule",
+                                                       json={"start": later[k // 2], "provider": two}))
+    done = {"rescheduled": sum(r.status_code == 200 for r in moved)}
 
     # 3. Waitlist: the patients without a booking ask for Dr Two's day, which the moves filled
     #    partly; cancellations on the other host free times, offered to them; they accept.
@@ -178,13 +183,18 @@ def _workload(hosts, ids, patients, stripe_base):
             bookings += 1
             mine.setdefault(-1 - k, r.json()["id"])
     cancellers = movers[: len(waiting)]
-    _at_once(len(cancellers), lambda k: hosts.call(cancellers[k] + 1, sessions[cancellers[k]], "POST",
-                                                   f"/api/appointments/{mine[cancellers[k]]}/cancel"))
+    cancels = _at_once(len(cancellers), lambda k: hosts.call(
+        cancellers[k] + 1, sessions[cancellers[k]], "POST", f"/api/appointments/{mine[cancellers[k]]}/cancel"))
+    done["cancelled"] = sum(r.status_code == 200 for r in cancels)
+    # A freed time of Dr Two's day is offered at once to a waiting patient, who sees it and accepts.
+    done["waitlist_offered"] = done["waitlist_accepted"] = 0
     for i in waiting:
         for entry in hosts.call(i + 1, sessions[i], "GET", "/api/waitlist").json():
             if entry.get("status") == "offered":
+                done["waitlist_offered"] += 1
                 r = hosts.call(i, sessions[i], "POST", f"/api/waitlist/{entry['id']}/accept")
-                bookings += r.status_code == 201
+                done["waitlist_accepted"] += r.status_code == 201
+    bookings += done["waitlist_accepted"]
 
     # 4. Payments: paid visits with Dr Three, each paid by card through the other host.
     visits = [s["start"] for s in free(ids["visit"], three, first + timedelta(days=2))][: patients // 2]
@@ -203,9 +213,8 @@ def _workload(hosts, ids, patients, stripe_base):
         paid = hosts.call(i, sessions[i], "POST", f"/api/appointments/{appt}/payment/confirm", json={"token": token})
         return 1 if paid.status_code == 200 else 0
 
-    paid = sum(_at_once(len(visits), book_and_pay))
-    bookings += paid
-    return bookings, paid
+    done["paid"] = sum(_at_once(len(visits), book_and_pay))
+    return dict(done, bookings=bookings + done["paid"])
 
 
 def _throttle_holds(hosts):
@@ -231,8 +240,47 @@ def _mail_ids(mail_dir):
     return found
 
 
+def _wait_for(predicate, timeout):
+    """Poll `predicate` until it holds or `timeout` seconds pass; whether it held."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def _unsent(last_due):
+    """Emails due by `last_due` that no worker has finished with yet (queued or being sent)."""
+    from models.messages.documents import OutboxMessage
+
+    return OutboxMessage.objects(due_at__lte=last_due, status__in=("queued", "sending")).count()
+
+
+def _read(path):
+    """A worker's log so far."""
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        return fh.read()
+
+
+def _worker_report(workers, logs):
+    """Emails each worker says it sent, and what went wrong with any of them (an error logged, an
+    unclean stop)."""
+    sent, errors = [], []
+    for k, (worker, path) in enumerate(zip(workers, logs)):
+        text = _read(path)
+        sent.append(sum(int(n) for n in re.findall(r"^(?:sweep: )?mail: (\d+) sent", text, re.M)))
+        bad = [line for line in text.splitlines() if " ERROR " in line or line.startswith("Traceback")]
+        if worker.process.returncode != 0 or "worker: stopped" not in text:
+            bad.append(f"exit status {worker.process.returncode}; log ends: {text[-300:]!r}")
+        errors += [f"worker {k + 1}: {line}" for line in bad]
+    return sent, errors
+
+
 def hosts2(stack, redis_url=None, patients=16, label="hosts2"):
     """Run the two-host workload against the stack (or `redis_url`); the figures a clinic would notice."""
+    from clinic import create_app
+
     env_stack = stack.env
     redis_url = redis_url or env_stack["REDIS_URL"]
     config = _config(env_stack, redis_url, label)
@@ -241,40 +289,42 @@ def hosts2(stack, redis_url=None, patients=16, label="hosts2"):
                     BOOKINGS_PER_ADDRESS_10MIN="1000000", BOOKINGS_PER_ACCOUNT_10MIN="1000000",
                     RESCHEDULES_PER_ACCOUNT_10MIN="1000000")
     ports = [free_port(), free_port()]
-    procs, sweepers = [], []
-    stop_file = os.path.join(tempfile.mkdtemp(prefix=f"{label}-"), "stop")
+    log_dir = tempfile.mkdtemp(prefix=f"{label}-")
+    logs = [os.path.join(log_dir, f"worker{k + 1}.log") for k in range(WORKERS)]
+    procs, workers = [], []
     started = time.monotonic()
     try:
         procs = [start_gunicorn(env, port, workers=2) for port in ports]
+        # Production's worker, as many as hosts, each with the app's settings (production's poll).
+        workers = [start_worker(dict(env, PYTHONUNBUFFERED="1"), log_path=path) for path in logs]
         bases = [f"http://127.0.0.1:{port}" for port in ports]
         for base, proc in zip(bases, procs):
             wait_http(base + "/readyz", 200, timeout=120, process=proc)
-        sweepers = [subprocess.Popen([sys.executable, "-c", SWEEPER, stop_file], cwd=ROOT, env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-                    for _ in range(2)]
+
+        def all_up():
+            return all(w.process.poll() is not None or "worker: started" in _read(path)
+                       for w, path in zip(workers, logs))
+
+        _wait_for(all_up, 120)  # both are waiting for wake-ups before the first email is queued
         hosts = Hosts(bases)
-        bookings, paid = _workload(hosts, ids, patients, env_stack["STRIPE_API_BASE"])
+        done = _workload(hosts, ids, patients, env_stack["STRIPE_API_BASE"])
         throttled = _throttle_holds(hosts)
         last_due = datetime.now(timezone.utc)
-        with open(stop_file, "w"):
-            pass
-        errors = []
-        for proc in sweepers:
-            try:
-                _, err = proc.communicate(timeout=180)
-            except subprocess.TimeoutExpired:
-                stop_process(proc)
-                err = b"sweeper did not finish"
-            if proc.returncode:
-                errors.append(err.decode("utf-8", "replace")[-500:])
+        create_app(dict(config, TESTING=True))
+        # Everything due by now goes out (the wake-ups, or a poll after a lost one), then stop.
+        _wait_for(lambda: not _unsent(last_due) or any(w.process.poll() is not None for w in workers), 180)
     finally:
-        for proc in procs + sweepers:
+        for proc in procs:
             stop_process(proc)
-    return _check(config, stack.mail_dir, hosts, bookings, paid, throttled, last_due, errors,
-                  time.monotonic() - started)
+        for worker in workers:
+            worker.stop()  # SIGTERM, as systemd stops it
+    sent, worker_errors = _worker_report(workers, logs)
+    figures = _check(config, stack.mail_dir, hosts, throttled, last_due, time.monotonic() - started)
+    return dict(figures, **done, workers=len(workers), sent_by_worker=sent, worker_errors=worker_errors)
 
 
-def _check(config, mail_dir, hosts, bookings, paid, throttled, last_due, sweeper_errors, seconds):
+def _check(config, mail_dir, hosts, throttled, last_due, seconds):
+    """Double bookings, lost and duplicated emails and 5xx answers, from the database and the Maildir."""
     from clinic import create_app
     from models import Appointment
     from models.messages.documents import OutboxMessage
@@ -296,12 +346,10 @@ def _check(config, mail_dir, hosts, bookings, paid, throttled, last_due, sweeper
             n = delivered.get(str(message.id), 0)
             lost += n == 0
             duplicate += max(0, n - 1)
-    return {"bookings": bookings, "double_booked": double, "lost_messages": lost,
-            "duplicate_messages": duplicate,
-            "errors_5xx": sum(n for code, n in hosts.codes.items() if code >= 500) + len(sweeper_errors),
-            "paid": paid, "throttled": throttled, "statuses": {str(k): v for k, v in sorted(hosts.codes.items())},
-            "messages": {f"{k}:{s}": n for (k, s), n in sorted(kinds.items())},
-            "sweeper_errors": sweeper_errors, "seconds": round(seconds, 1)}
+    return {"double_booked": double, "lost_messages": lost, "duplicate_messages": duplicate,
+            "errors_5xx": sum(n for code, n in hosts.codes.items() if code >= 500),
+            "throttled": throttled, "statuses": {str(k): v for k, v in sorted(hosts.codes.items())},
+            "messages": {f"{k}:{s}": n for (k, s), n in sorted(kinds.items())}, "seconds": round(seconds, 1)}
 
 
 def valkey_cluster(stack, patients=12):
@@ -314,7 +362,8 @@ def valkey_cluster(stack, patients=12):
     finally:
         cluster.stop()
     errors = figures["errors_5xx"] + figures["double_booked"] + figures["lost_messages"] + \
-        figures["duplicate_messages"] + (0 if figures["throttled"] else 1) + (0 if figures["bookings"] else 1)
+        figures["duplicate_messages"] + len(figures["worker_errors"]) + len(missing_kinds(figures)) + \
+        (0 if figures["throttled"] else 1) + (0 if figures["bookings"] else 1)
     return dict(figures, ok=errors == 0, errors=errors)
 
 

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from tests.bench_scale import missing_kinds
 from tests.helpers import ROOT, clean_env
 
 
@@ -34,3 +35,13 @@ def test_benchmark_runs_and_prints_its_figures():
     assert figures["db_commands"]["admin_list_20"] == figures["db_commands"]["admin_list_100"]
     race = figures["race"]
     assert race["won"] == race["slots"] == 3 and race["double_booked"] == 0 and race["errors_5xx"] == 0
+    # Two hosts with two message workers racing (issue 30): nothing double-booked, lost, sent twice
+    # or answered 5xx, both workers stopped cleanly, and every kind of action in the mix happened.
+    for name in ("hosts2", "valkey_cluster"):
+        scale = figures[name]
+        assert scale["workers"] == 2 and len(scale["sent_by_worker"]) == 2, (name, scale)
+        assert scale["worker_errors"] == [], (name, scale["worker_errors"])
+        assert (scale["double_booked"], scale["lost_messages"], scale["duplicate_messages"],
+                scale["errors_5xx"]) == (0, 0, 0, 0), (name, scale)
+        assert scale["bookings"] > 0 and missing_kinds(scale) == [], (name, scale)
+    assert figures["valkey_cluster"]["ok"] is True
