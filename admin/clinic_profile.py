@@ -1,7 +1,8 @@
 """The clinic's profile and closures in the back office (issue 25).
 
 - **Clinic settings** (admin): name, address, phone, email, website, brand colour, logo upload
-  (PNG/JPEG/SVG up to 512 KB, checked by `models.catalog.profile.check_logo`), holiday region.
+  (PNG/JPEG/SVG up to 512 KB, checked by `models.catalog.profile.check_logo`), holiday region, and
+  how dates and money are written (the clinic's locale, one of `models.formatting.CLINIC_LOCALES`).
 - **Closures** (admin and reception): whole or part days the clinic is closed, with a reason; each
   lists the appointments booked in it, with one action to message those patients.
 - **Public holidays** (admin and reception): the region's holidays ahead, each closed unless opened.
@@ -14,7 +15,7 @@ from flask_admin import BaseView, expose
 from flask_admin.actions import action
 from flask_wtf.csrf import validate_csrf
 from markupsafe import Markup, escape
-from wtforms import BooleanField, FileField, TextAreaField
+from wtforms import BooleanField, FileField, SelectField, TextAreaField
 from wtforms.validators import ValidationError
 
 from admin.base import SecureModelView, StaffAccessMixin, clinic_zone, local_formatter, staff_actor
@@ -28,6 +29,7 @@ from models.catalog.closures import HOLIDAY_YEARS_AHEAD, public_holidays, valid_
 from models.catalog.profile import (LOGO_MAX_BYTES, accent_colour, check_logo, close_holiday_again, get_clinic,
                                     remove_logo, reopen_holiday, save_logo)
 from models import formatting
+from models.formatting import LOCALE_NAMES
 from models.clock import local_today, utcnow
 from models.errors import DomainError
 
@@ -35,18 +37,29 @@ from models.errors import DomainError
 LISTED = 5
 
 
+class LocaleField(SelectField):
+    """The clinic's locale as a select of names in words; any other value is refused by name."""
+
+    def pre_validate(self, form):
+        """Refuse a locale the clinic cannot use with words staff can act on (WTForms says "Not a valid choice")."""
+        if self.data not in LOCALE_NAMES:
+            raise ValidationError(f"“{self.data or ''}” is not a locale the clinic can use; choose one of "
+                                  f"{', '.join(LOCALE_NAMES.values())}.")
+
+
 class ClinicProfileView(ClinicView):
     """Clinic settings with the clinic's profile: who it is, how it looks, where its holidays come from."""
 
     column_list = ("name", "address", "phone", "email", "website", "brand_colour", "holiday_region", "timezone",
-                   "currency", "hold_minutes", "slot_step_minutes", "default_cancellation_hours",
+                   "currency", "locale", "hold_minutes", "slot_step_minutes", "default_cancellation_hours",
                    "max_held", "max_upcoming")
     form_excluded_columns = ("logo_sha", "reopened_holidays")
     # The logo's hash and the re-opened holidays are bookkeeping (the logo shows in the header, the
     # holidays under Clinic → Public holidays): the details page shows what staff set.
     column_details_list = column_list + ("feed_shows_names",)
     column_labels = {**ClinicView.column_labels, "brand_colour": "Brand colour",
-                     "holiday_region": "Public holidays of", "website": "Website"}
+                     "holiday_region": "Public holidays of", "website": "Website",
+                     "locale": "Dates and money written as"}
     column_descriptions = {
         **ClinicView.column_descriptions,
         "address": "Shown on every page and email, and in calendar files. One line per line of the address.",
@@ -56,6 +69,9 @@ class ClinicProfileView(ClinicView):
                           "its public holidays (open a holiday again under Clinic → Public holidays). "
                           "Leave empty for none.",
         "website": "Starting with https://",
+        "locale": "How dates, times and amounts read on every page, in the back office, emails and texts: "
+                  "English (United Kingdom) writes “Monday 7 December 2026, 09:00”, English (United States) "
+                  "“Monday, December 7, 2026, 9:00 AM”. The currency stays the clinic's (or a service's).",
     }
     column_formatters = {
         **ClinicView.column_formatters,
@@ -64,8 +80,10 @@ class ClinicProfileView(ClinicView):
                                                                    "" if accent_colour(m.brand_colour) == (m.brand_colour or "").lower()
                                                                    else f" (shown as {accent_colour(m.brand_colour)} for contrast)"),
         "address": lambda v, c, m, n: Markup("<br>").join(escape(line) for line in (m.address or "").splitlines()),
+        "locale": lambda v, c, m, n: LOCALE_NAMES.get(m.locale, m.locale),
     }
-    form_overrides = {**ClinicView.form_overrides, "address": TextAreaField}
+    form_overrides = {**ClinicView.form_overrides, "address": TextAreaField, "locale": LocaleField}
+    form_args = {"locale": {"choices": list(LOCALE_NAMES.items())}}
     form_extra_fields = {
         "logo_file": FileField("Logo", description=f"A PNG, JPEG or SVG image of at most {LOGO_MAX_BYTES // 1024} KB; "
                                                    "shown beside the clinic's name."),

@@ -203,7 +203,7 @@ class DayView(StaffAccessMixin, BaseView):
         providers = current_catalog().providers_offering(service)
         local = clock.local(appointment.start, tz)
         values = {"day": request.values.get("new_day", local.date().isoformat())[:10],
-                  "time": request.values.get("new_time", formatting.clock_time(local))[:5],
+                  "time": request.values.get("new_time", local.time().isoformat("minutes"))[:5],  # <input type=time>
                   "provider": request.values.get("provider", str(appointment.provider.id))[:24],
                   "scope": "following" if request.values.get("scope") == "following" else "one"}
         # Issue 28: how many later visits "this and following" would move.

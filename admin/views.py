@@ -622,7 +622,9 @@ class PatientView(PatientMergeMixin, PatientListMixin, SecureModelView):
         if not deliverable(form.email.data):
             form.email.data = ""
         born = form.date_of_birth.data
-        form.date_of_birth.data = formatting.numeric_date(born) if born and hasattr(born, "year") else (born or "")
+        # Typed back as DD/MM/YYYY (the field's hint, `parse_birth_date`), whatever the clinic's locale.
+        form.date_of_birth.data = formatting.numeric_date(born, locale=formatting.DEFAULT_LOCALE) \
+            if born and hasattr(born, "year") else (born or "")
 
     def create_form(self, obj=None):
         """The create form, without the choice of messages (`create_by_staff` gives the default)."""

@@ -49,11 +49,12 @@ def register_clinic_profile(app):
 
     @app.context_processor
     def clinic_identity():
-        """`brand`: the clinic's name, address, phone, accent colour and logo for page headers,
+        """`brand`: the clinic's name, address, phone, accent colour, logo and locale for page headers,
         footers and titles (read from the cached catalog; a page without a clinic gets "Clinic")."""
         from models.catalog import current_catalog
         from models.catalog.profile import accent_colour, logo_path
         from models.messages.rendering import clinic_address
+        from models.formatting import DEFAULT_LOCALE
 
         try:
             clinic = current_catalog().clinic
@@ -68,6 +69,8 @@ def register_clinic_profile(app):
             "website": (clinic.website or "") if clinic else "",
             "accent": accent_colour(clinic.brand_colour if clinic else None),
             "logo_url": logo_path(clinic),
+            # The clinic's locale as a BCP 47 tag ("en-GB"), for the few scripts that write money.
+            "lang": ((clinic.locale if clinic else None) or DEFAULT_LOCALE).replace("_", "-"),
         }}
 
 

@@ -737,4 +737,7 @@ class ClinicSchema(Schema):
     currency = fields.String(required=True)
     brand_colour = fields.String(required=True)
     logo_url = fields.String(required=True, allow_none=True)
+    locale = fields.String(required=True, metadata={
+        "description": "How the clinic writes dates and money for people, a CLDR locale: en_GB, en_IE, en_US, "
+                       "en_AU, en_NZ or en_CA"})
     closures = fields.List(fields.Nested(ClosureSchema), required=True)

@@ -16,7 +16,8 @@
 /* The review step's "Pay £360.00 now for all 6 visits" (issue 28) follows the number of visits
  * chosen; without this script it states the default six, and the line beside it the price a visit.
  * The submit button follows the choice too: "Hold these 4 visits and pay £240.00" for the whole
- * course, "… and pay £60.00 for each" per visit, so it never names one visit's price for a course. */
+ * course, "… and pay £60.00 for each" per visit, so it never names one visit's price for a course.
+ * Amounts follow the clinic's locale (`data-locale`), as the server writes them. */
 (function () {
   "use strict";
   var total = document.getElementById("course-total");
@@ -25,7 +26,7 @@
   if (!count || !every || !window.Intl) { return; }
   var button = count.form && count.form.querySelector("button[type=submit]");
   var single = button ? button.textContent : "";
-  var money = total && new Intl.NumberFormat("en-GB", {style: "currency", currency: total.dataset.currency.toUpperCase()});
+  var money = total && new Intl.NumberFormat(total.dataset.locale || "en-GB", {style: "currency", currency: total.dataset.currency.toUpperCase()});
   function courseChosen() {
     var radio = count.form && count.form.querySelector("input[name=pay][value=course]");
     return !!(radio && radio.checked);

@@ -42,8 +42,9 @@ def book(client, w, start):
 def test_api_clinic_answers_the_contract_shape(app, world):
     body = app.test_client().get("/api/clinic").get_json()
     assert set(body) == {"name", "address", "phone", "email", "timezone", "currency", "brand_colour",
-                         "logo_url", "closures"}
+                         "logo_url", "locale", "closures"}
     assert body["name"] == "Riverside Clinic" and "12 River Street" in body["address"]
+    assert body["locale"] == "en_GB"  # a clinic that never chose one is written as it always was
     assert body["logo_url"] is None and body["timezone"] == "Europe/London"
 
 

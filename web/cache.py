@@ -23,6 +23,7 @@ import redis
 from flask import g, has_request_context
 
 from models import catalog as catalog_module
+from models.catalog.snapshot import forget_held
 from models.booking.freetimes import StoredPart
 
 log = logging.getLogger(__name__)
@@ -273,6 +274,7 @@ def forget():
     with _lock:
         _cached.clear()
         _local_generation += 1
+    forget_held()  # and the clinic formatting read its locale from
 
 
 def _on_change(kind, provider=None):

@@ -25,6 +25,7 @@ from mongoengine import (
 )
 
 from models.catalog.policy import policy_of
+from models.formatting import DEFAULT_LOCALE, LOCALE_NAMES
 from models.catalog.questions import stamp_questions
 
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -36,6 +37,11 @@ def _validate_zone(name):
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValidationError(f"{name!r} is not an IANA timezone") from None
+
+
+def _validate_locale(code):
+    if code not in LOCALE_NAMES:
+        raise ValidationError(f"{code!r} is not a locale the clinic can use; use one of {', '.join(LOCALE_NAMES)}")
 
 
 def _validate_currency(code):
@@ -66,6 +72,9 @@ class Clinic(Document):
     logo_sha = StringField(max_length=64, default="")  # the ClinicLogo's hash: the logo URL's version
     holiday_region = StringField(max_length=20, default="")  # e.g. "GB-ENG"; empty: no public holidays
     reopened_holidays = ListField(DateField())  # public holidays the clinic opens on after all
+    # How dates, times and money are written for people (models/formatting.py); a clinic saved before
+    # the setting existed reads as en_GB, as it always was written.
+    locale = StringField(max_length=10, default=DEFAULT_LOCALE, validation=_validate_locale)
     meta = {"collection": "clinics", "auto_create_index": False}
 
     @classmethod

@@ -13,7 +13,7 @@ from models.catalog.closures import closed_dates, describe
 from models.catalog.documents import Clinic, ClinicLogo
 from models.clock import local_today
 from models.errors import NotFound, ValidationFailed
-from models.formatting import DEFAULT_REGION
+from models.formatting import DEFAULT_LOCALE, DEFAULT_REGION
 
 LOGO_MAX_BYTES = 512 * 1024
 LOGO_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "svg": "image/svg+xml"}
@@ -173,6 +173,7 @@ def public_profile(catalog, now):
         "currency": clinic.currency,
         "brand_colour": clinic.brand_colour or DEFAULT_ACCENT,
         "logo_url": logo_path(clinic),
+        "locale": clinic.locale or DEFAULT_LOCALE,
         "closures": upcoming_closures(catalog, now),
     }
 

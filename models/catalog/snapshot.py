@@ -4,6 +4,9 @@ Availability and booking read it on every request, so it is loaded in bulk (four
 app may install a cache for it (`set_catalog_source`); the cache is invalidated by every save of
 those documents (MongoEngine signals, which `changed()` reports) and by a version in Redis for the
 other processes. Without a cache installed, every call loads it afresh.
+
+The snapshot last read is kept (`_held`): `models.formatting` writes dates and money in its clinic's
+locale without asking the database again.
 """
 
 from dataclasses import dataclass, field
@@ -15,6 +18,7 @@ from models.clock import as_utc as _utc
 from models.catalog.closures import load_closures
 from models.catalog.documents import Clinic, Closure, Provider, Schedule, Service, TimeOff
 from models.errors import NotFound, ValidationFailed
+from models.formatting import set_locale_source
 
 
 @dataclass
@@ -104,6 +108,7 @@ def load_catalog():
 
 
 _source = None
+_held = None  # the catalog this process read last: formatting's locale comes from its clinic
 _listeners = []
 _with_provider = set()  # listeners that also take the provider a change concerns
 
@@ -116,7 +121,23 @@ def set_catalog_source(source):
 
 def current_catalog():
     """The catalog, from the installed source or loaded afresh."""
-    return _source() if _source is not None else load_catalog()
+    global _held
+    _held = _source() if _source is not None else load_catalog()
+    return _held
+
+
+def held_locale():
+    """The locale of the clinic in the catalog this process holds, or None: never a database command."""
+    return getattr(getattr(_held, "clinic", None), "locale", None)
+
+
+def forget_held():
+    """Let go of the catalog held for formatting (the test suite empties its database between tests)."""
+    global _held
+    _held = None
+
+
+set_locale_source(held_locale)
 
 
 def on_change(listener, with_provider=False):

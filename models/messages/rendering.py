@@ -17,7 +17,7 @@ from models.booking.documents import Appointment
 from models.catalog.documents import Clinic
 from models.catalog.profile import accent_colour, phone_region
 from models.clock import as_utc as _utc
-from models.formatting import human_time, money, phone
+from models.formatting import human_time, money, phone, using_locale
 from models.payments.documents import UPFRONT_KINDS, Payment
 
 HIDDEN_LINK = "[link hidden: only the patient sees it]"
@@ -131,9 +131,9 @@ def sender(name, mail_from):
     return str(Address(display_name=name, addr_spec=address))
 
 
-def context_for(message, now, public_url, preview=False):
-    """The template context of a message, read from the database now."""
-    clinic = Clinic.get()
+def context_for(message, now, public_url, preview=False, clinic=None):
+    """The template context of a message, read from the database now (`clinic`: already read)."""
+    clinic = Clinic.get() if clinic is None else clinic
     tz = clinic.timezone if clinic else "UTC"
     base = public_url.rstrip("/")
     ctx = {"message": message, "kind": message.kind, "clinic": clinic, "tz": tz,
@@ -218,7 +218,17 @@ def render(message, now, public_url=None, preview=False):
     from flask import current_app
 
     public_url = public_url or current_app.config.get("PUBLIC_URL") or ""
-    ctx, appt, clinic = context_for(message, now, public_url, preview)
+    clinic = Clinic.get()
+    # The whole message, templates' filters included, in the clinic's locale read here (a worker may
+    # hold no catalog, or an older one); the .ics attachment is iCalendar, in no locale.
+    with using_locale(getattr(clinic, "locale", None)):
+        return _render(message, now, public_url, preview, clinic)
+
+
+def _render(message, now, public_url, preview, clinic):
+    from flask import current_app
+
+    ctx, appt, clinic = context_for(message, now, public_url, preview, clinic)
     env = current_app.jinja_env
     text_module = env.get_template(f"email/{message.kind}.txt").make_module(ctx)
     html = env.get_template(f"email/{message.kind}.html").render(ctx)

@@ -30,7 +30,7 @@ from flask import current_app
 from models.booking.documents import Appointment
 from models.catalog.documents import Clinic
 from models.clock import as_utc, utcnow
-from models.formatting import money, short_time
+from models.formatting import money, short_time, using_locale
 from models.messages.delivery import DeliveryReport, _claim, _finish, _scrub, as_sent
 from models.messages.documents import OutboxMessage, SmsOptOut
 from models.messages.outbox import base_variant, why_drop
@@ -90,8 +90,14 @@ def short_link(base, appointment_id):
 
 def render_text(message, now, public_url=None):
     """The text of a message, read from the database now: one segment where it can be."""
-    base = (public_url or current_app.config.get("PUBLIC_URL") or "").rstrip("/")
     clinic = Clinic.get()
+    # Times and amounts in the clinic's locale, read here as the email's are (models.messages.rendering).
+    with using_locale(getattr(clinic, "locale", None)):
+        return _text(message, now, public_url, clinic)
+
+
+def _text(message, now, public_url, clinic):
+    base = (public_url or current_app.config.get("PUBLIC_URL") or "").rstrip("/")
     tz = clinic.timezone if clinic else "UTC"
     name = clinic.name if clinic else "The clinic"
     data = message.context or {}
