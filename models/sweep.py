@@ -10,10 +10,12 @@ event for a cancel or a refund and never retries a delivery. So the sweeper re-f
 2. Payments stuck in `pending`/`processing` for over a minute are re-synced; succeeded payments
    whose appointment is still held or expired are settled; refunds that never reached Stripe are
    sent again with their idempotency keys.
-3. Time claims whose appointment does not exist (older than two minutes: a booking inserts its
+3. A confirmed booking of the last day whose confirmation never reached the outbox (queuing failed
+   after the booking was written, and was only logged) gets its confirmation queued (issue 31).
+4. Time claims whose appointment does not exist (older than two minutes: a booking inserts its
    claims just before its appointment) are deleted, as are the claims of expired or cancelled
    appointments that were not secured by a payment.
-4. Inconsistencies it cannot fix are reported.
+5. Inconsistencies it cannot fix are reported.
 
 A pass holds a lease (redis-py's `Lock` under the app's key prefix), so running the sweeper from
 several machines at once does each pass once; every step is a guarded update anyway.
@@ -34,6 +36,8 @@ from models.booking.reschedule import finish_reschedule
 from models.booking.waitlist import sweep_waitlist
 from models.clock import as_utc, utcnow
 from models.messages.delivery import deliver_due
+from models.messages.documents import OutboxMessage
+from models.messages.outbox import appointment_confirmed
 from models.messages.sms import deliver_sms_due
 from models.payments.cancellation import stop_and_sync
 from models.payments.documents import FEE_KINDS, UPFRONT_KINDS, Payment
@@ -74,6 +78,7 @@ class SweepReport:
     closed: list = field(default_factory=list)  # issue 31: payments that never reached Stripe, closed
     recovered: list = field(default_factory=list)  # issue 31: unfinished actions finished
     released: list = field(default_factory=list)  # issue 31: closed appointments' claims given back
+    told: list = field(default_factory=list)  # issue 31: bookings whose missing confirmation was queued
 
     def lines(self):
         """Human-readable summary lines."""
@@ -99,6 +104,8 @@ class SweepReport:
             out.append(f"sweep: {len(self.recovered)} unfinished action(s) finished")
         if self.released:
             out.append(f"sweep: time of {len(self.released)} closed appointment(s) released")
+        if self.told:
+            out.append(f"sweep: missing confirmation of {len(self.told)} booking(s) queued")
         out += [f"sweep: problem: {p}" for p in self.problems]
         if self.mail is not None:
             out += [f"sweep: {line}" for line in self.mail.lines()]
@@ -134,6 +141,7 @@ def sweep(now=None):
         _recent_payments(now, report)
         _tidy_claims(now, report)
         _complete_visits(now, report)
+        _queue_missed_confirmations(now, report)
         # Freed times go to the first patient in line.
         report.offered = sweep_waitlist(now, report)
         _send_mail(now, report)  # last, so this pass's offers go out at once
@@ -181,6 +189,55 @@ def _release_closed(now, report):
             continue
         release_time(appointment_id, now=now)
         report.released.append(str(appointment_id))
+
+
+# A message of these kinds for an appointment told its patient about the booking's time ("rescheduled"
+# carries the new time and its .ics), so only a booking with neither was never told.
+TOLD_KINDS = ("confirmed", "rescheduled")
+
+
+def _queue_missed_confirmations(now, report):
+    """Queue the confirmation of confirmed bookings of the last day whose patient was never told
+    (issue 31: `appointment_confirmed` only logs a failure to queue, as email must never undo a
+    booking). Left alone for RECOVER_AFTER after its last change, as a live request queues its own;
+    a series is told by one message for all its visits, so it counts as told when any visit was.
+    Idempotent: the outbox's unique (kind, subject, version, variant) makes a repeat queue nothing."""
+    candidates = list(Appointment._get_collection().find(
+        {"status": "confirmed", "created_at": {"$gte": now - RECENT}, "start": {"$gt": now},
+         "updated_at": {"$lte": now - RECOVER_AFTER},
+         # An accepted waitlist offer is told by its offer's message; accepting queues no confirmation.
+         "booked_by": {"$ne": "waitlist"}}, {"series": 1, "start": 1}).sort("start", 1))
+    if not candidates:
+        return
+    series = {a["series"] for a in candidates if a.get("series")}
+    siblings = {}  # appointment id -> its series, for every visit of the candidates' series
+    if series:
+        siblings = {a["_id"]: a["series"] for a in Appointment._get_collection().find(
+            {"series": {"$in": list(series)}}, {"series": 1})}
+    told = _told(set(siblings) | {a["_id"] for a in candidates})
+    told_series = {siblings[a] for a in told if a in siblings}
+    untold, seen_series = [], set()
+    for appt in candidates:
+        if appt["_id"] in told or appt.get("series") in told_series or appt.get("series") in seen_series:
+            continue
+        if appt.get("series"):
+            seen_series.add(appt["series"])  # the earliest live visit's confirmation lists every date
+        untold.append(appt["_id"])
+    if not untold:
+        return
+    paid = set(Payment._get_collection().distinct(
+        "appointment", {"appointment": {"$in": untold}, "status": "succeeded", "kind": {"$in": list(UPFRONT_KINDS)}}))
+    for appointment_id in untold:
+        appointment_confirmed(appointment_id, now, paid=appointment_id in paid)  # logs its own failure
+    for appointment_id in _told(untold):  # a patient with no address to write to gets nothing queued
+        record_audit(ACTOR, "appointment.confirmation.recovered", record=f"Appointment:{appointment_id}")
+        report.told.append(str(appointment_id))
+
+
+def _told(appointment_ids):
+    """The ids among `appointment_ids` that have a confirmation (or a reschedule notice) in the outbox."""
+    return set(OutboxMessage._get_collection().distinct(
+        "appointment", {"appointment": {"$in": list(appointment_ids)}, "kind": {"$in": list(TOLD_KINDS)}}))
 
 
 def _complete_visits(now, report):

@@ -33,6 +33,8 @@ def test_benchmark_runs_and_prints_its_figures():
     assert set(figures["slots_any_ms"]) == {"4", "20", "50"} and figures["any_scaling"] > 0
     assert figures["worker_rss_mb"] and all(mb > 0 for mb in figures["worker_rss_mb"])
     assert figures["db_commands"]["admin_list_20"] == figures["db_commands"]["admin_list_100"]
+    # A backlog queued at once is drained by the worker, every message accepted by the SMTP server (issue 31).
+    assert figures["backlog_drain"]["messages"] == 150 and figures["backlog_drain_per_s"] > 0
     race = figures["race"]
     assert race["won"] == race["slots"] == 3 and race["double_booked"] == 0 and race["errors_5xx"] == 0
     # Two hosts with two message workers racing (issue 30): nothing double-booked, lost, sent twice

@@ -1,4 +1,4 @@
-"""Issue 31's fault scenarios against real servers: MongoDB paused (SIGSTOP), Valkey restarted with a
+"""Issue 31's fault scenarios against real servers: MongoDB or Valkey paused (SIGSTOP), Valkey restarted with a
 lock left in its AOF, Valkey dying right after a booking's write, Valkey refusing writes, Stripe's
 answer to a card confirmation lost, a gunicorn worker killed half-way through a cancellation. Each
 asserts what the patient sees: a quick 503 instead of a hang, no "try again" for what happened, a
@@ -45,6 +45,14 @@ def timed(call):
     return result, time.monotonic() - began
 
 
+def stopped(pid):
+    """Wait until the kernel shows `pid` stopped: a signal is delivered asynchronously."""
+    deadline = time.monotonic() + 5
+    while psutil.Process(pid).status() != psutil.STATUS_STOPPED:
+        assert time.monotonic() < deadline, psutil.Process(pid).status()
+        time.sleep(0.005)
+
+
 def test_a_paused_mongodb_answers_503_within_three_seconds_and_recovers(app, world, stack):
     if os.environ.get("MONGODB_URI"):
         pytest.skip("pauses the SecantusDB the suite starts")
@@ -53,12 +61,9 @@ def test_a_paused_mongodb_answers_503_within_three_seconds_and_recovers(app, wor
     mongod = stack.find("mongodb").process
     os.kill(mongod.pid, signal.SIGSTOP)
     try:
-        # A signal is delivered asynchronously: ask only once the kernel shows the server stopped
-        # (the suite once got a 200 from /readyz, as if the first request beat the pause).
-        deadline = time.monotonic() + 5
-        while psutil.Process(mongod.pid).status() != psutil.STATUS_STOPPED:
-            assert time.monotonic() < deadline, psutil.Process(mongod.pid).status()
-            time.sleep(0.005)
+        # Ask only once the kernel shows the server stopped (the suite once got a 200 from /readyz,
+        # as if the first request beat the pause).
+        stopped(mongod.pid)
         ready, took_ready = timed(lambda: client.get("/readyz"))
         mine, took_list = timed(lambda: client.get("/api/appointments"))
     finally:
@@ -67,6 +72,32 @@ def test_a_paused_mongodb_answers_503_within_three_seconds_and_recovers(app, wor
     assert mine.status_code == 503 and mine.get_json()["error"]["code"] == "unavailable"
     assert took_ready < 3.0 and took_list < 3.5, (took_ready, took_list)
     # Resumed: the same process answers again, no restart.
+    assert client.get("/readyz").status_code == 200
+    assert book(client, w, at(future_day(3), 10)).status_code == 201
+
+
+def test_a_paused_valkey_answers_503_within_three_seconds_and_recovers(app, world, stack):
+    if os.environ.get("REDIS_URL"):
+        pytest.skip("pauses the Valkey the suite starts")
+    w = world()
+    client = signed_in(app)
+    valkey = stack.find("redis").process
+    os.kill(valkey.pid, signal.SIGSTOP)
+    try:
+        stopped(valkey.pid)
+        ready, took_ready = timed(lambda: client.get("/readyz"))
+        booking, took_book = timed(lambda: book(client, w, at(future_day(3), 10)))
+    finally:
+        os.kill(valkey.pid, signal.SIGCONT)
+    assert ready.status_code == 503 and ready.get_json()["checks"] == {"mongodb": "ok", "redis": "down"}
+    # docs/crash-consistency.md: the sign-out blocklist never fails open, so a signed-in booking is a
+    # 503 in the contract's shape (not a hang, not a traceback) and books nothing.
+    assert booking.status_code == 503, booking.get_data(as_text=True)[:300]
+    error = booking.get_json()["error"]
+    assert error["code"] == "unavailable" and error["message"]
+    assert Appointment.objects.count() == 0 and TimeClaim.objects.count() == 0
+    assert took_ready < 3.0 and took_book < 3.0, (took_ready, took_book)
+    # Resumed: the same process answers again, no restart, and the booking goes through.
     assert client.get("/readyz").status_code == 200
     assert book(client, w, at(future_day(3), 10)).status_code == 201
 
