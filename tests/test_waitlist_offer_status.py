@@ -43,6 +43,11 @@ def test_a_free_offer_accepted_is_confirmed(app, full_day):
     accepted = f["first"].post(f"/api/waitlist/{f['e1']}/accept", headers=csrf_header(f["first"]))
     assert accepted.status_code == 201 and accepted.get_json()["status"] == "confirmed"
     assert Appointment.objects.get(id=offer.id).status == "confirmed"
+    # Booked as any free booking is: the patient is sent its confirmation and will get reminders.
+    from models.messages.documents import OutboxMessage
+
+    assert OutboxMessage.objects(appointment=offer.id, kind="confirmed").count() == 1
+    assert OutboxMessage.objects(appointment=offer.id, kind__startswith="reminder").count() >= 1
 
 
 def test_a_lapsed_offer_expires_and_its_time_is_free_again(app, full_day):

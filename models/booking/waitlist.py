@@ -2,12 +2,12 @@
 offered to the first patient in line, held for them with the ordinary hold mechanism.
 
 An offer is an Appointment of the waiting patient in status `offered` (issue 24: a status of its
-own, one of the booking's HOLDING_STATUSES; `booked_by=WAITLIST_OFFER` until accepted) whose time claims lapse with the offer (`WAITLIST_OFFER_MINUTES`, default 30). While it holds, the time is
-busy for everybody else: availability does not show it and a booking of it hits the claims' unique
-index (409). So one time is never offered to two patients at once, and nobody else sees it as free.
+own, one of the booking's HOLDING_STATUSES; `booked_by=WAITLIST_OFFER` until accepted) whose time
+claims lapse with the offer (`WAITLIST_OFFER_MINUTES`, default 30). While it holds, the time is busy
+for everybody else (not offered, its booking hits the claims' unique index: 409), so one time is
+never offered to two patients at once.
 
-- Accepting turns the offer into an ordinary booking: `offered` -> `confirmed` for a free service,
-  otherwise `held` for payment for the clinic's usual hold length.
+- Accepting makes the offer an ordinary booking: `confirmed` (and emailed) when free, else `held` to pay.
 - An offer that lapses (or is declined by leaving the waitlist) moves `offered` -> `expired`, marks
   the entry `expired` and the time goes to the next patient in line.
 - Who is offered what: entries are served first come, first served; each gets the earliest free
@@ -23,8 +23,7 @@ index (409). So one time is never offered to two patients at once, and nobody el
   any `ENTRY_WINDOW`, whatever became of them (booked, expired, left), so join + accept cannot be
   repeated without end. Leaving keeps the entry (hidden from the patient) for that count.
 - One entry that fails (bad data, a bug) is logged and skipped; it never stops offers to others.
-- Issue 28: an entry may be a dependant's, like a booking for them (their offer, their overlap rule,
-  caps over the household, messages to the holder); the account holder sees, leaves and accepts it.
+- Issue 28: an entry may be a dependant's (as a booking for them); the account holder handles it.
 """
 
 import logging
@@ -257,6 +256,8 @@ def accept(entry, now, agree_policy=False):
         set__status="booked", set__updated_at=now, set__note="You accepted the offered time.")
     changed("availability")
     status.adopt(appt, moved)
+    if not paid:  # confirmed now (free, or paid at the clinic)
+        outbox.appointment_confirmed(appt, now)
     entry.reload()
     return appt
 
