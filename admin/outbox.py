@@ -15,7 +15,12 @@ from models.messages.delivery import resend
 from models.messages.outbox import OutboxMessage
 
 
-PRE = '<pre style="white-space:pre-wrap">{}</pre>'
+# Markup.format escapes every value it puts in; the templates themselves are literals.
+SENT_TEXT = Markup('<p><strong>Text message as sent</strong> ({} characters)</p><pre style="white-space:pre-wrap">{}</pre>')
+SENT_EMAIL = Markup('<p><strong>Email as sent</strong></p><p><strong>Subject:</strong> {}</p>'
+                    '<pre style="white-space:pre-wrap">{}</pre>')
+TEXT = Markup('<p><strong>Text message</strong> ({} characters)</p><pre style="white-space:pre-wrap">{}</pre>')
+EMAIL = Markup('<p><strong>Subject:</strong> {}</p><pre style="white-space:pre-wrap">{}</pre>')
 
 
 def rendered_body(view, context, model, name):
@@ -23,11 +28,8 @@ def rendered_body(view, context, model, name):
     rendered now and labelled so (reset links hidden); a text as the phone shows it."""
     if model.status == "sent" and model.sent_body:
         if getattr(model, "channel", "email") == "sms":
-            return Markup("<p><strong>Text message as sent</strong> ({} characters)</p>" + PRE).format(
-                len(model.sent_body), model.sent_body)
-        # Markup.format escapes every value it puts in.
-        return Markup("<p><strong>Email as sent</strong></p><p><strong>Subject:</strong> {}</p>" + PRE).format(
-            model.sent_subject or "", model.sent_body)
+            return SENT_TEXT.format(len(model.sent_body), model.sent_body)
+        return SENT_EMAIL.format(model.sent_subject or "", model.sent_body)
     return _preview(model)
 
 
@@ -45,12 +47,12 @@ def _preview(model):
             text = render_text(model, utcnow())
         except Exception as exc:
             return Markup("<p>Cannot render this text: {}</p>").format(str(exc))
-        return label + Markup("<p><strong>Text message</strong> ({} characters)</p>" + PRE).format(len(text), text)
+        return label + TEXT.format(len(text), text)
     try:
         rendered = render(model, utcnow(), preview=True)
     except Exception as exc:  # a template edit gone wrong shows here, not as a 500
         return Markup("<p>Cannot render this message: {}</p>").format(str(exc))
-    body = label + Markup("<p><strong>Subject:</strong> {}</p>" + PRE).format(rendered.subject, rendered.text)
+    body = label + EMAIL.format(rendered.subject, rendered.text)
     if rendered.attachments:
         body += Markup("<p>Attached: {}</p>").format(", ".join(a[0] for a in rendered.attachments))
     return body
