@@ -6,7 +6,7 @@ from flask_admin.actions import action
 from markupsafe import Markup
 
 from admin.base import SecureModelView, clinic_zone, local_formatter, staff_actor
-from admin.fields import link, words
+from admin.fields import link, phone_formatter, words
 from admin.roles import FRONT_DESK, NOBODY
 from models import Appointment, Patient, formatting
 from models.documents import utcnow
@@ -100,6 +100,13 @@ def short_time(field):
     return formatter
 
 
+def recipient(view, context, model, name):
+    """Who it goes to: an address, or a text's number as people say it ("07700 900123")."""
+    if getattr(model, "channel", "email") == "sms":
+        return phone_formatter(view, context, model, name)
+    return model.to
+
+
 class OutboxView(SecureModelView):
     """Outgoing email (admin and reception): kind, recipient, status, attempts, last error."""
 
@@ -111,7 +118,7 @@ class OutboxView(SecureModelView):
     extra_css = ["/static/outbox.css"]  # fewer columns on a phone
     column_list = ("created_at", "kind", "channel", "to", "status", "attempts", "due_at", "sent_at", "last_error")
     column_details_list = ("kind", "channel", "to", "status", "attempts", "last_error", "drop_reason", "due_at",
-                           "sent_at", "created_at", "subject", "version", "variant", "provider_id", "body")
+                           "sent_at", "created_at", "subject", "version", "provider_id", "body")
     column_filters = ("kind", "channel", "status", "due_at")
     column_searchable_list = ("to", "subject")
     column_default_sort = ("created_at", True)
@@ -124,11 +131,12 @@ class OutboxView(SecureModelView):
                   "cancelled or past)",
     }
     column_formatters = {"created_at": short_time("created_at"), "due_at": short_time("due_at"),
-                         "sent_at": short_time("sent_at"), "body": rendered_body,
+                         "sent_at": short_time("sent_at"), "body": rendered_body, "to": recipient,
                          "kind": lambda view, context, model, name: kind_label(model.kind),
                          "channel": words("channel"), "status": words("outbox_status")}
     column_formatters_detail = {"created_at": local_formatter("created_at"), "due_at": local_formatter("due_at"),
                                 "sent_at": local_formatter("sent_at"), "body": rendered_body, "subject": about,
+                                "to": recipient,
                                 "kind": lambda view, context, model, name: kind_label(model.kind),
                                 "channel": words("channel"), "status": words("outbox_status")}
     action_roles = {"resend": FRONT_DESK}

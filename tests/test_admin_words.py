@@ -129,9 +129,19 @@ def test_the_calendar_feed_column_says_no_feed_or_since_when(app, clinic):
 
 def test_phones_read_one_way_everywhere(app, clinic):
     """The patient's "+447700900123" and the clinic's "+44 20 7946 0123" both read in national format."""
+    from models.clock import utcnow
+    from models.messages.documents import OutboxMessage
+    from models.messages.outbox import appointment_confirmed
+
+    # The patient takes texts: the Outbox's recipient of a text is their number, as people say it.
+    Patient.objects(id=clinic["patient"].id).update_one(set__contact_by=["sms"])
+    appointment_confirmed(clinic["appointment"], utcnow())
+    text = OutboxMessage.objects(channel="sms").first()
     desk = staff(app, "reception")
     day = clinic["day"].isoformat()
     pages = {
+        "outbox list": desk.get("/admin/outbox/").get_data(as_text=True),
+        "outbox details": desk.get(f"/admin/outbox/details/?id={text.id}").get_data(as_text=True),
         "patients list": desk.get("/admin/patients/").get_data(as_text=True),
         "patient details": desk.get(f"/admin/patients/details/?id={clinic['patient'].id}").get_data(as_text=True),
         "day view": desk.get(f"/admin/day/?day={day}").get_data(as_text=True),
