@@ -6,6 +6,7 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from playwright.sync_api import expect
 
 from models import Patient, Provider, Service
 from models.booking.create import book
@@ -132,3 +133,10 @@ def test_back_office_clinic_pages_pass_axe_and_show_the_clinic(live_server, page
         if found:
             problems[path] = found
     assert not problems, problems
+    # The admin changes one setting of the demo clinic and saves the form as it stands: it saves
+    # (the demo's own email address once made the whole form refuse to save).
+    page.goto(f"{base}/admin/clinic/edit/?id={clinic.id}")
+    page.get_by_label("Cancellation window (hours)").fill("48")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.locator(".alert").first).to_contain_text("Clinic Riverside Clinic saved.")
+    assert Clinic.get().default_cancellation_hours == 48 and Clinic.get().email == "hello@riverside-clinic.test"
