@@ -13,23 +13,8 @@ from models.clock import utcnow
 from models.messages.documents import OutboxMessage
 from models.sweep import sweep
 from tests.support.clients import signed_in
+from tests.support.crashes import Crash, crash_at, repair  # noqa: F401 (crash_at is a fixture)
 from tests.support.factories import at, csrf_header, future_day
-
-
-class Crash(BaseException):
-    """Stops an action where a kill would: no `except Exception` on the way catches it."""
-
-
-@pytest.fixture
-def crash_at():
-    """`crash_at("cancel.released")`: the next action passing that point stops there."""
-    def install(point):
-        def hook(name):
-            if name == point:
-                raise Crash(name)
-        crashpoints.set_hook(hook)
-    yield install
-    crashpoints.set_hook(None)
 
 
 @pytest.fixture
@@ -58,15 +43,6 @@ def emails(appt_id, kind):
     return OutboxMessage.objects(appointment=appt_id, kind=kind).count()
 
 
-def repair(how, client, do_again):
-    if how == "retry":
-        resp = do_again()
-        assert resp.status_code == 200, resp.get_json()
-    else:
-        report = sweep(now=utcnow() + timedelta(minutes=1))
-        assert report.recovered, report.lines()
-
-
 CANCEL_POINTS = ["cancel.moved", "cancel.released", "cancel.settled", "cancel.notified", "cancel.offered"]
 
 
@@ -83,7 +59,7 @@ def test_a_cancel_cut_off_anywhere_is_finished_by_a_retry_or_the_sweep(app, worl
     assert Appointment.objects.get(id=appt_id).status == "cancelled"
 
     with app.app_context():
-        repair(how, client, lambda: cancel(client, appt_id))
+        repair(how, lambda: cancel(client, appt_id))
 
     appt = Appointment.objects.get(id=appt_id)
     assert appt.status == "cancelled" and appt.pending is None
@@ -113,7 +89,7 @@ def test_a_reschedule_cut_off_anywhere_ends_at_one_time(app, world, crash_at, po
     crashpoints.set_hook(None)
 
     with app.app_context():
-        repair(how, client, lambda: move(client, appt_id, new))
+        repair(how, lambda: move(client, appt_id, new))
 
     appt = Appointment.objects.get(id=appt_id)
     assert appt.pending is None

@@ -12,23 +12,8 @@ from models.clock import utcnow
 from models.messages.documents import OutboxMessage
 from models.sweep import sweep
 from tests.support.clients import signed_in
+from tests.support.crashes import Crash, crash_at, repair  # noqa: F401 (crash_at is a fixture)
 from tests.support.factories import at, csrf_header, future_day
-
-
-class Crash(BaseException):
-    """Stops an action where a kill would: no `except Exception` on the way catches it."""
-
-
-@pytest.fixture
-def crash_at():
-    """`crash_at("series.moved_one")`: the next action passing that point stops there."""
-    def install(point):
-        def hook(name):
-            if name == point:
-                raise Crash(name)
-        crashpoints.set_hook(hook)
-    yield install
-    crashpoints.set_hook(None)
 
 
 @pytest.fixture
@@ -49,15 +34,6 @@ def book_series(client, world, start, count=4):
                                               "start": start.isoformat(), "repeat": {"every_weeks": 1, "count": count}})
     assert resp.status_code == 201, resp.get_json()
     return [v["id"] for v in resp.get_json()["appointments"]]
-
-
-def repair(how, do_again):
-    if how == "retry":
-        resp = do_again()
-        assert resp.status_code == 200, resp.get_json()
-    else:
-        report = sweep(now=utcnow() + timedelta(minutes=1))
-        assert report.recovered, report.lines()
 
 
 def utc(when):

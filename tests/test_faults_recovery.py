@@ -7,6 +7,7 @@ half-done action finished by the retry."""
 import os
 import signal
 import time
+from contextlib import contextmanager
 from datetime import timedelta
 
 import psutil
@@ -45,12 +46,19 @@ def timed(call):
     return result, time.monotonic() - began
 
 
-def stopped(pid):
-    """Wait until the kernel shows `pid` stopped: a signal is delivered asynchronously."""
-    deadline = time.monotonic() + 5
-    while psutil.Process(pid).status() != psutil.STATUS_STOPPED:
-        assert time.monotonic() < deadline, psutil.Process(pid).status()
-        time.sleep(0.005)
+@contextmanager
+def paused(process):
+    """Pause a real server (SIGSTOP) for the block, asking only once the kernel shows it stopped (the
+    suite once got a 200 from /readyz, as if the first request beat the pause); resume it after."""
+    os.kill(process.pid, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + 5
+        while psutil.Process(process.pid).status() != psutil.STATUS_STOPPED:
+            assert time.monotonic() < deadline, psutil.Process(process.pid).status()
+            time.sleep(0.005)
+        yield
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
 
 
 def test_a_paused_mongodb_answers_503_within_three_seconds_and_recovers(app, world, stack):
@@ -58,16 +66,9 @@ def test_a_paused_mongodb_answers_503_within_three_seconds_and_recovers(app, wor
         pytest.skip("pauses the SecantusDB the suite starts")
     w = world()
     client = signed_in(app)
-    mongod = stack.find("mongodb").process
-    os.kill(mongod.pid, signal.SIGSTOP)
-    try:
-        # Ask only once the kernel shows the server stopped (the suite once got a 200 from /readyz,
-        # as if the first request beat the pause).
-        stopped(mongod.pid)
+    with paused(stack.find("mongodb").process):
         ready, took_ready = timed(lambda: client.get("/readyz"))
         mine, took_list = timed(lambda: client.get("/api/appointments"))
-    finally:
-        os.kill(mongod.pid, signal.SIGCONT)
     assert ready.status_code == 503 and ready.get_json()["checks"]["mongodb"] == "down"
     assert mine.status_code == 503 and mine.get_json()["error"]["code"] == "unavailable"
     assert took_ready < 3.0 and took_list < 3.5, (took_ready, took_list)
@@ -81,14 +82,9 @@ def test_a_paused_valkey_answers_503_within_three_seconds_and_recovers(app, worl
         pytest.skip("pauses the Valkey the suite starts")
     w = world()
     client = signed_in(app)
-    valkey = stack.find("redis").process
-    os.kill(valkey.pid, signal.SIGSTOP)
-    try:
-        stopped(valkey.pid)
+    with paused(stack.find("redis").process):
         ready, took_ready = timed(lambda: client.get("/readyz"))
         booking, took_book = timed(lambda: book(client, w, at(future_day(3), 10)))
-    finally:
-        os.kill(valkey.pid, signal.SIGCONT)
     assert ready.status_code == 503 and ready.get_json()["checks"] == {"mongodb": "ok", "redis": "down"}
     # docs/crash-consistency.md: the sign-out blocklist never fails open, so a signed-in booking is a
     # 503 in the contract's shape (not a hang, not a traceback) and books nothing.
