@@ -204,9 +204,7 @@ def _queue_missed_confirmations(now, report):
     Idempotent: the outbox's unique (kind, subject, version, variant) makes a repeat queue nothing."""
     candidates = list(Appointment._get_collection().find(
         {"status": "confirmed", "created_at": {"$gte": now - RECENT}, "start": {"$gt": now},
-         "updated_at": {"$lte": now - RECOVER_AFTER},
-         # An accepted waitlist offer is told by its offer's message; accepting queues no confirmation.
-         "booked_by": {"$ne": "waitlist"}}, {"series": 1, "start": 1}).sort("start", 1))
+         "updated_at": {"$lte": now - RECOVER_AFTER}}, {"series": 1, "start": 1}).sort("start", 1))
     if not candidates:
         return
     series = {a["series"] for a in candidates if a.get("series")}
