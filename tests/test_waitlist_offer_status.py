@@ -50,7 +50,7 @@ def test_a_free_offer_accepted_is_confirmed(app, full_day):
     assert OutboxMessage.objects(appointment=offer.id, kind__startswith="reminder").count() >= 1
     # The sweep's repair of a missing confirmation sees it told: nothing queued twice.
     with app.app_context():
-        assert sweep(now=datetime.now(timezone.utc) + timedelta(minutes=1)).told == []
+        assert str(offer.id) not in sweep(now=datetime.now(timezone.utc) + timedelta(minutes=1)).told
     assert OutboxMessage.objects(appointment=offer.id, kind="confirmed").count() == 1
 
 
