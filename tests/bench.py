@@ -486,7 +486,7 @@ def message_latency(base, ids, sessions, stack, config, env, day):
         drain_deadline = time.time() + 300
         while time.time() < drain_deadline and OutboxMessage.objects(
                 status__in=("queued", "sending"), due_at__lte=utcnow()).count():
-            time.sleep(0.5)
+            time.sleep(0.1)
         provider = ids["providers"]["Dr Mixed"]
         free = requests.get(f"{base}/api/slots", params={"service": ids["call"], "provider": provider,
                                                         "from": day.isoformat(), "days": 7}, timeout=60).json()
