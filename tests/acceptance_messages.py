@@ -25,6 +25,7 @@ from devstack.servers import free_port  # noqa: E402
 from devstack.sms_standin import read_messages  # noqa: E402
 from devstack.stack import start_stack  # noqa: E402
 from tests.helpers import clean_env, start_gunicorn, stop_process, wait_http  # noqa: E402
+from tests.support.factories import daytime_zone  # noqa: E402
 
 FAILURES = []
 
@@ -34,18 +35,6 @@ def check(name, ok, detail=""):
     print(f"{'PASS' if ok else 'FAIL'}  {name}" + (f"  ({detail})" if detail else ""), flush=True)
     if not ok:
         FAILURES.append(name)
-
-
-def daytime_zone(now=None):
-    """A clinic zone where it is now between 09:00 and 18:00 (London first), so no quiet hours apply."""
-    from zoneinfo import ZoneInfo
-
-    now = now or datetime.now(timezone.utc)
-    for zone in ("Europe/London", "America/New_York", "America/Los_Angeles", "Pacific/Auckland",
-                 "Asia/Tokyo", "Asia/Kolkata", "Asia/Dubai", "Pacific/Honolulu"):
-        if 9 <= now.astimezone(ZoneInfo(zone)).hour < 18:
-            return zone
-    return "Europe/London"
 
 
 def main():

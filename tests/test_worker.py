@@ -2,7 +2,6 @@
 racing send each message once; SMTP and the SMS provider down then back lose and double nothing;
 SIGTERM stops it cleanly."""
 
-import os
 import random
 import time
 from datetime import datetime, time as wall_time, timedelta, timezone
@@ -17,7 +16,7 @@ from models.documents import Patient
 from models.messages.documents import OutboxMessage
 from models.worker import deliver_all
 from tests.conftest import TEST_SECRETS
-from tests.support.factories import at, future_day, make_clinic, make_provider, make_service
+from tests.support.factories import at, daytime_zone, future_day, make_clinic, make_provider, make_service
 
 pytestmark = pytest.mark.slow
 
@@ -41,15 +40,8 @@ def _wait_until(predicate, timeout=20.0):
         time.sleep(0.02)
 
 
-# Texts wait out quiet hours (21:00–08:00 on the clinic's clock), and this test runs on the real
-# clock: its clinic lives in a zone where it is daytime now, whatever the hour the suite runs.
-ZONES = ("Pacific/Honolulu", "America/Los_Angeles", "America/New_York", "Europe/London",
-         "Asia/Dubai", "Asia/Kolkata", "Asia/Tokyo", "Pacific/Auckland")
-
-
-def _daytime_zone():
-    now = datetime.now(timezone.utc)
-    return next(tz for tz in ZONES if 10 <= now.astimezone(ZoneInfo(tz)).hour < 19)
+# Texts wait out quiet hours (21:00-08:00 on the clinic's clock), and this test runs on the real
+# clock: its clinic lives in a zone where it is daytime now (`daytime_zone`).
 
 
 def _patients(n, tag):
@@ -65,7 +57,7 @@ def _patients(n, tag):
 def test_two_workers_woken_through_redis_send_each_message_once_within_seconds(
         make_app, app_config, smtp_server, sms_standin, tmp_path):
     app = make_app(SMTP_URL=smtp_server.url, SMS_URL=sms_standin.url)
-    tz = _daytime_zone()
+    tz = daytime_zone()
     make_clinic(tz=tz)
     service = make_service(name="Race", price=0, duration=15)
     provider = make_provider([service], hours=("08:00", "18:00"), lunch=("17:30", "17:45"))

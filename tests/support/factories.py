@@ -8,6 +8,23 @@ from models.accounts import create_staff, register_patient
 PASSWORD = "correct horse battery"
 LONDON = ZoneInfo("Europe/London")  # the test clinic's zone (make_clinic's default)
 
+# Zones whose offsets put some zone's clock between 10:00 and 15:00 at every UTC hour of the year.
+DAYTIME_ZONES = ("Europe/London", "America/New_York", "America/Los_Angeles", "Pacific/Honolulu",
+                 "Pacific/Auckland", "Asia/Tokyo", "Asia/Kolkata", "Asia/Dubai")
+
+
+def daytime_zone(now=None, earliest=10, before=15):
+    """A clinic zone (London when it can) whose clock reads between `earliest`:00 and `before`:00 now.
+
+    Tests that act on "today" or "now" on the real clock (walk-ins, check-ins, texts outside quiet
+    hours) put their clinic there, so they mean the same thing whatever the hour the suite runs.
+    """
+    now = now or datetime.now(timezone.utc)
+    for zone in DAYTIME_ZONES:
+        if earliest <= now.astimezone(ZoneInfo(zone)).hour < before:
+            return zone
+    raise AssertionError(f"no zone in DAYTIME_ZONES is between {earliest}:00 and {before}:00 at {now}")
+
 
 def future_day(days=3):
     """A local date in the clinic's zone a few days ahead of the real clock."""
