@@ -3,8 +3,15 @@
 Actions audit themselves: one decorated with `@audited(...)` and called with `audit_as=<actor>`
 writes "refused:<code>" when it refuses (a DomainError, which then goes on to the door) and, unless
 it writes its own event with its change, "ok" when it is done. The doors keep no copies of that.
+
+An action's success event is written in the same command as its change (issue 24), so no change
+lands unaudited: an insert goes with its events in one bulkWrite (`insert_with_audit`); a guarded
+update carries the event inside the changed document (`take_carried` / `carried_update`, an
+`audit_pending` list, the transactional-outbox pattern), from where `settle_carried` copies it into
+the trail at once, or the sweep (`flush_carried`) after a crash in between.
 """
 
+import contextvars
 import functools
 import logging
 
@@ -15,6 +22,7 @@ from mongoengine import DateTimeField, Document, NotUniqueError, StringField, si
 
 from flask import g, has_request_context, request
 
+from models import crashpoints
 from models.clock import utcnow
 from models.errors import DomainError
 
@@ -69,8 +77,16 @@ def insert_with_audit(document, events):
     change nobody audited. A refused insert (a unique index) raises as `save()` would, and
     writes no event.
     """
+    carried = take_carried(f"{type(document).__name__}:{document.id}" if document.id else "")
+    try:
+        return _insert_with_events(document, as_events(events) + as_events(carried))
+    except Exception:
+        settle_carried(type(document), document.id, carried, landed=False)
+        raise
+
+
+def _insert_with_events(document, events):
     global _one_batch
-    events = as_events(events)
     if _one_batch and events:
         kind = type(document)
         signals.pre_save.send(kind, document=document)
@@ -121,12 +137,91 @@ def _saved(document):
     signals.post_save.send(type(document), document=document, created=True)
 
 
+def _request_marks():
+    """The request's id and client address, inside a request ("" outside)."""
+    if has_request_context():
+        return g.get("request_id", ""), request.remote_addr or ""
+    return "", ""
+
+
 def audit_here(actor, action, record="", outcome="ok"):
     """Write an audit event; inside a request it carries the request's id and client address."""
-    request_id, ip = "", ""
-    if has_request_context():
-        request_id, ip = g.get("request_id", ""), request.remote_addr or ""
+    request_id, ip = _request_marks()
     return record_audit(actor, action, record=record, outcome=outcome, request_id=request_id, ip=ip)
+
+
+class _Carry:
+    """The success event of the audited action running now, until one of its writes carries it."""
+
+    def __init__(self, event):
+        self.event, self.taken = event, False
+
+
+_running = contextvars.ContextVar("audited_action", default=None)
+
+
+def take_carried(record):
+    """The running audited action's success event, for the guarded write that makes its change to
+    carry in the same command; None when no audited action runs or one of its writes took it already.
+
+    `record` names the written document: the event's record when the action names its record only
+    from its result (an accepted waitlist offer is the appointment written).
+    """
+    carry = _running.get()
+    if carry is None or carry.taken:
+        return None
+    carry.taken = True
+    carry.event.record = carry.event.record or record
+    carry.event.id = carry.event.id or ObjectId()
+    return carry.event
+
+
+def carried_update(event):
+    """The update operator that stores `event` (from `take_carried`; None: nothing) in the written
+    document; it never touches another field."""
+    return {} if event is None else {"push__audit_pending": event.to_mongo().to_dict()}
+
+
+def settle_carried(kind, document_id, events, landed):
+    """After a guarded write that carried `events`: when it landed, copy them into the trail and drop
+    them from the document (a crash in between leaves them for `flush_carried`); when it did not,
+    give the running action's event back to it."""
+    events = as_events(events)
+    if not landed:
+        carry = _running.get()
+        if carry is not None and any(event is carry.event for event in events):
+            carry.taken = False
+        return
+    crashpoints.reached("audit.carried")  # the change and its event are stored; the copy is not
+    try:
+        for event in events:
+            _copy_to_trail(event.to_mongo().to_dict())
+            _saved(event)
+        kind._get_collection().update_one({"_id": document_id},
+                                          {"$pull": {"audit_pending": {"_id": {"$in": [e.id for e in events]}}}})
+    except pymongo.errors.PyMongoError:  # the change and its events are stored; the sweep copies them
+        log.warning("audit events of %s %s left for the sweep", kind.__name__, document_id, exc_info=True)
+
+
+def _copy_to_trail(raw):
+    try:
+        AuditEvent._get_collection().insert_one(raw)
+    except pymongo.errors.DuplicateKeyError:
+        pass  # copied already (the action and the sweep both did)
+
+
+def flush_carried(kind):
+    """Copy into the trail the audit events `kind`'s documents still carry (an action cut off
+    between its change and the copy), and drop them from the documents; how many were carried."""
+    count = 0
+    for doc in kind._get_collection().find({"audit_pending.0": {"$exists": True}}, {"audit_pending": 1}):
+        raws = doc["audit_pending"]
+        for raw in raws:
+            _copy_to_trail(raw)
+        kind._get_collection().update_one({"_id": doc["_id"]},
+                                          {"$pull": {"audit_pending": {"_id": {"$in": [r["_id"] for r in raws]}}}})
+        count += len(raws)
+    return count
 
 
 def audited(action, record, on_success=True, outcome=None, done_record=None, refused_on=DomainError,
@@ -155,12 +250,21 @@ def audited(action, record, on_success=True, outcome=None, done_record=None, ref
             if audit_as is None:
                 return run()
             about = audit_record or record(*args, **kwargs)
+            # A plain success event ("ok") rides on the action's change; one worded from the result waits.
+            carry = None
+            if on_success and outcome is None:
+                request_id, ip = _request_marks()
+                carry = _Carry(new_audit(audit_as, action, "" if done_record else about,
+                                         request_id=request_id, ip=ip))
+            running = _running.set(carry)
             try:
                 result = run()
             except refused_on as exc:
                 audit_here(audit_as, action, about, outcome=refusal(exc) if refusal else f"refused:{exc.code}")
                 raise
-            if on_success:
+            finally:
+                _running.reset(running)
+            if on_success and not (carry and carry.taken):
                 audit_here(audit_as, action, done_record(result) if done_record else about,
                            outcome=outcome(result) if outcome else "ok")
             return result

@@ -216,6 +216,11 @@ def short_date(day, tz=None, weekday=True, year=False, locale=None):
     return format_date(_as_date(day), _short_date(_style(locale), weekday, year), locale=locale)
 
 
+def date_span(first, last, locale=None):
+    """Two dates as a range on a short line: 'Tue 1 Dec – Fri 4 Dec 2026' (a waitlist entry's days)."""
+    return f"{short_date(first, locale=locale)} – {short_date(last, year=True, locale=locale)}"
+
+
 def numeric_date(day, locale=None):
     """A date in the locale's short numeric form, for dates of birth: '03/06/1984' (en_GB), '6/3/1984' (en_US)."""
     if not day:

@@ -15,7 +15,9 @@ event for a cancel or a refund and never retries a delivery. So the sweeper re-f
 4. Time claims whose appointment does not exist (older than two minutes: a booking inserts its
    claims just before its appointment) are deleted, as are the claims of expired or cancelled
    appointments that were not secured by a payment.
-5. Inconsistencies it cannot fix are reported.
+5. Audit events an action's change carried but did not copy into the trail (cut off in between,
+   issue 24) are copied now.
+6. Inconsistencies it cannot fix are reported.
 
 A pass holds a lease (redis-py's `Lock` under the app's key prefix), so running the sweeper from
 several machines at once does each pass once; every step is a guarded update anyway.
@@ -27,7 +29,7 @@ from datetime import timedelta
 
 from mongoengine.queryset.visitor import Q
 
-from models.audit import record_audit
+from models.audit import flush_carried, record_audit
 from models.booking import status
 from models.booking.claims import DELETE_ORPHANS_AFTER, release_time, tidy_claims  # noqa: F401
 from models.booking.cancellation import finish_cancel
@@ -79,6 +81,7 @@ class SweepReport:
     recovered: list = field(default_factory=list)  # issue 31: unfinished actions finished
     released: list = field(default_factory=list)  # issue 31: closed appointments' claims given back
     told: list = field(default_factory=list)  # issue 31: bookings whose missing confirmation was queued
+    audited: int = 0  # issue 24: audit events carried by a change, copied into the trail here
 
     def lines(self):
         """Human-readable summary lines."""
@@ -106,6 +109,8 @@ class SweepReport:
             out.append(f"sweep: time of {len(self.released)} closed appointment(s) released")
         if self.told:
             out.append(f"sweep: missing confirmation of {len(self.told)} booking(s) queued")
+        if self.audited:
+            out.append(f"sweep: {self.audited} carried audit event(s) copied into the trail")
         out += [f"sweep: problem: {p}" for p in self.problems]
         if self.mail is not None:
             out += [f"sweep: {line}" for line in self.mail.lines()]
@@ -134,6 +139,7 @@ def sweep(now=None):
         report.skipped = True
         return report
     with lease.held():
+        report.audited = flush_carried(Appointment) + flush_carried(Payment)
         _finish_pending(now, report)
         _release_closed(now, report)
         _expire_holds(now, report)

@@ -498,7 +498,7 @@ def waitlist_page():
                            offer_fees=_offer_fees(g.patient), patient=g.patient, people=people, chosen_for=for_ or "",
                            free_now=free_now, offers=offers, all_providers=providers,
                            open_offer=lambda e: waitlist.offer_is_open(e, now),
-                           local_range=waitlist.local_range), status
+                           date_span=formatting.date_span), status
 
 
 def _offer_fees(patient):

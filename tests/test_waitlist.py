@@ -246,3 +246,39 @@ def test_staff_read_a_left_entry_in_their_own_words(app, full_day):
     assert "You left" not in row and "expired" not in row
     second = html[html.index("second@example.com"):]
     assert "Offered a time" in second[:second.index("</tr>")]
+
+
+def test_a_patient_told_only_by_text_is_not_offered_a_time_at_night(app, full_day):
+    """Texts wait out quiet hours (21:00-08:00) and an offer holds its time for 30 minutes: at night
+    the first in line, who hears only by text, is passed over (the time goes to the next in line,
+    who reads email); in the morning they are first again."""
+    from models.accounts.documents import Patient
+    from models.booking.waitlist import offer_free_times
+    from models.messages.documents import OutboxMessage
+
+    f = full_day
+    first = Patient.objects.get(email="first@example.com")
+    Patient.objects(id=first.id).update_one(set__phone="+447700900111", set__contact_by=["sms"])
+
+    def free(appt):  # the time freed without the cancel's own offer (made on the real clock)
+        Appointment.objects(id=appt["id"]).update_one(set__status="cancelled")
+        TimeClaim.objects(appointment=appt["id"]).delete()
+
+    free(f["booked"][1])
+    night = at(f["day"] - timedelta(days=1), 23, 0)
+    with app.app_context():
+        offer_free_times(night)
+    assert WaitlistEntry.objects.get(id=f["e1"]).status == "waiting"
+    second = WaitlistEntry.objects.get(id=f["e2"])
+    assert second.status == "offered"
+    assert Appointment.objects.get(id=second.offer.id).start.replace(tzinfo=timezone.utc) == at(f["day"], 9, 30)
+
+    free(f["booked"][0])
+    morning = at(f["day"], 8, 0)
+    with app.app_context():
+        offer_free_times(morning)
+    mine = WaitlistEntry.objects.get(id=f["e1"])
+    assert mine.status == "offered"
+    assert Appointment.objects.get(id=mine.offer.id).start.replace(tzinfo=timezone.utc) == at(f["day"], 9, 0)
+    [text] = OutboxMessage.objects(kind="waitlist_offer", subject=f"WaitlistEntry:{mine.id}")
+    assert text.channel == "sms" and text.to == "+447700900111"

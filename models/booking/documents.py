@@ -9,6 +9,7 @@ from mongoengine import (
     EmbeddedDocumentField,
     EmbeddedDocumentListField,
     IntField,
+    ListField,
     ObjectIdField,
     ReferenceField,
     StringField,
@@ -104,6 +105,9 @@ class Appointment(Document):
     pending = StringField()
     pending_since = DateTimeField()
     pending_args = DictField()
+    # Issue 24: the audit events a guarded update carried with its change (models/audit.py), until
+    # they are copied into the trail a moment later (or by the sweep, after a crash in between).
+    audit_pending = ListField(DictField())
     # Recurring series (issue 28): the visits booked together share this id (None: a single visit).
     series = ObjectIdField()
     # Issue 28: the patient chose to pay for the whole course at once (one PaymentIntent for every
@@ -125,6 +129,7 @@ class Appointment(Document):
             ("status", "hold_expires_at"),
             "start",
             {"fields": ["pending"], "sparse": True},  # issue 31: the sweep's unfinished actions
+            {"fields": ["audit_pending._id"], "sparse": True},  # issue 24: audit events not yet copied
             {"fields": ("series", "start"), "sparse": True},
         ],
     }

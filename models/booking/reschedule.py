@@ -22,7 +22,7 @@ its Payment (keyed by the appointment) carries over, and so does its hold expiry
 """
 
 from models import crashpoints
-from models.audit import appointment_record, audited
+from models.audit import appointment_record, audited, carried_update, settle_carried, take_carried
 from models.booking import waitlist
 from models.booking.availability import why_not_bookable
 from models.booking.cancellation import _finish_after_commit, cancellation_blocker, cancellation_terms
@@ -206,10 +206,13 @@ def _unmark(appointment):
 def commit_move(move, now):
     """Move the claimed appointment with a guarded update, then finish (release, notify, waitlist)."""
     appointment = move.appointment
+    carried = take_carried(f"Appointment:{appointment.id}")  # the action's audit, in the same write
     moved = Appointment.objects(id=appointment.id, status__in=ACTIVE_STATUSES, start=appointment.start,
                                 provider=move.old_provider).update_one(
         set__start=move.new_start, set__end=move.new_end, set__block_start=move.block_start,
-        set__block_end=move.block_end, set__provider=move.provider.id, set__updated_at=now, inc__version=1)
+        set__block_end=move.block_end, set__provider=move.provider.id, set__updated_at=now, inc__version=1,
+        **carried_update(carried))
+    settle_carried(Appointment, appointment.id, carried, landed=bool(moved))
     if not moved:
         appointment.reload()
         finish_reschedule(appointment, now)  # gives back the units claimed for the move

@@ -15,6 +15,7 @@ The table is a `models.transitions.StatusTable`, the form the Payment's table (t
 statuses the caller names, each of which the table must allow, so two racing changes never both win.
 """
 
+from models.audit import carried_update, settle_carried, take_carried
 from models.booking.documents import APPOINTMENT_STATUSES, OFFERED, WAITLIST_OFFER, Appointment
 from models.transitions import ForbiddenTransition, StatusTable  # noqa: F401 (ForbiddenTransition: for callers)
 
@@ -52,7 +53,11 @@ def move(appointment_id, new, now, *, only_from=None, bump=True, where=None, **c
     update = {"set__status": new, "set__updated_at": now, **changes}
     if bump:
         update["inc__version"] = 1
-    return Appointment.objects(id=appointment_id, status__in=only_from, **(where or {})).modify(new=True, **update)
+    carried = take_carried(f"Appointment:{appointment_id}")  # the action's audit, in the same write
+    update.update(carried_update(carried))
+    moved = Appointment.objects(id=appointment_id, status__in=only_from, **(where or {})).modify(new=True, **update)
+    settle_carried(Appointment, appointment_id, carried, landed=moved is not None)
+    return moved
 
 
 def adopt(appointment, updated):

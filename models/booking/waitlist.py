@@ -22,12 +22,14 @@ never offered to two patients at once.
 - Entries: at most `MAX_ENTRIES_PER_PATIENT` open at once, and `MAX_ENTRIES_PER_WINDOW` made in
   any `ENTRY_WINDOW`, whatever became of them (booked, expired, left), so join + accept cannot be
   repeated without end. Leaving keeps the entry (hidden from the patient) for that count.
+- A patient told only by text is passed over at night: texts wait out quiet hours (21:00–08:00)
+  and the offer would lapse first (`notify.offer_reaches_in_time`); they are first again at 08:00.
 - One entry that fails (bad data, a bug) is logged and skipped; it never stops offers to others.
 - Issue 28: an entry may be a dependant's (as a booking for them); the account holder handles it.
 """
 
 import logging
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 from bson import ObjectId
 from mongoengine import DateField, DateTimeField, Document, ListField, ReferenceField, StringField
@@ -43,7 +45,6 @@ from models.booking.rules import find_slots, service_rules
 from models.catalog.documents import Provider, Service
 from models.catalog.snapshot import changed, current_catalog
 from models.clock import _utc, local_today, utcnow
-from models.formatting import short_date
 from models.errors import Conflict, NotFound, ValidationFailed
 from models.messages import notify, outbox
 
@@ -343,6 +344,8 @@ def _serve_entry(entry, catalog, clinic, today, now, provider_id):
         check_hold_limits(live, clinic, service.price > 0)
     except Conflict:
         return False  # at their limits: skipped, the time goes to the next in line
+    if not notify.offer_reaches_in_time(person.id, now, now + timedelta(minutes=offer_minutes()), clinic.timezone):
+        return False  # told only by text, at night: skipped till texts go out again, first in line then
     declined = {_utc(d) for d in entry.declined or []}
     for start, end, provider in find_slots(service, providers, clinic, first, (last - first).days + 1, now):
         if start in declined:
@@ -408,13 +411,5 @@ def sweep_waitlist(now, report=None):
             report.problems.append(f"waitlist offers not made ({exc.__class__.__name__})")
         return []
     return offered
-
-
-def local_range(entry, tz):
-    """The entry's dates for people: 'Tue 1 Dec – Fri 4 Dec 2026'."""
-    a, b = entry.date_from, entry.date_to
-    if isinstance(a, datetime):
-        a, b = a.date(), b.date()
-    return f"{short_date(a)} – {short_date(b, year=True)}"
 
 

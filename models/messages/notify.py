@@ -5,10 +5,12 @@ sends it. Queuing never undoes the change: a failure is logged and the Outbox vi
 """
 
 import logging
+from datetime import timedelta
 
 from models.accounts.documents import Patient
 from models.clock import as_utc
 from models.messages import outbox
+from models.messages.quiet import quiet_ends
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,22 @@ def waitlist_offer(entry, service, provider, start, end, now):
     except Exception:
         log.exception("could not queue the waitlist offer of entry %s", entry.id)
         return None
+
+
+# A waitlist offer must reach its patient with this long left to answer it.
+ANSWER_TIME = timedelta(minutes=10)
+
+
+def offer_reaches_in_time(patient_id, now, expires, tz):
+    """False when an offer made now, holding its time until `expires`, would reach the patient too
+    late to answer: their messages (the account holder's, for a dependant) go by text only, and
+    texts wait out quiet hours (21:00–08:00 on the clinic's clock). The waitlist skips them until
+    then and the time goes to the next in line; they stay first in line for the next time."""
+    person = Patient.objects(id=patient_id).only("email", "guardian", "phone", "contact_by").first()
+    patient = outbox._recipient(person) if person is not None else None
+    if patient is None or [c for c, _ in outbox.patient_channels(patient)] != ["sms"]:
+        return True
+    return quiet_ends(now, tz) <= expires - ANSWER_TIME
 
 
 def fee_due(appointment, amount, currency, url, now, kind="fee"):

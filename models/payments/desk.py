@@ -9,7 +9,7 @@ the money given back at the desk. Stripe is never called for desk money.
 
 from mongoengine import NotUniqueError
 
-from models.audit import appointment_record, audited
+from models.audit import appointment_record, audited, insert_with_audit
 from models.booking.cancellation import cancel
 from models.booking.series import cancel_from_here
 from models.errors import Conflict, ValidationFailed
@@ -78,7 +78,7 @@ def mark_paid_at_desk(appointment, method, now, actor):
         payment = new_payment("succeeded", appointment=appointment.id, patient=appointment.patient.id,
                               created_at=now, **fields)
         try:
-            payment.save(force_insert=True)
+            insert_with_audit(payment, None)  # with the action's "appointment.pay" event, in one command
         except NotUniqueError:
             raise Conflict("This appointment was paid a moment ago.", code="already_paid") from None
     else:

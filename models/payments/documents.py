@@ -2,11 +2,13 @@
 
 from mongoengine import (
     DateTimeField,
+    DictField,
     Document,
     EmbeddedDocument,
     EmbeddedDocumentField,
     EmbeddedDocumentListField,
     IntField,
+    ListField,
     ObjectIdField,
     ReferenceField,
     StringField,
@@ -83,6 +85,8 @@ class Payment(Document):
     # Set by the ledger alone (`_mark_disputed`) when the patient's bank disputes the charge: staff
     # see "Disputed" on the home page, the Payments list and the patient's page, and answer it in Stripe.
     dispute = EmbeddedDocumentField(Dispute)
+    # Issue 24: audit events carried with a guarded status change until copied (models/audit.py).
+    audit_pending = ListField(DictField())
     meta = {
         "collection": "payments",
         "auto_create_index": False,
@@ -94,6 +98,7 @@ class Payment(Document):
             {"fields": ["resync_due"], "sparse": True},  # issue 31
             {"fields": ["course"], "sparse": True},  # issue 28
             {"fields": ["dispute.opened_at"], "sparse": True},  # the home page's open disputes
+            {"fields": ["audit_pending._id"], "sparse": True},  # issue 24: audit events not yet copied
         ],
     }
 

@@ -25,7 +25,7 @@ import pymongo.errors
 from bson import ObjectId
 from mongoengine import NotUniqueError
 
-from models.audit import audit_here
+from models.audit import audit_here, carried_update, settle_carried, take_carried
 from models.errors import Conflict
 from models.booking.documents import Appointment, online_amount
 from models.clock import _utc
@@ -98,8 +98,11 @@ def _move_payment(payment, new_status, now, *, only_from=None, where=None, **cha
     if payment.status == new_status and not changes:
         return False
     updates = {"set__status": new_status, "set__updated_at": now, **changes}
+    carried = take_carried(f"Payment:{payment.id}")  # the running action's audit, in the same write
+    updates.update(carried_update(carried))
     # One command: the guarded update, and the document in hand refreshed from what it wrote.
     moved = payment.modify(query={"status__in": only_from, **(where or {})}, **updates)
+    settle_carried(Payment, payment.id, carried, landed=bool(moved))
     if not moved:
         payment.reload()
     return bool(moved)

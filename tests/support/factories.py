@@ -26,14 +26,14 @@ def daytime_zone(now=None, earliest=10, before=15):
     raise AssertionError(f"no zone in DAYTIME_ZONES is between {earliest}:00 and {before}:00 at {now}")
 
 
-def future_day(days=3):
+def future_day(days=3, tz=LONDON):
     """A local date in the clinic's zone a few days ahead of the real clock."""
-    return (datetime.now(timezone.utc) + timedelta(days=days)).astimezone(LONDON).date()
+    return (datetime.now(timezone.utc) + timedelta(days=days)).astimezone(tz).date()
 
 
-def at(day, hh, mm=0):
+def at(day, hh, mm=0, tz=LONDON):
     """A wall-clock time on a local date in the clinic's zone."""
-    return datetime.combine(day, time(hh, mm), LONDON)
+    return datetime.combine(day, time(hh, mm), tz)
 
 
 def within_a_day(hours=(9, 10, 11, 13, 14, 15, 16)):
