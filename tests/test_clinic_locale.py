@@ -62,12 +62,14 @@ def test_a_us_clinic_writes_us_dates_on_the_page_in_the_back_office_and_in_the_e
 
     page = patient.get(f"/portal/appointments/{paid_id}").get_data(as_text=True)
     assert us_words(paid_start) in page and gb_words(paid_start) not in page
+    assert '<html lang="en-US">' in page  # screen readers pronounce it the clinic's way too
     assert "£60.00" in page  # the locale writes the amount; the currency stays the service's
 
     office = app.test_client()
     assert staff_login(office).status_code == 302
     listing = office.get("/admin/appointments/").get_data(as_text=True)
     assert us_words(free_start) in listing and us_words(paid_start) in listing
+    assert '<html lang="en-US">' in listing
     grid = office.get(f"/admin/day/?day={day.isoformat()}").get_data(as_text=True)
     assert "10:00 AM free" in grid  # the day's free gaps in the clinic's clock...
     assert "time=10:00&amp;provider" in grid  # ...while the link to book one still carries the machine's HH:MM
@@ -82,6 +84,7 @@ def test_a_us_clinic_writes_us_dates_on_the_page_in_the_back_office_and_in_the_e
     for kind in ("plain", "html"):
         body = email.get_body(preferencelist=(kind,)).get_content()
         assert us_words(free_start) in body and gb_words(free_start) not in body
+    assert '<html lang="en-US">' in email.get_body(preferencelist=("html",)).get_content()
 
 
 def test_an_admin_chooses_the_locale_in_words_and_an_unknown_one_changes_nothing(app, staff_client):
@@ -91,6 +94,8 @@ def test_an_admin_chooses_the_locale_in_words_and_an_unknown_one_changes_nothing
     form = client.get(url).get_data(as_text=True)
     assert "Dates and money written as" in form
     assert '<option selected value="en_GB">English (United Kingdom)</option>' in form
+    assert '<html lang="en-GB">' in form  # the default, in the back office...
+    assert '<html lang="en-GB">' in app.test_client().get("/").get_data(as_text=True)  # ...and the portal
     assert '<option value="en_US">English (United States)</option>' in form
     data = {"name": clinic.name, "timezone": clinic.timezone, "currency": clinic.currency, "hold_minutes": "15",
             "slot_step_minutes": "15", "default_cancellation_hours": "24", "phone": clinic.phone, "max_held": "2",

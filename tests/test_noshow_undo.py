@@ -3,15 +3,13 @@
 
 import random
 import re
-from datetime import datetime, timedelta, timezone
-
-import pytest
+from datetime import datetime, timezone
 
 from models import Appointment, Payment
 from models.audit import AuditEvent
 from models.messages.documents import OutboxMessage
 from tests.support.clients import signed_in_staff
-from tests.support.factories import LONDON, at, csrf_header, form_csrf, future_day
+from tests.support.factories import at, csrf_header, daytime_zone, form_csrf, future_day
 from tests.support.payments import CARD_ALWAYS_3DS, CARD_OK, api_post, save_card, signed_in, stripe_client
 from tests.test_noshow import FEES, _intents_for, _started_appointment_with_fee, book, soon, world
 
@@ -19,10 +17,8 @@ from tests.test_noshow import FEES, _intents_for, _started_appointment_with_fee,
 def _no_show_with_fee(app, stripe_base, card):
     """A visit that started 30 minutes ago, marked a no-show at the day view with its £25.00 fee
     charged to `card`; returns (desk client, its form token, appointment, fee Payment)."""
-    now = datetime.now(timezone.utc)
-    if (now - timedelta(minutes=31)).astimezone(LONDON).date() != now.astimezone(LONDON).date():
-        pytest.skip("just after midnight in the clinic's zone: the appointment would be yesterday's")
-    made = world(fees=dict(FEES, no_show_fee=2500, pay_at_clinic=True))
+    # A visit that started 30 minutes ago is today's in a clinic where it is daytime now.
+    made = world(tz=daytime_zone(), fees=dict(FEES, no_show_fee=2500, pay_at_clinic=True))
     save_card(signed_in(app), stripe_base, card)
     from models import Patient
 
@@ -51,6 +47,15 @@ def test_undoing_a_no_show_refunds_its_taken_fee_once(app, stripe_base):
     fee.reload()
     assert (fee.status, fee.amount_refunded) == ("refunded", 2500)
     assert re.search(r"No-show fee £25\.00:\s+refunded\.", page)  # the day grid, for the next look
+    # The patient is told, by email, that the money is on its way back.
+    from models.messages.rendering import render
+
+    [told] = OutboxMessage.objects(kind="fee_returned", appointment=appt.id)
+    with app.app_context():
+        words = render(told, datetime.now(timezone.utc))
+    assert words.subject == "Refunded: £25.00 missed-appointment fee"
+    assert "We have refunded the missed-appointment fee of £25.00 to the card it was charged to" in " ".join(words.text.split())
+    assert "is no longer marked as missed" in words.html
     # Undoing twice does nothing more: refused, and Stripe holds one refund of the one charge.
     again = _undo(desk, token, appt)
     assert "nothing to undo" in again
@@ -96,6 +101,13 @@ def test_undoing_a_no_show_whose_fee_is_due_stops_asking_for_it(make_app, stripe
         deliver_due(datetime.now(timezone.utc))
     asked = OutboxMessage.objects.get(kind="fee_due", appointment=appt.id)
     assert asked.status == "dropped" and "no longer due" in asked.drop_reason
+    # Instead the patient is emailed that they owe nothing (through the stack's SMTP server).
+    told = OutboxMessage.objects.get(kind="fee_returned", appointment=appt.id)
+    assert told.status == "sent"
+    [email] = [m for m in smtp_server.wait_for(1, "pat@example.com") if m["Subject"].startswith("No longer due")]
+    assert email["Subject"] == "No longer due: £25.00 missed-appointment fee"
+    assert "You no longer owe the missed-appointment fee of £25.00" in " ".join(
+        email.get_body(preferencelist=("plain",)).get_content().split())
     assert "nothing to undo" in _undo(desk, token, appt)
     assert AuditEvent.objects(action="payment.fee_waive", record=f"Payment:{fee.id}").count() == 1
 

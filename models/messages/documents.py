@@ -18,6 +18,8 @@ KINDS = ("confirmed", "receipt", "cancelled", "rescheduled", "reminder", "passwo
          "fee_charged", "fee_due")
 # Clinic profile and closures (issue 25): a closure's notice to a patient booked in it.
 KINDS += ("closure_notice",)
+# No-show protection: an undone no-show's fee was refunded, or is no longer due (issue 27).
+KINDS += ("fee_returned",)
 
 
 APPOINTMENT_KINDS = ("confirmed", "receipt", "cancelled", "rescheduled", "reminder")

@@ -17,7 +17,7 @@ from models.booking.documents import Appointment
 from models.catalog.documents import Clinic
 from models.catalog.profile import accent_colour, phone_region
 from models.clock import as_utc as _utc
-from models.formatting import human_time, money, phone, using_locale
+from models.formatting import current_locale, human_time, money, phone, using_locale
 from models.payments.documents import UPFRONT_KINDS, Payment
 
 HIDDEN_LINK = "[link hidden: only the patient sees it]"
@@ -183,7 +183,7 @@ def context_for(message, now, public_url, preview=False, clinic=None):
             ctx["link_expires"] = human_time(message.expires_at, tz)
     if message.kind == "closure_notice":
         ctx["closure_reason"] = data.get("reason") or "closed"
-    if message.kind in ("fee_charged", "fee_due"):
+    if message.kind in ("fee_charged", "fee_due", "fee_returned"):
         # No-show protection (issue 27): which fee, how much, and (when due) the page to pay it on.
         ctx["fee_name"] = {"late_cancel_fee": "late-cancellation fee",
                            "no_show_fee": "missed-appointment fee"}.get(data.get("kind"), "fee")
@@ -229,6 +229,7 @@ def _render(message, now, public_url, preview, clinic):
     from flask import current_app
 
     ctx, appt, clinic = context_for(message, now, public_url, preview, clinic)
+    ctx["html_lang"] = current_locale().replace("_", "-")  # "en-GB": the locale it is written in
     env = current_app.jinja_env
     text_module = env.get_template(f"email/{message.kind}.txt").make_module(ctx)
     html = env.get_template(f"email/{message.kind}.html").render(ctx)

@@ -204,7 +204,14 @@ def undo_no_show(appointment, now, actor="staff"):
     twice is refused by the appointment's guarded move, so the fee is never touched twice.
     """
     unmark_no_show(appointment, now)
-    return _undo_fee(fee_of(appointment, "no_show_fee"), now, actor)
+    undone = _undo_fee(fee_of(appointment, "no_show_fee"), now, actor)
+    if undone.outcome in ("refunded", "refund_pending", "waived"):
+        # The patient was charged or asked to pay: they are told it is given back or no longer owed.
+        fee = undone.fee
+        enqueue_for_appointment("fee_returned", appointment, now, variant=fee.kind, context={
+            "payment_id": str(fee.id), "kind": fee.kind, "amount": undone.amount, "currency": fee.currency,
+            "how": "waived" if undone.outcome == "waived" else "refunded"})
+    return undone
 
 
 UNDONE_REASON = "the no-show was undone"
