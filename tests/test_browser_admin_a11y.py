@@ -52,7 +52,7 @@ def test_back_office_pages_have_no_serious_axe_violations(live_server, page, rol
         response = page.goto(url)
         assert response.status == 200, (path, response.status)
         page.wait_for_load_state("load")
-        assert page.locator("html").get_attribute("lang") == "en"
+        assert page.locator("html").get_attribute("lang") == "en-GB"  # the clinic's locale (en_GB by default)
         assert page.locator("main").count() == 1, path
         assert page.locator("h1").count() == 1, path
         assert page.get_by_text(re.compile(r"Signed in as")).is_visible(), path
