@@ -151,12 +151,21 @@ def fees_taken(first, days, tz):
 
 def dispute_words(payment, tz):
     """A disputed payment as staff read it: "Disputed: £60.00 on Saturday 5 December 2026, 10:00 GMT
-    (fraudulent)"; "" when the patient's bank has not disputed it."""
+    (fraudulent)", once decided "Dispute won on …: the clinic keeps £60.00" or "Dispute lost on …:
+    the bank gave £60.00 back to the patient"; "" when the patient's bank has not disputed it."""
     dispute = getattr(payment, "dispute", None)
     if dispute is None:
         return ""
     why = f" ({dispute.reason.replace('_', ' ')})" if dispute.reason else ""
-    return f"Disputed: {money(dispute.amount, payment.currency)} on {human_time(dispute.opened_at, tz)}{why}"
+    amount = money(dispute.amount, payment.currency)
+    if dispute.closed_at is not None:  # the bank decided (charge.dispute.closed)
+        when = human_time(dispute.closed_at, tz)
+        if dispute.outcome == "won":
+            return f"Dispute won on {when}: the clinic keeps {amount}{why}"
+        if dispute.outcome == "lost":
+            return f"Dispute lost on {when}: the bank gave {amount} back to the patient{why}"
+        return f"Dispute closed on {when} without a chargeback{why}"
+    return f"Disputed: {amount} on {human_time(dispute.opened_at, tz)}{why}"
 
 
 def attention(now, tz="UTC"):
@@ -164,7 +173,8 @@ def attention(now, tz="UTC"):
     sweeper could not settle. A list of (payment, reason), newest first; times in zone `tz`."""
     # A dispute first: the patient's bank took the money back until staff answer it in Stripe.
     found = [(p, f"{dispute_words(p, tz)}; answer it in Stripe's dashboard")
-             for p in Payment.objects(dispute__exists=True).order_by("-dispute.opened_at").limit(50)]
+             for p in Payment.objects(dispute__exists=True, dispute__closed_at=None)
+             .order_by("-dispute.opened_at").limit(50)]
     for payment in Payment.objects(refunds__status__in=("pending", "failed")).order_by("-updated_at").limit(50):
         for refund in payment.refunds:
             if refund.status == "failed":

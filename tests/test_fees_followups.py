@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from models import Appointment, Patient, Payment
+from models import Appointment, AuditEvent, Patient, Payment
 from models.formatting import human_time
 from models.messages.documents import OutboxMessage
 from tests.support.clients import signed_in_staff
@@ -94,6 +94,20 @@ def test_a_dispute_on_a_fee_is_marked_and_staff_see_it_on_home_payments_and_the_
     page = desk.get(f"/admin/patients/details/?id={patient.id}")
     assert page.status_code == 200 and f"Paid. {words}" in text_of(page)
 
+    # The bank decides against the clinic: the dispute leaves "to look at" and says how it ended, once.
+    closed = post_event(hook, make_event("charge.dispute.closed", dict(dispute, status="lost")))
+    assert closed.status_code == 200 and closed.get_json()["outcome"] == "dispute_lost"
+    assert post_event(hook, make_event("charge.dispute.closed", dict(dispute, status="lost"))).get_json()[
+        "outcome"] == "dispute_already_closed"
+    fee.reload()
+    assert (fee.status, fee.dispute.outcome) == ("succeeded", "lost") and fee.dispute.closed_at is not None
+    lost = f"Dispute lost on {human_time(fee.dispute.closed_at, 'Europe/London')}: the bank gave £20.00 back to the patient (fraudulent)"
+    home = text_of(desk.get("/admin/"))
+    assert "answer it in Stripe's dashboard" not in home and words not in home
+    assert lost in text_of(desk.get("/admin/payments/"))
+    assert f"Paid. {lost}" in text_of(desk.get(f"/admin/patients/details/?id={patient.id}"))
+    assert AuditEvent.objects(action="payment.dispute_closed", record=f"Payment:{fee.id}", outcome="lost").count() == 1
+
 
 def test_a_dispute_naming_only_its_charge_finds_the_fee_through_stripe(app, stripe_base):
     _, _, fee, _ = late_cancelled_fee(app, stripe_base)
@@ -103,6 +117,27 @@ def test_a_dispute_naming_only_its_charge_finds_the_fee_through_stripe(app, stri
         "id": "dp_fee_2", "object": "dispute", "charge": charge_id, "amount": 999999, "reason": "general"}))
     assert resp.get_json()["outcome"] == "dispute_recorded"
     assert Payment.objects.get(id=fee.id).dispute.amount == 2000  # never above what was paid
+    # Won, and the closing event names only the charge too: the clinic keeps the money.
+    won = post_event(app.test_client(), make_event("charge.dispute.closed", {
+        "id": "dp_fee_2", "object": "dispute", "charge": charge_id, "amount": 2000, "status": "won"}))
+    assert won.get_json()["outcome"] == "dispute_won"
+    from models.glance import dispute_words
+
+    assert dispute_words(Payment.objects.get(id=fee.id), "Europe/London").endswith("the clinic keeps £20.00 (general)")
+
+
+def test_a_closing_that_comes_without_its_opening_records_both(app, stripe_base):
+    _, _, fee, _ = late_cancelled_fee(app, stripe_base)
+    resp = post_event(app.test_client(), make_event("charge.dispute.closed", {
+        "id": "dp_fee_3", "object": "dispute", "payment_intent": fee.stripe_payment_intent, "amount": 2000,
+        "reason": "duplicate", "status": "warning_closed"}))
+    assert resp.get_json()["outcome"] == "dispute_closed"
+    fee.reload()
+    assert (fee.dispute.stripe_dispute, fee.dispute.outcome) == ("dp_fee_3", "warning_closed")
+    from models.glance import attention, dispute_words
+
+    assert dispute_words(fee, "UTC").startswith("Dispute closed on") and "without a chargeback" in dispute_words(fee, "UTC")
+    assert not any(p.id == fee.id for p, _ in attention(datetime.now(timezone.utc)))
 
 
 # --- 3. what was built but untested -----------------------------------------------------------------

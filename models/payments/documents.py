@@ -47,6 +47,10 @@ class Dispute(EmbeddedDocument):
     amount = IntField(required=True, min_value=0)
     reason = StringField(default="", max_length=60)
     opened_at = DateTimeField(required=True)
+    # `charge.dispute.closed`: the bank's decision, "won" (the clinic keeps the money), "lost" (the
+    # bank gave it back to the patient) or "warning_closed" (an inquiry that became no chargeback).
+    outcome = StringField(default="", max_length=30)
+    closed_at = DateTimeField()
 
 
 class Payment(Document):

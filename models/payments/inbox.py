@@ -23,7 +23,7 @@ from models.clock import as_utc, utcnow
 from models.errors import Conflict, DependencyDown, DomainError
 from models.payments.documents import StripeEvent
 from models.payments.gateway import _id_of, is_transient
-from models.payments.ledger import _audit, _mark_disputed, log
+from models.payments.ledger import _audit, _close_dispute, _mark_disputed, log
 from models.payments.refunds import sync_refunds
 from models.payments.sync import (
     _intent_of_charge_or_refund,
@@ -118,6 +118,26 @@ def _dispute(obj, now):
     return "dispute_recorded"
 
 
+def _dispute_closed(obj, now):
+    """charge.dispute.closed: the bank decided. Won, the money stays the clinic's; lost, it went back
+    to the patient. Either way the dispute leaves staff's "needs attention" list and the payment's
+    pages say how it ended; a closing for a dispute never recorded opens and closes it at once."""
+    pi_id = _id_of(obj.get("payment_intent"))
+    if not pi_id and obj.get("charge"):
+        pi_id = _intent_of_charge_or_refund(_id_of(obj["charge"]))
+    payment = payment_for_intent_id(pi_id)
+    if payment is None:
+        return "unknown_payment"
+    if payment.dispute is None or payment.dispute.stripe_dispute != str(obj["id"])[:100]:
+        _dispute(obj, now)  # the opening event was lost or came after: record it first
+        payment.reload()
+    outcome = obj.get("status") if isinstance(obj.get("status"), str) else ""
+    if not _close_dispute(payment, obj["id"], outcome, now, now):
+        return "dispute_already_closed"
+    _audit(ACTOR, "payment.dispute_closed", f"Payment:{payment.id}", outcome=outcome or "closed")
+    return f"dispute_{outcome}" if outcome in ("won", "lost") else "dispute_closed"
+
+
 HANDLERS = {
     "payment_intent.succeeded": _intent,
     "payment_intent.payment_failed": _intent,
@@ -132,6 +152,7 @@ HANDLERS = {
     "refund.updated": _refunds,
     "refund.failed": _refunds,
     "charge.dispute.created": _dispute,
+    "charge.dispute.closed": _dispute_closed,
 }
 
 

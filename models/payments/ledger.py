@@ -124,6 +124,20 @@ def _mark_disputed(payment, dispute_id, amount, reason, opened_at, now):
     return bool(marked)
 
 
+def _close_dispute(payment, dispute_id, outcome, closed_at, now):
+    """Record the bank's decision on the Payment's open dispute, once; True when this call wrote.
+
+    The status stays: a lost dispute is money the bank took back, shown beside the payment (Stripe
+    holds it as a dispute, not a refund), so the payment's own record of what was paid is kept.
+    """
+    closed = payment.modify(query={"dispute__stripe_dispute": str(dispute_id)[:100], "dispute__closed_at": None},
+                            set__dispute__outcome=str(outcome or "")[:30], set__dispute__closed_at=closed_at,
+                            set__updated_at=now)
+    if not closed:
+        payment.reload()
+    return bool(closed)
+
+
 def may_move(payment, new_status):
     """True when the table moves this Payment from its status to `new_status` by default."""
     return TABLE.allowed(payment.status, new_status)
