@@ -194,33 +194,34 @@ def settle_carried(kind, document_id, events, landed):
         return
     crashpoints.reached("audit.carried")  # the change and its event are stored; the copy is not
     try:
-        for event in events:
-            _copy_to_trail(event.to_mongo().to_dict())
-            _saved(event)
-        kind._get_collection().update_one({"_id": document_id},
-                                          {"$pull": {"audit_pending": {"_id": {"$in": [e.id for e in events]}}}})
+        _move_to_trail(kind, document_id, [event.to_mongo().to_dict() for event in events])
     except pymongo.errors.PyMongoError:  # the change and its events are stored; the sweep copies them
         log.warning("audit events of %s %s left for the sweep", kind.__name__, document_id, exc_info=True)
+        return
+    for event in events:
+        _saved(event)
 
 
-def _copy_to_trail(raw):
-    try:
-        AuditEvent._get_collection().insert_one(raw)
-    except pymongo.errors.DuplicateKeyError:
-        pass  # copied already (the action and the sweep both did)
+def _move_to_trail(kind, document_id, raws):
+    """Copy carried events (stored form) into the trail, then drop them from their document. An event
+    copied already (the action and the sweep both got to it) keeps its one copy: same id."""
+    for raw in raws:
+        try:
+            AuditEvent._get_collection().insert_one(raw)
+        except pymongo.errors.DuplicateKeyError:
+            pass
+    kind._get_collection().update_one({"_id": document_id},
+                                      {"$pull": {"audit_pending": {"_id": {"$in": [r["_id"] for r in raws]}}}})
 
 
 def flush_carried(kind):
     """Copy into the trail the audit events `kind`'s documents still carry (an action cut off
-    between its change and the copy), and drop them from the documents; how many were carried."""
+    between its change and the copy), and drop them from the documents; how many were carried.
+    The query is the sparse `audit_pending._id` index's, so a pass reads only those documents."""
     count = 0
-    for doc in kind._get_collection().find({"audit_pending.0": {"$exists": True}}, {"audit_pending": 1}):
-        raws = doc["audit_pending"]
-        for raw in raws:
-            _copy_to_trail(raw)
-        kind._get_collection().update_one({"_id": doc["_id"]},
-                                          {"$pull": {"audit_pending": {"_id": {"$in": [r["_id"] for r in raws]}}}})
-        count += len(raws)
+    for doc in kind._get_collection().find({"audit_pending._id": {"$exists": True}}, {"audit_pending": 1}):
+        _move_to_trail(kind, doc["_id"], doc["audit_pending"])
+        count += len(doc["audit_pending"])
     return count
 
 

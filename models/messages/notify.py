@@ -74,11 +74,11 @@ def offer_reaches_in_time(patient_id, now, expires, tz):
     late to answer: their messages (the account holder's, for a dependant) go by text only, and
     texts wait out quiet hours (21:00–08:00 on the clinic's clock). The waitlist skips them until
     then and the time goes to the next in line; they stay first in line for the next time."""
+    if quiet_ends(now, tz) <= expires - ANSWER_TIME:
+        return True  # a text would go now (or soon enough): no need to ask who it goes to
     person = Patient.objects(id=patient_id).only("email", "guardian", "phone", "contact_by").first()
     patient = outbox._recipient(person) if person is not None else None
-    if patient is None or [c for c, _ in outbox.patient_channels(patient)] != ["sms"]:
-        return True
-    return quiet_ends(now, tz) <= expires - ANSWER_TIME
+    return patient is None or [c for c, _ in outbox.patient_channels(patient)] != ["sms"]
 
 
 def fee_due(appointment, amount, currency, url, now, kind="fee"):

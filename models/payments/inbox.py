@@ -91,6 +91,14 @@ def _refunds(obj, now):
     return sync_refunds(payment, actor=ACTOR, now=now)
 
 
+def _disputed_payment(obj):
+    """The Payment a dispute object is about: by its intent, or by its charge (asked of Stripe)."""
+    pi_id = _id_of(obj.get("payment_intent"))
+    if not pi_id and obj.get("charge"):
+        pi_id = _intent_of_charge_or_refund(_id_of(obj["charge"]))
+    return payment_for_intent_id(pi_id)
+
+
 def _dispute(obj, now):
     """charge.dispute.created: the patient's bank disputes a charge (a visit's, a deposit's or a fee's).
 
@@ -99,10 +107,7 @@ def _dispute(obj, now):
     The dispute's amount, reason and date come from the signed event (localstripe has no disputes to
     fetch); the Payment is found from our own records by its intent (or its charge, through Stripe).
     """
-    pi_id = _id_of(obj.get("payment_intent"))
-    if not pi_id and obj.get("charge"):
-        pi_id = _intent_of_charge_or_refund(_id_of(obj["charge"]))
-    payment = payment_for_intent_id(pi_id)
+    payment = _disputed_payment(obj)
     if payment is None:
         return "unknown_payment"
     amount = obj.get("amount")
@@ -122,10 +127,7 @@ def _dispute_closed(obj, now):
     """charge.dispute.closed: the bank decided. Won, the money stays the clinic's; lost, it went back
     to the patient. Either way the dispute leaves staff's "needs attention" list and the payment's
     pages say how it ended; a closing for a dispute never recorded opens and closes it at once."""
-    pi_id = _id_of(obj.get("payment_intent"))
-    if not pi_id and obj.get("charge"):
-        pi_id = _intent_of_charge_or_refund(_id_of(obj["charge"]))
-    payment = payment_for_intent_id(pi_id)
+    payment = _disputed_payment(obj)
     if payment is None:
         return "unknown_payment"
     if payment.dispute is None or payment.dispute.stripe_dispute != str(obj["id"])[:100]:
